@@ -1,0 +1,691 @@
+//! What an entry says: one typed record per change, and its exact shape in Automerge operations.
+//!
+//! **Invariant (shape):** a non-genesis change makes exactly one new map, at key `"{actor}.{seq}"` of the
+//! container for its kind, and then only puts scalar fields into that new map. It never overwrites or
+//! deletes anything. So no entry can alter another member's words, every value in the document has one
+//! author (the change's actor), and concurrent entries never conflict.
+//! The genesis change makes the `group` map and the empty containers at the document root.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use automerge::legacy::{Key, ObjectId, Op, OpId, OpType, SortedVec};
+use automerge::{ActorId, ObjType, ScalarValue};
+use smol_str::SmolStr;
+
+use crate::id::{DeviceId, EntryId, MemberId};
+
+/// Longest text field, in bytes.
+pub const MAX_TEXT: usize = 16 * 1024;
+/// The containers the genesis change creates, one per kind of record.
+pub const CONTAINERS: [&str; 9] = [
+    "members",
+    "threads",
+    "messages",
+    "proposals",
+    "stances",
+    "outcomes",
+    "checks",
+    "corrections",
+    "actions",
+];
+
+/// How a proposal is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Rule {
+    /// Passes when nobody blocks and at least `quorum` members gave a stance.
+    Consent,
+    /// Passes when more agree than disagree and at least `quorum` members gave a stance.
+    Majority,
+}
+
+impl Rule {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Rule::Consent => "consent",
+            Rule::Majority => "majority",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Rule> {
+        match s {
+            "consent" => Some(Rule::Consent),
+            "majority" => Some(Rule::Majority),
+            _ => None,
+        }
+    }
+}
+
+/// A member's stance on a proposal.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum StanceKind {
+    Agree,
+    Abstain,
+    Disagree,
+    Block,
+}
+
+impl StanceKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StanceKind::Agree => "agree",
+            StanceKind::Abstain => "abstain",
+            StanceKind::Disagree => "disagree",
+            StanceKind::Block => "block",
+        }
+    }
+    pub fn parse(s: &str) -> Option<StanceKind> {
+        match s {
+            "agree" => Some(StanceKind::Agree),
+            "abstain" => Some(StanceKind::Abstain),
+            "disagree" => Some(StanceKind::Disagree),
+            "block" => Some(StanceKind::Block),
+            _ => None,
+        }
+    }
+    /// Disagree and block must say why.
+    pub fn needs_reason(&self) -> bool {
+        matches!(self, StanceKind::Disagree | StanceKind::Block)
+    }
+}
+
+/// Whether a closed proposal passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Decision {
+    Passed,
+    NotPassed,
+}
+
+impl Decision {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Passed => "passed",
+            Decision::NotPassed => "not_passed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Decision> {
+        match s {
+            "passed" => Some(Decision::Passed),
+            "not_passed" => Some(Decision::NotPassed),
+            _ => None,
+        }
+    }
+}
+
+/// Stance counts, in the order agree, abstain, disagree, block.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Counts {
+    pub agree: u64,
+    pub abstain: u64,
+    pub disagree: u64,
+    pub block: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, s: StanceKind) {
+        match s {
+            StanceKind::Agree => self.agree += 1,
+            StanceKind::Abstain => self.abstain += 1,
+            StanceKind::Disagree => self.disagree += 1,
+            StanceKind::Block => self.block += 1,
+        }
+    }
+    pub fn total(&self) -> u64 {
+        self.agree + self.abstain + self.disagree + self.block
+    }
+    /// The decision these counts give under `rule` and `quorum`.
+    pub fn decide(&self, rule: Rule, quorum: u64) -> Decision {
+        let quorate = self.total() >= quorum;
+        let pass = match rule {
+            Rule::Consent => quorate && self.block == 0,
+            Rule::Majority => quorate && self.agree > self.disagree,
+        };
+        if pass {
+            Decision::Passed
+        } else {
+            Decision::NotPassed
+        }
+    }
+}
+
+/// One record: what a single entry says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Body {
+    /// The first entry of a group. Its author is the first member.
+    Genesis {
+        name: String,
+        rule: Rule,
+        quorum: u64,
+        creator_name: String,
+        creator_needs: String,
+    },
+    /// Any member adds a member.
+    MemberAdd {
+        member: MemberId,
+        name: String,
+        needs: String,
+    },
+    /// The author leaves the group.
+    MemberLeave,
+    /// Removes another member; `decision` is a passed proposal that names this removal.
+    MemberRemove {
+        member: MemberId,
+        decision: EntryId,
+    },
+    Thread {
+        title: String,
+    },
+    Message {
+        thread: EntryId,
+        text: String,
+    },
+    Proposal {
+        thread: EntryId,
+        title: String,
+        text: String,
+        easy_read: String,
+        rule: Rule,
+        quorum: u64,
+        removes: Option<MemberId>,
+    },
+    /// A stance; with `on_behalf`, typed by a supporter for that member, who later confirms it.
+    Stance {
+        proposal: EntryId,
+        stance: StanceKind,
+        reason: String,
+        on_behalf: Option<MemberId>,
+    },
+    /// Closes a proposal with the counts and decision the closer recounted.
+    Outcome {
+        proposal: EntryId,
+        outcome: String,
+        decision: Decision,
+        counts: Counts,
+    },
+    /// "I understood this as ...".
+    Understand {
+        target: EntryId,
+        text: String,
+    },
+    /// The author of an understood entry says "yes, that's right", or a member confirms a stance typed for them.
+    Confirm {
+        target: EntryId,
+    },
+    /// Hides a mistake from the default view and shows `text` instead; the original keeps its hash.
+    Correct {
+        target: EntryId,
+        text: String,
+    },
+    Action {
+        thread: EntryId,
+        text: String,
+        owner: MemberId,
+        due: Option<String>,
+    },
+    ActionDone {
+        action: EntryId,
+    },
+}
+
+/// Why a change's operations are not a well-formed record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShapeError {
+    #[error("the change does not have the shape of a record: {0}")]
+    Shape(String),
+    #[error("the record has a missing or malformed field '{0}'")]
+    Field(&'static str),
+    #[error("the record's type '{0}' is unknown")]
+    Type(String),
+    #[error("a text field is longer than {MAX_TEXT} bytes")]
+    TooLong,
+}
+
+fn shape(msg: &str) -> ShapeError {
+    ShapeError::Shape(msg.to_string())
+}
+
+impl Body {
+    /// The record type written in the `type` field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Body::Genesis { .. } => "group",
+            Body::MemberAdd { .. } => "member.add",
+            Body::MemberLeave => "member.leave",
+            Body::MemberRemove { .. } => "member.remove",
+            Body::Thread { .. } => "thread",
+            Body::Message { .. } => "message",
+            Body::Proposal { .. } => "proposal",
+            Body::Stance { .. } => "stance",
+            Body::Outcome { .. } => "outcome",
+            Body::Understand { .. } => "understand",
+            Body::Confirm { .. } => "confirm",
+            Body::Correct { .. } => "correct",
+            Body::Action { .. } => "action",
+            Body::ActionDone { .. } => "action.done",
+        }
+    }
+
+    /// The root container this kind of record lives in (`group` for the genesis map itself).
+    pub fn container(&self) -> &'static str {
+        match self {
+            Body::Genesis { .. } => "group",
+            Body::MemberAdd { .. } | Body::MemberLeave | Body::MemberRemove { .. } => "members",
+            Body::Thread { .. } => "threads",
+            Body::Message { .. } => "messages",
+            Body::Proposal { .. } => "proposals",
+            Body::Stance { .. } => "stances",
+            Body::Outcome { .. } => "outcomes",
+            Body::Understand { .. } | Body::Confirm { .. } => "checks",
+            Body::Correct { .. } => "corrections",
+            Body::Action { .. } | Body::ActionDone { .. } => "actions",
+        }
+    }
+
+    fn fields(&self) -> Vec<(&'static str, ScalarValue)> {
+        fn s(v: &str) -> ScalarValue {
+            ScalarValue::Str(v.into())
+        }
+        fn id<T: ToString>(v: &T) -> ScalarValue {
+            ScalarValue::Str(v.to_string().into())
+        }
+        let mut f: Vec<(&'static str, ScalarValue)> = vec![("type", s(self.type_name()))];
+        match self {
+            Body::Genesis {
+                name,
+                rule,
+                quorum,
+                creator_name,
+                creator_needs,
+            } => {
+                f.push(("name", s(name)));
+                f.push(("rule", s(rule.as_str())));
+                f.push(("quorum", ScalarValue::Uint(*quorum)));
+                f.push(("creator_name", s(creator_name)));
+                f.push(("creator_needs", s(creator_needs)));
+            }
+            Body::MemberAdd {
+                member,
+                name,
+                needs,
+            } => {
+                f.push(("member", id(member)));
+                f.push(("name", s(name)));
+                f.push(("needs", s(needs)));
+            }
+            Body::MemberLeave => {}
+            Body::MemberRemove { member, decision } => {
+                f.push(("member", id(member)));
+                f.push(("decision", id(decision)));
+            }
+            Body::Thread { title } => f.push(("title", s(title))),
+            Body::Message { thread, text } => {
+                f.push(("thread", id(thread)));
+                f.push(("text", s(text)));
+            }
+            Body::Proposal {
+                thread,
+                title,
+                text,
+                easy_read,
+                rule,
+                quorum,
+                removes,
+            } => {
+                f.push(("thread", id(thread)));
+                f.push(("title", s(title)));
+                f.push(("text", s(text)));
+                f.push(("easy_read", s(easy_read)));
+                f.push(("rule", s(rule.as_str())));
+                f.push(("quorum", ScalarValue::Uint(*quorum)));
+                if let Some(m) = removes {
+                    f.push(("removes", id(m)));
+                }
+            }
+            Body::Stance {
+                proposal,
+                stance,
+                reason,
+                on_behalf,
+            } => {
+                f.push(("proposal", id(proposal)));
+                f.push(("stance", s(stance.as_str())));
+                f.push(("reason", s(reason)));
+                if let Some(m) = on_behalf {
+                    f.push(("for", id(m)));
+                }
+            }
+            Body::Outcome {
+                proposal,
+                outcome,
+                decision,
+                counts,
+            } => {
+                f.push(("proposal", id(proposal)));
+                f.push(("outcome", s(outcome)));
+                f.push(("decision", s(decision.as_str())));
+                f.push(("agree", ScalarValue::Uint(counts.agree)));
+                f.push(("abstain", ScalarValue::Uint(counts.abstain)));
+                f.push(("disagree", ScalarValue::Uint(counts.disagree)));
+                f.push(("block", ScalarValue::Uint(counts.block)));
+            }
+            Body::Understand { target, text } | Body::Correct { target, text } => {
+                f.push(("target", id(target)));
+                f.push(("text", s(text)));
+            }
+            Body::Confirm { target } => f.push(("target", id(target))),
+            Body::Action {
+                thread,
+                text,
+                owner,
+                due,
+            } => {
+                f.push(("thread", id(thread)));
+                f.push(("text", s(text)));
+                f.push(("owner", id(owner)));
+                if let Some(d) = due {
+                    f.push(("due", s(d)));
+                }
+            }
+            Body::ActionDone { action } => f.push(("action", id(action))),
+        }
+        f
+    }
+
+    /// Checks the limits every record must keep (text sizes). The rules that need the record's
+    /// context live in `record.rs`.
+    pub fn check_limits(&self) -> Result<(), ShapeError> {
+        for (_, v) in self.fields() {
+            if let ScalarValue::Str(s) = v {
+                if s.len() > MAX_TEXT {
+                    return Err(ShapeError::TooLong);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key a record of `actor` at `seq` must have in its container.
+pub fn record_key(actor: &DeviceId, seq: u64) -> String {
+    format!("{actor}.{seq}")
+}
+
+/// What the author of a new change must say about where it sits in the document.
+pub struct ChangeFrame {
+    pub actor: DeviceId,
+    pub seq: u64,
+    pub start_op: NonZeroU64,
+    pub deps: Vec<EntryId>,
+    pub time_ms: i64,
+}
+
+/// Builds the raw change bytes of a record. `containers` maps container names to the op ids the
+/// genesis change gave them (empty for the genesis itself).
+pub fn build_change(
+    body: &Body,
+    frame: &ChangeFrame,
+    containers: &BTreeMap<String, (u64, DeviceId)>,
+) -> Result<automerge::Change, ShapeError> {
+    body.check_limits()?;
+    let actor = ActorId::from(frame.actor.0.as_slice());
+    let start = frame.start_op.get();
+    let mut ops = Vec::new();
+    let mut put = |obj: ObjectId, key: &str, action: OpType| {
+        ops.push(Op {
+            action,
+            obj,
+            key: Key::Map(SmolStr::from(key)),
+            pred: SortedVec::new(),
+            insert: false,
+        });
+    };
+    let (container_obj, key) = match body {
+        Body::Genesis { .. } => (ObjectId::Root, "group".to_string()),
+        _ => {
+            let (ctr, a) = containers
+                .get(body.container())
+                .ok_or_else(|| shape("the group has no such container"))?;
+            (
+                ObjectId::Id(OpId(*ctr, ActorId::from(a.0.as_slice()))),
+                record_key(&frame.actor, frame.seq),
+            )
+        }
+    };
+    put(container_obj, &key, OpType::Make(ObjType::Map));
+    let rec = ObjectId::Id(OpId(start, actor.clone()));
+    for (k, v) in body.fields() {
+        put(rec.clone(), k, OpType::Put(v));
+    }
+    if matches!(body, Body::Genesis { .. }) {
+        for c in CONTAINERS {
+            put(ObjectId::Root, c, OpType::Make(ObjType::Map));
+        }
+    }
+    let expanded = automerge::ExpandedChange {
+        operations: ops,
+        actor_id: actor,
+        hash: None,
+        seq: frame.seq,
+        start_op: frame.start_op,
+        time: frame.time_ms,
+        message: None,
+        deps: frame.deps.iter().map(|d| (*d).into()).collect(),
+        extra_bytes: Vec::new(),
+        author: None,
+    };
+    Ok(automerge::Change::from(expanded))
+}
+
+/// Reads the record out of a change's operations and checks its shape (see the module invariant).
+///
+/// `containers` is empty when the change is expected to be the genesis. Returns the body and, for a
+/// genesis, the container op ids it creates.
+pub fn decode_change(
+    change: &automerge::Change,
+    containers: &BTreeMap<String, (u64, DeviceId)>,
+) -> Result<(Body, BTreeMap<String, (u64, DeviceId)>), ShapeError> {
+    // Cheap bound before expanding: a record has at most a dozen fields.
+    if change.len() > 32 {
+        return Err(shape("too many operations"));
+    }
+    let expanded = std::panic::catch_unwind(|| change.decode())
+        .map_err(|_| shape("operations could not be decoded"))?;
+    let actor: [u8; 32] = change
+        .actor_id()
+        .to_bytes()
+        .try_into()
+        .map_err(|_| shape("actor is not 32 bytes"))?;
+    let actor = DeviceId(actor);
+    let start = change.start_op().get();
+    let own = |obj: &ObjectId| matches!(obj, ObjectId::Id(OpId(c, a)) if *c == start && a.to_bytes() == actor.0);
+    let mut ops = expanded.operations.iter();
+    let first = ops.next().ok_or_else(|| shape("no operations"))?;
+    let genesis = containers.is_empty();
+    if !first.pred.is_empty() || first.insert || first.action != OpType::Make(ObjType::Map) {
+        return Err(shape("the first operation must make a new map"));
+    }
+    let expected_key = if genesis {
+        "group".to_string()
+    } else {
+        record_key(&actor, change.seq())
+    };
+    if first.key != Key::Map(SmolStr::from(expected_key.as_str())) {
+        return Err(shape(
+            "the record is not at the key its author and sequence number give",
+        ));
+    }
+    let container_name = match (&first.obj, genesis) {
+        (ObjectId::Root, true) => "group".to_string(),
+        (ObjectId::Id(OpId(c, a)), false) => containers
+            .iter()
+            .find(|(_, (cc, ca))| cc == c && a.to_bytes() == ca.0)
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| shape("the record is not in one of the group's containers"))?,
+        _ => return Err(shape("the record is not in one of the group's containers")),
+    };
+    let mut fields: BTreeMap<String, ScalarValue> = BTreeMap::new();
+    let mut created = BTreeMap::new();
+    let mut op_counter = start;
+    for op in ops {
+        op_counter += 1;
+        if !op.pred.is_empty() || op.insert {
+            return Err(shape("a record may not overwrite, delete or insert"));
+        }
+        let Key::Map(k) = &op.key else {
+            return Err(shape("a record only has named fields"));
+        };
+        match (&op.action, own(&op.obj)) {
+            (OpType::Put(v), true) => {
+                if fields.insert(k.to_string(), v.clone()).is_some() {
+                    return Err(shape("a field is written twice"));
+                }
+            }
+            (OpType::Make(ObjType::Map), false) if genesis && op.obj == ObjectId::Root => {
+                if !CONTAINERS.contains(&k.as_str())
+                    || created.insert(k.to_string(), (op_counter, actor)).is_some()
+                {
+                    return Err(shape("the genesis makes an unknown or repeated container"));
+                }
+            }
+            _ => {
+                return Err(shape(
+                    "a record may only put plain values into its own new map",
+                ));
+            }
+        }
+    }
+    if genesis && created.len() != CONTAINERS.len() {
+        return Err(shape("the genesis must make every container"));
+    }
+    let body = body_from_fields(&fields)?;
+    if body.container() != container_name {
+        return Err(shape("the record is in the wrong container for its type"));
+    }
+    if matches!(body, Body::Genesis { .. }) != genesis {
+        return Err(shape("only the first entry of a group may be a genesis"));
+    }
+    body.check_limits()?;
+    Ok((body, created))
+}
+
+fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeError> {
+    let str_of = |k: &'static str| -> Result<String, ShapeError> {
+        match f.get(k) {
+            Some(ScalarValue::Str(s)) => Ok(s.to_string()),
+            _ => Err(ShapeError::Field(k)),
+        }
+    };
+    let ty = match f.get("type") {
+        Some(ScalarValue::Str(s)) => s.to_string(),
+        _ => return Err(ShapeError::Field("type")),
+    };
+    // Optional fields are absent rather than empty.
+    let opt = |k: &'static str| -> Option<&ScalarValue> { f.get(k) };
+    let uint = |k: &'static str| -> Result<u64, ShapeError> {
+        match f.get(k) {
+            Some(ScalarValue::Uint(n)) => Ok(*n),
+            _ => Err(ShapeError::Field(k)),
+        }
+    };
+    fn parse_id<T: std::str::FromStr>(s: String, k: &'static str) -> Result<T, ShapeError> {
+        s.parse().map_err(|_| ShapeError::Field(k))
+    }
+    let opt_id = |k: &'static str| -> Result<Option<DeviceId>, ShapeError> {
+        match opt(k) {
+            None => Ok(None),
+            Some(ScalarValue::Str(s)) => s.parse().map(Some).map_err(|_| ShapeError::Field(k)),
+            Some(_) => Err(ShapeError::Field(k)),
+        }
+    };
+    let body = match ty.as_str() {
+        "group" => Body::Genesis {
+            name: str_of("name")?,
+            rule: Rule::parse(&str_of("rule")?).ok_or(ShapeError::Field("rule"))?,
+            quorum: uint("quorum")?,
+            creator_name: str_of("creator_name")?,
+            creator_needs: str_of("creator_needs")?,
+        },
+        "member.add" => Body::MemberAdd {
+            member: parse_id(str_of("member")?, "member")?,
+            name: str_of("name")?,
+            needs: str_of("needs")?,
+        },
+        "member.leave" => Body::MemberLeave,
+        "member.remove" => Body::MemberRemove {
+            member: parse_id(str_of("member")?, "member")?,
+            decision: parse_id(str_of("decision")?, "decision")?,
+        },
+        "thread" => Body::Thread {
+            title: str_of("title")?,
+        },
+        "message" => Body::Message {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            text: str_of("text")?,
+        },
+        "proposal" => Body::Proposal {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            title: str_of("title")?,
+            text: str_of("text")?,
+            easy_read: str_of("easy_read")?,
+            rule: Rule::parse(&str_of("rule")?).ok_or(ShapeError::Field("rule"))?,
+            quorum: uint("quorum")?,
+            removes: opt_id("removes")?,
+        },
+        "stance" => Body::Stance {
+            proposal: parse_id(str_of("proposal")?, "proposal")?,
+            stance: StanceKind::parse(&str_of("stance")?).ok_or(ShapeError::Field("stance"))?,
+            reason: str_of("reason")?,
+            on_behalf: opt_id("for")?,
+        },
+        "outcome" => Body::Outcome {
+            proposal: parse_id(str_of("proposal")?, "proposal")?,
+            outcome: str_of("outcome")?,
+            decision: Decision::parse(&str_of("decision")?).ok_or(ShapeError::Field("decision"))?,
+            counts: Counts {
+                agree: uint("agree")?,
+                abstain: uint("abstain")?,
+                disagree: uint("disagree")?,
+                block: uint("block")?,
+            },
+        },
+        "understand" => Body::Understand {
+            target: parse_id(str_of("target")?, "target")?,
+            text: str_of("text")?,
+        },
+        "confirm" => Body::Confirm {
+            target: parse_id(str_of("target")?, "target")?,
+        },
+        "correct" => Body::Correct {
+            target: parse_id(str_of("target")?, "target")?,
+            text: str_of("text")?,
+        },
+        "action" => Body::Action {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            text: str_of("text")?,
+            owner: parse_id(str_of("owner")?, "owner")?,
+            due: match opt("due") {
+                None => None,
+                Some(ScalarValue::Str(s)) => Some(s.to_string()),
+                Some(_) => return Err(ShapeError::Field("due")),
+            },
+        },
+        "action.done" => Body::ActionDone {
+            action: parse_id(str_of("action")?, "action")?,
+        },
+        other => return Err(ShapeError::Type(other.chars().take(40).collect())),
+    };
+    // The fields must be exactly the canonical encoding of the body: no unknown, missing or retyped field.
+    let canonical: BTreeMap<String, ScalarValue> = body
+        .fields()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    if &canonical != f {
+        return Err(shape("the record's fields are not in their canonical form"));
+    }
+    Ok(body)
+}

@@ -1,0 +1,98 @@
+//! Bundles: a group's entries in one file, for offline meetings and auditors.
+//!
+//! ```text
+//! bundle := "RTBUNDLE" version:u8=1 group_id:32 count:u64le entry*count digest:32
+//! digest := SHA-256 of every byte before it
+//! ```
+//! The digest catches a damaged or cut-short file before anything is stored; each entry still carries
+//! its own signature, so a bundle needs no trust in whoever carried it.
+
+use sha2::{Digest, Sha256};
+
+use crate::entry::{DecodeError, Entry};
+use crate::id::GroupId;
+
+pub const MAGIC: &[u8; 8] = b"RTBUNDLE";
+pub const VERSION: u8 = 1;
+const HEADER: usize = 8 + 1 + 32 + 8;
+/// The smallest encoded entry (public document, empty change), used to bound `count` before allocating.
+const MIN_ENTRY: usize = 1 + 64 + 4;
+
+/// Why a bundle could not be read. Nothing from it has been stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    #[error("this is not a Roundtable bundle (it does not start with RTBUNDLE)")]
+    NotABundle,
+    #[error(
+        "this bundle was written by a newer version (format {0}); update Roundtable to read it"
+    )]
+    Version(u8),
+    #[error("the bundle is cut short: it ends before its header and check digest")]
+    Truncated,
+    #[error("the bundle is damaged or cut short: its check digest does not match its contents")]
+    Digest,
+    #[error("the bundle says it holds {0} entries, more than its size allows")]
+    Count(u64),
+    #[error("entry {index} of the bundle cannot be read: {error}")]
+    Entry { index: u64, error: DecodeError },
+    #[error("the bundle has {0} unexpected bytes after its last entry")]
+    Trailing(usize),
+}
+
+/// Writes a bundle.
+pub fn encode(group: &GroupId, entries: &[Entry]) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(HEADER + 32 + entries.iter().map(Entry::encoded_len).sum::<usize>());
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&group.0);
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for e in entries {
+        e.encode_into(&mut out);
+    }
+    let digest: [u8; 32] = Sha256::digest(&out).into();
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// Reads a bundle: its group id and entries, after checking its framing and digest.
+pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err(BundleError::NotABundle);
+    }
+    if bytes.len() < 9 {
+        return Err(BundleError::Truncated);
+    }
+    if bytes[8] != VERSION {
+        return Err(BundleError::Version(bytes[8]));
+    }
+    if bytes.len() < HEADER + 32 {
+        return Err(BundleError::Truncated);
+    }
+    let (body, digest) = bytes.split_at(bytes.len() - 32);
+    let want: [u8; 32] = Sha256::digest(body).into();
+    if want != digest {
+        return Err(BundleError::Digest);
+    }
+    let mut group = [0u8; 32];
+    group.copy_from_slice(&body[9..41]);
+    let mut count_bytes = [0u8; 8];
+    count_bytes.copy_from_slice(&body[41..49]);
+    let count = u64::from_le_bytes(count_bytes);
+    let mut rest = &body[HEADER..];
+    if count > (rest.len() / MIN_ENTRY) as u64 {
+        return Err(BundleError::Count(count));
+    }
+    let mut entries = Vec::with_capacity(count as usize);
+    for index in 0..count {
+        let (e, used) =
+            Entry::decode_prefix(rest).map_err(|error| BundleError::Entry { index, error })?;
+        entries.push(e);
+        rest = &rest[used..];
+    }
+    if !rest.is_empty() {
+        return Err(BundleError::Trailing(rest.len()));
+    }
+    Ok((GroupId::from_bytes(group), entries))
+}

@@ -1,0 +1,1254 @@
+//! The record engine: verify-then-apply, the validity rules, and the state they imply.
+//!
+//! **Invariant (validity is a pure function of the DAG):** the verdict on every entry depends only on
+//! the set of entries known, never on the order they arrived in or on who relayed them. The engine
+//! keeps that promise in three steps for every batch: (1) parse and check signatures, (2) settle
+//! forks across everything known (the lowest hash at an `(actor, seq)` wins), (3) walk the entries in
+//! causal order, so each is judged against exactly its causal past. When a fork is settled against an
+//! entry that was already applied, the caller rebuilds from all entries ([`Ingested::rebuild`]).
+//!
+//! **Invariant:** only valid entries ever reach Automerge.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::num::NonZeroU64;
+
+use automerge::Automerge;
+use serde::{Deserialize, Serialize};
+
+use crate::body::{Body, ChangeFrame, Counts, Decision, ShapeError, build_change, decode_change};
+use crate::change::{ChangeError, ParsedChange};
+use crate::entry::{DocRef, Entry, SignatureError, validate_signature};
+use crate::id::{DeviceId, EntryId, GroupId, MemberId};
+use crate::identity::DeviceKey;
+
+/// Why an entry is not part of the record. Kept with the entry in quarantine, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Invalid {
+    #[error("the entry could not be read: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Signature(String),
+    #[error(
+        "the device {device} wrote two different entries at position {seq} (a fork); the one with the lower id, {winner}, is kept"
+    )]
+    Fork {
+        device: DeviceId,
+        seq: u64,
+        winner: EntryId,
+    },
+    #[error("it builds on entry {0}, which was rejected")]
+    DependsOnRejected(EntryId),
+    #[error("it is not part of this group (it does not build on the group's first entry)")]
+    NotInGroup,
+    #[error("its position in its author's sequence is wrong (expected {expected}, found {found})")]
+    Sequence { expected: u64, found: u64 },
+    #[error("its operation numbers overlap earlier entries")]
+    OpCounter,
+    #[error("{0}")]
+    Shape(String),
+    #[error("its author was not a member of the group when they wrote it")]
+    NotMember,
+    #[error("its author had already left or been removed when they wrote it")]
+    AfterRemoval,
+    #[error("removing another member needs a passed decision that names the removal: {0}")]
+    RemovalWithoutDecision(String),
+    #[error("the recorded outcome ({recorded}) does not match the stances ({recounted})")]
+    OutcomeMismatch { recorded: String, recounted: String },
+    #[error("{0}")]
+    Rule(String),
+    #[error("this version reads only the public record; sealed documents come in a later version")]
+    UnsupportedDocument,
+}
+
+impl Invalid {
+    /// A short stable name for reports and JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Invalid::Malformed(_) => "malformed",
+            Invalid::Signature(_) => "bad_signature",
+            Invalid::Fork { .. } => "fork",
+            Invalid::DependsOnRejected(_) => "depends_on_rejected",
+            Invalid::NotInGroup => "not_in_group",
+            Invalid::Sequence { .. } => "bad_sequence",
+            Invalid::OpCounter => "bad_op_counter",
+            Invalid::Shape(_) => "bad_shape",
+            Invalid::NotMember => "not_member",
+            Invalid::AfterRemoval => "after_removal",
+            Invalid::RemovalWithoutDecision(_) => "removal_without_decision",
+            Invalid::OutcomeMismatch { .. } => "outcome_mismatch",
+            Invalid::Rule(_) => "rule",
+            Invalid::UnsupportedDocument => "unsupported_document",
+        }
+    }
+}
+
+impl From<ShapeError> for Invalid {
+    fn from(e: ShapeError) -> Self {
+        Invalid::Shape(e.to_string())
+    }
+}
+impl From<ChangeError> for Invalid {
+    fn from(e: ChangeError) -> Self {
+        Invalid::Malformed(e.to_string())
+    }
+}
+impl From<SignatureError> for Invalid {
+    fn from(e: SignatureError) -> Self {
+        Invalid::Signature(e.to_string())
+    }
+}
+
+/// A member's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Active,
+    Left,
+    Removed,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Left => "left",
+            Status::Removed => "removed",
+        }
+    }
+}
+
+/// A member as the membership rules see them at some point of the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: MemberId,
+    pub name: String,
+    pub needs: String,
+    pub status: Status,
+}
+
+/// Causal position of an entry: for every device, the highest sequence number in its past, itself included.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock(Vec<u64>);
+
+impl Clock {
+    fn get(&self, actor: u32) -> u64 {
+        self.0.get(actor as usize).copied().unwrap_or(0)
+    }
+    fn merge(&mut self, other: &Clock) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a = (*a).max(*b);
+        }
+    }
+    fn set(&mut self, actor: u32, seq: u64) {
+        let i = actor as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, 0);
+        }
+        self.0[i] = seq;
+    }
+}
+
+/// What the record knows about a valid entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    actor: u32,
+    pub seq: u64,
+    /// The change's highest op counter; strictly greater than any in its past, so it orders causally.
+    pub max_op: u64,
+    /// Author's timestamp in milliseconds (informational; never used by a rule).
+    pub time_ms: i64,
+    clock: Clock,
+    pub body: Body,
+}
+
+/// The part of the engine that a snapshot saves.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Index {
+    actors: Vec<DeviceId>,
+    actor_ix: HashMap<DeviceId, u32>,
+    entries: HashMap<EntryId, Meta>,
+    heads: BTreeSet<EntryId>,
+    containers: BTreeMap<String, (u64, DeviceId)>,
+    genesis: Option<EntryId>,
+    /// Genesis and membership entries: few, folded to find who was a member at a point.
+    membership: Vec<EntryId>,
+    /// Entries that refer to an entry (messages of a thread, stances of a proposal, ...).
+    refs: HashMap<EntryId, Vec<EntryId>>,
+    /// Valid entries in the order they were applied (a causal order).
+    order: Vec<EntryId>,
+}
+
+/// An entry that is not (or not yet) part of the record.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// The change hash when the entry could be parsed, else the SHA-256 of its encoded bytes.
+    pub id: EntryId,
+    pub entry: Entry,
+    pub reason: Invalid,
+}
+
+/// What one call to [`Record::ingest`] did.
+#[derive(Debug, Default)]
+pub struct Ingested {
+    /// Newly valid entries, in a causal order.
+    pub accepted: Vec<EntryId>,
+    /// Entries now waiting for entries they build on.
+    pub pending: Vec<(EntryId, Entry)>,
+    pub rejected: Vec<Rejection>,
+    /// Entries the record already held.
+    pub duplicates: usize,
+    /// A fork was settled against an entry already applied: nothing in this batch was applied, and
+    /// the caller must rebuild the record from every entry it holds ([`Record::from_entries`]).
+    pub rebuild: bool,
+}
+
+/// A refused write, in words for the person who tried it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refused {
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    #[error("the device's random number generator failed: {0}")]
+    Random(String),
+}
+
+struct Candidate {
+    entry: Entry,
+    parsed: ParsedChange,
+}
+
+/// A group's record: the Automerge document of valid entries plus what the rules need to judge new ones.
+pub struct Record {
+    group: GroupId,
+    doc: Automerge,
+    ix: Index,
+    pending: HashMap<EntryId, Candidate>,
+    /// Sig-valid entries rejected by a rule: anything built on them is rejected too.
+    rejected: HashMap<EntryId, Invalid>,
+    /// Every sig-valid entry seen at an (actor, seq): fork evidence.
+    positions: HashMap<(DeviceId, u64), BTreeSet<EntryId>>,
+    /// Pending entries waiting on a dependency, by that dependency.
+    waiting: HashMap<EntryId, Vec<EntryId>>,
+    /// How many dependencies each pending entry still waits for.
+    missing: HashMap<EntryId, usize>,
+}
+
+impl Record {
+    /// An empty record for a group whose id is known (from a bundle, a ticket or the genesis).
+    pub fn new(group: GroupId) -> Self {
+        Record {
+            group,
+            doc: Automerge::new(),
+            ix: Index::default(),
+            pending: HashMap::new(),
+            rejected: HashMap::new(),
+            positions: HashMap::new(),
+            waiting: HashMap::new(),
+            missing: HashMap::new(),
+        }
+    }
+
+    /// Starts a new group: builds and signs its genesis entry. The creator is its first member.
+    pub fn create(
+        key: &DeviceKey,
+        name: &str,
+        rule: crate::body::Rule,
+        quorum: u64,
+        creator_name: &str,
+        creator_needs: &str,
+        time_ms: i64,
+    ) -> Result<(Record, Entry), Refused> {
+        let body = Body::Genesis {
+            name: name.to_string(),
+            rule,
+            quorum,
+            creator_name: creator_name.to_string(),
+            creator_needs: creator_needs.to_string(),
+        };
+        let frame = ChangeFrame {
+            actor: key.device_id(),
+            seq: 1,
+            start_op: NonZeroU64::MIN,
+            deps: vec![],
+            time_ms,
+        };
+        let change = build_change(&body, &frame, &BTreeMap::new()).map_err(Invalid::from)?;
+        let hash = EntryId::from(change.hash());
+        let entry = Entry::sign(
+            key,
+            &hash,
+            DocRef::Public,
+            change.raw_bytes().to_vec(),
+            &hash,
+        );
+        let mut record = Record::new(hash);
+        let out = record.ingest(vec![entry.clone()]);
+        if let Some(r) = out.rejected.into_iter().next() {
+            return Err(r.reason.into());
+        }
+        Ok((record, entry))
+    }
+
+    /// Builds a record from every entry held (used after a fork forces a rebuild, and in tests).
+    pub fn from_entries(group: GroupId, entries: Vec<Entry>) -> (Record, Ingested) {
+        let mut r = Record::new(group);
+        let out = r.ingest(entries);
+        (r, out)
+    }
+
+    pub fn group(&self) -> GroupId {
+        self.group
+    }
+
+    /// The Automerge document of valid entries.
+    pub fn doc(&self) -> &Automerge {
+        &self.doc
+    }
+
+    /// Verifies a batch of entries and applies the valid ones. Never panics on hostile input.
+    pub fn ingest(&mut self, batch: Vec<Entry>) -> Ingested {
+        let mut out = Ingested::default();
+        // Step 1: parse and check signatures.
+        let mut fresh: Vec<Candidate> = Vec::new();
+        let mut seen_in_batch = HashSet::new();
+        for entry in batch {
+            let parsed = match entry.parse() {
+                Ok(p) => p,
+                Err(e) => {
+                    let id = digest_id(&entry);
+                    out.rejected.push(Rejection {
+                        id,
+                        entry,
+                        reason: e.into(),
+                    });
+                    continue;
+                }
+            };
+            let h = parsed.hash;
+            if self.ix.entries.contains_key(&h)
+                || self.pending.contains_key(&h)
+                || self.rejected.contains_key(&h)
+            {
+                out.duplicates += 1;
+                continue;
+            }
+            if entry.doc != DocRef::Public {
+                out.rejected.push(Rejection {
+                    id: h,
+                    entry,
+                    reason: Invalid::UnsupportedDocument,
+                });
+                continue;
+            }
+            if let Err(e) = validate_signature(&entry, &parsed, &self.group, &self.ix.actors) {
+                out.rejected.push(Rejection {
+                    id: h,
+                    entry,
+                    reason: e.into(),
+                });
+                continue;
+            }
+            if !seen_in_batch.insert(h) {
+                out.duplicates += 1;
+                continue;
+            }
+            fresh.push(Candidate { entry, parsed });
+        }
+        // Step 2: settle forks over everything known.
+        for c in &fresh {
+            self.positions
+                .entry((DeviceId(c.parsed.actor), c.parsed.change.seq()))
+                .or_default()
+                .insert(c.parsed.hash);
+        }
+        let mut losers: BTreeMap<EntryId, Invalid> = BTreeMap::new();
+        for c in &fresh {
+            let pos = (DeviceId(c.parsed.actor), c.parsed.change.seq());
+            let Some(all) = self.positions.get(&pos) else {
+                continue;
+            };
+            if all.len() < 2 {
+                continue;
+            }
+            let winner = *all.iter().next().expect("len >= 2");
+            for l in all.iter().skip(1) {
+                losers.insert(
+                    *l,
+                    Invalid::Fork {
+                        device: pos.0,
+                        seq: pos.1,
+                        winner,
+                    },
+                );
+            }
+        }
+        if losers.keys().any(|l| self.ix.entries.contains_key(l)) {
+            // Undo step 2's bookkeeping; the caller rebuilds from everything.
+            for c in &fresh {
+                let pos = (DeviceId(c.parsed.actor), c.parsed.change.seq());
+                if let Some(s) = self.positions.get_mut(&pos) {
+                    s.remove(&c.parsed.hash);
+                }
+            }
+            out.rebuild = true;
+            return out;
+        }
+        for (l, reason) in &losers {
+            if let Some(c) = self.pending.remove(l) {
+                self.reject(*l, c.entry, reason.clone(), &mut out);
+            } else if let Some(old) = self.rejected.get_mut(l) {
+                *old = reason.clone();
+            }
+        }
+        // Step 3: judge entries in causal order; an entry waits until every entry it builds on is judged.
+        let mut ready = Vec::new();
+        let mut fresh_ids = Vec::new();
+        for c in fresh {
+            let h = c.parsed.hash;
+            if let Some(reason) = losers.get(&h) {
+                self.reject(h, c.entry, reason.clone(), &mut out);
+                continue;
+            }
+            let deps: Vec<EntryId> = c
+                .parsed
+                .change
+                .deps()
+                .iter()
+                .map(|d| EntryId::from(*d))
+                .collect();
+            self.pending.insert(h, c);
+            fresh_ids.push(h);
+            if let Some(bad) = deps.iter().find(|d| self.rejected.contains_key(d)) {
+                let bad = *bad;
+                if let Some(c) = self.pending.remove(&h) {
+                    self.reject(h, c.entry, Invalid::DependsOnRejected(bad), &mut out);
+                }
+                continue;
+            }
+            let missing: Vec<EntryId> = deps
+                .into_iter()
+                .filter(|d| !self.ix.entries.contains_key(d))
+                .collect();
+            if missing.is_empty() {
+                ready.push(h);
+            } else {
+                self.missing.insert(h, missing.len());
+                for d in missing {
+                    self.waiting.entry(d).or_default().push(h);
+                }
+            }
+        }
+        ready.sort_unstable_by(|a, b| b.cmp(a));
+        while let Some(h) = ready.pop() {
+            let Some(c) = self.pending.remove(&h) else {
+                continue;
+            };
+            self.missing.remove(&h);
+            let verdict = self.judge(&c.parsed).and_then(|meta| {
+                // Only valid changes reach Automerge; it has no say in validity, but a refusal must not
+                // leave the index and the document apart.
+                self.doc
+                    .apply_changes(std::iter::once(c.parsed.change.clone()))
+                    .map_err(|e| {
+                        Invalid::Malformed(format!("Automerge refused the change: {e}"))
+                    })?;
+                Ok(meta)
+            });
+            match verdict {
+                Ok(meta) => {
+                    self.admit(h, meta, &c.parsed);
+                    out.accepted.push(h);
+                    for w in self.waiting.remove(&h).unwrap_or_default() {
+                        if let Some(n) = self.missing.get_mut(&w) {
+                            *n -= 1;
+                            if *n == 0 {
+                                ready.push(w);
+                            }
+                        }
+                    }
+                }
+                Err(reason) => self.reject(h, c.entry, reason, &mut out),
+            }
+        }
+        for h in fresh_ids {
+            if let Some(c) = self.pending.get(&h) {
+                out.pending.push((h, c.entry.clone()));
+            }
+        }
+        out
+    }
+
+    /// Quarantines an entry and everything waiting on it.
+    fn reject(&mut self, h: EntryId, entry: Entry, reason: Invalid, out: &mut Ingested) {
+        let mut stack = vec![(h, entry, reason)];
+        while let Some((h, entry, reason)) = stack.pop() {
+            self.missing.remove(&h);
+            self.rejected.insert(h, reason.clone());
+            out.rejected.push(Rejection {
+                id: h,
+                entry,
+                reason,
+            });
+            for w in self.waiting.remove(&h).unwrap_or_default() {
+                if let Some(c) = self.pending.remove(&w) {
+                    stack.push((w, c.entry, Invalid::DependsOnRejected(h)));
+                }
+            }
+        }
+    }
+
+    /// Entries waiting for entries they build on.
+    pub fn pending_ids(&self) -> Vec<EntryId> {
+        let mut v: Vec<_> = self.pending.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Checks what `key` wants to write and, if the rules allow it, signs and applies it.
+    pub fn author(
+        &mut self,
+        key: &DeviceKey,
+        body: Body,
+        time_ms: i64,
+    ) -> Result<(EntryId, Entry), Refused> {
+        let actor = key.device_id();
+        let heads: Vec<EntryId> = self.ix.heads.iter().copied().collect();
+        if heads.is_empty() {
+            return Err(Invalid::NotInGroup.into());
+        }
+        let clock = self.clock_of(&heads);
+        let seq = self
+            .ix
+            .actor_ix
+            .get(&actor)
+            .map(|a| clock.get(*a))
+            .unwrap_or(0)
+            + 1;
+        let max_op = heads
+            .iter()
+            .filter_map(|h| self.ix.entries.get(h))
+            .map(|m| m.max_op)
+            .max()
+            .unwrap_or(0);
+        let start_op = NonZeroU64::new(max_op + 1).ok_or(Invalid::OpCounter)?;
+        let frame = ChangeFrame {
+            actor,
+            seq,
+            start_op,
+            deps: heads,
+            time_ms,
+        };
+        let change = build_change(&body, &frame, &self.ix.containers).map_err(Invalid::from)?;
+        let hash = EntryId::from(change.hash());
+        let entry = Entry::sign(
+            key,
+            &self.group,
+            DocRef::Public,
+            change.raw_bytes().to_vec(),
+            &hash,
+        );
+        let parsed = entry.parse().map_err(Invalid::from)?;
+        // Judge before ingesting, so a refused write leaves nothing behind.
+        self.judge(&parsed)?;
+        let out = self.ingest(vec![entry.clone()]);
+        match out.rejected.into_iter().next() {
+            Some(r) => Err(r.reason.into()),
+            None => Ok((hash, entry)),
+        }
+    }
+
+    fn actor_of(&self, meta: &Meta) -> DeviceId {
+        self.ix.actors[meta.actor as usize]
+    }
+
+    /// The combined clock of a set of valid entries.
+    fn clock_of(&self, heads: &[EntryId]) -> Clock {
+        let mut c = Clock::default();
+        for h in heads {
+            if let Some(m) = self.ix.entries.get(h) {
+                c.merge(&m.clock);
+            }
+        }
+        c
+    }
+
+    /// Is valid entry `x` in the past described by `clock`?
+    fn in_past(&self, clock: &Clock, x: &EntryId) -> Option<&Meta> {
+        self.ix
+            .entries
+            .get(x)
+            .filter(|m| clock.get(m.actor) >= m.seq)
+    }
+
+    /// Membership as the rules see it at the point `clock` (a fold over membership entries in that past).
+    pub fn members_at_clock(&self, clock: &Clock) -> BTreeMap<MemberId, Member> {
+        let mut events: Vec<(&Meta, EntryId)> = self
+            .ix
+            .membership
+            .iter()
+            .filter_map(|h| self.in_past(clock, h).map(|m| (m, *h)))
+            .collect();
+        events.sort_by_key(|(m, h)| (m.max_op, *h));
+        let mut members = BTreeMap::new();
+        for (m, _) in events {
+            let author = self.actor_of(m);
+            match &m.body {
+                Body::Genesis {
+                    creator_name,
+                    creator_needs,
+                    ..
+                } => {
+                    members.insert(
+                        author,
+                        Member {
+                            id: author,
+                            name: creator_name.clone(),
+                            needs: creator_needs.clone(),
+                            status: Status::Active,
+                        },
+                    );
+                }
+                Body::MemberAdd {
+                    member,
+                    name,
+                    needs,
+                } => {
+                    members.insert(
+                        *member,
+                        Member {
+                            id: *member,
+                            name: name.clone(),
+                            needs: needs.clone(),
+                            status: Status::Active,
+                        },
+                    );
+                }
+                Body::MemberLeave => {
+                    if let Some(x) = members.get_mut(&author) {
+                        x.status = Status::Left;
+                    }
+                }
+                Body::MemberRemove { member, .. } => {
+                    if let Some(x) = members.get_mut(member) {
+                        x.status = Status::Removed;
+                    }
+                }
+                _ => {}
+            }
+        }
+        members
+    }
+
+    /// The rules. `parsed` has a valid signature and all its dependencies are valid.
+    fn judge(&self, parsed: &ParsedChange) -> Result<Meta, Invalid> {
+        let ch = &parsed.change;
+        let actor = DeviceId(parsed.actor);
+        let deps: Vec<EntryId> = ch.deps().iter().map(|d| EntryId::from(*d)).collect();
+        if deps.is_empty() {
+            if parsed.hash != self.group || ch.seq() != 1 || ch.start_op().get() != 1 {
+                return Err(Invalid::NotInGroup);
+            }
+            let (body, containers) = decode_change(ch, &BTreeMap::new())?;
+            let mut clock = Clock::default();
+            let actor_ix = self
+                .ix
+                .actor_ix
+                .get(&actor)
+                .copied()
+                .unwrap_or(self.ix.actors.len() as u32);
+            clock.set(actor_ix, 1);
+            let meta = Meta {
+                actor: actor_ix,
+                seq: 1,
+                max_op: ch.max_op(),
+                time_ms: ch.timestamp(),
+                clock,
+                body,
+            };
+            let _ = containers; // recorded by `admit`
+            return Ok(meta);
+        }
+        if self.ix.genesis.is_none() {
+            return Err(Invalid::NotInGroup);
+        }
+        let mut clock = self.clock_of(&deps);
+        let actor_ix = self
+            .ix
+            .actor_ix
+            .get(&actor)
+            .copied()
+            .unwrap_or(self.ix.actors.len() as u32);
+        let expected = clock.get(actor_ix) + 1;
+        if ch.seq() != expected {
+            return Err(Invalid::Sequence {
+                expected,
+                found: ch.seq(),
+            });
+        }
+        let dep_max = deps
+            .iter()
+            .filter_map(|d| self.ix.entries.get(d))
+            .map(|m| m.max_op)
+            .max()
+            .unwrap_or(0);
+        if ch.start_op().get() <= dep_max || ch.is_empty() {
+            return Err(Invalid::OpCounter);
+        }
+        let (body, _) = decode_change(ch, &self.ix.containers)?;
+        let members = self.members_at_clock(&clock);
+        match members.get(&actor).map(|m| m.status) {
+            Some(Status::Active) => {}
+            Some(_) => return Err(Invalid::AfterRemoval),
+            None => return Err(Invalid::NotMember),
+        }
+        self.check_rules(&body, &actor, &clock, &members)?;
+        clock.set(actor_ix, ch.seq());
+        Ok(Meta {
+            actor: actor_ix,
+            seq: ch.seq(),
+            max_op: ch.max_op(),
+            time_ms: ch.timestamp(),
+            clock,
+            body,
+        })
+    }
+
+    fn rule(msg: impl Into<String>) -> Invalid {
+        Invalid::Rule(msg.into())
+    }
+
+    /// The entry `id` must be valid, in the past, and of a kind `want` accepts.
+    fn referent<'a>(
+        &'a self,
+        clock: &Clock,
+        id: &EntryId,
+        what: &str,
+        want: impl Fn(&Body) -> bool,
+    ) -> Result<&'a Meta, Invalid> {
+        match self.in_past(clock, id) {
+            Some(m) if want(&m.body) => Ok(m),
+            _ => Err(Self::rule(format!(
+                "it refers to {what} {id}, which does not exist here"
+            ))),
+        }
+    }
+
+    fn check_rules(
+        &self,
+        body: &Body,
+        author: &DeviceId,
+        clock: &Clock,
+        members: &BTreeMap<MemberId, Member>,
+    ) -> Result<(), Invalid> {
+        let active = |m: &MemberId| members.get(m).is_some_and(|x| x.status == Status::Active);
+        let nonempty = |s: &str, what: &str| {
+            if s.trim().is_empty() {
+                Err(Self::rule(format!("{what} is empty")))
+            } else {
+                Ok(())
+            }
+        };
+        let is_thread = |b: &Body| matches!(b, Body::Thread { .. });
+        let is_proposal = |b: &Body| matches!(b, Body::Proposal { .. });
+        match body {
+            Body::Genesis { .. } => {
+                return Err(Invalid::Shape(
+                    "only the first entry may start a group".into(),
+                ));
+            }
+            Body::MemberAdd { member, name, .. } => {
+                nonempty(name, "the new member's name")?;
+                if active(member) {
+                    return Err(Self::rule("that person is already a member"));
+                }
+                if ed25519_dalek::VerifyingKey::from_bytes(&member.0).is_err() {
+                    return Err(Self::rule("the member id is not a device key"));
+                }
+            }
+            Body::MemberLeave => {}
+            Body::MemberRemove { member, decision } => {
+                if member == author {
+                    return Err(Self::rule("to leave, use leave, not remove"));
+                }
+                if !active(member) {
+                    return Err(Self::rule("that person is not an active member"));
+                }
+                let p = self.in_past(clock, decision).ok_or_else(|| {
+                    Invalid::RemovalWithoutDecision(format!(
+                        "proposal {decision} is not known here"
+                    ))
+                })?;
+                match &p.body {
+                    Body::Proposal {
+                        removes: Some(r), ..
+                    } if r == member => {}
+                    _ => {
+                        return Err(Invalid::RemovalWithoutDecision(format!(
+                            "proposal {decision} does not name this removal"
+                        )));
+                    }
+                }
+                match self.first_outcome(decision, clock) {
+                    Some((_, Decision::Passed)) => {}
+                    Some(_) => {
+                        return Err(Invalid::RemovalWithoutDecision(format!(
+                            "proposal {decision} did not pass"
+                        )));
+                    }
+                    None => {
+                        return Err(Invalid::RemovalWithoutDecision(format!(
+                            "proposal {decision} is not closed yet"
+                        )));
+                    }
+                }
+            }
+            Body::Thread { title } => nonempty(title, "the title")?,
+            Body::Message { thread, text } => {
+                nonempty(text, "the message")?;
+                self.referent(clock, thread, "thread", is_thread)?;
+            }
+            Body::Proposal {
+                thread,
+                title,
+                easy_read,
+                removes,
+                ..
+            } => {
+                nonempty(title, "the title")?;
+                nonempty(easy_read, "the easy-read version")?;
+                self.referent(clock, thread, "thread", is_thread)?;
+                if let Some(r) = removes {
+                    if !active(r) {
+                        return Err(Self::rule(
+                            "the member this proposal would remove is not an active member",
+                        ));
+                    }
+                }
+            }
+            Body::Stance {
+                proposal,
+                stance,
+                reason,
+                on_behalf,
+            } => {
+                self.referent(clock, proposal, "proposal", is_proposal)?;
+                if stance.needs_reason() && reason.trim().is_empty() {
+                    return Err(Self::rule(format!(
+                        "a reason is needed to {}",
+                        stance.as_str()
+                    )));
+                }
+                if self.first_outcome(proposal, clock).is_some() {
+                    return Err(Self::rule("this proposal is already closed"));
+                }
+                if let Some(m) = on_behalf {
+                    if !active(m) {
+                        return Err(Self::rule(
+                            "a stance can only be recorded for an active member",
+                        ));
+                    }
+                }
+            }
+            Body::Outcome {
+                proposal,
+                decision,
+                counts,
+                ..
+            } => {
+                self.referent(clock, proposal, "proposal", is_proposal)?;
+                if self.first_outcome(proposal, clock).is_some() {
+                    return Err(Self::rule("this proposal is already closed"));
+                }
+                let (recount, redecision) = self.recount(proposal, clock);
+                if recount != *counts || redecision != *decision {
+                    return Err(Invalid::OutcomeMismatch {
+                        recorded: describe(decision, counts),
+                        recounted: describe(&redecision, &recount),
+                    });
+                }
+            }
+            Body::Understand { target, text } => {
+                nonempty(text, "the restatement")?;
+                self.referent(clock, target, "entry", |_| true)?;
+            }
+            Body::Confirm { target } => {
+                let t = self.referent(clock, target, "entry", |_| true)?;
+                match &t.body {
+                    Body::Understand { target: orig, .. } => {
+                        let o = self.referent(clock, orig, "entry", |_| true)?;
+                        if self.actor_of(o) != *author {
+                            return Err(Self::rule(
+                                "only the author of the original entry can confirm an understanding of it",
+                            ));
+                        }
+                    }
+                    Body::Stance {
+                        on_behalf: Some(m), ..
+                    } if m == author => {}
+                    _ => {
+                        return Err(Self::rule(
+                            "only an understanding check, or a stance recorded for you, can be confirmed",
+                        ));
+                    }
+                }
+            }
+            Body::Correct { target, text } => {
+                nonempty(text, "the correction")?;
+                let t = self.referent(clock, target, "entry", |_| true)?;
+                let own = self.actor_of(t) == *author;
+                let of_own = match &t.body {
+                    Body::Understand { target: orig, .. } => self
+                        .in_past(clock, orig)
+                        .is_some_and(|o| self.actor_of(o) == *author),
+                    _ => false,
+                };
+                if !own && !of_own {
+                    return Err(Self::rule(
+                        "you can correct your own entries, or an understanding of them",
+                    ));
+                }
+            }
+            Body::Action {
+                thread,
+                text,
+                owner,
+                due,
+            } => {
+                nonempty(text, "the action")?;
+                self.referent(clock, thread, "thread", is_thread)?;
+                if !active(owner) {
+                    return Err(Self::rule(
+                        "the owner of an action must be an active member",
+                    ));
+                }
+                if let Some(d) = due {
+                    if !valid_date(d) {
+                        return Err(Self::rule("the due date must look like 2026-12-31"));
+                    }
+                }
+            }
+            Body::ActionDone { action } => {
+                self.referent(clock, action, "action", |b| {
+                    matches!(b, Body::Action { .. })
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The outcome that counts for a proposal at a point: the first close by (op counter, id).
+    fn first_outcome(&self, proposal: &EntryId, clock: &Clock) -> Option<(EntryId, Decision)> {
+        self.ix
+            .refs
+            .get(proposal)?
+            .iter()
+            .filter_map(|h| self.in_past(clock, h).map(|m| (h, m)))
+            .filter_map(|(h, m)| match &m.body {
+                Body::Outcome { decision, .. } => Some(((m.max_op, *h), *decision)),
+                _ => None,
+            })
+            .min_by_key(|(k, _)| *k)
+            .map(|((_, h), d)| (h, d))
+    }
+
+    /// Recounts a proposal from the stances in the past `clock`: each active member's latest stance
+    /// counts; a stance typed for someone counts once they confirmed it.
+    pub fn recount(&self, proposal: &EntryId, clock: &Clock) -> (Counts, Decision) {
+        let (rule, quorum) = match self.ix.entries.get(proposal).map(|m| &m.body) {
+            Some(Body::Proposal { rule, quorum, .. }) => (*rule, *quorum),
+            _ => return (Counts::default(), Decision::NotPassed),
+        };
+        let members = self.members_at_clock(clock);
+        let mut latest: BTreeMap<MemberId, ((u64, EntryId), crate::body::StanceKind)> =
+            BTreeMap::new();
+        for h in self.ix.refs.get(proposal).into_iter().flatten() {
+            let Some(m) = self.in_past(clock, h) else {
+                continue;
+            };
+            let Body::Stance {
+                stance, on_behalf, ..
+            } = &m.body
+            else {
+                continue;
+            };
+            let voter = match on_behalf {
+                None => self.actor_of(m),
+                Some(v) => {
+                    if !self.confirmed_by(h, v, clock) {
+                        continue;
+                    }
+                    *v
+                }
+            };
+            let key = (m.max_op, *h);
+            if latest.get(&voter).is_none_or(|(k, _)| *k < key) {
+                latest.insert(voter, (key, *stance));
+            }
+        }
+        let mut counts = Counts::default();
+        for (voter, (_, s)) in latest {
+            if members
+                .get(&voter)
+                .is_some_and(|m| m.status == Status::Active)
+            {
+                counts.add(s);
+            }
+        }
+        (counts, counts.decide(rule, quorum))
+    }
+
+    fn confirmed_by(&self, target: &EntryId, who: &MemberId, clock: &Clock) -> bool {
+        self.ix.refs.get(target).into_iter().flatten().any(|c| {
+            self.in_past(clock, c)
+                .is_some_and(|m| matches!(m.body, Body::Confirm { .. }) && self.actor_of(m) == *who)
+        })
+    }
+
+    fn admit(&mut self, h: EntryId, mut meta: Meta, parsed: &ParsedChange) {
+        let actor = DeviceId(parsed.actor);
+        let ix = match self.ix.actor_ix.get(&actor) {
+            Some(i) => *i,
+            None => {
+                let i = self.ix.actors.len() as u32;
+                self.ix.actors.push(actor);
+                self.ix.actor_ix.insert(actor, i);
+                i
+            }
+        };
+        debug_assert_eq!(meta.actor, ix);
+        meta.actor = ix;
+        if let Body::Genesis { .. } = meta.body {
+            if let Ok((_, containers)) = decode_change(&parsed.change, &BTreeMap::new()) {
+                self.ix.containers = containers;
+            }
+            self.ix.genesis = Some(h);
+        }
+        for d in parsed.change.deps() {
+            self.ix.heads.remove(&EntryId::from(*d));
+        }
+        self.ix.heads.insert(h);
+        if matches!(
+            meta.body,
+            Body::Genesis { .. }
+                | Body::MemberAdd { .. }
+                | Body::MemberLeave
+                | Body::MemberRemove { .. }
+        ) {
+            self.ix.membership.push(h);
+        }
+        for r in references(&meta.body) {
+            self.ix.refs.entry(r).or_default().push(h);
+        }
+        self.positions
+            .entry((actor, meta.seq))
+            .or_default()
+            .insert(h);
+        self.ix.entries.insert(h, meta);
+        self.ix.order.push(h);
+    }
+
+    // ----- views -----
+
+    /// The current heads, sorted: two devices holding the same entries print the same heads.
+    pub fn heads(&self) -> Vec<EntryId> {
+        self.ix.heads.iter().copied().collect()
+    }
+
+    /// Number of valid entries.
+    pub fn len(&self) -> usize {
+        self.ix.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ix.entries.is_empty()
+    }
+
+    /// Valid entry ids in a causal order (every entry after the entries it builds on).
+    pub fn causal_order(&self) -> &[EntryId] {
+        &self.ix.order
+    }
+
+    /// Ids of entries rejected by a rule, with their reasons.
+    pub fn rejected(&self) -> &HashMap<EntryId, Invalid> {
+        &self.rejected
+    }
+
+    /// Whether `id` is a valid entry of this record.
+    pub fn contains(&self, id: &EntryId) -> bool {
+        self.ix.entries.contains_key(id)
+    }
+
+    /// The group's own record (name, rule, quorum), once its genesis is known.
+    pub fn group_info(&self) -> Option<(&str, crate::body::Rule, u64)> {
+        let g = self.ix.genesis.as_ref()?;
+        match &self.ix.entries.get(g)?.body {
+            Body::Genesis {
+                name, rule, quorum, ..
+            } => Some((name, *rule, *quorum)),
+            _ => None,
+        }
+    }
+
+    /// Members now (at the heads), with their standing.
+    pub fn members(&self) -> Vec<Member> {
+        self.members_at_clock(&self.clock_of(&self.heads()))
+            .into_values()
+            .collect()
+    }
+
+    /// A valid entry: its author, body and meta.
+    pub fn entry(&self, id: &EntryId) -> Option<(DeviceId, &Meta)> {
+        self.ix.entries.get(id).map(|m| (self.actor_of(m), m))
+    }
+
+    /// Entries that refer to `id`, in causal order (op counter, then id).
+    pub fn referrers(&self, id: &EntryId) -> Vec<EntryId> {
+        let mut v: Vec<EntryId> = self.ix.refs.get(id).cloned().unwrap_or_default();
+        v.sort_by_key(|h| (self.ix.entries.get(h).map(|m| m.max_op), *h));
+        v
+    }
+
+    /// All threads, oldest first.
+    pub fn threads(&self) -> Vec<EntryId> {
+        let mut v: Vec<(u64, EntryId)> = self
+            .ix
+            .entries
+            .iter()
+            .filter(|(_, m)| matches!(m.body, Body::Thread { .. }))
+            .map(|(h, m)| (m.max_op, *h))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, h)| h).collect()
+    }
+
+    /// The counted outcome of a proposal, if closed: (outcome entry, recorded decision, recount now).
+    pub fn outcome(&self, proposal: &EntryId) -> Option<(EntryId, Decision)> {
+        self.first_outcome(proposal, &self.clock_of(&self.heads()))
+    }
+
+    /// Recount of a proposal at the heads (what closing it now would record).
+    pub fn recount_now(&self, proposal: &EntryId) -> (Counts, Decision) {
+        self.recount(proposal, &self.clock_of(&self.heads()))
+    }
+
+    /// "Written concurrently with removal": the author was removed by an entry that neither came
+    /// before nor after this one. Such an entry is kept and shown, and never counts in a decision
+    /// closed after the removal.
+    pub fn concurrent_with_removal(&self, id: &EntryId) -> bool {
+        let Some(m) = self.ix.entries.get(id) else {
+            return false;
+        };
+        let author = self.actor_of(m);
+        self.ix.membership.iter().any(|r| {
+            let Some(rm) = self.ix.entries.get(r) else {
+                return false;
+            };
+            matches!(&rm.body, Body::MemberRemove { member, .. } if *member == author)
+                && m.clock.get(rm.actor) < rm.seq
+                && rm.clock.get(m.actor) < m.seq
+        })
+    }
+
+    /// Whether the entry has been corrected, and by which entries.
+    pub fn corrections(&self, id: &EntryId) -> Vec<EntryId> {
+        self.referrers(id)
+            .into_iter()
+            .filter(|h| {
+                matches!(
+                    self.ix.entries.get(h).map(|m| &m.body),
+                    Some(Body::Correct { .. })
+                )
+            })
+            .collect()
+    }
+
+    // ----- snapshots -----
+
+    /// The state a snapshot saves: Automerge's saved document and the engine's index.
+    pub fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
+        let index =
+            postcard::to_stdvec(&self.ix).map_err(|e| SnapshotError::Encode(e.to_string()))?;
+        Ok((self.doc.save(), index))
+    }
+
+    /// Restores a record from a snapshot taken by this device. Entries valid after the snapshot are then
+    /// applied with [`Record::ingest`]; pending and rejected entries are handed back the same way.
+    pub fn restore(group: GroupId, doc: &[u8], index: &[u8]) -> Result<Record, SnapshotError> {
+        let doc = Automerge::load(doc).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        let ix: Index =
+            postcard::from_bytes(index).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        let mut positions: HashMap<(DeviceId, u64), BTreeSet<EntryId>> = HashMap::new();
+        for (h, m) in &ix.entries {
+            let a = *ix
+                .actors
+                .get(m.actor as usize)
+                .ok_or_else(|| SnapshotError::Decode("actor index".into()))?;
+            positions.entry((a, m.seq)).or_default().insert(*h);
+        }
+        let mut r = Record::new(group);
+        r.doc = doc;
+        r.ix = ix;
+        r.positions = positions;
+        Ok(r)
+    }
+}
+
+/// A snapshot could not be written or read. The entries themselves are untouched; rebuild from them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    #[error("could not encode the snapshot: {0}")]
+    Encode(String),
+    #[error("the snapshot is damaged ({0}); the record can be rebuilt from its entries")]
+    Decode(String),
+}
+
+fn describe(d: &Decision, c: &Counts) -> String {
+    format!(
+        "{}: {} agree, {} abstain, {} disagree, {} block",
+        d.as_str(),
+        c.agree,
+        c.abstain,
+        c.disagree,
+        c.block
+    )
+}
+
+fn valid_date(d: &str) -> bool {
+    let b = d.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |s: &str| s.parse::<u32>().ok();
+    match (num(&d[0..4]), num(&d[5..7]), num(&d[8..10])) {
+        (Some(_), Some(m), Some(day)) => (1..=12).contains(&m) && (1..=31).contains(&day),
+        _ => false,
+    }
+}
+
+/// The entries a record refers to.
+fn references(b: &Body) -> Vec<EntryId> {
+    match b {
+        Body::Message { thread, .. }
+        | Body::Proposal { thread, .. }
+        | Body::Action { thread, .. } => vec![*thread],
+        Body::Stance { proposal, .. } | Body::Outcome { proposal, .. } => vec![*proposal],
+        Body::MemberRemove { decision, .. } => vec![*decision],
+        Body::Understand { target, .. }
+        | Body::Confirm { target }
+        | Body::Correct { target, .. } => vec![*target],
+        Body::ActionDone { action } => vec![*action],
+        Body::Genesis { .. } | Body::MemberAdd { .. } | Body::MemberLeave | Body::Thread { .. } => {
+            vec![]
+        }
+    }
+}
+
+/// Id of an entry whose change could not be parsed: SHA-256 of its encoded bytes.
+fn digest_id(e: &Entry) -> EntryId {
+    use sha2::{Digest, Sha256};
+    EntryId(Sha256::digest(e.encode()).into())
+}
