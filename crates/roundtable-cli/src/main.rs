@@ -1,1 +1,791 @@
-fn main() {}
+//! `roundtable`: the command line of a Roundtable device.
+//!
+//! Exit codes: 0 ok; 1 refused or a check failed (the message says why); 2 usage or I/O error.
+//! With `--json`, stdout holds exactly one JSON document and every message goes to stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+use roundtable_core::bundle::{self, BundleError};
+use roundtable_core::{Body, DeviceKey, EntryId, GroupId, MemberId, Rule, StanceKind};
+use roundtable_store::{Group, Home, StoreError};
+use serde_json::{Value, json};
+
+mod show;
+
+#[derive(Parser)]
+#[command(
+    name = "roundtable",
+    version,
+    about = "A shared, signed record for a partnership where every member has an equal seat"
+)]
+struct Cli {
+    /// Folder that holds this device's record and key.
+    #[arg(long, global = true, env = "ROUNDTABLE_HOME")]
+    home: Option<PathBuf>,
+    /// Print one JSON document on stdout (messages go to stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// The group to use (needed only when this device holds more than one).
+    #[arg(long, global = true)]
+    group: Option<String>,
+    /// Name of an environment variable holding the passphrase that protects the device key.
+    #[arg(long, global = true, value_name = "VAR")]
+    passphrase_env: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Set up this device for a member.
+    Init {
+        #[arg(long)]
+        name: String,
+        /// Your communication and access needs, in your words.
+        #[arg(long, default_value = "")]
+        needs: String,
+    },
+    /// Show this device's member id and device id.
+    Id,
+    /// Start or look at groups.
+    Group {
+        #[command(subcommand)]
+        cmd: GroupCmd,
+    },
+    /// Add, list, remove members, or leave.
+    Member {
+        #[command(subcommand)]
+        cmd: MemberCmd,
+    },
+    /// Start a thread.
+    Thread {
+        #[command(subcommand)]
+        cmd: ThreadCmd,
+    },
+    /// Write a message in a thread.
+    Post { thread_id: String, text: String },
+    /// Make a proposal in a thread.
+    Propose {
+        thread_id: String,
+        title: String,
+        /// The easy-read version, shown first.
+        #[arg(long)]
+        easy_read: String,
+        /// The full text.
+        #[arg(long, default_value = "")]
+        text: String,
+        #[arg(long, value_parser = ["consent", "majority"])]
+        rule: Option<String>,
+        /// How many members must give a stance.
+        #[arg(long)]
+        quorum: Option<u64>,
+        /// This proposal, if passed, removes this member.
+        #[arg(long, value_name = "MEMBER_ID")]
+        removes: Option<String>,
+    },
+    /// Give your stance on a proposal (or record one for another member with --for).
+    Stance {
+        proposal_id: String,
+        #[arg(value_parser = ["agree", "abstain", "disagree", "block"])]
+        stance: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Record this stance for another member; it counts once they confirm it.
+        #[arg(long = "for", value_name = "MEMBER_ID")]
+        for_member: Option<String>,
+    },
+    /// Say how you understood an entry, so its author can confirm or correct it.
+    Understand {
+        entry_id: String,
+        #[arg(long = "as")]
+        as_text: String,
+    },
+    /// Confirm an understanding of your entry, or a stance recorded for you.
+    Confirm { entry_id: String },
+    /// Correct your entry (or an understanding of it); the original keeps its id.
+    Correct { entry_id: String, text: String },
+    /// Close a proposal: the stances are counted and the outcome recorded.
+    Close {
+        proposal_id: String,
+        #[arg(long)]
+        outcome: String,
+    },
+    /// Actions: who does what by when.
+    Action {
+        #[command(subcommand)]
+        cmd: ActionCmd,
+    },
+    /// Show threads, messages, proposals and actions.
+    Show {
+        thread_id: Option<String>,
+        /// Also show entries hidden by a correction.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the record's heads (two devices with the same entries show the same heads).
+    Heads,
+    /// Write every entry of the group to a bundle file.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+    },
+    /// Check and store the entries of a bundle file.
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    /// Start a new group; you are its first member.
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["consent", "majority"], default_value = "consent")]
+        rule: String,
+        #[arg(long, default_value_t = 1)]
+        quorum: u64,
+    },
+    /// The groups on this device.
+    List,
+}
+
+#[derive(Subcommand)]
+enum MemberCmd {
+    Add {
+        member_id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        needs: String,
+    },
+    Leave,
+    Remove {
+        member_id: String,
+        #[arg(long, value_name = "PROPOSAL_ID")]
+        decision: String,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum ThreadCmd {
+    New { title: String },
+}
+
+#[derive(Subcommand)]
+enum ActionCmd {
+    Add {
+        thread_id: String,
+        text: String,
+        #[arg(long, value_name = "MEMBER_ID")]
+        owner: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        due: Option<String>,
+    },
+    Done {
+        action_id: String,
+    },
+}
+
+/// A refusal: the command was understood but the rules or a check said no (exit 1).
+#[derive(Debug)]
+struct Refusal(String);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for Refusal {}
+
+fn refuse(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Refusal(msg.into()))
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<Refusal>() || cause.is::<BundleError>() {
+            return 1;
+        }
+        if let Some(s) = cause.downcast_ref::<StoreError>() {
+            return match s {
+                StoreError::Refused(_)
+                | StoreError::WrongPassphrase
+                | StoreError::PassphraseNeeded => 1,
+                _ => 2,
+            };
+        }
+    }
+    2
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(v) => {
+            print_out(&v, json);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = exit_code(&e);
+            eprintln!("roundtable: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// What a command says: a JSON value, and the same in plain words.
+struct Out {
+    json: Value,
+    words: String,
+}
+
+fn print_out(o: &Out, json: bool) {
+    if json {
+        println!("{}", o.json);
+    } else {
+        println!("{}", o.words.trim_end());
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn home_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(h) = &cli.home {
+        return Ok(h.clone());
+    }
+    let dirs =
+        directories::ProjectDirs::from("org", "Roundtable", "roundtable").ok_or_else(|| {
+            anyhow!("could not find a data folder for this user: give one with --home DIR")
+        })?;
+    Ok(dirs.data_dir().to_path_buf())
+}
+
+fn passphrase(cli: &Cli) -> anyhow::Result<Option<String>> {
+    match &cli.passphrase_env {
+        None => Ok(None),
+        Some(var) => std::env::var(var).map(Some).map_err(|_| {
+            anyhow!("the environment variable {var} (from --passphrase-env) is not set")
+        }),
+    }
+}
+
+fn parse_id<T: std::str::FromStr<Err = roundtable_core::ParseIdError>>(
+    s: &str,
+) -> anyhow::Result<T> {
+    s.parse::<T>().map_err(anyhow::Error::new)
+}
+
+struct Ctx {
+    home: Home,
+}
+
+impl Ctx {
+    fn key(&self, cli: &Cli) -> anyhow::Result<DeviceKey> {
+        Ok(self.home.device_key(passphrase(cli)?.as_deref())?)
+    }
+
+    fn group(&self, cli: &Cli) -> anyhow::Result<Group> {
+        let id = self.group_id(cli)?;
+        Ok(self.home.open_group(&id)?)
+    }
+
+    fn group_id(&self, cli: &Cli) -> anyhow::Result<GroupId> {
+        if let Some(g) = &cli.group {
+            return parse_id(g);
+        }
+        let groups = self.home.groups()?;
+        match groups.as_slice() {
+            [] => Err(refuse(
+                "this device holds no group yet: start one with `roundtable group create NAME`, or import a bundle",
+            )),
+            [(id, _)] => Ok(*id),
+            many => Err(anyhow!(
+                "this device holds {} groups; choose one with --group ID:\n{}",
+                many.len(),
+                many.iter()
+                    .map(|(id, n)| format!("  {id}  {n}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )),
+        }
+    }
+
+    fn write(&self, cli: &Cli, body: Body) -> anyhow::Result<EntryId> {
+        let key = self.key(cli)?;
+        let mut g = self.group(cli)?;
+        let id = self
+            .home
+            .append(&mut g, &key, body, now_ms())
+            .map_err(|e| match e {
+                StoreError::Refused(r) => refuse(format!("not written: {r}")),
+                other => anyhow::Error::new(other),
+            })?;
+        // A snapshot failing does not lose the entry, which is already committed.
+        if let Err(e) = self.home.checkpoint(&mut g) {
+            eprintln!("roundtable: note: could not save a snapshot ({e}); the entry is safe");
+        }
+        Ok(id)
+    }
+}
+
+fn entry_out(key: &str, id: EntryId, words: String) -> Out {
+    Out {
+        json: json!({ key: id.to_string() }),
+        words: format!("{words}\nIts id is {id}"),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Out> {
+    let dir = home_dir(&cli)?;
+    if let Cmd::Init { name, needs } = &cli.cmd {
+        return init(&cli, &dir, name, needs);
+    }
+    let home = Home::open(&dir)?;
+    let ctx = Ctx { home };
+    match &cli.cmd {
+        Cmd::Init { .. } => unreachable!("handled above"),
+        Cmd::Id => {
+            let key = ctx.key(&cli)?;
+            let id = key.device_id();
+            Ok(Out {
+                json: json!({ "member_id": id.to_string(), "device_id": id.to_string() }),
+                words: format!("Your member id: {id}\nThis device's id: {id}"),
+            })
+        }
+        Cmd::Group {
+            cmd: GroupCmd::Create { name, rule, quorum },
+        } => {
+            let key = ctx.key(&cli)?;
+            let me = setting(&ctx.home, "name")?;
+            let needs = setting(&ctx.home, "needs")?;
+            let rule = Rule::parse(rule).ok_or_else(|| anyhow!("unknown rule {rule}"))?;
+            let mut g = ctx
+                .home
+                .create_group(&key, name, rule, *quorum, &me, &needs, now_ms())?;
+            ctx.home.snapshot(&mut g)?;
+            let id = g.id();
+            Ok(Out {
+                json: json!({ "group_id": id.to_string() }),
+                words: format!(
+                    "The group \"{name}\" is started, with you as its first member.\nIts id is {id}"
+                ),
+            })
+        }
+        Cmd::Group {
+            cmd: GroupCmd::List,
+        } => {
+            let groups = ctx.home.groups()?;
+            Ok(Out {
+                json: json!({ "groups": groups.iter().map(|(id, n)| json!({"group_id": id.to_string(), "name": n})).collect::<Vec<_>>() }),
+                words: if groups.is_empty() {
+                    "This device holds no group yet.".into()
+                } else {
+                    groups
+                        .iter()
+                        .map(|(id, n)| format!("{n}  ({id})"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            })
+        }
+        Cmd::Member { cmd } => member(&ctx, &cli, cmd),
+        Cmd::Thread {
+            cmd: ThreadCmd::New { title },
+        } => {
+            let id = ctx.write(
+                &cli,
+                Body::Thread {
+                    title: title.clone(),
+                },
+            )?;
+            Ok(entry_out(
+                "thread_id",
+                id,
+                format!("Thread \"{title}\" started."),
+            ))
+        }
+        Cmd::Post { thread_id, text } => {
+            let id = ctx.write(
+                &cli,
+                Body::Message {
+                    thread: parse_id(thread_id)?,
+                    text: text.clone(),
+                },
+            )?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                "Your message is shared with the group. It cannot be deleted, only corrected."
+                    .into(),
+            ))
+        }
+        Cmd::Propose {
+            thread_id,
+            title,
+            easy_read,
+            text,
+            rule,
+            quorum,
+            removes,
+        } => {
+            let g = ctx.group(&cli)?;
+            let (_, default_rule, default_quorum) = g
+                .record
+                .group_info()
+                .ok_or_else(|| refuse("the group is not complete on this device yet"))?;
+            let rule = match rule {
+                Some(r) => Rule::parse(r).ok_or_else(|| anyhow!("unknown rule {r}"))?,
+                None => default_rule,
+            };
+            let removes = removes.as_deref().map(parse_id::<MemberId>).transpose()?;
+            let id = ctx.write(
+                &cli,
+                Body::Proposal {
+                    thread: parse_id(thread_id)?,
+                    title: title.clone(),
+                    text: text.clone(),
+                    easy_read: easy_read.clone(),
+                    rule,
+                    quorum: quorum.unwrap_or(default_quorum),
+                    removes,
+                },
+            )?;
+            Ok(entry_out(
+                "proposal_id",
+                id,
+                format!("Proposal \"{title}\" shared. Members can now give their stance."),
+            ))
+        }
+        Cmd::Stance {
+            proposal_id,
+            stance,
+            reason,
+            for_member,
+        } => {
+            let s = StanceKind::parse(stance).ok_or_else(|| anyhow!("unknown stance {stance}"))?;
+            if s.needs_reason() && reason.trim().is_empty() {
+                return Err(refuse(format!(
+                    "please say why you {stance}: add --reason \"...\""
+                )));
+            }
+            let on_behalf = for_member
+                .as_deref()
+                .map(parse_id::<MemberId>)
+                .transpose()?;
+            let id = ctx.write(
+                &cli,
+                Body::Stance {
+                    proposal: parse_id(proposal_id)?,
+                    stance: s,
+                    reason: reason.clone(),
+                    on_behalf,
+                },
+            )?;
+            let words = match on_behalf {
+                Some(m) => {
+                    format!("Stance \"{stance}\" recorded for {m}. It counts once they confirm it.")
+                }
+                None => format!("Your stance \"{stance}\" is recorded."),
+            };
+            Ok(entry_out("entry_id", id, words))
+        }
+        Cmd::Understand { entry_id, as_text } => {
+            let id = ctx.write(
+                &cli,
+                Body::Understand {
+                    target: parse_id(entry_id)?,
+                    text: as_text.clone(),
+                },
+            )?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                "Your understanding is shared. The author can confirm or correct it.".into(),
+            ))
+        }
+        Cmd::Confirm { entry_id } => {
+            let id = ctx.write(
+                &cli,
+                Body::Confirm {
+                    target: parse_id(entry_id)?,
+                },
+            )?;
+            Ok(entry_out("entry_id", id, "Confirmed.".into()))
+        }
+        Cmd::Correct { entry_id, text } => {
+            let id = ctx.write(
+                &cli,
+                Body::Correct {
+                    target: parse_id(entry_id)?,
+                    text: text.clone(),
+                },
+            )?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                "Correction shared. The original is hidden from the usual view but keeps its id."
+                    .into(),
+            ))
+        }
+        Cmd::Close {
+            proposal_id,
+            outcome,
+        } => {
+            let proposal: EntryId = parse_id(proposal_id)?;
+            let g = ctx.group(&cli)?;
+            let (counts, decision) = g.record.recount_now(&proposal);
+            drop(g);
+            ctx.write(
+                &cli,
+                Body::Outcome {
+                    proposal,
+                    outcome: outcome.clone(),
+                    decision,
+                    counts,
+                },
+            )?;
+            Ok(Out {
+                json: json!({
+                    "decision": decision.as_str(),
+                    "counts": {"agree": counts.agree, "abstain": counts.abstain, "disagree": counts.disagree, "block": counts.block},
+                }),
+                words: format!(
+                    "The proposal is closed: it {}.\n{} agree, {} not sure, {} disagree, {} block.",
+                    if decision == roundtable_core::Decision::Passed {
+                        "passed"
+                    } else {
+                        "did not pass"
+                    },
+                    counts.agree,
+                    counts.abstain,
+                    counts.disagree,
+                    counts.block
+                ),
+            })
+        }
+        Cmd::Action {
+            cmd:
+                ActionCmd::Add {
+                    thread_id,
+                    text,
+                    owner,
+                    due,
+                },
+        } => {
+            let id = ctx.write(
+                &cli,
+                Body::Action {
+                    thread: parse_id(thread_id)?,
+                    text: text.clone(),
+                    owner: parse_id(owner)?,
+                    due: due.clone(),
+                },
+            )?;
+            Ok(entry_out("action_id", id, "Action added.".into()))
+        }
+        Cmd::Action {
+            cmd: ActionCmd::Done { action_id },
+        } => {
+            let id = ctx.write(
+                &cli,
+                Body::ActionDone {
+                    action: parse_id(action_id)?,
+                },
+            )?;
+            Ok(entry_out("entry_id", id, "Marked as done.".into()))
+        }
+        Cmd::Show { thread_id, all } => {
+            let g = ctx.group(&cli)?;
+            let only = thread_id.as_deref().map(parse_id::<EntryId>).transpose()?;
+            if let Some(t) = only {
+                if !g.record.threads().contains(&t) {
+                    return Err(refuse(format!("there is no thread {t} in this group")));
+                }
+            }
+            let stored = ctx.home.entries(&g.id())?;
+            Ok(show::show(&g.record, only, *all, &stored))
+        }
+        Cmd::Heads => {
+            let g = ctx.group(&cli)?;
+            let heads: Vec<String> = g.record.heads().iter().map(|h| h.to_string()).collect();
+            Ok(Out {
+                words: heads.join("\n"),
+                json: json!({ "heads": heads }),
+            })
+        }
+        Cmd::Export { bundle: path } => {
+            let id = ctx.group_id(&cli)?;
+            let entries: Vec<_> = ctx
+                .home
+                .entries(&id)?
+                .into_iter()
+                .map(|s| s.entry)
+                .collect();
+            let bytes = bundle::encode(&id, &entries);
+            write_atomically(path, &bytes)?;
+            Ok(Out {
+                json: json!({ "entries": entries.len(), "bytes": bytes.len(), "file": path.display().to_string() }),
+                words: format!("Wrote {} entries to {}.", entries.len(), path.display()),
+            })
+        }
+        Cmd::Import { file } => import(&ctx, &cli, file),
+    }
+}
+
+fn setting(home: &Home, name: &str) -> anyhow::Result<String> {
+    Ok(home
+        .setting(name)?
+        .map(|v| String::from_utf8_lossy(&v).to_string())
+        .unwrap_or_default())
+}
+
+fn init(cli: &Cli, dir: &Path, name: &str, needs: &str) -> anyhow::Result<Out> {
+    if name.trim().is_empty() {
+        return Err(anyhow!("please give your name with --name"));
+    }
+    let pass = passphrase(cli)?;
+    let (home, key) = Home::init(dir, name, pass.as_deref())?;
+    home.set_setting("needs", needs.as_bytes())?;
+    if pass.is_none() {
+        eprintln!(
+            "roundtable: warning: your device key is stored without a passphrase (readable only by you). \
+             To protect it, use --passphrase-env VAR when you set up."
+        );
+    }
+    let id = key.device_id();
+    Ok(Out {
+        json: json!({ "member_id": id.to_string(), "device_id": id.to_string() }),
+        words: format!(
+            "Welcome, {name}. This device is ready.\nYour member id: {id}\nGive this id to a member so they can add you to the group."
+        ),
+    })
+}
+
+fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
+    match cmd {
+        MemberCmd::Add {
+            member_id,
+            name,
+            needs,
+        } => {
+            let id = ctx.write(
+                cli,
+                Body::MemberAdd {
+                    member: parse_id(member_id)?,
+                    name: name.clone(),
+                    needs: needs.clone(),
+                },
+            )?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                format!("{name} is now a member."),
+            ))
+        }
+        MemberCmd::Leave => {
+            let id = ctx.write(cli, Body::MemberLeave)?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                "You have left the group. What you wrote stays in the record.".into(),
+            ))
+        }
+        MemberCmd::Remove {
+            member_id,
+            decision,
+        } => {
+            let id = ctx.write(
+                cli,
+                Body::MemberRemove {
+                    member: parse_id(member_id)?,
+                    decision: parse_id(decision)?,
+                },
+            )?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                "The member is removed, as the group decided.".into(),
+            ))
+        }
+        MemberCmd::List => {
+            let g = ctx.group(cli)?;
+            let members = g.record.members();
+            Ok(Out {
+                json: json!({ "members": members.iter().map(|m| json!({
+                    "member_id": m.id.to_string(), "name": m.name, "status": m.status.as_str(), "needs": m.needs,
+                })).collect::<Vec<_>>() }),
+                words: members
+                    .iter()
+                    .map(|m| {
+                        let needs = if m.needs.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" — needs: {}", m.needs)
+                        };
+                        format!("{} ({}){}\n  {}", m.name, m.status.as_str(), needs, m.id)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            })
+        }
+    }
+}
+
+fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {
+    let bytes =
+        std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
+    let (group, entries) = bundle::decode(&bytes)
+        .with_context(|| format!("{} was not imported; nothing was changed", file.display()))?;
+    if let Some(g) = &cli.group {
+        let want: GroupId = parse_id(g)?;
+        if want != group {
+            return Err(refuse(format!(
+                "the bundle is for group {group}, not {want}; nothing was imported"
+            )));
+        }
+    }
+    let mut g = ctx.home.open_or_new_group(&group)?;
+    let out = ctx.home.ingest(&mut g, entries)?;
+    if let Err(e) = ctx.home.checkpoint(&mut g) {
+        eprintln!("roundtable: note: could not save a snapshot ({e}); the entries are safe");
+    }
+    for r in out.rejected.iter().take(20) {
+        eprintln!("roundtable: rejected {}: {}", r.id, r.reason);
+    }
+    Ok(Out {
+        json: json!({
+            "imported": out.accepted.len(),
+            "rejected": out.rejected.len(),
+            "pending": out.pending.len(),
+            "already_had": out.duplicates,
+            "group_id": group.to_string(),
+        }),
+        words: format!(
+            "Imported {} new entries. {} were rejected (kept aside with the reason). {} wait for entries not seen yet. {} were already here.",
+            out.accepted.len(),
+            out.rejected.len(),
+            out.pending.len(),
+            out.duplicates
+        ),
+    })
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp-roundtable");
+    let mut f = std::fs::File::create(&tmp)
+        .with_context(|| format!("could not create {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("could not write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("could not write {}", path.display()))?;
+    Ok(())
+}

@@ -195,6 +195,8 @@ pub struct Rejection {
 pub struct Ingested {
     /// Newly valid entries, in a causal order.
     pub accepted: Vec<EntryId>,
+    /// The bytes of the newly valid entries, for the store.
+    pub entries: HashMap<EntryId, Entry>,
     /// Entries now waiting for entries they build on.
     pub pending: Vec<(EntryId, Entry)>,
     pub rejected: Vec<Rejection>,
@@ -461,6 +463,7 @@ impl Record {
                 Ok(meta) => {
                     self.admit(h, meta, &c.parsed);
                     out.accepted.push(h);
+                    out.entries.insert(h, c.entry);
                     for w in self.waiting.remove(&h).unwrap_or_default() {
                         if let Some(n) = self.missing.get_mut(&w) {
                             *n -= 1;

@@ -1,0 +1,371 @@
+//! `roundtable show`: the record as members read it, in words and as JSON.
+
+use roundtable_core::record::Meta;
+use roundtable_core::{Body, DeviceId, EntryId, Record, Status};
+use roundtable_store::{Stored, StoredStatus};
+use serde_json::{Value, json};
+
+use crate::Out;
+
+struct View<'a> {
+    record: &'a Record,
+    names: std::collections::BTreeMap<DeviceId, String>,
+    all: bool,
+}
+
+impl View<'_> {
+    fn name(&self, id: &DeviceId) -> String {
+        self.names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| format!("device {}", &id.to_string()[..8]))
+    }
+
+    fn author(&self, id: &DeviceId) -> Value {
+        json!({ "member_id": id.to_string(), "name": self.name(id) })
+    }
+
+    fn marks(&self, id: &EntryId) -> Vec<&'static str> {
+        let mut m = vec![];
+        if self.record.concurrent_with_removal(id) {
+            m.push("written_concurrently_with_removal");
+        }
+        if !self.record.corrections(id).is_empty() {
+            m.push("corrected");
+        }
+        m
+    }
+
+    /// Base fields every entry has; `text` is replaced by the latest correction unless `--all`.
+    fn base(&self, id: &EntryId, author: &DeviceId, meta: &Meta, kind: &str) -> Value {
+        let corrections: Vec<Value> = self
+            .record
+            .corrections(id)
+            .iter()
+            .filter_map(|c| self.record.entry(c).map(|(a, m)| (c, a, m)))
+            .map(|(c, a, m)| {
+                let text = match &m.body {
+                    Body::Correct { text, .. } => text.clone(),
+                    _ => String::new(),
+                };
+                json!({ "entry_id": c.to_string(), "author": self.author(&a), "text": text })
+            })
+            .collect();
+        let understandings: Vec<Value> = self
+            .record
+            .referrers(id)
+            .iter()
+            .filter_map(|u| self.record.entry(u).map(|(a, m)| (u, a, m)))
+            .filter_map(|(u, a, m)| match &m.body {
+                Body::Understand { text, .. } => {
+                    let confirmed = self.record.referrers(u).iter().any(|c| {
+                        self.record.entry(c).is_some_and(|(ca, cm)| {
+                            matches!(cm.body, Body::Confirm { .. }) && ca == *author
+                        })
+                    });
+                    let corrected: Vec<String> = self
+                        .record
+                        .corrections(u)
+                        .iter()
+                        .filter_map(|c| match self.record.entry(c).map(|(_, m)| &m.body) {
+                            Some(Body::Correct { text, .. }) => Some(text.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    Some(json!({
+                        "entry_id": u.to_string(), "author": self.author(&a), "text": text,
+                        "confirmed": confirmed, "corrections": corrected,
+                    }))
+                }
+                _ => None,
+            })
+            .collect();
+        json!({
+            "entry_id": id.to_string(),
+            "kind": kind,
+            "author": self.author(author),
+            "time_ms": meta.time_ms,
+            "marks": self.marks(id),
+            "corrections": corrections,
+            "understandings": understandings,
+        })
+    }
+
+    fn text_of(&self, id: &EntryId, original: &str) -> (String, bool) {
+        let cs = self.record.corrections(id);
+        match cs.last().and_then(|c| self.record.entry(c)) {
+            Some((_, m)) if !self.all => match &m.body {
+                Body::Correct { text, .. } => (text.clone(), true),
+                _ => (original.to_string(), false),
+            },
+            _ => (original.to_string(), !cs.is_empty()),
+        }
+    }
+
+    fn thread(&self, tid: &EntryId) -> Option<Value> {
+        let (author, meta) = self.record.entry(tid)?;
+        let Body::Thread { title } = &meta.body else {
+            return None;
+        };
+        let mut t = self.base(tid, &author, meta, "thread");
+        t["thread_id"] = json!(tid.to_string());
+        t["title"] = json!(title);
+        let mut entries = Vec::new();
+        for id in self.record.referrers(tid) {
+            let Some((a, m)) = self.record.entry(&id) else {
+                continue;
+            };
+            let mut v = self.base(&id, &a, m, "");
+            match &m.body {
+                Body::Message { text, .. } => {
+                    let (shown, corrected) = self.text_of(&id, text);
+                    v["kind"] = json!("message");
+                    v["text"] = json!(shown);
+                    v["corrected"] = json!(corrected);
+                    if self.all {
+                        v["original_text"] = json!(text);
+                    }
+                }
+                Body::Proposal {
+                    title,
+                    text,
+                    easy_read,
+                    rule,
+                    quorum,
+                    removes,
+                    ..
+                } => {
+                    v["kind"] = json!("proposal");
+                    v["proposal_id"] = json!(id.to_string());
+                    v["title"] = json!(title);
+                    v["easy_read"] = json!(easy_read);
+                    v["text"] = json!(text);
+                    v["rule"] = json!(rule.as_str());
+                    v["quorum"] = json!(quorum);
+                    v["removes"] = json!(removes.map(|r| r.to_string()));
+                    v["stances"] = json!(self.stances(&id));
+                    let (counts, decision) = self.record.recount_now(&id);
+                    v["outcome"] = match self.record.outcome(&id) {
+                        Some((oid, d)) => {
+                            let (oa, om) = self.record.entry(&oid)?;
+                            let (outcome, c) = match &om.body {
+                                Body::Outcome {
+                                    outcome, counts, ..
+                                } => (outcome.clone(), *counts),
+                                _ => (String::new(), Default::default()),
+                            };
+                            json!({
+                                "entry_id": oid.to_string(), "decision": d.as_str(), "outcome": outcome,
+                                "closed_by": self.author(&oa), "counts": counts_json(&c),
+                            })
+                        }
+                        None => Value::Null,
+                    };
+                    v["current_counts"] = counts_json(&counts);
+                    v["would_decide"] = json!(decision.as_str());
+                }
+                Body::Action {
+                    text, owner, due, ..
+                } => {
+                    v["kind"] = json!("action");
+                    v["action_id"] = json!(id.to_string());
+                    v["text"] = json!(self.text_of(&id, text).0);
+                    v["owner"] = self.author(owner);
+                    v["due"] = json!(due);
+                    v["done"] = json!(self.record.referrers(&id).iter().any(|d| {
+                        self.record
+                            .entry(d)
+                            .is_some_and(|(_, m)| matches!(m.body, Body::ActionDone { .. }))
+                    }));
+                }
+                _ => continue,
+            }
+            entries.push(v);
+        }
+        t["entries"] = json!(entries);
+        Some(t)
+    }
+
+    fn stances(&self, proposal: &EntryId) -> Vec<Value> {
+        self.record
+            .referrers(proposal)
+            .iter()
+            .filter_map(|s| self.record.entry(s).map(|(a, m)| (s, a, m)))
+            .filter_map(|(s, a, m)| match &m.body {
+                Body::Stance { stance, reason, on_behalf, .. } => {
+                    let member = on_behalf.unwrap_or(a);
+                    let confirmed = on_behalf.is_none()
+                        || self.record.referrers(s).iter().any(|c| {
+                            self.record.entry(c).is_some_and(|(ca, cm)| matches!(cm.body, Body::Confirm { .. }) && ca == member)
+                        });
+                    Some(json!({
+                        "entry_id": s.to_string(), "member_id": member.to_string(), "name": self.name(&member),
+                        "stance": stance.as_str(), "reason": reason,
+                        "recorded_by": on_behalf.map(|_| self.author(&a)), "confirmed": confirmed,
+                        "marks": self.marks(s),
+                    }))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn counts_json(c: &roundtable_core::Counts) -> Value {
+    json!({"agree": c.agree, "abstain": c.abstain, "disagree": c.disagree, "block": c.block})
+}
+
+/// Builds the `show` output.
+pub fn show(record: &Record, only: Option<EntryId>, all: bool, stored: &[Stored]) -> Out {
+    let members = record.members();
+    let names = members.iter().map(|m| (m.id, m.name.clone())).collect();
+    let view = View { record, names, all };
+    let ids = match only {
+        Some(t) => vec![t],
+        None => record.threads(),
+    };
+    let threads: Vec<Value> = ids.iter().filter_map(|t| view.thread(t)).collect();
+    let pending = stored
+        .iter()
+        .filter(|s| s.status == StoredStatus::Pending)
+        .count();
+    let quarantined: Vec<Value> = stored
+        .iter()
+        .filter_map(|s| match &s.status {
+            StoredStatus::Quarantined { kind, reason } => {
+                Some(json!({"entry_id": s.id.to_string(), "kind": kind, "reason": reason}))
+            }
+            _ => None,
+        })
+        .collect();
+    let (gname, rule, quorum) = record
+        .group_info()
+        .map(|(n, r, q)| (n.to_string(), r.as_str(), q))
+        .unwrap_or_default();
+    let json = json!({
+        "group": {"group_id": record.group().to_string(), "name": gname, "rule": rule, "quorum": quorum},
+        "members": members.iter().map(|m| json!({"member_id": m.id.to_string(), "name": m.name, "status": m.status.as_str()})).collect::<Vec<_>>(),
+        "threads": threads,
+        "pending": pending,
+        "quarantined": quarantined,
+    });
+    let words = words(&json, &members);
+    Out { json, words }
+}
+
+fn words(v: &Value, members: &[roundtable_core::Member]) -> String {
+    let mut w = String::new();
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    w += &format!("Group: {}\n", s(&v["group"]["name"]));
+    let active = members
+        .iter()
+        .filter(|m| m.status == Status::Active)
+        .count();
+    w += &format!("{} members are active.\n", active);
+    for t in v["threads"].as_array().into_iter().flatten() {
+        w += &format!(
+            "\n== {} ==  (started by {}; id {})\n",
+            s(&t["title"]),
+            s(&t["author"]["name"]),
+            s(&t["thread_id"])
+        );
+        for e in t["entries"].as_array().into_iter().flatten() {
+            let who = s(&e["author"]["name"]);
+            let mark = if e["marks"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|x| x == "written_concurrently_with_removal"))
+            {
+                " [written at the same time as their removal]"
+            } else {
+                ""
+            };
+            match e["kind"].as_str() {
+                Some("message") => {
+                    let corrected = if e["corrected"] == true {
+                        " (corrected)"
+                    } else {
+                        ""
+                    };
+                    w += &format!(
+                        "- {who}: {}{corrected}{mark}\n    id {}\n",
+                        s(&e["text"]),
+                        s(&e["entry_id"])
+                    );
+                }
+                Some("proposal") => {
+                    w += &format!(
+                        "* Proposal by {who}: {}{mark}\n    In short: {}\n    id {}\n",
+                        s(&e["title"]),
+                        s(&e["easy_read"]),
+                        s(&e["proposal_id"])
+                    );
+                    for st in e["stances"].as_array().into_iter().flatten() {
+                        let reason = s(&st["reason"]);
+                        let reason = if reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" because \"{reason}\"")
+                        };
+                        let pending = if st["confirmed"] == true {
+                            ""
+                        } else {
+                            " (waiting for them to confirm)"
+                        };
+                        w += &format!(
+                            "    {} says {}{reason}{pending}\n",
+                            s(&st["name"]),
+                            s(&st["stance"])
+                        );
+                    }
+                    if e["outcome"].is_object() {
+                        let d = if e["outcome"]["decision"] == "passed" {
+                            "passed"
+                        } else {
+                            "did not pass"
+                        };
+                        w += &format!("    Outcome: {d}. {}\n", s(&e["outcome"]["outcome"]));
+                    } else {
+                        w += "    Still open.\n";
+                    }
+                }
+                Some("action") => {
+                    let due = e["due"]
+                        .as_str()
+                        .map(|d| format!(" by {d}"))
+                        .unwrap_or_default();
+                    let done = if e["done"] == true { " — done" } else { "" };
+                    w += &format!(
+                        "  Action for {}: {}{due}{done}\n    id {}\n",
+                        s(&e["owner"]["name"]),
+                        s(&e["text"]),
+                        s(&e["action_id"])
+                    );
+                }
+                _ => {}
+            }
+            for u in e["understandings"].as_array().into_iter().flatten() {
+                let state = if u["confirmed"] == true {
+                    "confirmed by the author"
+                } else {
+                    "not confirmed yet"
+                };
+                w += &format!(
+                    "      {} understood this as: \"{}\" ({state})\n",
+                    s(&u["author"]["name"]),
+                    s(&u["text"])
+                );
+            }
+        }
+    }
+    let q = v["quarantined"].as_array().map(|a| a.len()).unwrap_or(0);
+    if q > 0 {
+        w += &format!("\n{q} entries were rejected and are kept aside with the reason.\n");
+    }
+    if v["pending"].as_u64().unwrap_or(0) > 0 {
+        w += &format!(
+            "{} entries are waiting for entries this device has not seen yet.\n",
+            v["pending"]
+        );
+    }
+    w
+}

@@ -1,0 +1,199 @@
+//! The device secret key at rest: `device.key` in the home, mode 0600.
+//!
+//! With a passphrase the secret is sealed with XChaCha20-Poly1305 under a key derived by Argon2id;
+//! without one it is stored plainly and the caller warns the member.
+//! **Invariant:** the file is replaced atomically (write to a temporary file, fsync, rename), so a crash
+//! never leaves a device without its key.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use roundtable_core::DeviceKey;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::StoreError;
+
+const AAD: &[u8] = b"roundtable/device-key/v1";
+
+#[derive(Serialize, Deserialize)]
+struct KeyFile {
+    version: u32,
+    device_id: String,
+    /// "none" or "argon2id-xchacha20poly1305".
+    protection: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    salt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ciphertext: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    argon2: Option<(u32, u32, u32)>,
+}
+
+fn kdf(
+    pass: &str,
+    salt: &[u8],
+    (m, t, p): (u32, u32, u32),
+) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    let params = Params::new(m, t, p, Some(32))
+        .map_err(|e| StoreError::KeyFile(format!("bad key settings: {e}")))?;
+    let mut out = Zeroizing::new([0u8; 32]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(pass.as_bytes(), salt, out.as_mut())
+        .map_err(|e| StoreError::KeyFile(format!("could not derive the key: {e}")))?;
+    Ok(out)
+}
+
+fn random<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// Writes the key file. Returns whether it is protected by a passphrase.
+pub fn write(path: &Path, key: &DeviceKey, passphrase: Option<&str>) -> Result<bool, StoreError> {
+    let device_id = key.device_id().to_string();
+    let secret = key.secret_bytes();
+    let file = match passphrase {
+        None => KeyFile {
+            version: 1,
+            device_id,
+            protection: "none".into(),
+            secret: Some(hex::encode(*secret)),
+            salt: None,
+            nonce: None,
+            ciphertext: None,
+            argon2: None,
+        },
+        Some(pass) => {
+            let salt: [u8; 16] = random()?;
+            let nonce: [u8; 24] = random()?;
+            let cost = (
+                Params::DEFAULT_M_COST,
+                Params::DEFAULT_T_COST,
+                Params::DEFAULT_P_COST,
+            );
+            let k = kdf(pass, &salt, cost)?;
+            let cipher = XChaCha20Poly1305::new(&(*k).into());
+            let ct = cipher
+                .encrypt(
+                    &XNonce::from(nonce),
+                    Payload {
+                        msg: secret.as_slice(),
+                        aad: AAD,
+                    },
+                )
+                .map_err(|_| StoreError::KeyFile("could not encrypt the key".into()))?;
+            KeyFile {
+                version: 1,
+                device_id,
+                protection: "argon2id-xchacha20poly1305".into(),
+                secret: None,
+                salt: Some(hex::encode(salt)),
+                nonce: Some(hex::encode(nonce)),
+                ciphertext: Some(hex::encode(ct)),
+                argon2: Some(cost),
+            }
+        }
+    };
+    let text = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::KeyFile(e.to_string()))?;
+    let tmp = path.with_extension("key.tmp");
+    {
+        let mut f = open_private(&tmp)?;
+        f.write_all(&text)
+            .map_err(StoreError::io("writing the device key"))?;
+        f.sync_all()
+            .map_err(StoreError::io("writing the device key"))?;
+    }
+    fs::rename(&tmp, path).map_err(StoreError::io("saving the device key"))?;
+    Ok(passphrase.is_some())
+}
+
+#[cfg(unix)]
+fn open_private(path: &Path) -> Result<fs::File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(StoreError::io("creating the device key file"))
+}
+
+#[cfg(not(unix))]
+fn open_private(path: &Path) -> Result<fs::File, StoreError> {
+    fs::File::create(path).map_err(StoreError::io("creating the device key file"))
+}
+
+/// Whether the key file needs a passphrase.
+pub fn is_protected(path: &Path) -> Result<bool, StoreError> {
+    Ok(read_file(path)?.protection != "none")
+}
+
+fn read_file(path: &Path) -> Result<KeyFile, StoreError> {
+    let text = fs::read(path).map_err(StoreError::io("reading the device key"))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| StoreError::KeyFile(format!("the device key file is damaged: {e}")))
+}
+
+/// Reads the key file, unsealing it with `passphrase` when it is protected.
+pub fn read(path: &Path, passphrase: Option<&str>) -> Result<DeviceKey, StoreError> {
+    let f = read_file(path)?;
+    let hex32 = |s: &Option<String>, what: &str| -> Result<Vec<u8>, StoreError> {
+        let s = s
+            .as_deref()
+            .ok_or_else(|| StoreError::KeyFile(format!("the device key file has no {what}")))?;
+        hex::decode(s)
+            .map_err(|_| StoreError::KeyFile(format!("the device key file's {what} is damaged")))
+    };
+    let secret: Zeroizing<[u8; 32]> =
+        match f.protection.as_str() {
+            "none" => {
+                Zeroizing::new(hex32(&f.secret, "secret")?.try_into().map_err(|_| {
+                    StoreError::KeyFile("the device key has the wrong length".into())
+                })?)
+            }
+            "argon2id-xchacha20poly1305" => {
+                let pass = passphrase.ok_or(StoreError::PassphraseNeeded)?;
+                let salt = hex32(&f.salt, "salt")?;
+                let nonce: [u8; 24] = hex32(&f.nonce, "nonce")?.try_into().map_err(|_| {
+                    StoreError::KeyFile("the device key file's nonce is damaged".into())
+                })?;
+                let ct = hex32(&f.ciphertext, "ciphertext")?;
+                let cost = f.argon2.ok_or_else(|| {
+                    StoreError::KeyFile("the device key file has no key settings".into())
+                })?;
+                let k = kdf(pass, &salt, cost)?;
+                let cipher = XChaCha20Poly1305::new(&(*k).into());
+                let plain = Zeroizing::new(
+                    cipher
+                        .decrypt(&XNonce::from(nonce), Payload { msg: &ct, aad: AAD })
+                        .map_err(|_| StoreError::WrongPassphrase)?,
+                );
+                Zeroizing::new(plain.as_slice().try_into().map_err(|_| {
+                    StoreError::KeyFile("the device key has the wrong length".into())
+                })?)
+            }
+            other => {
+                return Err(StoreError::KeyFile(format!(
+                    "unknown key protection '{other}'"
+                )));
+            }
+        };
+    let key = DeviceKey::from_secret(&secret);
+    if key.device_id().to_string() != f.device_id {
+        return Err(StoreError::KeyFile(
+            "the device key does not match its device id".into(),
+        ));
+    }
+    Ok(key)
+}
