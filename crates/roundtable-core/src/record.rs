@@ -184,7 +184,8 @@ struct Index {
 /// An entry that is not (or not yet) part of the record.
 #[derive(Debug, Clone)]
 pub struct Rejection {
-    /// The change hash when the entry could be parsed, else the SHA-256 of its encoded bytes.
+    /// The change hash when the entry was rejected by a rule; the SHA-256 of its encoded bytes when it
+    /// could not be parsed or its signature failed (so a forged copy never shares the real entry's id).
     pub id: EntryId,
     pub entry: Entry,
     pub reason: Invalid,
@@ -346,8 +347,9 @@ impl Record {
                 continue;
             }
             if let Err(e) = validate_signature(&entry, &parsed, &self.group, &self.ix.actors) {
+                // Keyed by its own bytes: a forged copy must never collide with the real entry.
                 out.rejected.push(Rejection {
-                    id: h,
+                    id: digest_id(&entry),
                     entry,
                     reason: e.into(),
                 });
@@ -449,19 +451,9 @@ impl Record {
                 continue;
             };
             self.missing.remove(&h);
-            let verdict = self.judge(&c.parsed).and_then(|meta| {
-                // Only valid changes reach Automerge; it has no say in validity, but a refusal must not
-                // leave the index and the document apart.
-                self.doc
-                    .apply_changes(std::iter::once(c.parsed.change.clone()))
-                    .map_err(|e| {
-                        Invalid::Malformed(format!("Automerge refused the change: {e}"))
-                    })?;
-                Ok(meta)
-            });
+            let verdict = self.judge(&c.parsed).and_then(|meta| self.apply(h, meta, &c.parsed));
             match verdict {
-                Ok(meta) => {
-                    self.admit(h, meta, &c.parsed);
+                Ok(()) => {
                     out.accepted.push(h);
                     out.entries.insert(h, c.entry);
                     for w in self.waiting.remove(&h).unwrap_or_default() {
@@ -554,13 +546,29 @@ impl Record {
             &hash,
         );
         let parsed = entry.parse().map_err(Invalid::from)?;
-        // Judge before ingesting, so a refused write leaves nothing behind.
-        self.judge(&parsed)?;
-        let out = self.ingest(vec![entry.clone()]);
-        match out.rejected.into_iter().next() {
-            Some(r) => Err(r.reason.into()),
-            None => Ok((hash, entry)),
+        if self.positions.contains_key(&(actor, seq)) {
+            // This device already signed something else at this position elsewhere (a copied home):
+            // let the fork rules settle it.
+            let out = self.ingest(vec![entry.clone()]);
+            return match out.rejected.into_iter().next() {
+                Some(r) => Err(r.reason.into()),
+                None => Ok((hash, entry)),
+            };
         }
+        // Our own fresh signature needs no check; the rules do, exactly as for a peer's entry.
+        let meta = self.judge(&parsed)?;
+        self.apply(hash, meta, &parsed)?;
+        Ok((hash, entry))
+    }
+
+    /// Applies a judged entry to Automerge and the index. Automerge has no say in validity, but a
+    /// refusal must not leave the index and the document apart.
+    fn apply(&mut self, h: EntryId, meta: Meta, parsed: &ParsedChange) -> Result<(), Invalid> {
+        self.doc
+            .apply_changes(std::iter::once(parsed.change.clone()))
+            .map_err(|e| Invalid::Malformed(format!("Automerge refused the change: {e}")))?;
+        self.admit(h, meta, parsed);
+        Ok(())
     }
 
     fn actor_of(&self, meta: &Meta) -> DeviceId {
