@@ -339,8 +339,10 @@ impl Record {
                 continue;
             }
             if entry.doc != DocRef::Public {
+                // `doc_kind` is outside the signature: key by the entry's own bytes so a relabelled
+                // copy can never shadow the genuine entry.
                 out.rejected.push(Rejection {
-                    id: h,
+                    id: digest_id(&entry),
                     entry,
                     reason: Invalid::UnsupportedDocument,
                 });
@@ -451,7 +453,9 @@ impl Record {
                 continue;
             };
             self.missing.remove(&h);
-            let verdict = self.judge(&c.parsed).and_then(|meta| self.apply(h, meta, &c.parsed));
+            let verdict = self
+                .judge(&c.parsed)
+                .and_then(|meta| self.apply(h, meta, &c.parsed));
             match verdict {
                 Ok(()) => {
                     out.accepted.push(h);

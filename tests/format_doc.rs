@@ -1,0 +1,309 @@
+//! Keeps `docs/format.md` honest.
+//!
+//! (a) The worked example in the document is exactly what `examples/format_example.rs` produces now,
+//!     and `tests/data/format-example.bundle` is exactly its bundle.
+//! (b) An independent verifier written from the document alone (`tests/independent_verify.py`, Python
+//!     standard library only) accepts that bundle and computes the same entry ids as Rust.
+//! (c) It refuses the bundle when any byte is changed, and it reaches the same verdict as Rust on
+//!     entries that are re-framed by a rewriter or crafted to slip past a lax ed25519 check.
+//!
+//! These tests need `python3`; without it they fail, they are never skipped.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use roundtable::core::body::{Body, CONTAINERS, ChangeFrame, build_change};
+use roundtable::core::bundle;
+use roundtable::core::change::raw_change_hash;
+use roundtable::core::entry::{DocRef, Entry, validate_signature};
+use roundtable::core::{DeviceId, EntryId, Rule};
+
+#[allow(dead_code)]
+#[path = "../examples/format_example.rs"]
+mod format_example;
+
+use format_example::{Example, T0_MS, breakdown, build, bundle_map, report};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the independent verifier on `bundle`; returns its exit code and stdout lines.
+fn python_verify(bundle: &Path) -> (i32, Vec<String>) {
+    let out = Command::new("python3")
+        .arg(root().join("tests/independent_verify.py"))
+        .arg(bundle)
+        .output()
+        .expect(
+            "python3 could not be run: it is required by this test (it runs the independent verifier \
+             tests/independent_verify.py); install Python 3",
+        );
+    let stdout = String::from_utf8(out.stdout).expect("the verifier prints UTF-8");
+    let code = out
+        .status
+        .code()
+        .expect("the verifier was killed by a signal");
+    (code, stdout.lines().map(str::to_string).collect())
+}
+
+fn verify_bytes(bytes: &[u8]) -> (i32, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.bundle");
+    std::fs::write(&path, bytes).unwrap();
+    python_verify(&path)
+}
+
+/// Rust's verdict on one entry of the example group: `Ok(id)` if its signature verifies.
+fn rust_verdict(ex: &Example, entry: &Entry) -> Result<EntryId, String> {
+    let parsed = entry.parse().map_err(|e| e.to_string())?;
+    validate_signature(entry, &parsed, &ex.group, &[]).map_err(|e| e.to_string())?;
+    Ok(parsed.hash)
+}
+
+#[test]
+fn the_document_shows_what_the_example_produces() {
+    let ex = build();
+    let doc = std::fs::read_to_string(root().join("docs/format.md")).expect("docs/format.md");
+    let stale = "docs/format.md is stale: run `cargo run --example format_example` and paste its output \
+                 into the worked example (and update the prose that quotes it)";
+    assert!(
+        doc.contains(&report(&ex)),
+        "{stale} (the hex listing differs)"
+    );
+    assert!(
+        doc.contains(&bundle_map(&ex)),
+        "{stale} (the map of the bundle differs)"
+    );
+    assert!(
+        doc.contains(&breakdown(&ex)),
+        "{stale} (the byte-by-byte breakdown differs)"
+    );
+    // Quoted in the prose as well.
+    for id in ex.entries.iter().map(|(id, _)| id.to_string()) {
+        assert!(doc.contains(&id), "{stale} (entry id {id} is not quoted)");
+    }
+    let file = std::fs::read(root().join("tests/data/format-example.bundle"))
+        .expect("tests/data/format-example.bundle");
+    assert!(
+        file == ex.bundle,
+        "tests/data/format-example.bundle is stale: run \
+         `cargo run --example format_example -- tests/data/format-example.bundle`"
+    );
+}
+
+#[test]
+fn the_example_is_deterministic_and_self_consistent() {
+    let a = build();
+    let b = build();
+    assert_eq!(a.bundle, b.bundle);
+    let (group, entries) = bundle::decode(&a.bundle).unwrap();
+    assert_eq!(group, a.group);
+    for ((id, e), d) in a.entries.iter().zip(&entries) {
+        assert_eq!(e, d);
+        assert_eq!(raw_change_hash(&e.change).unwrap(), *id);
+        assert_eq!(rust_verdict(&a, e), Ok(*id));
+    }
+    // The genesis's hash is the group id it signed with.
+    assert_eq!(a.entries[0].0, a.group);
+}
+
+#[test]
+fn python_verifies_the_bundle_and_computes_the_same_ids() {
+    let ex = build();
+    let (code, lines) = python_verify(&root().join("tests/data/format-example.bundle"));
+    let want: Vec<String> = ex
+        .entries
+        .iter()
+        .map(|(id, _)| format!("{id} ok"))
+        .collect();
+    assert_eq!(lines, want, "the verifier's output");
+    assert_eq!(code, 0, "the verifier's exit status");
+}
+
+#[test]
+fn python_refuses_a_bundle_with_any_changed_byte() {
+    let ex = build();
+    let n = ex.bundle.len();
+    let entry0 = 49;
+    let change0 = entry0 + 1 + 64 + 4;
+    // One position in every region: magic, version, group id, count, doc_kind, signature R and S,
+    // change length, change magic, change checksum, change body, the last entry's text, the digest.
+    let positions = [
+        0,
+        8,
+        9,
+        41,
+        entry0,
+        entry0 + 1,
+        entry0 + 40,
+        entry0 + 65,
+        change0,
+        change0 + 5,
+        change0 + 40,
+        n - 40,
+        n - 1,
+    ];
+    for at in positions {
+        for mask in [0x01u8, 0x80] {
+            let mut b = ex.bundle.clone();
+            b[at] ^= mask;
+            let (code, lines) = verify_bytes(&b);
+            assert_eq!(
+                code, 1,
+                "flipping bit {mask:#04x} of byte {at} was not caught: {lines:?}"
+            );
+            assert!(
+                bundle::decode(&b).is_err(),
+                "Rust accepted byte {at} flipped"
+            );
+        }
+    }
+    // Cut short, and one byte too many.
+    assert_eq!(verify_bytes(&ex.bundle[..n - 1]).0, 1);
+    let mut longer = ex.bundle.clone();
+    longer.push(0);
+    assert_eq!(verify_bytes(&longer).0, 1);
+}
+
+/// A rewriter can re-frame a bundle and fix up its digest, but cannot forge an entry: Rust and Python
+/// both refuse exactly the entries that were changed.
+#[test]
+fn a_rewritten_bundle_cannot_carry_a_forged_entry() {
+    let ex = build();
+    let mut entries: Vec<Entry> = ex.entries.iter().map(|(_, e)| e.clone()).collect();
+    // Rebuild the message's change with one letter of its text changed, at the same place in the
+    // history (actor, seq, start_op, deps, time): a well-formed change with a correct checksum, as a
+    // careful forger would make it. Its hash differs, so the original signature no longer fits.
+    let parsed = entries[2].parse().unwrap();
+    let c = &parsed.change;
+    let frame = ChangeFrame {
+        actor: ex.key.device_id(),
+        seq: c.seq(),
+        start_op: c.start_op(),
+        deps: c.deps().iter().map(|h| EntryId::from(*h)).collect(),
+        time_ms: c.timestamp(),
+    };
+    // The genesis made the containers with ops 8..=16, in the order of `CONTAINERS` (docs/format.md).
+    let containers: BTreeMap<String, (u64, DeviceId)> = CONTAINERS
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), (8 + i as u64, ex.key.device_id())))
+        .collect();
+    let thread = ex.entries[1].0;
+    let rebuild = |text: &str| {
+        let body = Body::Message {
+            thread,
+            text: text.into(),
+        };
+        build_change(&body, &frame, &containers)
+            .unwrap()
+            .raw_bytes()
+            .to_vec()
+    };
+    assert_eq!(
+        rebuild("Hello"),
+        entries[2].change,
+        "the documented record shape rebuilds the message byte for byte"
+    );
+    entries[2].change = rebuild("Jello");
+    // Flip a bit of the thread's signature.
+    entries[1].signature[10] ^= 0x04;
+    let b = bundle::encode(&ex.group, &entries);
+    assert!(
+        bundle::decode(&b).is_ok(),
+        "the framing and digest are fine"
+    );
+
+    let (code, lines) = verify_bytes(&b);
+    assert_eq!(code, 1, "{lines:?}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], format!("{} ok", ex.entries[0].0));
+    for (i, line) in lines.iter().enumerate().skip(1) {
+        assert!(!line.ends_with(" ok"), "entry {i} passed: {line}");
+        assert!(
+            rust_verdict(&ex, &entries[i]).is_err(),
+            "Rust passed entry {i}"
+        );
+    }
+    // The forged message's id is what Python printed, and what Rust computes.
+    assert!(lines[2].starts_with(&raw_change_hash(&entries[2].change).unwrap().to_string()));
+
+    // A bundle re-labelled with another group id: every signature names the real group.
+    let other = EntryId::from_bytes([7; 32]);
+    let (code, lines) = verify_bytes(&bundle::encode(&other, &entries[..1]));
+    assert_eq!(code, 1, "{lines:?}");
+    assert!(!lines[0].ends_with(" ok"));
+}
+
+/// The strict checks of `verify_strict` that a textbook ed25519 verifier lacks.
+#[test]
+fn python_is_as_strict_as_verify_strict() {
+    let ex = build();
+    // 1. A malleated signature: S + L verifies the same equation as S, but S must be below L.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut malleated = ex.message().1.clone();
+    let mut carry = 0u16;
+    for (s, l) in malleated.signature[32..].iter_mut().zip(L) {
+        let v = u16::from(*s) + u16::from(l) + carry;
+        *s = v as u8;
+        carry = v >> 8;
+    }
+    assert_eq!(carry, 0);
+
+    // 2. A change whose author is the identity point (a small-order "key"), with the signature
+    //    R = B (the base point), S = 1. Then [S]B - [k]A = B = R for every message: a verifier that
+    //    skips the small-order check accepts it.
+    let identity = {
+        let mut k = [0u8; 32];
+        k[0] = 1;
+        DeviceId::from_bytes(k)
+    };
+    let change = build_change(
+        &Body::Genesis {
+            name: "Forged".into(),
+            rule: Rule::Consent,
+            quorum: 1,
+            creator_name: "Nobody".into(),
+            creator_needs: String::new(),
+        },
+        &ChangeFrame {
+            actor: identity,
+            seq: 1,
+            start_op: NonZeroU64::MIN,
+            deps: vec![],
+            time_ms: T0_MS,
+        },
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let mut signature = [0u8; 64];
+    signature[0] = 0x58;
+    signature[1..32].fill(0x66);
+    signature[32] = 1;
+    let weak = Entry {
+        doc: DocRef::Public,
+        signature,
+        change: change.raw_bytes().to_vec(),
+    };
+
+    for (name, entry) in [("S + L", &malleated), ("small-order key", &weak)] {
+        assert!(
+            rust_verdict(&ex, entry).is_err(),
+            "Rust accepted the {name} entry"
+        );
+        let b = bundle::encode(&ex.group, std::slice::from_ref(entry));
+        let (code, lines) = verify_bytes(&b);
+        assert_eq!(code, 1, "Python accepted the {name} entry: {lines:?}");
+        let id = raw_change_hash(&entry.change).unwrap();
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with(&id.to_string()) && !lines[0].ends_with(" ok"),
+            "{name}: {lines:?}"
+        );
+    }
+}

@@ -1,0 +1,321 @@
+#!/usr/bin/env python3
+"""An independent verifier of a Roundtable bundle, written from docs/format.md alone.
+
+Usage: python3 tests/independent_verify.py BUNDLE_FILE
+
+Checks the bundle's framing and SHA-256 trailer digest, then for every entry: recomputes the change
+hash (the entry id) from the raw Automerge change bytes, reads the change's actor, and verifies the
+ed25519 signature over "roundtable/entry/v1" || group_id || doc_id || change_hash with the same strict
+rules as ed25519-dalek's verify_strict. Prints one line per entry, "ENTRY_ID ok" or "ENTRY_ID <reason>"
+(or "entry N: <reason>" when no id can be computed), and exits 0 only if the bundle and every entry
+verify; 1 otherwise; 2 on a usage error.
+
+It checks integrity and authorship only. It does not decode Automerge operations, and it does not apply
+the group's rules (membership, shape of records, forks): that is the work of a full auditor.
+
+Python 3 standard library only. The ed25519 code follows RFC 8032, section 6 (the reference code), with
+the decoding and strictness checks changed to match ed25519-dalek 3.0's verify_strict exactly.
+"""
+
+import hashlib
+import sys
+
+# ---------------------------------------------------------------------------------------------------
+# Format constants (docs/format.md)
+
+BUNDLE_MAGIC = b"RTBUNDLE"
+BUNDLE_VERSION = 1
+BUNDLE_HEADER = 8 + 1 + 32 + 8
+DIGEST_LEN = 32
+MIN_ENTRY = 1 + 64 + 4
+DOC_PUBLIC = 1
+DOC_OTHER = 2
+MAX_CHANGE_BYTES = 256 * 1024
+ENTRY_TAG = b"roundtable/entry/v1"
+CHANGE_MAGIC = bytes([0x85, 0x6F, 0x4A, 0x83])
+CHUNK_CHANGE = 1
+
+
+class Refused(Exception):
+    """Bytes that do not verify; the message says why."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# ed25519 (RFC 8032 section 6, adapted)
+
+P = 2**255 - 19
+L = 2**252 + 27742317777372353535851937790883648493  # order of the base point
+
+
+def _inv(x):
+    return pow(x, P - 2, P)
+
+
+D = -121665 * _inv(121666) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def _add(p1, p2):
+    # Extended homogeneous coordinates (X, Y, Z, T), x = X/Z, y = Y/Z, x*y = T/Z.
+    a = (p1[1] - p1[0]) * (p2[1] - p2[0]) % P
+    b = (p1[1] + p1[0]) * (p2[1] + p2[0]) % P
+    c = 2 * p1[3] * p2[3] * D % P
+    d = 2 * p1[2] * p2[2] % P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def _mul(s, pt):
+    q = (0, 1, 1, 0)  # neutral element
+    while s > 0:
+        if s & 1:
+            q = _add(q, pt)
+        pt = _add(pt, pt)
+        s >>= 1
+    return q
+
+
+def _equal(p1, p2):
+    # x1 / z1 == x2 / z2  <==>  x1 * z2 == x2 * z1
+    if (p1[0] * p2[2] - p2[0] * p1[2]) % P != 0:
+        return False
+    return (p1[1] * p2[2] - p2[1] * p1[2]) % P == 0
+
+
+def _neg(pt):
+    return ((-pt[0]) % P, pt[1], pt[2], (-pt[3]) % P)
+
+
+IDENTITY = (0, 1, 1, 0)
+
+
+def _recover_x(y, sign):
+    """x from y and the sign bit, as curve25519-dalek does it: None if y is not on the curve.
+
+    Unlike RFC 8032, (x = 0, sign = 1) is accepted and gives x = 0 (dalek negates zero to zero). Both
+    such points (y = 1 and y = -1) have small order, so verify_strict refuses them anyway.
+    """
+    x2 = (y * y - 1) * _inv(D * y * y + 1) % P
+    if x2 == 0:
+        return 0
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P != 0:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P != 0:
+        return None
+    if (x & 1) != sign:
+        x = P - x
+    return x
+
+
+G_Y = 4 * _inv(5) % P
+G = (_recover_x(G_Y, 0), G_Y, 1, _recover_x(G_Y, 0) * G_Y % P)
+
+
+def _decompress(s):
+    """Decodes a 32-byte point encoding the way curve25519-dalek 5 does.
+
+    The low 255 bits are y, taken modulo p: like dalek (and unlike RFC 8032) an encoding with y >= p
+    is not refused here. For R this never matters: verify_strict compares R's bytes with the canonical
+    encoding of the point it computes, so a non-canonical R never verifies. For a public key A,
+    verify_strict accepts the non-canonical encodings y = p + 3, 4, 5, 6, 9, 10, 14, 15, 16, 18 (those
+    of y = 0 and 1 are small-order points and refused), and so does this function, so that both reach
+    the same verdict. Nobody knows the secret key of such a point, so no signature under one can be made.
+    """
+    if len(s) != 32:
+        return None
+    y = int.from_bytes(s, "little")
+    sign = y >> 255
+    y = (y & ((1 << 255) - 1)) % P
+    x = _recover_x(y, sign)
+    if x is None:
+        return None
+    return (x, y, 1, x * y % P)
+
+
+def _compress(pt):
+    zinv = _inv(pt[2])
+    x = pt[0] * zinv % P
+    y = pt[1] * zinv % P
+    return int.to_bytes(y | ((x & 1) << 255), 32, "little")
+
+
+def _small_order(pt):
+    return _equal(_mul(8, pt), IDENTITY)
+
+
+def verify_strict(public, msg, signature):
+    """True iff ed25519-dalek 3.0's VerifyingKey::from_bytes(public)?.verify_strict(msg, signature) is Ok."""
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    a = _decompress(public)
+    if a is None:
+        return False  # VerifyingKey::from_bytes fails
+    r_bytes = signature[:32]
+    s = int.from_bytes(signature[32:], "little")
+    if s >= L:
+        return False  # non-canonical S: the signature would be malleable
+    r = _decompress(r_bytes)
+    if r is None:
+        return False
+    if _small_order(r) or _small_order(a):
+        return False  # weak key or weak R
+    k = int.from_bytes(hashlib.sha512(r_bytes + public + msg).digest(), "little") % L
+    # Cofactorless check, on the bytes: R == encode([S]B - [k]A).
+    return _compress(_add(_mul(s, G), _mul(k, _neg(a)))) == r_bytes
+
+
+# ---------------------------------------------------------------------------------------------------
+# Automerge change chunk
+
+
+def read_uleb(b, at):
+    """Reads a canonical unsigned LEB128 (at most 64 bits, no redundant trailing zero group).
+
+    Returns (value, new offset). Automerge's own decoder refuses the same encodings.
+    """
+    value = 0
+    shift = 0
+    while True:
+        if at >= len(b):
+            raise Refused("a LEB128 number runs past the end of the change")
+        byte = b[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte & 0x80 == 0:
+            if shift > 7 and byte == 0:
+                raise Refused("a LEB128 number is not in its shortest form")
+            if value >= 1 << 64:
+                raise Refused("a LEB128 number is larger than 64 bits")
+            return value, at
+        if shift >= 70:
+            raise Refused("a LEB128 number is larger than 64 bits")
+
+
+def change_hash_and_actor(change):
+    """Returns (change hash, actor) of raw change bytes, or raises Refused."""
+    if len(change) < 10 or len(change) > MAX_CHANGE_BYTES:
+        raise Refused("the change is empty or larger than %d bytes" % MAX_CHANGE_BYTES)
+    if change[:4] != CHANGE_MAGIC:
+        raise Refused("the change does not start with Automerge's magic bytes")
+    if change[8] != CHUNK_CHANGE:
+        raise Refused("the change is not an uncompressed Automerge change (chunk type %d)" % change[8])
+    body_len, body_start = read_uleb(change, 9)
+    if body_len != len(change) - body_start:
+        raise Refused("the change's length field does not match its size")
+    # Chunk type, canonical LEB128 length and body, exactly as they stand: Automerge's change hash.
+    digest = hashlib.sha256(change[8:]).digest()
+    if digest[:4] != change[4:8]:
+        raise Refused("the change's checksum does not match its contents")
+    at = body_start
+    deps, at = read_uleb(change, at)
+    if deps > (len(change) - at) // 32:
+        raise Refused("the change lists more dependencies than it has bytes for")
+    at += 32 * deps
+    actor_len, at = read_uleb(change, at)
+    if actor_len != 32:
+        raise Refused("the change's author is not a device key (actor ids are 32-byte ed25519 keys)")
+    if at + 32 > len(change):
+        raise Refused("the change ends inside its actor id")
+    return digest, change[at : at + 32]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Entries and bundles
+
+
+def signing_message(group_id, doc_id, change_hash):
+    return ENTRY_TAG + group_id + doc_id + change_hash
+
+
+def read_entry(b, at):
+    """Reads one entry at offset `at`: returns ((doc_id or None, signature, change), new offset)."""
+
+    def take(n):
+        nonlocal at
+        if at + n > len(b):
+            raise Refused("the entry ends early: %d more bytes were expected" % (at + n - len(b)))
+        s = b[at : at + n]
+        at += n
+        return s
+
+    kind = take(1)[0]
+    if kind == DOC_PUBLIC:
+        doc_id = None
+    elif kind == DOC_OTHER:
+        doc_id = take(32)
+    else:
+        raise Refused("unknown document kind %d" % kind)
+    signature = take(64)
+    n = int.from_bytes(take(4), "little")
+    if n > MAX_CHANGE_BYTES:
+        raise Refused("the entry says its change is %d bytes; the most allowed is %d" % (n, MAX_CHANGE_BYTES))
+    change = take(n)
+    return (doc_id, signature, change), at
+
+
+def read_bundle(b):
+    """Checks the framing and the digest; returns (group id, [entries])."""
+    if len(b) < 8 or b[:8] != BUNDLE_MAGIC:
+        raise Refused("not a Roundtable bundle (it does not start with RTBUNDLE)")
+    if len(b) < 9:
+        raise Refused("the bundle is cut short")
+    if b[8] != BUNDLE_VERSION:
+        raise Refused("unknown bundle format version %d" % b[8])
+    if len(b) < BUNDLE_HEADER + DIGEST_LEN:
+        raise Refused("the bundle is cut short")
+    body, digest = b[:-DIGEST_LEN], b[-DIGEST_LEN:]
+    if hashlib.sha256(body).digest() != digest:
+        raise Refused("the bundle is damaged or cut short: its check digest does not match its contents")
+    group_id = body[9:41]
+    count = int.from_bytes(body[41:49], "little")
+    at = BUNDLE_HEADER
+    if count > (len(body) - at) // MIN_ENTRY:
+        raise Refused("the bundle says it holds %d entries, more than its size allows" % count)
+    entries = []
+    for index in range(count):
+        try:
+            entry, at = read_entry(body, at)
+        except Refused as e:
+            raise Refused("entry %d of the bundle cannot be read: %s" % (index, e))
+        entries.append(entry)
+    if at != len(body):
+        raise Refused("the bundle has %d unexpected bytes after its last entry" % (len(body) - at))
+    return group_id, entries
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: independent_verify.py BUNDLE_FILE", file=sys.stderr)
+        return 2
+    with open(argv[1], "rb") as f:
+        data = f.read()
+    try:
+        group_id, entries = read_bundle(data)
+    except Refused as e:
+        print("bundle: %s" % e)
+        return 1
+    all_ok = True
+    for index, (doc_id, signature, change) in enumerate(entries):
+        try:
+            change_hash, actor = change_hash_and_actor(change)
+        except Refused as e:
+            print("entry %d: %s" % (index, e))
+            all_ok = False
+            continue
+        doc = group_id if doc_id is None else doc_id
+        if verify_strict(actor, signing_message(group_id, doc, change_hash), signature):
+            print("%s ok" % change_hash.hex())
+        else:
+            print("%s the signature does not verify against the change's author %s" % (change_hash.hex(), actor.hex()))
+            all_ok = False
+    print(
+        "group %s: %d entries, %s" % (group_id.hex(), len(entries), "all verified" if all_ok else "NOT all verified"),
+        file=sys.stderr,
+    )
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
