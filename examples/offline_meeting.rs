@@ -21,7 +21,12 @@ struct Device {
 impl Device {
     fn new(dir: &std::path::Path, name: &'static str) -> anyhow::Result<Device> {
         let (home, key) = Home::init(&dir.join(name), name, None)?;
-        Ok(Device { name, home, key, group: None })
+        Ok(Device {
+            name,
+            home,
+            key,
+            group: None,
+        })
     }
 
     fn group(&mut self) -> &mut Group {
@@ -36,7 +41,12 @@ impl Device {
     /// Everything this device holds, as a bundle file's bytes.
     fn bundle(&mut self) -> anyhow::Result<Vec<u8>> {
         let id = self.group().id();
-        let entries: Vec<Entry> = self.home.entries(&id)?.into_iter().map(|s| s.entry).collect();
+        let entries: Vec<Entry> = self
+            .home
+            .entries(&id)?
+            .into_iter()
+            .map(|s| s.entry)
+            .collect();
         Ok(bundle::encode(&id, &entries))
     }
 
@@ -61,7 +71,10 @@ impl Device {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -83,16 +96,32 @@ fn main() -> anyhow::Result<()> {
     )?);
     let ben_id = ben.key.device_id();
     let cara_id = cara.key.device_id();
-    ana.write(Body::MemberAdd { member: ben_id, name: "Ben".into(), needs: "easy read, extra time".into() })?;
-    ana.write(Body::MemberAdd { member: cara_id, name: "Cara".into(), needs: "read aloud".into() })?;
-    let thread = ana.write(Body::Thread { title: "New flats on Mill Lane".into() })?;
+    ana.write(Body::MemberAdd {
+        member: ben_id,
+        name: "Ben".into(),
+        needs: "easy read, extra time".into(),
+    })?;
+    ana.write(Body::MemberAdd {
+        member: cara_id,
+        name: "Cara".into(),
+        needs: "read aloud".into(),
+    })?;
+    let thread = ana.write(Body::Thread {
+        title: "New flats on Mill Lane".into(),
+    })?;
     let first = ana.bundle()?;
     ben.import(&first, "Ana")?;
     cara.import(&first, "Ana")?;
 
     println!("2. Apart, with no connection, each of them writes.");
-    let ana_msg = ana.write(Body::Message { thread, text: "The council wants our views on the new flats.".into() })?;
-    ben.write(Body::Message { thread, text: "I would like a visit before we decide.".into() })?;
+    let ana_msg = ana.write(Body::Message {
+        thread,
+        text: "The council wants our views on the new flats.".into(),
+    })?;
+    ben.write(Body::Message {
+        thread,
+        text: "I would like a visit before we decide.".into(),
+    })?;
     let proposal = cara.write(Body::Proposal {
         thread,
         title: "Visit the flats together".into(),
@@ -113,9 +142,22 @@ fn main() -> anyhow::Result<()> {
     cara.import(&b, "Ben")?;
 
     println!("4. Ben checks he understood Ana, and Ana confirms. Everyone gives a stance.");
-    let check = ben.write(Body::Understand { target: ana_msg, text: "The council is asking us what we think.".into() })?;
-    ben.write(Body::Stance { proposal, stance: StanceKind::Agree, reason: String::new(), on_behalf: None })?;
-    cara.write(Body::Stance { proposal, stance: StanceKind::Agree, reason: String::new(), on_behalf: None })?;
+    let check = ben.write(Body::Understand {
+        target: ana_msg,
+        text: "The council is asking us what we think.".into(),
+    })?;
+    ben.write(Body::Stance {
+        proposal,
+        stance: StanceKind::Agree,
+        reason: String::new(),
+        on_behalf: None,
+    })?;
+    cara.write(Body::Stance {
+        proposal,
+        stance: StanceKind::Agree,
+        reason: String::new(),
+        on_behalf: None,
+    })?;
     ana.write(Body::Stance {
         proposal,
         stance: StanceKind::Disagree,
@@ -140,17 +182,31 @@ fn main() -> anyhow::Result<()> {
     cara.import(&a, "Ana")?;
 
     println!("\nWhat happened:");
-    let heads: Vec<Vec<EntryId>> = [&mut ana, &mut ben, &mut cara].into_iter().map(|d| d.group().record.heads()).collect();
+    let heads: Vec<Vec<EntryId>> = [&mut ana, &mut ben, &mut cara]
+        .into_iter()
+        .map(|d| d.group().record.heads())
+        .collect();
     let same = heads.iter().all(|h| *h == heads[0]);
     let len = ana.group().record.len();
     println!(
         "- All three devices hold the same {len} entries: {}.",
-        if same { "yes, their records match" } else { "NO, they differ" }
+        if same {
+            "yes, their records match"
+        } else {
+            "NO, they differ"
+        }
     );
     for d in [&mut ana, &mut ben, &mut cara] {
         let name = d.name;
         let (_, decision) = d.group().record.outcome(&proposal).expect("closed");
-        println!("- {name}'s device says the proposal {}.", if decision.as_str() == "passed" { "passed" } else { "did not pass" });
+        println!(
+            "- {name}'s device says the proposal {}.",
+            if decision.as_str() == "passed" {
+                "passed"
+            } else {
+                "did not pass"
+            }
+        );
     }
     println!(
         "- The count: {} agree, {} not sure, {} disagree, {} block. Nobody blocked, so under consent it {}.",
@@ -158,11 +214,18 @@ fn main() -> anyhow::Result<()> {
         counts.abstain,
         counts.disagree,
         counts.block,
-        if decision.as_str() == "passed" { "passed" } else { "did not pass" }
+        if decision.as_str() == "passed" {
+            "passed"
+        } else {
+            "did not pass"
+        }
     );
     println!("- Ana's reason for disagreeing is kept with her stance, for everyone to see.");
     println!("- Every entry is signed by its author's device; no device is in charge.");
-    println!("Done in {:.0} ms.", started.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "Done in {:.0} ms.",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     anyhow::ensure!(same, "the devices did not converge");
     Ok(())
 }

@@ -19,6 +19,8 @@ pub mod body;
 pub mod bundle;
 pub mod change;
 pub mod entry;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod id;
 pub mod identity;
 pub mod record;

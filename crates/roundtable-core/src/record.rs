@@ -313,6 +313,16 @@ impl Record {
 
     /// Verifies a batch of entries and applies the valid ones. Never panics on hostile input.
     pub fn ingest(&mut self, batch: Vec<Entry>) -> Ingested {
+        self.ingest_with(batch, true)
+    }
+
+    /// Re-applies entries this device verified and stored itself (its own log), skipping only the
+    /// signature check. Every rule still runs. Never use it for bytes from a peer or a file.
+    pub fn ingest_own_log(&mut self, batch: Vec<Entry>) -> Ingested {
+        self.ingest_with(batch, false)
+    }
+
+    fn ingest_with(&mut self, batch: Vec<Entry>, check_signatures: bool) -> Ingested {
         let mut out = Ingested::default();
         // Step 1: parse and check signatures.
         let mut fresh: Vec<Candidate> = Vec::new();
@@ -348,7 +358,11 @@ impl Record {
                 });
                 continue;
             }
-            if let Err(e) = validate_signature(&entry, &parsed, &self.group, &self.ix.actors) {
+            let verified = match check_signatures {
+                true => validate_signature(&entry, &parsed, &self.group, &self.ix.actors),
+                false => Ok(()),
+            };
+            if let Err(e) = verified {
                 // Keyed by its own bytes: a forged copy must never collide with the real entry.
                 out.rejected.push(Rejection {
                     id: digest_id(&entry),
@@ -402,20 +416,21 @@ impl Record {
             out.rebuild = true;
             return out;
         }
+        // Entries whose every dependency has been judged (valid or rejected).
+        let mut ready = Vec::new();
         for (l, reason) in &losers {
             if let Some(c) = self.pending.remove(l) {
-                self.reject(*l, c.entry, reason.clone(), &mut out);
+                self.reject(*l, c.entry, reason.clone(), &mut out, &mut ready);
             } else if let Some(old) = self.rejected.get_mut(l) {
                 *old = reason.clone();
             }
         }
         // Step 3: judge entries in causal order; an entry waits until every entry it builds on is judged.
-        let mut ready = Vec::new();
         let mut fresh_ids = Vec::new();
         for c in fresh {
             let h = c.parsed.hash;
             if let Some(reason) = losers.get(&h) {
-                self.reject(h, c.entry, reason.clone(), &mut out);
+                self.reject(h, c.entry, reason.clone(), &mut out, &mut ready);
                 continue;
             }
             let deps: Vec<EntryId> = c
@@ -427,16 +442,9 @@ impl Record {
                 .collect();
             self.pending.insert(h, c);
             fresh_ids.push(h);
-            if let Some(bad) = deps.iter().find(|d| self.rejected.contains_key(d)) {
-                let bad = *bad;
-                if let Some(c) = self.pending.remove(&h) {
-                    self.reject(h, c.entry, Invalid::DependsOnRejected(bad), &mut out);
-                }
-                continue;
-            }
             let missing: Vec<EntryId> = deps
                 .into_iter()
-                .filter(|d| !self.ix.entries.contains_key(d))
+                .filter(|d| !self.ix.entries.contains_key(d) && !self.rejected.contains_key(d))
                 .collect();
             if missing.is_empty() {
                 ready.push(h);
@@ -453,9 +461,21 @@ impl Record {
                 continue;
             };
             self.missing.remove(&h);
-            let verdict = self
-                .judge(&c.parsed)
-                .and_then(|meta| self.apply(h, meta, &c.parsed));
+            // Named by the lowest rejected dependency, so the reason does not depend on arrival order.
+            let bad = c
+                .parsed
+                .change
+                .deps()
+                .iter()
+                .map(|d| EntryId::from(*d))
+                .filter(|d| self.rejected.contains_key(d))
+                .min();
+            let verdict = match bad {
+                Some(bad) => Err(Invalid::DependsOnRejected(bad)),
+                None => self
+                    .judge(&c.parsed)
+                    .and_then(|meta| self.apply(h, meta, &c.parsed)),
+            };
             match verdict {
                 Ok(()) => {
                     out.accepted.push(h);
@@ -469,7 +489,7 @@ impl Record {
                         }
                     }
                 }
-                Err(reason) => self.reject(h, c.entry, reason, &mut out),
+                Err(reason) => self.reject(h, c.entry, reason, &mut out, &mut ready),
             }
         }
         for h in fresh_ids {
@@ -480,20 +500,28 @@ impl Record {
         out
     }
 
-    /// Quarantines an entry and everything waiting on it.
-    fn reject(&mut self, h: EntryId, entry: Entry, reason: Invalid, out: &mut Ingested) {
-        let mut stack = vec![(h, entry, reason)];
-        while let Some((h, entry, reason)) = stack.pop() {
-            self.missing.remove(&h);
-            self.rejected.insert(h, reason.clone());
-            out.rejected.push(Rejection {
-                id: h,
-                entry,
-                reason,
-            });
-            for w in self.waiting.remove(&h).unwrap_or_default() {
-                if let Some(c) = self.pending.remove(&w) {
-                    stack.push((w, c.entry, Invalid::DependsOnRejected(h)));
+    /// Quarantines an entry. Entries waiting on it become `ready` once all they build on is judged;
+    /// they are then rejected as depending on a rejected entry.
+    fn reject(
+        &mut self,
+        h: EntryId,
+        entry: Entry,
+        reason: Invalid,
+        out: &mut Ingested,
+        ready: &mut Vec<EntryId>,
+    ) {
+        self.missing.remove(&h);
+        self.rejected.insert(h, reason.clone());
+        out.rejected.push(Rejection {
+            id: h,
+            entry,
+            reason,
+        });
+        for w in self.waiting.remove(&h).unwrap_or_default() {
+            if let Some(n) = self.missing.get_mut(&w) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(w);
                 }
             }
         }
@@ -550,17 +578,27 @@ impl Record {
             &hash,
         );
         let parsed = entry.parse().map_err(Invalid::from)?;
-        if self.positions.contains_key(&(actor, seq)) {
-            // This device already signed something else at this position elsewhere (a copied home):
-            // let the fork rules settle it.
+        // Our own fresh signature needs no check; the rules do, exactly as for a peer's entry.
+        let meta = self.judge(&parsed)?;
+        if let Some(at) = self.positions.get(&(actor, seq)) {
+            // This device already signed something else at this position elsewhere (a copied home).
+            // A refused write must leave nothing behind: refuse a losing fork here, and let ingest
+            // settle the position only for a winner.
+            if let Some(winner) = at.first().filter(|w| **w < hash) {
+                return Err(Invalid::Fork {
+                    device: actor,
+                    seq,
+                    winner: *winner,
+                }
+                .into());
+            }
             let out = self.ingest(vec![entry.clone()]);
-            return match out.rejected.into_iter().next() {
+            // The entries it displaces are rejected in the same batch: look for this one's verdict.
+            return match out.rejected.into_iter().find(|r| r.id == hash) {
                 Some(r) => Err(r.reason.into()),
                 None => Ok((hash, entry)),
             };
         }
-        // Our own fresh signature needs no check; the rules do, exactly as for a peer's entry.
-        let meta = self.judge(&parsed)?;
         self.apply(hash, meta, &parsed)?;
         Ok((hash, entry))
     }

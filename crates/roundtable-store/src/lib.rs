@@ -14,6 +14,7 @@
 //! **API boundary:** the store never judges entries itself; [`roundtable_core::Record`] does. The store
 //! persists the verdicts and reloads the record quickly from a snapshot plus the log written after it.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -329,9 +330,10 @@ impl Home {
                 .map_err(|_| StoreError::Corrupt("log entry".into()))?;
             tail.push(read_entry(&entries, id, &EntryId(h))?);
         }
-        // Entries after the snapshot were verified when first stored; re-judging them keeps one code path.
+        // Entries after the snapshot were verified when first stored: every rule runs again, but their
+        // signatures are not re-checked (this file never comes from another device).
         for chunk in tail.chunks(IMPORT_BATCH) {
-            let out = record.ingest(chunk.to_vec());
+            let out = record.ingest_own_log(chunk.to_vec());
             if !out.rejected.is_empty() || out.rebuild {
                 return Err(StoreError::Corrupt(
                     "the log holds entries the rules now refuse".into(),
@@ -451,16 +453,31 @@ impl Home {
     }
 
     /// A fork was settled against an applied entry: judge everything again from scratch.
+    ///
+    /// The report covers this batch (new entries accepted, pending or rejected, and the ones already
+    /// held) and every entry held before that the rebuild now rejects, so nothing is set aside unseen.
     fn rebuild(&self, group: &mut Group, batch: Vec<Entry>) -> Result<Ingested, StoreError> {
         let id = group.id();
-        let mut all: Vec<Entry> = self.entries(&id)?.into_iter().map(|s| s.entry).collect();
-        let known: std::collections::HashSet<Vec<u8>> =
-            all.iter().map(|e| e.change.clone()).collect();
-        let batch_ids: Vec<EntryId> = batch
+        let held = self.entries(&id)?;
+        let was_quarantined: HashSet<EntryId> = held
             .iter()
-            .filter_map(|e| e.parse().ok().map(|p| p.hash))
+            .filter(|s| matches!(s.status, StoredStatus::Quarantined { .. }))
+            .map(|s| s.id)
             .collect();
-        all.extend(batch.into_iter().filter(|e| !known.contains(&e.change)));
+        let known: HashSet<EntryId> = held.iter().map(|s| s.id).collect();
+        let mut all: Vec<Entry> = held.into_iter().map(|s| s.entry).collect();
+        let mut report = Ingested::default();
+        let mut mine = HashSet::new();
+        for e in batch {
+            match e.parse() {
+                Ok(p) if known.contains(&p.hash) => report.duplicates += 1,
+                Ok(p) => {
+                    mine.insert(p.hash);
+                    all.push(e);
+                }
+                Err(_) => all.push(e),
+            }
+        }
         let (record, out) = Record::from_entries(id, all);
         group.record = record;
         let tx = self.db.begin_write()?;
@@ -468,8 +485,7 @@ impl Home {
             let mut log = tx.open_table(LOG)?;
             let mut status = tx.open_table(STATUS)?;
             let mut snaps = tx.open_table(SNAPSHOTS)?;
-            let old_len = group.log_len;
-            for pos in 0..old_len {
+            for pos in 0..group.log_len {
                 log.remove(log_key(&id, pos).as_slice())?;
             }
             let lo = key2(&id, &EntryId([0; 32]));
@@ -482,12 +498,12 @@ impl Home {
         group.snap_pos = 0;
         // Every entry is re-recorded with its new verdict, valid ones in causal order.
         self.commit(group, &out)?;
-        // Report only on this batch's entries.
-        let mine: std::collections::HashSet<EntryId> = batch_ids.into_iter().collect();
-        let mut report = Ingested::default();
-        for h in out.accepted.iter().filter(|h| mine.contains(h)) {
-            report.accepted.push(*h);
-        }
+        report.accepted = out
+            .accepted
+            .iter()
+            .filter(|h| mine.contains(h))
+            .copied()
+            .collect();
         report.pending = out
             .pending
             .into_iter()
@@ -496,7 +512,7 @@ impl Home {
         report.rejected = out
             .rejected
             .into_iter()
-            .filter(|r| mine.contains(&r.id))
+            .filter(|r| !was_quarantined.contains(&r.id))
             .collect();
         Ok(report)
     }
@@ -581,7 +597,7 @@ impl Home {
     /// replays at most about an eighth of the record.
     pub fn checkpoint(&self, group: &mut Group) -> Result<bool, StoreError> {
         let since = group.log_len.saturating_sub(group.snap_pos);
-        if since < 256.max(group.log_len / 8) {
+        if since < 64.max(group.log_len / 8) {
             return Ok(false);
         }
         self.snapshot(group)?;
