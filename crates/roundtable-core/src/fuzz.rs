@@ -29,7 +29,11 @@ pub fn bundle(data: &[u8]) {
     sealed.extend_from_slice(&Sha256::digest(data));
     for bytes in [data, &sealed] {
         if let Ok((g, entries)) = crate::bundle::decode(bytes) {
-            assert_eq!(crate::bundle::encode(&g, &entries), bytes, "a decoded bundle re-encodes identically");
+            assert_eq!(
+                crate::bundle::encode(&g, &entries),
+                bytes,
+                "a decoded bundle re-encodes identically"
+            );
         }
     }
 }

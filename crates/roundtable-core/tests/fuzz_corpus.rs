@@ -4,14 +4,19 @@
 use std::path::PathBuf;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("the corpus {} must exist: {e}", dir.display()))
         .map(|e| e.expect("corpus entry").path())
         .collect();
     files.sort();
     assert!(!files.is_empty(), "the corpus {} is empty", dir.display());
-    files.into_iter().map(|p| (p.clone(), std::fs::read(&p).expect("corpus file"))).collect()
+    files
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(&p).expect("corpus file")))
+        .collect()
 }
 
 fn replay(target: &str, f: fn(&[u8])) {

@@ -1,0 +1,685 @@
+//! Validity is a pure function of the DAG: whatever order entries arrive in, and however they are
+//! split into batches, every replica reaches the same heads, members, accepted, rejected (with the
+//! same reasons) and pending entries.
+//!
+//! Each case plays a scenario: 3 to 5 devices, each on its own replica, write at random (threads,
+//! messages, proposals with and without a removal, stances with reasons, stances typed for someone
+//! else and their confirmations, closes, member adds, leaves, removals) and exchange random subsets of
+//! what they hold. Devices also misbehave: a device restored from an old snapshot writes again (a
+//! fork), and keys write by hand after leaving, without ever being members, or breaking a rule. Every
+//! entry produced is collected and then delivered to fresh replicas in three random orders and batch
+//! splits; a random part of it is delivered too (so some entries wait); and the scenario's own devices,
+//! with their incremental histories and rebuilds, finally receive everything. All must agree with one
+//! device that received every entry at once.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::num::NonZeroU64;
+
+use proptest::prelude::*;
+use roundtable_core::body::{ChangeFrame, build_change, decode_change};
+use roundtable_core::{
+    Body, Decision, DeviceId, DeviceKey, DocRef, Entry, EntryId, GroupId, Invalid, Member, Record,
+    Rule, StanceKind, Status,
+};
+
+/// Cases per run: 256 (override with the `PROPTEST_CASES` environment variable). The whole file then
+/// takes about 17 s in a debug build on 2 cores, with the workspace's `[profile.dev.package."*"]
+/// opt-level = 2`. Without that override ed25519 runs unoptimised (about 13 ms per signature check)
+/// and a case costs 1 to 2 s: use about 32 cases there to stay under a minute.
+const CASES: u32 = 256;
+
+// ----- a small deterministic generator (proptest drives the seeds) -----
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+// ----- the scenario -----
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Device `who` writes something valid in its own view, chosen by `what` and `pick`.
+    Write {
+        who: usize,
+        what: u8,
+        pick: usize,
+        flag: bool,
+    },
+    /// Device `from` sends a random subset of what it holds to `to`, or (one time in three) everything
+    /// it holds to every other device.
+    Exchange { from: usize, to: usize, seed: u64 },
+    /// Device `who` keeps a snapshot of its record.
+    Backup { who: usize },
+    /// Device `who` is restored from its snapshot and writes from there: a fork when it wrote since.
+    Twin { who: usize },
+    /// Key `who` (index `n` is an outsider) writes by hand, without the engine's checks, on the heads
+    /// of device `on`'s record: after leaving, after removal, never a member, or breaking a rule.
+    Forge { who: usize, on: usize, what: u8 },
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    /// Number of devices (members or future members).
+    n: usize,
+    /// How many of them the creator adds at the start.
+    initial: usize,
+    majority: bool,
+    ops: Vec<Op>,
+    /// Delivery orders to try: a shuffle seed and a number of batches.
+    deliveries: Vec<(u64, usize)>,
+}
+
+fn op(n: usize) -> impl Strategy<Value = Op> {
+    let dev = 0..n;
+    prop_oneof![
+        10 => (dev.clone(), any::<u8>(), any::<usize>(), any::<bool>())
+            .prop_map(|(who, what, pick, flag)| Op::Write { who, what, pick, flag }),
+        8 => (dev.clone(), dev.clone(), any::<u64>())
+            .prop_map(|(from, to, seed)| Op::Exchange { from, to, seed }),
+        1 => dev.clone().prop_map(|who| Op::Backup { who }),
+        1 => dev.clone().prop_map(|who| Op::Twin { who }),
+        2 => (0..=n, dev, any::<u8>()).prop_map(|(who, on, what)| Op::Forge { who, on, what }),
+    ]
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (3usize..=5)
+        .prop_flat_map(|n| {
+            (
+                Just(n),
+                2..n,
+                any::<bool>(),
+                proptest::collection::vec(op(n), 20..90),
+                proptest::collection::vec((any::<u64>(), 1usize..=4), 3),
+            )
+        })
+        .prop_map(|(n, initial, majority, ops, deliveries)| Scenario {
+            n,
+            initial,
+            majority,
+            ops,
+            deliveries,
+        })
+}
+
+// ----- devices -----
+
+/// A device's record and every entry it holds, as a store keeps them.
+struct Replica {
+    rec: Record,
+    held: Vec<Entry>,
+    ids: HashSet<EntryId>,
+    backup: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+fn id_of(e: &Entry) -> EntryId {
+    e.parse().expect("scenario entries parse").hash
+}
+
+impl Replica {
+    fn new(group: GroupId) -> Replica {
+        Replica {
+            rec: Record::new(group),
+            held: Vec::new(),
+            ids: HashSet::new(),
+            backup: None,
+        }
+    }
+
+    /// Ingests what is new, rebuilding from everything held when the engine asks to (as a store does).
+    fn deliver(&mut self, batch: Vec<Entry>) {
+        let batch: Vec<Entry> = batch
+            .into_iter()
+            .filter(|e| self.ids.insert(id_of(e)))
+            .collect();
+        self.held.extend(batch.iter().cloned());
+        let out = self.rec.ingest(batch);
+        if out.rebuild {
+            let (rec, again) = Record::from_entries(self.rec.group(), self.held.clone());
+            assert!(!again.rebuild);
+            self.rec = rec;
+        }
+    }
+
+    fn active(&self, m: &DeviceId) -> bool {
+        self.rec
+            .members()
+            .iter()
+            .any(|x| x.id == *m && x.status == Status::Active)
+    }
+
+    fn bodies(&self) -> Vec<(EntryId, DeviceId, Body)> {
+        self.rec
+            .causal_order()
+            .iter()
+            .filter_map(|h| self.rec.entry(h).map(|(a, m)| (*h, a, m.body.clone())))
+            .collect()
+    }
+}
+
+fn pick<T: Clone>(v: &[T], i: usize) -> Option<T> {
+    if v.is_empty() {
+        None
+    } else {
+        Some(v[i % v.len()].clone())
+    }
+}
+
+/// Which kind of record `Op::Write` wants: 0 thread, 1 message, 2 proposal, 3 stance, 4 stance typed
+/// for another member, 5 confirmation of one, 6 close, 7 member add, 8 leave, 9 removal.
+const WANT: [u8; 18] = [0, 1, 1, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 8, 9, 9, 9, 9];
+
+/// What to write instead when a kind cannot be written yet: the step that leads to it.
+fn prerequisite(kind: u8) -> u8 {
+    match kind {
+        3 | 4 => 2,
+        5 | 6 => 3,
+        7 | 8 => 1,
+        _ => 0,
+    }
+}
+
+/// The body device `me` writes for `Op::Write`: the kind `what` picks if it can be written in `me`'s
+/// view, else the step towards it (a stance before a close, a proposal before a stance, ...).
+fn choose(
+    rep: &Replica,
+    me: DeviceId,
+    keys: &[DeviceKey],
+    what: u8,
+    p: usize,
+    flag: bool,
+    t: i64,
+) -> Option<Body> {
+    let mut kind = WANT[usize::from(what) % WANT.len()];
+    loop {
+        if let Some(b) = body_of_kind(kind, rep, me, keys, p, flag, t) {
+            return Some(b);
+        }
+        if kind == 0 {
+            return None;
+        }
+        kind = prerequisite(kind);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn body_of_kind(
+    kind: u8,
+    rep: &Replica,
+    me: DeviceId,
+    keys: &[DeviceKey],
+    p: usize,
+    flag: bool,
+    t: i64,
+) -> Option<Body> {
+    let all = rep.bodies();
+    let threads = rep.rec.threads();
+    let proposals: Vec<(EntryId, Option<DeviceId>)> = all
+        .iter()
+        .filter_map(|(h, _, b)| match b {
+            Body::Proposal { removes, .. } => Some((*h, *removes)),
+            _ => None,
+        })
+        .collect();
+    let open: Vec<EntryId> = proposals
+        .iter()
+        .map(|(h, _)| *h)
+        .filter(|h| rep.rec.outcome(h).is_none())
+        .collect();
+    let active: Vec<DeviceId> = rep
+        .rec
+        .members()
+        .into_iter()
+        .filter(|m| m.status == Status::Active)
+        .map(|m| m.id)
+        .collect();
+    let others: Vec<DeviceId> = active.iter().copied().filter(|k| *k != me).collect();
+    // Mostly agreement, so that decisions (and removals) pass often enough.
+    let kinds = [
+        StanceKind::Agree,
+        StanceKind::Agree,
+        StanceKind::Agree,
+        StanceKind::Abstain,
+        StanceKind::Disagree,
+        StanceKind::Block,
+    ];
+    let stance = |on_behalf| {
+        Some(Body::Stance {
+            proposal: pick(&open, p)?,
+            stance: kinds[(p / 7) % kinds.len()],
+            reason: format!("reason {t}"),
+            on_behalf,
+        })
+    };
+    match kind {
+        0 => Some(Body::Thread {
+            title: format!("thread {t}"),
+        }),
+        1 => Some(Body::Message {
+            thread: pick(&threads, p)?,
+            text: format!("message {t}"),
+        }),
+        2 => Some(Body::Proposal {
+            thread: pick(&threads, p)?,
+            title: format!("proposal {t}"),
+            text: "text".into(),
+            easy_read: "easy".into(),
+            rule: if p.is_multiple_of(2) {
+                Rule::Consent
+            } else {
+                Rule::Majority
+            },
+            quorum: 1 + (p / 2 % 2) as u64,
+            removes: if flag {
+                Some(pick(&others, p / 5)?)
+            } else {
+                None
+            },
+        }),
+        3 => stance(None),
+        4 => stance(Some(pick(&others, p / 3)?)),
+        5 => {
+            let mine: Vec<EntryId> = all
+                .iter()
+                .filter(
+                    |(_, _, b)| matches!(b, Body::Stance { on_behalf: Some(m), .. } if *m == me),
+                )
+                .map(|(h, _, _)| *h)
+                .collect();
+            Some(Body::Confirm {
+                target: pick(&mine, p)?,
+            })
+        }
+        6 => {
+            // Close once enough members have a say, so that decisions happen.
+            let quorate: Vec<EntryId> = open
+                .iter()
+                .copied()
+                .filter(|h| rep.rec.recount_now(h).0.total() >= 2)
+                .collect();
+            let proposal = pick(&quorate, p)?;
+            let (counts, decision) = rep.rec.recount_now(&proposal);
+            Some(Body::Outcome {
+                proposal,
+                outcome: format!("closed {t}"),
+                decision,
+                counts,
+            })
+        }
+        7 => {
+            let outside: Vec<DeviceId> = keys
+                .iter()
+                .map(DeviceKey::device_id)
+                .filter(|k| !active.contains(k))
+                .collect();
+            Some(Body::MemberAdd {
+                member: pick(&outside, p)?,
+                name: format!("member {t}"),
+                needs: String::new(),
+            })
+        }
+        8 => (flag && p.is_multiple_of(3)).then_some(Body::MemberLeave),
+        _ => {
+            // Removals take a decision: remove on a passed one, else close or support an open
+            // one, else propose one.
+            let removals: Vec<(EntryId, DeviceId)> = proposals
+                .iter()
+                .filter_map(|(h, r)| Some((*h, (*r)?)))
+                .filter(|(_, r)| *r != me && active.contains(r))
+                .collect();
+            let passed: Vec<(EntryId, DeviceId)> = removals
+                .iter()
+                .copied()
+                .filter(|(h, _)| matches!(rep.rec.outcome(h), Some((_, Decision::Passed))))
+                .collect();
+            if let Some((decision, member)) = pick(&passed, p) {
+                return Some(Body::MemberRemove { member, decision });
+            }
+            let open: Vec<EntryId> = removals
+                .iter()
+                .map(|(h, _)| *h)
+                .filter(|h| rep.rec.outcome(h).is_none())
+                .collect();
+            match pick(&open, p) {
+                Some(proposal) if rep.rec.recount_now(&proposal).0.total() >= 2 => {
+                    let (counts, decision) = rep.rec.recount_now(&proposal);
+                    Some(Body::Outcome {
+                        proposal,
+                        outcome: format!("closed {t}"),
+                        decision,
+                        counts,
+                    })
+                }
+                Some(proposal) => Some(Body::Stance {
+                    proposal,
+                    stance: StanceKind::Agree,
+                    reason: String::new(),
+                    on_behalf: None,
+                }),
+                None => Some(Body::Proposal {
+                    thread: pick(&threads, p)?,
+                    title: format!("remove {t}"),
+                    text: "text".into(),
+                    easy_read: "easy".into(),
+                    rule: Rule::Consent,
+                    quorum: 2,
+                    removes: Some(pick(&others, p)?),
+                }),
+            }
+        }
+    }
+}
+
+/// What a device that skips the checks writes: a thread (refused only when its author is not an
+/// active member), a block without a reason, a close with the wrong counts, or a removal without a
+/// decision.
+fn hostile(rec: &Record, me: DeviceId, what: u8, t: i64) -> Body {
+    let thread = Body::Thread {
+        title: format!("forged {t}"),
+    };
+    let ids = rec.causal_order();
+    let proposal = ids.iter().copied().find(|h| {
+        matches!(rec.entry(h), Some((_, m)) if matches!(m.body, Body::Proposal { .. }))
+            && rec.outcome(h).is_none()
+    });
+    match (what % 4, proposal) {
+        (1, Some(proposal)) => Body::Stance {
+            proposal,
+            stance: StanceKind::Block,
+            reason: " ".into(),
+            on_behalf: None,
+        },
+        (2, Some(proposal)) => {
+            let (mut counts, decision) = rec.recount_now(&proposal);
+            counts.agree += 1;
+            Body::Outcome {
+                proposal,
+                outcome: format!("forged {t}"),
+                decision,
+                counts,
+            }
+        }
+        (3, _) => match rec
+            .members()
+            .into_iter()
+            .find(|m| m.id != me && m.status == Status::Active)
+        {
+            Some(m) => Body::MemberRemove {
+                member: m.id,
+                decision: ids.first().copied().unwrap_or(EntryId([0; 32])),
+            },
+            None => thread,
+        },
+        _ => thread,
+    }
+}
+
+/// Builds and signs an entry by hand on the heads of `rec`, as a device that skips the checks would.
+fn forge(rec: &Record, genesis: &Entry, key: &DeviceKey, body: &Body, t: i64) -> Option<Entry> {
+    let me = key.device_id();
+    let seq = rec
+        .causal_order()
+        .iter()
+        .filter_map(|h| rec.entry(h))
+        .filter(|(a, _)| *a == me)
+        .map(|(_, m)| m.seq)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let deps = rec.heads();
+    let max_op = deps
+        .iter()
+        .filter_map(|d| rec.entry(d))
+        .map(|(_, m)| m.max_op)
+        .max()?;
+    let containers = decode_change(&genesis.parse().ok()?.change, &BTreeMap::new())
+        .ok()?
+        .1;
+    let frame = ChangeFrame {
+        actor: me,
+        seq,
+        start_op: NonZeroU64::new(max_op + 1)?,
+        deps,
+        time_ms: t,
+    };
+    let change = build_change(body, &frame, &containers).ok()?;
+    let hash = EntryId::from(change.hash());
+    Some(Entry::sign(
+        key,
+        &rec.group(),
+        DocRef::Public,
+        change.raw_bytes().to_vec(),
+        &hash,
+    ))
+}
+
+/// Plays a scenario; returns the group and every entry any device produced.
+fn play(s: &Scenario) -> (GroupId, Vec<Entry>, Vec<Replica>) {
+    let keys: Vec<DeviceKey> = (0..=s.n)
+        .map(|i| DeviceKey::from_secret(&[i as u8 + 1; 32]))
+        .collect();
+    let (members, outsider) = keys.split_at(s.n);
+    let rule = if s.majority {
+        Rule::Majority
+    } else {
+        Rule::Consent
+    };
+    let (rec, genesis) = Record::create(&members[0], "Group", rule, 1, "Member 0", "", 0).unwrap();
+    let group = rec.group();
+    let mut pool = vec![genesis.clone()];
+    let mut creator = Replica::new(group);
+    creator.deliver(vec![genesis.clone()]);
+    for (i, k) in members.iter().enumerate().take(s.initial + 1).skip(1) {
+        let body = Body::MemberAdd {
+            member: k.device_id(),
+            name: format!("Member {i}"),
+            needs: String::new(),
+        };
+        let (_, e) = creator.rec.author(&members[0], body, i as i64).unwrap();
+        creator.held.push(e.clone());
+        creator.ids.insert(id_of(&e));
+        pool.push(e);
+    }
+    let mut reps: Vec<Replica> = (0..s.n).map(|_| Replica::new(group)).collect();
+    for r in reps.iter_mut().skip(1) {
+        r.deliver(pool.clone());
+    }
+    reps[0] = creator;
+
+    for (step, o) in s.ops.iter().enumerate() {
+        let t = 100 + step as i64;
+        match o {
+            Op::Write {
+                who,
+                what,
+                pick,
+                flag,
+            } => {
+                let me = members[*who].device_id();
+                let rep = &mut reps[*who];
+                if !rep.active(&me) {
+                    continue;
+                }
+                let Some(body) = choose(rep, me, members, *what, *pick, *flag, t) else {
+                    continue;
+                };
+                match rep.rec.author(&members[*who], body.clone(), t) {
+                    Ok((id, e)) => {
+                        assert!(rep.ids.insert(id));
+                        rep.held.push(e.clone());
+                        pool.push(e);
+                    }
+                    // After a fork, this device's next position may hold an entry it signed that was
+                    // refused or waits: writing there is a fork too, refused when it would lose.
+                    Err(roundtable_core::Refused::Invalid(Invalid::Fork { .. })) => {}
+                    Err(e) => panic!("{body:?} was refused: {e}"),
+                }
+            }
+            Op::Exchange { from, seed, .. } if seed % 3 == 0 => {
+                // A meeting: `from` hands everything it holds to everyone.
+                let all = reps[*from].held.clone();
+                for (i, r) in reps.iter_mut().enumerate() {
+                    if i != *from {
+                        r.deliver(all.clone());
+                    }
+                }
+            }
+            Op::Exchange { from, to, seed } => {
+                if from == to {
+                    continue;
+                }
+                let mut rng = Rng(*seed);
+                let all = seed % 4 == 1;
+                let mut batch: Vec<Entry> = reps[*from]
+                    .held
+                    .iter()
+                    .filter(|_| all || rng.below(4) != 0)
+                    .cloned()
+                    .collect();
+                rng.shuffle(&mut batch);
+                reps[*to].deliver(batch);
+            }
+            Op::Backup { who } => {
+                reps[*who].backup = Some(reps[*who].rec.snapshot().unwrap());
+            }
+            Op::Twin { who } => {
+                let Some((doc, index)) = &reps[*who].backup else {
+                    continue;
+                };
+                let mut twin = Record::restore(group, doc, index).unwrap();
+                let key = &members[*who];
+                let Ok((thread, e1)) = twin.author(
+                    key,
+                    Body::Thread {
+                        title: format!("twin {t}"),
+                    },
+                    t,
+                ) else {
+                    continue;
+                };
+                let mut made = vec![e1];
+                if let Ok((_, e2)) = twin.author(
+                    key,
+                    Body::Message {
+                        thread,
+                        text: "from the twin".into(),
+                    },
+                    t,
+                ) {
+                    made.push(e2);
+                }
+                pool.extend(made.iter().cloned());
+                reps[*who].deliver(made);
+            }
+            Op::Forge { who, on, what } => {
+                let key = if *who < s.n {
+                    &members[*who]
+                } else {
+                    &outsider[0]
+                };
+                let body = hostile(&reps[*on].rec, key.device_id(), *what, t);
+                if let Some(e) = forge(&reps[*on].rec, &genesis, key, &body, t)
+                    && !reps[*on].ids.contains(&id_of(&e))
+                {
+                    pool.push(e.clone());
+                    reps[*on].deliver(vec![e]);
+                }
+            }
+        }
+    }
+    (group, pool, reps)
+}
+
+/// Everything a replica's verdicts decide.
+#[derive(Debug, PartialEq)]
+struct Summary {
+    heads: Vec<EntryId>,
+    members: Vec<Member>,
+    accepted: BTreeSet<EntryId>,
+    rejected: BTreeMap<EntryId, Invalid>,
+    pending: Vec<EntryId>,
+    /// Valid entries written concurrently with their author's removal.
+    concurrent: BTreeSet<EntryId>,
+}
+
+fn summary(r: &Record) -> Summary {
+    Summary {
+        heads: r.heads(),
+        members: r.members(),
+        accepted: r.causal_order().iter().copied().collect(),
+        rejected: r.rejected().iter().map(|(k, v)| (*k, v.clone())).collect(),
+        pending: r.pending_ids(),
+        concurrent: r
+            .causal_order()
+            .iter()
+            .copied()
+            .filter(|h| r.concurrent_with_removal(h))
+            .collect(),
+    }
+}
+
+/// Delivers `entries` to a fresh device in the order and batches `seed` and `batches` give.
+fn shuffled(group: GroupId, entries: &[Entry], seed: u64, batches: usize) -> Record {
+    let mut rng = Rng(seed);
+    let mut order = entries.to_vec();
+    rng.shuffle(&mut order);
+    let mut cuts: Vec<usize> = (1..batches).map(|_| rng.below(order.len() + 1)).collect();
+    cuts.push(order.len());
+    cuts.sort_unstable();
+    let mut r = Replica::new(group);
+    let mut at = 0;
+    for c in cuts {
+        r.deliver(order[at..c].to_vec());
+        at = c;
+    }
+    r.rec
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(CASES),
+    ))]
+
+    #[test]
+    fn every_delivery_order_reaches_the_same_verdicts(s in scenario()) {
+        let (group, pool, reps) = play(&s);
+        let (reference, _) = Record::from_entries(group, pool.clone());
+        let want = summary(&reference);
+        prop_assert_eq!(want.accepted.len() + want.rejected.len() + want.pending.len(), pool.len());
+
+        // Fresh replicas, every entry, random orders and batch splits.
+        for (seed, batches) in &s.deliveries {
+            let r = shuffled(group, &pool, *seed, *batches);
+            prop_assert_eq!(&summary(&r), &want, "seed {} batches {}", seed, batches);
+        }
+
+        // Some entries never arrive: the rest wait or are judged, the same way in any order.
+        let mut rng = Rng(s.deliveries[0].0 ^ 0x5eed);
+        let part: Vec<Entry> = pool.iter().filter(|_| rng.below(5) != 0).cloned().collect();
+        let (reference, _) = Record::from_entries(group, part.clone());
+        let (seed, batches) = s.deliveries[1];
+        prop_assert_eq!(summary(&shuffled(group, &part, seed, batches)), summary(&reference));
+
+        // The scenario's own devices, after they receive everything.
+        for mut rep in reps {
+            rep.deliver(pool.clone());
+            prop_assert_eq!(&summary(&rep.rec), &want);
+        }
+    }
+}

@@ -1,0 +1,1254 @@
+//! One test per validity rule: each builds the entry the rule must refuse (often by hand, as a hostile
+//! peer would, with `build_change` and `Entry::sign`), checks the exact `Invalid` kind it gets, and
+//! checks that the valid entries around it are accepted.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use roundtable_core::body::{ChangeFrame, build_change, decode_change};
+use roundtable_core::change::MAGIC;
+use roundtable_core::record::Rejection;
+use roundtable_core::{
+    Body, Counts, Decision, DeviceId, DeviceKey, DocRef, Entry, EntryId, GroupId, Ingested,
+    Invalid, Record, Refused, Rule, StanceKind, Status,
+};
+use sha2::{Digest, Sha256};
+
+// ----- helpers -----
+
+fn key() -> DeviceKey {
+    DeviceKey::generate().expect("the OS random generator works")
+}
+
+/// A group as one device sees it, plus every entry it holds (what a store would keep).
+struct World {
+    group: GroupId,
+    genesis: Entry,
+    rec: Record,
+    log: Vec<Entry>,
+    time: i64,
+}
+
+impl World {
+    /// `keys[0]` creates the group and adds every other key as a member.
+    fn new(keys: &[&DeviceKey]) -> World {
+        let (rec, genesis) =
+            Record::create(keys[0], "Board", Rule::Consent, 1, "Member 0", "", 0).unwrap();
+        let mut w = World {
+            group: rec.group(),
+            genesis: genesis.clone(),
+            rec,
+            log: vec![genesis],
+            time: 0,
+        };
+        for (i, k) in keys.iter().enumerate().skip(1) {
+            w.add(keys[0], k, &format!("Member {i}"));
+        }
+        w
+    }
+
+    fn tick(&mut self) -> i64 {
+        self.time += 1;
+        self.time
+    }
+
+    /// Writes through the engine's own checks; the write must be accepted.
+    fn write(&mut self, k: &DeviceKey, body: Body) -> EntryId {
+        let t = self.tick();
+        let (id, e) = self
+            .rec
+            .author(k, body.clone(), t)
+            .unwrap_or_else(|e| panic!("{body:?} was refused: {e}"));
+        assert!(self.rec.contains(&id));
+        self.log.push(e);
+        id
+    }
+
+    fn add(&mut self, by: &DeviceKey, who: &DeviceKey, name: &str) -> EntryId {
+        self.write(
+            by,
+            Body::MemberAdd {
+                member: who.device_id(),
+                name: name.into(),
+                needs: String::new(),
+            },
+        )
+    }
+
+    fn thread(&mut self, k: &DeviceKey) -> EntryId {
+        self.write(
+            k,
+            Body::Thread {
+                title: "Housing".into(),
+            },
+        )
+    }
+
+    fn proposal(&mut self, k: &DeviceKey, thread: EntryId, removes: Option<DeviceId>) -> EntryId {
+        self.write(k, proposal_body(thread, removes))
+    }
+
+    fn stance(&mut self, k: &DeviceKey, proposal: EntryId, stance: StanceKind) -> EntryId {
+        self.write(k, stance_body(proposal, stance, "my reason", None))
+    }
+
+    /// Closes with the engine's own recount.
+    fn close(&mut self, k: &DeviceKey, proposal: EntryId) -> (EntryId, Decision) {
+        let (counts, decision) = self.rec.recount_now(&proposal);
+        let id = self.write(
+            k,
+            Body::Outcome {
+                proposal,
+                outcome: "closed".into(),
+                decision,
+                counts,
+            },
+        );
+        (id, decision)
+    }
+
+    /// Builds and signs an entry as `k` on the current heads without asking the engine.
+    fn forge(&mut self, k: &DeviceKey, body: &Body) -> (EntryId, Entry) {
+        let seq = seq_of(&self.rec, &k.device_id()) + 1;
+        let t = self.tick();
+        forge_on(
+            &self.rec,
+            &self.genesis,
+            k.device_id(),
+            k,
+            body,
+            seq,
+            self.group,
+            t,
+        )
+    }
+
+    /// Forges `body` as `k` and checks that a fresh device holding this one's entries refuses it with
+    /// `kind`. (A fresh device each time: two signed entries at one position of a device are a fork.)
+    fn refuse(&mut self, k: &DeviceKey, body: &Body, kind: &str) -> Invalid {
+        let (id, entry) = self.forge(k, body);
+        let mut other = self.replica();
+        refused(&mut other, id, entry, kind)
+    }
+
+    /// A fresh device that holds everything this one holds.
+    fn replica(&self) -> Record {
+        let (r, out) = Record::from_entries(self.group, self.log.clone());
+        assert!(out.rejected.is_empty() && out.pending.is_empty());
+        r
+    }
+}
+
+fn proposal_body(thread: EntryId, removes: Option<DeviceId>) -> Body {
+    Body::Proposal {
+        thread,
+        title: "Proposal".into(),
+        text: "We do this.".into(),
+        easy_read: "We do this.".into(),
+        rule: Rule::Consent,
+        quorum: 2,
+        removes,
+    }
+}
+
+fn stance_body(
+    proposal: EntryId,
+    stance: StanceKind,
+    reason: &str,
+    on_behalf: Option<DeviceId>,
+) -> Body {
+    Body::Stance {
+        proposal,
+        stance,
+        reason: reason.into(),
+        on_behalf,
+    }
+}
+
+/// The highest sequence number of `dev` among the record's valid entries.
+fn seq_of(rec: &Record, dev: &DeviceId) -> u64 {
+    rec.causal_order()
+        .iter()
+        .filter_map(|h| rec.entry(h))
+        .filter(|(a, _)| a == dev)
+        .map(|(_, m)| m.seq)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Builds a change by hand on the heads of `rec`: `actor` is who the change claims wrote it, `signer`
+/// the key that signs it for `group`.
+#[allow(clippy::too_many_arguments)]
+fn forge_on(
+    rec: &Record,
+    genesis: &Entry,
+    actor: DeviceId,
+    signer: &DeviceKey,
+    body: &Body,
+    seq: u64,
+    group: GroupId,
+    time_ms: i64,
+) -> (EntryId, Entry) {
+    let deps = rec.heads();
+    let max_op = deps
+        .iter()
+        .map(|d| rec.entry(d).expect("a head is valid").1.max_op)
+        .max()
+        .unwrap_or(0);
+    let containers = decode_change(&genesis.parse().unwrap().change, &BTreeMap::new())
+        .unwrap()
+        .1;
+    let frame = ChangeFrame {
+        actor,
+        seq,
+        start_op: NonZeroU64::new(max_op + 1).unwrap(),
+        deps,
+        time_ms,
+    };
+    let change = build_change(body, &frame, &containers).unwrap();
+    let hash = EntryId::from(change.hash());
+    let entry = Entry::sign(
+        signer,
+        &group,
+        DocRef::Public,
+        change.raw_bytes().to_vec(),
+        &hash,
+    );
+    (hash, entry)
+}
+
+fn rejection<'a>(out: &'a Ingested, id: &EntryId) -> &'a Rejection {
+    out.rejected
+        .iter()
+        .find(|r| r.id == *id)
+        .unwrap_or_else(|| panic!("{id:?} was not rejected: {out:?}"))
+}
+
+/// Ingests one entry that must be refused; returns the reason after checking its kind, that nothing
+/// was applied, and (for sig-valid entries) that the record quarantined it with the same reason.
+fn refused(rec: &mut Record, id: EntryId, entry: Entry, kind: &str) -> Invalid {
+    let heads = rec.heads();
+    let out = rec.ingest(vec![entry]);
+    assert!(out.accepted.is_empty(), "{out:?}");
+    assert!(out.pending.is_empty(), "{out:?}");
+    assert!(!out.rebuild);
+    assert_eq!(out.rejected.len(), 1, "{out:?}");
+    let r = &out.rejected[0];
+    if matches!(kind, "malformed" | "bad_signature") {
+        // Keyed by its own bytes, so a forged copy never shares the real entry's id.
+        assert_eq!(r.id, digest_id(&r.entry));
+        assert_ne!(r.id, id);
+    } else {
+        assert_eq!(r.id, id);
+    }
+    assert_eq!(r.reason.kind(), kind, "{}", r.reason);
+    assert!(!rec.contains(&id));
+    assert_eq!(rec.heads(), heads);
+    if !matches!(kind, "malformed" | "bad_signature") {
+        assert_eq!(rec.rejected().get(&id), Some(&r.reason));
+    }
+    r.reason.clone()
+}
+
+fn digest_id(e: &Entry) -> EntryId {
+    EntryId(Sha256::digest(e.encode()).into())
+}
+
+fn accepted(rec: &mut Record, id: EntryId, entry: Entry) {
+    let out = rec.ingest(vec![entry]);
+    assert_eq!(out.accepted, vec![id], "{out:?}");
+    assert!(out.rejected.is_empty() && out.pending.is_empty() && !out.rebuild);
+    assert!(rec.contains(&id));
+}
+
+fn refused_kind(r: Result<(EntryId, Entry), Refused>) -> &'static str {
+    match r {
+        Err(Refused::Invalid(i)) => i.kind(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// A change with a correct header and checksum around `body`.
+fn framed(body: &[u8]) -> Vec<u8> {
+    let mut chunk = vec![1u8];
+    let mut n = body.len() as u64;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            chunk.push(b);
+            break;
+        }
+        chunk.push(b | 0x80);
+    }
+    chunk.extend_from_slice(body);
+    let digest = Sha256::digest(&chunk);
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&digest[..4]);
+    out.extend_from_slice(&chunk);
+    out
+}
+
+/// Deterministic pseudo-random bytes.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+// ----- signatures -----
+
+#[test]
+fn forged_signature_is_rejected() {
+    let (ana, ben) = (key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    let mut other = w.replica();
+
+    let (id, good) = w.forge(
+        &ben,
+        &Body::Thread {
+            title: "Rent".into(),
+        },
+    );
+
+    // One flipped bit anywhere in the signature.
+    for i in [0, 31, 32, 63] {
+        let mut bad = good.clone();
+        bad.signature[i] ^= 0x01;
+        let why = refused(&mut other, id, bad, "bad_signature");
+        assert!(why.to_string().contains("does not match"), "{why}");
+    }
+
+    // The right key, but signed for another group.
+    let elsewhere = EntryId([7; 32]);
+    let change = good.change.clone();
+    let wrong_group = Entry::sign(&ben, &elsewhere, DocRef::Public, change, &id);
+    refused(&mut other, id, wrong_group, "bad_signature");
+
+    // The genuine entry is still accepted afterwards: a bad copy does not poison the id.
+    accepted(&mut other, id, good);
+    assert!(other.rejected().is_empty());
+}
+
+#[test]
+fn change_signed_by_another_member_names_the_signer() {
+    let (ana, ben) = (key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    // Ben has written, so his device is known to the record.
+    w.thread(&ben);
+    let mut other = w.replica();
+
+    let body = Body::Thread {
+        title: "Written by Ben, claimed as Ana's".into(),
+    };
+    let seq = seq_of(&w.rec, &ana.device_id()) + 1;
+    let (id, entry) = forge_on(
+        &w.rec,
+        &w.genesis,
+        ana.device_id(),
+        &ben,
+        &body,
+        seq,
+        w.group,
+        99,
+    );
+    let why = refused(&mut other, id, entry.clone(), "bad_signature");
+    let text = why.to_string();
+    assert!(text.contains(&ben.device_id().to_string()), "{text}");
+    assert!(text.contains(&ana.device_id().to_string()), "{text}");
+    assert!(text.contains("signed by"), "{text}");
+    refused(&mut w.rec, id, entry, "bad_signature");
+
+    // Signed by an unknown key: refused, and no signer can be named.
+    let stranger = key();
+    let (id, entry) = forge_on(
+        &w.rec,
+        &w.genesis,
+        ana.device_id(),
+        &stranger,
+        &body,
+        seq,
+        w.group,
+        100,
+    );
+    let why = refused(&mut other, id, entry, "bad_signature");
+    assert!(!why.to_string().contains(&stranger.device_id().to_string()));
+
+    // Ana signing her own change is fine.
+    let (id, entry) = forge_on(
+        &w.rec,
+        &w.genesis,
+        ana.device_id(),
+        &ana,
+        &body,
+        seq,
+        w.group,
+        101,
+    );
+    accepted(&mut other, id, entry);
+}
+
+// ----- membership -----
+
+#[test]
+fn non_member_author_is_rejected() {
+    let (ana, ben, outsider) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    let thread = w.thread(&ana);
+
+    for body in [
+        Body::Thread {
+            title: "Let me in".into(),
+        },
+        Body::Message {
+            thread,
+            text: "hello".into(),
+        },
+        Body::MemberAdd {
+            member: outsider.device_id(),
+            name: "Me".into(),
+            needs: String::new(),
+        },
+    ] {
+        w.refuse(&outsider, &body, "not_member");
+        assert_eq!(refused_kind(w.rec.author(&outsider, body, 5)), "not_member");
+    }
+
+    // Once added, the same person may write.
+    w.add(&ben, &outsider, "Dee");
+    let (id, entry) = w.forge(
+        &outsider,
+        &Body::Thread {
+            title: "Thanks".into(),
+        },
+    );
+    let mut fresh = w.replica();
+    accepted(&mut fresh, id, entry);
+}
+
+#[test]
+fn write_after_leaving_or_removal_is_rejected() {
+    let (ana, ben, cai) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    let thread = w.thread(&ana);
+
+    // Ben leaves, then writes.
+    w.write(&ben, Body::MemberLeave);
+    let msg = Body::Message {
+        thread,
+        text: "one more thing".into(),
+    };
+    w.refuse(&ben, &msg, "after_removal");
+    assert_eq!(
+        refused_kind(w.rec.author(&ben, msg.clone(), 9)),
+        "after_removal"
+    );
+    w.refuse(&ben, &Body::MemberLeave, "after_removal");
+
+    // Cai is removed by a passed decision, then writes.
+    let p = w.proposal(&ana, thread, Some(cai.device_id()));
+    w.stance(&ana, p, StanceKind::Agree);
+    w.stance(&cai, p, StanceKind::Agree);
+    assert_eq!(w.close(&ana, p).1, Decision::Passed);
+    w.write(
+        &ana,
+        Body::MemberRemove {
+            member: cai.device_id(),
+            decision: p,
+        },
+    );
+    w.refuse(&cai, &msg, "after_removal");
+
+    // Re-added, Ben may write again.
+    w.add(&ana, &ben, "Ben");
+    let (id, entry) = w.forge(&ben, &msg);
+    let mut other = w.replica();
+    accepted(&mut other, id, entry);
+}
+
+#[test]
+fn removal_needs_a_passed_decision_naming_the_member() {
+    let (ana, ben, cai, dee) = (key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai, &dee]);
+    let thread = w.thread(&ana);
+    let remove_cai = |decision| Body::MemberRemove {
+        member: cai.device_id(),
+        decision,
+    };
+
+    let check = |w: &mut World, decision: EntryId, why: &str| {
+        let body = remove_cai(decision);
+        let reason = w.refuse(&ana, &body, "removal_without_decision");
+        assert!(reason.to_string().contains(why), "{reason}");
+        assert_eq!(
+            refused_kind(w.rec.author(&ana, body, 50)),
+            "removal_without_decision"
+        );
+    };
+
+    // No decision at all: an id nobody knows, and an entry that is not a proposal.
+    check(&mut w, EntryId([3; 32]), "not known");
+    check(&mut w, thread, "does not name");
+
+    // A proposal that names Cai but is not closed yet.
+    let open = w.proposal(&ana, thread, Some(cai.device_id()));
+    check(&mut w, open, "not closed");
+
+    // A decision naming Cai that did not pass (Ben blocks).
+    w.stance(&ana, open, StanceKind::Agree);
+    w.stance(&ben, open, StanceKind::Block);
+    assert_eq!(w.close(&ana, open).1, Decision::NotPassed);
+    check(&mut w, open, "did not pass");
+
+    // A passed decision that names someone else, and a passed decision that names nobody.
+    let about_dee = w.proposal(&ana, thread, Some(dee.device_id()));
+    w.stance(&ana, about_dee, StanceKind::Agree);
+    w.stance(&ben, about_dee, StanceKind::Agree);
+    assert_eq!(w.close(&ana, about_dee).1, Decision::Passed);
+    check(&mut w, about_dee, "does not name");
+    let plain = w.proposal(&ana, thread, None);
+    w.stance(&ana, plain, StanceKind::Agree);
+    w.stance(&ben, plain, StanceKind::Agree);
+    assert_eq!(w.close(&ana, plain).1, Decision::Passed);
+    check(&mut w, plain, "does not name");
+
+    // A passed decision naming Cai: accepted, and Cai's status becomes Removed.
+    let p = w.proposal(&ben, thread, Some(cai.device_id()));
+    w.stance(&ana, p, StanceKind::Agree);
+    w.stance(&dee, p, StanceKind::Agree);
+    assert_eq!(w.close(&dee, p).1, Decision::Passed);
+    let status = |r: &Record, m: &DeviceKey| {
+        r.members()
+            .into_iter()
+            .find(|x| x.id == m.device_id())
+            .map(|x| x.status)
+    };
+    assert_eq!(status(&w.rec, &cai), Some(Status::Active));
+    let (id, entry) = w.forge(&ana, &remove_cai(p));
+    let mut other = w.replica();
+    accepted(&mut other, id, entry.clone());
+    assert_eq!(status(&other, &cai), Some(Status::Removed));
+    assert_eq!(status(&other, &dee), Some(Status::Active));
+    accepted(&mut w.rec, id, entry.clone());
+    w.log.push(entry);
+    assert_eq!(status(&w.rec, &cai), Some(Status::Removed));
+
+    // Removing oneself is a rule error (leave instead).
+    let self_remove = Body::MemberRemove {
+        member: ana.device_id(),
+        decision: p,
+    };
+    w.refuse(&ana, &self_remove, "rule");
+}
+
+// ----- forks -----
+
+/// Ingests `batch` into a device holding `held`, rebuilding from everything when the engine asks to.
+fn deliver(rec: &mut Record, held: &mut Vec<Entry>, batch: Vec<Entry>) -> bool {
+    held.extend(batch.iter().cloned());
+    let out = rec.ingest(batch);
+    if out.rebuild {
+        let (r, _) = Record::from_entries(rec.group(), held.clone());
+        *rec = r;
+    }
+    out.rebuild
+}
+
+#[test]
+fn fork_keeps_both_and_the_lower_hash_wins_in_any_order() {
+    let (ana, ben, cai) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    w.thread(&ana);
+    let group = w.group;
+    let base = w.log.clone();
+
+    // Ben's device is restored twice from the same snapshot, and each copy writes.
+    let (doc, index) = w.rec.snapshot().unwrap();
+    let mut r1 = Record::restore(group, &doc, &index).unwrap();
+    let mut r2 = Record::restore(group, &doc, &index).unwrap();
+    assert_eq!(r1.heads(), w.rec.heads());
+    let t1 = Body::Thread {
+        title: "From the laptop".into(),
+    };
+    let t2 = Body::Thread {
+        title: "From the backup".into(),
+    };
+    let (e1_id, e1) = r1.author(&ben, t1, 10).unwrap();
+    let (e2_id, e2) = r2.author(&ben, t2, 10).unwrap();
+    assert_ne!(e1_id, e2_id);
+    let seq = e1.parse().unwrap().change.seq();
+    assert_eq!(seq, e2.parse().unwrap().change.seq());
+
+    // Each branch grows: Ana builds on the first, Cai on the second.
+    let (a1_id, a1) = r1
+        .author(
+            &ana,
+            Body::Message {
+                thread: e1_id,
+                text: "on branch one".into(),
+            },
+            11,
+        )
+        .unwrap();
+    let (c2_id, c2) = r2
+        .author(
+            &cai,
+            Body::Message {
+                thread: e2_id,
+                text: "on branch two".into(),
+            },
+            11,
+        )
+        .unwrap();
+
+    let (winner, loser) = if e1_id < e2_id {
+        (e1_id, e2_id)
+    } else {
+        (e2_id, e1_id)
+    };
+    let expected = Invalid::Fork {
+        device: ben.device_id(),
+        seq,
+        winner,
+    };
+
+    // Delivered one at a time, in both orders, and both in one batch in both orders.
+    for (first, second) in [(&e1, &e2), (&e2, &e1)] {
+        let (mut rec, _) = Record::from_entries(group, base.clone());
+        let mut held = base.clone();
+        assert!(!deliver(&mut rec, &mut held, vec![first.clone()]));
+        deliver(&mut rec, &mut held, vec![second.clone()]);
+        assert!(rec.contains(&winner) && !rec.contains(&loser));
+        assert_eq!(rec.rejected().get(&loser), Some(&expected));
+        assert_eq!(rec.rejected().len(), 1);
+
+        let (mut rec, out) = Record::from_entries(group, base.clone());
+        assert!(out.rejected.is_empty());
+        let out = rec.ingest(vec![first.clone(), second.clone()]);
+        assert_eq!(out.accepted, vec![winner]);
+        assert_eq!(rejection(&out, &loser).reason, expected);
+        assert_eq!(rejection(&out, &loser).reason.kind(), "fork");
+    }
+
+    // A replica that applied the loser is told to rebuild when the winner arrives.
+    let (mut rec, _) = Record::from_entries(group, base.clone());
+    let loser_entry = if loser == e1_id { &e1 } else { &e2 };
+    let winner_entry = if winner == e1_id { &e1 } else { &e2 };
+    rec.ingest(vec![loser_entry.clone()]);
+    assert!(rec.contains(&loser));
+    let out = rec.ingest(vec![winner_entry.clone()]);
+    assert!(out.rebuild && out.accepted.is_empty());
+    assert!(
+        rec.contains(&loser),
+        "nothing is applied when a rebuild is asked for"
+    );
+
+    // The two restored devices exchange everything: identical heads, the loser's branch quarantined.
+    let mut held1: Vec<Entry> = base
+        .iter()
+        .cloned()
+        .chain([e1.clone(), a1.clone()])
+        .collect();
+    let mut held2: Vec<Entry> = base
+        .iter()
+        .cloned()
+        .chain([e2.clone(), c2.clone()])
+        .collect();
+    let rebuilt1 = deliver(&mut r1, &mut held1, vec![e2.clone(), c2.clone()]);
+    let rebuilt2 = deliver(&mut r2, &mut held2, vec![e1.clone(), a1.clone()]);
+    assert_eq!(rebuilt1, loser == e1_id);
+    assert_eq!(rebuilt2, loser == e2_id);
+    assert_eq!(r1.heads(), r2.heads());
+    assert_eq!(r1.members(), r2.members());
+    let (on_winner, on_loser) = if winner == e1_id {
+        (a1_id, c2_id)
+    } else {
+        (c2_id, a1_id)
+    };
+    for r in [&r1, &r2] {
+        assert!(r.contains(&winner) && r.contains(&on_winner));
+        assert_eq!(r.rejected().get(&loser), Some(&expected));
+        assert_eq!(
+            r.rejected().get(&on_loser),
+            Some(&Invalid::DependsOnRejected(loser))
+        );
+        assert_eq!(r.heads(), vec![on_winner]);
+        assert!(r.pending_ids().is_empty());
+    }
+}
+
+/// After a fork, a device's next write can land on a position where it already signed an entry that
+/// was refused or still waits. A refused write there must leave nothing behind, exactly like any other
+/// refused write: the store never sees it, so the record must not remember it either.
+#[test]
+fn refused_write_at_a_used_position_leaves_nothing_behind() {
+    let (ana, ben) = (key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    let thread = w.thread(&ana);
+    let group = w.group;
+    let (doc, index) = w.rec.snapshot().unwrap();
+    let msg = |text: &str| Body::Message {
+        thread,
+        text: text.into(),
+    };
+
+    // Ben's twin, restored from the snapshot, writes two entries; Ben's device writes one that wins.
+    let mut twin = Record::restore(group, &doc, &index).unwrap();
+    let (e2, e2_entry) = twin.author(&ben, msg("twin"), 1).unwrap();
+    let (b2, b2_entry) = twin.author(&ben, msg("twin again"), 2).unwrap();
+    let (e1, e1_entry) = (0i64..)
+        .find_map(|t| {
+            let mut r = Record::restore(group, &doc, &index).unwrap();
+            let (id, e) = r.author(&ben, msg("device"), 10 + t).unwrap();
+            (id < e2).then_some((id, e))
+        })
+        .unwrap();
+
+    let unknown_thread = Body::Message {
+        thread: EntryId([5; 32]),
+        text: "where?".into(),
+    };
+    let state = |r: &Record| (r.heads(), summary_rejected(r), r.pending_ids(), r.len());
+
+    // 1. The twin's second entry waits (its dependency has not arrived) at Ben's next position.
+    let mut log: Vec<Entry> = w
+        .log
+        .iter()
+        .cloned()
+        .chain([e1_entry.clone(), b2_entry.clone()])
+        .collect();
+    let (mut rec, _) = Record::from_entries(group, log.clone());
+    assert!(rec.contains(&e1));
+    assert_eq!(rec.pending_ids(), vec![b2]);
+    let before = state(&rec);
+    assert_eq!(
+        refused_kind(rec.author(&ben, unknown_thread.clone(), 20)),
+        "rule"
+    );
+    assert_eq!(state(&rec), before);
+    let mut t = 30;
+    let won = loop {
+        t += 1;
+        assert!(t < 200, "a write never won the position");
+        match rec.author(&ben, msg("next"), t) {
+            Ok((id, _)) => break id,
+            Err(Refused::Invalid(Invalid::Fork { winner, .. })) => {
+                assert_eq!(winner, b2);
+                assert_eq!(state(&rec), before);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(won < b2 && rec.contains(&won));
+    assert_eq!(
+        rec.rejected().get(&b2).map(Invalid::kind),
+        Some("fork"),
+        "the waiting entry lost the position"
+    );
+
+    // 2. Everything arrived: the twin's first entry lost the fork, its second depends on it.
+    log.push(e2_entry);
+    let (mut rec, _) = Record::from_entries(group, log.clone());
+    assert_eq!(rec.rejected().get(&e2).map(Invalid::kind), Some("fork"));
+    assert_eq!(
+        rec.rejected().get(&b2),
+        Some(&Invalid::DependsOnRejected(e2))
+    );
+    let before = state(&rec);
+    assert_eq!(refused_kind(rec.author(&ben, unknown_thread, 20)), "rule");
+    assert_eq!(state(&rec), before);
+    let mut t = 300;
+    let (won, won_entry) = loop {
+        t += 1;
+        assert!(t < 500, "a write never won the position");
+        match rec.author(&ben, msg("next"), t) {
+            Ok(x) => break x,
+            Err(Refused::Invalid(Invalid::Fork { winner, .. })) => {
+                assert_eq!(winner, b2);
+                assert_eq!(state(&rec), before);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(rec.contains(&won));
+    // The device's record is exactly what a rebuild from what it holds gives.
+    log.push(won_entry);
+    let (again, _) = Record::from_entries(group, log);
+    assert_eq!(state(&rec), state(&again));
+    assert_eq!(rec.rejected().get(&b2).map(Invalid::kind), Some("fork"));
+}
+
+fn summary_rejected(r: &Record) -> BTreeMap<EntryId, Invalid> {
+    r.rejected().iter().map(|(k, v)| (*k, v.clone())).collect()
+}
+
+// ----- pending -----
+
+#[test]
+fn entry_before_its_dependency_waits_then_is_accepted() {
+    let (ana, ben) = (key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    let base = w.log.clone();
+    let thread = w.thread(&ana);
+    let m1 = w.write(
+        &ben,
+        Body::Message {
+            thread,
+            text: "first".into(),
+        },
+    );
+    let m2 = w.write(
+        &ana,
+        Body::Message {
+            thread,
+            text: "second".into(),
+        },
+    );
+    let entry = |i: usize| w.log[base.len() + i].clone();
+
+    let (mut rec, _) = Record::from_entries(w.group, base.clone());
+    let out = rec.ingest(vec![entry(2)]);
+    assert!(out.accepted.is_empty() && out.rejected.is_empty());
+    assert_eq!(out.pending.len(), 1);
+    assert_eq!(out.pending[0].0, m2);
+    let out = rec.ingest(vec![entry(1)]);
+    assert_eq!(
+        out.pending.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![m1]
+    );
+    let mut waiting = vec![m1, m2];
+    waiting.sort();
+    assert_eq!(rec.pending_ids(), waiting);
+    assert!(rec.rejected().is_empty());
+    assert!(!rec.contains(&m1) && !rec.contains(&m2));
+
+    // The missing dependency arrives: all three are accepted, in causal order.
+    let out = rec.ingest(vec![entry(0)]);
+    assert_eq!(out.accepted, vec![thread, m1, m2]);
+    assert!(out.pending.is_empty() && out.rejected.is_empty());
+    assert!(rec.pending_ids().is_empty());
+    assert_eq!(rec.heads(), w.rec.heads());
+
+    // An entry with nothing of the group at all also waits rather than being refused.
+    let mut empty = Record::new(w.group);
+    let out = empty.ingest(vec![entry(0)]);
+    assert_eq!(out.pending.len(), 1);
+    assert!(out.rejected.is_empty());
+    let out = empty.ingest(base);
+    assert_eq!(out.accepted.len(), w.log.len() - 2);
+    assert!(empty.contains(&thread));
+}
+
+// ----- concurrent removal -----
+
+#[test]
+fn entry_concurrent_with_removal_is_kept_marked_and_not_counted() {
+    let (ana, ben, cai) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    let thread = w.thread(&ana);
+    let removal = w.proposal(&ana, thread, Some(cai.device_id()));
+    w.stance(&ana, removal, StanceKind::Agree);
+    w.stance(&ben, removal, StanceKind::Agree);
+    assert_eq!(w.close(&ben, removal).1, Decision::Passed);
+    let budget = w.proposal(&ben, thread, None);
+    w.stance(&ana, budget, StanceKind::Agree);
+
+    // Cai's device has not heard of the removal yet and keeps writing.
+    let mut cai_rec = w.replica();
+    let (msg, msg_e) = cai_rec
+        .author(
+            &cai,
+            Body::Message {
+                thread,
+                text: "written offline".into(),
+            },
+            100,
+        )
+        .unwrap();
+    let (stance, stance_e) = cai_rec
+        .author(
+            &cai,
+            stance_body(budget, StanceKind::Block, "too expensive", None),
+            101,
+        )
+        .unwrap();
+    // Before the removal is known, Cai's block counts.
+    assert_eq!(cai_rec.recount_now(&budget).0.block, 1);
+
+    // Meanwhile Ana removes Cai.
+    let rm = w.write(
+        &ana,
+        Body::MemberRemove {
+            member: cai.device_id(),
+            decision: removal,
+        },
+    );
+    let out = w.rec.ingest(vec![msg_e.clone(), stance_e.clone()]);
+    assert_eq!(out.accepted, vec![msg, stance], "{out:?}");
+    w.log.extend([msg_e, stance_e]);
+    assert!(w.rec.concurrent_with_removal(&msg));
+    assert!(w.rec.concurrent_with_removal(&stance));
+    assert!(!w.rec.concurrent_with_removal(&rm));
+    assert!(!w.rec.concurrent_with_removal(&budget));
+
+    // A close after the removal does not count Cai's block.
+    let (counts, decision) = w.rec.recount_now(&budget);
+    assert_eq!(
+        counts,
+        Counts {
+            agree: 1,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(decision, Decision::NotPassed, "quorum is 2");
+    let wrong = Body::Outcome {
+        proposal: budget,
+        outcome: "blocked".into(),
+        decision: Decision::NotPassed,
+        counts: Counts {
+            agree: 1,
+            block: 1,
+            ..Counts::default()
+        },
+    };
+    w.refuse(&ben, &wrong, "outcome_mismatch");
+    w.stance(&ben, budget, StanceKind::Agree);
+    let (close, d) = w.close(&ben, budget);
+    assert_eq!(d, Decision::Passed);
+    assert!(!w.rec.concurrent_with_removal(&close));
+
+    // Cai's device merges the removal; Cai's next write is after the removal and is refused.
+    let (mut merged, out) = Record::from_entries(w.group, w.log.clone());
+    assert!(out.rejected.is_empty());
+    assert!(merged.concurrent_with_removal(&msg));
+    let (id, entry) = forge_on(
+        &merged,
+        &w.genesis,
+        cai.device_id(),
+        &cai,
+        &Body::Message {
+            thread,
+            text: "after".into(),
+        },
+        seq_of(&merged, &cai.device_id()) + 1,
+        w.group,
+        200,
+    );
+    refused(&mut merged, id, entry, "after_removal");
+}
+
+// ----- stances -----
+
+#[test]
+fn stance_rules() {
+    let (ana, ben, cai) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    let thread = w.thread(&ana);
+    let p = w.proposal(&ana, thread, None);
+
+    // Disagree and block need a reason; agree and abstain do not.
+    for (kind, reason) in [
+        (StanceKind::Disagree, ""),
+        (StanceKind::Block, ""),
+        (StanceKind::Block, "  \n"),
+    ] {
+        let body = stance_body(p, kind, reason, None);
+        let why = w.refuse(&ben, &body, "rule");
+        assert!(why.to_string().contains("reason"), "{why}");
+        assert_eq!(refused_kind(w.rec.author(&ben, body, 1)), "rule");
+    }
+    w.write(&ben, stance_body(p, StanceKind::Agree, "", None));
+    w.write(&cai, stance_body(p, StanceKind::Abstain, "", None));
+    let count = |w: &World| w.rec.recount_now(&p).0;
+    assert_eq!(
+        count(&w),
+        Counts {
+            agree: 1,
+            abstain: 1,
+            ..Counts::default()
+        }
+    );
+
+    // The latest stance of a member counts.
+    w.write(
+        &ben,
+        stance_body(p, StanceKind::Disagree, "changed my mind", None),
+    );
+    assert_eq!(
+        count(&w),
+        Counts {
+            abstain: 1,
+            disagree: 1,
+            ..Counts::default()
+        }
+    );
+    w.write(&ben, stance_body(p, StanceKind::Agree, "", None));
+    assert_eq!(
+        count(&w),
+        Counts {
+            agree: 1,
+            abstain: 1,
+            ..Counts::default()
+        }
+    );
+
+    // Ben types a stance for Ana: it counts only once Ana confirms it.
+    let for_ana = w.write(
+        &ben,
+        stance_body(
+            p,
+            StanceKind::Block,
+            "Ana says: not yet",
+            Some(ana.device_id()),
+        ),
+    );
+    assert_eq!(
+        count(&w),
+        Counts {
+            agree: 1,
+            abstain: 1,
+            ..Counts::default()
+        }
+    );
+    // Ben's own stance is untouched by what he typed for Ana; nobody but Ana can confirm it.
+    w.refuse(&cai, &Body::Confirm { target: for_ana }, "rule");
+    w.refuse(&ben, &Body::Confirm { target: for_ana }, "rule");
+    w.write(&ana, Body::Confirm { target: for_ana });
+    assert_eq!(
+        count(&w),
+        Counts {
+            agree: 1,
+            abstain: 1,
+            block: 1,
+            ..Counts::default()
+        }
+    );
+    // Ana's own later stance replaces the one typed for her.
+    w.write(&ana, stance_body(p, StanceKind::Agree, "", None));
+    assert_eq!(
+        count(&w),
+        Counts {
+            agree: 2,
+            abstain: 1,
+            ..Counts::default()
+        }
+    );
+
+    // A stance typed for someone who is not a member is refused.
+    let stranger = key();
+    let body = stance_body(p, StanceKind::Agree, "", Some(stranger.device_id()));
+    w.refuse(&ben, &body, "rule");
+
+    // After the close, no more stances.
+    let (_, d) = w.close(&cai, p);
+    assert_eq!(d, Decision::Passed);
+    let late = stance_body(p, StanceKind::Block, "too late", None);
+    w.refuse(&ben, &late, "rule");
+}
+
+// ----- outcomes -----
+
+#[test]
+fn outcome_must_match_the_recount() {
+    let (ana, ben, cai) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    let thread = w.thread(&ana);
+    let p = w.proposal(&ana, thread, None);
+    w.stance(&ana, p, StanceKind::Agree);
+    w.write(&ben, stance_body(p, StanceKind::Block, "no", None));
+    // An unconfirmed stance typed for Cai does not count either.
+    w.write(
+        &ana,
+        stance_body(p, StanceKind::Agree, "", Some(cai.device_id())),
+    );
+    let (counts, decision) = w.rec.recount_now(&p);
+    assert_eq!(
+        counts,
+        Counts {
+            agree: 1,
+            block: 1,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(decision, Decision::NotPassed);
+
+    let outcome = |decision, counts| Body::Outcome {
+        proposal: p,
+        outcome: "closed".into(),
+        decision,
+        counts,
+    };
+    let wrong = [
+        // Hides the block.
+        outcome(
+            Decision::Passed,
+            Counts {
+                agree: 1,
+                ..Counts::default()
+            },
+        ),
+        // Right counts, wrong decision.
+        outcome(Decision::Passed, counts),
+        // Counts the unconfirmed stance.
+        outcome(
+            Decision::NotPassed,
+            Counts {
+                agree: 2,
+                block: 1,
+                ..Counts::default()
+            },
+        ),
+    ];
+    for body in wrong {
+        let why = w.refuse(&cai, &body, "outcome_mismatch");
+        assert!(matches!(why, Invalid::OutcomeMismatch { .. }));
+        assert_eq!(
+            refused_kind(w.rec.author(&cai, body, 3)),
+            "outcome_mismatch"
+        );
+    }
+    let (id, entry) = w.forge(&cai, &outcome(decision, counts));
+    let mut other = w.replica();
+    accepted(&mut other, id, entry.clone());
+    assert_eq!(other.outcome(&p), Some((id, Decision::NotPassed)));
+    accepted(&mut w.rec, id, entry.clone());
+
+    // A second close of the same proposal is refused.
+    w.log.push(entry);
+    w.refuse(&ana, &outcome(decision, counts), "rule");
+}
+
+// ----- malformed input -----
+
+#[test]
+fn malformed_input_is_rejected_never_a_panic() {
+    let (ana, ben) = (key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    let (good_id, good) = w.forge(
+        &ben,
+        &Body::Thread {
+            title: "Good".into(),
+        },
+    );
+    let mut rec = w.replica();
+
+    // Truncated entry bytes: decoding fails with an error at every length.
+    let bytes = good.encode();
+    assert_eq!(Entry::decode(&bytes).unwrap(), good);
+    for n in 0..bytes.len() {
+        assert!(Entry::decode(&bytes[..n]).is_err(), "length {n}");
+    }
+    assert!(Entry::decode(&[bytes.as_slice(), &[0]].concat()).is_err());
+
+    // Truncated change bytes inside an entry: rejected as malformed at every length.
+    let mut all = Vec::new();
+    for n in 0..good.change.len() {
+        let e = Entry {
+            doc: DocRef::Public,
+            signature: good.signature,
+            change: good.change[..n].to_vec(),
+        };
+        all.push(e.clone());
+        let out = rec.ingest(vec![e]);
+        assert!(out.accepted.is_empty() && out.pending.is_empty());
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].reason.kind(), "malformed", "length {n}");
+    }
+
+    // Garbage change bytes: plain noise, noise behind the magic bytes, and noise in a correctly framed
+    // change (so Automerge's own decoder is reached).
+    let mut garbage: Vec<Vec<u8>> = Vec::new();
+    for seed in 1..40u64 {
+        let len = (seed as usize * 37) % 300 + 1;
+        garbage.push(noise(seed, len));
+        garbage.push([MAGIC.as_slice(), &noise(seed, len)].concat());
+        garbage.push(framed(&noise(seed, len)));
+    }
+    garbage.push(framed(&[]));
+    garbage.push(vec![0; 5000]);
+    for g in garbage {
+        let e = Entry {
+            doc: DocRef::Public,
+            signature: [1; 64],
+            change: g,
+        };
+        all.push(e.clone());
+        let id = {
+            let out = rec.ingest(vec![e.clone()]);
+            assert_eq!(out.rejected.len(), 1, "{out:?}");
+            out.rejected[0].id
+        };
+        let out = Record::from_entries(w.group, vec![e]).1;
+        assert_eq!(out.rejected[0].reason.kind(), "malformed");
+        assert_eq!(out.rejected[0].id, id);
+    }
+
+    // A bad checksum: the header's four checksum bytes, or any byte of the body.
+    for i in [4, 5, 6, 7, 9, good.change.len() / 2, good.change.len() - 1] {
+        let mut change = good.change.clone();
+        change[i] ^= 0x40;
+        let e = Entry {
+            doc: DocRef::Public,
+            signature: good.signature,
+            change,
+        };
+        all.push(e.clone());
+        let out = rec.ingest(vec![e]);
+        assert_eq!(out.rejected.len(), 1);
+        let why = &out.rejected[0].reason;
+        assert_eq!(why.kind(), "malformed", "byte {i}: {why}");
+    }
+
+    // Every single-byte change of a valid change is refused without a panic.
+    for i in 0..good.change.len() {
+        let mut change = good.change.clone();
+        change[i] = change[i].wrapping_add(1);
+        let out = rec.ingest(vec![Entry {
+            doc: DocRef::Public,
+            signature: good.signature,
+            change,
+        }]);
+        assert_eq!(out.rejected.len(), 1, "byte {i}");
+        assert!(out.accepted.is_empty());
+    }
+
+    // None of this left anything behind, and the good entry is still accepted, even in a batch
+    // with all the garbage.
+    assert!(rec.rejected().is_empty());
+    assert!(rec.pending_ids().is_empty());
+    all.push(good);
+    let n = all.len();
+    let out = rec.ingest(all);
+    assert_eq!(out.accepted, vec![good_id]);
+    assert_eq!(out.rejected.len(), n - 1);
+    assert!(out.rejected.iter().all(|r| r.reason.kind() == "malformed"));
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // 256 cases; well under a second.
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Arbitrary bytes, read as an entry and then ingested, never panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let group = GroupId::from_bytes([9; 32]);
+            let mut rec = Record::new(group);
+            let _ = Entry::decode(&bytes);
+            let as_change = Entry { doc: DocRef::Public, signature: [0; 64], change: bytes.clone() };
+            let framed_change = Entry { doc: DocRef::Public, signature: [0; 64], change: framed(&bytes) };
+            let out = rec.ingest(vec![as_change, framed_change]);
+            prop_assert!(out.accepted.is_empty());
+            prop_assert_eq!(out.rejected.len(), 2);
+        }
+    }
+}
