@@ -605,10 +605,10 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
         Cmd::Show { thread_id, all } => {
             let g = ctx.group(&cli)?;
             let only = thread_id.as_deref().map(parse_id::<EntryId>).transpose()?;
-            if let Some(t) = only {
-                if !g.record.threads().contains(&t) {
-                    return Err(refuse(format!("there is no thread {t} in this group")));
-                }
+            if let Some(t) = only
+                && !g.record.threads().contains(&t)
+            {
+                return Err(refuse(format!("there is no thread {t} in this group")));
             }
             let stored = ctx.home.entries(&g.id())?;
             Ok(show::show(&g.record, only, *all, &stored))

@@ -399,15 +399,18 @@ impl Body {
     /// context live in `record.rs`.
     pub fn check_limits(&self) -> Result<(), ShapeError> {
         for (_, v) in self.fields() {
-            if let ScalarValue::Str(s) = v {
-                if s.len() > MAX_TEXT {
-                    return Err(ShapeError::TooLong);
-                }
+            if let ScalarValue::Str(s) = v
+                && s.len() > MAX_TEXT
+            {
+                return Err(ShapeError::TooLong);
             }
         }
         Ok(())
     }
 }
+
+/// Container name → the op id (counter, actor) the genesis change gave it.
+pub type Containers = BTreeMap<String, (u64, DeviceId)>;
 
 /// The key a record of `actor` at `seq` must have in its container.
 pub fn record_key(actor: &DeviceId, seq: u64) -> String {
@@ -428,7 +431,7 @@ pub struct ChangeFrame {
 pub fn build_change(
     body: &Body,
     frame: &ChangeFrame,
-    containers: &BTreeMap<String, (u64, DeviceId)>,
+    containers: &Containers,
 ) -> Result<automerge::Change, ShapeError> {
     body.check_limits()?;
     let actor = ActorId::from(frame.actor.0.as_slice());
@@ -486,8 +489,8 @@ pub fn build_change(
 /// genesis, the container op ids it creates.
 pub fn decode_change(
     change: &automerge::Change,
-    containers: &BTreeMap<String, (u64, DeviceId)>,
-) -> Result<(Body, BTreeMap<String, (u64, DeviceId)>), ShapeError> {
+    containers: &Containers,
+) -> Result<(Body, Containers), ShapeError> {
     // Cheap bound before expanding: a record has at most a dozen fields.
     if change.len() > 32 {
         return Err(shape("too many operations"));

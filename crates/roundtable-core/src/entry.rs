@@ -223,13 +223,13 @@ pub fn validate_signature(
         return Ok(());
     }
     for c in candidates.iter().filter(|c| c.0 != parsed.actor) {
-        if let Ok(k) = VerifyingKey::from_bytes(&c.0) {
-            if k.verify_strict(&msg, &sig).is_ok() {
-                return Err(SignatureError::WrongActor {
-                    actor: DeviceId(parsed.actor),
-                    signer: *c,
-                });
-            }
+        if let Ok(k) = VerifyingKey::from_bytes(&c.0)
+            && k.verify_strict(&msg, &sig).is_ok()
+        {
+            return Err(SignatureError::WrongActor {
+                actor: DeviceId(parsed.actor),
+                signer: *c,
+            });
         }
     }
     Err(SignatureError::Mismatch)

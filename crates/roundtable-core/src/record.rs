@@ -873,12 +873,12 @@ impl Record {
                 nonempty(title, "the title")?;
                 nonempty(easy_read, "the easy-read version")?;
                 self.referent(clock, thread, "thread", is_thread)?;
-                if let Some(r) = removes {
-                    if !active(r) {
-                        return Err(Self::rule(
-                            "the member this proposal would remove is not an active member",
-                        ));
-                    }
+                if let Some(r) = removes
+                    && !active(r)
+                {
+                    return Err(Self::rule(
+                        "the member this proposal would remove is not an active member",
+                    ));
                 }
             }
             Body::Stance {
@@ -897,12 +897,12 @@ impl Record {
                 if self.first_outcome(proposal, clock).is_some() {
                     return Err(Self::rule("this proposal is already closed"));
                 }
-                if let Some(m) = on_behalf {
-                    if !active(m) {
-                        return Err(Self::rule(
-                            "a stance can only be recorded for an active member",
-                        ));
-                    }
+                if let Some(m) = on_behalf
+                    && !active(m)
+                {
+                    return Err(Self::rule(
+                        "a stance can only be recorded for an active member",
+                    ));
                 }
             }
             Body::Outcome {
@@ -977,10 +977,10 @@ impl Record {
                         "the owner of an action must be an active member",
                     ));
                 }
-                if let Some(d) = due {
-                    if !valid_date(d) {
-                        return Err(Self::rule("the due date must look like 2026-12-31"));
-                    }
+                if let Some(d) = due
+                    && !valid_date(d)
+                {
+                    return Err(Self::rule("the due date must look like 2026-12-31"));
                 }
             }
             Body::ActionDone { action } => {

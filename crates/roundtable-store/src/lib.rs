@@ -255,6 +255,7 @@ impl Home {
     }
 
     /// Starts a new group with this device's member as its first member.
+    #[allow(clippy::too_many_arguments)] // Record::create's arguments, plus the home.
     pub fn create_group(
         &self,
         key: &DeviceKey,
@@ -309,13 +310,13 @@ impl Home {
         };
         let mut record = None;
         let mut snap_pos = 0;
-        if let Ok(snaps) = tx.open_table(SNAPSHOTS) {
-            if let Some(v) = snaps.get(id.0.as_slice())? {
-                let v = v.value();
-                if let Some((pos, r)) = parse_snapshot(id, v) {
-                    snap_pos = pos;
-                    record = Some(r);
-                }
+        if let Ok(snaps) = tx.open_table(SNAPSHOTS)
+            && let Some(v) = snaps.get(id.0.as_slice())?
+        {
+            let v = v.value();
+            if let Some((pos, r)) = parse_snapshot(id, v) {
+                snap_pos = pos;
+                record = Some(r);
             }
         }
         let mut record = record.unwrap_or_else(|| Record::new(*id));
