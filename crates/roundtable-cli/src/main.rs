@@ -13,6 +13,7 @@ use roundtable_core::{Body, DeviceKey, EntryId, GroupId, MemberId, Rule, StanceK
 use roundtable_store::{Group, Home, StoreError};
 use serde_json::{Value, json};
 
+mod net;
 mod show;
 
 #[derive(Parser)]
@@ -134,6 +135,45 @@ enum Cmd {
     },
     /// Check and store the entries of a bundle file.
     Import { file: PathBuf },
+    /// Keep this device reachable so others can sync with it; prints a ticket first.
+    Serve {
+        /// Address to listen on (repeatable), e.g. 127.0.0.1:0. Default: every interface, a random port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<std::net::SocketAddr>,
+        /// Do not look for other devices on the local network.
+        #[arg(long)]
+        no_mdns: bool,
+        /// A self-hosted iroh relay, for members on different networks.
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
+        /// Also keep a live sync with this serving device (repeatable).
+        #[arg(long, value_name = "TICKET")]
+        connect: Vec<String>,
+    },
+    /// Sync once with a serving device.
+    Sync {
+        ticket: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Make a one-time invitation for a new member's device.
+    Invite {
+        /// How long the invitation works, in minutes.
+        #[arg(long, default_value_t = 60)]
+        expires: u64,
+    },
+    /// Join a group with an invitation, on a new device.
+    Join {
+        ticket: String,
+        #[arg(long)]
+        name: String,
+        /// Your communication and access needs, in your words.
+        #[arg(long, default_value = "")]
+        needs: String,
+    },
+    /// Devices this one has synced with.
+    Peers,
 }
 
 #[derive(Subcommand)]
@@ -243,6 +283,9 @@ struct Out {
 }
 
 fn print_out(o: &Out, json: bool) {
+    if o.json.is_null() && o.words.is_empty() {
+        return;
+    }
     if json {
         println!("{}", o.json);
     } else {
@@ -348,10 +391,57 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
     if let Cmd::Init { name, needs } = &cli.cmd {
         return init(&cli, &dir, name, needs);
     }
+    if let Cmd::Join {
+        ticket,
+        name,
+        needs,
+    } = &cli.cmd
+    {
+        return net::join(&dir, passphrase(&cli)?.as_deref(), ticket, name, needs);
+    }
     let home = Home::open(&dir)?;
     let ctx = Ctx { home };
     match &cli.cmd {
-        Cmd::Init { .. } => unreachable!("handled above"),
+        Cmd::Init { .. } | Cmd::Join { .. } => unreachable!("handled above"),
+        Cmd::Serve {
+            listen,
+            no_mdns,
+            relay,
+            connect,
+        } => {
+            let key = ctx.key(&cli)?;
+            let group = ctx.group_id(&cli)?;
+            drop(ctx);
+            net::serve(net::ServeArgs {
+                dir: &dir,
+                key,
+                group,
+                listen,
+                relay,
+                connect,
+                mdns: !no_mdns,
+            })
+        }
+        Cmd::Sync { ticket, timeout } => {
+            let key = ctx.key(&cli)?;
+            drop(ctx);
+            net::sync(&dir, key, ticket, *timeout)
+        }
+        Cmd::Invite { expires } => {
+            let key = ctx.key(&cli)?;
+            let group = ctx.group_id(&cli)?;
+            drop(ctx);
+            net::invite(&dir, key, group, *expires, cli.json)
+        }
+        Cmd::Peers => {
+            let mut names = std::collections::BTreeMap::new();
+            for (id, _) in ctx.home.groups()? {
+                for m in ctx.home.open_group(&id)?.record.members() {
+                    names.insert(m.id, m.name);
+                }
+            }
+            net::peers(&ctx.home, &names)
+        }
         Cmd::Id => {
             let key = ctx.key(&cli)?;
             let id = key.device_id();

@@ -1218,6 +1218,57 @@ impl Record {
             .collect()
     }
 
+    // ----- what sync needs -----
+
+    /// For every device with valid entries: its highest sequence number and the id of that entry.
+    ///
+    /// Because each entry builds on its author's previous one, a device's valid entries are exactly
+    /// sequence numbers `1..=seq`, so this names the whole valid set; the tip id tells two devices
+    /// whose counts agree whether their chains do too (they differ only after a fork).
+    pub fn summary(&self) -> Vec<(DeviceId, u64, EntryId)> {
+        let clock = self.clock_of(&self.heads());
+        let mut v: Vec<_> = self
+            .ix
+            .actors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| {
+                let seq = clock.get(i as u32);
+                self.valid_at(a, seq).map(|tip| (*a, seq, tip))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The valid entry of `device` at `seq`, if any.
+    pub fn valid_at(&self, device: &DeviceId, seq: u64) -> Option<EntryId> {
+        self.positions
+            .get(&(*device, seq))?
+            .iter()
+            .find(|h| self.ix.entries.contains_key(h))
+            .copied()
+    }
+
+    /// Sorts entry ids into a causal order: by op counter (which grows along every causal chain), then id.
+    pub fn sort_causally(&self, ids: &mut [EntryId]) {
+        ids.sort_by_key(|h| {
+            (
+                self.ix.entries.get(h).map(|m| m.max_op).unwrap_or(u64::MAX),
+                *h,
+            )
+        });
+    }
+
+    /// Active members' device ids now (the devices allowed to sync this group).
+    pub fn active_devices(&self) -> Vec<DeviceId> {
+        self.members()
+            .into_iter()
+            .filter(|m| m.status == Status::Active)
+            .map(|m| m.id)
+            .collect()
+    }
+
     // ----- snapshots -----
 
     /// The state a snapshot saves: Automerge's saved document and the engine's index.

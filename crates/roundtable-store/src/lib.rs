@@ -34,12 +34,19 @@ const LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("log");
 const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
 /// group → snapshot: log position u64le, doc length u64le, doc bytes, index bytes.
 const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
+/// SHA-256 of an invitation secret → group (32) | expires ms (i64le) | used (u8).
+const INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("invites");
+/// device id → last sync time (ms since the epoch, i64le).
+const PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("peers");
 /// Device settings: the member's own name and needs, and the like.
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 
 const VALID: u8 = 0;
 const PENDING: u8 = 1;
 const QUARANTINED: u8 = 2;
+
+/// How long opening a home waits for another process that holds it.
+pub const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How many entries an import commits per transaction.
 pub const IMPORT_BATCH: usize = 1000;
@@ -55,6 +62,8 @@ pub enum StoreError {
     },
     #[error("the database could not be used ({0}); if the disk is full, free space and try again")]
     Database(String),
+    #[error("the home at {0} stayed busy (another roundtable command is using it); try again")]
+    Busy(PathBuf),
     #[error("no Roundtable home at {0}: run `roundtable init --name NAME` first")]
     NoHome(PathBuf),
     #[error("a Roundtable home already exists at {0}")]
@@ -100,10 +109,27 @@ db_err!(
     redb::SetDurabilityError
 );
 
+/// Why an invitation was not accepted, in words for the person joining.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InviteRefusal {
+    #[error("this invitation is not known here; ask a member for a new one")]
+    Unknown,
+    #[error("this invitation has already been used; ask a member for a new one")]
+    Used,
+    #[error("this invitation has expired; ask a member for a new one")]
+    Expired,
+    #[error("the inviting device could not check the invitation: {0}")]
+    Store(String),
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct GroupFacts {
     name: String,
     log_len: u64,
+    /// Bumped when a fork forces the log to be rewritten; another process then reloads the group.
+    #[serde(default)]
+    generation: u64,
 }
 
 /// A device home: the database and the key file.
@@ -117,6 +143,7 @@ pub struct Group {
     pub record: Record,
     log_len: u64,
     snap_pos: u64,
+    generation: u64,
 }
 
 impl Group {
@@ -184,6 +211,13 @@ impl Home {
             dir: dir.to_path_buf(),
             db,
         };
+        // Every table exists from the start, so readers never meet a missing one.
+        let tx = home.db.begin_write()?;
+        for t in [ENTRIES, STATUS, LOG, GROUPS, SNAPSHOTS, INVITES, PEERS] {
+            tx.open_table(t)?;
+        }
+        tx.open_table(SETTINGS)?;
+        tx.commit()?;
         home.set_setting("name", name.as_bytes())?;
         keyfile::write(&dir.join(Self::KEY), &key, passphrase)?;
         Ok((home, key))
@@ -194,7 +228,24 @@ impl Home {
         if !dir.join(Self::KEY).exists() || !dir.join(Self::DB).exists() {
             return Err(StoreError::NoHome(dir.to_path_buf()));
         }
-        let db = Database::create(dir.join(Self::DB))?;
+        // Another process (a running `serve`) may hold the file for a moment: wait for it, briefly.
+        let deadline = std::time::Instant::now() + OPEN_WAIT;
+        let mut pause = std::time::Duration::from_millis(2);
+        let db = loop {
+            match Database::create(dir.join(Self::DB)) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StoreError::Busy(dir.to_path_buf()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         Ok(Home {
             dir: dir.to_path_buf(),
             db,
@@ -279,6 +330,7 @@ impl Home {
             record: Record::new(record.group()),
             log_len: 0,
             snap_pos: 0,
+            generation: 0,
         };
         self.ingest(&mut group, vec![genesis])?;
         Ok(group)
@@ -291,6 +343,7 @@ impl Home {
                 record: Record::new(*id),
                 log_len: 0,
                 snap_pos: 0,
+                generation: 0,
             }),
             other => other,
         }
@@ -353,6 +406,7 @@ impl Home {
             record,
             log_len: facts.log_len,
             snap_pos,
+            generation: facts.generation,
         })
     }
 
@@ -428,8 +482,204 @@ impl Home {
         Ok(out)
     }
 
+    /// Catches up with entries another process wrote to this home since `group` was loaded (a CLI
+    /// command while `serve` runs). Returns the ids newly applied.
+    pub fn refresh(&self, group: &mut Group) -> Result<Vec<EntryId>, StoreError> {
+        let id = group.id();
+        let tx = self.db.begin_read()?;
+        let facts: GroupFacts = match tx.open_table(GROUPS) {
+            Ok(t) => match t.get(id.0.as_slice())? {
+                Some(v) => serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                None => return Ok(vec![]),
+            },
+            Err(_) => return Ok(vec![]),
+        };
+        if facts.generation != group.generation || facts.log_len < group.log_len {
+            let before: HashSet<EntryId> = group.record.causal_order().iter().copied().collect();
+            drop(tx);
+            *group = self.open_group(&id)?;
+            return Ok(group
+                .record
+                .causal_order()
+                .iter()
+                .filter(|h| !before.contains(h))
+                .copied()
+                .collect());
+        }
+        if facts.log_len == group.log_len {
+            return Ok(vec![]);
+        }
+        let entries = tx.open_table(ENTRIES)?;
+        let log = tx.open_table(LOG)?;
+        let mut tail = Vec::new();
+        for row in log
+            .range(log_key(&id, group.log_len).as_slice()..log_key(&id, facts.log_len).as_slice())?
+        {
+            let (_, h) = row?;
+            let h: [u8; 32] = h
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("log entry".into()))?;
+            tail.push(read_entry(&entries, &id, &EntryId(h))?);
+        }
+        let out = group.record.ingest_own_log(tail);
+        group.log_len = facts.log_len;
+        Ok(out.accepted)
+    }
+
+    /// A stored entry's verbatim bytes.
+    pub fn entry(&self, group: &GroupId, id: &EntryId) -> Result<Option<Entry>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let entries = tx.open_table(ENTRIES)?;
+        match entries.get(key2(group, id).as_slice())? {
+            Some(v) => {
+                Ok(Some(Entry::decode(v.value()).map_err(|e| {
+                    StoreError::Corrupt(format!("entry {id}: {e}"))
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Ids of entries held but not valid that other devices should see too: pending ones, and those a
+    /// rule rejected (evidence such as forks). Forged and unreadable bytes are not passed on.
+    pub fn evidence_ids(&self, group: &GroupId) -> Result<Vec<EntryId>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let status = tx.open_table(STATUS)?;
+        let lo = key2(group, &EntryId([0; 32]));
+        let hi = key2(group, &EntryId([0xff; 32]));
+        let mut out = Vec::new();
+        for row in status.range(lo.as_slice()..=hi.as_slice())? {
+            let (k, v) = row?;
+            let v = v.value();
+            let relay = match v.first() {
+                Some(&PENDING) => true,
+                Some(&QUARANTINED) => {
+                    let kind = String::from_utf8_lossy(&v[1..]);
+                    let kind = kind.split('\n').next().unwrap_or_default();
+                    !matches!(kind, "malformed" | "bad_signature" | "unsupported_document")
+                }
+                _ => false,
+            };
+            if relay {
+                out.push(EntryId(
+                    k.value()[32..]
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("status key".into()))?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records an invitation: only the secret's hash is kept.
+    pub fn add_invite(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut v = group.0.to_vec();
+        v.extend_from_slice(&expires_ms.to_le_bytes());
+        v.push(0);
+        let tx = self.db.begin_write()?;
+        tx.open_table(INVITES)?
+            .insert(secret_hash.as_slice(), v.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Uses an invitation once: it must exist, be for `group`, be unused and not expired at `now_ms`.
+    pub fn use_invite(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        now_ms: i64,
+    ) -> Result<(), InviteRefusal> {
+        let run = || -> Result<Result<(), InviteRefusal>, StoreError> {
+            let tx = self.db.begin_write()?;
+            let verdict = {
+                let mut t = tx.open_table(INVITES)?;
+                let row = t.get(secret_hash.as_slice())?.map(|v| v.value().to_vec());
+                match row {
+                    None => Err(InviteRefusal::Unknown),
+                    Some(v) if v.len() != 41 => Err(InviteRefusal::Unknown),
+                    Some(v) => {
+                        let expires = i64::from_le_bytes(v[32..40].try_into().unwrap_or([0; 8]));
+                        if v[..32] != group.0 {
+                            Err(InviteRefusal::Unknown)
+                        } else if v[40] != 0 {
+                            Err(InviteRefusal::Used)
+                        } else if now_ms > expires {
+                            Err(InviteRefusal::Expired)
+                        } else {
+                            let mut used = v.clone();
+                            used[40] = 1;
+                            t.insert(secret_hash.as_slice(), used.as_slice())?;
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            tx.commit()?;
+            Ok(verdict)
+        };
+        run().map_err(|e| InviteRefusal::Store(e.to_string()))?
+    }
+
+    /// Whether an invitation has been used.
+    pub fn invite_used(&self, secret_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = match tx.open_table(INVITES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(t.get(secret_hash.as_slice())?
+            .is_some_and(|v| v.value().get(40) == Some(&1)))
+    }
+
+    /// Remembers that this device synced with `device` at `time_ms`.
+    pub fn record_peer(
+        &self,
+        device: &roundtable_core::DeviceId,
+        time_ms: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(PEERS)?
+            .insert(device.0.as_slice(), time_ms.to_le_bytes().as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Devices this device has synced with, and when last (ms since the epoch).
+    pub fn peers(&self) -> Result<Vec<(roundtable_core::DeviceId, i64)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = match tx.open_table(PEERS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let id: [u8; 32] = k
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("peer key".into()))?;
+            let t: [u8; 8] = v
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("peer time".into()))?;
+            out.push((roundtable_core::DeviceId(id), i64::from_le_bytes(t)));
+        }
+        Ok(out)
+    }
+
     /// Verifies and stores entries (from a bundle or a peer), committing durably every [`IMPORT_BATCH`].
     pub fn ingest(&self, group: &mut Group, entries: Vec<Entry>) -> Result<Ingested, StoreError> {
+        self.refresh(group)?;
         let mut total = Ingested::default();
         let mut rest = entries;
         while !rest.is_empty() {
@@ -497,6 +747,7 @@ impl Home {
         tx.commit()?;
         group.log_len = 0;
         group.snap_pos = 0;
+        group.generation += 1;
         // Every entry is re-recorded with its new verdict, valid ones in causal order.
         self.commit(group, &out)?;
         report.accepted = out
@@ -567,6 +818,7 @@ impl Home {
             let facts = GroupFacts {
                 name,
                 log_len: group.log_len,
+                generation: group.generation,
             };
             let facts =
                 serde_json::to_vec(&facts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -584,6 +836,7 @@ impl Home {
         body: Body,
         time_ms: i64,
     ) -> Result<EntryId, StoreError> {
+        self.refresh(group)?;
         let (id, entry) = group.record.author(key, body, time_ms)?;
         let mut out = Ingested {
             accepted: vec![id],

@@ -1,0 +1,678 @@
+//! A device on the network: serves its groups, syncs with others, and takes invitations.
+//!
+//! **Invariant:** the home's redb file is opened only for the moment of each store operation and
+//! closed again, so `roundtable post` in another terminal works while `serve` runs; entries written
+//! that way are picked up by [`Node::poll_local`] and pushed to connected peers.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
+use iroh::protocol::{AcceptError, ProtocolHandler};
+use iroh::{Endpoint, EndpointAddr};
+use roundtable_core::{Body, DeviceId, DeviceKey, Entry, EntryId, GroupId};
+use roundtable_store::{Group, Home, InviteRefusal, StoreError};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+use crate::frame::{self, Frame, FrameError, Hello, Join, MAX_FRAME};
+use crate::{ALPN, JOIN_ALPN, reconcile};
+
+/// Close code sent to a device that is refused.
+const REFUSED: u32 = 403;
+/// Entries per Entries frame, and per store batch when sending.
+const SEND_BATCH: usize = 1000;
+/// Bytes per Entries frame (well under MAX_FRAME).
+const FRAME_BYTES: usize = 1024 * 1024;
+
+/// What went wrong in a sync. Nothing already stored is lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    #[error("the other device refused: {0}")]
+    Refused(String),
+    #[error("could not reach the other device in time")]
+    Timeout,
+    #[error("network problem: {0}")]
+    Network(String),
+    #[error("{0}")]
+    BadAddress(String),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the other device broke the protocol: {0}")]
+    Protocol(String),
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Entries received that this device did not have (stored valid or pending).
+    pub received: u64,
+    /// Entries sent.
+    pub sent: u64,
+    /// Entries received and rejected (quarantined with the reason).
+    pub rejected: u64,
+    /// Bytes of frames sent and received.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    key: DeviceKey,
+    groups: Mutex<HashMap<GroupId, Group>>,
+    live: broadcast::Sender<(GroupId, Vec<EntryId>)>,
+    idle: Duration,
+}
+
+/// A device's sync service. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({})", self.inner.key.device_id())
+    }
+}
+
+fn load<'a>(
+    home: &Home,
+    groups: &'a mut HashMap<GroupId, Group>,
+    id: &GroupId,
+) -> Result<&'a mut Group, StoreError> {
+    let g = match groups.entry(*id) {
+        std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => v.insert(home.open_or_new_group(id)?),
+    };
+    home.refresh(g)?;
+    Ok(g)
+}
+
+/// What the inviting device keeps of an invitation secret.
+pub fn secret_hash(secret: &[u8; 32]) -> [u8; 32] {
+    Sha256::digest(secret).into()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn read_frame(
+    recv: &mut RecvStream,
+    idle: Duration,
+    stats: &mut SyncStats,
+) -> Result<Option<Frame>, SyncError> {
+    let mut prefix = [0u8; 4];
+    match tokio::time::timeout(idle, recv.read_exact(&mut prefix)).await {
+        Err(_) => return Err(SyncError::Timeout),
+        Ok(Err(iroh::endpoint::ReadExactError::FinishedEarly(0))) => return Ok(None),
+        Ok(Err(e)) => return Err(SyncError::Network(e.to_string())),
+        Ok(Ok(())) => {}
+    }
+    let len = frame::body_len(prefix, MAX_FRAME)?;
+    let mut body = vec![0u8; len];
+    match tokio::time::timeout(idle, recv.read_exact(&mut body)).await {
+        Err(_) => return Err(SyncError::Timeout),
+        Ok(Err(e)) => return Err(SyncError::Network(e.to_string())),
+        Ok(Ok(())) => {}
+    }
+    stats.bytes_received += 4 + len as u64;
+    Ok(Some(Frame::decode(&body)?))
+}
+
+async fn write_frame(
+    send: &mut SendStream,
+    f: &Frame,
+    stats: &mut SyncStats,
+) -> Result<(), SyncError> {
+    let b = f.encode();
+    stats.bytes_sent += b.len() as u64;
+    send.write_all(&b)
+        .await
+        .map_err(|e| SyncError::Network(e.to_string()))
+}
+
+/// Turns a failure on a closed connection into the refusal the other side gave, if it gave one.
+fn explain(conn: &Connection, e: SyncError) -> SyncError {
+    match conn.close_reason() {
+        Some(iroh::endpoint::ConnectionError::ApplicationClosed(c))
+            if c.error_code == VarInt::from_u32(REFUSED) =>
+        {
+            SyncError::Refused(String::from_utf8_lossy(&c.reason).to_string())
+        }
+        _ => e,
+    }
+}
+
+impl Node {
+    /// A node for the home at `dir`, acting as the device whose key is `key`.
+    pub fn new(dir: PathBuf, key: DeviceKey) -> Node {
+        let (live, _) = broadcast::channel(1024);
+        Node {
+            inner: Arc::new(Inner {
+                dir,
+                key,
+                groups: Mutex::new(HashMap::new()),
+                live,
+                idle: Duration::from_secs(20),
+            }),
+        }
+    }
+
+    pub fn device_id(&self) -> DeviceId {
+        self.inner.key.device_id()
+    }
+
+    /// Runs a store operation on a blocking thread, with the home open just for it.
+    async fn store<T, F>(&self, f: F) -> Result<T, SyncError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Home, &mut HashMap<GroupId, Group>, &DeviceKey) -> Result<T, SyncError>
+            + Send
+            + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut groups = inner
+                .groups
+                .lock()
+                .map_err(|_| SyncError::Task("a sync task failed earlier".into()))?;
+            let home = Home::open(&inner.dir)?;
+            f(&home, &mut groups, &inner.key)
+        })
+        .await
+        .map_err(|e| SyncError::Task(e.to_string()))?
+    }
+
+    /// Loads every group of the home (so their members may connect). Returns their ids.
+    pub async fn load_groups(&self) -> Result<Vec<GroupId>, SyncError> {
+        self.store(|home, groups, _| {
+            let ids: Vec<GroupId> = home.groups()?.into_iter().map(|(id, _)| id).collect();
+            for id in &ids {
+                load(home, groups, id)?;
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// Picks up entries written to the home by other processes and tells connected peers about them.
+    pub async fn poll_local(&self) -> Result<usize, SyncError> {
+        let fresh = self
+            .store(|home, groups, _| {
+                let mut fresh = vec![];
+                for (id, g) in groups.iter_mut() {
+                    let new = home.refresh(g)?;
+                    if !new.is_empty() {
+                        fresh.push((*id, new));
+                    }
+                }
+                Ok(fresh)
+            })
+            .await?;
+        let n = fresh.iter().map(|(_, v)| v.len()).sum();
+        for f in fresh {
+            let _ = self.inner.live.send(f);
+        }
+        Ok(n)
+    }
+
+    /// Whether `device` may sync anything here: an active member of a group this device holds.
+    fn allowed_any(&self, device: &DeviceId) -> bool {
+        match self.inner.groups.lock() {
+            Ok(g) => g
+                .values()
+                .any(|g| g.record.active_devices().contains(device)),
+            Err(_) => false,
+        }
+    }
+
+    async fn hello(&self, group: GroupId) -> Result<(Hello, Vec<EntryId>), SyncError> {
+        self.store(move |home, groups, _| {
+            let g = load(home, groups, &group)?;
+            let evidence = home.evidence_ids(&group)?;
+            let hello = Hello {
+                version: frame::VERSION,
+                group,
+                tips: g.record.summary(),
+                evidence: evidence.clone(),
+            };
+            Ok((hello, evidence))
+        })
+        .await
+    }
+
+    /// Sends what the other side lacks, then Done.
+    async fn send_missing(
+        &self,
+        group: GroupId,
+        theirs: Hello,
+        evidence: Vec<EntryId>,
+        send: &mut SendStream,
+        stats: &mut SyncStats,
+    ) -> Result<(), SyncError> {
+        let ids = self
+            .store(move |home, groups, _| {
+                let g = load(home, groups, &group)?;
+                Ok(reconcile::to_send(&g.record, &evidence, &theirs))
+            })
+            .await?;
+        let mut sent = 0u64;
+        for chunk in ids.chunks(SEND_BATCH) {
+            let chunk = chunk.to_vec();
+            let entries = self.read_entries(group, chunk).await?;
+            sent += self.send_entries(send, entries, stats).await?;
+        }
+        stats.sent += sent;
+        write_frame(send, &Frame::Done { sent }, stats).await
+    }
+
+    async fn read_entries(
+        &self,
+        group: GroupId,
+        ids: Vec<EntryId>,
+    ) -> Result<Vec<Entry>, SyncError> {
+        self.store(move |home, _, _| {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(e) = home.entry(&group, &id)? {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn send_entries(
+        &self,
+        send: &mut SendStream,
+        entries: Vec<Entry>,
+        stats: &mut SyncStats,
+    ) -> Result<u64, SyncError> {
+        let mut n = 0;
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for e in entries {
+            bytes += e.encoded_len();
+            batch.push(e);
+            if bytes >= FRAME_BYTES {
+                n += batch.len() as u64;
+                write_frame(send, &Frame::Entries(std::mem::take(&mut batch)), stats).await?;
+                bytes = 0;
+            }
+        }
+        if !batch.is_empty() {
+            n += batch.len() as u64;
+            write_frame(send, &Frame::Entries(batch), stats).await?;
+        }
+        Ok(n)
+    }
+
+    /// Verifies and stores entries from a peer; tells other connected peers about the new ones.
+    async fn receive(
+        &self,
+        group: GroupId,
+        from: DeviceId,
+        entries: Vec<Entry>,
+        stats: &mut SyncStats,
+    ) -> Result<Vec<EntryId>, SyncError> {
+        let out = self
+            .store(move |home, groups, _| {
+                let g = load(home, groups, &group)?;
+                let out = home.ingest(g, entries)?;
+                if let Err(e) = home.checkpoint(g) {
+                    eprintln!(
+                        "roundtable: note: could not save a snapshot ({e}); the entries are safe"
+                    );
+                }
+                home.record_peer(&from, now_ms())?;
+                Ok(out)
+            })
+            .await?;
+        stats.received += (out.accepted.len() + out.pending.len()) as u64;
+        stats.rejected += out.rejected.len() as u64;
+        if !out.accepted.is_empty() {
+            let _ = self.inner.live.send((group, out.accepted.clone()));
+        }
+        Ok(out.accepted)
+    }
+
+    /// Receives until the other side's Done.
+    async fn receive_until_done(
+        &self,
+        group: GroupId,
+        from: DeviceId,
+        recv: &mut RecvStream,
+        stats: &mut SyncStats,
+        seen: &mut HashSet<EntryId>,
+    ) -> Result<(), SyncError> {
+        loop {
+            match read_frame(recv, self.inner.idle, stats).await? {
+                Some(Frame::Entries(es)) => {
+                    seen.extend(es.iter().filter_map(|e| e.parse().ok().map(|p| p.hash)));
+                    self.receive(group, from, es, stats).await?;
+                }
+                Some(Frame::Done { .. }) => return Ok(()),
+                Some(other) => {
+                    return Err(SyncError::Protocol(format!(
+                        "unexpected {other:?} during the exchange"
+                    )));
+                }
+                None => return Err(SyncError::Protocol("the stream ended before Done".into())),
+            }
+        }
+    }
+
+    /// The exchange after both Hellos: each side sends what the other lacks; in live mode both then
+    /// keep pushing new entries until the connection closes.
+    async fn exchange(
+        &self,
+        group: GroupId,
+        from: DeviceId,
+        theirs: Hello,
+        evidence: Vec<EntryId>,
+        send: &mut SendStream,
+        recv: &mut RecvStream,
+        live: bool,
+    ) -> Result<SyncStats, SyncError> {
+        let mut live_rx = self.inner.live.subscribe();
+        let mut out_stats = SyncStats::default();
+        let mut in_stats = SyncStats::default();
+        let mut seen = HashSet::new();
+        let (a, b) = tokio::join!(
+            self.send_missing(group, theirs, evidence, send, &mut out_stats),
+            self.receive_until_done(group, from, recv, &mut in_stats, &mut seen)
+        );
+        a?;
+        b?;
+        let mut stats = SyncStats {
+            received: in_stats.received,
+            sent: out_stats.sent,
+            rejected: in_stats.rejected,
+            bytes_sent: out_stats.bytes_sent,
+            bytes_received: in_stats.bytes_received,
+        };
+        if !live {
+            return Ok(stats);
+        }
+        loop {
+            tokio::select! {
+                f = read_frame(recv, Duration::from_secs(24 * 3600), &mut stats) => match f? {
+                    Some(Frame::Entries(es)) => {
+                        seen.extend(es.iter().filter_map(|e| e.parse().ok().map(|p| p.hash)));
+                        self.receive(group, from, es, &mut stats).await?;
+                    }
+                    Some(other) => return Err(SyncError::Protocol(format!("unexpected {other:?} in live mode"))),
+                    None => return Ok(stats),
+                },
+                n = live_rx.recv() => match n {
+                    Ok((g, ids)) if g == group => {
+                        let ids: Vec<EntryId> = ids.into_iter().filter(|h| !seen.contains(h)).collect();
+                        if !ids.is_empty() {
+                            let entries = self.read_entries(group, ids).await?;
+                            stats.sent += self.send_entries(send, entries, &mut stats.clone()).await?;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Missed some notices: a fresh reconciliation would catch up; ask for it by ending.
+                        return Ok(stats);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return Ok(stats),
+                }
+            }
+        }
+    }
+
+    /// Syncs `group` once (or, with `live`, until the connection closes) with the device at `addr`.
+    pub async fn sync_with(
+        &self,
+        ep: &Endpoint,
+        addr: EndpointAddr,
+        group: GroupId,
+        live: bool,
+    ) -> Result<SyncStats, SyncError> {
+        let peer = DeviceId(*addr.id.as_bytes());
+        let conn = ep
+            .connect(addr, ALPN)
+            .await
+            .map_err(|e| SyncError::Network(format!("could not connect: {e}")))?;
+        let r = self
+            .sync_on(&conn, peer, group, live)
+            .await
+            .map_err(|e| explain(&conn, e));
+        conn.close(VarInt::from_u32(0), b"done");
+        r
+    }
+
+    async fn sync_on(
+        &self,
+        conn: &Connection,
+        peer: DeviceId,
+        group: GroupId,
+        live: bool,
+    ) -> Result<SyncStats, SyncError> {
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let (hello, evidence) = self.hello(group).await?;
+        let mut stats = SyncStats::default();
+        write_frame(&mut send, &Frame::Hello(hello), &mut stats).await?;
+        let theirs = match read_frame(&mut recv, self.inner.idle, &mut stats).await? {
+            Some(Frame::Hello(h)) if h.group == group => h,
+            Some(Frame::Refuse(r)) => return Err(SyncError::Refused(r)),
+            Some(_) => return Err(SyncError::Protocol("expected Hello".into())),
+            None => {
+                return Err(SyncError::Protocol(
+                    "the other device closed the stream".into(),
+                ));
+            }
+        };
+        let mut s = self
+            .exchange(group, peer, theirs, evidence, &mut send, &mut recv, live)
+            .await?;
+        // Closing now could discard entries the other side has not read yet: say we are finished, and
+        // wait until it has judged everything and finished too (taking anything it pushes meanwhile).
+        let _ = send.finish();
+        let mut seen = HashSet::new();
+        loop {
+            match read_frame(&mut recv, self.inner.idle, &mut s).await? {
+                None => break,
+                Some(Frame::Entries(es)) => {
+                    seen.extend(es.iter().filter_map(|e| e.parse().ok().map(|p| p.hash)));
+                    self.receive(group, peer, es, &mut s).await?;
+                }
+                Some(other) => {
+                    return Err(SyncError::Protocol(format!(
+                        "unexpected {other:?} at the end"
+                    )));
+                }
+            }
+        }
+        s.bytes_sent += stats.bytes_sent;
+        s.bytes_received += stats.bytes_received;
+        Ok(s)
+    }
+
+    /// Serves one incoming sync connection.
+    async fn serve_conn(&self, conn: Connection) -> Result<(), SyncError> {
+        let peer = DeviceId(*conn.remote_id().as_bytes());
+        if !self.allowed_any(&peer) {
+            // Refused before any payload is read.
+            conn.close(
+                VarInt::from_u32(REFUSED),
+                b"this device is not a member of any group held here",
+            );
+            return Ok(());
+        }
+        let (mut send, mut recv) = conn
+            .accept_bi()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let mut stats = SyncStats::default();
+        let theirs = match read_frame(&mut recv, self.inner.idle, &mut stats).await? {
+            Some(Frame::Hello(h)) => h,
+            _ => return Err(SyncError::Protocol("expected Hello".into())),
+        };
+        let group = theirs.group;
+        let member = match self.inner.groups.lock() {
+            Ok(g) => g
+                .get(&group)
+                .is_some_and(|g| g.record.active_devices().contains(&peer)),
+            Err(_) => false,
+        };
+        if !member {
+            let reason = "this device is not a member of that group here";
+            write_frame(&mut send, &Frame::Refuse(reason.into()), &mut stats).await?;
+            let _ = send.finish();
+            conn.close(VarInt::from_u32(REFUSED), reason.as_bytes());
+            return Ok(());
+        }
+        let (hello, evidence) = self.hello(group).await?;
+        write_frame(&mut send, &Frame::Hello(hello), &mut stats).await?;
+        self.exchange(group, peer, theirs, evidence, &mut send, &mut recv, true)
+            .await?;
+        let _ = send.finish();
+        // The initiator closes the connection once it has read our end of stream.
+        let _ = tokio::time::timeout(self.inner.idle, conn.closed()).await;
+        Ok(())
+    }
+
+    /// Serves one invitation: checks the secret, adds the new member with a signed entry, says Welcome.
+    async fn serve_join(&self, conn: Connection) -> Result<(), SyncError> {
+        let peer = DeviceId(*conn.remote_id().as_bytes());
+        let (mut send, mut recv) = conn
+            .accept_bi()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let mut stats = SyncStats::default();
+        let join: Join = match read_frame(&mut recv, self.inner.idle, &mut stats).await? {
+            Some(Frame::Join(j)) => j,
+            _ => return Err(SyncError::Protocol("expected Join".into())),
+        };
+        let hash = secret_hash(&join.secret);
+        let group = join.group;
+        let verdict = self
+            .store(move |home, groups, key| {
+                if let Err(r) = home.use_invite(&hash, &group, now_ms()) {
+                    return Ok(Err(r.to_string()));
+                }
+                let g = load(home, groups, &group)?;
+                let body = Body::MemberAdd {
+                    member: peer,
+                    name: join.name.clone(),
+                    needs: join.needs.clone(),
+                };
+                match home.append(g, key, body, now_ms()) {
+                    Ok(id) => Ok(Ok(id)),
+                    Err(StoreError::Refused(r)) => Ok(Err(r.to_string())),
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await?;
+        match verdict {
+            Ok(id) => {
+                let _ = self.inner.live.send((group, vec![id]));
+                write_frame(&mut send, &Frame::Welcome(id), &mut stats).await?;
+            }
+            Err(reason) => write_frame(&mut send, &Frame::Refuse(reason), &mut stats).await?,
+        }
+        let _ = send.finish();
+        // Let the joiner read the answer before the connection goes.
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+        Ok(())
+    }
+
+    /// Proves an invitation to the inviting device; returns the id of the entry that added this device.
+    pub async fn join(ep: &Endpoint, addr: EndpointAddr, join: Join) -> Result<EntryId, SyncError> {
+        let conn = ep
+            .connect(addr, JOIN_ALPN)
+            .await
+            .map_err(|e| SyncError::Network(format!("could not connect: {e}")))?;
+        let r = async {
+            let (mut send, mut recv) = conn
+                .open_bi()
+                .await
+                .map_err(|e| SyncError::Network(e.to_string()))?;
+            let mut stats = SyncStats::default();
+            write_frame(&mut send, &Frame::Join(join), &mut stats).await?;
+            let _ = send.finish();
+            match read_frame(&mut recv, Duration::from_secs(20), &mut stats).await? {
+                Some(Frame::Welcome(id)) => Ok(id),
+                Some(Frame::Refuse(r)) => Err(SyncError::Refused(r)),
+                _ => Err(SyncError::Protocol("expected Welcome".into())),
+            }
+        }
+        .await
+        .map_err(|e| explain(&conn, e));
+        conn.close(VarInt::from_u32(0), b"done");
+        r
+    }
+
+    /// Records an invitation for `group` valid for `minutes`; returns its secret and expiry.
+    pub async fn invite(&self, group: GroupId, minutes: u64) -> Result<([u8; 32], i64), SyncError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|e| SyncError::Task(format!("random generator failed: {e}")))?;
+        let hash = secret_hash(&secret);
+        let expires = now_ms().saturating_add((minutes.min(60 * 24 * 30) * 60_000) as i64);
+        self.store(move |home, _, _| Ok(home.add_invite(&hash, &group, expires)?))
+            .await?;
+        Ok((secret, expires))
+    }
+
+    /// The protocol handler for [`ALPN`].
+    pub fn sync_handler(&self) -> SyncHandler {
+        SyncHandler(self.clone())
+    }
+
+    /// The protocol handler for [`JOIN_ALPN`].
+    pub fn join_handler(&self) -> JoinHandler {
+        JoinHandler(self.clone())
+    }
+}
+
+impl From<InviteRefusal> for SyncError {
+    fn from(r: InviteRefusal) -> Self {
+        SyncError::Refused(r.to_string())
+    }
+}
+
+/// Accepts `roundtable/sync/1` connections.
+#[derive(Debug, Clone)]
+pub struct SyncHandler(Node);
+
+impl ProtocolHandler for SyncHandler {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        self.0
+            .serve_conn(connection)
+            .await
+            .map_err(AcceptError::from_err)
+    }
+}
+
+/// Accepts `roundtable/join/1` connections.
+#[derive(Debug, Clone)]
+pub struct JoinHandler(Node);
+
+impl ProtocolHandler for JoinHandler {
+    async fn accept(&self, connection: Connection) -> Result<(), AcceptError> {
+        self.0
+            .serve_join(connection)
+            .await
+            .map_err(AcceptError::from_err)
+    }
+}

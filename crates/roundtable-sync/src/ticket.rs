@@ -1,0 +1,153 @@
+//! Tickets: how one device tells another where to find it (and, for an invitation, the secret).
+//!
+//! ```text
+//! ticket := "rt" base32(lowercase, no padding) of
+//!           version:u8=1 kind:u8 group:32 device:32 naddrs:u8 addr*naddrs [secret:32 expires_ms:i64le]
+//! addr   := 4 ip:4 port:u16le | 6 ip:16 port:u16le
+//! kind   := 0 serve (sync with this device) | 1 invite (join the group through this device)
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
+
+use roundtable_core::{DeviceId, GroupId};
+
+const PREFIX: &str = "rt";
+const MAX_ADDRS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub group: GroupId,
+    pub device: DeviceId,
+    pub addrs: Vec<SocketAddr>,
+    /// For an invitation: the one-time secret and when it expires (ms since the epoch).
+    pub invite: Option<([u8; 32], i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TicketError {
+    #[error("this is not a Roundtable ticket (it should start with \"rt\"); copy the whole ticket")]
+    Prefix,
+    #[error("the ticket is damaged or incomplete ({0}); copy the whole ticket again")]
+    Damaged(&'static str),
+    #[error("this ticket was made by a newer version of Roundtable")]
+    Version,
+}
+
+fn b32() -> data_encoding::Encoding {
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.encoding()
+        .unwrap_or_else(|_| data_encoding::BASE32_NOPAD)
+}
+
+impl Ticket {
+    pub fn encode(&self) -> String {
+        let mut b = vec![1u8, u8::from(self.invite.is_some())];
+        b.extend_from_slice(&self.group.0);
+        b.extend_from_slice(&self.device.0);
+        let addrs = &self.addrs[..self.addrs.len().min(MAX_ADDRS)];
+        b.push(addrs.len() as u8);
+        for a in addrs {
+            match a.ip() {
+                IpAddr::V4(ip) => {
+                    b.push(4);
+                    b.extend_from_slice(&ip.octets());
+                }
+                IpAddr::V6(ip) => {
+                    b.push(6);
+                    b.extend_from_slice(&ip.octets());
+                }
+            }
+            b.extend_from_slice(&a.port().to_le_bytes());
+        }
+        if let Some((secret, expires)) = &self.invite {
+            b.extend_from_slice(secret);
+            b.extend_from_slice(&expires.to_le_bytes());
+        }
+        format!("{PREFIX}{}", b32().encode(&b))
+    }
+
+    pub fn decode(s: &str) -> Result<Ticket, TicketError> {
+        let s = s.trim();
+        let body = s.strip_prefix(PREFIX).ok_or(TicketError::Prefix)?;
+        if body.len() > 4096 {
+            return Err(TicketError::Damaged("too long"));
+        }
+        let b = b32()
+            .decode(body.to_ascii_lowercase().as_bytes())
+            .map_err(|_| TicketError::Damaged("not base32"))?;
+        let mut r = &b[..];
+        let mut take = |n: usize, what: &'static str| -> Result<Vec<u8>, TicketError> {
+            if r.len() < n {
+                return Err(TicketError::Damaged(what));
+            }
+            let (h, t) = r.split_at(n);
+            r = t;
+            Ok(h.to_vec())
+        };
+        if take(1, "version")?[0] != 1 {
+            return Err(TicketError::Version);
+        }
+        let kind = take(1, "kind")?[0];
+        let id32 = |v: Vec<u8>| -> Result<[u8; 32], TicketError> {
+            v.try_into().map_err(|_| TicketError::Damaged("id"))
+        };
+        let group = GroupId::from_bytes(id32(take(32, "group")?)?);
+        let device = DeviceId(id32(take(32, "device")?)?);
+        let n = take(1, "addresses")?[0] as usize;
+        if n > MAX_ADDRS {
+            return Err(TicketError::Damaged("too many addresses"));
+        }
+        let mut addrs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let ip: IpAddr = match take(1, "address")?[0] {
+                4 => <[u8; 4]>::try_from(take(4, "address")?)
+                    .map_err(|_| TicketError::Damaged("address"))?
+                    .into(),
+                6 => <[u8; 16]>::try_from(take(16, "address")?)
+                    .map_err(|_| TicketError::Damaged("address"))?
+                    .into(),
+                _ => return Err(TicketError::Damaged("address family")),
+            };
+            let port = u16::from_le_bytes(
+                take(2, "port")?
+                    .try_into()
+                    .map_err(|_| TicketError::Damaged("port"))?,
+            );
+            addrs.push(SocketAddr::new(ip, port));
+        }
+        let invite = match kind {
+            0 => None,
+            1 => {
+                let secret = id32(take(32, "secret")?)?;
+                let expires = i64::from_le_bytes(
+                    take(8, "expiry")?
+                        .try_into()
+                        .map_err(|_| TicketError::Damaged("expiry"))?,
+                );
+                Some((secret, expires))
+            }
+            _ => return Err(TicketError::Damaged("kind")),
+        };
+        if !r.is_empty() {
+            return Err(TicketError::Damaged("extra bytes"));
+        }
+        Ok(Ticket {
+            group,
+            device,
+            addrs,
+            invite,
+        })
+    }
+}
+
+/// Fuzz entry point: any text decodes to a ticket or an error, and a ticket re-encodes identically.
+#[doc(hidden)]
+pub fn fuzz(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Ok(t) = Ticket::decode(s) {
+            assert_eq!(Ticket::decode(&t.encode()), Ok(t));
+        }
+    }
+}
