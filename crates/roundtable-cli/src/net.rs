@@ -119,7 +119,14 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
         std::fs::write(&serve_file, note.to_string()).context("could not write serve.json in the home")?;
         println!("{line}");
         let _ = std::io::stdout().flush();
-        if !a.mdns {
+        if a.mdns {
+            let (ep, node, group) = (ep.clone(), node.clone(), a.group);
+            tokio::spawn(async move {
+                if let Err(e) = roundtable_sync::lan::discover_and_sync(ep, node, group).await {
+                    eprintln!("roundtable: {e}; share the ticket instead");
+                }
+            });
+        } else {
             eprintln!("roundtable: local network discovery is off (--no-mdns); share the ticket instead");
         }
         spawn_poller(node.clone());

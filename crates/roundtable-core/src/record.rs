@@ -226,7 +226,9 @@ struct Candidate {
 /// A group's record: the Automerge document of valid entries plus what the rules need to judge new ones.
 pub struct Record {
     group: GroupId,
-    doc: Automerge,
+    doc: Doc,
+    /// Valid changes not yet given to Automerge (see [`Doc`]).
+    doc_queue: Vec<automerge::Change>,
     ix: Index,
     pending: HashMap<EntryId, Candidate>,
     /// Sig-valid entries rejected by a rule: anything built on them is rejected too.
@@ -244,7 +246,8 @@ impl Record {
     pub fn new(group: GroupId) -> Self {
         Record {
             group,
-            doc: Automerge::new(),
+            doc: Doc::Loaded(Box::new(Automerge::new())),
+            doc_queue: Vec::new(),
             ix: Index::default(),
             pending: HashMap::new(),
             rejected: HashMap::new(),
@@ -306,9 +309,30 @@ impl Record {
         self.group
     }
 
-    /// The Automerge document of valid entries.
-    pub fn doc(&self) -> &Automerge {
-        &self.doc
+    /// The Automerge document of valid entries, brought up to date.
+    pub fn doc(&mut self) -> Result<&Automerge, SnapshotError> {
+        self.flush_doc()?;
+        match &self.doc {
+            Doc::Loaded(d) => Ok(d),
+            Doc::Saved(_) => Err(SnapshotError::Decode("the document did not load".into())),
+        }
+    }
+
+    /// Gives Automerge every queued change in one call.
+    fn flush_doc(&mut self) -> Result<(), SnapshotError> {
+        if let Doc::Saved(bytes) = &self.doc {
+            let d = Automerge::load(bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+            self.doc = Doc::Loaded(Box::new(d));
+        }
+        if let Doc::Loaded(d) = &mut self.doc {
+            if !self.doc_queue.is_empty() {
+                // Only valid changes are queued; Automerge has no say in validity. A refusal here is a
+                // bug to report, and the entries themselves stay safe in the store.
+                d.apply_changes(std::mem::take(&mut self.doc_queue))
+                    .map_err(|e| SnapshotError::Apply(e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Verifies a batch of entries and applies the valid ones. Never panics on hostile input.
@@ -603,13 +627,10 @@ impl Record {
         Ok((hash, entry))
     }
 
-    /// Applies a judged entry to Automerge and the index. Automerge has no say in validity, but a
-    /// refusal must not leave the index and the document apart.
+    /// Admits a judged entry to the index and queues its change for Automerge.
     fn apply(&mut self, h: EntryId, meta: Meta, parsed: &ParsedChange) -> Result<(), Invalid> {
-        self.doc
-            .apply_changes(std::iter::once(parsed.change.clone()))
-            .map_err(|e| Invalid::Malformed(format!("Automerge refused the change: {e}")))?;
         self.admit(h, meta, parsed);
+        self.doc_queue.push(parsed.change.clone());
         Ok(())
     }
 
@@ -1272,16 +1293,20 @@ impl Record {
     // ----- snapshots -----
 
     /// The state a snapshot saves: Automerge's saved document and the engine's index.
-    pub fn snapshot(&self) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
+    pub fn snapshot(&mut self) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
         let index =
             postcard::to_stdvec(&self.ix).map_err(|e| SnapshotError::Encode(e.to_string()))?;
-        Ok((self.doc.save(), index))
+        let doc = self.doc()?.save();
+        Ok((doc, index))
     }
 
     /// Restores a record from a snapshot taken by this device. Entries valid after the snapshot are then
     /// applied with [`Record::ingest`]; pending and rejected entries are handed back the same way.
+    ///
+    /// The document itself is loaded only when first needed (opening reads just the index); the caller
+    /// is expected to have checked the snapshot's integrity.
     pub fn restore(group: GroupId, doc: &[u8], index: &[u8]) -> Result<Record, SnapshotError> {
-        let doc = Automerge::load(doc).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+        let doc = Doc::Saved(doc.to_vec());
         let ix: Index =
             postcard::from_bytes(index).map_err(|e| SnapshotError::Decode(e.to_string()))?;
         let mut positions: HashMap<(DeviceId, u64), BTreeSet<EntryId>> = HashMap::new();
@@ -1300,6 +1325,14 @@ impl Record {
     }
 }
 
+/// The Automerge document. Applying changes costs Automerge time in proportion to the whole document
+/// per call, so valid changes queue up and are applied in one call when the document is read
+/// (snapshots, exports); a restored snapshot stays as bytes until then.
+enum Doc {
+    Saved(Vec<u8>),
+    Loaded(Box<Automerge>),
+}
+
 /// A snapshot could not be written or read. The entries themselves are untouched; rebuild from them.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -1308,6 +1341,8 @@ pub enum SnapshotError {
     Encode(String),
     #[error("the snapshot is damaged ({0}); the record can be rebuilt from its entries")]
     Decode(String),
+    #[error("Automerge refused validated changes ({0}); please report this. The entries are safe")]
+    Apply(String),
 }
 
 fn describe(d: &Decision, c: &Counts) -> String {

@@ -21,6 +21,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use roundtable_core::record::Ingested;
 use roundtable_core::{Body, DeviceKey, Entry, EntryId, GroupId, Record, Rule};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 pub mod keyfile;
 
@@ -32,7 +33,7 @@ const STATUS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("status");
 const LOG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("log");
 /// group → JSON group facts (name, log length).
 const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
-/// group → snapshot: log position u64le, doc length u64le, doc bytes, index bytes.
+/// group → snapshot: log position u64le, doc length u64le, doc bytes, index bytes, SHA-256 of all before.
 const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
 /// SHA-256 of an invitation secret → group (32) | expires ms (i64le) | used (u8).
 const INVITES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("invites");
@@ -689,7 +690,7 @@ impl Home {
             if out.rebuild {
                 out = self.rebuild(group, batch)?;
             } else {
-                self.commit(group, &out)?;
+                self.commit_or_reload(group, &out)?;
             }
             total.accepted.extend(out.accepted);
             total.pending.extend(out.pending);
@@ -731,25 +732,12 @@ impl Home {
         }
         let (record, out) = Record::from_entries(id, all);
         group.record = record;
-        let tx = self.db.begin_write()?;
-        {
-            let mut log = tx.open_table(LOG)?;
-            let mut status = tx.open_table(STATUS)?;
-            let mut snaps = tx.open_table(SNAPSHOTS)?;
-            for pos in 0..group.log_len {
-                log.remove(log_key(&id, pos).as_slice())?;
-            }
-            let lo = key2(&id, &EntryId([0; 32]));
-            let hi = key2(&id, &EntryId([0xff; 32]));
-            status.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
-            snaps.remove(id.0.as_slice())?;
-        }
-        tx.commit()?;
+        // One transaction clears the old verdicts and writes the new ones: a crash leaves either.
+        let old_len = group.log_len;
         group.log_len = 0;
         group.snap_pos = 0;
         group.generation += 1;
-        // Every entry is re-recorded with its new verdict, valid ones in causal order.
-        self.commit(group, &out)?;
+        self.commit_inner(group, &out, Some(old_len))?;
         report.accepted = out
             .accepted
             .iter()
@@ -771,9 +759,46 @@ impl Home {
 
     /// Writes, under one durable transaction, the entries and verdicts of one ingest.
     fn commit(&self, group: &mut Group, out: &Ingested) -> Result<(), StoreError> {
+        self.commit_inner(group, out, None)
+    }
+
+    /// Commits; if that fails (a full disk, an I/O error), reloads the group from what is on disk, so
+    /// the in-memory record never runs ahead of it, and returns the error.
+    fn commit_or_reload(&self, group: &mut Group, out: &Ingested) -> Result<(), StoreError> {
+        let r = self.commit(group, out);
+        if r.is_err() {
+            if let Ok(g) = self.open_group(&group.id()) {
+                *group = g;
+            }
+        }
+        r
+    }
+
+    /// [`Home::commit`]; with `clear_log`, first removes the group's old log (of that length),
+    /// statuses and snapshot in the same transaction (a rebuild).
+    fn commit_inner(
+        &self,
+        group: &mut Group,
+        out: &Ingested,
+        clear_log: Option<u64>,
+    ) -> Result<(), StoreError> {
         let id = group.id();
+        // The group's log length moves only once the transaction has committed.
+        let mut log_len = group.log_len;
         let mut tx = self.db.begin_write()?;
         tx.set_durability(Durability::Immediate)?;
+        if let Some(old_len) = clear_log {
+            let mut log = tx.open_table(LOG)?;
+            let mut status = tx.open_table(STATUS)?;
+            let mut snaps = tx.open_table(SNAPSHOTS)?;
+            for pos in 0..old_len {
+                log.remove(log_key(&id, pos).as_slice())?;
+            }
+            let lo = key2(&id, &EntryId([0; 32]));
+            let hi = key2(&id, &EntryId([0xff; 32]));
+            status.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+            snaps.remove(id.0.as_slice())?;
+        }
         {
             let mut entries = tx.open_table(ENTRIES)?;
             let mut status = tx.open_table(STATUS)?;
@@ -788,8 +813,8 @@ impl Home {
                     entries.insert(k.as_slice(), e.encode().as_slice())?;
                 }
                 status.insert(k.as_slice(), [VALID].as_slice())?;
-                log.insert(log_key(&id, group.log_len).as_slice(), h.0.as_slice())?;
-                group.log_len += 1;
+                log.insert(log_key(&id, log_len).as_slice(), h.0.as_slice())?;
+                log_len += 1;
             }
             for (h, e) in &out.pending {
                 let k = key2(&id, h);
@@ -817,7 +842,7 @@ impl Home {
                 .unwrap_or_default();
             let facts = GroupFacts {
                 name,
-                log_len: group.log_len,
+                log_len,
                 generation: group.generation,
             };
             let facts =
@@ -825,6 +850,7 @@ impl Home {
             groups.insert(id.0.as_slice(), facts.as_slice())?;
         }
         tx.commit()?;
+        group.log_len = log_len;
         Ok(())
     }
 
@@ -843,7 +869,7 @@ impl Home {
             ..Default::default()
         };
         out.entries.insert(id, entry);
-        self.commit(group, &out)?;
+        self.commit_or_reload(group, &out)?;
         Ok(id)
     }
 
@@ -869,6 +895,8 @@ impl Home {
         v.extend_from_slice(&(doc.len() as u64).to_le_bytes());
         v.extend_from_slice(&doc);
         v.extend_from_slice(&index);
+        let digest: [u8; 32] = Sha256::digest(&v).into();
+        v.extend_from_slice(&digest);
         let tx = self.db.begin_write()?;
         tx.open_table(SNAPSHOTS)?
             .insert(group.id().0.as_slice(), v.as_slice())?;
@@ -891,6 +919,11 @@ fn read_entry(
 
 /// A damaged snapshot is ignored: the record is rebuilt from its entries instead.
 fn parse_snapshot(group: &GroupId, v: &[u8]) -> Option<(u64, Record)> {
+    // The document is loaded lazily, so damage must be caught here: check the digest first.
+    let (v, digest) = v.split_at(v.len().checked_sub(32)?);
+    if Sha256::digest(v).as_slice() != digest {
+        return None;
+    }
     let pos = u64::from_le_bytes(v.get(0..8)?.try_into().ok()?);
     let dlen = usize::try_from(u64::from_le_bytes(v.get(8..16)?.try_into().ok()?)).ok()?;
     let doc = v.get(16..16usize.checked_add(dlen)?)?;

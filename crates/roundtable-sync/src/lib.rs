@@ -20,6 +20,7 @@
 //! relays disabled, no portmapper, and only the addresses in a ticket (or found on the LAN).
 
 pub mod frame;
+pub mod lan;
 pub mod net;
 pub mod node;
 pub mod reconcile;

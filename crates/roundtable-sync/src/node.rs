@@ -228,6 +228,16 @@ impl Node {
         Ok(n)
     }
 
+    /// Whether `device` is an active member of `group` as this device knows it.
+    pub fn is_member(&self, group: &GroupId, device: &DeviceId) -> bool {
+        match self.inner.groups.lock() {
+            Ok(g) => g
+                .get(group)
+                .is_some_and(|g| g.record.active_devices().contains(device)),
+            Err(_) => false,
+        }
+    }
+
     /// Whether `device` may sync anything here: an active member of a group this device holds.
     fn allowed_any(&self, device: &DeviceId) -> bool {
         match self.inner.groups.lock() {
