@@ -1,0 +1,157 @@
+//! Live sync through the real binary: `serve --connect` on loopback, and local-network discovery
+//! (mDNS) between two network namespaces this test creates itself. Every `serve` here either runs
+//! with `--no-mdns` or inside those namespaces: multicast never touches the machine's own interfaces.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roundtable");
+
+fn rt(home: &Path, args: &[&str]) -> Value {
+    let out = Command::new(BIN).arg("--home").arg(home).arg("--json").args(args).output().expect("run roundtable");
+    assert!(out.status.success(), "roundtable {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_string()
+}
+
+/// Two members' homes holding the same group: A started it and added B; B imported A's bundle.
+fn two_members(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    rt(&a, &["init", "--name", "Ana"]);
+    let bid = s(&rt(&b, &["init", "--name", "Ben"]), "member_id");
+    rt(&a, &["group", "create", "Board"]);
+    rt(&a, &["member", "add", &bid, "--name", "Ben"]);
+    let thread = s(&rt(&a, &["thread", "new", "Meeting"]), "thread_id");
+    let bundle = dir.join("a.bundle");
+    rt(&a, &["export", "--bundle", bundle.to_str().unwrap()]);
+    rt(&b, &["import", bundle.to_str().unwrap()]);
+    (a, b, thread)
+}
+
+struct Killed(Vec<Child>);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn serve(prefix: &[&str], home: &Path, extra: &[&str]) -> (Child, Value) {
+    use std::io::BufRead;
+    let mut cmd = Command::new(prefix.first().copied().unwrap_or(BIN));
+    if !prefix.is_empty() {
+        cmd.args(&prefix[1..]).arg(BIN);
+    }
+    let mut child = cmd
+        .arg("--home")
+        .arg(home)
+        .arg("serve")
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("serve prints its first line");
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("serve's first line is JSON ({e}): {line:?}"));
+    (child, v)
+}
+
+/// Waits until `b`'s heads equal `a`'s; returns how long it took.
+fn converge(a: &Path, b: &Path, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (ha, hb) = (rt(a, &["heads"]), rt(b, &["heads"]));
+        if ha == hb {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "no convergence within {limit:?}: {ha} vs {hb}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn live_sync_pushes_new_entries_within_about_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, thread) = two_members(tmp.path());
+    let (sa, va) = serve(&[], &a, &["--listen", "127.0.0.1:0", "--no-mdns"]);
+    let _guard_a = Killed(vec![sa]);
+    let (sb, _) = serve(&[], &b, &["--listen", "127.0.0.1:0", "--no-mdns", "--connect", &s(&va, "ticket")]);
+    let _guard_b = Killed(vec![sb]);
+    // Written on A while both serve: B's serving process receives it by push, not by a sync command.
+    rt(&a, &["post", &thread, "Can everyone see this?"]);
+    let took = converge(&a, &b, Duration::from_secs(15));
+    eprintln!("A → B live: {took:?}");
+    // And the other way.
+    rt(&b, &["post", &thread, "Yes, I can."]);
+    let took = converge(&a, &b, Duration::from_secs(15));
+    eprintln!("B → A live: {took:?}");
+    let shown = rt(&b, &["show", &thread]);
+    assert_eq!(shown["threads"][0]["entries"].as_array().map(|e| e.len()), Some(2), "{shown}");
+}
+
+/// A pair of network namespaces joined by a veth link, removed on drop.
+struct Netns {
+    names: [String; 2],
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("`ip` (iproute2) is needed for this test: {e}"));
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let tag = std::process::id() % 100_000;
+        let names = [format!("rta{tag}"), format!("rtb{tag}")];
+        let links = [format!("va{tag}"), format!("vb{tag}")];
+        let ns = Netns { names: names.clone() };
+        ip(&["netns", "add", &names[0]]);
+        ip(&["netns", "add", &names[1]]);
+        ip(&["link", "add", &links[0], "type", "veth", "peer", "name", &links[1]]);
+        for i in 0..2 {
+            ip(&["link", "set", &links[i], "netns", &names[i]]);
+            let x = |args: &[&str]| {
+                let mut v = vec!["netns", "exec", &names[i], "ip"];
+                v.extend_from_slice(args);
+                ip(&v);
+            };
+            x(&["addr", "add", &format!("10.231.0.{}/24", i + 1), "dev", &links[i]]);
+            x(&["link", "set", &links[i], "up", "multicast", "on"]);
+            x(&["link", "set", "lo", "up"]);
+            x(&["route", "add", "224.0.0.0/4", "dev", &links[i]]);
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+#[test]
+fn devices_in_one_room_find_each_other_by_mdns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, thread) = two_members(tmp.path());
+    let ns = Netns::new();
+    let (sa, _) = serve(&["ip", "netns", "exec", &ns.names[0]], &a, &[]);
+    let (sb, _) = serve(&["ip", "netns", "exec", &ns.names[1]], &b, &[]);
+    let _guard = Killed(vec![sa, sb]);
+    // No ticket is exchanged: the two serving devices find each other on the link.
+    rt(&a, &["post", &thread, "Found you without a ticket"]);
+    let took = converge(&a, &b, Duration::from_secs(30));
+    eprintln!("mDNS discovery and live sync: {took:?}");
+}
