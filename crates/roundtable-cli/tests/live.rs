@@ -11,13 +11,25 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_roundtable");
 
 fn rt(home: &Path, args: &[&str]) -> Value {
-    let out = Command::new(BIN).arg("--home").arg(home).arg("--json").args(args).output().expect("run roundtable");
-    assert!(out.status.success(), "roundtable {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run roundtable");
+    assert!(
+        out.status.success(),
+        "roundtable {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("one JSON document")
 }
 
 fn s(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_string()
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("no {k} in {v}"))
+        .to_string()
 }
 
 /// Two members' homes holding the same group: A started it and added B; B imported A's bundle.
@@ -61,8 +73,11 @@ fn serve(prefix: &[&str], home: &Path, extra: &[&str]) -> (Child, Value) {
         .expect("start serve");
     let mut line = String::new();
     let stdout = child.stdout.take().expect("stdout");
-    std::io::BufReader::new(stdout).read_line(&mut line).expect("serve prints its first line");
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("serve's first line is JSON ({e}): {line:?}"));
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("serve prints its first line");
+    let v: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("serve's first line is JSON ({e}): {line:?}"));
     (child, v)
 }
 
@@ -74,7 +89,10 @@ fn converge(a: &Path, b: &Path, limit: Duration) -> Duration {
         if ha == hb {
             return start.elapsed();
         }
-        assert!(start.elapsed() < limit, "no convergence within {limit:?}: {ha} vs {hb}");
+        assert!(
+            start.elapsed() < limit,
+            "no convergence within {limit:?}: {ha} vs {hb}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -85,7 +103,17 @@ fn live_sync_pushes_new_entries_within_about_a_second() {
     let (a, b, thread) = two_members(tmp.path());
     let (sa, va) = serve(&[], &a, &["--listen", "127.0.0.1:0", "--no-mdns"]);
     let _guard_a = Killed(vec![sa]);
-    let (sb, _) = serve(&[], &b, &["--listen", "127.0.0.1:0", "--no-mdns", "--connect", &s(&va, "ticket")]);
+    let (sb, _) = serve(
+        &[],
+        &b,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--connect",
+            &s(&va, "ticket"),
+        ],
+    );
     let _guard_b = Killed(vec![sb]);
     // Written on A while both serve: B's serving process receives it by push, not by a sync command.
     rt(&a, &["post", &thread, "Can everyone see this?"]);
@@ -96,7 +124,11 @@ fn live_sync_pushes_new_entries_within_about_a_second() {
     let took = converge(&a, &b, Duration::from_secs(15));
     eprintln!("B → A live: {took:?}");
     let shown = rt(&b, &["show", &thread]);
-    assert_eq!(shown["threads"][0]["entries"].as_array().map(|e| e.len()), Some(2), "{shown}");
+    assert_eq!(
+        shown["threads"][0]["entries"].as_array().map(|e| e.len()),
+        Some(2),
+        "{shown}"
+    );
 }
 
 /// A pair of network namespaces joined by a veth link, removed on drop.
@@ -105,8 +137,15 @@ struct Netns {
 }
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap_or_else(|e| panic!("`ip` (iproute2) is needed for this test: {e}"));
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("`ip` (iproute2) is needed for this test: {e}"));
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Netns {
@@ -114,10 +153,14 @@ impl Netns {
         let tag = std::process::id() % 100_000;
         let names = [format!("rta{tag}"), format!("rtb{tag}")];
         let links = [format!("va{tag}"), format!("vb{tag}")];
-        let ns = Netns { names: names.clone() };
+        let ns = Netns {
+            names: names.clone(),
+        };
         ip(&["netns", "add", &names[0]]);
         ip(&["netns", "add", &names[1]]);
-        ip(&["link", "add", &links[0], "type", "veth", "peer", "name", &links[1]]);
+        ip(&[
+            "link", "add", &links[0], "type", "veth", "peer", "name", &links[1],
+        ]);
         for i in 0..2 {
             ip(&["link", "set", &links[i], "netns", &names[i]]);
             let x = |args: &[&str]| {
@@ -125,7 +168,13 @@ impl Netns {
                 v.extend_from_slice(args);
                 ip(&v);
             };
-            x(&["addr", "add", &format!("10.231.0.{}/24", i + 1), "dev", &links[i]]);
+            x(&[
+                "addr",
+                "add",
+                &format!("10.231.0.{}/24", i + 1),
+                "dev",
+                &links[i],
+            ]);
             x(&["link", "set", &links[i], "up", "multicast", "on"]);
             x(&["link", "set", "lo", "up"]);
             x(&["route", "add", "224.0.0.0/4", "dev", &links[i]]);
@@ -154,4 +203,92 @@ fn devices_in_one_room_find_each_other_by_mdns() {
     rt(&a, &["post", &thread, "Found you without a ticket"]);
     let took = converge(&a, &b, Duration::from_secs(30));
     eprintln!("mDNS discovery and live sync: {took:?}");
+}
+
+fn rt_status(home: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run roundtable");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn invitation_adds_the_new_member_once_and_syncs_the_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, _b, thread) = two_members(tmp.path());
+    rt(&a, &["post", &thread, "Welcome to the board"]);
+    let (sa, va) = serve(&[], &a, &["--listen", "127.0.0.1:0", "--no-mdns"]);
+    let _guard = Killed(vec![sa]);
+    let device = s(&va, "device_id");
+    let ticket = s(&rt(&a, &["invite", "--expires", "10"]), "ticket");
+    let c = tmp.path().join("c");
+    let joined = rt(
+        &c,
+        &["join", &ticket, "--name", "Cara", "--needs", "read aloud"],
+    );
+    let cara = s(&joined, "member_id");
+    assert_eq!(
+        joined["group_id"],
+        rt(&a, &["group", "list"])["groups"][0]["group_id"]
+    );
+    // The inviting device added Cara with a signed entry, and Cara's device holds the record.
+    converge(&a, &c, Duration::from_secs(10));
+    let members = rt(&c, &["member", "list"]);
+    let row = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["member_id"] == cara.as_str())
+        .cloned();
+    assert_eq!(
+        row.as_ref().map(|m| m["status"].clone()),
+        Some(Value::from("active")),
+        "{members}"
+    );
+    assert_eq!(row.map(|m| m["name"].clone()), Some(Value::from("Cara")));
+    assert!(
+        rt(&a, &["peers"])["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["device_id"] == cara.as_str())
+    );
+    // Single use: a second device with the same invitation is refused.
+    let (code, _, err) = rt_status(&tmp.path().join("d"), &["join", &ticket, "--name", "Dan"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already been used"), "{err}");
+    // Expired invitations are refused too.
+    let old = s(&rt(&a, &["invite", "--expires", "0"]), "ticket");
+    std::thread::sleep(Duration::from_millis(50));
+    let (code, _, err) = rt_status(&tmp.path().join("e"), &["join", &old, "--name", "Eve"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("expired"), "{err}");
+    let _ = device;
+}
+
+#[test]
+fn a_non_member_device_is_refused_with_a_clear_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, _b, _) = two_members(tmp.path());
+    let (sa, va) = serve(&[], &a, &["--listen", "127.0.0.1:0", "--no-mdns"]);
+    let _guard = Killed(vec![sa]);
+    let x = tmp.path().join("x");
+    rt(&x, &["init", "--name", "Stranger"]);
+    let before = rt(&a, &["heads"]);
+    let (code, _, err) = rt_status(&x, &["sync", &s(&va, "ticket"), "--timeout", "10"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("refused") && err.contains("not a member"),
+        "{err}"
+    );
+    assert_eq!(rt(&a, &["heads"]), before);
 }

@@ -334,7 +334,6 @@ impl Node {
     async fn receive(
         &self,
         group: GroupId,
-        from: DeviceId,
         entries: Vec<Entry>,
         stats: &mut SyncStats,
     ) -> Result<Vec<EntryId>, SyncError> {
@@ -347,7 +346,6 @@ impl Node {
                         "roundtable: note: could not save a snapshot ({e}); the entries are safe"
                     );
                 }
-                home.record_peer(&from, now_ms())?;
                 Ok(out)
             })
             .await?;
@@ -372,7 +370,7 @@ impl Node {
             match read_frame(recv, self.inner.idle, stats).await? {
                 Some(Frame::Entries(es)) => {
                     seen.extend(es.iter().filter_map(|e| e.parse().ok().map(|p| p.hash)));
-                    self.receive(group, from, es, stats).await?;
+                    self.receive(group, es, stats).await?;
                 }
                 Some(Frame::Done { .. }) => return Ok(()),
                 Some(other) => {
@@ -407,6 +405,8 @@ impl Node {
         );
         a?;
         b?;
+        self.store(move |home, _, _| Ok(home.record_peer(&from, now_ms())?))
+            .await?;
         let mut stats = SyncStats {
             received: in_stats.received,
             sent: out_stats.sent,
@@ -422,7 +422,7 @@ impl Node {
                 f = read_frame(recv, Duration::from_secs(24 * 3600), &mut stats) => match f? {
                     Some(Frame::Entries(es)) => {
                         seen.extend(es.iter().filter_map(|e| e.parse().ok().map(|p| p.hash)));
-                        self.receive(group, from, es, &mut stats).await?;
+                        self.receive(group, es, &mut stats).await?;
                     }
                     Some(other) => return Err(SyncError::Protocol(format!("unexpected {other:?} in live mode"))),
                     None => return Ok(stats),
@@ -503,7 +503,7 @@ impl Node {
                 None => break,
                 Some(Frame::Entries(es)) => {
                     seen.extend(es.iter().filter_map(|e| e.parse().ok().map(|p| p.hash)));
-                    self.receive(group, peer, es, &mut s).await?;
+                    self.receive(group, es, &mut s).await?;
                 }
                 Some(other) => {
                     return Err(SyncError::Protocol(format!(
