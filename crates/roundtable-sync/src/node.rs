@@ -361,7 +361,6 @@ impl Node {
     async fn receive_until_done(
         &self,
         group: GroupId,
-        from: DeviceId,
         recv: &mut RecvStream,
         stats: &mut SyncStats,
         seen: &mut HashSet<EntryId>,
@@ -401,7 +400,7 @@ impl Node {
         let mut seen = HashSet::new();
         let (a, b) = tokio::join!(
             self.send_missing(group, theirs, evidence, send, &mut out_stats),
-            self.receive_until_done(group, from, recv, &mut in_stats, &mut seen)
+            self.receive_until_done(group, recv, &mut in_stats, &mut seen)
         );
         a?;
         b?;
