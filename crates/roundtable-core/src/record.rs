@@ -365,13 +365,6 @@ impl Record {
                 }
             };
             let h = parsed.hash;
-            if self.ix.entries.contains_key(&h)
-                || self.pending.contains_key(&h)
-                || self.rejected.contains_key(&h)
-            {
-                out.duplicates += 1;
-                continue;
-            }
             if entry.doc != DocRef::Public {
                 // `doc_kind` is outside the signature: key by the entry's own bytes so a relabelled
                 // copy can never shadow the genuine entry.
@@ -395,7 +388,13 @@ impl Record {
                 });
                 continue;
             }
-            if !seen_in_batch.insert(h) {
+            // Duplicates are counted only once their signature holds, so a forged copy of an entry
+            // already held is quarantined as evidence rather than waved through as "already had".
+            if self.ix.entries.contains_key(&h)
+                || self.pending.contains_key(&h)
+                || self.rejected.contains_key(&h)
+                || !seen_in_batch.insert(h)
+            {
                 out.duplicates += 1;
                 continue;
             }

@@ -108,27 +108,59 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Reads frames from a stream. Cancel-safe: bytes read before a cancellation (a `select!` that picked
+/// another branch, a timeout) stay in `buf`, because it only awaits `RecvStream::read`, which is
+/// cancel-safe, and consumes a frame only once it is whole.
+pub(crate) struct Reader {
+    recv: RecvStream,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    fn new(recv: RecvStream) -> Reader {
+        Reader {
+            recv,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn next(&mut self, stats: &mut SyncStats) -> Result<Option<Frame>, SyncError> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            if self.buf.len() >= 4 {
+                let prefix: [u8; 4] = self.buf[..4]
+                    .try_into()
+                    .map_err(|_| SyncError::Protocol("prefix".into()))?;
+                let len = frame::body_len(prefix, MAX_FRAME)?;
+                if self.buf.len() >= 4 + len {
+                    let frame = Frame::decode(&self.buf[4..4 + len]);
+                    self.buf.drain(..4 + len);
+                    stats.bytes_received += 4 + len as u64;
+                    return Ok(Some(frame?));
+                }
+            }
+            match self.recv.read(&mut chunk).await {
+                Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(None) if self.buf.is_empty() => return Ok(None),
+                Ok(None) => {
+                    return Err(SyncError::Protocol(
+                        "the stream ended inside a frame".into(),
+                    ));
+                }
+                Err(e) => return Err(SyncError::Network(e.to_string())),
+            }
+        }
+    }
+}
+
 async fn read_frame(
-    recv: &mut RecvStream,
+    recv: &mut Reader,
     idle: Duration,
     stats: &mut SyncStats,
 ) -> Result<Option<Frame>, SyncError> {
-    let mut prefix = [0u8; 4];
-    match tokio::time::timeout(idle, recv.read_exact(&mut prefix)).await {
-        Err(_) => return Err(SyncError::Timeout),
-        Ok(Err(iroh::endpoint::ReadExactError::FinishedEarly(0))) => return Ok(None),
-        Ok(Err(e)) => return Err(SyncError::Network(e.to_string())),
-        Ok(Ok(())) => {}
-    }
-    let len = frame::body_len(prefix, MAX_FRAME)?;
-    let mut body = vec![0u8; len];
-    match tokio::time::timeout(idle, recv.read_exact(&mut body)).await {
-        Err(_) => return Err(SyncError::Timeout),
-        Ok(Err(e)) => return Err(SyncError::Network(e.to_string())),
-        Ok(Ok(())) => {}
-    }
-    stats.bytes_received += 4 + len as u64;
-    Ok(Some(Frame::decode(&body)?))
+    tokio::time::timeout(idle, recv.next(stats))
+        .await
+        .map_err(|_| SyncError::Timeout)?
 }
 
 async fn write_frame(
@@ -211,6 +243,11 @@ impl Node {
     pub async fn poll_local(&self) -> Result<usize, SyncError> {
         let fresh = self
             .store(|home, groups, _| {
+                for (id, _) in home.groups()? {
+                    if !groups.contains_key(&id) {
+                        load(home, groups, &id)?;
+                    }
+                }
                 let mut fresh = vec![];
                 for (id, g) in groups.iter_mut() {
                     let new = home.refresh(g)?;
@@ -234,6 +271,14 @@ impl Node {
             Ok(g) => g
                 .get(group)
                 .is_some_and(|g| g.record.active_devices().contains(device)),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether this device holds the group's membership (its genesis at least).
+    fn knows_members(&self, group: &GroupId) -> bool {
+        match self.inner.groups.lock() {
+            Ok(g) => g.get(group).is_some_and(|g| !g.record.is_empty()),
             Err(_) => false,
         }
     }
@@ -361,7 +406,7 @@ impl Node {
     async fn receive_until_done(
         &self,
         group: GroupId,
-        recv: &mut RecvStream,
+        recv: &mut Reader,
         stats: &mut SyncStats,
         seen: &mut HashSet<EntryId>,
     ) -> Result<(), SyncError> {
@@ -391,7 +436,7 @@ impl Node {
         theirs: Hello,
         evidence: Vec<EntryId>,
         send: &mut SendStream,
-        recv: &mut RecvStream,
+        recv: &mut Reader,
         live: bool,
     ) -> Result<SyncStats, SyncError> {
         let mut live_rx = self.inner.live.subscribe();
@@ -431,7 +476,9 @@ impl Node {
                         let ids: Vec<EntryId> = ids.into_iter().filter(|h| !seen.contains(h)).collect();
                         if !ids.is_empty() {
                             let entries = self.read_entries(group, ids).await?;
-                            stats.sent += self.send_entries(send, entries, &mut stats.clone()).await?;
+                            let mut wire = SyncStats::default();
+                            stats.sent += self.send_entries(send, entries, &mut wire).await?;
+                            stats.bytes_sent += wire.bytes_sent;
                         }
                     }
                     Ok(_) => {}
@@ -473,15 +520,26 @@ impl Node {
         group: GroupId,
         live: bool,
     ) -> Result<SyncStats, SyncError> {
-        let (mut send, mut recv) = conn
+        let (mut send, recv) = conn
             .open_bi()
             .await
             .map_err(|e| SyncError::Network(e.to_string()))?;
+        let mut recv = Reader::new(recv);
         let (hello, evidence) = self.hello(group).await?;
         let mut stats = SyncStats::default();
         write_frame(&mut send, &Frame::Hello(hello), &mut stats).await?;
         let theirs = match read_frame(&mut recv, self.inner.idle, &mut stats).await? {
-            Some(Frame::Hello(h)) if h.group == group => h,
+            Some(Frame::Hello(h)) if h.group == group => {
+                // Never hand the record to a device that is not a member (a device holding nothing
+                // yet, just invited, has nothing to hand over and cannot tell).
+                if self.knows_members(&group) && !self.is_member(&group, &peer) {
+                    return Err(SyncError::Refused(
+                        "the other device is not a member of this group; nothing was sent to it"
+                            .into(),
+                    ));
+                }
+                h
+            }
             Some(Frame::Refuse(r)) => return Err(SyncError::Refused(r)),
             Some(_) => return Err(SyncError::Protocol("expected Hello".into())),
             None => {
@@ -520,6 +578,10 @@ impl Node {
     async fn serve_conn(&self, conn: Connection) -> Result<(), SyncError> {
         let peer = DeviceId(*conn.remote_id().as_bytes());
         if !self.allowed_any(&peer) {
+            // A member added by a command in another process may not be known yet: look once more.
+            let _ = self.poll_local().await;
+        }
+        if !self.allowed_any(&peer) {
             // Refused before any payload is read.
             conn.close(
                 VarInt::from_u32(REFUSED),
@@ -527,10 +589,11 @@ impl Node {
             );
             return Ok(());
         }
-        let (mut send, mut recv) = conn
+        let (mut send, recv) = conn
             .accept_bi()
             .await
             .map_err(|e| SyncError::Network(e.to_string()))?;
+        let mut recv = Reader::new(recv);
         let mut stats = SyncStats::default();
         let theirs = match read_frame(&mut recv, self.inner.idle, &mut stats).await? {
             Some(Frame::Hello(h)) => h,
@@ -563,10 +626,11 @@ impl Node {
     /// Serves one invitation: checks the secret, adds the new member with a signed entry, says Welcome.
     async fn serve_join(&self, conn: Connection) -> Result<(), SyncError> {
         let peer = DeviceId(*conn.remote_id().as_bytes());
-        let (mut send, mut recv) = conn
+        let (mut send, recv) = conn
             .accept_bi()
             .await
             .map_err(|e| SyncError::Network(e.to_string()))?;
+        let mut recv = Reader::new(recv);
         let mut stats = SyncStats::default();
         let join: Join = match read_frame(&mut recv, self.inner.idle, &mut stats).await? {
             Some(Frame::Join(j)) => j,
@@ -612,10 +676,11 @@ impl Node {
             .await
             .map_err(|e| SyncError::Network(format!("could not connect: {e}")))?;
         let r = async {
-            let (mut send, mut recv) = conn
+            let (mut send, recv) = conn
                 .open_bi()
                 .await
                 .map_err(|e| SyncError::Network(e.to_string()))?;
+            let mut recv = Reader::new(recv);
             let mut stats = SyncStats::default();
             write_frame(&mut send, &Frame::Join(join), &mut stats).await?;
             let _ = send.finish();
