@@ -324,13 +324,13 @@ impl Record {
             let d = Automerge::load(bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
             self.doc = Doc::Loaded(Box::new(d));
         }
-        if let Doc::Loaded(d) = &mut self.doc {
-            if !self.doc_queue.is_empty() {
-                // Only valid changes are queued; Automerge has no say in validity. A refusal here is a
-                // bug to report, and the entries themselves stay safe in the store.
-                d.apply_changes(std::mem::take(&mut self.doc_queue))
-                    .map_err(|e| SnapshotError::Apply(e.to_string()))?;
-            }
+        if let Doc::Loaded(d) = &mut self.doc
+            && !self.doc_queue.is_empty()
+        {
+            // Only valid changes are queued; Automerge has no say in validity. A refusal here is a
+            // bug to report, and the entries themselves stay safe in the store.
+            d.apply_changes(std::mem::take(&mut self.doc_queue))
+                .map_err(|e| SnapshotError::Apply(e.to_string()))?;
         }
         Ok(())
     }

@@ -766,10 +766,10 @@ impl Home {
     /// the in-memory record never runs ahead of it, and returns the error.
     fn commit_or_reload(&self, group: &mut Group, out: &Ingested) -> Result<(), StoreError> {
         let r = self.commit(group, out);
-        if r.is_err() {
-            if let Ok(g) = self.open_group(&group.id()) {
-                *group = g;
-            }
+        if r.is_err()
+            && let Ok(g) = self.open_group(&group.id())
+        {
+            *group = g;
         }
         r
     }

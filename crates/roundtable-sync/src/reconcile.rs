@@ -27,13 +27,8 @@ pub fn to_send(record: &Record, my_evidence: &[EntryId], theirs: &Hello) -> Vec<
             }
             // They are ahead on this author; if my tip is not on their chain they will send theirs.
             Some((seq, _)) if *seq > my_seq => continue,
-            Some((seq, tip)) => {
-                if record.valid_at(&author, *seq) == Some(*tip) {
-                    seq + 1
-                } else {
-                    1
-                }
-            }
+            Some((seq, tip)) if record.valid_at(&author, *seq) == Some(*tip) => seq + 1,
+            Some(_) => 1,
         };
         out.extend((from..=my_seq).filter_map(|s| record.valid_at(&author, s)));
     }
