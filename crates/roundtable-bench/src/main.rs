@@ -1,0 +1,272 @@
+//! `roundtable-bench [--quick]`: prints one line per ratio, `NAME ratio=X target=Y met=true|false`,
+//! then a summary. Both sides of a ratio run in this process on the same data, interleaved, and each
+//! side's figure is the median of at least five repetitions. `--quick` divides the sizes by ten.
+//!
+//! Ratios measured so far: R1, R1d, R3 (the others of the suite arrive with sync, sealed threads and
+//! the auditor; see docs/performance.md).
+
+use std::time::{Duration, Instant};
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc};
+use ed25519_dalek::{Signer, SigningKey};
+use redb::{Database, Durability, TableDefinition};
+use roundtable_core::{Body, DeviceKey, Record, Rule};
+use roundtable_store::Home;
+
+const REPS: usize = 5;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+struct Ratio {
+    name: &'static str,
+    ratio: f64,
+    target: f64,
+    /// true: the ratio must be at most the target; false: at least.
+    at_most: bool,
+    detail: String,
+}
+
+impl Ratio {
+    fn met(&self) -> bool {
+        if self.at_most {
+            self.ratio <= self.target
+        } else {
+            self.ratio >= self.target
+        }
+    }
+}
+
+/// Runs `a` and `b` alternately `REPS` times; returns their medians.
+fn interleaved(
+    mut a: impl FnMut() -> anyhow::Result<Duration>,
+    mut b: impl FnMut() -> anyhow::Result<Duration>,
+) -> anyhow::Result<(Duration, Duration)> {
+    let (mut ta, mut tb) = (vec![], vec![]);
+    for _ in 0..REPS {
+        ta.push(a()?);
+        tb.push(b()?);
+    }
+    Ok((median(ta), median(tb)))
+}
+
+fn text(i: usize) -> String {
+    format!("Message number {i}: the board agreed to visit the flats together next week.")
+}
+
+/// R1: signed append without fsync (the engine: build, judge, sign, index) against a raw Automerge
+/// commit of the same fields plus an ed25519 signature over the change.
+fn r1(n: usize) -> anyhow::Result<Ratio> {
+    let ours = || -> anyhow::Result<Duration> {
+        let key = DeviceKey::generate()?;
+        let (mut rec, _) = Record::create(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+        let (thread, _) = rec.author(&key, Body::Thread { title: "t".into() }, 1)?;
+        let t = Instant::now();
+        for i in 0..n {
+            rec.author(
+                &key,
+                Body::Message {
+                    thread,
+                    text: text(i),
+                },
+                i as i64,
+            )?;
+        }
+        // The engine defers Automerge's apply to one batch; include it so both sides end with a document.
+        rec.doc()?;
+        Ok(t.elapsed())
+    };
+    let raw = || -> anyhow::Result<Duration> {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let mut doc =
+            Automerge::new().with_actor(ActorId::from(key.verifying_key().to_bytes().as_slice()));
+        let mut tx = doc.transaction();
+        let messages = tx.put_object(ROOT, "messages", ObjType::Map)?;
+        tx.commit();
+        let thread = "0".repeat(64);
+        let t = Instant::now();
+        for i in 0..n {
+            let mut tx = doc.transaction();
+            let m = tx.put_object(&messages, format!("{i}"), ObjType::Map)?;
+            tx.put(&m, "type", "message")?;
+            tx.put(&m, "thread", thread.as_str())?;
+            tx.put(&m, "text", text(i))?;
+            let (hash, _) = tx.commit();
+            let hash = hash.ok_or_else(|| anyhow::anyhow!("empty change"))?;
+            let change = doc
+                .get_change_by_hash(&hash)
+                .ok_or_else(|| anyhow::anyhow!("no change"))?;
+            let _sig = key.sign(change.raw_bytes());
+        }
+        Ok(t.elapsed())
+    };
+    let (a, b) = interleaved(ours, raw)?;
+    Ok(Ratio {
+        name: "R1_signed_append_no_fsync",
+        ratio: a.as_secs_f64() / b.as_secs_f64(),
+        target: 1.15,
+        at_most: true,
+        detail: format!(
+            "{n} appends: engine {:.1} us each, raw Automerge+sign {:.1} us each",
+            us(a, n),
+            us(b, n)
+        ),
+    })
+}
+
+fn us(d: Duration, n: usize) -> f64 {
+    d.as_secs_f64() * 1e6 / n as f64
+}
+
+/// R1d: durable appends (one committed transaction each) against raw redb durable single commits of
+/// the same entry bytes. Throughput ratio, so higher is better.
+fn r1d(n: usize) -> anyhow::Result<Ratio> {
+    const RAW: TableDefinition<&[u8], &[u8]> = TableDefinition::new("raw");
+    let tmp = tempfile::tempdir()?;
+    let mut round = 0;
+    let mut bytes: Vec<Vec<u8>> = vec![];
+    let mut ours = |keep: &mut Vec<Vec<u8>>| -> anyhow::Result<Duration> {
+        round += 1;
+        let (home, key) = Home::init(&tmp.path().join(format!("ours{round}")), "Ana", None)?;
+        let mut g = home.create_group(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+        let thread = home.append(&mut g, &key, Body::Thread { title: "t".into() }, 1)?;
+        let t = Instant::now();
+        for i in 0..n {
+            home.append(
+                &mut g,
+                &key,
+                Body::Message {
+                    thread,
+                    text: text(i),
+                },
+                i as i64,
+            )?;
+        }
+        let d = t.elapsed();
+        if keep.is_empty() {
+            *keep = home
+                .entries(&g.id())?
+                .into_iter()
+                .skip(2)
+                .map(|s| s.entry.encode())
+                .collect();
+        }
+        Ok(d)
+    };
+    // A first, untimed run produces the entry bytes the raw side commits.
+    ours(&mut bytes)?;
+    let mut raw_round = 0;
+    let mut raw = || -> anyhow::Result<Duration> {
+        raw_round += 1;
+        let db = Database::create(tmp.path().join(format!("raw{raw_round}.redb")))?;
+        let t = Instant::now();
+        for (i, b) in bytes.iter().enumerate() {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::Immediate)?;
+            tx.open_table(RAW)?
+                .insert((i as u64).to_be_bytes().as_slice(), b.as_slice())?;
+            tx.commit()?;
+        }
+        Ok(t.elapsed())
+    };
+    let mut sink = vec![vec![0u8]];
+    let (a, b) = interleaved(|| ours(&mut sink), &mut raw)?;
+    Ok(Ratio {
+        name: "R1d_durable_append_throughput",
+        ratio: b.as_secs_f64() / a.as_secs_f64(),
+        target: 0.85,
+        at_most: false,
+        detail: format!(
+            "{n} durable appends: engine {:.0} us each, raw redb commit {:.0} us each",
+            us(a, n),
+            us(b, n)
+        ),
+    })
+}
+
+/// R3: cold open of a record (home + group from its snapshot) against `Automerge::load` of the same
+/// document's saved bytes.
+fn r3(n: usize) -> anyhow::Result<Ratio> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("home");
+    let (home, key) = Home::init(&dir, "Ana", None)?;
+    let (mut rec, genesis) = Record::create(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+    let (thread, first) = rec.author(&key, Body::Thread { title: "t".into() }, 1)?;
+    let mut all = vec![genesis, first];
+    for i in 2..n {
+        all.push(
+            rec.author(
+                &key,
+                Body::Message {
+                    thread,
+                    text: text(i),
+                },
+                i as i64,
+            )?
+            .1,
+        );
+    }
+    let saved = rec.doc()?.save();
+    let gid = rec.group();
+    let mut g = home.open_or_new_group(&gid)?;
+    home.ingest(&mut g, all)?;
+    home.snapshot(&mut g)?;
+    drop((g, home));
+    let ours = || -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let home = Home::open(&dir)?;
+        let g = home.open_group(&gid)?;
+        let d = t.elapsed();
+        anyhow::ensure!(g.record.len() == n, "open gave {} entries", g.record.len());
+        Ok(d)
+    };
+    let raw = || -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let doc = Automerge::load(&saved)?;
+        let d = t.elapsed();
+        anyhow::ensure!(!doc.get_heads().is_empty());
+        Ok(d)
+    };
+    let (a, b) = interleaved(ours, raw)?;
+    Ok(Ratio {
+        name: "R3_cold_open",
+        ratio: a.as_secs_f64() / b.as_secs_f64(),
+        target: 1.25,
+        at_most: true,
+        detail: format!(
+            "{n} entries: open {:.1} ms, Automerge::load {:.1} ms",
+            a.as_secs_f64() * 1e3,
+            b.as_secs_f64() * 1e3
+        ),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let ratios = vec![
+        r1(10_000 / scale)?,
+        r1d(1_000 / scale)?,
+        r3(100_000 / scale)?,
+    ];
+    for r in &ratios {
+        println!(
+            "{} ratio={:.3} target={} met={}",
+            r.name,
+            r.ratio,
+            r.target,
+            r.met()
+        );
+        eprintln!("  {}", r.detail);
+    }
+    let met = ratios.iter().filter(|r| r.met()).count();
+    println!(
+        "summary: {met} of {} ratios met their targets ({} mode)",
+        ratios.len(),
+        if quick { "quick" } else { "full" }
+    );
+    Ok(())
+}
