@@ -2,8 +2,8 @@
 //! then a summary. Both sides of a ratio run in this process on the same data, interleaved, and each
 //! side's figure is the median of at least five repetitions. `--quick` divides the sizes by ten.
 //!
-//! Ratios measured so far: R1, R1d, R3 (the others of the suite arrive with sync, sealed threads and
-//! the auditor; see docs/performance.md).
+//! Ratios measured so far: R1, R1d, R3, R4, R5 (the others arrive with sealed threads and the
+//! auditor; see docs/performance.md).
 
 use std::time::{Duration, Instant};
 
@@ -244,13 +244,177 @@ fn r3(n: usize) -> anyhow::Result<Ratio> {
     })
 }
 
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        std::fs::copy(e.path(), to.join(e.file_name()))?;
+    }
+    Ok(())
+}
+
+/// R4 and R5: syncing `n` diverged entries (half written on each of two devices) over iroh on loopback,
+/// against verifying, applying and storing the same entries in memory (`Home::ingest` both ways); and
+/// the bytes on the wire against the bytes of the entries that were missing.
+fn r4_r5(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
+    use roundtable_sync::net::{NetConfig, bind, dial_addr, local_addrs};
+    let tmp = tempfile::tempdir()?;
+    let (ta, tb) = (tmp.path().join("tpl-a"), tmp.path().join("tpl-b"));
+    let (ha, ka) = Home::init(&ta, "Ana", None)?;
+    let (hb, kb) = Home::init(&tb, "Ben", None)?;
+    let mut ga = ha.create_group(&ka, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+    ha.append(
+        &mut ga,
+        &ka,
+        Body::MemberAdd {
+            member: kb.device_id(),
+            name: "Ben".into(),
+            needs: String::new(),
+        },
+        1,
+    )?;
+    let thread = ha.append(&mut ga, &ka, Body::Thread { title: "t".into() }, 2)?;
+    let gid = ga.id();
+    let mut gb = hb.open_or_new_group(&gid)?;
+    hb.ingest(
+        &mut gb,
+        ha.entries(&gid)?.into_iter().map(|s| s.entry).collect(),
+    )?;
+    let shared = ga.record.len();
+    for i in 0..n / 2 {
+        ha.append(
+            &mut ga,
+            &ka,
+            Body::Message {
+                thread,
+                text: text(i),
+            },
+            i as i64,
+        )?;
+        hb.append(
+            &mut gb,
+            &kb,
+            Body::Message {
+                thread,
+                text: text(i),
+            },
+            i as i64,
+        )?;
+    }
+    let missing_a: Vec<_> = ha
+        .entries(&gid)?
+        .into_iter()
+        .skip(shared)
+        .map(|s| s.entry)
+        .collect();
+    let missing_b: Vec<_> = hb
+        .entries(&gid)?
+        .into_iter()
+        .skip(shared)
+        .map(|s| s.entry)
+        .collect();
+    let raw_bytes: usize = missing_a
+        .iter()
+        .chain(&missing_b)
+        .map(|e| e.encoded_len())
+        .sum();
+    drop((ha, hb, ga, gb));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let round = std::cell::Cell::new(0);
+    let mut wire = 0u64;
+    let loopback = NetConfig {
+        listen: vec!["127.0.0.1:0".parse()?],
+        relay: None,
+    };
+    let mut over_iroh = || -> anyhow::Result<Duration> {
+        round.set(round.get() + 1);
+        let (da, db) = (
+            tmp.path().join(format!("a{}", round.get())),
+            tmp.path().join(format!("b{}", round.get())),
+        );
+        copy_dir(&ta, &da)?;
+        copy_dir(&tb, &db)?;
+        let key_a = Home::open(&da)?.device_key(None)?;
+        let key_b = Home::open(&db)?.device_key(None)?;
+        rt.block_on(async {
+            let ep_a = bind(&key_a, &loopback, vec![roundtable_sync::ALPN.to_vec()]).await?;
+            let node_a = roundtable_sync::Node::new(da.clone(), key_a);
+            node_a.load_groups().await?;
+            let router = iroh::protocol::Router::builder(ep_a.clone())
+                .accept(roundtable_sync::ALPN, node_a.sync_handler())
+                .spawn();
+            let ep_b = bind(&key_b, &loopback, vec![roundtable_sync::ALPN.to_vec()]).await?;
+            let node_b = roundtable_sync::Node::new(db.clone(), key_b);
+            let addr = dial_addr(&node_a.device_id(), &local_addrs(&ep_a))?;
+            let t = Instant::now();
+            let s = node_b.sync_with(&ep_b, addr, gid, false).await?;
+            let d = t.elapsed();
+            anyhow::ensure!(
+                s.received as usize == missing_a.len() && s.sent as usize == missing_b.len(),
+                "{s:?}"
+            );
+            wire = s.bytes_sent + s.bytes_received;
+            ep_b.close().await;
+            router.shutdown().await?;
+            Ok(d)
+        })
+    };
+    let mut in_memory = || -> anyhow::Result<Duration> {
+        round.set(round.get() + 1);
+        let (da, db) = (
+            tmp.path().join(format!("a{}", round.get())),
+            tmp.path().join(format!("b{}", round.get())),
+        );
+        copy_dir(&ta, &da)?;
+        copy_dir(&tb, &db)?;
+        let (ha, hb) = (Home::open(&da)?, Home::open(&db)?);
+        let (mut ga, mut gb) = (ha.open_group(&gid)?, hb.open_group(&gid)?);
+        let t = Instant::now();
+        let out_a = ha.ingest(&mut ga, missing_b.clone())?;
+        let out_b = hb.ingest(&mut gb, missing_a.clone())?;
+        let d = t.elapsed();
+        anyhow::ensure!(
+            out_a.accepted.len() + out_b.accepted.len() == missing_a.len() + missing_b.len()
+        );
+        Ok(d)
+    };
+    let (a, b) = interleaved(&mut over_iroh, &mut in_memory)?;
+    let avg = raw_bytes as f64 / (missing_a.len() + missing_b.len()) as f64;
+    let r4 = Ratio {
+        name: "R4_sync_over_iroh_vs_in_memory",
+        ratio: a.as_secs_f64() / b.as_secs_f64(),
+        target: 1.3,
+        at_most: true,
+        detail: format!(
+            "{n} diverged entries: over iroh {:.0} ms, in memory {:.0} ms",
+            a.as_secs_f64() * 1e3,
+            b.as_secs_f64() * 1e3
+        ),
+    };
+    let r5 = Ratio {
+        name: "R5_bytes_on_wire",
+        ratio: wire as f64 / raw_bytes as f64,
+        target: ((1.0 + 72.0 / avg + 0.05) * 1000.0).round() / 1000.0,
+        at_most: true,
+        detail: format!(
+            "{wire} bytes of frames for {raw_bytes} bytes of entries (average entry {avg:.0} bytes)"
+        ),
+    };
+    Ok((r4, r5))
+}
+
 fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
+    let (r4, r5) = r4_r5(10_000 / scale)?;
     let ratios = vec![
         r1(10_000 / scale)?,
         r1d(1_000 / scale)?,
         r3(100_000 / scale)?,
+        r4,
+        r5,
     ];
     for r in &ratios {
         println!(
