@@ -708,7 +708,10 @@ fn forged_copy_of_a_held_entry_leaves_the_valid_copy_alone() {
         let genuine = entry_of(&carl, &p.gid, &victim);
         let out = carl.ingest(&mut g, vec![forge(&genuine)]).unwrap();
         assert!(out.accepted.is_empty() && out.pending.is_empty());
-        assert_eq!(out.duplicates + out.rejected.len(), 1);
+        // Quarantined as evidence under its own bytes' id, never counted as "already had".
+        assert_eq!((out.duplicates, out.rejected.len()), (0, 1));
+        assert_eq!(out.rejected[0].reason.kind(), "bad_signature");
+        assert_ne!(out.rejected[0].id, victim);
         assert_eq!(view(&g.record), before);
         assert_eq!(
             entry_of(&carl, &p.gid, &victim),
@@ -716,7 +719,19 @@ fn forged_copy_of_a_held_entry_leaves_the_valid_copy_alone() {
             "the stored bytes are the genuine ones"
         );
     }
-    assert_eq!(listing(&carl, &p.gid), listed);
+    // The valid entries are listed exactly as before; the three forged copies are added as quarantined.
+    let after = listing(&carl, &p.gid);
+    assert_eq!(after[..listed.len()], listed[..]);
+    let added: Vec<_> = after[listed.len()..]
+        .iter()
+        .map(|(_, st)| st.clone())
+        .collect();
+    assert_eq!(added.len(), 3);
+    assert!(
+        added.iter().all(
+            |st| matches!(st, StoredStatus::Quarantined { kind, .. } if kind == "bad_signature")
+        )
+    );
     let dir = carl.dir().to_path_buf();
     drop((carl, g));
     let (_carl, g) = reopen(&dir, &p.gid);
