@@ -323,12 +323,8 @@ fn r4_r5(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
         .enable_all()
         .build()?;
     let round = std::cell::Cell::new(0);
-    let mut wire = 0u64;
-    let loopback = NetConfig {
-        listen: vec!["127.0.0.1:0".parse()?],
-        relay: None,
-    };
-    let mut over_iroh = || -> anyhow::Result<Duration> {
+    // Each repetition starts from its own copy of the two diverged homes (copying is not timed).
+    let fresh_copies = || -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
         round.set(round.get() + 1);
         let (da, db) = (
             tmp.path().join(format!("a{}", round.get())),
@@ -336,6 +332,15 @@ fn r4_r5(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
         );
         copy_dir(&ta, &da)?;
         copy_dir(&tb, &db)?;
+        Ok((da, db))
+    };
+    let mut wire = 0u64;
+    let loopback = NetConfig {
+        listen: vec!["127.0.0.1:0".parse()?],
+        relay: None,
+    };
+    let mut over_iroh = || -> anyhow::Result<Duration> {
+        let (da, db) = fresh_copies()?;
         let key_a = Home::open(&da)?.device_key(None)?;
         let key_b = Home::open(&db)?.device_key(None)?;
         rt.block_on(async {
@@ -362,13 +367,7 @@ fn r4_r5(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
         })
     };
     let mut in_memory = || -> anyhow::Result<Duration> {
-        round.set(round.get() + 1);
-        let (da, db) = (
-            tmp.path().join(format!("a{}", round.get())),
-            tmp.path().join(format!("b{}", round.get())),
-        );
-        copy_dir(&ta, &da)?;
-        copy_dir(&tb, &db)?;
+        let (da, db) = fresh_copies()?;
         let (ha, hb) = (Home::open(&da)?, Home::open(&db)?);
         let (mut ga, mut gb) = (ha.open_group(&gid)?, hb.open_group(&gid)?);
         let t = Instant::now();

@@ -269,11 +269,8 @@ impl Home {
 
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read()?;
-        let t = match tx.open_table(SETTINGS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+        // Every table exists from `Home::init` on.
+        let t = tx.open_table(SETTINGS)?;
         Ok(t.get(name)?.map(|v| v.value().to_vec()))
     }
 
@@ -287,11 +284,8 @@ impl Home {
     /// The groups this home holds: id and name.
     pub fn groups(&self) -> Result<Vec<(GroupId, String)>, StoreError> {
         let tx = self.db.begin_read()?;
-        let t = match tx.open_table(GROUPS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
-            Err(e) => return Err(e.into()),
-        };
+        // Every table exists from `Home::init` on.
+        let t = tx.open_table(GROUPS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
@@ -632,11 +626,8 @@ impl Home {
     /// Whether an invitation has been used.
     pub fn invite_used(&self, secret_hash: &[u8; 32]) -> Result<bool, StoreError> {
         let tx = self.db.begin_read()?;
-        let t = match tx.open_table(INVITES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
-            Err(e) => return Err(e.into()),
-        };
+        // Every table exists from `Home::init` on.
+        let t = tx.open_table(INVITES)?;
         Ok(t.get(secret_hash.as_slice())?
             .is_some_and(|v| v.value().get(40) == Some(&1)))
     }
@@ -657,11 +648,8 @@ impl Home {
     /// Devices this device has synced with, and when last (ms since the epoch).
     pub fn peers(&self) -> Result<Vec<(roundtable_core::DeviceId, i64)>, StoreError> {
         let tx = self.db.begin_read()?;
-        let t = match tx.open_table(PEERS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![]),
-            Err(e) => return Err(e.into()),
-        };
+        // Every table exists from `Home::init` on.
+        let t = tx.open_table(PEERS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
             let (k, v) = row?;
