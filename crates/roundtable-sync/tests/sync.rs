@@ -263,6 +263,20 @@ fn content(rec: &Record) -> String {
 }
 
 /// Creates a group on `creator` and adds `others` as members.
+/// Ana, Bea and Cem, all members, serving, and holding the group Ana started (with its "Housing" thread).
+async fn three_in_sync(root: &Path) -> (Dev, Dev, Dev, GroupId, EntryId) {
+    let mut a = Dev::init(root, "ana");
+    let mut b = Dev::init(root, "bea");
+    let mut c = Dev::init(root, "cem");
+    let (gid, housing) = new_group(&a, &[&b, &c]);
+    for d in [&mut a, &mut b, &mut c] {
+        d.start().await;
+    }
+    b.sync_ok(&a, gid).await;
+    c.sync_ok(&a, gid).await;
+    (a, b, c, gid, housing)
+}
+
 fn new_group(creator: &Dev, others: &[&Dev]) -> (GroupId, EntryId) {
     let home = creator.home();
     let mut g = home
@@ -750,15 +764,7 @@ async fn a_non_member_is_refused_and_nothing_is_stored() {
 async fn a_forged_entry_sent_by_a_member_is_quarantined() {
     within("the forgery test", async {
         let root = tempfile::tempdir().expect("a temp dir");
-        let mut a = Dev::init(root.path(), "ana");
-        let mut b = Dev::init(root.path(), "bea");
-        let mut c = Dev::init(root.path(), "cem");
-        let (gid, housing) = new_group(&a, &[&b, &c]);
-        for d in [&mut a, &mut b, &mut c] {
-            d.start().await;
-        }
-        b.sync_ok(&a, gid).await;
-        c.sync_ok(&a, gid).await;
+        let (mut a, mut b, mut c, gid, housing) = three_in_sync(root.path()).await;
 
         // Bea writes a message Ana does not have yet; a forger flips one byte of its signature.
         let genuine_id = b.write(gid, msg(housing, "Bea: the real minutes"));
@@ -847,15 +853,7 @@ async fn a_forged_entry_sent_by_a_member_is_quarantined() {
 async fn a_rule_invalid_entry_is_quarantined_and_relayed_as_evidence() {
     within("the rule-invalid test", async {
         let root = tempfile::tempdir().expect("a temp dir");
-        let mut a = Dev::init(root.path(), "ana");
-        let mut b = Dev::init(root.path(), "bea");
-        let mut c = Dev::init(root.path(), "cem");
-        let (gid, housing) = new_group(&a, &[&b, &c]);
-        for d in [&mut a, &mut b, &mut c] {
-            d.start().await;
-        }
-        b.sync_ok(&a, gid).await;
-        c.sync_ok(&a, gid).await;
+        let (mut a, mut b, mut c, gid, housing) = three_in_sync(root.path()).await;
 
         // Correctly signed by a key that is not a member, built on the group's heads.
         let outsider = DeviceKey::generate().expect("a key");
@@ -924,15 +922,7 @@ async fn a_rule_invalid_entry_is_quarantined_and_relayed_as_evidence() {
 async fn a_fork_is_detected_everywhere_and_replicas_converge() {
     within("the fork test", async {
         let root = tempfile::tempdir().expect("a temp dir");
-        let mut a = Dev::init(root.path(), "ana");
-        let mut b = Dev::init(root.path(), "bea");
-        let mut c = Dev::init(root.path(), "cem");
-        let (gid, housing) = new_group(&a, &[&b, &c]);
-        for d in [&mut a, &mut b, &mut c] {
-            d.start().await;
-        }
-        b.sync_ok(&a, gid).await;
-        c.sync_ok(&a, gid).await;
+        let (mut a, mut b, mut c, gid, housing) = three_in_sync(root.path()).await;
 
         // Ana's home is copied while nothing has it open; both copies write at the same position.
         a.stop().await;
