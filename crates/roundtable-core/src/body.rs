@@ -14,9 +14,14 @@ use automerge::{ActorId, ObjType, ScalarValue};
 use smol_str::SmolStr;
 
 use crate::id::{DeviceId, EntryId, MemberId};
+use crate::sealed::{
+    EpochWrap, Wrap, decode_epoch_wraps, decode_wraps, encode_epoch_wraps, encode_wraps,
+};
 
 /// Longest text field, in bytes.
 pub const MAX_TEXT: usize = 16 * 1024;
+/// Longest bytes field (a sealed message's padded ciphertext), in bytes.
+pub const MAX_BYTES: usize = 131072 + 40;
 /// The containers the genesis change creates, one per kind of record.
 pub const CONTAINERS: [&str; 9] = [
     "members",
@@ -228,6 +233,49 @@ pub enum Body {
     ActionDone {
         action: EntryId,
     },
+    /// A member's public encryption key (X25519), so others can make them a reader of sealed threads.
+    Profile {
+        enc_key: [u8; 32],
+    },
+    /// Starts a sealed thread. Its readers are the members its first epoch key is wrapped for;
+    /// its title, readers and reason are public.
+    SealedThread {
+        title: String,
+        reason: String,
+        /// Key commitment of the first epoch key.
+        commit: [u8; 32],
+        wraps: Vec<Wrap>,
+    },
+    /// A reader makes another member a reader: every past epoch key, wrapped for them.
+    ReaderAdd {
+        thread: EntryId,
+        member: MemberId,
+        wraps: Vec<EpochWrap>,
+    },
+    /// A new epoch key wrapped for the remaining readers; with `removes`, that reader is removed.
+    Rekey {
+        thread: EntryId,
+        removes: Option<MemberId>,
+        commit: [u8; 32],
+        wraps: Vec<Wrap>,
+    },
+    /// A member asks to read a sealed thread.
+    Ask {
+        thread: EntryId,
+        why: String,
+    },
+    /// A reader declines a member's request, with a reason the member sees.
+    Decline {
+        thread: EntryId,
+        member: MemberId,
+        reason: String,
+    },
+    /// A message of a sealed thread: its inner change, encrypted under the epoch's key.
+    Sealed {
+        thread: EntryId,
+        epoch: EntryId,
+        ct: Vec<u8>,
+    },
 }
 
 /// Why a change's operations are not a well-formed record.
@@ -266,6 +314,13 @@ impl Body {
             Body::Correct { .. } => "correct",
             Body::Action { .. } => "action",
             Body::ActionDone { .. } => "action.done",
+            Body::Profile { .. } => "profile",
+            Body::SealedThread { .. } => "thread.sealed",
+            Body::ReaderAdd { .. } => "thread.reader.add",
+            Body::Rekey { .. } => "thread.rekey",
+            Body::Ask { .. } => "thread.ask",
+            Body::Decline { .. } => "thread.decline",
+            Body::Sealed { .. } => "message.sealed",
         }
     }
 
@@ -273,9 +328,17 @@ impl Body {
     pub fn container(&self) -> &'static str {
         match self {
             Body::Genesis { .. } => "group",
-            Body::MemberAdd { .. } | Body::MemberLeave | Body::MemberRemove { .. } => "members",
-            Body::Thread { .. } => "threads",
-            Body::Message { .. } => "messages",
+            Body::MemberAdd { .. }
+            | Body::MemberLeave
+            | Body::MemberRemove { .. }
+            | Body::Profile { .. } => "members",
+            Body::Thread { .. }
+            | Body::SealedThread { .. }
+            | Body::ReaderAdd { .. }
+            | Body::Rekey { .. }
+            | Body::Ask { .. }
+            | Body::Decline { .. } => "threads",
+            Body::Message { .. } | Body::Sealed { .. } => "messages",
             Body::Proposal { .. } => "proposals",
             Body::Stance { .. } => "stances",
             Body::Outcome { .. } => "outcomes",
@@ -291,6 +354,9 @@ impl Body {
         }
         fn id<T: ToString>(v: &T) -> ScalarValue {
             ScalarValue::Str(v.to_string().into())
+        }
+        fn bytes(v: &[u8; 32]) -> ScalarValue {
+            ScalarValue::Bytes(v.to_vec())
         }
         let mut f: Vec<(&'static str, ScalarValue)> = vec![("type", s(self.type_name()))];
         match self {
@@ -391,6 +457,58 @@ impl Body {
                 }
             }
             Body::ActionDone { action } => f.push(("action", id(action))),
+            Body::Profile { enc_key } => f.push(("enc_key", bytes(enc_key))),
+            Body::SealedThread {
+                title,
+                reason,
+                commit,
+                wraps,
+            } => {
+                f.push(("title", s(title)));
+                f.push(("reason", s(reason)));
+                f.push(("commit", bytes(commit)));
+                f.push(("wraps", ScalarValue::Bytes(encode_wraps(wraps))));
+            }
+            Body::ReaderAdd {
+                thread,
+                member,
+                wraps,
+            } => {
+                f.push(("thread", id(thread)));
+                f.push(("member", id(member)));
+                f.push(("wraps", ScalarValue::Bytes(encode_epoch_wraps(wraps))));
+            }
+            Body::Rekey {
+                thread,
+                removes,
+                commit,
+                wraps,
+            } => {
+                f.push(("thread", id(thread)));
+                if let Some(m) = removes {
+                    f.push(("removes", id(m)));
+                }
+                f.push(("commit", bytes(commit)));
+                f.push(("wraps", ScalarValue::Bytes(encode_wraps(wraps))));
+            }
+            Body::Ask { thread, why } => {
+                f.push(("thread", id(thread)));
+                f.push(("why", s(why)));
+            }
+            Body::Decline {
+                thread,
+                member,
+                reason,
+            } => {
+                f.push(("thread", id(thread)));
+                f.push(("member", id(member)));
+                f.push(("reason", s(reason)));
+            }
+            Body::Sealed { thread, epoch, ct } => {
+                f.push(("thread", id(thread)));
+                f.push(("epoch", id(epoch)));
+                f.push(("ct", ScalarValue::Bytes(ct.clone())));
+            }
         }
         f
     }
@@ -399,10 +517,10 @@ impl Body {
     /// context live in `record.rs`.
     pub fn check_limits(&self) -> Result<(), ShapeError> {
         for (_, v) in self.fields() {
-            if let ScalarValue::Str(s) = v
-                && s.len() > MAX_TEXT
-            {
-                return Err(ShapeError::TooLong);
+            match v {
+                ScalarValue::Str(s) if s.len() > MAX_TEXT => return Err(ShapeError::TooLong),
+                ScalarValue::Bytes(b) if b.len() > MAX_BYTES => return Err(ShapeError::TooLong),
+                _ => {}
             }
         }
         Ok(())
@@ -594,6 +712,15 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
             _ => Err(ShapeError::Field(k)),
         }
     };
+    let bytes_of = |k: &'static str| -> Result<&[u8], ShapeError> {
+        match f.get(k) {
+            Some(ScalarValue::Bytes(b)) if b.len() <= MAX_BYTES => Ok(b.as_slice()),
+            _ => Err(ShapeError::Field(k)),
+        }
+    };
+    let b32 = |k: &'static str| -> Result<[u8; 32], ShapeError> {
+        bytes_of(k)?.try_into().map_err(|_| ShapeError::Field(k))
+    };
     fn parse_id<T: std::str::FromStr>(s: String, k: &'static str) -> Result<T, ShapeError> {
         s.parse().map_err(|_| ShapeError::Field(k))
     }
@@ -678,6 +805,40 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
         },
         "action.done" => Body::ActionDone {
             action: parse_id(str_of("action")?, "action")?,
+        },
+        "profile" => Body::Profile {
+            enc_key: b32("enc_key")?,
+        },
+        "thread.sealed" => Body::SealedThread {
+            title: str_of("title")?,
+            reason: str_of("reason")?,
+            commit: b32("commit")?,
+            wraps: decode_wraps(bytes_of("wraps")?)?,
+        },
+        "thread.reader.add" => Body::ReaderAdd {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            member: parse_id(str_of("member")?, "member")?,
+            wraps: decode_epoch_wraps(bytes_of("wraps")?)?,
+        },
+        "thread.rekey" => Body::Rekey {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            removes: opt_id("removes")?,
+            commit: b32("commit")?,
+            wraps: decode_wraps(bytes_of("wraps")?)?,
+        },
+        "thread.ask" => Body::Ask {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            why: str_of("why")?,
+        },
+        "thread.decline" => Body::Decline {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            member: parse_id(str_of("member")?, "member")?,
+            reason: str_of("reason")?,
+        },
+        "message.sealed" => Body::Sealed {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            epoch: parse_id(str_of("epoch")?, "epoch")?,
+            ct: bytes_of("ct")?.to_vec(),
         },
         other => return Err(ShapeError::Type(other.chars().take(40).collect())),
     };

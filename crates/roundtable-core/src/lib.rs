@@ -24,9 +24,12 @@ pub mod fuzz;
 pub mod id;
 pub mod identity;
 pub mod record;
+pub mod sealed;
 
 pub use body::{Body, Counts, Decision, Rule, StanceKind};
 pub use entry::{DocRef, Entry};
 pub use id::{DeviceId, EntryId, GroupId, MemberId, ParseIdError};
 pub use identity::DeviceKey;
-pub use record::{Ingested, Invalid, Member, Record, Refused, Status};
+pub use record::{
+    Epoch, Ingested, Invalid, Member, Record, Refused, SealedInfo, SealedState, Status,
+};

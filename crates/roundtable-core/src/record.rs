@@ -57,7 +57,9 @@ pub enum Invalid {
     OutcomeMismatch { recorded: String, recounted: String },
     #[error("{0}")]
     Rule(String),
-    #[error("this version reads only the public record; sealed documents come in a later version")]
+    #[error(
+        "this version reads entries of the public record only (sealed threads travel inside it); a newer version may have written this one"
+    )]
     UnsupportedDocument,
 }
 
@@ -179,6 +181,55 @@ struct Index {
     refs: HashMap<EntryId, Vec<EntryId>>,
     /// Valid entries in the order they were applied (a causal order).
     order: Vec<EntryId>,
+    /// Profile entries (members' encryption keys): few, folded like membership.
+    profiles: Vec<EntryId>,
+    /// Sealed threads' reader changes, asks and declines, by thread (not their messages).
+    thread_events: HashMap<EntryId, Vec<EntryId>>,
+}
+
+/// One key epoch of a sealed thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Epoch {
+    /// The entry that started it: the thread itself, or a `thread.rekey`.
+    pub id: EntryId,
+    /// The key commitment every holder checks the key they unwrap against.
+    pub commit: [u8; 32],
+    /// Who holds its key, with the wrap each can open: (their encryption key, enc, sealed key).
+    pub wraps: BTreeMap<MemberId, ([u8; 32], [u8; 32], Vec<u8>)>,
+}
+
+/// A sealed thread as the rules see it at some point of the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedState {
+    /// Readers now: added, not removed, and still active members.
+    pub readers: BTreeSet<MemberId>,
+    /// Epochs in the order they started.
+    pub epochs: Vec<Epoch>,
+}
+
+impl SealedState {
+    /// The epoch a new message must use: the latest whose key is held by exactly the readers.
+    /// `None` means a new epoch (a rekey) must be written first.
+    pub fn writable_epoch(&self) -> Option<&Epoch> {
+        self.epochs
+            .iter()
+            .rev()
+            .find(|e| e.wraps.keys().copied().collect::<BTreeSet<_>>() == self.readers)
+    }
+}
+
+/// Everything public about a sealed thread, at the heads.
+#[derive(Debug, Clone)]
+pub struct SealedInfo {
+    pub title: String,
+    pub reason: String,
+    pub state: SealedState,
+    /// Its sealed messages, in a causal order.
+    pub entries: Vec<EntryId>,
+    /// Requests to read it: (entry, who asked, why).
+    pub asks: Vec<(EntryId, MemberId, String)>,
+    /// Declined requests: (entry, reader who declined, member, reason).
+    pub declines: Vec<(EntryId, MemberId, MemberId, String)>,
 }
 
 /// An entry that is not (or not yet) part of the record.
@@ -825,6 +876,8 @@ impl Record {
             }
         };
         let is_thread = |b: &Body| matches!(b, Body::Thread { .. });
+        // Restating or correcting a sealed message in the open would unseal it.
+        let not_sealed = |b: &Body| !matches!(b, Body::Sealed { .. });
         let is_proposal = |b: &Body| matches!(b, Body::Proposal { .. });
         match body {
             Body::Genesis { .. } => {
@@ -881,6 +934,7 @@ impl Record {
             Body::Thread { title } => nonempty(title, "the title")?,
             Body::Message { thread, text } => {
                 nonempty(text, "the message")?;
+                self.open_thread(clock, thread)?;
                 self.referent(clock, thread, "thread", is_thread)?;
             }
             Body::Proposal {
@@ -892,6 +946,7 @@ impl Record {
             } => {
                 nonempty(title, "the title")?;
                 nonempty(easy_read, "the easy-read version")?;
+                self.open_thread(clock, thread)?;
                 self.referent(clock, thread, "thread", is_thread)?;
                 if let Some(r) = removes
                     && !active(r)
@@ -945,7 +1000,7 @@ impl Record {
             }
             Body::Understand { target, text } => {
                 nonempty(text, "the restatement")?;
-                self.referent(clock, target, "entry", |_| true)?;
+                self.referent(clock, target, "entry", not_sealed)?;
             }
             Body::Confirm { target } => {
                 let t = self.referent(clock, target, "entry", |_| true)?;
@@ -970,7 +1025,7 @@ impl Record {
             }
             Body::Correct { target, text } => {
                 nonempty(text, "the correction")?;
-                let t = self.referent(clock, target, "entry", |_| true)?;
+                let t = self.referent(clock, target, "entry", not_sealed)?;
                 let own = self.actor_of(t) == *author;
                 let of_own = match &t.body {
                     Body::Understand { target: orig, .. } => self
@@ -991,6 +1046,7 @@ impl Record {
                 due,
             } => {
                 nonempty(text, "the action")?;
+                self.open_thread(clock, thread)?;
                 self.referent(clock, thread, "thread", is_thread)?;
                 if !active(owner) {
                     return Err(Self::rule(
@@ -1008,8 +1064,265 @@ impl Record {
                     matches!(b, Body::Action { .. })
                 })?;
             }
+            Body::Profile { enc_key } => {
+                if enc_key == &[0u8; 32] {
+                    return Err(Self::rule("the encryption key is not a valid key"));
+                }
+            }
+            Body::SealedThread {
+                title,
+                reason,
+                wraps,
+                ..
+            } => {
+                nonempty(title, "the title")?;
+                nonempty(reason, "the reason it is sealed")?;
+                if !wraps.iter().any(|w| w.member == *author) {
+                    return Err(Self::rule(
+                        "the member who starts a sealed thread must be one of its readers",
+                    ));
+                }
+                for w in wraps {
+                    self.check_reader_key(clock, &active, &w.member, &w.key)?;
+                }
+            }
+            Body::ReaderAdd {
+                thread,
+                member,
+                wraps,
+            } => {
+                let st = self.sealed_referent(clock, thread, members)?;
+                Self::must_read(&st, author, "add a reader")?;
+                if st.readers.contains(member) {
+                    return Err(Self::rule("that member is already a reader"));
+                }
+                let ids: Vec<EntryId> = wraps.iter().map(|w| w.epoch).collect();
+                let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
+                want.sort();
+                if ids != want {
+                    return Err(Self::rule(
+                        "a new reader must be given the key of every epoch of the thread",
+                    ));
+                }
+                for w in wraps {
+                    self.check_reader_key(clock, &active, member, &w.key)?;
+                }
+            }
+            Body::Rekey {
+                thread,
+                removes,
+                wraps,
+                ..
+            } => {
+                let st = self.sealed_referent(clock, thread, members)?;
+                Self::must_read(&st, author, "change its key")?;
+                let mut next = st.readers.clone();
+                if let Some(m) = removes
+                    && !next.remove(m)
+                {
+                    return Err(Self::rule("that member is not a reader of this thread"));
+                }
+                if next.is_empty() {
+                    return Err(Self::rule("a sealed thread must keep at least one reader"));
+                }
+                if wraps.iter().map(|w| w.member).collect::<BTreeSet<_>>() != next {
+                    return Err(Self::rule(
+                        "a new key must be given to every remaining reader and to nobody else",
+                    ));
+                }
+                for w in wraps {
+                    self.check_reader_key(clock, &active, &w.member, &w.key)?;
+                }
+            }
+            Body::Ask { thread, why } => {
+                let st = self.sealed_referent(clock, thread, members)?;
+                nonempty(why, "the reason for asking")?;
+                if st.readers.contains(author) {
+                    return Err(Self::rule("you are already a reader of this thread"));
+                }
+            }
+            Body::Decline {
+                thread,
+                member,
+                reason,
+            } => {
+                let st = self.sealed_referent(clock, thread, members)?;
+                Self::must_read(&st, author, "answer a request")?;
+                nonempty(reason, "the reason")?;
+                let asked = self
+                    .ix
+                    .thread_events
+                    .get(thread)
+                    .into_iter()
+                    .flatten()
+                    .any(|h| {
+                        self.in_past(clock, h).is_some_and(|m| {
+                            matches!(m.body, Body::Ask { .. }) && self.actor_of(m) == *member
+                        })
+                    });
+                if !asked {
+                    return Err(Self::rule("that member has not asked to read this thread"));
+                }
+            }
+            Body::Sealed { thread, epoch, ct } => {
+                let st = self.sealed_referent(clock, thread, members)?;
+                if !crate::sealed::valid_ct_len(ct.len()) {
+                    return Err(Self::rule(
+                        "the sealed content is not padded to one of the allowed sizes",
+                    ));
+                }
+                Self::must_read(&st, author, "write in it")?;
+                let e = st.epochs.iter().find(|e| e.id == *epoch).ok_or_else(|| {
+                    Self::rule("it names a key epoch this thread does not have here")
+                })?;
+                if !e.wraps.contains_key(author) {
+                    return Err(Self::rule("its author was not given that epoch's key"));
+                }
+                if e.wraps.keys().any(|m| !st.readers.contains(m)) {
+                    return Err(Self::rule(
+                        "it uses a key that someone who is no longer a reader holds; a new key is needed",
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+
+    fn must_read(st: &SealedState, author: &DeviceId, what: &str) -> Result<(), Invalid> {
+        if st.readers.contains(author) {
+            Ok(())
+        } else {
+            Err(Self::rule(format!(
+                "only a reader of this sealed thread can {what}"
+            )))
+        }
+    }
+
+    /// A reader's wrap must go to an active member, sealed to the key their latest profile publishes.
+    fn check_reader_key(
+        &self,
+        clock: &Clock,
+        active: &impl Fn(&MemberId) -> bool,
+        member: &MemberId,
+        key: &[u8; 32],
+    ) -> Result<(), Invalid> {
+        if !active(member) {
+            return Err(Self::rule(format!(
+                "a reader must be an active member ({member} is not)"
+            )));
+        }
+        match self.profile_key_at(clock, member) {
+            Some(k) if k == *key => Ok(()),
+            Some(_) => Err(Self::rule(format!(
+                "the key for {member} is not the one they published"
+            ))),
+            None => Err(Self::rule(format!(
+                "{member} has not published an encryption key yet (their device publishes one the first time it opens the group)"
+            ))),
+        }
+    }
+
+    /// Plain messages, proposals and actions may not go into a sealed thread.
+    fn open_thread(&self, clock: &Clock, thread: &EntryId) -> Result<(), Invalid> {
+        match self.in_past(clock, thread).map(|m| &m.body) {
+            Some(Body::SealedThread { .. }) => Err(Self::rule(
+                "this thread is sealed: only sealed messages can go in it",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn sealed_referent(
+        &self,
+        clock: &Clock,
+        thread: &EntryId,
+        members: &BTreeMap<MemberId, Member>,
+    ) -> Result<SealedState, Invalid> {
+        self.sealed_state_at(clock, thread, members).ok_or_else(|| {
+            Self::rule(format!(
+                "it refers to sealed thread {thread}, which does not exist here"
+            ))
+        })
+    }
+
+    /// The latest encryption key a member published in the past `clock`.
+    fn profile_key_at(&self, clock: &Clock, member: &MemberId) -> Option<[u8; 32]> {
+        self.ix
+            .profiles
+            .iter()
+            .filter_map(|h| self.in_past(clock, h).map(|m| (m, h)))
+            .filter(|(m, _)| self.actor_of(m) == *member)
+            .filter_map(|(m, h)| match &m.body {
+                Body::Profile { enc_key } => Some(((m.max_op, *h), *enc_key)),
+                _ => None,
+            })
+            .max_by_key(|(k, _)| *k)
+            .map(|(_, k)| k)
+    }
+
+    /// A sealed thread's readers and epochs at a point: a fold over its reader changes in that past,
+    /// in causal order (op counter, then id), keeping only readers who are still active members.
+    fn sealed_state_at(
+        &self,
+        clock: &Clock,
+        thread: &EntryId,
+        members: &BTreeMap<MemberId, Member>,
+    ) -> Option<SealedState> {
+        let t = self.in_past(clock, thread)?;
+        let Body::SealedThread { commit, wraps, .. } = &t.body else {
+            return None;
+        };
+        let to_map = |wraps: &[crate::sealed::Wrap]| {
+            wraps
+                .iter()
+                .map(|w| (w.member, (w.key, w.enc, w.ct.clone())))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let mut readers: BTreeSet<MemberId> = wraps.iter().map(|w| w.member).collect();
+        let mut epochs = vec![Epoch {
+            id: *thread,
+            commit: *commit,
+            wraps: to_map(wraps),
+        }];
+        let mut events: Vec<(&Meta, EntryId)> = self
+            .ix
+            .thread_events
+            .get(thread)
+            .into_iter()
+            .flatten()
+            .filter_map(|h| self.in_past(clock, h).map(|m| (m, *h)))
+            .collect();
+        events.sort_by_key(|(m, h)| (m.max_op, *h));
+        for (m, h) in events {
+            match &m.body {
+                Body::ReaderAdd { member, wraps, .. } => {
+                    readers.insert(*member);
+                    for w in wraps {
+                        if let Some(e) = epochs.iter_mut().find(|e| e.id == w.epoch) {
+                            e.wraps.insert(*member, (w.key, w.enc, w.ct.clone()));
+                        }
+                    }
+                }
+                Body::Rekey {
+                    removes,
+                    commit,
+                    wraps,
+                    ..
+                } => {
+                    if let Some(r) = removes {
+                        readers.remove(r);
+                    }
+                    epochs.push(Epoch {
+                        id: h,
+                        commit: *commit,
+                        wraps: to_map(wraps),
+                    });
+                }
+                _ => {}
+            }
+        }
+        readers.retain(|r| members.get(r).is_some_and(|x| x.status == Status::Active));
+        Some(SealedState { readers, epochs })
     }
 
     /// The outcome that counts for a proposal at a point: the first close by (op counter, id).
@@ -1115,6 +1428,16 @@ impl Record {
         for r in references(&meta.body) {
             self.ix.refs.entry(r).or_default().push(h);
         }
+        match &meta.body {
+            Body::Profile { .. } => self.ix.profiles.push(h),
+            Body::ReaderAdd { thread, .. }
+            | Body::Rekey { thread, .. }
+            | Body::Ask { thread, .. }
+            | Body::Decline { thread, .. } => {
+                self.ix.thread_events.entry(*thread).or_default().push(h)
+            }
+            _ => {}
+        }
         self.positions
             .entry((actor, meta.seq))
             .or_default()
@@ -1190,7 +1513,7 @@ impl Record {
             .ix
             .entries
             .iter()
-            .filter(|(_, m)| matches!(m.body, Body::Thread { .. }))
+            .filter(|(_, m)| matches!(m.body, Body::Thread { .. } | Body::SealedThread { .. }))
             .map(|(h, m)| (m.max_op, *h))
             .collect();
         v.sort();
@@ -1223,6 +1546,72 @@ impl Record {
                 && m.clock.get(rm.actor) < rm.seq
                 && rm.clock.get(m.actor) < m.seq
         })
+    }
+
+    /// A sealed thread's public facts at the heads: title, reason, readers, epochs, entries, asks.
+    pub fn sealed_thread(&self, thread: &EntryId) -> Option<SealedInfo> {
+        let clock = self.clock_of(&self.heads());
+        let members = self.members_at_clock(&clock);
+        let state = self.sealed_state_at(&clock, thread, &members)?;
+        let Some(Body::SealedThread { title, reason, .. }) =
+            self.ix.entries.get(thread).map(|m| &m.body)
+        else {
+            return None;
+        };
+        let entries = self
+            .referrers(thread)
+            .into_iter()
+            .filter(|h| {
+                matches!(
+                    self.ix.entries.get(h).map(|m| &m.body),
+                    Some(Body::Sealed { .. })
+                )
+            })
+            .collect();
+        let mut events = self
+            .ix
+            .thread_events
+            .get(thread)
+            .cloned()
+            .unwrap_or_default();
+        self.sort_causally(&mut events);
+        let (mut asks, mut declines) = (Vec::new(), Vec::new());
+        for h in events {
+            let Some(m) = self.ix.entries.get(&h) else {
+                continue;
+            };
+            match &m.body {
+                Body::Ask { why, .. } => asks.push((h, self.actor_of(m), why.clone())),
+                Body::Decline { member, reason, .. } => {
+                    declines.push((h, self.actor_of(m), *member, reason.clone()))
+                }
+                _ => {}
+            }
+        }
+        Some(SealedInfo {
+            title: title.clone(),
+            reason: reason.clone(),
+            state,
+            entries,
+            asks,
+            declines,
+        })
+    }
+
+    /// The encryption key a member has published, at the heads.
+    pub fn profile_key(&self, member: &MemberId) -> Option<[u8; 32]> {
+        self.profile_key_at(&self.clock_of(&self.heads()), member)
+    }
+
+    /// The sequence number `actor`'s next entry will have (sealed messages bind it in their AAD).
+    pub fn next_seq(&self, actor: &DeviceId) -> u64 {
+        let clock = self.clock_of(&self.heads());
+        self.ix
+            .actor_ix
+            .get(actor)
+            .map(|a| clock.get(*a))
+            .unwrap_or(0)
+            + 1
     }
 
     /// Whether the entry has been corrected, and by which entries.
@@ -1379,9 +1768,17 @@ fn references(b: &Body) -> Vec<EntryId> {
         | Body::Confirm { target }
         | Body::Correct { target, .. } => vec![*target],
         Body::ActionDone { action } => vec![*action],
-        Body::Genesis { .. } | Body::MemberAdd { .. } | Body::MemberLeave | Body::Thread { .. } => {
-            vec![]
-        }
+        Body::ReaderAdd { thread, .. }
+        | Body::Rekey { thread, .. }
+        | Body::Ask { thread, .. }
+        | Body::Decline { thread, .. }
+        | Body::Sealed { thread, .. } => vec![*thread],
+        Body::Genesis { .. }
+        | Body::MemberAdd { .. }
+        | Body::MemberLeave
+        | Body::Thread { .. }
+        | Body::Profile { .. }
+        | Body::SealedThread { .. } => vec![],
     }
 }
 

@@ -1,0 +1,424 @@
+//! A sealed thread from a member's side: start it, add or remove readers, write and read messages.
+//!
+//! Every function here returns a [`Body`] for the caller to sign and store like any other entry;
+//! the record's rules then check it exactly as every other device will.
+//!
+//! **Invariant (what a reader accepts):** a sealed message is shown only if it opens under its
+//! epoch's key with the AAD of its own group, thread, epoch, author and sequence number (so a moved or
+//! replayed ciphertext does not open), its padding is canonical, its inner change is by the entry's
+//! signer, at the next position in that author's chain of sealed messages in this thread, builds on
+//! the author's previous one, and has exactly the shape of a message. All readers who hold the same
+//! entries reach the same verdict.
+
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU64;
+
+use automerge::{Automerge, ChangeHash};
+use roundtable_core::body::Body;
+use roundtable_core::record::{Epoch, Record};
+use roundtable_core::sealed::{
+    self, EpochWrap, InnerFrame, Wrap, key_commitment, message_aad, wrap_info,
+};
+use roundtable_core::{DeviceId, EntryId, MemberId};
+use zeroize::Zeroizing;
+
+use crate::wrap::EncSecret;
+use crate::{SealError, aead, pad, wrap};
+
+/// The epoch keys this device has opened, and where its own chain of sealed messages ends.
+pub struct Keyring<'s> {
+    me: MemberId,
+    secret: &'s EncSecret,
+    keys: HashMap<EntryId, Zeroizing<[u8; 32]>>,
+    /// Per thread: (my sealed messages so far, the last one's inner hash and highest op).
+    tips: HashMap<EntryId, (u64, ChangeHash, u64)>,
+}
+
+impl<'s> Keyring<'s> {
+    pub fn new(me: MemberId, secret: &'s EncSecret) -> Self {
+        Keyring {
+            me,
+            secret,
+            keys: HashMap::new(),
+            tips: HashMap::new(),
+        }
+    }
+
+    /// The epoch's key, if this device was given it. The key must match the epoch's public commitment.
+    fn key(
+        &mut self,
+        rec: &Record,
+        epoch: &Epoch,
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, SealError> {
+        if let Some(k) = self.keys.get(&epoch.id) {
+            return Ok(Some(k.clone()));
+        }
+        let Some((pk, enc, ct)) = epoch.wraps.get(&self.me) else {
+            return Ok(None);
+        };
+        if *pk != self.secret.public()? {
+            // Sealed to an encryption key this device no longer has.
+            return Ok(None);
+        }
+        let info = wrap_info(&rec.group(), &self.me, &epoch.commit);
+        let key = wrap::unwrap(self.secret, enc, &info, ct)?;
+        if key_commitment(&key) != epoch.commit {
+            return Err(SealError::Damaged);
+        }
+        self.keys.insert(epoch.id, key.clone());
+        Ok(Some(key))
+    }
+}
+
+fn fresh_key() -> Result<Zeroizing<[u8; 32]>, SealError> {
+    Ok(Zeroizing::new(crate::random()?))
+}
+
+/// Wraps `key` for each reader, sealed to the encryption key their profile publishes.
+fn wraps_for(
+    rec: &Record,
+    readers: &BTreeSet<MemberId>,
+    key: &[u8; 32],
+    commit: &[u8; 32],
+) -> Result<Vec<Wrap>, SealError> {
+    readers
+        .iter()
+        .map(|m| {
+            let pk = rec.profile_key(m).ok_or(SealError::NoKey(*m))?;
+            let (enc, ct) = wrap::wrap(&pk, &wrap_info(&rec.group(), m, commit), key)?;
+            Ok(Wrap {
+                member: *m,
+                key: pk,
+                enc,
+                ct,
+            })
+        })
+        .collect()
+}
+
+/// A new sealed thread with these readers (the author must be one of them) and its public reason.
+pub fn start(
+    rec: &Record,
+    title: &str,
+    reason: &str,
+    readers: &[MemberId],
+) -> Result<Body, SealError> {
+    let readers: BTreeSet<MemberId> = readers.iter().copied().collect();
+    let key = fresh_key()?;
+    let commit = key_commitment(&key);
+    Ok(Body::SealedThread {
+        title: title.to_string(),
+        reason: reason.to_string(),
+        commit,
+        wraps: wraps_for(rec, &readers, &key, &commit)?,
+    })
+}
+
+/// A new epoch for the readers there are now, without `removes` if given: whoever is not a reader
+/// after it cannot read anything written under it.
+pub fn rekey(rec: &Record, thread: &EntryId, removes: Option<MemberId>) -> Result<Body, SealError> {
+    let info = rec
+        .sealed_thread(thread)
+        .ok_or(SealError::NotSealed(*thread))?;
+    let mut next = info.state.readers.clone();
+    if let Some(m) = &removes {
+        next.remove(m);
+    }
+    let key = fresh_key()?;
+    let commit = key_commitment(&key);
+    Ok(Body::Rekey {
+        thread: *thread,
+        removes,
+        commit,
+        wraps: wraps_for(rec, &next, &key, &commit)?,
+    })
+}
+
+/// Makes `member` a reader: every epoch's key, wrapped for them, so they read the whole history.
+pub fn add_reader(
+    rec: &Record,
+    keys: &mut Keyring,
+    thread: &EntryId,
+    member: &MemberId,
+) -> Result<Body, SealError> {
+    let info = rec
+        .sealed_thread(thread)
+        .ok_or(SealError::NotSealed(*thread))?;
+    if !info.state.readers.contains(&keys.me) {
+        return Err(SealError::NotReader);
+    }
+    let pk = rec.profile_key(member).ok_or(SealError::NoKey(*member))?;
+    let mut wraps = Vec::new();
+    for e in &info.state.epochs {
+        let key = keys.key(rec, e)?.ok_or(SealError::MissingEpoch)?;
+        let (enc, ct) = wrap::wrap(&pk, &wrap_info(&rec.group(), member, &e.commit), &key)?;
+        wraps.push(EpochWrap {
+            epoch: e.id,
+            key: pk,
+            enc,
+            ct,
+        });
+    }
+    wraps.sort_by_key(|w| w.epoch);
+    Ok(Body::ReaderAdd {
+        thread: *thread,
+        member: *member,
+        wraps,
+    })
+}
+
+/// A sealed message by `author` (this device) for the thread's current epoch. Fails with
+/// [`SealError::NeedsRekey`] when a reader has gone since the key was made: write [`rekey`] first.
+pub fn message(
+    rec: &Record,
+    keys: &mut Keyring,
+    thread: &EntryId,
+    author: &DeviceId,
+    text: &str,
+    time_ms: i64,
+) -> Result<Body, SealError> {
+    let info = rec
+        .sealed_thread(thread)
+        .ok_or(SealError::NotSealed(*thread))?;
+    if !info.state.readers.contains(author) {
+        return Err(SealError::NotReader);
+    }
+    let epoch = info
+        .state
+        .writable_epoch()
+        .ok_or(SealError::NeedsRekey)?
+        .clone();
+    let key = keys.key(rec, &epoch)?.ok_or(SealError::NotReader)?;
+    // Where my chain in this thread ends: from the cache when it is current, else from my last message.
+    let mine: Vec<EntryId> = info
+        .entries
+        .iter()
+        .filter(|h| rec.entry(h).is_some_and(|(a, _)| a == *author))
+        .copied()
+        .collect();
+    let count = mine.len() as u64;
+    let tip = match keys.tips.get(thread) {
+        Some(t) if t.0 == count => Some((t.1, t.2)),
+        _ => match mine.last() {
+            None => None,
+            Some(last) => {
+                let m = open_one(rec, keys, thread, last)?.ok_or(SealError::MissingEpoch)?;
+                Some((m.1, m.2))
+            }
+        },
+    };
+    let frame = InnerFrame {
+        actor: *author,
+        seq: count + 1,
+        start_op: NonZeroU64::new(tip.map(|t| t.1).unwrap_or(0) + 1).ok_or(SealError::Encrypt)?,
+        deps: tip.map(|t| vec![t.0]).unwrap_or_default(),
+        time_ms,
+    };
+    let mut inner = sealed::build_inner(&frame, text)?;
+    let aad = message_aad(
+        &rec.group(),
+        thread,
+        &epoch.id,
+        &epoch.commit,
+        author,
+        rec.next_seq(author),
+    );
+    let ct = aead::seal(&key, &aad, &pad::pad(inner.bytes().as_ref())?)?;
+    keys.tips
+        .insert(*thread, (count + 1, inner.hash(), inner.max_op()));
+    Ok(Body::Sealed {
+        thread: *thread,
+        epoch: epoch.id,
+        ct,
+    })
+}
+
+/// Why a reader does not see a sealed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unreadable {
+    /// Written under a key this device was not given (before it was a reader, or after it stopped).
+    NotForYou,
+    /// It does not open: its ciphertext was changed, moved from another thread, epoch or entry, or
+    /// its key does not match the epoch's commitment.
+    Damaged,
+    /// It opens, but what is inside is not a well-formed message at its place.
+    Malformed(String),
+    /// It builds on a message of its author that could not be read.
+    BuildsOnUnreadable,
+}
+
+impl Unreadable {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Unreadable::NotForYou => "not_for_you",
+            Unreadable::Damaged => "damaged",
+            Unreadable::Malformed(_) => "malformed",
+            Unreadable::BuildsOnUnreadable => "builds_on_unreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreadable::NotForYou => f.write_str("written with a key you were not given"),
+            Unreadable::Damaged => f.write_str(
+                "it does not open: it was changed, or moved or copied from somewhere else",
+            ),
+            Unreadable::Malformed(why) => write!(f, "it opens, but is not a proper message: {why}"),
+            Unreadable::BuildsOnUnreadable => {
+                f.write_str("it follows a message by the same author that could not be read")
+            }
+        }
+    }
+}
+
+/// A sealed message as a reader sees it.
+#[derive(Debug, Clone)]
+pub struct SealedMessage {
+    pub id: EntryId,
+    pub author: MemberId,
+    pub time_ms: i64,
+    pub text: String,
+}
+
+/// A sealed thread as this device can read it.
+pub struct ThreadView {
+    /// Whether this device is a reader now.
+    pub reader: bool,
+    pub messages: Vec<SealedMessage>,
+    pub unreadable: Vec<(EntryId, Unreadable)>,
+    /// The thread's own Automerge document, built from the messages that were read.
+    pub doc: Automerge,
+}
+
+/// Opens one sealed entry: its text, inner hash and highest op, or `None` when not for this device.
+/// Checks everything except its place in the author's chain (see [`open`]).
+#[allow(clippy::type_complexity)]
+fn open_one(
+    rec: &Record,
+    keys: &mut Keyring,
+    thread: &EntryId,
+    id: &EntryId,
+) -> Result<Option<(String, ChangeHash, u64, automerge::Change)>, SealError> {
+    let Some((author, meta)) = rec.entry(id) else {
+        return Err(SealError::Damaged);
+    };
+    let Body::Sealed { epoch, ct, .. } = &meta.body else {
+        return Err(SealError::Damaged);
+    };
+    let info = rec
+        .sealed_thread(thread)
+        .ok_or(SealError::NotSealed(*thread))?;
+    let Some(e) = info.state.epochs.iter().find(|e| e.id == *epoch) else {
+        return Err(SealError::Damaged);
+    };
+    let Some(key) = keys.key(rec, e)? else {
+        return Ok(None);
+    };
+    let aad = message_aad(&rec.group(), thread, epoch, &e.commit, &author, meta.seq);
+    let plain = aead::open(&key, &aad, ct)?;
+    let inner = pad::unpad(&plain)?;
+    let parsed = roundtable_core::change::parse_change(inner)
+        .map_err(|e| SealError::Shape(roundtable_core::body::ShapeError::Shape(e.to_string())))?;
+    if parsed.actor != author.0 {
+        return Err(SealError::Shape(roundtable_core::body::ShapeError::Shape(
+            "the sealed change names another author".into(),
+        )));
+    }
+    let text = sealed::decode_inner(&parsed.change)?;
+    let (hash, max_op) = (parsed.change.hash(), parsed.change.max_op());
+    Ok(Some((text, hash, max_op, parsed.change)))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tip {
+    Start,
+    Read(ChangeHash),
+    Hidden,
+    Bad,
+}
+
+/// Reads a sealed thread with this device's keys. A non-reader gets an empty view, never an error.
+pub fn open(rec: &Record, keys: &mut Keyring, thread: &EntryId) -> Result<ThreadView, SealError> {
+    let info = rec
+        .sealed_thread(thread)
+        .ok_or(SealError::NotSealed(*thread))?;
+    let mut view = ThreadView {
+        reader: info.state.readers.contains(&keys.me),
+        messages: Vec::new(),
+        unreadable: Vec::new(),
+        doc: Automerge::new(),
+    };
+    // Per author: how many sealed messages so far, and how the last one went.
+    let mut chains: HashMap<DeviceId, (u64, Tip)> = HashMap::new();
+    let mut changes = Vec::new();
+    for id in &info.entries {
+        let Some((author, meta)) = rec.entry(id) else {
+            continue;
+        };
+        let chain = chains.entry(author).or_insert((0, Tip::Start));
+        let prev = chain.1;
+        chain.0 += 1;
+        let expected_seq = chain.0;
+        let verdict = match open_one(rec, keys, thread, id) {
+            Ok(None) => Err(Unreadable::NotForYou),
+            Err(SealError::Damaged) => Err(Unreadable::Damaged),
+            Err(SealError::Shape(s)) => Err(Unreadable::Malformed(s.to_string())),
+            Err(other) => Err(Unreadable::Malformed(other.to_string())),
+            Ok(Some((text, hash, _, change))) => {
+                let deps = change.deps().to_vec();
+                let place_ok = match prev {
+                    Tip::Start => deps.is_empty(),
+                    Tip::Read(h) => deps == [h],
+                    // Written under a key this device lacks: its hash cannot be checked here.
+                    Tip::Hidden => deps.len() == 1,
+                    Tip::Bad => false,
+                };
+                if change.seq() != expected_seq {
+                    Err(Unreadable::Malformed(format!(
+                        "it says it is message {} of its author here, but it is message {expected_seq}",
+                        change.seq()
+                    )))
+                } else if prev == Tip::Bad {
+                    Err(Unreadable::BuildsOnUnreadable)
+                } else if !place_ok {
+                    Err(Unreadable::Malformed(
+                        "it does not build on its author's previous message".into(),
+                    ))
+                } else {
+                    Ok((text, hash, change))
+                }
+            }
+        };
+        chains.insert(
+            author,
+            (
+                expected_seq,
+                match &verdict {
+                    Ok((_, h, _)) => Tip::Read(*h),
+                    Err(Unreadable::NotForYou) => Tip::Hidden,
+                    Err(_) => Tip::Bad,
+                },
+            ),
+        );
+        match verdict {
+            Ok((text, _, change)) => {
+                changes.push(change);
+                view.messages.push(SealedMessage {
+                    id: *id,
+                    author,
+                    time_ms: meta.time_ms,
+                    text,
+                });
+            }
+            Err(why) => view.unreadable.push((*id, why)),
+        }
+    }
+    // Only checked changes reach Automerge; each author's chain is complete up to each of them.
+    view.doc
+        .apply_changes(changes)
+        .map_err(|e| SealError::Shape(roundtable_core::body::ShapeError::Shape(e.to_string())))?;
+    Ok(view)
+}
