@@ -187,6 +187,9 @@ struct Index {
     thread_events: HashMap<EntryId, Vec<EntryId>>,
 }
 
+/// A wrap as its holder opens it: (their encryption key, HPKE enc, sealed key).
+pub type HeldWrap = ([u8; 32], [u8; 32], Vec<u8>);
+
 /// One key epoch of a sealed thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Epoch {
@@ -194,8 +197,8 @@ pub struct Epoch {
     pub id: EntryId,
     /// The key commitment every holder checks the key they unwrap against.
     pub commit: [u8; 32],
-    /// Who holds its key, with the wrap each can open: (their encryption key, enc, sealed key).
-    pub wraps: BTreeMap<MemberId, ([u8; 32], [u8; 32], Vec<u8>)>,
+    /// Who holds its key, with the wrap each can open.
+    pub wraps: BTreeMap<MemberId, HeldWrap>,
 }
 
 /// A sealed thread as the rules see it at some point of the record.

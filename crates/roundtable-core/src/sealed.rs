@@ -128,7 +128,7 @@ type Row = ([u8; 32], [u8; 32], [u8; 32], Vec<u8>);
 
 /// Rows sorted by id with no repeats; anything else is not canonical.
 fn decode_rows(b: &[u8], field: &'static str) -> Result<Vec<Row>, ShapeError> {
-    if b.is_empty() || b.len() % WRAP_LEN != 0 || b.len() / WRAP_LEN > MAX_READERS {
+    if b.is_empty() || !b.len().is_multiple_of(WRAP_LEN) || b.len() / WRAP_LEN > MAX_READERS {
         return Err(ShapeError::Field(field));
     }
     let mut rows: Vec<Row> = Vec::with_capacity(b.len() / WRAP_LEN);
