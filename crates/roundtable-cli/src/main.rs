@@ -14,6 +14,7 @@ use roundtable_store::{Group, Home, StoreError};
 use serde_json::{Value, json};
 
 mod net;
+mod sealed;
 mod show;
 
 #[derive(Parser)]
@@ -210,7 +211,43 @@ enum MemberCmd {
 
 #[derive(Subcommand)]
 enum ThreadCmd {
-    New { title: String },
+    /// Start a thread; with --sealed, only its readers can read what is written in it.
+    New {
+        title: String,
+        /// Only the readers can read it; everyone sees its title, readers and reason.
+        #[arg(long, requires = "reason")]
+        sealed: bool,
+        /// A member who may read it (repeatable). You are always a reader.
+        #[arg(long = "reader", value_name = "MEMBER_ID", requires = "sealed")]
+        readers: Vec<String>,
+        /// Why it is sealed, in plain words. Everyone in the group sees this.
+        #[arg(long, requires = "sealed")]
+        reason: Option<String>,
+    },
+    /// Let a member read a sealed thread, from its start.
+    AddReader {
+        thread_id: String,
+        member_id: String,
+    },
+    /// Stop a member reading a sealed thread: nothing written after can be read by them.
+    RemoveReader {
+        thread_id: String,
+        member_id: String,
+    },
+    /// Ask to read a sealed thread.
+    Ask {
+        thread_id: String,
+        /// Why you ask.
+        #[arg(long)]
+        why: String,
+    },
+    /// Say no to a member's request to read a sealed thread, with a reason they will see.
+    Decline {
+        thread_id: String,
+        member_id: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -364,15 +401,22 @@ impl Ctx {
     fn write(&self, cli: &Cli, body: Body) -> anyhow::Result<EntryId> {
         let key = self.key(cli)?;
         let mut g = self.group(cli)?;
+        if let Err(e) =
+            sealed::publish_profile(&self.home, &key, passphrase(cli)?.as_deref(), &mut g)
+        {
+            eprintln!("roundtable: note: could not publish this device's encryption key ({e:#})");
+        }
+        self.append(&mut g, &key, body)
+    }
+
+    /// Writes one entry durably, then checkpoints.
+    fn append(&self, g: &mut Group, key: &DeviceKey, body: Body) -> anyhow::Result<EntryId> {
         let id = self
             .home
-            .append(&mut g, &key, body, now_ms())
-            .map_err(|e| match e {
-                StoreError::Refused(r) => refuse(format!("not written: {r}")),
-                other => anyhow::Error::new(other),
-            })?;
+            .append(g, key, body, now_ms())
+            .map_err(sealed::refused)?;
         // A snapshot failing does not lose the entry, which is already committed.
-        if let Err(e) = self.home.checkpoint(&mut g) {
+        if let Err(e) = self.home.checkpoint(g) {
             eprintln!("roundtable: note: could not save a snapshot ({e}); the entry is safe");
         }
         Ok(id)
@@ -425,7 +469,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
         Cmd::Sync { ticket, timeout } => {
             let key = ctx.key(&cli)?;
             drop(ctx);
-            net::sync(&dir, key, ticket, *timeout)
+            net::sync(&dir, key, passphrase(&cli)?.as_deref(), ticket, *timeout)
         }
         Cmd::Invite { expires } => {
             let key = ctx.key(&cli)?;
@@ -461,6 +505,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 .home
                 .create_group(&key, name, rule, *quorum, &me, &needs, now_ms())?;
             ctx.home.snapshot(&mut g)?;
+            sealed::publish_profile(&ctx.home, &key, passphrase(&cli)?.as_deref(), &mut g)?;
             let id = g.id();
             Ok(Out {
                 json: json!({ "group_id": id.to_string() }),
@@ -487,20 +532,15 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             })
         }
         Cmd::Member { cmd } => member(&ctx, &cli, cmd),
-        Cmd::Thread {
-            cmd: ThreadCmd::New { title },
-        } => {
-            let id = ctx.write(
-                &cli,
-                Body::Thread {
-                    title: title.clone(),
-                },
-            )?;
-            Ok(entry_out(
-                "thread_id",
-                id,
-                format!("Thread \"{title}\" started."),
-            ))
+        Cmd::Thread { cmd } => thread_cmd(&ctx, &cli, cmd),
+        Cmd::Post { thread_id, text }
+            if ctx
+                .group(&cli)?
+                .record
+                .sealed_thread(&parse_id(thread_id)?)
+                .is_some() =>
+        {
+            sealed::post(&ctx, &cli, parse_id(thread_id)?, text)
         }
         Cmd::Post { thread_id, text } => {
             let id = ctx.write(
@@ -701,7 +741,8 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 return Err(refuse(format!("there is no thread {t} in this group")));
             }
             let stored = ctx.home.entries(&g.id())?;
-            Ok(show::show(&g.record, only, *all, &stored))
+            let keys = sealed::show_keys(&ctx, &cli);
+            Ok(show::show(&g.record, only, *all, &stored, keys))
         }
         Cmd::Heads => {
             let g = ctx.group(&cli)?;
@@ -757,6 +798,66 @@ fn init(cli: &Cli, dir: &Path, name: &str, needs: &str) -> anyhow::Result<Out> {
             "Welcome, {name}. This device is ready.\nYour member id: {id}\nGive this id to a member so they can add you to the group."
         ),
     })
+}
+
+fn thread_cmd(ctx: &Ctx, cli: &Cli, cmd: &ThreadCmd) -> anyhow::Result<Out> {
+    let action = match cmd {
+        ThreadCmd::New {
+            title,
+            sealed: false,
+            ..
+        } => {
+            let id = ctx.write(
+                cli,
+                Body::Thread {
+                    title: title.clone(),
+                },
+            )?;
+            return Ok(entry_out(
+                "thread_id",
+                id,
+                format!("Thread \"{title}\" started."),
+            ));
+        }
+        ThreadCmd::New {
+            title,
+            readers,
+            reason,
+            ..
+        } => sealed::Action::New {
+            title,
+            readers,
+            reason: reason.as_deref().unwrap_or_default(),
+        },
+        ThreadCmd::AddReader {
+            thread_id,
+            member_id,
+        } => sealed::Action::AddReader {
+            thread: thread_id,
+            member: member_id,
+        },
+        ThreadCmd::RemoveReader {
+            thread_id,
+            member_id,
+        } => sealed::Action::RemoveReader {
+            thread: thread_id,
+            member: member_id,
+        },
+        ThreadCmd::Ask { thread_id, why } => sealed::Action::Ask {
+            thread: thread_id,
+            why,
+        },
+        ThreadCmd::Decline {
+            thread_id,
+            member_id,
+            reason,
+        } => sealed::Action::Decline {
+            thread: thread_id,
+            member: member_id,
+            reason,
+        },
+    };
+    sealed::run(ctx, cli, action)
 }
 
 fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
@@ -844,6 +945,13 @@ fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {
     }
     let mut g = ctx.home.open_or_new_group(&group)?;
     let out = ctx.home.ingest(&mut g, entries)?;
+    // The first time this device holds a group it was added to, it publishes its encryption key.
+    if let Ok(key) = ctx.key(cli)
+        && let Err(e) =
+            sealed::publish_profile(&ctx.home, &key, passphrase(cli)?.as_deref(), &mut g)
+    {
+        eprintln!("roundtable: note: could not publish this device's encryption key yet ({e:#})");
+    }
     if let Err(e) = ctx.home.checkpoint(&mut g) {
         eprintln!("roundtable: note: could not save a snapshot ({e}); the entries are safe");
     }

@@ -152,7 +152,13 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
 }
 
 /// `sync TICKET`: one sync with a serving device.
-pub fn sync(dir: &Path, key: DeviceKey, ticket: &str, timeout: u64) -> anyhow::Result<Out> {
+pub fn sync(
+    dir: &Path,
+    key: DeviceKey,
+    pass: Option<&str>,
+    ticket: &str,
+    timeout: u64,
+) -> anyhow::Result<Out> {
     let t = Ticket::decode(ticket)?;
     if t.invite.is_some() {
         return Err(refuse(
@@ -164,7 +170,10 @@ pub fn sync(dir: &Path, key: DeviceKey, ticket: &str, timeout: u64) -> anyhow::R
         let ep = bind(&key, &NetConfig::default(), vec![ALPN.to_vec()])
             .await
             .map_err(sync_error)?;
-        let node = Node::new(dir.to_path_buf(), key);
+        let node = Node::new(
+            dir.to_path_buf(),
+            DeviceKey::from_secret(&key.secret_bytes()),
+        );
         let addr = dial_addr(&t.device, &t.addrs).map_err(sync_error)?;
         let r = tokio::time::timeout(
             Duration::from_secs(timeout),
@@ -177,6 +186,7 @@ pub fn sync(dir: &Path, key: DeviceKey, ticket: &str, timeout: u64) -> anyhow::R
             Ok(r) => r.map_err(sync_error),
         }
     })?;
+    crate::sealed::publish_after_sync(&Home::open(dir)?, &key, pass, &t.group);
     Ok(Out {
         json: json!({ "received": stats.received, "sent": stats.sent, "rejected": stats.rejected,
                       "bytes_sent": stats.bytes_sent, "bytes_received": stats.bytes_received }),
@@ -333,7 +343,10 @@ pub fn join(
             .await
             .map_err(|_| sync_error(SyncError::Timeout))?
             .map_err(sync_error)?;
-        let node = Node::new(dir.to_path_buf(), key);
+        let node = Node::new(
+            dir.to_path_buf(),
+            DeviceKey::from_secret(&key.secret_bytes()),
+        );
         let r = tokio::time::timeout(
             Duration::from_secs(60),
             node.sync_with(&ep, addr, t.group, false),
@@ -345,6 +358,7 @@ pub fn join(
             Ok(r) => r.map_err(sync_error),
         }
     })?;
+    crate::sealed::publish_after_sync(&Home::open(dir)?, &key, pass, &t.group);
     Ok(Out {
         json: json!({ "member_id": me.to_string(), "group_id": t.group.to_string() }),
         words: format!(

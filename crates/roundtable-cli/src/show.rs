@@ -5,7 +5,9 @@ use roundtable_core::{Body, DeviceId, EntryId, Record, Status};
 use roundtable_store::{Stored, StoredStatus};
 use serde_json::{Value, json};
 
-use crate::Out;
+use roundtable_seal::{EncSecret, Keyring};
+
+use crate::{Out, sealed};
 
 struct View<'a> {
     record: &'a Record,
@@ -215,8 +217,15 @@ fn counts_json(c: &roundtable_core::Counts) -> Value {
     json!({"agree": c.agree, "abstain": c.abstain, "disagree": c.disagree, "block": c.block})
 }
 
-/// Builds the `show` output.
-pub fn show(record: &Record, only: Option<EntryId>, all: bool, stored: &[Stored]) -> Out {
+/// Builds the `show` output. `keys` are this device's member id and encryption secret, when it could
+/// unlock them: sealed threads it reads are shown in full, others by their public facts only.
+pub fn show(
+    record: &Record,
+    only: Option<EntryId>,
+    all: bool,
+    stored: &[Stored],
+    keys: Option<(DeviceId, EncSecret)>,
+) -> Out {
     let members = record.members();
     let names = members.iter().map(|m| (m.id, m.name.clone())).collect();
     let view = View { record, names, all };
@@ -224,7 +233,31 @@ pub fn show(record: &Record, only: Option<EntryId>, all: bool, stored: &[Stored]
         Some(t) => vec![t],
         None => record.threads(),
     };
-    let threads: Vec<Value> = ids.iter().filter_map(|t| view.thread(t)).collect();
+    let me = keys.as_ref().map(|k| k.0);
+    let mut ring = keys.as_ref().map(|(m, s)| Keyring::new(*m, s));
+    let threads: Vec<Value> = ids
+        .iter()
+        .filter_map(|t| match record.sealed_thread(t) {
+            Some(_) => {
+                let mut t = sealed::thread_json(record, t, ring.as_mut(), me)?;
+                // Inside the group view a thread's entries are a list, as for open threads.
+                t["entry_count"] = t["entries"].clone();
+                t["entries"] = t["messages"].clone();
+                Some(t)
+            }
+            None => view.thread(t),
+        })
+        .collect();
+    if let Some(t) = only
+        && record.sealed_thread(&t).is_some()
+    {
+        // `show THREAD_ID` of a sealed thread: its public facts at the top, for everyone.
+        let mut top = sealed::thread_json(record, &t, ring.as_mut(), me).unwrap_or(Value::Null);
+        let words = sealed::words(&top);
+        top["group"] = json!({"group_id": record.group().to_string()});
+        top["threads"] = json!(threads);
+        return Out { json: top, words };
+    }
     let pending = stored
         .iter()
         .filter(|s| s.status == StoredStatus::Pending)
@@ -263,6 +296,12 @@ fn words(v: &Value, members: &[roundtable_core::Member]) -> String {
         .count();
     w += &format!("{} members are active.\n", active);
     for t in v["threads"].as_array().into_iter().flatten() {
+        if t["sealed"] == true {
+            let mut t = t.clone();
+            t["entries"] = t["entry_count"].clone();
+            w += &sealed::words(&t);
+            continue;
+        }
         w += &format!(
             "\n== {} ==  (started by {}; id {})\n",
             s(&t["title"]),

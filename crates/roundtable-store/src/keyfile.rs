@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::StoreError;
 
 const AAD: &[u8] = b"roundtable/device-key/v1";
+const ENC_AAD: &[u8] = b"roundtable/encryption-key/v1";
 
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
@@ -60,14 +61,44 @@ fn random<const N: usize>() -> Result<[u8; N], StoreError> {
 
 /// Writes the key file. Returns whether it is protected by a passphrase.
 pub fn write(path: &Path, key: &DeviceKey, passphrase: Option<&str>) -> Result<bool, StoreError> {
-    let device_id = key.device_id().to_string();
-    let secret = key.secret_bytes();
-    let file = match passphrase {
+    let file = seal_secret(
+        key.device_id().to_string(),
+        &key.secret_bytes(),
+        passphrase,
+        AAD,
+    )?;
+    write_file(path, &file)?;
+    Ok(passphrase.is_some())
+}
+
+/// Writes the device's encryption secret (for sealed threads), protected like the device key.
+pub fn write_enc(
+    path: &Path,
+    secret: &[u8; 32],
+    passphrase: Option<&str>,
+) -> Result<(), StoreError> {
+    let file = seal_secret("encryption".into(), secret, passphrase, ENC_AAD)?;
+    write_file(path, &file)
+}
+
+/// Reads the device's encryption secret.
+pub fn read_enc(path: &Path, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    open_secret(&read_file(path)?, passphrase, ENC_AAD)
+}
+
+fn seal_secret(
+    label: String,
+    secret: &[u8; 32],
+    passphrase: Option<&str>,
+    aad: &[u8],
+) -> Result<KeyFile, StoreError> {
+    let device_id = label;
+    Ok(match passphrase {
         None => KeyFile {
             version: 1,
             device_id,
             protection: "none".into(),
-            secret: Some(hex::encode(*secret)),
+            secret: Some(hex::encode(secret)),
             salt: None,
             nonce: None,
             ciphertext: None,
@@ -88,7 +119,7 @@ pub fn write(path: &Path, key: &DeviceKey, passphrase: Option<&str>) -> Result<b
                     &XNonce::from(nonce),
                     Payload {
                         msg: secret.as_slice(),
-                        aad: AAD,
+                        aad,
                     },
                 )
                 .map_err(|_| StoreError::KeyFile("could not encrypt the key".into()))?;
@@ -103,8 +134,11 @@ pub fn write(path: &Path, key: &DeviceKey, passphrase: Option<&str>) -> Result<b
                 argon2: Some(cost),
             }
         }
-    };
-    let text = serde_json::to_vec_pretty(&file).map_err(|e| StoreError::KeyFile(e.to_string()))?;
+    })
+}
+
+fn write_file(path: &Path, file: &KeyFile) -> Result<(), StoreError> {
+    let text = serde_json::to_vec_pretty(file).map_err(|e| StoreError::KeyFile(e.to_string()))?;
     let tmp = path.with_extension("key.tmp");
     {
         let mut f = open_private(&tmp)?;
@@ -114,7 +148,7 @@ pub fn write(path: &Path, key: &DeviceKey, passphrase: Option<&str>) -> Result<b
             .map_err(StoreError::io("writing the device key"))?;
     }
     fs::rename(&tmp, path).map_err(StoreError::io("saving the device key"))?;
-    Ok(passphrase.is_some())
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -148,6 +182,21 @@ fn read_file(path: &Path) -> Result<KeyFile, StoreError> {
 /// Reads the key file, unsealing it with `passphrase` when it is protected.
 pub fn read(path: &Path, passphrase: Option<&str>) -> Result<DeviceKey, StoreError> {
     let f = read_file(path)?;
+    let secret = open_secret(&f, passphrase, AAD)?;
+    let key = DeviceKey::from_secret(&secret);
+    if key.device_id().to_string() != f.device_id {
+        return Err(StoreError::KeyFile(
+            "the device key does not match its device id".into(),
+        ));
+    }
+    Ok(key)
+}
+
+fn open_secret(
+    f: &KeyFile,
+    passphrase: Option<&str>,
+    aad: &[u8],
+) -> Result<Zeroizing<[u8; 32]>, StoreError> {
     let hex32 = |s: &Option<String>, what: &str| -> Result<Vec<u8>, StoreError> {
         let s = s
             .as_deref()
@@ -176,7 +225,7 @@ pub fn read(path: &Path, passphrase: Option<&str>) -> Result<DeviceKey, StoreErr
                 let cipher = XChaCha20Poly1305::new(&(*k).into());
                 let plain = Zeroizing::new(
                     cipher
-                        .decrypt(&XNonce::from(nonce), Payload { msg: &ct, aad: AAD })
+                        .decrypt(&XNonce::from(nonce), Payload { msg: &ct, aad })
                         .map_err(|_| StoreError::WrongPassphrase)?,
                 );
                 Zeroizing::new(plain.as_slice().try_into().map_err(|_| {
@@ -189,11 +238,5 @@ pub fn read(path: &Path, passphrase: Option<&str>) -> Result<DeviceKey, StoreErr
                 )));
             }
         };
-    let key = DeviceKey::from_secret(&secret);
-    if key.device_id().to_string() != f.device_id {
-        return Err(StoreError::KeyFile(
-            "the device key does not match its device id".into(),
-        ));
-    }
-    Ok(key)
+    Ok(secret)
 }

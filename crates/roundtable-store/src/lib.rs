@@ -22,6 +22,7 @@ use roundtable_core::record::Ingested;
 use roundtable_core::{Body, DeviceKey, Entry, EntryId, GroupId, Record, Rule};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 pub mod keyfile;
 
@@ -221,7 +222,29 @@ impl Home {
         tx.commit()?;
         home.set_setting("name", name.as_bytes())?;
         keyfile::write(&dir.join(Self::KEY), &key, passphrase)?;
+        home.new_enc_secret(passphrase)?;
         Ok((home, key))
+    }
+
+    const ENC_KEY: &'static str = "encryption.key";
+
+    fn new_enc_secret(&self, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        getrandom::fill(secret.as_mut()).map_err(|e| StoreError::Random(e.to_string()))?;
+        keyfile::write_enc(&self.dir.join(Self::ENC_KEY), &secret, passphrase)?;
+        Ok(secret)
+    }
+
+    /// Unlocks the device's encryption secret (X25519, for sealed threads), protected like the
+    /// device key. A home made before sealed threads existed gets one now.
+    pub fn enc_secret(&self, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        let path = self.dir.join(Self::ENC_KEY);
+        if path.exists() {
+            return keyfile::read_enc(&path, passphrase);
+        }
+        // Same protection as the device key: unlocking it first checks the passphrase.
+        self.device_key(passphrase)?;
+        self.new_enc_secret(passphrase)
     }
 
     /// Opens an existing home.
