@@ -177,16 +177,24 @@ pub fn sync(
         let addr = dial_addr(&t.device, &t.addrs).map_err(sync_error)?;
         let r = tokio::time::timeout(
             Duration::from_secs(timeout),
-            node.sync_with(&ep, addr, t.group, false),
+            node.sync_with(&ep, addr.clone(), t.group, false),
         )
         .await;
+        // A device that now holds a group it was added to publishes its encryption key, and
+        // passes it on at once so that others can make it a reader.
+        if matches!(r, Ok(Ok(_))) && crate::sealed::publish_after_sync(dir, &key, pass, &t.group) {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(timeout),
+                node.sync_with(&ep, addr, t.group, false),
+            )
+            .await;
+        }
         ep.close().await;
         match r {
             Err(_) => Err(sync_error(SyncError::Timeout)),
             Ok(r) => r.map_err(sync_error),
         }
     })?;
-    crate::sealed::publish_after_sync(&Home::open(dir)?, &key, pass, &t.group);
     Ok(Out {
         json: json!({ "received": stats.received, "sent": stats.sent, "rejected": stats.rejected,
                       "bytes_sent": stats.bytes_sent, "bytes_received": stats.bytes_received }),
@@ -349,16 +357,24 @@ pub fn join(
         );
         let r = tokio::time::timeout(
             Duration::from_secs(60),
-            node.sync_with(&ep, addr, t.group, false),
+            node.sync_with(&ep, addr.clone(), t.group, false),
         )
         .await;
+        // A device that now holds a group it was added to publishes its encryption key, and
+        // passes it on at once so that others can make it a reader.
+        if matches!(r, Ok(Ok(_))) && crate::sealed::publish_after_sync(dir, &key, pass, &t.group) {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(60),
+                node.sync_with(&ep, addr, t.group, false),
+            )
+            .await;
+        }
         ep.close().await;
         match r {
             Err(_) => Err(sync_error(SyncError::Timeout)),
             Ok(r) => r.map_err(sync_error),
         }
     })?;
-    crate::sealed::publish_after_sync(&Home::open(dir)?, &key, pass, &t.group);
     Ok(Out {
         json: json!({ "member_id": me.to_string(), "group_id": t.group.to_string() }),
         words: format!(

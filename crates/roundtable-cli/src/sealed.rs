@@ -34,13 +34,27 @@ pub fn publish_profile(
 }
 
 /// [`publish_profile`] for a group by id, after a sync or a join; a failure is only a note.
-pub fn publish_after_sync(home: &Home, key: &DeviceKey, pass: Option<&str>, group: &GroupId) {
-    let r = home
-        .open_group(group)
+/// Returns whether a profile entry was written.
+pub fn publish_after_sync(
+    dir: &std::path::Path,
+    key: &DeviceKey,
+    pass: Option<&str>,
+    group: &GroupId,
+) -> bool {
+    let r = Home::open(dir)
         .map_err(anyhow::Error::new)
-        .and_then(|mut g| publish_profile(home, key, pass, &mut g));
-    if let Err(e) = r {
-        eprintln!("roundtable: note: could not publish this device's encryption key yet ({e:#})");
+        .and_then(|home| {
+            let mut g = home.open_group(group)?;
+            publish_profile(&home, key, pass, &mut g)
+        });
+    match r {
+        Ok(wrote) => wrote,
+        Err(e) => {
+            eprintln!(
+                "roundtable: note: could not publish this device's encryption key yet ({e:#})"
+            );
+            false
+        }
     }
 }
 

@@ -1059,8 +1059,8 @@ fn export_writes_every_entry_and_import_works_in_a_new_home() {
         "proposal_id",
     );
     a.ok(["stance", &p, "agree"]);
-    // genesis, thread, 3 messages, proposal, stance
-    let n = 7;
+    // genesis, the creator's encryption-key profile, thread, 3 messages, proposal, stance
+    let n = 8;
     let file = a.path("all.bundle");
     let out = a.ok([
         std::ffi::OsStr::new("export"),
@@ -1445,15 +1445,15 @@ fn copies_of_a_home_that_forked_converge() {
 #[test]
 fn import_reports_only_new_entries_when_a_fork_forces_a_rebuild() {
     let (a, a2, _one, _two) = forked_homes(true);
-    // a2's bundle holds genesis and thread (which `a` holds) and "two" (which it does not);
-    // "two" wins the fork, so `a` rebuilds its record.
+    // a2's bundle holds genesis, profile and thread (which `a` holds) and "two" (which it does
+    // not); "two" wins the fork, so `a` rebuilds its record.
     let fa2 = a2.export();
     let v = a.import(&fa2);
     assert_eq!(
         v["imported"], 1,
-        "the home already held 2 of the 3 entries in the bundle: {v}"
+        "the home already held 3 of the 4 entries in the bundle: {v}"
     );
-    assert_eq!(v["already_had"], 2, "{v}");
+    assert_eq!(v["already_had"], 3, "{v}");
 }
 
 #[test]

@@ -880,7 +880,12 @@ impl Record {
         };
         let is_thread = |b: &Body| matches!(b, Body::Thread { .. });
         // Restating or correcting a sealed message in the open would unseal it.
-        let not_sealed = |b: &Body| !matches!(b, Body::Sealed { .. });
+        let not_sealed = |target: &EntryId| match self.in_past(clock, target).map(|m| &m.body) {
+            Some(Body::Sealed { .. }) => Err(Self::rule(
+                "a sealed message cannot be restated or corrected in the open: that would unseal its words",
+            )),
+            _ => Ok(()),
+        };
         let is_proposal = |b: &Body| matches!(b, Body::Proposal { .. });
         match body {
             Body::Genesis { .. } => {
@@ -1003,7 +1008,8 @@ impl Record {
             }
             Body::Understand { target, text } => {
                 nonempty(text, "the restatement")?;
-                self.referent(clock, target, "entry", not_sealed)?;
+                not_sealed(target)?;
+                self.referent(clock, target, "entry", |_| true)?;
             }
             Body::Confirm { target } => {
                 let t = self.referent(clock, target, "entry", |_| true)?;
@@ -1028,7 +1034,8 @@ impl Record {
             }
             Body::Correct { target, text } => {
                 nonempty(text, "the correction")?;
-                let t = self.referent(clock, target, "entry", not_sealed)?;
+                not_sealed(target)?;
+                let t = self.referent(clock, target, "entry", |_| true)?;
                 let own = self.actor_of(t) == *author;
                 let of_own = match &t.body {
                     Body::Understand { target: orig, .. } => self

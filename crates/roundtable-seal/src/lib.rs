@@ -52,6 +52,8 @@ pub enum SealError {
     BadKey,
     #[error("the message is too long to seal (the most is about 128 KiB)")]
     TooLarge,
+    #[error("the message is empty")]
+    Empty,
     #[error(
         "member {0} has no encryption key in the record yet: their device publishes one the first time it opens the group. Ask them to sync once, then try again"
     )]

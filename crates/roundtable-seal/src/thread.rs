@@ -177,6 +177,10 @@ pub fn message(
     text: &str,
     time_ms: i64,
 ) -> Result<Body, SealError> {
+    // Readers refuse an empty inner message, and everything its author writes after it.
+    if text.trim().is_empty() {
+        return Err(SealError::Empty);
+    }
     let info = rec
         .sealed_thread(thread)
         .ok_or(SealError::NotSealed(*thread))?;
@@ -214,7 +218,7 @@ pub fn message(
         deps: tip.map(|t| vec![t.0]).unwrap_or_default(),
         time_ms,
     };
-    let mut inner = sealed::build_inner(&frame, text)?;
+    let inner = sealed::build_inner(&frame, text)?;
     let aad = message_aad(
         &rec.group(),
         thread,
@@ -223,7 +227,9 @@ pub fn message(
         author,
         rec.next_seq(author),
     );
-    let ct = aead::seal(&key, &aad, &pad::pad(inner.bytes().as_ref())?)?;
+    // The uncompressed change (chunk type 1), the only form a reader accepts: `bytes()` would
+    // deflate a long message into a compressed chunk that `open` rejects as malformed.
+    let ct = aead::seal(&key, &aad, &pad::pad(inner.raw_bytes())?)?;
     keys.tips
         .insert(*thread, (count + 1, inner.hash(), inner.max_op()));
     Ok(Body::Sealed {

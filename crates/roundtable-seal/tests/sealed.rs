@@ -247,8 +247,8 @@ type Verdict = Result<String, Unreadable>;
 /// A sealed message by hand: `text` as the inner change `frame`, padded, encrypted under `key`
 /// with `aad`. Exactly what `thread::message` makes when every argument is the right one.
 fn craft(key: &[u8; 32], aad: &[u8], frame: &InnerFrame, text: &str) -> Vec<u8> {
-    let mut inner = build_inner(frame, text).unwrap();
-    aead::seal(key, aad, &pad::pad(inner.bytes().as_ref()).unwrap()).unwrap()
+    let inner = build_inner(frame, text).unwrap();
+    aead::seal(key, aad, &pad::pad(inner.raw_bytes()).unwrap()).unwrap()
 }
 
 fn first_frame(actor: DeviceId) -> InnerFrame {
@@ -797,8 +797,8 @@ fn readers_check_every_bound_field_even_under_the_right_key() {
             frame.deps = vec![automerge::ChangeHash([3; 32])];
         }
         let ct = if case == Case::NonzeroPadding {
-            let mut inner = build_inner(&frame, "words").unwrap();
-            let mut padded = pad::pad(inner.bytes().as_ref()).unwrap();
+            let inner = build_inner(&frame, "words").unwrap();
+            let mut padded = pad::pad(inner.raw_bytes()).unwrap();
             *padded.last_mut().unwrap() = 1;
             aead::seal(&key, &aad, &padded).unwrap()
         } else {
@@ -908,6 +908,30 @@ fn the_record_refuses_what_the_sealed_rules_forbid() {
         Body::Message {
             thread: t,
             text: "in the open".into(),
+        },
+        "this thread is sealed",
+    );
+    // Nor a proposal or an action.
+    g.refuse(
+        A,
+        Body::Proposal {
+            thread: t,
+            title: "Decide".into(),
+            text: "in the open".into(),
+            easy_read: "in the open".into(),
+            rule: Rule::Consent,
+            quorum: 1,
+            removes: None,
+        },
+        "this thread is sealed",
+    );
+    g.refuse(
+        A,
+        Body::Action {
+            thread: t,
+            text: "do it".into(),
+            owner: g.id(A),
+            due: None,
         },
         "this thread is sealed",
     );
@@ -1093,7 +1117,7 @@ fn the_record_refuses_what_the_sealed_rules_forbid() {
             target: sealed_msg,
             text: "I understood: ...".into(),
         },
-        "sealed",
+        "a sealed message cannot be restated or corrected in the open",
     );
     g.refuse(
         A,
@@ -1101,7 +1125,7 @@ fn the_record_refuses_what_the_sealed_rules_forbid() {
             target: sealed_msg,
             text: "what I meant".into(),
         },
-        "sealed",
+        "a sealed message cannot be restated or corrected in the open",
     );
     // The sealed thread's public entry may be restated (its title and reason are public).
     g.write(
@@ -1159,7 +1183,7 @@ fn every_arrival_order_gives_the_same_record_and_the_same_reading() {
     g.rekey(A, t, Some(B));
     g.say(&encs, A, t, "a2, B cannot read this");
     let c1 = g.sealed_entries(t)[3];
-    let epoch = g.epochs(t)[1];
+    let epoch = *g.epochs(t).last().unwrap();
     g.write(
         C,
         Body::Sealed {
@@ -1168,7 +1192,7 @@ fn every_arrival_order_gives_the_same_record_and_the_same_reading() {
             ct: g.ct(c1),
         },
     );
-    g.say(&encs, C, t, "c2");
+    g.say(&encs, A, t, "a3");
     assert!(g.rec.rejected().is_empty());
 
     let facts = thread_facts(&g.rec, t);
@@ -1201,7 +1225,7 @@ fn every_arrival_order_gives_the_same_record_and_the_same_reading() {
             .all(|(_, v)| *v == Err(Unreadable::NotForYou))
     );
 
-    let mut rng = Rng(0x5eed_0f_5ea1);
+    let mut rng = Rng(0x5eed_0f5e);
     for round in 0..3 {
         let mut shuffled = g.entries.clone();
         rng.shuffle(&mut shuffled);
@@ -1255,25 +1279,89 @@ fn every_arrival_order_gives_the_same_record_and_the_same_reading() {
 #[test]
 fn short_messages_share_a_size_and_long_ones_are_larger() {
     let (mut g, encs) = group(4);
-    let t = g.start(A, &[A, B, C]);
-    // Each is its author's first message, so the inner changes differ only in their text.
-    let one = g.say(&encs, A, t, "x");
-    let two_hundred = g.say(&encs, B, t, &"y".repeat(200));
-    let two_thousand = g.say(&encs, C, t, &"z".repeat(2000));
-    let (l1, l200, l2000) = (
-        g.ct(one).len(),
-        g.ct(two_hundred).len(),
-        g.ct(two_thousand).len(),
-    );
-    for l in [l1, l200, l2000] {
+    let t = g.start(A, &[A, B, C, D]);
+    // Each is its author's first message, so the inner changes differ only in their text. An
+    // inner change costs about 176 bytes besides its text (a later one, with its dependency, about
+    // 208), so the smallest bucket (256) holds up to about 75 characters: 60 is used, not 200.
+    let mut rng = Rng(7);
+    let mut words = |n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(b'a' + rng.below(26) as u8))
+            .collect()
+    };
+    let (w1, w60, w2000) = (words(1), words(60), words(2000));
+    let one = g.say(&encs, A, t, &w1);
+    let sixty = g.say(&encs, B, t, &w60);
+    let two_thousand = g.say(&encs, C, t, &w2000);
+    let (l1, l60, l2000) = (g.ct(one).len(), g.ct(sixty).len(), g.ct(two_thousand).len());
+    for l in [l1, l60, l2000] {
         assert!(valid_ct_len(l), "{l} is not 40 + a bucket");
     }
-    assert_eq!(l1, l200, "1 and 200 characters fall in the same bucket");
+    assert_eq!(l1, l60, "1 and 60 characters fall in the same bucket");
+    assert_eq!(l1, NONCE_LEN + TAG_LEN + BUCKETS[0]);
     assert!(l2000 > l1, "{l2000} <= {l1}");
+    // Inner changes are sealed uncompressed: the size follows the length, not the content.
+    let repetitive = g.say(&encs, D, t, &"z".repeat(2000));
+    assert_eq!(g.ct(repetitive).len(), l2000);
     // Everything is read back exactly.
     let v = g.view(&encs, A, t);
-    assert_eq!(
-        texts(&v),
-        ["x".to_string(), "y".repeat(200), "z".repeat(2000)]
-    );
+    assert!(v.unreadable.is_empty(), "{:?}", v.unreadable);
+    assert_eq!(texts(&v), [w1, w60, w2000, "z".repeat(2000)]);
+}
+
+#[test]
+fn messages_of_every_length_up_to_the_limit_are_readable() {
+    let (mut g, encs) = group(3);
+    let t = g.start(A, &[A, B]);
+    let mut rng = Rng(11);
+    let mut written = Vec::new();
+    // Later messages carry a dependency; long ones would be deflated by Automerge if sealed in
+    // compressed form, which readers refuse.
+    for (i, n) in [
+        1usize,
+        41,
+        100,
+        300,
+        1000,
+        5000,
+        roundtable_core::body::MAX_TEXT,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let text: String = if i % 2 == 0 {
+            (0..n)
+                .map(|_| char::from(b'a' + rng.below(26) as u8))
+                .collect()
+        } else {
+            "ab".repeat(n / 2 + 1)[..n].to_string()
+        };
+        let who = if i % 3 == 2 { B } else { A };
+        let id = g.say(&encs, who, t, &text);
+        assert!(valid_ct_len(g.ct(id).len()));
+        written.push(text);
+    }
+    for who in [A, B] {
+        let v = g.view(&encs, who, t);
+        assert!(v.unreadable.is_empty(), "{:?}", v.unreadable);
+        assert_eq!(texts(&v), written);
+    }
+    // Beyond the limit, and empty, the library refuses before anything is written.
+    let mut ka = Keyring::new(g.id(A), &encs[A]);
+    let too_long = "x".repeat(roundtable_core::body::MAX_TEXT + 1);
+    assert!(matches!(
+        thread::message(&g.rec, &mut ka, &t, &g.id(A), &too_long, 1),
+        Err(SealError::Shape(_))
+    ));
+    for blank in ["", "  \n"] {
+        assert!(matches!(
+            thread::message(&g.rec, &mut ka, &t, &g.id(A), blank, 1),
+            Err(SealError::Empty)
+        ));
+    }
+    // A's chain is intact after those refusals.
+    g.say(&encs, A, t, "still readable");
+    let v = g.view(&encs, B, t);
+    assert!(v.unreadable.is_empty());
+    assert_eq!(v.messages.last().unwrap().text, "still readable");
 }

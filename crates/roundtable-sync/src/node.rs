@@ -88,12 +88,11 @@ fn load<'a>(
     groups: &'a mut HashMap<GroupId, Group>,
     id: &GroupId,
 ) -> Result<&'a mut Group, StoreError> {
-    let g = match groups.entry(*id) {
+    // A loaded group was just refreshed by `Node::store`; a new one is read whole.
+    Ok(match groups.entry(*id) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => v.insert(home.open_or_new_group(id)?),
-    };
-    home.refresh(g)?;
-    Ok(g)
+    })
 }
 
 /// What the inviting device keeps of an invitation secret.
@@ -221,7 +220,20 @@ impl Node {
                 .lock()
                 .map_err(|_| SyncError::Task("a sync task failed earlier".into()))?;
             let home = Home::open(&inner.dir)?;
-            f(&home, &mut groups, &inner.key)
+            // Entries other processes wrote since the last look are announced by whichever
+            // operation finds them first, so a live peer is always sent them.
+            let mut fresh = Vec::new();
+            for (id, g) in groups.iter_mut() {
+                let new = home.refresh(g)?;
+                if !new.is_empty() {
+                    fresh.push((*id, new));
+                }
+            }
+            let r = f(&home, &mut groups, &inner.key);
+            for n in fresh {
+                let _ = inner.live.send(n);
+            }
+            r
         })
         .await
         .map_err(|e| SyncError::Task(e.to_string()))?
@@ -239,28 +251,23 @@ impl Node {
         .await
     }
 
-    /// Picks up entries written to the home by other processes and tells connected peers about them.
+    /// Picks up entries written to the home by other processes (and groups new to it) and tells
+    /// connected peers about them. Returns how many entries were new.
     pub async fn poll_local(&self) -> Result<usize, SyncError> {
-        let fresh = self
-            .store(|home, groups, _| {
-                for (id, _) in home.groups()? {
-                    if !groups.contains_key(&id) {
-                        load(home, groups, &id)?;
-                    }
+        let mut rx = self.inner.live.subscribe();
+        self.store(|home, groups, _| {
+            for (id, _) in home.groups()? {
+                if !groups.contains_key(&id) {
+                    load(home, groups, &id)?;
                 }
-                let mut fresh = vec![];
-                for (id, g) in groups.iter_mut() {
-                    let new = home.refresh(g)?;
-                    if !new.is_empty() {
-                        fresh.push((*id, new));
-                    }
-                }
-                Ok(fresh)
-            })
-            .await?;
-        let n = fresh.iter().map(|(_, v)| v.len()).sum();
-        for f in fresh {
-            let _ = self.inner.live.send(f);
+            }
+            Ok(())
+        })
+        .await?;
+        // `store` announced what it found; count it (others' announcements may be counted too).
+        let mut n = 0;
+        while let Ok((_, ids)) = rx.try_recv() {
+            n += ids.len();
         }
         Ok(n)
     }

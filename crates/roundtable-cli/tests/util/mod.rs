@@ -464,6 +464,15 @@ pub fn partnership(group: &str, names: &[&str]) -> (Vec<Home>, String) {
         assert_eq!(v["rejected"], 0, "{v}");
         assert_eq!(v["pending"], 0, "{v}");
     }
+    // Each device published its encryption key when it first opened the group: share those too,
+    // so every home starts with the same record.
+    for h in &homes[1..] {
+        homes[0].import(&h.export());
+    }
+    let all = homes[0].export();
+    for h in &homes[1..] {
+        h.import(&all);
+    }
     (homes, g)
 }
 
