@@ -2,8 +2,8 @@
 //! then a summary. Both sides of a ratio run in this process on the same data, interleaved, and each
 //! side's figure is the median of at least five repetitions. `--quick` divides the sizes by ten.
 //!
-//! Ratios measured so far: R1, R1d, R3, R4, R5 (the others arrive with sealed threads and the
-//! auditor; see docs/performance.md).
+//! Ratios measured so far: R1, R1d, R3, R4, R5, R6 (the others arrive with the auditor; see
+//! docs/performance.md).
 
 use std::time::{Duration, Instant};
 
@@ -404,6 +404,116 @@ fn r4_r5(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
     Ok((r4, r5))
 }
 
+/// R6: sealed durable appends (seal the inner change, sign, store) against plain durable appends of
+/// the same texts. Throughput ratio, so higher is better. Also measures the same at the engine level
+/// (no fsync) and the bytes a sealed entry adds, for the detail line.
+fn r6(n: usize) -> anyhow::Result<Ratio> {
+    use roundtable_seal::{EncSecret, Keyring, thread};
+    let tmp = tempfile::tempdir()?;
+    let mut round = 0;
+    let mut sizes = (0usize, 0usize);
+    let mut plain = |durable: bool, sizes: &mut (usize, usize)| -> anyhow::Result<Duration> {
+        round += 1;
+        let (home, key) = Home::init(&tmp.path().join(format!("plain{round}")), "Ana", None)?;
+        let mut g = home.create_group(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+        let thread = home.append(&mut g, &key, Body::Thread { title: "t".into() }, 1)?;
+        let t = Instant::now();
+        for i in 0..n {
+            let body = Body::Message {
+                thread,
+                text: text(i),
+            };
+            if durable {
+                home.append(&mut g, &key, body, i as i64)?;
+            } else {
+                g.record.author(&key, body, i as i64)?;
+            }
+        }
+        let d = t.elapsed();
+        if durable {
+            sizes.0 = home
+                .entries(&g.id())?
+                .iter()
+                .skip(2)
+                .map(|s| s.entry.encoded_len())
+                .sum();
+        }
+        Ok(d)
+    };
+    let mut sealed_round = 0;
+    let mut sealed = |durable: bool, sizes: &mut (usize, usize)| -> anyhow::Result<Duration> {
+        sealed_round += 1;
+        let (home, key) = Home::init(
+            &tmp.path().join(format!("sealed{sealed_round}")),
+            "Ana",
+            None,
+        )?;
+        let me = key.device_id();
+        let secret = EncSecret::generate()?;
+        let mut g = home.create_group(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+        home.append(
+            &mut g,
+            &key,
+            Body::Profile {
+                enc_key: secret.public()?,
+            },
+            1,
+        )?;
+        let start = thread::start(&g.record, "t", "benchmark", &[me])?;
+        let thread = home.append(&mut g, &key, start, 2)?;
+        let mut keys = Keyring::new(me, &secret);
+        let t = Instant::now();
+        for i in 0..n {
+            let body = thread::message(&g.record, &mut keys, &thread, &me, &text(i), i as i64)?;
+            if durable {
+                home.append(&mut g, &key, body, i as i64)?;
+            } else {
+                g.record.author(&key, body, i as i64)?;
+            }
+        }
+        let d = t.elapsed();
+        if durable {
+            sizes.1 = home
+                .entries(&g.id())?
+                .iter()
+                .skip(3)
+                .map(|s| s.entry.encoded_len())
+                .sum();
+            let view = thread::open(&g.record, &mut keys, &thread)?;
+            anyhow::ensure!(
+                view.messages.len() == n,
+                "read {} of {n}",
+                view.messages.len()
+            );
+        }
+        Ok(d)
+    };
+    let mut s1 = (0, 0);
+    let mut s2 = (0, 0);
+    let (p, q) = interleaved(|| plain(true, &mut sizes), || sealed(true, &mut s1))?;
+    sizes.1 = s1.1;
+    let mut s3 = (0, 0);
+    let (pn, qn) = interleaved(|| plain(false, &mut s2), || sealed(false, &mut s3))?;
+    let per = |total: usize| total as f64 / n as f64;
+    Ok(Ratio {
+        name: "R6_sealed_append_throughput",
+        ratio: p.as_secs_f64() / q.as_secs_f64(),
+        target: 0.9,
+        at_most: false,
+        detail: format!(
+            "{n} durable appends: sealed {:.0} us each, plain {:.0} us each; without fsync: sealed {:.1} us, plain {:.1} us (ratio {:.3}); entry size sealed {:.0} bytes, plain {:.0} bytes (+{:.0} bytes each)",
+            us(q, n),
+            us(p, n),
+            us(qn, n),
+            us(pn, n),
+            pn.as_secs_f64() / qn.as_secs_f64(),
+            per(sizes.1),
+            per(sizes.0),
+            per(sizes.1) - per(sizes.0)
+        ),
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
@@ -414,6 +524,7 @@ fn main() -> anyhow::Result<()> {
         r3(100_000 / scale)?,
         r4,
         r5,
+        r6(1_000 / scale)?,
     ];
     for r in &ratios {
         println!(

@@ -185,6 +185,9 @@ struct Index {
     profiles: Vec<EntryId>,
     /// Sealed threads' reader changes, asks and declines, by thread (not their messages).
     thread_events: HashMap<EntryId, Vec<EntryId>>,
+    /// Sealed messages by thread and author, in the author's order: a writer finds its place here
+    /// without walking the whole thread.
+    sealed_chains: HashMap<EntryId, HashMap<DeviceId, Vec<EntryId>>>,
 }
 
 /// A wrap as its holder opens it: (their encryption key, HPKE enc, sealed key).
@@ -1440,6 +1443,14 @@ impl Record {
         }
         match &meta.body {
             Body::Profile { .. } => self.ix.profiles.push(h),
+            Body::Sealed { thread, .. } => self
+                .ix
+                .sealed_chains
+                .entry(*thread)
+                .or_default()
+                .entry(actor)
+                .or_default()
+                .push(h),
             Body::ReaderAdd { thread, .. }
             | Body::Rekey { thread, .. }
             | Body::Ask { thread, .. }
@@ -1606,6 +1617,24 @@ impl Record {
             asks,
             declines,
         })
+    }
+
+    /// A sealed thread's readers and epochs at the heads (cheaper than [`Record::sealed_thread`]:
+    /// a fold over its few reader changes, without listing its messages).
+    pub fn sealed_state(&self, thread: &EntryId) -> Option<SealedState> {
+        let clock = self.clock_of(&self.heads());
+        let members = self.members_at_clock(&clock);
+        self.sealed_state_at(&clock, thread, &members)
+    }
+
+    /// `author`'s sealed messages in `thread`, in their order.
+    pub fn sealed_chain(&self, thread: &EntryId, author: &DeviceId) -> &[EntryId] {
+        self.ix
+            .sealed_chains
+            .get(thread)
+            .and_then(|c| c.get(author))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The encryption key a member has published, at the heads.

@@ -29,9 +29,12 @@ pub const TAG_LEN: usize = 16;
 pub const WRAPPED_KEY_LEN: usize = 48;
 /// Most readers a sealed thread may have (bounds every wrap list before it is read).
 pub const MAX_READERS: usize = 64;
-/// Padded plaintext sizes: 256 bytes doubling up to 128 KiB.
-pub const BUCKETS: [usize; 10] = [
-    256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072,
+/// Padded plaintext sizes: 256 bytes up to 128 KiB, each step 1.5 or 1.33 times the last (256, 384,
+/// 512, 768, ...). A non-reader learns the step, never the exact size; the padding costs at most half
+/// the message and a third on average.
+pub const BUCKETS: [usize; 19] = [
+    256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768,
+    49152, 65536, 98304, 131072,
 ];
 
 /// The smallest bucket that holds `n` bytes of inner change plus its 4-byte length.
@@ -286,10 +289,12 @@ mod tests {
     fn buckets_cover_every_size_up_to_the_largest() {
         assert_eq!(bucket_for(0), Some(256));
         assert_eq!(bucket_for(252), Some(256));
-        assert_eq!(bucket_for(253), Some(512));
+        assert_eq!(bucket_for(253), Some(384));
+        assert_eq!(bucket_for(381), Some(512));
         assert_eq!(bucket_for(131068), Some(131072));
         assert_eq!(bucket_for(131069), None);
         assert!(valid_ct_len(256 + 40));
+        assert!(valid_ct_len(384 + 40));
         assert!(!valid_ct_len(257 + 40));
         assert!(!valid_ct_len(10));
     }
