@@ -272,11 +272,10 @@ pub fn thread_json(
     let (author, meta) = record.entry(t)?;
     let name = |m: &MemberId| member_name(record, m);
     let reader = me.is_some_and(|m| info.state.readers.contains(&m));
-    let view = match keys {
-        Some(k) if reader => thread::open(record, k, t).ok(),
-        _ => None,
-    };
-    let readable = view.is_some();
+    // A former reader still holds the keys of the epochs they were given: they see those messages.
+    let view = keys.and_then(|k| thread::open(record, k, t).ok());
+    let former = !reader && view.as_ref().is_some_and(|v| !v.messages.is_empty());
+    let readable = reader && view.is_some();
     let messages: Vec<Value> = view
         .iter()
         .flat_map(|v| v.messages.iter())
@@ -290,6 +289,7 @@ pub fn thread_json(
         .collect();
     let unreadable: Vec<Value> = view
         .iter()
+        .filter(|_| reader)
         .flat_map(|v| v.unreadable.iter())
         .map(|(id, why)| json!({"entry_id": id.to_string(), "kind": why.kind(), "reason": why.to_string()}))
         .collect();
@@ -297,6 +297,11 @@ pub fn thread_json(
     let reader_names: Vec<String> = info.state.readers.iter().map(name).collect();
     let why_hidden = if readable {
         Value::Null
+    } else if former {
+        json!(format!(
+            "You are no longer one of its readers: you see only what was written while you were. It is sealed because: {}",
+            info.reason
+        ))
     } else if reader {
         json!(
             "You are a reader, but this device could not unlock its key: give your passphrase with --passphrase-env."
@@ -321,11 +326,43 @@ pub fn thread_json(
         "readable": readable,
         "why_not_shown": why_hidden,
         "messages": messages,
+        // Public to every member and auditor: who wrote each sealed message, and when.
+        "sealed_entries": info.entries.iter().filter_map(|id| record.entry(id).map(|(a, m)| json!({
+            "entry_id": id.to_string(),
+            "author": {"member_id": a.to_string(), "name": name(&a)},
+            "time_ms": m.time_ms,
+        }))).collect::<Vec<_>>(),
+        "reader_changes": reader_changes(record, t),
         "unreadable": unreadable,
         "asks": info.asks.iter().map(|(id, m, why)| json!({"entry_id": id.to_string(), "member_id": m.to_string(), "name": name(m), "why": why})).collect::<Vec<_>>(),
         "declines": info.declines.iter().map(|(id, by, m, reason)| json!({"entry_id": id.to_string(), "by": {"member_id": by.to_string(), "name": name(by)}, "member_id": m.to_string(), "name": name(m), "reason": reason})).collect::<Vec<_>>(),
         "marks": [], "corrections": [], "understandings": [],
     }))
+}
+
+/// Who added or removed which reader, and when a new key was made: public to everyone.
+fn reader_changes(record: &Record, t: &EntryId) -> Vec<Value> {
+    let name = |m: &MemberId| member_name(record, m);
+    record
+        .referrers(t)
+        .iter()
+        .filter_map(|id| record.entry(id).map(|(a, m)| (id, a, m)))
+        .filter_map(|(id, a, m)| {
+            let (change, member) = match &m.body {
+                Body::ReaderAdd { member, .. } => ("added", Some(*member)),
+                Body::Rekey {
+                    removes: Some(r), ..
+                } => ("removed", Some(*r)),
+                Body::Rekey { removes: None, .. } => ("new_key", None),
+                _ => return None,
+            };
+            Some(json!({
+                "entry_id": id.to_string(), "change": change,
+                "member": member.map(|x| json!({"member_id": x.to_string(), "name": name(&x)})),
+                "by": {"member_id": a.to_string(), "name": name(&a)}, "time_ms": m.time_ms,
+            }))
+        })
+        .collect()
 }
 
 /// The device's keys for `show`, if it can unlock them (never an error: without them, sealed
@@ -355,7 +392,10 @@ pub fn words(t: &Value) -> String {
         s(&t["reason"]),
         t["entries"]
     );
-    if t["readable"] == true {
+    if t["readable"] == true || !t["messages"].as_array().is_none_or(|m| m.is_empty()) {
+        if t["readable"] != true {
+            w += &format!("{}\n", s(&t["why_not_shown"]));
+        }
         for m in t["messages"].as_array().into_iter().flatten() {
             w += &format!(
                 "- {}: {}\n    id {}\n",

@@ -109,6 +109,14 @@ fn readers_read_sealed_messages_and_everyone_sees_title_readers_reason_and_count
         BTreeSet::from(["Ana".into(), "Ben".into()])
     );
     assert_eq!(v["messages"], serde_json::json!([]), "{v}");
+    // Who wrote each sealed message, and when, is public.
+    let authors: Vec<&str> = v["sealed_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["author"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(authors, ["Ana", "Ana"], "{v}");
     let text = v.to_string();
     assert!(!text.contains("quiet room"), "{text}");
     let w = words(c, &["show", &t]);
@@ -166,6 +174,16 @@ fn asking_adding_declining_and_removing_readers() {
     assert_eq!(vb["readable"], false, "{vb}");
     assert_eq!(vb["entries"], 3, "{vb}");
     assert!(!vb.to_string().contains("Written after"), "{vb}");
+    // What Ben was given while a reader stays readable to him; the plain words say so.
+    assert_eq!(texts(&vb).len(), 2, "{vb}");
+    assert!(words(b, &["show", &t]).contains("no longer one of its readers"));
+    let changes: Vec<&str> = vb["reader_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes, ["added", "removed"], "{vb}");
     let vc = c.ok(["show", &t]);
     assert_eq!(texts(&vc).len(), 3, "{vc}");
     assert_eq!(

@@ -17,7 +17,8 @@ use crate::identity::DeviceKey;
 pub const ENTRY_TAG: &[u8] = b"roundtable/entry/v1";
 /// `doc_kind` byte: the group's public document, whose doc id is the group id.
 pub const DOC_PUBLIC: u8 = 1;
-/// `doc_kind` byte: another document (a sealed thread), named by the 32 bytes that follow.
+/// `doc_kind` byte: another document, named by the 32 bytes that follow. Reserved: no version writes
+/// it (sealed threads travel inside public entries, see `crate::sealed`), and the record refuses it.
 pub const DOC_OTHER: u8 = 2;
 /// Largest encoded entry.
 pub const MAX_ENTRY_BYTES: usize = 1 + 32 + 64 + 4 + MAX_CHANGE_BYTES;
@@ -27,7 +28,7 @@ pub const MAX_ENTRY_BYTES: usize = 1 + 32 + 64 + 4 + MAX_CHANGE_BYTES;
 pub enum DocRef {
     /// The public record every member and auditor reads.
     Public,
-    /// Another document, such as a sealed thread.
+    /// Another document (reserved; refused by the record).
     Other([u8; 32]),
 }
 

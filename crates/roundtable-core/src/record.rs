@@ -1138,6 +1138,11 @@ impl Record {
                 if next.is_empty() {
                     return Err(Self::rule("a sealed thread must keep at least one reader"));
                 }
+                if st.epochs.len() >= crate::sealed::MAX_EPOCHS {
+                    return Err(Self::rule(
+                        "this sealed thread has had as many keys as it can: start a new sealed thread",
+                    ));
+                }
                 if wraps.iter().map(|w| w.member).collect::<BTreeSet<_>>() != next {
                     return Err(Self::rule(
                         "a new key must be given to every remaining reader and to nobody else",

@@ -27,8 +27,11 @@ pub const NONCE_LEN: usize = 24;
 pub const TAG_LEN: usize = 16;
 /// An epoch key, and the HPKE-sealed copy of it: 32 bytes of key plus a 16-byte tag.
 pub const WRAPPED_KEY_LEN: usize = 48;
-/// Most readers a sealed thread may have (bounds every wrap list before it is read).
+/// Most readers a sealed thread may have (bounds every reader wrap list before it is read).
 pub const MAX_READERS: usize = 64;
+/// Most epochs a new reader can be given at once (bounds a `thread.reader.add` wrap list; 900 rows
+/// of [`WRAP_LEN`] bytes fit in one bytes field).
+pub const MAX_EPOCHS: usize = 900;
 /// Padded plaintext sizes: 256 bytes up to 128 KiB, each step 1.5 or 1.33 times the last (256, 384,
 /// 512, 768, ...). A non-reader learns the step, never the exact size; the padding costs at most half
 /// the message and a third on average.
@@ -130,8 +133,8 @@ fn encode_rows(rows: impl Iterator<Item = ([u8; 32], [u8; 32], [u8; 32], Vec<u8>
 type Row = ([u8; 32], [u8; 32], [u8; 32], Vec<u8>);
 
 /// Rows sorted by id with no repeats; anything else is not canonical.
-fn decode_rows(b: &[u8], field: &'static str) -> Result<Vec<Row>, ShapeError> {
-    if b.is_empty() || !b.len().is_multiple_of(WRAP_LEN) || b.len() / WRAP_LEN > MAX_READERS {
+fn decode_rows(b: &[u8], field: &'static str, max: usize) -> Result<Vec<Row>, ShapeError> {
+    if b.is_empty() || !b.len().is_multiple_of(WRAP_LEN) || b.len() / WRAP_LEN > max {
         return Err(ShapeError::Field(field));
     }
     let mut rows: Vec<Row> = Vec::with_capacity(b.len() / WRAP_LEN);
@@ -157,7 +160,7 @@ pub fn encode_wraps(w: &[Wrap]) -> Vec<u8> {
 
 /// Decodes reader wraps; they must be sorted by member, unique, 1 to [`MAX_READERS`].
 pub fn decode_wraps(b: &[u8]) -> Result<Vec<Wrap>, ShapeError> {
-    Ok(decode_rows(b, "wraps")?
+    Ok(decode_rows(b, "wraps", MAX_READERS)?
         .into_iter()
         .map(|(id, key, enc, ct)| Wrap {
             member: DeviceId(id),
@@ -173,9 +176,9 @@ pub fn encode_epoch_wraps(w: &[EpochWrap]) -> Vec<u8> {
     encode_rows(w.iter().map(|w| (w.epoch.0, w.key, w.enc, w.ct.clone())))
 }
 
-/// Decodes epoch wraps; sorted by epoch, unique.
+/// Decodes epoch wraps; sorted by epoch, unique, 1 to [`MAX_EPOCHS`].
 pub fn decode_epoch_wraps(b: &[u8]) -> Result<Vec<EpochWrap>, ShapeError> {
-    Ok(decode_rows(b, "wraps")?
+    Ok(decode_rows(b, "wraps", MAX_EPOCHS)?
         .into_iter()
         .map(|(id, key, enc, ct)| EpochWrap {
             epoch: EntryId(id),
