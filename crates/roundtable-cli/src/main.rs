@@ -13,6 +13,7 @@ use roundtable_core::{Body, DeviceKey, EntryId, GroupId, MemberId, Rule, StanceK
 use roundtable_store::{Group, Home, StoreError};
 use serde_json::{Value, json};
 
+mod audit;
 mod net;
 mod sealed;
 mod show;
@@ -129,10 +130,30 @@ enum Cmd {
     },
     /// Show the record's heads (two devices with the same entries show the same heads).
     Heads,
-    /// Write every entry of the group to a bundle file.
+    /// Write every entry of the group to a bundle file, or the public record as an Automerge file.
+    #[command(group(clap::ArgGroup::new("to").required(true).multiple(true)))]
     Export {
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", group = "to")]
+        bundle: Option<PathBuf>,
+        /// Write the group's public document as a standard Automerge file, NAME.automerge, in DIR.
+        #[arg(long, value_name = "DIR", group = "to")]
+        automerge: Option<PathBuf>,
+    },
+    /// Verify a bundle's whole history, offline, with no home and no key. Exit 0 verified, 1 problems
+    /// found, 2 unreadable input.
+    Audit {
         bundle: PathBuf,
+        /// Also write a report for people, as HTML.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+        /// Threads for checking signatures (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Let an auditor's device sync the record (it can never write).
+    Auditor {
+        #[command(subcommand)]
+        cmd: AuditorCmd,
     },
     /// Check and store the entries of a bundle file.
     Import { file: PathBuf },
@@ -251,6 +272,16 @@ enum ThreadCmd {
 }
 
 #[derive(Subcommand)]
+enum AuditorCmd {
+    /// Let this device (an auditor's) sync the public record and sealed ciphertext, never keys.
+    Add {
+        device_id: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum ActionCmd {
     Add {
         thread_id: String,
@@ -300,6 +331,14 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    if let Cmd::Audit {
+        bundle,
+        report,
+        threads,
+    } = &cli.cmd
+    {
+        return audit::run(bundle, report.as_deref(), *threads, json);
+    }
     match run(cli) {
         Ok(v) => {
             print_out(&v, json);
@@ -752,7 +791,17 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 json: json!({ "heads": heads }),
             })
         }
-        Cmd::Export { bundle: path } => {
+        Cmd::Export {
+            bundle: None,
+            automerge: Some(dir),
+        } => audit::export_automerge(&mut ctx.group(&cli)?, dir),
+        Cmd::Export {
+            bundle: Some(path),
+            automerge,
+        } => {
+            if let Some(dir) = automerge {
+                audit::export_automerge(&mut ctx.group(&cli)?, dir)?;
+            }
             let id = ctx.group_id(&cli)?;
             let entries: Vec<_> = ctx
                 .home
@@ -768,6 +817,32 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             })
         }
         Cmd::Import { file } => import(&ctx, &cli, file),
+        Cmd::Export {
+            bundle: None,
+            automerge: None,
+        } => Err(anyhow!(
+            "say where to export: --bundle FILE or --automerge DIR"
+        )),
+        Cmd::Audit { .. } => unreachable!("handled in main"),
+        Cmd::Auditor {
+            cmd: AuditorCmd::Add { device_id, name },
+        } => {
+            let device: roundtable_core::DeviceId = parse_id(device_id)?;
+            let id = ctx.write(
+                &cli,
+                Body::AuditorAdd {
+                    device,
+                    name: name.clone(),
+                },
+            )?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                format!(
+                    "{name} can now sync this group's record to check it: every public entry, and sealed entries as ciphertext only. They can never write in it."
+                ),
+            ))
+        }
     }
 }
 
@@ -976,7 +1051,7 @@ fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {
     })
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp-roundtable");
     let mut f = std::fs::File::create(&tmp)

@@ -276,6 +276,12 @@ pub enum Body {
         epoch: EntryId,
         ct: Vec<u8>,
     },
+    /// Any member lets an auditor's device sync the record (public entries and sealed ciphertext,
+    /// never keys). An auditor is not a member: nothing it signs is valid.
+    AuditorAdd {
+        device: DeviceId,
+        name: String,
+    },
 }
 
 /// Why a change's operations are not a well-formed record.
@@ -321,6 +327,7 @@ impl Body {
             Body::Ask { .. } => "thread.ask",
             Body::Decline { .. } => "thread.decline",
             Body::Sealed { .. } => "message.sealed",
+            Body::AuditorAdd { .. } => "auditor.add",
         }
     }
 
@@ -331,7 +338,8 @@ impl Body {
             Body::MemberAdd { .. }
             | Body::MemberLeave
             | Body::MemberRemove { .. }
-            | Body::Profile { .. } => "members",
+            | Body::Profile { .. }
+            | Body::AuditorAdd { .. } => "members",
             Body::Thread { .. }
             | Body::SealedThread { .. }
             | Body::ReaderAdd { .. }
@@ -508,6 +516,10 @@ impl Body {
                 f.push(("thread", id(thread)));
                 f.push(("epoch", id(epoch)));
                 f.push(("ct", ScalarValue::Bytes(ct.clone())));
+            }
+            Body::AuditorAdd { device, name } => {
+                f.push(("device", id(device)));
+                f.push(("name", s(name)));
             }
         }
         f
@@ -834,6 +846,10 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
             thread: parse_id(str_of("thread")?, "thread")?,
             member: parse_id(str_of("member")?, "member")?,
             reason: str_of("reason")?,
+        },
+        "auditor.add" => Body::AuditorAdd {
+            device: parse_id(str_of("device")?, "device")?,
+            name: str_of("name")?,
         },
         "message.sealed" => Body::Sealed {
             thread: parse_id(str_of("thread")?, "thread")?,

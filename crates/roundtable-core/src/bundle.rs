@@ -96,3 +96,79 @@ pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
     }
     Ok((GroupId::from_bytes(group), entries))
 }
+
+/// What a lenient read of a bundle found: everything readable, and every problem with the framing.
+#[derive(Debug)]
+pub struct Salvaged {
+    pub group: GroupId,
+    /// The entries that could be read, in bundle order.
+    pub entries: Vec<Entry>,
+    /// Framing problems (digest, count, a damaged entry, cut short, trailing bytes); empty if none.
+    pub problems: Vec<BundleError>,
+}
+
+/// Reads as much of a bundle as can be read, for an auditor who must report every problem rather
+/// than stop at the first. Fails only when the header itself is unreadable.
+pub fn decode_lenient(bytes: &[u8]) -> Result<Salvaged, BundleError> {
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err(BundleError::NotABundle);
+    }
+    if bytes.len() < 9 {
+        return Err(BundleError::Truncated);
+    }
+    if bytes[8] != VERSION {
+        return Err(BundleError::Version(bytes[8]));
+    }
+    if bytes.len() < HEADER {
+        return Err(BundleError::Truncated);
+    }
+    let mut problems = Vec::new();
+    let digest_ok = bytes.len() >= HEADER + 32 && {
+        let (body, digest) = bytes.split_at(bytes.len() - 32);
+        <[u8; 32]>::from(Sha256::digest(body)) == digest
+    };
+    if !digest_ok {
+        problems.push(BundleError::Digest);
+    }
+    let mut group = [0u8; 32];
+    group.copy_from_slice(&bytes[9..41]);
+    let mut count_bytes = [0u8; 8];
+    count_bytes.copy_from_slice(&bytes[41..49]);
+    let count = u64::from_le_bytes(count_bytes);
+    // With a good digest the last 32 bytes are the digest; otherwise any of them may be entry bytes.
+    let end = if digest_ok {
+        bytes.len() - 32
+    } else {
+        bytes.len()
+    };
+    let mut rest = &bytes[HEADER..end];
+    if count > (rest.len() / MIN_ENTRY) as u64 {
+        problems.push(BundleError::Count(count));
+    }
+    let mut entries = Vec::new();
+    for index in 0..count {
+        if rest.is_empty() {
+            problems.push(BundleError::Truncated);
+            break;
+        }
+        match Entry::decode_prefix(rest) {
+            Ok((e, used)) => {
+                entries.push(e);
+                rest = &rest[used..];
+            }
+            Err(error) => {
+                problems.push(BundleError::Entry { index, error });
+                rest = &[];
+                break;
+            }
+        }
+    }
+    if !rest.is_empty() && !(rest.len() == 32 && !digest_ok) {
+        problems.push(BundleError::Trailing(rest.len()));
+    }
+    Ok(Salvaged {
+        group: GroupId::from_bytes(group),
+        entries,
+        problems,
+    })
+}

@@ -397,6 +397,16 @@ impl Record {
         self.ingest_with(batch, true)
     }
 
+    /// Ingests entries whose signatures [`verify_signatures`] already checked (in parallel); every
+    /// rule still runs. Entries that failed the check are reported as rejected.
+    pub fn ingest_verified(&mut self, v: Verified) -> Ingested {
+        let mut out = self.ingest_with(v.ok, false);
+        let mut rejected = v.rejected;
+        rejected.append(&mut out.rejected);
+        out.rejected = rejected;
+        out
+    }
+
     /// Re-applies entries this device verified and stored itself (its own log), skipping only the
     /// signature check. Every rule still runs. Never use it for bytes from a peer or a file.
     pub fn ingest_own_log(&mut self, batch: Vec<Entry>) -> Ingested {
@@ -1077,6 +1087,15 @@ impl Record {
                     matches!(b, Body::Action { .. })
                 })?;
             }
+            Body::AuditorAdd { device, name } => {
+                nonempty(name, "the auditor's name")?;
+                if members.contains_key(device) {
+                    return Err(Self::rule("a member's device cannot also be an auditor's"));
+                }
+                if ed25519_dalek::VerifyingKey::from_bytes(&device.0).is_err() {
+                    return Err(Self::rule("the auditor's id is not a device key"));
+                }
+            }
             Body::Profile { enc_key } => {
                 if enc_key == &[0u8; 32] {
                     return Err(Self::rule("the encryption key is not a valid key"));
@@ -1358,6 +1377,24 @@ impl Record {
             .map(|((_, h), d)| (h, d))
     }
 
+    /// Reads what an entry says, if its change parses and has a record's shape in this group
+    /// (used to describe rejected entries; says nothing about validity).
+    pub fn body_of(&self, e: &Entry) -> Option<Body> {
+        let parsed = e.parse().ok()?;
+        if self.ix.containers.is_empty() {
+            return None;
+        }
+        decode_change(&parsed.change, &self.ix.containers)
+            .ok()
+            .map(|(b, _)| b)
+    }
+
+    /// The recount of a proposal at a valid entry's causal point (for an outcome: what it should say).
+    pub fn recount_at(&self, proposal: &EntryId, at: &EntryId) -> Option<(Counts, Decision)> {
+        let m = self.ix.entries.get(at)?;
+        Some(self.recount(proposal, &m.clock))
+    }
+
     /// Recounts a proposal from the stances in the past `clock`: each active member's latest stance
     /// counts; a stance typed for someone counts once they confirmed it.
     pub fn recount(&self, proposal: &EntryId, clock: &Clock) -> (Counts, Decision) {
@@ -1440,6 +1477,7 @@ impl Record {
                 | Body::MemberAdd { .. }
                 | Body::MemberLeave
                 | Body::MemberRemove { .. }
+                | Body::AuditorAdd { .. }
         ) {
             self.ix.membership.push(h);
         }
@@ -1713,7 +1751,30 @@ impl Record {
         });
     }
 
-    /// Active members' device ids now (the devices allowed to sync this group).
+    /// Auditors' devices now, with their names: they may sync the record but never write.
+    pub fn auditors(&self) -> Vec<(DeviceId, String)> {
+        let mut v: Vec<(DeviceId, String)> = self
+            .ix
+            .membership
+            .iter()
+            .filter_map(|h| match self.ix.entries.get(h).map(|m| &m.body) {
+                Some(Body::AuditorAdd { device, name }) => Some((*device, name.clone())),
+                _ => None,
+            })
+            .collect();
+        v.sort();
+        v.dedup_by_key(|(d, _)| *d);
+        v
+    }
+
+    /// Devices allowed to sync this group now: active members' and auditors'.
+    pub fn sync_devices(&self) -> Vec<DeviceId> {
+        let mut v = self.active_devices();
+        v.extend(self.auditors().into_iter().map(|(d, _)| d));
+        v
+    }
+
+    /// Active members' device ids now (the devices whose entries count).
     pub fn active_devices(&self) -> Vec<DeviceId> {
         self.members()
             .into_iter()
@@ -1822,8 +1883,76 @@ fn references(b: &Body) -> Vec<EntryId> {
         | Body::MemberLeave
         | Body::Thread { .. }
         | Body::Profile { .. }
-        | Body::SealedThread { .. } => vec![],
+        | Body::SealedThread { .. }
+        | Body::AuditorAdd { .. } => vec![],
     }
+}
+
+/// Entries whose signatures were checked by [`verify_signatures`]; only that function makes one.
+pub struct Verified {
+    ok: Vec<Entry>,
+    rejected: Vec<Rejection>,
+}
+
+impl Verified {
+    /// How many entries passed the check.
+    pub fn passed(&self) -> usize {
+        self.ok.len()
+    }
+}
+
+/// Parses every entry and checks its signature with `verify_strict` (the same check as
+/// [`Record::ingest`]), on `threads` threads. Bundle order is kept.
+pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -> Verified {
+    let threads = threads.clamp(1, 64);
+    let check = |e: &Entry| -> Result<(), Invalid> {
+        let parsed = e.parse()?;
+        validate_signature(e, &parsed, group, &[])?;
+        if e.doc != DocRef::Public {
+            return Err(Invalid::UnsupportedDocument);
+        }
+        Ok(())
+    };
+    let verdicts: Vec<Result<(), Invalid>> = if threads == 1 || entries.len() < 64 {
+        entries.iter().map(check).collect()
+    } else {
+        let chunk = entries.len().div_ceil(threads);
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = entries
+                .chunks(chunk)
+                .map(|c| {
+                    (
+                        c.len(),
+                        sc.spawn(move || c.iter().map(check).collect::<Vec<_>>()),
+                    )
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|(n, h)| {
+                    // Parsing catches Automerge's panics; should a check still panic, its entries are refused.
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(Invalid::Malformed("the check failed".into())); n]
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut v = Verified {
+        ok: Vec::with_capacity(entries.len()),
+        rejected: Vec::new(),
+    };
+    for (e, verdict) in entries.into_iter().zip(verdicts) {
+        match verdict {
+            Ok(()) => v.ok.push(e),
+            Err(reason) => v.rejected.push(Rejection {
+                id: digest_id(&e),
+                entry: e,
+                reason,
+            }),
+        }
+    }
+    v
 }
 
 /// Id of an entry whose change could not be parsed: SHA-256 of its encoded bytes.

@@ -272,12 +272,12 @@ impl Node {
         Ok(n)
     }
 
-    /// Whether `device` is an active member of `group` as this device knows it.
+    /// Whether `device` may sync `group`: an active member, or an auditor a member granted access.
     pub fn is_member(&self, group: &GroupId, device: &DeviceId) -> bool {
         match self.inner.groups.lock() {
             Ok(g) => g
                 .get(group)
-                .is_some_and(|g| g.record.active_devices().contains(device)),
+                .is_some_and(|g| g.record.sync_devices().contains(device)),
             Err(_) => false,
         }
     }
@@ -290,12 +290,10 @@ impl Node {
         }
     }
 
-    /// Whether `device` may sync anything here: an active member of a group this device holds.
+    /// Whether `device` may sync anything here: a member (or auditor) of a group this device holds.
     fn allowed_any(&self, device: &DeviceId) -> bool {
         match self.inner.groups.lock() {
-            Ok(g) => g
-                .values()
-                .any(|g| g.record.active_devices().contains(device)),
+            Ok(g) => g.values().any(|g| g.record.sync_devices().contains(device)),
             Err(_) => false,
         }
     }
@@ -611,7 +609,7 @@ impl Node {
         let member = match self.inner.groups.lock() {
             Ok(g) => g
                 .get(&group)
-                .is_some_and(|g| g.record.active_devices().contains(&peer)),
+                .is_some_and(|g| g.record.sync_devices().contains(&peer)),
             Err(_) => false,
         };
         if !member {
