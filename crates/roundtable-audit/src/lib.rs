@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use roundtable_core::body::Body;
 use roundtable_core::bundle::{self, BundleError};
+use roundtable_core::entry::DecodeError;
 use roundtable_core::record::verify_signatures;
 use roundtable_core::{Counts, Decision, DeviceId, EntryId, GroupId, MemberId, Record};
 use serde::Serialize;
@@ -156,6 +157,11 @@ fn framing_kind(e: &BundleError) -> &'static str {
     match e {
         BundleError::Digest => "bundle_digest",
         BundleError::Count(_) => "bundle_count",
+        // An entry that runs past the end of the file: the bundle was cut short inside it.
+        BundleError::Entry {
+            error: DecodeError::Truncated(_),
+            ..
+        } => "truncated",
         BundleError::Entry { .. } => "unreadable_entry",
         BundleError::Truncated => "truncated",
         BundleError::Trailing(_) => "trailing_bytes",
@@ -177,9 +183,8 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
         })
         .collect();
     let n = salvaged.entries.len();
-    let order = order_problems(&salvaged.entries);
-
     let verified = verify_signatures(&group, salvaged.entries, threads);
+    let order = order_problems(&verified.links());
     let mut record = Record::new(group);
     let out = record.ingest_verified(verified);
     if out.rebuild {
@@ -274,28 +279,15 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
     Ok(report)
 }
 
-/// A bundle lists entries in a causal order: nothing before what it builds on.
-fn order_problems(entries: &[roundtable_core::Entry]) -> Vec<Problem> {
-    let mut position: HashMap<EntryId, usize> = HashMap::with_capacity(entries.len());
-    let parsed: Vec<Option<(EntryId, Vec<EntryId>)>> = entries
-        .iter()
-        .map(|e| {
-            e.parse().ok().map(|p| {
-                (
-                    p.hash,
-                    p.change.deps().iter().map(|d| EntryId::from(*d)).collect(),
-                )
-            })
-        })
-        .collect();
-    for (i, p) in parsed.iter().enumerate() {
-        if let Some((id, _)) = p {
-            position.entry(*id).or_insert(i);
-        }
+/// A bundle lists entries in a causal order: nothing before what it builds on. `links` are the
+/// entries whose signatures hold, in bundle order, with what each builds on.
+fn order_problems(links: &[(EntryId, Vec<EntryId>)]) -> Vec<Problem> {
+    let mut position: HashMap<EntryId, usize> = HashMap::with_capacity(links.len());
+    for (i, (id, _)) in links.iter().enumerate() {
+        position.entry(*id).or_insert(i);
     }
     let mut out = Vec::new();
-    for (i, p) in parsed.iter().enumerate() {
-        let Some((id, deps)) = p else { continue };
+    for (i, (id, deps)) in links.iter().enumerate() {
         if let Some(later) = deps
             .iter()
             .find(|d| position.get(d).is_some_and(|&j| j > i))

@@ -2,7 +2,7 @@
 //! then a summary. Both sides of a ratio run in this process on the same data, interleaved, and each
 //! side's figure is the median of at least five repetitions. `--quick` divides the sizes by ten.
 //!
-//! Ratios measured so far: R1, R1d, R3, R4, R5, R6 (the others arrive with the auditor; see
+//! Ratios measured so far: R1, R1d, R2, R3, R4, R5, R6 (R8 and R9 are still to come; see
 //! docs/performance.md).
 
 use std::time::{Duration, Instant};
@@ -514,18 +514,128 @@ fn r6(n: usize) -> anyhow::Result<Ratio> {
     })
 }
 
+/// R2: auditing a bundle (read it, check every signature strictly, apply every rule, recount) against
+/// raw `ed25519_dalek::verify_batch` over the same signatures; and the audit's speed-up on 2 threads.
+fn r2(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
+    use roundtable_core::entry::signing_message;
+    let keys: Vec<DeviceKey> = (1..=4u8)
+        .map(|i| DeviceKey::from_secret(&[i; 32]))
+        .collect();
+    let (mut rec, genesis) = Record::create(&keys[0], "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+    let mut all = vec![genesis];
+    for (i, k) in keys.iter().enumerate().skip(1) {
+        all.push(
+            rec.author(
+                &keys[0],
+                Body::MemberAdd {
+                    member: k.device_id(),
+                    name: format!("Member {i}"),
+                    needs: String::new(),
+                },
+                i as i64,
+            )?
+            .1,
+        );
+    }
+    let (thread, e) = rec.author(&keys[0], Body::Thread { title: "t".into() }, 9)?;
+    all.push(e);
+    while all.len() < n {
+        let i = all.len();
+        all.push(
+            rec.author(
+                &keys[i % keys.len()],
+                Body::Message {
+                    thread,
+                    text: text(i),
+                },
+                i as i64,
+            )?
+            .1,
+        );
+    }
+    let gid = rec.group();
+    let bytes = roundtable_core::bundle::encode(&gid, &all);
+    let mut msgs = Vec::with_capacity(n);
+    let mut sigs = Vec::with_capacity(n);
+    let mut vks = Vec::with_capacity(n);
+    for e in &all {
+        let p = e.parse()?;
+        msgs.push(signing_message(&gid, &e.doc.doc_id(&gid), &p.hash));
+        sigs.push(ed25519_dalek::Signature::from_bytes(&e.signature));
+        vks.push(ed25519_dalek::VerifyingKey::from_bytes(&p.actor)?);
+    }
+    drop((rec, all));
+    let raw = || -> anyhow::Result<Duration> {
+        let m: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let t = Instant::now();
+        ed25519_dalek::verify_batch(&m, &sigs, &vks)?;
+        Ok(t.elapsed())
+    };
+    let audit = |threads: usize| -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let r = roundtable_audit::audit(&bytes, threads)?;
+        let d = t.elapsed();
+        anyhow::ensure!(r.verified && r.entries == n, "{:?}", r.problems.first());
+        Ok(d)
+    };
+    let (one, batch) = interleaved(|| audit(1), raw)?;
+    let (one_again, two) = interleaved(|| audit(1), || audit(2))?;
+    let r2 = Ratio {
+        name: "R2_audit_rate_vs_verify_batch",
+        ratio: batch.as_secs_f64() / one.as_secs_f64(),
+        target: 0.75,
+        at_most: false,
+        detail: format!(
+            "{n} entries: audit on 1 thread {:.0} ms ({:.1} us each), raw verify_batch {:.0} ms ({:.1} us each)",
+            one.as_secs_f64() * 1e3,
+            us(one, n),
+            batch.as_secs_f64() * 1e3,
+            us(batch, n)
+        ),
+    };
+    let r2t = Ratio {
+        name: "R2_audit_speedup_2_threads",
+        ratio: one_again.as_secs_f64() / two.as_secs_f64(),
+        target: 1.8,
+        at_most: false,
+        detail: format!(
+            "{n} entries: audit on 1 thread {:.0} ms, on 2 threads {:.0} ms",
+            one_again.as_secs_f64() * 1e3,
+            two.as_secs_f64() * 1e3
+        ),
+    };
+    Ok((r2, r2t))
+}
+
 fn main() -> anyhow::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only R2` runs just the ratios whose names start with that (for profiling one of them).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.starts_with(o));
     let scale = if quick { 10 } else { 1 };
-    let (r4, r5) = r4_r5(10_000 / scale)?;
-    let ratios = vec![
-        r1(10_000 / scale)?,
-        r1d(1_000 / scale)?,
-        r3(100_000 / scale)?,
-        r4,
-        r5,
-        r6(1_000 / scale)?,
-    ];
+    let mut ratios = vec![];
+    if want("R1") {
+        ratios.push(r1(10_000 / scale)?);
+        ratios.push(r1d(1_000 / scale)?);
+    }
+    if want("R2") {
+        let (r2, r2t) = r2(100_000 / scale)?;
+        ratios.extend([r2, r2t]);
+    }
+    if want("R3") {
+        ratios.push(r3(100_000 / scale)?);
+    }
+    if want("R4") || want("R5") {
+        let (r4, r5) = r4_r5(10_000 / scale)?;
+        ratios.extend([r4, r5]);
+    }
+    if want("R6") {
+        ratios.push(r6(1_000 / scale)?);
+    }
     for r in &ratios {
         println!(
             "{} ratio={:.3} target={} met={}",

@@ -400,7 +400,8 @@ impl Record {
     /// Ingests entries whose signatures [`verify_signatures`] already checked (in parallel); every
     /// rule still runs. Entries that failed the check are reported as rejected.
     pub fn ingest_verified(&mut self, v: Verified) -> Ingested {
-        let mut out = self.ingest_with(v.ok, false);
+        let batch = v.ok.into_iter().map(|(e, p)| (e, Ok(p))).collect();
+        let mut out = self.ingest_parsed(batch, false);
         let mut rejected = v.rejected;
         rejected.append(&mut out.rejected);
         out.rejected = rejected;
@@ -414,12 +415,27 @@ impl Record {
     }
 
     fn ingest_with(&mut self, batch: Vec<Entry>, check_signatures: bool) -> Ingested {
+        let parsed = batch
+            .into_iter()
+            .map(|e| {
+                let p = e.parse().map_err(Invalid::from);
+                (e, p)
+            })
+            .collect();
+        self.ingest_parsed(parsed, check_signatures)
+    }
+
+    fn ingest_parsed(
+        &mut self,
+        batch: Vec<(Entry, Result<ParsedChange, Invalid>)>,
+        check_signatures: bool,
+    ) -> Ingested {
         let mut out = Ingested::default();
         // Step 1: parse and check signatures.
         let mut fresh: Vec<Candidate> = Vec::new();
         let mut seen_in_batch = HashSet::new();
-        for entry in batch {
-            let parsed = match entry.parse() {
+        for (entry, parsed) in batch {
+            let parsed = match parsed {
                 Ok(p) => p,
                 Err(e) => {
                     let id = digest_id(&entry);
@@ -1890,7 +1906,7 @@ fn references(b: &Body) -> Vec<EntryId> {
 
 /// Entries whose signatures were checked by [`verify_signatures`]; only that function makes one.
 pub struct Verified {
-    ok: Vec<Entry>,
+    ok: Vec<(Entry, ParsedChange)>,
     rejected: Vec<Rejection>,
 }
 
@@ -1899,21 +1915,34 @@ impl Verified {
     pub fn passed(&self) -> usize {
         self.ok.len()
     }
+
+    /// For each entry that passed, in bundle order: its id and the ids it builds on.
+    pub fn links(&self) -> Vec<(EntryId, Vec<EntryId>)> {
+        self.ok
+            .iter()
+            .map(|(_, p)| {
+                (
+                    p.hash,
+                    p.change.deps().iter().map(|d| EntryId::from(*d)).collect(),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Parses every entry and checks its signature with `verify_strict` (the same check as
 /// [`Record::ingest`]), on `threads` threads. Bundle order is kept.
 pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -> Verified {
     let threads = threads.clamp(1, 64);
-    let check = |e: &Entry| -> Result<(), Invalid> {
+    let check = |e: &Entry| -> Result<ParsedChange, Invalid> {
         let parsed = e.parse()?;
         validate_signature(e, &parsed, group, &[])?;
         if e.doc != DocRef::Public {
             return Err(Invalid::UnsupportedDocument);
         }
-        Ok(())
+        Ok(parsed)
     };
-    let verdicts: Vec<Result<(), Invalid>> = if threads == 1 || entries.len() < 64 {
+    let verdicts: Vec<Result<ParsedChange, Invalid>> = if threads == 1 || entries.len() < 64 {
         entries.iter().map(check).collect()
     } else {
         let chunk = entries.len().div_ceil(threads);
@@ -1944,7 +1973,7 @@ pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -
     };
     for (e, verdict) in entries.into_iter().zip(verdicts) {
         match verdict {
-            Ok(()) => v.ok.push(e),
+            Ok(p) => v.ok.push((e, p)),
             Err(reason) => v.rejected.push(Rejection {
                 id: digest_id(&e),
                 entry: e,
