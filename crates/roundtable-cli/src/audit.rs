@@ -28,6 +28,10 @@ pub fn run(bundle: &Path, report: Option<&Path>, threads: Option<usize>, json: b
             if r.verified {
                 ExitCode::SUCCESS
             } else {
+                eprintln!(
+                    "roundtable: the audit found {} problem(s); each is listed with its reason",
+                    r.problems.len()
+                );
                 ExitCode::from(1)
             }
         }

@@ -25,7 +25,7 @@ pub enum BundleError {
     #[error("this is not a Roundtable bundle (it does not start with RTBUNDLE)")]
     NotABundle,
     #[error(
-        "this bundle was written by a newer version (format {0}); update Roundtable to read it"
+        "this bundle has format version {0}, and this program reads version 1 (a newer Roundtable may read it)"
     )]
     Version(u8),
     #[error("the bundle is cut short: it ends before its header and check digest")]
@@ -163,7 +163,8 @@ pub fn decode_lenient(bytes: &[u8]) -> Result<Salvaged, BundleError> {
             }
         }
     }
-    if !rest.is_empty() && !(rest.len() == 32 && !digest_ok) {
+    // With a bad digest, 32 bytes left over are that digest, not trailing bytes.
+    if !rest.is_empty() && (digest_ok || rest.len() != 32) {
         problems.push(BundleError::Trailing(rest.len()));
     }
     Ok(Salvaged {

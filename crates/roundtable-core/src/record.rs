@@ -442,7 +442,7 @@ impl Record {
                     out.rejected.push(Rejection {
                         id,
                         entry,
-                        reason: e.into(),
+                        reason: e,
                     });
                     continue;
                 }
