@@ -28,6 +28,8 @@
 //! ```
 
 pub mod aead;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod pad;
 pub mod thread;
 pub mod wrap;

@@ -324,7 +324,20 @@ fn open_one(
         return Ok(None);
     };
     let aad = message_aad(&rec.group(), thread, epoch, &e.commit, &author, meta.seq);
-    let plain = aead::open(&key, &aad, ct)?;
+    open_envelope(&key, &aad, ct, &author).map(Some)
+}
+
+/// Opens a sealed message's ciphertext under `key` and `aad` and checks what is inside: canonical
+/// padding, a well-formed inner change by `author`, with exactly the shape of a message. Returns its
+/// text, inner hash, highest op and the change. Everything a reader decodes after decryption.
+#[allow(clippy::type_complexity)]
+pub(crate) fn open_envelope(
+    key: &[u8; 32],
+    aad: &[u8],
+    ct: &[u8],
+    author: &DeviceId,
+) -> Result<(String, ChangeHash, u64, automerge::Change), SealError> {
+    let plain = aead::open(key, aad, ct)?;
     let inner = pad::unpad(&plain)?;
     let parsed = roundtable_core::change::parse_change(inner)
         .map_err(|e| SealError::Shape(roundtable_core::body::ShapeError::Shape(e.to_string())))?;
@@ -335,7 +348,7 @@ fn open_one(
     }
     let text = sealed::decode_inner(&parsed.change)?;
     let (hash, max_op) = (parsed.change.hash(), parsed.change.max_op());
-    Ok(Some((text, hash, max_op, parsed.change)))
+    Ok((text, hash, max_op, parsed.change))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
