@@ -16,14 +16,18 @@ pub fn pad(bytes: &[u8]) -> Result<Vec<u8>, SealError> {
     Ok(out)
 }
 
-/// Removes padding; the length must fit and the padding must be zeros (one encoding per message).
+/// Removes padding. The bucket must be the smallest that fits and the padding must be zeros, so a
+/// message has exactly one padded form.
 pub fn unpad(padded: &[u8]) -> Result<&[u8], SealError> {
     if !BUCKETS.contains(&padded.len()) {
         return Err(SealError::Damaged);
     }
     let (len, rest) = padded.split_at(4);
     let len = u32::from_le_bytes(len.try_into().map_err(|_| SealError::Damaged)?) as usize;
-    if len > rest.len() || rest[len..].iter().any(|b| *b != 0) {
+    if len > rest.len()
+        || bucket_for(len) != Some(padded.len())
+        || rest[len..].iter().any(|b| *b != 0)
+    {
         return Err(SealError::Damaged);
     }
     Ok(&rest[..len])
@@ -46,5 +50,9 @@ mod tests {
         p[100] = 1;
         assert!(unpad(&p).is_err());
         assert!(unpad(&p[..255]).is_err());
+        // A short message padded into a larger bucket than it needs is not its one padded form.
+        let mut big = pad(b"abc").unwrap();
+        big.resize(512, 0);
+        assert!(unpad(&big).is_err());
     }
 }

@@ -15,7 +15,7 @@ use std::num::NonZeroU64;
 
 use automerge::{Automerge, ChangeHash};
 use roundtable_core::body::Body;
-use roundtable_core::record::{Epoch, Record};
+use roundtable_core::record::{Epoch, Record, SealedState};
 use roundtable_core::sealed::{
     self, EpochWrap, InnerFrame, Wrap, key_commitment, message_aad, wrap_info,
 };
@@ -181,32 +181,26 @@ pub fn message(
     if text.trim().is_empty() {
         return Err(SealError::Empty);
     }
-    let info = rec
-        .sealed_thread(thread)
+    // The readers and epochs only (a fold over the thread's few reader changes): writing must not
+    // cost in proportion to the thread's length.
+    let state = rec
+        .sealed_state(thread)
         .ok_or(SealError::NotSealed(*thread))?;
-    if !info.state.readers.contains(author) {
+    if !state.readers.contains(author) {
         return Err(SealError::NotReader);
     }
-    let epoch = info
-        .state
-        .writable_epoch()
-        .ok_or(SealError::NeedsRekey)?
-        .clone();
+    let epoch = state.writable_epoch().ok_or(SealError::NeedsRekey)?.clone();
     let key = keys.key(rec, &epoch)?.ok_or(SealError::NotReader)?;
     // Where my chain in this thread ends: from the cache when it is current, else from my last message.
-    let mine: Vec<EntryId> = info
-        .entries
-        .iter()
-        .filter(|h| rec.entry(h).is_some_and(|(a, _)| a == *author))
-        .copied()
-        .collect();
+    let mine = rec.sealed_chain(thread, author);
     let count = mine.len() as u64;
     let tip = match keys.tips.get(thread) {
         Some(t) if t.0 == count => Some((t.1, t.2)),
         _ => match mine.last() {
             None => None,
             Some(last) => {
-                let m = open_one(rec, keys, thread, last)?.ok_or(SealError::MissingEpoch)?;
+                let m =
+                    open_one(rec, keys, &state, thread, last)?.ok_or(SealError::MissingEpoch)?;
                 Some((m.1, m.2))
             }
         },
@@ -305,6 +299,7 @@ pub struct ThreadView {
 fn open_one(
     rec: &Record,
     keys: &mut Keyring,
+    state: &SealedState,
     thread: &EntryId,
     id: &EntryId,
 ) -> Result<Option<(String, ChangeHash, u64, automerge::Change)>, SealError> {
@@ -314,10 +309,7 @@ fn open_one(
     let Body::Sealed { epoch, ct, .. } = &meta.body else {
         return Err(SealError::Damaged);
     };
-    let info = rec
-        .sealed_thread(thread)
-        .ok_or(SealError::NotSealed(*thread))?;
-    let Some(e) = info.state.epochs.iter().find(|e| e.id == *epoch) else {
+    let Some(e) = state.epochs.iter().find(|e| e.id == *epoch) else {
         return Err(SealError::Damaged);
     };
     let Some(key) = keys.key(rec, e)? else {
@@ -381,7 +373,7 @@ pub fn open(rec: &Record, keys: &mut Keyring, thread: &EntryId) -> Result<Thread
         let prev = chain.1;
         chain.0 += 1;
         let expected_seq = chain.0;
-        let verdict = match open_one(rec, keys, thread, id) {
+        let verdict = match open_one(rec, keys, &info.state, thread, id) {
             Ok(None) => Err(Unreadable::NotForYou),
             Err(SealError::Damaged) => Err(Unreadable::Damaged),
             Err(SealError::Shape(s)) => Err(Unreadable::Malformed(s.to_string())),
