@@ -14,7 +14,8 @@ use redb::{Database, Durability, TableDefinition};
 use roundtable_core::{Body, DeviceKey, Record, Rule};
 use roundtable_store::Home;
 
-const REPS: usize = 5;
+/// Repetitions of each side; `--reps N` lowers it only for one-off large runs (the 1M audit figure).
+static REPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(5);
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -46,7 +47,7 @@ fn interleaved(
     mut b: impl FnMut() -> anyhow::Result<Duration>,
 ) -> anyhow::Result<(Duration, Duration)> {
     let (mut ta, mut tb) = (vec![], vec![]);
-    for _ in 0..REPS {
+    for _ in 0..REPS.load(std::sync::atomic::Ordering::Relaxed) {
         ta.push(a()?);
         tb.push(b()?);
     }
@@ -617,6 +618,13 @@ fn main() -> anyhow::Result<()> {
         .and_then(|i| args.get(i + 1).cloned());
     let want = |name: &str| only.as_deref().is_none_or(|o| name.starts_with(o));
     let scale = if quick { 10 } else { 1 };
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1)?.parse::<usize>().ok())
+    {
+        REPS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
     let mut ratios = vec![];
     if want("R1") {
         ratios.push(r1(10_000 / scale)?);
