@@ -777,10 +777,21 @@ impl Home {
     /// the in-memory record never runs ahead of it, and returns the error.
     fn commit_or_reload(&self, group: &mut Group, out: &Ingested) -> Result<(), StoreError> {
         let r = self.commit(group, out);
-        if r.is_err()
-            && let Ok(g) = self.open_group(&group.id())
-        {
-            *group = g;
+        if r.is_err() {
+            // Memory must never be ahead of the disk: go back to what is committed.
+            match self.open_group(&group.id()) {
+                Ok(g) => *group = g,
+                // The group's first batch did not commit: nothing of it is held.
+                Err(StoreError::NoSuchGroup(_)) => {
+                    *group = Group {
+                        record: Record::new(group.id()),
+                        log_len: 0,
+                        snap_pos: 0,
+                        generation: 0,
+                    }
+                }
+                Err(_) => {}
+            }
         }
         r
     }
