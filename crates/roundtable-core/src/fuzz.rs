@@ -28,12 +28,20 @@ pub fn bundle(data: &[u8]) {
     let mut sealed = data.to_vec();
     sealed.extend_from_slice(&Sha256::digest(data));
     for bytes in [data, &sealed] {
-        if let Ok((g, entries)) = crate::bundle::decode(bytes) {
+        let strict = crate::bundle::decode(bytes);
+        if let Ok((g, entries)) = &strict {
             assert_eq!(
-                crate::bundle::encode(&g, &entries),
+                crate::bundle::encode(g, entries),
                 bytes,
                 "a decoded bundle re-encodes identically"
             );
+        }
+        // The auditor's lenient reader: never panics, and agrees with the strict one on good bundles.
+        if let Ok(s) = crate::bundle::decode_lenient(bytes)
+            && let Ok((g, entries)) = strict
+        {
+            assert!(s.problems.is_empty(), "a good bundle has no problems");
+            assert_eq!((s.group, s.entries), (g, entries));
         }
     }
 }

@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use roundtable_core::record::Ingested;
@@ -138,7 +139,14 @@ struct GroupFacts {
 pub struct Home {
     dir: PathBuf,
     db: Database,
+    /// Which open of the database this is (unique in the process).
+    instance: u64,
+    /// Group commits made through this handle.
+    commits: AtomicU64,
 }
+
+/// Numbers each open of a home in this process.
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 /// An open group: its record and where its log stands.
 pub struct Group {
@@ -146,6 +154,10 @@ pub struct Group {
     log_len: u64,
     snap_pos: u64,
     generation: u64,
+    /// The (home instance, its commit count) at which this group was last known to match the disk.
+    /// redb's file lock keeps every other process out while a `Home` is open, so while both numbers
+    /// are unchanged nothing can have been written that this group lacks: `refresh` needs no read.
+    seen: (u64, u64),
 }
 
 impl Group {
@@ -212,6 +224,8 @@ impl Home {
         let home = Home {
             dir: dir.to_path_buf(),
             db,
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::SeqCst),
+            commits: AtomicU64::new(0),
         };
         // Every table exists from the start, so readers never meet a missing one.
         let tx = home.db.begin_write()?;
@@ -273,6 +287,8 @@ impl Home {
         Ok(Home {
             dir: dir.to_path_buf(),
             db,
+            instance: NEXT_INSTANCE.fetch_add(1, Ordering::SeqCst),
+            commits: AtomicU64::new(0),
         })
     }
 
@@ -349,6 +365,7 @@ impl Home {
             log_len: 0,
             snap_pos: 0,
             generation: 0,
+            seen: (0, 0),
         };
         self.ingest(&mut group, vec![genesis])?;
         Ok(group)
@@ -362,6 +379,7 @@ impl Home {
                 log_len: 0,
                 snap_pos: 0,
                 generation: 0,
+                seen: (0, 0),
             }),
             other => other,
         }
@@ -425,6 +443,7 @@ impl Home {
             log_len: facts.log_len,
             snap_pos,
             generation: facts.generation,
+            seen: (self.instance, self.commits.load(Ordering::SeqCst)),
         })
     }
 
@@ -503,6 +522,16 @@ impl Home {
     /// Catches up with entries another process wrote to this home since `group` was loaded (a CLI
     /// command while `serve` runs). Returns the ids newly applied.
     pub fn refresh(&self, group: &mut Group) -> Result<Vec<EntryId>, StoreError> {
+        let now = (self.instance, self.commits.load(Ordering::SeqCst));
+        if group.seen == now {
+            return Ok(vec![]);
+        }
+        let out = self.refresh_from_disk(group)?;
+        group.seen = now;
+        Ok(out)
+    }
+
+    fn refresh_from_disk(&self, group: &mut Group) -> Result<Vec<EntryId>, StoreError> {
         let id = group.id();
         let tx = self.db.begin_read()?;
         let facts: GroupFacts = match tx.open_table(GROUPS) {
@@ -788,6 +817,7 @@ impl Home {
                         log_len: 0,
                         snap_pos: 0,
                         generation: 0,
+                        seen: (0, 0),
                     }
                 }
                 Err(_) => {}
@@ -873,6 +903,10 @@ impl Home {
         }
         tx.commit()?;
         group.log_len = log_len;
+        let before = self.commits.fetch_add(1, Ordering::SeqCst);
+        if group.seen == (self.instance, before) {
+            group.seen = (self.instance, before + 1);
+        }
         Ok(())
     }
 

@@ -11,8 +11,8 @@
 //! snapshot is written. One run in five is killed counting from the spawn, so it may land while the
 //! child is still opening the home.
 //!
-//! `acknowledged_entries_survive_sigkill_during_fork_rebuilds` (ignored: it fails, see its reason) does
-//! the same while the child keeps forcing `Home::ingest` to rebuild the record after a fork.
+//! `acknowledged_entries_survive_sigkill_during_fork_rebuilds` does the same while the child keeps
+//! forcing `Home::ingest` to rebuild the record after a fork.
 //!
 //! SIGKILL ends the process, not the machine: what this checks is that an append is acknowledged only
 //! after its commit, that commits are atomic, and that nothing the store does between commits (the

@@ -6,8 +6,7 @@
 //! A few tests are white-box: they open `roundtable.redb` with redb directly to damage a snapshot or
 //! drop old log rows, relying on the table layout documented at the top of `src/lib.rs`.
 //!
-//! `measure_append_ingest_open` is ignored: it prints timings and is meant for release mode:
-//! `cargo test --release -p roundtable-store --test store -- --ignored --nocapture measure`.
+//! Timings live in `examples/figures.rs` and the benchmark suite, not here.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::num::NonZeroU64;
@@ -936,3 +935,24 @@ fn import_from_another_homes_entries_in_causal_order() {
 }
 
 // ----- measurements -----
+
+/// `refresh` skips its read while nothing can have changed; a second `Group` of the same home must
+/// still see what the first one wrote.
+#[test]
+fn two_open_groups_of_one_home_see_each_others_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, k) = init(tmp.path(), "Ana");
+    let mut g1 = home
+        .create_group(&k, "Board", Rule::Consent, 1, "Ana", "", 0)
+        .unwrap();
+    let gid = g1.id();
+    let mut g2 = home.open_group(&gid).unwrap();
+    let t = thread(&home, &mut g1, &k, "From the first");
+    assert_eq!(home.refresh(&mut g2).unwrap(), vec![t]);
+    assert!(g2.record.contains(&t));
+    // And back: the second writes, the first sees it, and nothing is read twice.
+    let m = message(&home, &mut g2, &k, t, "From the second");
+    assert_eq!(home.refresh(&mut g1).unwrap(), vec![m]);
+    assert_eq!(home.refresh(&mut g1).unwrap(), Vec::<EntryId>::new());
+    assert_eq!(g1.record.heads(), g2.record.heads());
+}

@@ -1272,11 +1272,10 @@ async fn live_sync_passes_on_entries_that_arrive_meanwhile() {
 /// the first half of an Entries frame; while Ana waits for the rest, another device's entry reaches
 /// Ana (a live notice); then the second half is sent. Ana must store the frame's entries.
 ///
-/// Fails today: `Node::exchange`'s live loop runs `read_frame` (two `RecvStream::read_exact` calls;
-/// noq documents `read_exact` as *not* cancel-safe) as one branch of a `tokio::select!` whose other
-/// branch is the live-notice channel. When the notice wins, the half frame already read is dropped,
-/// the stream is out of step, and the next "length prefix" is read from the middle of an entry: the
-/// connection fails (a frame error) and the entries are lost for this session.
+/// The hazard it guards against: `Node::exchange`'s live loop reads frames in one branch of a
+/// `tokio::select!` whose other branch is the live-notice channel, and `RecvStream::read_exact` is not
+/// cancel-safe; a half-read frame dropped when the notice wins would put the stream out of step. The
+/// node's `Reader` keeps partial frames across cancellation, so this passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_frame_half_read_when_a_notice_arrives_is_not_lost() {
     within("the live cancellation test", live_split_frame(true)).await;
