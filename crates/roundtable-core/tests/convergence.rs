@@ -99,7 +99,7 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
-    (3usize..=5)
+    (3usize..=7)
         .prop_flat_map(|n| {
             (
                 Just(n),
@@ -681,5 +681,53 @@ proptest! {
             rep.deliver(pool.clone());
             prop_assert_eq!(&summary(&rep.rec), &want);
         }
+
+        // The auditor, given every entry in a bundle, reaches the same verdicts.
+        let mut ordered: Vec<Entry> = Vec::with_capacity(pool.len());
+        let by_id: std::collections::HashMap<EntryId, &Entry> =
+            pool.iter().map(|e| (id_of(e), e)).collect();
+        let valid: HashSet<EntryId> = want.accepted.iter().copied().collect();
+        // Valid entries in a causal order, as `export` writes them; then the rest.
+        let (full, _) = Record::from_entries(group, pool.clone());
+        ordered.extend(full.causal_order().iter().filter_map(|h| by_id.get(h).map(|e| (*e).clone())));
+        ordered.extend(pool.iter().filter(|e| !valid.contains(&id_of(e))).cloned());
+        let report = roundtable_audit::audit(&roundtable_core::bundle::encode(&group, &ordered), 2)
+            .expect("a bundle the test wrote is readable");
+        prop_assert_eq!(report.valid_entries, want.accepted.len());
+        prop_assert!(!report.problems.iter().any(|p| p.kind == "out_of_order" && p.entry_id.as_ref().is_some_and(|i| valid.iter().any(|v| v.to_string() == *i))));
+        let ids_of = |kinds: &dyn Fn(&str) -> bool| -> BTreeSet<String> {
+            report
+                .problems
+                .iter()
+                .filter(|p| kinds(&p.kind))
+                .filter_map(|p| p.entry_id.clone())
+                .collect()
+        };
+        let by_rule = ids_of(&|k| {
+            !matches!(
+                k,
+                "bad_signature" | "malformed" | "unsupported_document" | "missing_dependency"
+                    | "out_of_order" | "duplicate"
+            )
+        });
+        let want_rejected: BTreeSet<String> = want.rejected.keys().map(|k| k.to_string()).collect();
+        prop_assert_eq!(by_rule, want_rejected);
+        let waiting = ids_of(&|k| k == "missing_dependency");
+        let want_pending: BTreeSet<String> = want.pending.iter().map(|k| k.to_string()).collect();
+        prop_assert_eq!(waiting, want_pending);
+        let flagged: BTreeSet<String> = report.flags.iter().map(|f| f.entry_id.clone()).collect();
+        let want_flagged: BTreeSet<String> = want.concurrent.iter().map(|k| k.to_string()).collect();
+        prop_assert_eq!(flagged, want_flagged);
+        let members: Vec<(String, String)> = report
+            .members
+            .iter()
+            .map(|m| (m.member_id.clone(), m.status.clone()))
+            .collect();
+        let want_members: Vec<(String, String)> = want
+            .members
+            .iter()
+            .map(|m| (m.id.to_string(), m.status.as_str().to_string()))
+            .collect();
+        prop_assert_eq!(members, want_members);
     }
 }
