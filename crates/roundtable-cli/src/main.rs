@@ -498,6 +498,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             net::serve(net::ServeArgs {
                 dir: &dir,
                 key,
+                pass: passphrase(&cli)?,
                 group,
                 listen,
                 relay,

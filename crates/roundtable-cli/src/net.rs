@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -84,9 +84,39 @@ fn spawn_poller(node: Node) {
     });
 }
 
+/// While serving, a device added to the group (by a peer, live) publishes its encryption key as soon
+/// as it holds its membership, as a device does after `sync` or `import`. Checked at start, then
+/// every 5 seconds until done; the entry it writes is pushed to live peers by the poller.
+fn spawn_profile_publisher(dir: PathBuf, key: &DeviceKey, pass: Option<String>, group: GroupId) {
+    let key = DeviceKey::from_secret(&key.secret_bytes());
+    tokio::spawn(async move {
+        let key = std::sync::Arc::new(key);
+        loop {
+            let (dir, key, pass) = (dir.clone(), key.clone(), pass.clone());
+            let done = tokio::task::spawn_blocking(move || {
+                let home = Home::open(&dir).ok()?;
+                let mut g = home.open_group(&group).ok()?;
+                let me = key.device_id();
+                if !g.record.active_devices().contains(&me) {
+                    return Some(false);
+                }
+                crate::sealed::publish_profile(&home, &key, pass.as_deref(), &mut g).ok()?;
+                Some(true)
+            })
+            .await;
+            // Published (or already there): nothing more to do for this serve.
+            if matches!(done, Ok(Some(true))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+}
+
 pub struct ServeArgs<'a> {
     pub dir: &'a Path,
     pub key: DeviceKey,
+    pub pass: Option<String>,
     pub group: GroupId,
     pub listen: &'a [SocketAddr],
     pub relay: &'a Option<String>,
@@ -101,6 +131,7 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
         let cfg = net_config(a.listen, a.relay)?;
         let device = a.key.device_id();
         let ep = bind(&a.key, &cfg, vec![ALPN.to_vec(), JOIN_ALPN.to_vec()]).await.map_err(sync_error)?;
+        spawn_profile_publisher(a.dir.to_path_buf(), &a.key, a.pass.clone(), a.group);
         let node = Node::new(a.dir.to_path_buf(), a.key);
         node.load_groups().await.map_err(sync_error)?;
         let router = Router::builder(ep.clone())

@@ -292,3 +292,61 @@ fn a_non_member_device_is_refused_with_a_clear_reason() {
     );
     assert_eq!(rt(&a, &["heads"]), before);
 }
+
+#[test]
+fn a_device_added_while_serving_publishes_its_key_and_can_be_made_a_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, c) = (tmp.path().join("a"), tmp.path().join("c"));
+    rt(&a, &["init", "--name", "Ana"]);
+    let cid = s(&rt(&c, &["init", "--name", "Cy"]), "member_id");
+    rt(&a, &["group", "create", "Board"]);
+    // Cy's device holds the group (from a bundle) before Cy is a member.
+    let bundle = tmp.path().join("a.bundle");
+    rt(&a, &["export", "--bundle", bundle.to_str().unwrap()]);
+    rt(&c, &["import", bundle.to_str().unwrap()]);
+    let (sa, va) = serve(&[], &a, &["--listen", "127.0.0.1:0", "--no-mdns"]);
+    let (sc, _) = serve(
+        &[],
+        &c,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--connect",
+            &s(&va, "ticket"),
+        ],
+    );
+    let _guard = Killed(vec![sa, sc]);
+    // Added while both serve: Cy's serving device learns it live, publishes its key, pushes it back.
+    rt(&a, &["member", "add", &cid, "--name", "Cy"]);
+    let start = Instant::now();
+    let t = loop {
+        let (code, out, err) = rt_status(
+            &a,
+            &[
+                "thread",
+                "new",
+                "Cy's support",
+                "--sealed",
+                "--reader",
+                &cid,
+                "--reason",
+                "It is about Cy",
+            ],
+        );
+        if code == 0 {
+            break s(&out, "thread_id");
+        }
+        assert!(err.contains("cannot be made a reader yet"), "{err}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "Cy's key never arrived: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    rt(&a, &["post", &t, "Only Ana and Cy read this"]);
+    converge(&a, &c, Duration::from_secs(15));
+    let shown = rt(&c, &["show", &t]);
+    assert_eq!(shown["readable"], true, "{shown}");
+    assert_eq!(shown["messages"][0]["text"], "Only Ana and Cy read this");
+}
