@@ -2,8 +2,7 @@
 //! then a summary. Both sides of a ratio run in this process on the same data, interleaved, and each
 //! side's figure is the median of at least five repetitions. `--quick` divides the sizes by ten.
 //!
-//! Ratios measured so far: R1, R1d, R2, R3, R4, R5, R6 (R8 and R9 are still to come; see
-//! docs/performance.md).
+//! Ratios: R1, R1d, R2, R3, R4, R5, R6, R8, R9 (see docs/performance.md).
 
 use std::time::{Duration, Instant};
 
@@ -608,8 +607,192 @@ fn r2(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
     Ok((r2, r2t))
 }
 
+/// A home holding one group of `n` entries (one author, messages in one thread), snapshotted.
+fn home_of(
+    dir: &std::path::Path,
+    n: usize,
+) -> anyhow::Result<(roundtable_core::GroupId, DeviceKey)> {
+    let (home, key) = Home::init(dir, "Ana", None)?;
+    let (mut rec, genesis) = Record::create(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+    let (thread, first) = rec.author(&key, Body::Thread { title: "t".into() }, 1)?;
+    let gid = rec.group();
+    let mut g = home.open_or_new_group(&gid)?;
+    home.ingest(&mut g, vec![genesis, first])?;
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 2..n {
+        batch.push(
+            rec.author(
+                &key,
+                Body::Message {
+                    thread,
+                    text: text(i),
+                },
+                i as i64,
+            )?
+            .1,
+        );
+        if batch.len() == 10_000 {
+            home.ingest(&mut g, std::mem::take(&mut batch))?;
+        }
+    }
+    home.ingest(&mut g, batch)?;
+    anyhow::ensure!(
+        g.record.len() == n.max(2),
+        "built {} entries",
+        g.record.len()
+    );
+    home.snapshot(&mut g)?;
+    Ok((gid, key))
+}
+
+/// R8: the cost of a durable append when the record holds `big` entries against when it holds
+/// `small` (same device, same kind of entry). Also the engine alone (no fsync), for the detail line.
+fn r8(big: usize, small: usize) -> anyhow::Result<Ratio> {
+    const APPENDS: usize = 200;
+    let tmp = tempfile::tempdir()?;
+    let (gb, kb) = home_of(&tmp.path().join("big"), big)?;
+    let (gs, ks) = home_of(&tmp.path().join("small"), small)?;
+    let t = std::cell::Cell::new(0i64);
+    let run = |dir: &std::path::Path,
+               gid: &roundtable_core::GroupId,
+               key: &DeviceKey,
+               durable: bool|
+     -> anyhow::Result<Duration> {
+        let home = Home::open(dir)?;
+        let mut g = home.open_group(gid)?;
+        let thread = g.record.threads()[0];
+        let start = Instant::now();
+        for _ in 0..APPENDS {
+            t.set(t.get() + 1);
+            let body = Body::Message {
+                thread,
+                text: text(t.get() as usize),
+            };
+            if durable {
+                home.append(&mut g, key, body, 1_000_000_000 + t.get())?;
+            } else {
+                g.record.author(key, body, 1_000_000_000 + t.get())?;
+            }
+        }
+        Ok(start.elapsed())
+    };
+    let (db, ds) = (tmp.path().join("big"), tmp.path().join("small"));
+    let (a, b) = interleaved(|| run(&db, &gb, &kb, true), || run(&ds, &gs, &ks, true))?;
+    let (an, bn) = interleaved(|| run(&db, &gb, &kb, false), || run(&ds, &gs, &ks, false))?;
+    Ok(Ratio {
+        name: "R8_append_cost_big_vs_small",
+        ratio: a.as_secs_f64() / b.as_secs_f64(),
+        target: 1.5,
+        at_most: true,
+        detail: format!(
+            "durable appends at {big} entries {:.0} us each, at {small} entries {:.0} us each; engine alone (no fsync) {:.1} us vs {:.1} us (ratio {:.3})",
+            us(a, APPENDS),
+            us(b, APPENDS),
+            us(an, APPENDS),
+            us(bn, APPENDS),
+            an.as_secs_f64() / bn.as_secs_f64()
+        ),
+    })
+}
+
+/// Resident memory of this process, in bytes (Linux `/proc/self/statm`).
+fn rss() -> anyhow::Result<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("statm"))?
+        .parse()?;
+    Ok(pages * 4096)
+}
+
+/// The child side of R9: opens the record (or loads the bare document) and prints how much resident
+/// memory that added. A fresh process each time, so nothing else is resident.
+fn r9_child(args: &[String]) -> anyhow::Result<()> {
+    let what = args.get(2).map(String::as_str).unwrap_or_default();
+    let path = std::path::Path::new(args.get(3).map(String::as_str).unwrap_or_default());
+    let before = rss()?;
+    let keep: Box<dyn std::any::Any> = match what {
+        "open" | "open-doc" => {
+            let gid: roundtable_core::GroupId = args
+                .get(4)
+                .map(String::as_str)
+                .unwrap_or_default()
+                .parse()?;
+            let home = Home::open(path)?;
+            let mut g = home.open_group(&gid)?;
+            if what == "open-doc" {
+                g.record.doc()?;
+            }
+            Box::new((home, g))
+        }
+        _ => Box::new(Automerge::load(&std::fs::read(path)?)?),
+    };
+    let after = rss()?;
+    println!("{}", after.saturating_sub(before));
+    drop(keep);
+    Ok(())
+}
+
+/// R9: resident memory added by opening a `n`-entry record / by loading the bare Automerge document
+/// of the same entries, each in a fresh child process.
+fn r9(n: usize) -> anyhow::Result<Ratio> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("home");
+    let (gid, _) = home_of(&dir, n)?;
+    let saved = {
+        let home = Home::open(&dir)?;
+        let mut g = home.open_group(&gid)?;
+        g.record.doc()?.save()
+    };
+    let doc = tmp.path().join("doc.automerge");
+    std::fs::write(&doc, &saved)?;
+    let me = std::env::current_exe()?;
+    let child = |args: &[&std::ffi::OsStr]| -> anyhow::Result<u64> {
+        let out = std::process::Command::new(&me)
+            .arg("--r9-child")
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().parse()?)
+    };
+    let (mut ours, mut bare, mut with_doc) = (vec![], vec![], vec![]);
+    let g = gid.to_string();
+    for _ in 0..REPS.load(std::sync::atomic::Ordering::Relaxed) {
+        ours.push(child(&["open".as_ref(), dir.as_os_str(), g.as_ref()])?);
+        bare.push(child(&["load".as_ref(), doc.as_os_str()])?);
+        with_doc.push(child(&["open-doc".as_ref(), dir.as_os_str(), g.as_ref()])?);
+    }
+    let med = |mut v: Vec<u64>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (o, b, w) = (med(ours), med(bare), med(with_doc));
+    let mb = |x: u64| x as f64 / (1 << 20) as f64;
+    Ok(Ratio {
+        name: "R9_resident_memory_open_vs_bare_doc",
+        ratio: o as f64 / b as f64,
+        target: 1.5,
+        at_most: true,
+        detail: format!(
+            "{n} entries: opening the record adds {:.1} MiB, Automerge::load of its document {:.1} MiB; with the document loaded too (as exports and snapshots do) {:.1} MiB (ratio {:.3})",
+            mb(o),
+            mb(b),
+            mb(w),
+            w as f64 / b as f64
+        ),
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--r9-child") {
+        return r9_child(&args);
+    }
     let quick = args.iter().any(|a| a == "--quick");
     // `--only R2` runs just the ratios whose names start with that (for profiling one of them).
     let only = args
@@ -649,6 +832,12 @@ fn main() -> anyhow::Result<()> {
     }
     if want("R6") {
         ratios.push(r6(1_000 / scale)?);
+    }
+    if want("R8") {
+        ratios.push(r8(1_000_000 / scale, 1_000 / scale)?);
+    }
+    if want("R9") {
+        ratios.push(r9(100_000 / scale)?);
     }
     for r in &ratios {
         println!(
