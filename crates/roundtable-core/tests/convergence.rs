@@ -2,15 +2,16 @@
 //! split into batches, every replica reaches the same heads, members, accepted, rejected (with the
 //! same reasons) and pending entries.
 //!
-//! Each case plays a scenario: 3 to 5 devices, each on its own replica, write at random (threads,
+//! Each case plays a scenario: 3 to 7 devices, each on its own replica, write at random (threads,
 //! messages, proposals with and without a removal, stances with reasons, stances typed for someone
 //! else and their confirmations, closes, member adds, leaves, removals) and exchange random subsets of
-//! what they hold. Devices also misbehave: a device restored from an old snapshot writes again (a
+//! what they hold, at times across a network split into two sides that heal later. Devices also misbehave: a device restored from an old snapshot writes again (a
 //! fork), and keys write by hand after leaving, without ever being members, or breaking a rule. Every
 //! entry produced is collected and then delivered to fresh replicas in three random orders and batch
 //! splits; a random part of it is delivered too (so some entries wait); and the scenario's own devices,
 //! with their incremental histories and rebuilds, finally receive everything. All must agree with one
-//! device that received every entry at once.
+//! device that received every entry at once. Last, the auditor, given every entry in a bundle, must
+//! reach the same verdicts.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::num::NonZeroU64;
@@ -63,14 +64,32 @@ enum Op {
     },
     /// Device `from` sends a random subset of what it holds to `to`, or (one time in three) everything
     /// it holds to every other device.
-    Exchange { from: usize, to: usize, seed: u64 },
+    Exchange {
+        from: usize,
+        to: usize,
+        seed: u64,
+    },
+    /// The network splits: devices whose bit is set in `mask` reach only each other, the rest only
+    /// each other, until `Heal`. Exchanges across the split do not happen.
+    Partition {
+        mask: u8,
+    },
+    Heal,
     /// Device `who` keeps a snapshot of its record.
-    Backup { who: usize },
+    Backup {
+        who: usize,
+    },
     /// Device `who` is restored from its snapshot and writes from there: a fork when it wrote since.
-    Twin { who: usize },
+    Twin {
+        who: usize,
+    },
     /// Key `who` (index `n` is an outsider) writes by hand, without the engine's checks, on the heads
     /// of device `on`'s record: after leaving, after removal, never a member, or breaking a rule.
-    Forge { who: usize, on: usize, what: u8 },
+    Forge {
+        who: usize,
+        on: usize,
+        what: u8,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +111,8 @@ fn op(n: usize) -> impl Strategy<Value = Op> {
             .prop_map(|(who, what, pick, flag)| Op::Write { who, what, pick, flag }),
         8 => (dev.clone(), dev.clone(), any::<u64>())
             .prop_map(|(from, to, seed)| Op::Exchange { from, to, seed }),
+        1 => any::<u8>().prop_map(|mask| Op::Partition { mask }),
+        1 => Just(Op::Heal),
         1 => dev.clone().prop_map(|who| Op::Backup { who }),
         1 => dev.clone().prop_map(|who| Op::Twin { who }),
         2 => (0..=n, dev, any::<u8>()).prop_map(|(who, on, what)| Op::Forge { who, on, what }),
@@ -502,9 +523,15 @@ fn play(s: &Scenario) -> (GroupId, Vec<Entry>, Vec<Replica>) {
     }
     reps[0] = creator;
 
+    // While partitioned: which side each device is on.
+    let mut split: Option<u8> = None;
+    let same_side =
+        |split: Option<u8>, a: usize, b: usize| split.is_none_or(|m| (m >> a) & 1 == (m >> b) & 1);
     for (step, o) in s.ops.iter().enumerate() {
         let t = 100 + step as i64;
         match o {
+            Op::Partition { mask } => split = Some(*mask),
+            Op::Heal => split = None,
             Op::Write {
                 who,
                 what,
@@ -535,13 +562,13 @@ fn play(s: &Scenario) -> (GroupId, Vec<Entry>, Vec<Replica>) {
                 // A meeting: `from` hands everything it holds to everyone.
                 let all = reps[*from].held.clone();
                 for (i, r) in reps.iter_mut().enumerate() {
-                    if i != *from {
+                    if i != *from && same_side(split, i, *from) {
                         r.deliver(all.clone());
                     }
                 }
             }
             Op::Exchange { from, to, seed } => {
-                if from == to {
+                if from == to || !same_side(split, *from, *to) {
                     continue;
                 }
                 let mut rng = Rng(*seed);
