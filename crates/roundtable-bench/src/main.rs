@@ -173,6 +173,12 @@ fn r1d(n: usize) -> anyhow::Result<Ratio> {
         Ok(t.elapsed())
     };
     let mut sink = vec![vec![0u8]];
+    // What each side asks the disk to write (Linux `/proc/self/io`), one extra run each.
+    let w0 = written()?;
+    ours(&mut sink)?;
+    let w1 = written()?;
+    raw()?;
+    let w2 = written()?;
     let (a, b) = interleaved(|| ours(&mut sink), &mut raw)?;
     Ok(Ratio {
         name: "R1d_durable_append_throughput",
@@ -180,9 +186,11 @@ fn r1d(n: usize) -> anyhow::Result<Ratio> {
         target: 0.85,
         at_most: false,
         detail: format!(
-            "{n} durable appends: engine {:.0} us each, raw redb commit {:.0} us each",
+            "{n} durable appends: engine {:.0} us each, raw redb commit {:.0} us each; written to disk {:.1} KiB vs {:.1} KiB per append",
             us(a, n),
-            us(b, n)
+            us(b, n),
+            (w1 - w0) as f64 / 1024.0 / n as f64,
+            (w2 - w1) as f64 / 1024.0 / n as f64
         ),
     })
 }
@@ -693,6 +701,17 @@ fn r8(big: usize, small: usize) -> anyhow::Result<Ratio> {
             an.as_secs_f64() / bn.as_secs_f64()
         ),
     })
+}
+
+/// Bytes this process has caused to be written to storage (Linux `/proc/self/io`).
+fn written() -> anyhow::Result<u64> {
+    let s = std::fs::read_to_string("/proc/self/io")?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .ok_or_else(|| anyhow::anyhow!("no write_bytes in /proc/self/io"))?
+        .trim()
+        .parse()
+        .map_err(Into::into)
 }
 
 /// Resident memory of this process, in bytes (Linux `/proc/self/statm`).
