@@ -196,6 +196,12 @@ enum Cmd {
     },
     /// Devices this one has synced with.
     Peers,
+    /// Open the group in your web browser: a page on this device only. Prints {"url": ...} first.
+    Web {
+        /// Port on 127.0.0.1 (default: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand)]
@@ -505,6 +511,10 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 connect,
                 mdns: !no_mdns,
             })
+        }
+        Cmd::Web { port } => {
+            drop(ctx);
+            net::web(&dir, passphrase(&cli)?, *port)
         }
         Cmd::Sync { ticket, timeout } => {
             let key = ctx.key(&cli)?;

@@ -444,3 +444,31 @@ pub fn peers(
         words,
     })
 }
+
+/// `web`: the members' web page on 127.0.0.1. Prints `{"url"}` as its first line, serves until stopped.
+pub fn web(dir: &Path, pass: Option<String>, port: u16) -> anyhow::Result<Out> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let cfg = roundtable_web::WebConfig {
+            home_dir: dir.to_path_buf(),
+            passphrase: pass,
+            port,
+        };
+        let (_addr, url, server) = roundtable_web::serve(cfg)
+            .await
+            .context("could not start the web page")?;
+        // The first line is the contract: one JSON object, whatever --json says.
+        println!("{}", json!({ "url": url }));
+        let _ = std::io::stdout().flush();
+        eprintln!("roundtable: open this link in your web browser: {url}");
+        eprintln!("roundtable: it works only on this device; Ctrl+C stops it");
+        tokio::select! {
+            r = server => r.context("the web page stopped")?,
+            _ = wait_for_stop() => {}
+        }
+        Ok(Out {
+            json: serde_json::Value::Null,
+            words: String::new(),
+        })
+    })
+}

@@ -1,0 +1,188 @@
+//! Roundtable's local web interface: server-rendered pages, every action a real form that works without
+//! JavaScript.
+//!
+//! **Security:** the server binds 127.0.0.1 only. Every request needs the per-launch token (first as
+//! `?t=TOKEN` in the printed URL, then from an HttpOnly, SameSite=Strict cookie); a `Host` header other
+//! than `127.0.0.1:PORT` or `localhost:PORT` is refused (DNS rebinding); every POST carries a CSRF token
+//! derived from the launch token; every response has `Content-Security-Policy: default-src 'self'`,
+//! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
+//!
+//! **Store access:** the home is opened per operation inside `spawn_blocking` (like the sync node), so
+//! the CLI keeps working alongside. The device key is unlocked once, when the state is made.
+
+mod pages;
+mod security;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use roundtable_core::{DeviceId, DeviceKey};
+use roundtable_store::{Home, StoreError};
+use sha2::{Digest, Sha256};
+
+/// What `roundtable web` is started with.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The device home (the folder holding `roundtable.redb` and `device.key`).
+    pub home_dir: PathBuf,
+    /// The passphrase of the device key, when it is protected.
+    pub passphrase: Option<String>,
+    /// The port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not listen on 127.0.0.1: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("could not make a random token: {0}")]
+    Random(String),
+    #[error("a background task failed: {0}")]
+    Task(String),
+}
+
+/// Shared by every request: the home, the unlocked device key, the launch token.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    home_dir: PathBuf,
+    key: DeviceKey,
+    device: DeviceId,
+    port: u16,
+    token: String,
+    csrf: String,
+    clock: fn() -> i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl AppState {
+    /// Opens the home once to unlock the device key (a wrong passphrase fails here, not on the first
+    /// page), and makes a fresh random launch token. `port` is the port the server answers on: the
+    /// `Host` header must name it.
+    pub fn new(cfg: &WebConfig, port: u16) -> Result<AppState, WebError> {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| WebError::Random(e.to_string()))?;
+        let home = Home::open(&cfg.home_dir)?;
+        let key = home.device_key(cfg.passphrase.as_deref())?;
+        Ok(AppState::with_key(
+            cfg.home_dir.clone(),
+            key,
+            port,
+            hex::encode(raw),
+        ))
+    }
+
+    /// A state with a given key and token (tests, and callers that already hold the key).
+    pub fn with_key(home_dir: PathBuf, key: DeviceKey, port: u16, token: String) -> AppState {
+        let csrf = hex::encode(Sha256::digest(
+            [b"roundtable-web csrf\0".as_slice(), token.as_bytes()].concat(),
+        ));
+        AppState {
+            inner: Arc::new(Inner {
+                home_dir,
+                device: key.device_id(),
+                key,
+                port,
+                token,
+                csrf,
+                clock: now_ms,
+            }),
+        }
+    }
+
+    /// Replaces the clock that stamps new messages (tests use a fixed one). Call before cloning.
+    pub fn with_clock(mut self, clock: fn() -> i64) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.clock = clock;
+        }
+        self
+    }
+
+    /// The per-launch token the URL carries.
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// The CSRF token every form carries (derived from the launch token).
+    pub fn csrf_token(&self) -> &str {
+        &self.inner.csrf
+    }
+
+    /// The port the `Host` header must name.
+    pub fn port(&self) -> u16 {
+        self.inner.port
+    }
+
+    /// The URL to open: `http://127.0.0.1:PORT/?t=TOKEN`.
+    pub fn url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/?t={}",
+            self.inner.port, self.inner.token
+        )
+    }
+}
+
+/// Every page and the guard in front of them. Drive it with `tower::ServiceExt::oneshot` in tests.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/threads", get(pages::threads))
+        .route("/threads/{id}", get(pages::thread))
+        .route(
+            "/threads/{id}/write",
+            get(pages::write).post(pages::rewrite),
+        )
+        .route("/threads/{id}/check", axum::routing::post(pages::check))
+        .route("/threads/{id}/share", axum::routing::post(pages::share))
+        .route("/members", get(pages::members))
+        .route("/help", get(pages::help))
+        .route("/static/roundtable.css", get(pages::css))
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
+        .with_state(state)
+}
+
+/// Binds 127.0.0.1:`cfg.port` (never another address) and returns the bound address, the URL with
+/// the launch token, and the future that serves until it is dropped or fails.
+pub async fn serve(
+    cfg: WebConfig,
+) -> Result<
+    (
+        SocketAddr,
+        String,
+        impl Future<Output = Result<(), WebError>> + Send + 'static,
+    ),
+    WebError,
+> {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, cfg.port)).await?;
+    let addr = listener.local_addr()?;
+    let port = addr.port();
+    let state = tokio::task::spawn_blocking(move || AppState::new(&cfg, port))
+        .await
+        .map_err(|e| WebError::Task(e.to_string()))??;
+    let url = state.url();
+    let app = router(state);
+    let fut = async move {
+        axum::serve(listener, app).await?;
+        Ok(())
+    };
+    Ok((addr, url, fut))
+}

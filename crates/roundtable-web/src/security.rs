@@ -1,0 +1,121 @@
+//! The guard in front of every page: Host check, launch token, security headers.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::AppState;
+use crate::pages::refusal;
+
+/// Constant-time comparison of two tokens.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn cookie_name(state: &AppState) -> String {
+    // Cookies do not separate ports: one name per port keeps two launches apart.
+    format!("roundtable_{}", state.port())
+}
+
+fn host_ok(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let port = state.port();
+    host == format!("127.0.0.1:{port}") || host == format!("localhost:{port}")
+}
+
+fn origin_ok(state: &AppState, headers: &HeaderMap) -> bool {
+    match headers.get(header::ORIGIN).and_then(|h| h.to_str().ok()) {
+        None => true,
+        Some(o) => {
+            let port = state.port();
+            o == format!("http://127.0.0.1:{port}") || o == format!("http://localhost:{port}")
+        }
+    }
+}
+
+fn cookie_token<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str> {
+    let name = cookie_name(state);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "t")
+        .map(|(_, v)| v)
+}
+
+fn secure(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    if !host_ok(&state, headers) {
+        return secure(refusal(
+            StatusCode::FORBIDDEN,
+            "This address is not allowed",
+            "Roundtable only answers on this computer, at the address it printed when it started.",
+        ));
+    }
+    if req.method() == Method::POST && !origin_ok(&state, headers) {
+        return secure(refusal(
+            StatusCode::FORBIDDEN,
+            "This form came from another website",
+            "Nothing was saved. Please use the form on the Roundtable page.",
+        ));
+    }
+    if cookie_token(&state, headers).is_some_and(|t| same(t, state.token())) {
+        return secure(next.run(req).await);
+    }
+    if req.method() == Method::GET
+        && query_token(req.uri().query()).is_some_and(|t| same(t, state.token()))
+    {
+        // Keep the token in a cookie and take it out of the address bar (and the history).
+        let cookie = format!(
+            "{}={}; HttpOnly; SameSite=Strict; Path=/",
+            cookie_name(&state),
+            state.token()
+        );
+        let mut r = Redirect::to(req.uri().path()).into_response();
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return secure(r);
+    }
+    secure(refusal(
+        StatusCode::FORBIDDEN,
+        "Please open Roundtable from its link",
+        "This page needs the link Roundtable printed when it started (it ends with ?t= and a long code). \
+         Copy that whole link into your browser.",
+    ))
+}
