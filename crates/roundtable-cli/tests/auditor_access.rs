@@ -3,40 +3,7 @@
 
 mod util;
 
-use std::io::BufRead;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-use serde_json::Value;
-use util::{BIN, Home, id_at, partnership};
-
-struct Served(Child);
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(home: &Path) -> (Served, String) {
-    let mut child = Command::new(BIN)
-        .arg("--home")
-        .arg(home)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start serve");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("serve prints its first line");
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    (
-        Served(child),
-        v["ticket"].as_str().expect("ticket").to_string(),
-    )
-}
+use util::{Home, id_at, partnership, serve_loopback};
 
 #[test]
 fn a_granted_auditor_syncs_reads_no_secrets_audits_and_cannot_write() {
@@ -63,7 +30,7 @@ fn a_granted_auditor_syncs_reads_no_secrets_audits_and_cannot_write() {
     let stranger = Home::init("Stranger");
     // Not granted yet: refused before anything is sent.
     {
-        let (_s, ticket) = serve(a.dir());
+        let (_s, ticket) = serve_loopback(a.dir());
         let f = inspector.cmd(["sync", &ticket, "--timeout", "20"]).fails(1);
         assert!(f.stderr.contains("not a member"), "{}", f.stderr);
     }
@@ -80,7 +47,7 @@ fn a_granted_auditor_syncs_reads_no_secrets_audits_and_cannot_write() {
         "Council inspector",
     ]);
     {
-        let (_s, ticket) = serve(a.dir());
+        let (_s, ticket) = serve_loopback(a.dir());
         inspector.cmd(["sync", &ticket, "--timeout", "20"]).ok();
         let f = stranger.cmd(["sync", &ticket, "--timeout", "20"]).fails(1);
         assert!(f.stderr.contains("not a member"), "{}", f.stderr);

@@ -4,12 +4,9 @@
 mod util;
 
 use std::collections::BTreeSet;
-use std::io::BufRead;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
-use util::{BIN, Home, TestCommand, id_at, partnership, sync};
+use util::{Home, TestCommand, id_at, partnership, serve_loopback, sync};
 
 fn set(v: &Value) -> BTreeSet<String> {
     v.as_array()
@@ -263,33 +260,6 @@ fn sealed_needs_a_reason_and_readers_need_sealed() {
 
 // ----- relayed over iroh by a device that cannot read it -----
 
-struct Served(Child);
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `serve` on loopback only; returns the process and its ticket.
-fn serve(home: &Path) -> (Served, String) {
-    let mut child = Command::new(BIN)
-        .arg("--home")
-        .arg(home)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start serve");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("serve prints its first line");
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
-    let ticket = v["ticket"].as_str().expect("ticket").to_string();
-    (Served(child), ticket)
-}
-
 #[test]
 fn two_readers_linked_only_through_a_non_reader_get_every_sealed_entry() {
     let (homes, _g) = partnership("Board", &["Ana", "Ben", "Cy"]);
@@ -312,14 +282,14 @@ fn two_readers_linked_only_through_a_non_reader_get_every_sealed_entry() {
     }
     // A ↔ C over iroh; then A goes away and C ↔ B. Ana and Ben never meet.
     {
-        let (_sa, ticket) = serve(a.dir());
+        let (_sa, ticket) = serve_loopback(a.dir());
         c.cmd(["sync", &ticket, "--timeout", "20"]).ok();
     }
     let vc = c.ok(["show", &t]);
     assert_eq!(vc["entries"], 5, "{vc}");
     assert_eq!(vc["readable"], false);
     {
-        let (_sc, ticket) = serve(c.dir());
+        let (_sc, ticket) = serve_loopback(c.dir());
         b.cmd(["sync", &ticket, "--timeout", "20"]).ok();
     }
     let vb = b.ok(["show", &t]);
@@ -334,7 +304,7 @@ fn two_readers_linked_only_through_a_non_reader_get_every_sealed_entry() {
     // And back: Ben answers, C relays to Ana.
     b.ok(["post", &t, "Ben read all five"]);
     {
-        let (_sc, ticket) = serve(c.dir());
+        let (_sc, ticket) = serve_loopback(c.dir());
         b.cmd(["sync", &ticket, "--timeout", "20"]).ok();
         a.cmd(["sync", &ticket, "--timeout", "20"]).ok();
     }

@@ -56,8 +56,8 @@ pub fn encode(group: &GroupId, entries: &[Entry]) -> Vec<u8> {
     out
 }
 
-/// Reads a bundle: its group id and entries, after checking its framing and digest.
-pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
+/// Checks the magic and version and reads the header: the group id and the entry count.
+fn header(bytes: &[u8]) -> Result<(GroupId, u64), BundleError> {
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err(BundleError::NotABundle);
     }
@@ -67,6 +67,19 @@ pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
     if bytes[8] != VERSION {
         return Err(BundleError::Version(bytes[8]));
     }
+    if bytes.len() < HEADER {
+        return Err(BundleError::Truncated);
+    }
+    let mut group = [0u8; 32];
+    group.copy_from_slice(&bytes[9..41]);
+    let mut count_bytes = [0u8; 8];
+    count_bytes.copy_from_slice(&bytes[41..49]);
+    Ok((GroupId::from_bytes(group), u64::from_le_bytes(count_bytes)))
+}
+
+/// Reads a bundle: its group id and entries, after checking its framing and digest.
+pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
+    let (group, count) = header(bytes)?;
     if bytes.len() < HEADER + 32 {
         return Err(BundleError::Truncated);
     }
@@ -75,11 +88,6 @@ pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
     if want != digest {
         return Err(BundleError::Digest);
     }
-    let mut group = [0u8; 32];
-    group.copy_from_slice(&body[9..41]);
-    let mut count_bytes = [0u8; 8];
-    count_bytes.copy_from_slice(&body[41..49]);
-    let count = u64::from_le_bytes(count_bytes);
     let mut rest = &body[HEADER..];
     if count > (rest.len() / MIN_ENTRY) as u64 {
         return Err(BundleError::Count(count));
@@ -94,7 +102,7 @@ pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
     if !rest.is_empty() {
         return Err(BundleError::Trailing(rest.len()));
     }
-    Ok((GroupId::from_bytes(group), entries))
+    Ok((group, entries))
 }
 
 /// What a lenient read of a bundle found: everything readable, and every problem with the framing.
@@ -110,18 +118,7 @@ pub struct Salvaged {
 /// Reads as much of a bundle as can be read, for an auditor who must report every problem rather
 /// than stop at the first. Fails only when the header itself is unreadable.
 pub fn decode_lenient(bytes: &[u8]) -> Result<Salvaged, BundleError> {
-    if bytes.len() < 8 || &bytes[..8] != MAGIC {
-        return Err(BundleError::NotABundle);
-    }
-    if bytes.len() < 9 {
-        return Err(BundleError::Truncated);
-    }
-    if bytes[8] != VERSION {
-        return Err(BundleError::Version(bytes[8]));
-    }
-    if bytes.len() < HEADER {
-        return Err(BundleError::Truncated);
-    }
+    let (group, count) = header(bytes)?;
     let mut problems = Vec::new();
     let digest_ok = bytes.len() >= HEADER + 32 && {
         let (body, digest) = bytes.split_at(bytes.len() - 32);
@@ -130,11 +127,6 @@ pub fn decode_lenient(bytes: &[u8]) -> Result<Salvaged, BundleError> {
     if !digest_ok {
         problems.push(BundleError::Digest);
     }
-    let mut group = [0u8; 32];
-    group.copy_from_slice(&bytes[9..41]);
-    let mut count_bytes = [0u8; 8];
-    count_bytes.copy_from_slice(&bytes[41..49]);
-    let count = u64::from_le_bytes(count_bytes);
     // With a good digest the last 32 bytes are the digest; otherwise any of them may be entry bytes.
     let end = if digest_ok {
         bytes.len() - 32
@@ -168,7 +160,7 @@ pub fn decode_lenient(bytes: &[u8]) -> Result<Salvaged, BundleError> {
         problems.push(BundleError::Trailing(rest.len()));
     }
     Ok(Salvaged {
-        group: GroupId::from_bytes(group),
+        group,
         entries,
         problems,
     })

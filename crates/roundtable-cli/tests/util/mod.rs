@@ -495,3 +495,33 @@ pub fn write_bundle(
 pub fn entry_id(e: &roundtable_core::Entry) -> String {
     e.parse().expect("a parsable entry").hash.to_string()
 }
+
+/// A child process killed (and reaped) when dropped.
+pub struct Served(pub std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `serve` on loopback only, without mDNS; returns the process and its ticket.
+pub fn serve_loopback(home: &Path) -> (Served, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve prints its first line");
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let ticket = v["ticket"].as_str().expect("ticket").to_string();
+    (Served(child), ticket)
+}
