@@ -171,6 +171,12 @@ enum Cmd {
         /// Also keep a live sync with this serving device (repeatable).
         #[arg(long, value_name = "TICKET")]
         connect: Vec<String>,
+        /// Also open the members' web page (its link is in the first line, as "url").
+        #[arg(long)]
+        web: bool,
+        /// Port for --web on 127.0.0.1 (default: any free port).
+        #[arg(long, requires = "web")]
+        web_port: Option<u16>,
     },
     /// Sync once with a serving device.
     Sync {
@@ -497,6 +503,8 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             no_mdns,
             relay,
             connect,
+            web,
+            web_port,
         } => {
             let key = ctx.key(&cli)?;
             let group = ctx.group_id(&cli)?;
@@ -510,6 +518,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 relay,
                 connect,
                 mdns: !no_mdns,
+                web: web.then_some(web_port.unwrap_or(0)),
             })
         }
         Cmd::Web { port } => {

@@ -122,6 +122,8 @@ pub struct ServeArgs<'a> {
     pub relay: &'a Option<String>,
     pub connect: &'a [String],
     pub mdns: bool,
+    /// Also serve the members' web page on this port of 127.0.0.1 (0: any free port).
+    pub web: Option<u16>,
 }
 
 /// `serve`: prints `{"ticket", "device_id", "addrs"}` as its first line, then serves until stopped.
@@ -140,11 +142,28 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
             .spawn();
         let addrs = local_addrs(&ep);
         let ticket = Ticket { group: a.group, device, addrs: addrs.clone(), invite: None }.encode();
-        let line = json!({
+        let mut line = json!({
             "ticket": ticket,
             "device_id": device.to_string(),
             "addrs": addrs.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         });
+        // With --web, the members' web page runs alongside; its link joins the first line.
+        if let Some(port) = a.web {
+            let cfg = roundtable_web::WebConfig {
+                home_dir: a.dir.to_path_buf(),
+                passphrase: a.pass.clone(),
+                port,
+            };
+            let (_addr, url, server) = roundtable_web::serve(cfg)
+                .await
+                .context("could not start the web page")?;
+            line["url"] = json!(url);
+            tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    eprintln!("roundtable: the web page stopped: {e}");
+                }
+            });
+        }
         let serve_file = a.dir.join(SERVE_FILE);
         let note = json!({ "pid": std::process::id(), "addrs": line["addrs"], "device_id": line["device_id"] });
         std::fs::write(&serve_file, note.to_string()).context("could not write serve.json in the home")?;

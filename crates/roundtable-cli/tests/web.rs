@@ -78,3 +78,34 @@ fn web_prints_its_url_first_and_needs_the_launch_token() {
         .expect("the token is kept in a cookie");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
 }
+
+#[test]
+fn serve_with_web_gives_both_the_ticket_and_the_page() {
+    let (h, _g) = Home::with_group("Ana", "Board");
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(h.dir())
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-mdns", "--web"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start serve --web");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("serve prints its first line");
+    let _guard = Killed(child);
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert!(
+        v["ticket"].as_str().is_some_and(|t| t.starts_with("rt")),
+        "{v}"
+    );
+    let url = v["url"].as_str().expect("the web page's link");
+    let port: u16 = url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|r| r.split_once('/'))
+        .and_then(|(p, _)| p.parse().ok())
+        .expect("a port on 127.0.0.1");
+    let (code, resp) = get(port, "/help");
+    assert_eq!(code, 403, "without the token: {resp}");
+}
