@@ -418,9 +418,10 @@ fn r4_r5(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
 fn r6(n: usize) -> anyhow::Result<Ratio> {
     use roundtable_seal::{EncSecret, Keyring, thread};
     let tmp = tempfile::tempdir()?;
+    // Bytes of the entries each side wrote, from its durable runs.
+    let (plain_bytes, sealed_bytes) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
     let mut round = 0;
-    let mut sizes = (0usize, 0usize);
-    let mut plain = |durable: bool, sizes: &mut (usize, usize)| -> anyhow::Result<Duration> {
+    let mut plain = |durable: bool| -> anyhow::Result<Duration> {
         round += 1;
         let (home, key) = Home::init(&tmp.path().join(format!("plain{round}")), "Ana", None)?;
         let mut g = home.create_group(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
@@ -439,17 +440,18 @@ fn r6(n: usize) -> anyhow::Result<Ratio> {
         }
         let d = t.elapsed();
         if durable {
-            sizes.0 = home
-                .entries(&g.id())?
-                .iter()
-                .skip(2)
-                .map(|s| s.entry.encoded_len())
-                .sum();
+            plain_bytes.set(
+                home.entries(&g.id())?
+                    .iter()
+                    .skip(2)
+                    .map(|s| s.entry.encoded_len())
+                    .sum(),
+            );
         }
         Ok(d)
     };
     let mut sealed_round = 0;
-    let mut sealed = |durable: bool, sizes: &mut (usize, usize)| -> anyhow::Result<Duration> {
+    let mut sealed = |durable: bool| -> anyhow::Result<Duration> {
         sealed_round += 1;
         let (home, key) = Home::init(
             &tmp.path().join(format!("sealed{sealed_round}")),
@@ -481,12 +483,13 @@ fn r6(n: usize) -> anyhow::Result<Ratio> {
         }
         let d = t.elapsed();
         if durable {
-            sizes.1 = home
-                .entries(&g.id())?
-                .iter()
-                .skip(3)
-                .map(|s| s.entry.encoded_len())
-                .sum();
+            sealed_bytes.set(
+                home.entries(&g.id())?
+                    .iter()
+                    .skip(3)
+                    .map(|s| s.entry.encoded_len())
+                    .sum(),
+            );
             let view = thread::open(&g.record, &mut keys, &thread)?;
             anyhow::ensure!(
                 view.messages.len() == n,
@@ -496,13 +499,9 @@ fn r6(n: usize) -> anyhow::Result<Ratio> {
         }
         Ok(d)
     };
-    let mut s1 = (0, 0);
-    let mut s2 = (0, 0);
-    let (p, q) = interleaved(|| plain(true, &mut sizes), || sealed(true, &mut s1))?;
-    sizes.1 = s1.1;
-    let mut s3 = (0, 0);
-    let (pn, qn) = interleaved(|| plain(false, &mut s2), || sealed(false, &mut s3))?;
-    let per = |total: usize| total as f64 / n as f64;
+    let (p, q) = interleaved(|| plain(true), || sealed(true))?;
+    let (pn, qn) = interleaved(|| plain(false), || sealed(false))?;
+    let per = |total: &std::cell::Cell<usize>| total.get() as f64 / n as f64;
     Ok(Ratio {
         name: "R6_sealed_append_throughput",
         ratio: p.as_secs_f64() / q.as_secs_f64(),
@@ -515,9 +514,9 @@ fn r6(n: usize) -> anyhow::Result<Ratio> {
             us(qn, n),
             us(pn, n),
             pn.as_secs_f64() / qn.as_secs_f64(),
-            per(sizes.1),
-            per(sizes.0),
-            per(sizes.1) - per(sizes.0)
+            per(&sealed_bytes),
+            per(&plain_bytes),
+            per(&sealed_bytes) - per(&plain_bytes)
         ),
     })
 }
