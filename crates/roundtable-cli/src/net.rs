@@ -154,7 +154,7 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
                 passphrase: a.pass.clone(),
                 port,
             };
-            let (_addr, url, server) = roundtable_web::serve(cfg)
+            let (_addr, url, server) = roundtable_web::serve_with(cfg, true)
                 .await
                 .context("could not start the web page")?;
             line["url"] = json!(url);

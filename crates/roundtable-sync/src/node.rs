@@ -485,6 +485,9 @@ impl Node {
                             let mut wire = SyncStats::default();
                             stats.sent += self.send_entries(send, entries, &mut wire).await?;
                             stats.bytes_sent += wire.bytes_sent;
+                            // What the members' page calls "shared with the group".
+                            self.store(move |home, _, _| Ok(home.record_peer(&from, now_ms())?))
+                                .await?;
                         }
                     }
                     Ok(_) => {}

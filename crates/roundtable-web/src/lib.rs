@@ -5,22 +5,25 @@
 //! `?t=TOKEN` in the printed URL, then from an HttpOnly, SameSite=Strict cookie); a `Host` header other
 //! than `127.0.0.1:PORT` or `localhost:PORT` is refused (DNS rebinding); every POST carries a CSRF token
 //! derived from the launch token; every response has `Content-Security-Policy: default-src 'self'`,
-//! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
+//! `X-Content-Type-Options: nosniff` and `Referrer-Policy: same-origin`.
 //!
 //! **Store access:** the home is opened per operation inside `spawn_blocking` (like the sync node), so
 //! the CLI keeps working alongside. The device key is unlocked once, when the state is made.
 
+pub mod jargon;
 mod pages;
 mod security;
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::routing::get;
-use roundtable_core::{DeviceId, DeviceKey};
+use axum::routing::{get, post};
+use roundtable_core::{DeviceId, DeviceKey, GroupId};
+use roundtable_seal::EncSecret;
 use roundtable_store::{Home, StoreError};
 use sha2::{Digest, Sha256};
 
@@ -61,6 +64,14 @@ struct Inner {
     token: String,
     csrf: String,
     clock: fn() -> i64,
+    /// This device's encryption secret, for reading and writing sealed threads.
+    enc: Option<EncSecret>,
+    /// Whether sync runs alongside (`serve --web`): the status words differ.
+    syncing: bool,
+    /// The group shown, once a member chose one (else the first).
+    group: Mutex<Option<GroupId>>,
+    /// Per group, what this launch counts as already seen: each device's highest sequence number.
+    seen: Mutex<HashMap<GroupId, BTreeMap<DeviceId, u64>>>,
 }
 
 fn now_ms() -> i64 {
@@ -79,12 +90,8 @@ impl AppState {
         getrandom::fill(&mut raw).map_err(|e| WebError::Random(e.to_string()))?;
         let home = Home::open(&cfg.home_dir)?;
         let key = home.device_key(cfg.passphrase.as_deref())?;
-        Ok(AppState::with_key(
-            cfg.home_dir.clone(),
-            key,
-            port,
-            hex::encode(raw),
-        ))
+        let enc = EncSecret::from_bytes(&*home.enc_secret(cfg.passphrase.as_deref())?);
+        Ok(AppState::with_key(cfg.home_dir.clone(), key, port, hex::encode(raw)).with_enc(enc))
     }
 
     /// A state with a given key and token (tests, and callers that already hold the key).
@@ -101,8 +108,29 @@ impl AppState {
                 token,
                 csrf,
                 clock: now_ms,
+                enc: None,
+                syncing: false,
+                group: Mutex::new(None),
+                seen: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Gives the state this device's encryption secret, so readers can read and write sealed threads.
+    /// Call before cloning.
+    pub fn with_enc(mut self, enc: EncSecret) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.enc = Some(enc);
+        }
+        self
+    }
+
+    /// Marks that sync runs alongside, so the status says so. Call before cloning.
+    pub fn with_syncing(mut self, syncing: bool) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.syncing = syncing;
+        }
+        self
     }
 
     /// Replaces the clock that stamps new messages (tests use a fixed one). Call before cloning.
@@ -140,18 +168,50 @@ impl AppState {
 /// Every page and the guard in front of them. Drive it with `tower::ServiceExt::oneshot` in tests.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(pages::home))
-        .route("/threads", get(pages::threads))
-        .route("/threads/{id}", get(pages::thread))
+        .route("/", get(pages::home::home))
+        .route("/seen", post(pages::home::mark_seen))
+        .route(
+            "/groups",
+            get(pages::home::groups).post(pages::home::choose_group),
+        )
+        .route("/threads", get(pages::threads::threads))
+        .route(
+            "/threads/new",
+            get(pages::threads::new_thread).post(pages::threads::start_thread),
+        )
+        .route("/threads/{id}", get(pages::threads::thread))
         .route(
             "/threads/{id}/write",
-            get(pages::write).post(pages::rewrite),
+            get(pages::threads::write).post(pages::threads::rewrite),
         )
-        .route("/threads/{id}/check", axum::routing::post(pages::check))
-        .route("/threads/{id}/share", axum::routing::post(pages::share))
+        .route("/threads/{id}/check", post(pages::threads::check))
+        .route("/threads/{id}/share", post(pages::threads::share))
+        .route("/threads/{id}/ask", post(pages::threads::ask))
+        .route(
+            "/threads/{id}/readers/{member}",
+            post(pages::threads::answer),
+        )
+        .route(
+            "/threads/{id}/propose",
+            get(pages::proposals::new_proposal).post(pages::proposals::propose),
+        )
+        .route("/threads/{id}/action", post(pages::actions::add))
+        .route("/proposals", get(pages::proposals::proposals))
+        .route("/proposals/{id}", get(pages::proposals::proposal))
+        .route("/proposals/{id}/stance", post(pages::proposals::stance))
+        .route("/proposals/{id}/close", post(pages::proposals::close))
+        .route("/understand/{id}", post(pages::proposals::understand))
+        .route("/confirm/{id}", post(pages::proposals::confirm))
+        .route("/correct/{id}", post(pages::proposals::correct))
+        .route("/actions", get(pages::actions::actions))
+        .route("/actions/{id}/done", post(pages::actions::done))
         .route("/members", get(pages::members))
         .route("/help", get(pages::help))
+        .route("/words", get(pages::words::words).post(pages::words::save))
+        .route("/glossary.json", get(pages::words::glossary_json))
         .route("/static/roundtable.css", get(pages::css))
+        .route("/static/roundtable.js", get(pages::js))
+        .route("/static/pictures/{name}", get(pages::picture))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -172,12 +232,28 @@ pub async fn serve(
     ),
     WebError,
 > {
+    serve_with(cfg, false).await
+}
+
+/// [`serve`], saying whether sync runs alongside (`roundtable serve --web`), which the status shows.
+pub async fn serve_with(
+    cfg: WebConfig,
+    syncing: bool,
+) -> Result<
+    (
+        SocketAddr,
+        String,
+        impl Future<Output = Result<(), WebError>> + Send + 'static,
+    ),
+    WebError,
+> {
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, cfg.port)).await?;
     let addr = listener.local_addr()?;
     let port = addr.port();
     let state = tokio::task::spawn_blocking(move || AppState::new(&cfg, port))
         .await
-        .map_err(|e| WebError::Task(e.to_string()))??;
+        .map_err(|e| WebError::Task(e.to_string()))??
+        .with_syncing(syncing);
     let url = state.url();
     let app = router(state);
     let fut = async move {

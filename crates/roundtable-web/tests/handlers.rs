@@ -268,7 +268,7 @@ async fn every_response_carries_the_security_headers() {
         let h = r.headers();
         assert_eq!(h[header::CONTENT_SECURITY_POLICY], "default-src 'self'");
         assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-        assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+        assert_eq!(h[header::REFERRER_POLICY], "same-origin");
     }
 }
 
@@ -281,23 +281,40 @@ async fn pages_use_no_inline_style_or_script_and_share_one_menu() {
         "/threads".into(),
         format!("/threads/{t}"),
         format!("/threads/{t}/write"),
+        format!("/threads/{t}/propose"),
+        "/threads/new".into(),
+        "/proposals".into(),
+        "/actions".into(),
         "/members".into(),
         "/help".into(),
+        "/words".into(),
     ] {
         let r = send(&f.state, get(&f.state, &uri)).await;
         assert_eq!(r.status(), StatusCode::OK, "{uri}");
         let page = text(r).await;
         assert!(!page.contains("style="), "{uri}");
         assert!(!page.contains("<style"), "{uri}");
-        assert!(!page.contains("<script"), "{uri}");
+        // Scripts only from our own files (the CSP allows nothing else), and only one.
+        assert_eq!(page.matches("<script").count(), 1, "{uri}");
+        assert!(
+            page.contains(r#"<script src="/static/roundtable.js" defer></script>"#),
+            "{uri}"
+        );
         assert!(page.contains(r#"<html lang="en">"#), "{uri}");
         assert!(page.contains(r##"<a class="skip" href="#main">"##), "{uri}");
         let menu_at = page.find(r#"<nav aria-label="Menu">"#).unwrap();
         let main_at = page.find(r#"<main id="main""#).unwrap();
         assert!(menu_at < main_at, "{uri}");
-        for item in ["Home", "Threads", "Members", "Get help"] {
+        for item in [
+            "Home",
+            "Threads",
+            "Proposals",
+            "Actions",
+            "Members",
+            "Get help",
+        ] {
             assert!(
-                page[menu_at..main_at].contains(&format!(">{item}</a>")),
+                page[menu_at..main_at].contains(&format!(" {item}</a>")),
                 "{uri}"
             );
         }
@@ -414,7 +431,9 @@ async fn writing_a_message_checks_who_will_see_it_then_shares_it() {
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()[header::LOCATION], format!("/threads/{t}"));
-    assert_eq!(entry_count(&f), before + 1);
+    // The message, and this device's encryption key, published once with its first write so that
+    // others can make it a reader of sealed threads.
+    assert_eq!(entry_count(&f), before + 2);
 
     let page = text(send(&f.state, get(&f.state, &format!("/threads/{t}"))).await).await;
     assert!(page.contains("Who needs a pass?"));
@@ -491,13 +510,64 @@ async fn serve_binds_loopback_only_and_prints_a_token_url() {
 async fn snapshots() {
     let f = fixture();
     let t = f.thread.to_string();
+    let proposal = {
+        let (home, mut g) = open_group(&f);
+        let key = home.device_key(None).unwrap();
+        let p = home
+            .append(
+                &mut g,
+                &key,
+                Body::Proposal {
+                    thread: f.thread,
+                    title: "Summer trip".into(),
+                    text: "A day trip to the coast in July, paid from the events budget.".into(),
+                    easy_read: "We go to the sea in July.".into(),
+                    rule: Rule::Consent,
+                    quorum: 2,
+                    removes: None,
+                },
+                T0 + 200_000,
+            )
+            .unwrap();
+        home.append(
+            &mut g,
+            &DeviceKey::from_secret(&[1; 32]),
+            Body::Stance {
+                proposal: p,
+                stance: roundtable_core::StanceKind::Agree,
+                reason: "I love the sea".into(),
+                on_behalf: None,
+            },
+            T0 + 210_000,
+        )
+        .unwrap();
+        home.append(
+            &mut g,
+            &key,
+            Body::Action {
+                thread: f.thread,
+                text: "Book the coach".into(),
+                owner: DeviceKey::from_secret(&[2; 32]).device_id(),
+                due: Some("2026-06-30".into()),
+            },
+            T0 + 220_000,
+        )
+        .unwrap();
+        p
+    };
     for (name, uri) in [
         ("home", "/".to_string()),
         ("threads", "/threads".into()),
         ("thread", format!("/threads/{t}")),
         ("write", format!("/threads/{t}/write")),
+        ("new_thread", "/threads/new".into()),
+        ("propose", format!("/threads/{t}/propose")),
+        ("proposals", "/proposals".into()),
+        ("proposal", format!("/proposals/{proposal}")),
+        ("actions", "/actions".into()),
         ("members", "/members".into()),
         ("help", "/help".into()),
+        ("words", "/words".into()),
     ] {
         let page = text(send(&f.state, get(&f.state, &uri)).await).await;
         insta::assert_snapshot!(name, redact(&page));
@@ -584,15 +654,648 @@ async fn a_sealed_thread_shows_its_public_facts_to_a_non_reader() {
         home.append(&mut g, &ben, body, T0 + 300_000).unwrap()
     };
     let page = text(send(&f.state, get(&f.state, &format!("/threads/{thread}"))).await).await;
-    assert!(page.contains("<h1>Ben&#39;s health</h1>"), "{page}");
+    assert!(page.contains("Ben&#39;s health</h1>"), "{page}");
     assert!(page.contains("This thread is sealed"));
     assert!(page.contains("It is about one member&#39;s health"));
     assert!(page.contains("<strong>Its readers:</strong> Ben, Chloe"));
-    assert!(page.contains("You are not one of its readers."));
+    assert!(page.contains("You are not one of its readers, so its messages are not shown to you."));
+    // No words of it, and a way to ask.
+    assert!(!page.contains("<h2>Messages</h2>"));
+    assert!(page.contains("Ask the readers"));
     assert!(!page.contains("Write a message</a>"));
-    // It is listed, marked sealed; writing in it is not offered here.
+    // It is listed, marked sealed; a non-reader cannot write in it.
     let list = text(send(&f.state, get(&f.state, "/threads")).await).await;
     assert!(list.contains(r#"<span class="tag">Sealed</span>"#));
     let r = send(&f.state, get(&f.state, &format!("/threads/{thread}/write"))).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+fn open_group(f: &Fixture) -> (Home, roundtable_store::Group) {
+    let home = Home::open(&f.home_dir).unwrap();
+    let (gid, _) = home.groups().unwrap()[0].clone();
+    let g = home.open_group(&gid).unwrap();
+    (home, g)
+}
+
+fn location(r: &Response<HttpBody>) -> String {
+    r.headers()[header::LOCATION].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_proposal_easy_read_first_stances_with_reasons_understanding_and_outcome() {
+    let f = fixture();
+    let (t, csrf) = (f.thread.to_string(), f.state.csrf_token().to_string());
+    // Without the easy read version nothing is written and the form says why, keeping the words.
+    let before = entry_count(&f);
+    let page = text(
+        send(
+            &f.state,
+            post(
+                &f.state,
+                &format!("/threads/{t}/propose"),
+                &[
+                    ("csrf", &csrf),
+                    ("title", "Summer trip"),
+                    ("easy_read", " "),
+                    ("text", "Full"),
+                ],
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        page.contains("Please write the easy read version"),
+        "{page}"
+    );
+    assert!(page.contains(r#"value="Summer trip""#));
+    assert_eq!(entry_count(&f), before);
+
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/threads/{t}/propose"),
+            &[
+                ("csrf", &csrf),
+                ("title", "Summer trip"),
+                ("easy_read", "We go to the sea in July."),
+                ("text", "The board proposes a day trip to the coast in July, paid from the events budget."),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    let pid = at.trim_start_matches("/proposals/").to_string();
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    let easy = page.find("We go to the sea in July.").unwrap();
+    let full = page.find("The board proposes").unwrap();
+    let summary = page.find("<summary>Read the full text</summary>").unwrap();
+    assert!(
+        easy < summary && summary < full,
+        "easy read first, the full text on request"
+    );
+    for word in ["Agree", "Not sure", "Disagree", "Block"] {
+        assert!(page.contains(&format!("<strong>{word}</strong>")), "{word}");
+    }
+    for picture in ["agree", "not-sure", "disagree", "block"] {
+        assert!(
+            page.contains(&format!("/static/pictures/{picture}.svg")),
+            "{picture}"
+        );
+    }
+
+    // Disagree without a reason: refused in words, the choice kept, nothing written.
+    let before = entry_count(&f);
+    let page = text(
+        send(
+            &f.state,
+            post(
+                &f.state,
+                &format!("/proposals/{pid}/stance"),
+                &[("csrf", &csrf), ("stance", "disagree"), ("reason", "")],
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert!(page.contains("Please say why. A reason is needed when you disagree or block."));
+    assert!(page.contains(r#"value="disagree" checked"#));
+    assert_eq!(entry_count(&f), before);
+    // With a reason it is recorded and shown with its reason.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/proposals/{pid}/stance"),
+            &[
+                ("csrf", &csrf),
+                ("stance", "disagree"),
+                ("reason", "July is too hot for me"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("<strong>Ana</strong>: Disagree"));
+    assert!(page.contains("Why: July is too hot for me"));
+    assert!(page.contains("You said: <strong>Disagree</strong>"));
+
+    // Ben says what he understood; Ana, the author, confirms it.
+    let proposal: EntryId = pid.parse().unwrap();
+    let understanding = {
+        let (home, mut g) = open_group(&f);
+        home.append(
+            &mut g,
+            &DeviceKey::from_secret(&[1; 32]),
+            Body::Understand {
+                target: proposal,
+                text: "We all go to the beach in summer".into(),
+            },
+            T0 + 400_000,
+        )
+        .unwrap()
+    };
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains(
+        "understood this as: <span class=\"text\">We all go to the beach in summer</span>"
+    ));
+    assert!(page.contains("Waiting for Ana to answer."));
+    assert!(page.contains(&format!(r#"action="/confirm/{understanding}""#)));
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/confirm/{understanding}"),
+            &[("csrf", &csrf), ("back", &at)],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), at);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("Ana said: Yes, that&#39;s right."), "{page}");
+    assert!(!page.contains(&format!(r#"action="/confirm/{understanding}""#)));
+
+    // Closing recounts: one disagree, quorum 2 not met, so it does not pass; stances stop.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/proposals/{pid}/close"),
+            &[("csrf", &csrf), ("outcome", "We will ask again in spring.")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("It is decided: it did not pass"));
+    assert!(page.contains("0 agree, 0 not sure, 1 disagree, 0 block."));
+    assert!(page.contains("We will ask again in spring."));
+    assert!(!page.contains("Give my answer"));
+    let list = text(send(&f.state, get(&f.state, "/proposals")).await).await;
+    assert!(list.contains("It did not pass."));
+    // A redirect target from the form never leaves this site.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/understand/{proposal}"),
+            &[
+                ("csrf", &csrf),
+                ("text", "Trip in July"),
+                ("back", "//evil.example/"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), "/");
+}
+
+#[tokio::test]
+async fn actions_who_what_by_when_then_you_said_we_did() {
+    let f = fixture();
+    let (t, csrf) = (f.thread.to_string(), f.state.csrf_token().to_string());
+    let ben = DeviceKey::from_secret(&[1; 32]).device_id().to_string();
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/threads/{t}/action"),
+            &[
+                ("csrf", &csrf),
+                ("text", "Ask the council about bus passes"),
+                ("owner", &ben),
+                ("due", "2026-03-31"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), format!("/threads/{t}"));
+    let page = text(send(&f.state, get(&f.state, "/actions")).await).await;
+    let todo = page.find("<h2>To do</h2>").unwrap();
+    let did = page.find("<h2>You said, we did</h2>").unwrap();
+    let at = page.find("Ask the council about bus passes").unwrap();
+    assert!(todo < at && at < did);
+    assert!(page.contains("<strong>Who:</strong> Ben"));
+    assert!(page.contains("<strong>By when:</strong> 31 March 2026"));
+    let id = {
+        let (_, g) = open_group(&f);
+        *g.record
+            .causal_order()
+            .iter()
+            .rev()
+            .find(|h| matches!(g.record.entry(h).unwrap().1.body, Body::Action { .. }))
+            .unwrap()
+    };
+    let r = send(
+        &f.state,
+        post(&f.state, &format!("/actions/{id}/done"), &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(location(&r), "/actions");
+    let page = text(send(&f.state, get(&f.state, "/actions")).await).await;
+    let did = page.find("<h2>You said, we did</h2>").unwrap();
+    assert!(
+        page[did..].contains("<strong>We did:</strong> Ask the council about bus passes (Ben).")
+    );
+    assert!(page[did..].contains("Done by Ana on 1 January 2026, 01:00 UTC."));
+    assert!(page.contains("Nothing is waiting to be done."));
+    // An action with no owner chosen is refused in words.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/threads/{t}/action"),
+            &[("csrf", &csrf), ("text", "Something"), ("owner", "")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("Please choose who will do it."));
+}
+
+#[tokio::test]
+async fn a_reader_reads_and_writes_a_sealed_thread_and_the_words_stay_sealed() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let ana = DeviceKey::from_secret(&[9; 32]); // not Ana: only to name a non-member below
+    let _ = ana;
+    let thread = {
+        let (home, mut g) = open_group(&f);
+        let key = home.device_key(None).unwrap();
+        let mine = roundtable_seal::EncSecret::from_bytes(&home.enc_secret(None).unwrap());
+        home.append(
+            &mut g,
+            &key,
+            Body::Profile {
+                enc_key: mine.public().unwrap(),
+            },
+            T0 + 150_000,
+        )
+        .unwrap();
+        let ben = DeviceKey::from_secret(&[1; 32]);
+        let enc_key = roundtable_seal::EncSecret::generate()
+            .unwrap()
+            .public()
+            .unwrap();
+        home.append(&mut g, &ben, Body::Profile { enc_key }, T0 + 160_000)
+            .unwrap();
+        let body = roundtable_seal::thread::start(
+            &g.record,
+            "Contract talks",
+            "The contract is still being agreed",
+            &[key.device_id(), ben.device_id()],
+        )
+        .unwrap();
+        home.append(&mut g, &key, body, T0 + 170_000).unwrap()
+    };
+    let words = "The council offered two years.";
+    let page = text(
+        send(
+            &f.state,
+            post(
+                &f.state,
+                &format!("/threads/{thread}/check"),
+                &[("csrf", &csrf), ("text", words)],
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        page.contains("Only the thread&#39;s readers: Ana, Ben."),
+        "{page}"
+    );
+    assert!(page.contains("but not what it says"));
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/threads/{thread}/share"),
+            &[("csrf", &csrf), ("text", words), ("action", "share")],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), format!("/threads/{thread}"));
+    let page = text(send(&f.state, get(&f.state, &format!("/threads/{thread}"))).await).await;
+    assert!(page.contains("You are one of its readers."));
+    assert!(page.contains(words), "{page}");
+    assert!(page.contains("Write a message</a>"));
+    // In the record it is ciphertext: the words are in no stored entry.
+    let (home, g) = open_group(&f);
+    let last = g.record.causal_order().last().copied().unwrap();
+    assert!(matches!(
+        g.record.entry(&last).unwrap().1.body,
+        Body::Sealed { .. }
+    ));
+    for e in home.entries(&g.id()).unwrap() {
+        let bytes = e.entry.encode();
+        assert!(!bytes.windows(words.len()).any(|w| w == words.as_bytes()));
+    }
+}
+
+#[tokio::test]
+async fn the_check_step_advises_on_hard_words_and_long_sentences_but_never_blocks() {
+    let f = fixture();
+    let (t, csrf) = (f.thread.to_string(), f.state.csrf_token().to_string());
+    let words = "We need a quorum. This sentence has far too many words in it for most of the people who will read it later.";
+    let page = text(
+        send(
+            &f.state,
+            post(
+                &f.state,
+                &format!("/threads/{t}/check"),
+                &[("csrf", &csrf), ("text", words)],
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert!(page.contains("Could it be clearer?"));
+    assert!(page.contains(
+        "“quorum” can be hard to understand. You could say: “how many people must take part”."
+    ));
+    assert!(page.contains("This sentence has 19 words"));
+    assert!(page.contains(r#"value="share">Share it</button>"#));
+    // Members change the list; the next check uses it.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/words",
+            &[
+                ("csrf", &csrf),
+                ("text", "# ours\nbudget = money we can spend\n"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(text(r).await.contains("The list is saved."));
+    let page = text(
+        send(
+            &f.state,
+            post(
+                &f.state,
+                &format!("/threads/{t}/check"),
+                &[("csrf", &csrf), ("text", "The budget. A quorum.")],
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert!(page.contains("“budget” can be hard"));
+    assert!(!page.contains("“quorum”"));
+    let json = text(send(&f.state, get(&f.state, "/glossary.json")).await).await;
+    assert_eq!(json, r#"[{"word":"budget","plain":"money we can spend"}]"#);
+    // A plain message gets no advice at all.
+    let page = text(
+        send(
+            &f.state,
+            post(
+                &f.state,
+                &format!("/threads/{t}/check"),
+                &[("csrf", &csrf), ("text", "See you soon.")],
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert!(!page.contains("Could it be clearer?"));
+}
+
+#[tokio::test]
+async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let page = text(send(&f.state, get(&f.state, "/")).await).await;
+    assert!(
+        page.contains("Nothing new since your last visit."),
+        "{page}"
+    );
+    assert!(page.contains("Not shared yet – no connection"));
+    assert!(page.contains("/static/pictures/not-shared.svg"));
+    // Ben writes (as if synced in); the next launch lists it, newest first, with a link.
+    {
+        let (home, mut g) = open_group(&f);
+        let ben = DeviceKey::from_secret(&[1; 32]);
+        home.append(
+            &mut g,
+            &ben,
+            Body::Message {
+                thread: f.thread,
+                text: "I do".into(),
+            },
+            T0 + 500_000,
+        )
+        .unwrap();
+        home.append(
+            &mut g,
+            &ben,
+            Body::Thread {
+                title: "Garden day".into(),
+            },
+            T0 + 600_000,
+        )
+        .unwrap();
+        // This device last exchanged with Ben after its own last entry.
+        home.record_peer(&ben.device_id(), T0 + 700_000).unwrap();
+    }
+    let relaunch = AppState::new(
+        &WebConfig {
+            home_dir: f.home_dir.clone(),
+            passphrase: None,
+            port: PORT,
+        },
+        PORT,
+    )
+    .unwrap();
+    let page = text(send(&relaunch, get(&relaunch, "/")).await).await;
+    let garden = page
+        .find("Ben started the thread “Garden day”.")
+        .expect("new thread listed");
+    let wrote = page
+        .find("Ben wrote in “Bus passes &#60;for&#62; the summer”.")
+        .unwrap_or_else(|| panic!("new message listed: {page}"));
+    assert!(garden < wrote, "newest first");
+    assert!(page.contains(&format!(r#"href="/threads/{}""#, f.thread)));
+    assert!(page.contains("Shared with the group"));
+    assert!(page.contains("Last shared with Ben&#39;s device on 1 January 2026, 00:11 UTC."));
+    // Reloading keeps the list; "I have seen these" clears it.
+    let page = text(send(&relaunch, get(&relaunch, "/")).await).await;
+    assert!(page.contains("Garden day"));
+    let r = send(
+        &relaunch,
+        post(&relaunch, "/seen", &[("csrf", &csrf_of(&relaunch))]),
+    )
+    .await;
+    assert_eq!(location(&r), "/");
+    let page = text(send(&relaunch, get(&relaunch, "/")).await).await;
+    assert!(page.contains("Nothing new since your last visit."));
+    let _ = csrf;
+}
+
+fn csrf_of(s: &AppState) -> String {
+    s.csrf_token().to_string()
+}
+
+#[tokio::test]
+async fn a_device_with_several_groups_chooses_which_one_to_show() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let page = text(send(&f.state, get(&f.state, "/")).await).await;
+    assert!(!page.contains("Choose another group"));
+    let other = {
+        let home = Home::open(&f.home_dir).unwrap();
+        let key = home.device_key(None).unwrap();
+        let g = home
+            .create_group(&key, "Carers' Forum", Rule::Majority, 1, "Ana", "", T0)
+            .unwrap();
+        g.id()
+    };
+    let page = text(send(&f.state, get(&f.state, "/")).await).await;
+    assert!(page.contains(r#"<a href="/groups">Choose another group</a>"#));
+    let page = text(send(&f.state, get(&f.state, "/groups")).await).await;
+    assert!(page.contains("Carers&#39; Forum") && page.contains("Riverside Partnership Board"));
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/groups",
+            &[("csrf", &csrf), ("group", &other.to_string())],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), "/");
+    let page = text(send(&f.state, get(&f.state, "/")).await).await;
+    assert!(page.contains("<h1>Carers&#39; Forum</h1>"), "{page}");
+    // An unknown group is "not found", and the choice stays.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/groups",
+            &[("csrf", &csrf), ("group", &"ab".repeat(32))],
+        ),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let page = text(send(&f.state, get(&f.state, "/")).await).await;
+    assert!(page.contains("<h1>Carers&#39; Forum</h1>"));
+}
+
+#[tokio::test]
+async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let (ben, chloe) = (
+        DeviceKey::from_secret(&[1; 32]),
+        DeviceKey::from_secret(&[2; 32]),
+    );
+    let ben_field = format!("reader-{}", ben.device_id());
+    let form = |reason: &'static str| -> Vec<(String, String)> {
+        vec![
+            ("csrf".into(), csrf.clone()),
+            ("title".into(), "Ben's support plan".into()),
+            ("who".into(), "sealed".into()),
+            ("reason".into(), reason.into()),
+            (ben_field.clone(), "on".into()),
+        ]
+    };
+    let send_form = |pairs: Vec<(String, String)>| {
+        let st = f.state.clone();
+        async move {
+            let refs: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            send(&st, post(&st, "/threads/new", &refs)).await
+        }
+    };
+    // No reason: refused in words, the choices kept.
+    let before = entry_count(&f);
+    let page = text(send_form(form("")).await).await;
+    assert!(
+        page.contains("Please say why only some members can read it."),
+        "{page}"
+    );
+    assert!(page.contains(&format!(r#"name="{ben_field}" value="on" checked"#)));
+    // Ben's device has not published its key: said in words, nothing sealed is written.
+    let page = text(send_form(form("It is about Ben's health")).await).await;
+    assert!(page.contains("Ben cannot be made a reader yet"), "{page}");
+    let (home, mut g) = open_group(&f);
+    assert!(
+        g.record
+            .threads()
+            .iter()
+            .all(|t| !matches!(g.record.entry(t).unwrap().1.body, Body::SealedThread { .. }))
+    );
+    let _ = before;
+    for k in [&ben, &chloe] {
+        let enc_key = roundtable_seal::EncSecret::generate()
+            .unwrap()
+            .public()
+            .unwrap();
+        home.append(&mut g, k, Body::Profile { enc_key }, T0 + 150_000)
+            .unwrap();
+    }
+    drop((home, g));
+    let r = send_form(form("It is about Ben's health")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    let thread: EntryId = at.trim_start_matches("/threads/").parse().unwrap();
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(
+        page.contains("<strong>Its readers:</strong> Ana, Ben"),
+        "{page}"
+    );
+    assert!(page.contains("It is about Ben&#39;s health"));
+
+    // Chloe asks; Ana, a reader, sees the request with both answers.
+    {
+        let (home, mut g) = open_group(&f);
+        home.append(
+            &mut g,
+            &chloe,
+            Body::Ask {
+                thread,
+                why: "I help Ben with his plan".into(),
+            },
+            T0 + 500_000,
+        )
+        .unwrap();
+    }
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("Let Chloe read it"), "{page}");
+    let answer = format!("/threads/{thread}/readers/{}", chloe.device_id());
+    // Saying no needs a reason.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &answer,
+            &[("csrf", &csrf), ("answer", "decline"), ("reason", "")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = send(
+        &f.state,
+        post(&f.state, &answer, &[("csrf", &csrf), ("answer", "add")]),
+    )
+    .await;
+    assert_eq!(location(&r), at);
+    let (_, g) = open_group(&f);
+    assert!(
+        g.record
+            .sealed_state(&thread)
+            .unwrap()
+            .readers
+            .contains(&chloe.device_id())
+    );
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("<strong>Its readers:</strong> Ana, Ben, Chloe"));
+    assert!(!page.contains("Let Chloe read it"));
 }

@@ -1,0 +1,171 @@
+//! Actions: who does what by when, and "You said, we did" (the actions that were done, beside the
+//! thread they came from).
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use roundtable_core::{Body, DeviceId, EntryId, MemberId, Record};
+use serde::Deserialize;
+
+use super::{
+    Nav, PageResult, Problem, back_to, csrf_ok, day, name_of, names, page, parse_id, plain,
+    the_group, when, with_home, write,
+};
+use crate::AppState;
+
+#[derive(Template)]
+#[template(path = "actions.html")]
+struct ActionsPage {
+    nav: Nav,
+    todo: Vec<ActionRow>,
+    done: Vec<ActionRow>,
+    csrf: String,
+}
+
+pub(crate) struct ActionRow {
+    pub(crate) id: String,
+    pub(crate) text: String,
+    pub(crate) owner: String,
+    pub(crate) mine: bool,
+    pub(crate) due: String,
+    pub(crate) thread: String,
+    pub(crate) thread_title: String,
+    /// "Done by Ben on 3 March 2026", empty while open.
+    pub(crate) done: String,
+}
+
+/// Actions of one thread, or of the whole group; open ones first, each list oldest first.
+pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> Vec<ActionRow> {
+    let names = names(r);
+    let mut open = Vec::new();
+    let mut finished = Vec::new();
+    for id in r.causal_order() {
+        let Some((_, m)) = r.entry(id) else { continue };
+        let Body::Action {
+            thread,
+            text,
+            owner,
+            due,
+        } = &m.body
+        else {
+            continue;
+        };
+        if only.is_some_and(|t| t != thread) {
+            continue;
+        }
+        let done = r.referrers(id).into_iter().find_map(|h| {
+            let (by, dm) = r.entry(&h)?;
+            matches!(dm.body, Body::ActionDone { .. })
+                .then(|| format!("Done by {} on {}.", name_of(&names, &by), when(dm.time_ms)))
+        });
+        let thread_title = match r.entry(thread).map(|(_, tm)| &tm.body) {
+            Some(Body::Thread { title }) => title.clone(),
+            _ => "a thread".into(),
+        };
+        let row = ActionRow {
+            id: id.to_string(),
+            text: text.clone(),
+            owner: name_of(&names, owner),
+            mine: owner == me,
+            due: due.as_deref().map(day).unwrap_or_default(),
+            thread: thread.to_string(),
+            thread_title,
+            done: done.clone().unwrap_or_default(),
+        };
+        if done.is_some() {
+            finished.push(row);
+        } else {
+            open.push(row);
+        }
+    }
+    open.extend(finished);
+    open
+}
+
+pub(crate) async fn actions(State(state): State<AppState>) -> PageResult {
+    let p = with_home(&state, |home, st| {
+        let g = the_group(home, st)?;
+        let (todo, done) = action_rows(&g.record, &st.inner.device, None)
+            .into_iter()
+            .partition(|a| a.done.is_empty());
+        Ok(ActionsPage {
+            nav: Nav::Actions,
+            todo,
+            done,
+            csrf: st.csrf_token().to_string(),
+        })
+    })
+    .await?;
+    page(p)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    due: String,
+}
+
+pub(crate) async fn add(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let text = plain(form.text).trim().to_string();
+    if text.is_empty() {
+        return Err(Problem::refused(
+            "Please write what needs doing, then add the action.",
+        ));
+    }
+    let owner: MemberId = form
+        .owner
+        .parse()
+        .map_err(|_| Problem::refused("Please choose who will do it."))?;
+    let due = Some(form.due.trim().to_string()).filter(|d| !d.is_empty());
+    let back = format!("/threads/{id}");
+    with_home(&state, move |home, st| {
+        let mut g = the_group(home, st)?;
+        let thread = parse_id(&id, "thread")?;
+        write(
+            home,
+            st,
+            &mut g,
+            Body::Action {
+                thread,
+                text,
+                owner,
+                due,
+            },
+        )
+    })
+    .await?;
+    Ok(back_to(&back))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DoneForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub(crate) async fn done(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<DoneForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    with_home(&state, move |home, st| {
+        let mut g = the_group(home, st)?;
+        let action = parse_id(&id, "action")?;
+        write(home, st, &mut g, Body::ActionDone { action })
+    })
+    .await?;
+    Ok(back_to("/actions"))
+}

@@ -1,0 +1,473 @@
+//! The pages. Each handler reads the home inside `spawn_blocking`, builds a small view, and renders one
+//! askama template; every template extends `layout.html` (the same menu in the same place).
+//!
+//! **Invariant:** every action is a real form (POST with the CSRF token) that works without
+//! JavaScript; `roundtable.js` only adds read-aloud buttons and live writing advice.
+
+pub(crate) mod actions;
+pub(crate) mod home;
+pub(crate) mod proposals;
+pub(crate) mod threads;
+pub(crate) mod words;
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use roundtable_core::{Body, DeviceId, EntryId, Record, Status};
+use roundtable_seal::{Keyring, SealError};
+use roundtable_store::{Group, Home, StoreError};
+
+use crate::AppState;
+use crate::security::same;
+
+const CSS: &str = include_str!("../../static/roundtable.css");
+const JS: &str = include_str!("../../static/roundtable.js");
+
+/// The pictures, one per meaning (see `static/pictures/LICENCE.md`).
+const PICTURES: &[(&str, &str)] = &[
+    ("home", include_str!("../../static/pictures/home.svg")),
+    ("threads", include_str!("../../static/pictures/threads.svg")),
+    ("members", include_str!("../../static/pictures/members.svg")),
+    ("help", include_str!("../../static/pictures/help.svg")),
+    ("actions", include_str!("../../static/pictures/actions.svg")),
+    (
+        "proposal",
+        include_str!("../../static/pictures/proposal.svg"),
+    ),
+    ("agree", include_str!("../../static/pictures/agree.svg")),
+    (
+        "not-sure",
+        include_str!("../../static/pictures/not-sure.svg"),
+    ),
+    (
+        "disagree",
+        include_str!("../../static/pictures/disagree.svg"),
+    ),
+    ("block", include_str!("../../static/pictures/block.svg")),
+    ("saved", include_str!("../../static/pictures/saved.svg")),
+    ("shared", include_str!("../../static/pictures/shared.svg")),
+    (
+        "not-shared",
+        include_str!("../../static/pictures/not-shared.svg"),
+    ),
+    ("sealed", include_str!("../../static/pictures/sealed.svg")),
+    (
+        "read-aloud",
+        include_str!("../../static/pictures/read-aloud.svg"),
+    ),
+    ("new", include_str!("../../static/pictures/new.svg")),
+    ("check", include_str!("../../static/pictures/check.svg")),
+    (
+        "understood",
+        include_str!("../../static/pictures/understood.svg"),
+    ),
+    ("done", include_str!("../../static/pictures/done.svg")),
+    ("write", include_str!("../../static/pictures/write.svg")),
+    ("group", include_str!("../../static/pictures/group.svg")),
+];
+
+/// Which menu item is the current page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nav {
+    Home,
+    Threads,
+    Proposals,
+    Actions,
+    Members,
+    Help,
+    None,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    nav: Nav,
+    title: &'a str,
+    text: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "members.html")]
+struct MembersPage {
+    nav: Nav,
+    group: String,
+    members: Vec<MemberRow>,
+}
+
+#[derive(Template)]
+#[template(path = "help.html")]
+struct HelpPage {
+    nav: Nav,
+}
+
+pub(crate) struct MemberRow {
+    name: String,
+    needs: String,
+    status: &'static str,
+    me: bool,
+}
+
+// ---------- errors ----------
+
+/// A page that went wrong, in plain words.
+pub(crate) struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    text: String,
+}
+
+impl Problem {
+    pub(crate) fn not_found(what: &str) -> Problem {
+        Problem {
+            status: StatusCode::NOT_FOUND,
+            title: "We could not find that",
+            text: format!("There is no {what} here. Please choose from the menu."),
+        }
+    }
+
+    /// The record refused a write (a rule), or the form was not complete.
+    pub(crate) fn refused(text: impl Into<String>) -> Problem {
+        Problem {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            title: "This was not saved",
+            text: text.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        match e {
+            StoreError::Refused(roundtable_core::Refused::Invalid(why)) => Problem::refused(
+                format!("The group's rules do not allow it: {why}. Nothing was saved."),
+            ),
+            e => Problem {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                title: "Something went wrong",
+                text: format!(
+                    "Roundtable could not read or save the record: {e}. Nothing was lost."
+                ),
+            },
+        }
+    }
+}
+
+impl From<SealError> for Problem {
+    fn from(e: SealError) -> Problem {
+        Problem::refused(format!("{e}. Nothing was saved."))
+    }
+}
+
+impl From<askama::Error> for Problem {
+    fn from(e: askama::Error) -> Problem {
+        Problem {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Something went wrong",
+            text: format!("Roundtable could not draw this page: {e}."),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        refusal(self.status, self.title, &self.text)
+    }
+}
+
+/// A plain-words page with a status (refusals, errors).
+pub(crate) fn refusal(status: StatusCode, title: &str, text: &str) -> Response {
+    let body = MessagePage {
+        nav: Nav::None,
+        title,
+        text,
+    }
+    .render()
+    .unwrap_or_else(|_| text.to_string());
+    (status, Html(body)).into_response()
+}
+
+pub(crate) type PageResult = Result<Response, Problem>;
+
+pub(crate) fn page(t: impl Template) -> PageResult {
+    Ok(Html(t.render()?).into_response())
+}
+
+/// After a POST: back to a page of ours (never to another site).
+pub(crate) fn back_to(path: &str) -> Response {
+    let safe = path.starts_with('/') && !path.starts_with("//") && !path.contains('\\');
+    Redirect::to(if safe { path } else { "/" }).into_response()
+}
+
+// ---------- reading the home ----------
+
+/// Runs `f` with the home opened for this one operation, off the async threads.
+pub(crate) async fn with_home<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Home, &AppState) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let home = Home::open(&state.inner.home_dir)?;
+        f(&home, &state)
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(Problem {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Something went wrong",
+            text: format!("A background task failed: {e}."),
+        })
+    })
+}
+
+/// The group shown: the one chosen on the Groups page, else the home's first.
+pub(crate) fn the_group(home: &Home, st: &AppState) -> Result<Group, Problem> {
+    let groups = home.groups()?;
+    let chosen = st.inner.group.lock().ok().and_then(|g| *g);
+    let id = chosen
+        .filter(|c| groups.iter().any(|(id, _)| id == c))
+        .or_else(|| groups.first().map(|(id, _)| *id));
+    let Some(id) = id else {
+        return Err(Problem {
+            status: StatusCode::NOT_FOUND,
+            title: "No group yet",
+            text: "This device is not in a group yet. Start one or join one with the roundtable \
+                   command, then come back."
+                .into(),
+        });
+    };
+    Ok(home.open_group(&id)?)
+}
+
+/// Writes one entry as this device. Publishes the device's encryption key first when the record
+/// lacks it, as the command line does, so that others can make this member a reader.
+pub(crate) fn write(
+    home: &Home,
+    st: &AppState,
+    g: &mut Group,
+    body: Body,
+) -> Result<EntryId, Problem> {
+    publish_profile(home, st, g)?;
+    Ok(home.append(g, &st.inner.key, body, (st.inner.clock)())?)
+}
+
+pub(crate) fn publish_profile(home: &Home, st: &AppState, g: &mut Group) -> Result<(), Problem> {
+    let me = st.inner.device;
+    let Some(enc) = &st.inner.enc else {
+        return Ok(());
+    };
+    if !g.record.active_devices().contains(&me) {
+        return Ok(());
+    }
+    let public = enc.public()?;
+    if g.record.profile_key(&me) != Some(public) {
+        home.append(
+            g,
+            &st.inner.key,
+            Body::Profile { enc_key: public },
+            (st.inner.clock)(),
+        )?;
+    }
+    Ok(())
+}
+
+/// This device's keys for sealed threads, when it holds them.
+pub(crate) fn keyring(st: &AppState) -> Option<Keyring<'_>> {
+    st.inner
+        .enc
+        .as_ref()
+        .map(|e| Keyring::new(st.inner.device, e))
+}
+
+pub(crate) fn csrf_ok(state: &AppState, csrf: &str) -> Result<(), Problem> {
+    if same(csrf, state.csrf_token()) {
+        Ok(())
+    } else {
+        Err(Problem {
+            status: StatusCode::FORBIDDEN,
+            title: "This form is out of date",
+            text: "Nothing was saved. Please go back, reload the page, and try again.".into(),
+        })
+    }
+}
+
+pub(crate) fn names(r: &Record) -> BTreeMap<DeviceId, String> {
+    r.members().into_iter().map(|m| (m.id, m.name)).collect()
+}
+
+pub(crate) fn name_of(names: &BTreeMap<DeviceId, String>, id: &DeviceId) -> String {
+    names
+        .get(id)
+        .cloned()
+        .unwrap_or_else(|| format!("device {}", &id.to_string()[..8]))
+}
+
+pub(crate) fn group_name(r: &Record) -> String {
+    r.group_info()
+        .map(|(n, _, _)| n.to_string())
+        .unwrap_or_else(|| "Your group".into())
+}
+
+/// Parses an entry id from a path; a malformed one is "not found", never an error page.
+pub(crate) fn parse_id(id: &str, what: &str) -> Result<EntryId, Problem> {
+    id.parse()
+        .map_err(|_| Problem::not_found(&format!("such {what}")))
+}
+
+/// A form's text with the browser's CRLF line ends made plain `\n`.
+pub(crate) fn plain(text: String) -> String {
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        text
+    }
+}
+
+/// Milliseconds since 1970 as "2 March 2025, 14:05 UTC".
+pub(crate) fn when(ms: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{d} {} {y}, {:02}:{:02} UTC",
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+/// A due date "2026-12-31" as "31 December 2026"; anything else as it is.
+pub(crate) fn day(date: &str) -> String {
+    let parts: Vec<&str> = date.split('-').collect();
+    if let [y, m, d] = parts[..]
+        && let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<i64>(), d.parse::<i64>())
+        && (1..=12).contains(&m)
+    {
+        // Noon avoids any edge of the day.
+        let days = days_from_civil(y, m, d);
+        let s = when(days * 86_400_000 + 43_200_000);
+        return s.split(',').next().unwrap_or(date).to_string();
+    }
+    date.to_string()
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Who will see an entry in an open thread, in words.
+pub(crate) fn audience(r: &Record) -> String {
+    let mut active: Vec<String> = r
+        .members()
+        .into_iter()
+        .filter(|m| m.status == Status::Active)
+        .map(|m| m.name)
+        .collect();
+    active.sort();
+    let auditors = r.auditors();
+    let mut s = format!("Everyone in the group: {}.", active.join(", "));
+    if !auditors.is_empty() {
+        let mut names: Vec<String> = auditors.into_iter().map(|(_, n)| n).collect();
+        names.sort();
+        s.push_str(&format!(
+            " The group's auditors can read it too: {}.",
+            names.join(", ")
+        ));
+    }
+    s.push_str(" People who join the group later will see it too.");
+    s
+}
+
+// ---------- handlers ----------
+
+pub(crate) async fn members(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> PageResult {
+    let p = with_home(&state, |home, st| {
+        let g = the_group(home, st)?;
+        let r = &g.record;
+        let mut members: Vec<MemberRow> = r
+            .members()
+            .into_iter()
+            .map(|m| MemberRow {
+                me: m.id == st.inner.device,
+                name: m.name,
+                needs: m.needs,
+                status: match m.status {
+                    Status::Active => "Member",
+                    Status::Left => "Has left the group",
+                    Status::Removed => "Was removed from the group",
+                },
+            })
+            .collect();
+        members
+            .sort_by(|a, b| (a.status != "Member", &a.name).cmp(&(b.status != "Member", &b.name)));
+        Ok(MembersPage {
+            nav: Nav::Members,
+            group: group_name(r),
+            members,
+        })
+    })
+    .await?;
+    page(p)
+}
+
+pub(crate) async fn help() -> PageResult {
+    page(HelpPage { nav: Nav::Help })
+}
+
+pub(crate) async fn css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], CSS).into_response()
+}
+
+pub(crate) async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        JS,
+    )
+        .into_response()
+}
+
+pub(crate) async fn picture(Path(name): Path<String>) -> Response {
+    let stem = name.strip_suffix(".svg").unwrap_or("");
+    match PICTURES.iter().find(|(n, _)| *n == stem) {
+        Some((_, svg)) => ([(header::CONTENT_TYPE, "image/svg+xml")], *svg).into_response(),
+        None => not_found().await,
+    }
+}
+
+pub(crate) async fn not_found() -> Response {
+    Problem::not_found("such page").into_response()
+}

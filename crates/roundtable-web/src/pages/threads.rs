@@ -1,0 +1,712 @@
+//! Threads: the list, a new thread, one thread (open or sealed), and writing a message with the
+//! "Check before you share" step.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use roundtable_core::{Body, DeviceId, EntryId, MemberId, Record, Status};
+use roundtable_seal::{SealError, thread as sealed};
+use serde::Deserialize;
+
+use super::actions::{ActionRow, action_rows};
+use super::proposals::{UnderstandingRow, understandings};
+use super::{
+    Nav, PageResult, Problem, audience, back_to, csrf_ok, group_name, keyring, name_of, names,
+    page, parse_id, plain, the_group, when, with_home, write as write_entry,
+};
+use crate::AppState;
+use crate::jargon::{self, Advice};
+
+#[derive(Template)]
+#[template(path = "threads.html")]
+struct ThreadsPage {
+    nav: Nav,
+    group: String,
+    threads: Vec<ThreadRow>,
+}
+
+#[derive(Template)]
+#[template(path = "new_thread.html")]
+struct NewThreadPage {
+    nav: Nav,
+    title: String,
+    sealed: bool,
+    reason: String,
+    /// The other active members: (id, name, chosen as a reader).
+    members: Vec<(String, String, bool)>,
+    problem: String,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "thread.html")]
+struct ThreadPage {
+    nav: Nav,
+    t: ThreadView,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "write.html")]
+struct WritePage {
+    nav: Nav,
+    id: String,
+    title: String,
+    text: String,
+    problem: &'static str,
+    sealed: bool,
+    csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "check.html")]
+struct CheckPage {
+    nav: Nav,
+    id: String,
+    title: String,
+    text: String,
+    audience: String,
+    sealed: bool,
+    advice: Advice,
+    csrf: String,
+}
+
+pub(crate) struct ThreadRow {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) sealed: bool,
+    pub(crate) count: usize,
+    pub(crate) last: String,
+}
+
+pub(crate) struct MessageRow {
+    id: String,
+    author: String,
+    time: String,
+    text: String,
+    corrected: bool,
+    understandings: Vec<UnderstandingRow>,
+    /// Understanding checks are for open entries only (a sealed message's words stay sealed).
+    can_understand: bool,
+}
+
+pub(crate) struct ProposalLink {
+    id: String,
+    title: String,
+    state: String,
+}
+
+pub(crate) struct ThreadView {
+    id: String,
+    title: String,
+    started_by: String,
+    started: String,
+    messages: Vec<MessageRow>,
+    proposals: Vec<ProposalLink>,
+    actions: Vec<ActionRow>,
+    members: Vec<(String, String)>,
+    sealed: Option<SealedView>,
+    back: String,
+    show_messages: bool,
+    can_write: bool,
+}
+
+pub(crate) struct SealedView {
+    reason: String,
+    readers: String,
+    is_reader: bool,
+    /// Messages were opened (a reader, or a former reader who keeps what they were given).
+    readable: bool,
+    count: usize,
+    /// Requests to read, and what was answered, in words.
+    asks: Vec<String>,
+    /// Whether this member may ask (not a reader, not asked yet).
+    can_ask: bool,
+    /// Requests a reader can answer: (member id, name, why).
+    pending: Vec<(String, String, String)>,
+}
+
+pub(crate) fn thread_rows(r: &Record) -> Vec<ThreadRow> {
+    r.threads()
+        .into_iter()
+        .rev()
+        .filter_map(|id| {
+            let (_, meta) = r.entry(&id)?;
+            let (title, sealed) = match &meta.body {
+                Body::Thread { title } => (title.clone(), false),
+                Body::SealedThread { title, .. } => (title.clone(), true),
+                _ => return None,
+            };
+            let msgs: Vec<EntryId> = r
+                .referrers(&id)
+                .into_iter()
+                .filter(|h| {
+                    r.entry(h).is_some_and(|(_, m)| {
+                        matches!(m.body, Body::Message { .. } | Body::Sealed { .. })
+                    })
+                })
+                .collect();
+            let last = msgs
+                .last()
+                .and_then(|h| r.entry(h))
+                .map_or(meta.time_ms, |(_, m)| m.time_ms);
+            Some(ThreadRow {
+                id: id.to_string(),
+                title,
+                sealed,
+                count: msgs.len(),
+                last: when(last),
+            })
+        })
+        .collect()
+}
+
+fn parse_thread(r: &Record, id: &str) -> Result<(EntryId, String, bool), Problem> {
+    let tid = parse_id(id, "thread")?;
+    match r.entry(&tid).map(|(_, m)| &m.body) {
+        Some(Body::Thread { title }) => Ok((tid, title.clone(), false)),
+        Some(Body::SealedThread { title, .. }) => Ok((tid, title.clone(), true)),
+        _ => Err(Problem::not_found("such thread")),
+    }
+}
+
+/// The text shown for an open entry: its author's latest correction, else the original.
+pub(crate) fn shown_text(r: &Record, id: &EntryId, original: &str) -> (String, bool) {
+    let latest = r.corrections(id).last().and_then(|c| match r.entry(c) {
+        Some((_, cm)) => match &cm.body {
+            Body::Correct { text, .. } => Some(text.clone()),
+            _ => None,
+        },
+        None => None,
+    });
+    match latest {
+        Some(t) => (t, true),
+        None => (original.to_string(), false),
+    }
+}
+
+pub(crate) fn active_members(r: &Record) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = r
+        .members()
+        .into_iter()
+        .filter(|m| m.status == Status::Active)
+        .map(|m| (m.id.to_string(), m.name))
+        .collect();
+    v.sort_by(|a, b| a.1.cmp(&b.1));
+    v
+}
+
+fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Problem> {
+    let me: DeviceId = st.inner.device;
+    let (tid, title, is_sealed) = parse_thread(r, id)?;
+    let names = names(r);
+    let (author, meta) = r
+        .entry(&tid)
+        .ok_or_else(|| Problem::not_found("such thread"))?;
+    let mut messages: Vec<MessageRow> = Vec::new();
+    let mut proposals = Vec::new();
+    for h in r.referrers(&tid) {
+        let Some((a, m)) = r.entry(&h) else { continue };
+        match &m.body {
+            Body::Message { text, .. } => {
+                let (text, corrected) = shown_text(r, &h, text);
+                messages.push(MessageRow {
+                    id: h.to_string(),
+                    author: name_of(&names, &a),
+                    time: when(m.time_ms),
+                    corrected,
+                    text,
+                    understandings: understandings(r, &h, &me),
+                    can_understand: true,
+                });
+            }
+            Body::Proposal { title, .. } => proposals.push(ProposalLink {
+                id: h.to_string(),
+                title: title.clone(),
+                state: match r.outcome(&h) {
+                    Some((_, roundtable_core::Decision::Passed)) => "Decided: it passed.".into(),
+                    Some(_) => "Decided: it did not pass.".into(),
+                    None => "Open: members can give their stance.".into(),
+                },
+            }),
+            _ => {}
+        }
+    }
+    let sealed = if is_sealed {
+        let info = r
+            .sealed_thread(&tid)
+            .ok_or_else(|| Problem::not_found("such thread"))?;
+        let is_reader = info.state.readers.contains(&me);
+        let view = keyring(st).and_then(|mut k| sealed::open(r, &mut k, &tid).ok());
+        let readable = view
+            .as_ref()
+            .is_some_and(|v| is_reader || !v.messages.is_empty());
+        for m in view.iter().flat_map(|v| v.messages.iter()) {
+            messages.push(MessageRow {
+                id: m.id.to_string(),
+                author: name_of(&names, &m.author),
+                time: when(m.time_ms),
+                text: m.text.clone(),
+                corrected: false,
+                understandings: Vec::new(),
+                can_understand: false,
+            });
+        }
+        let mut rs: Vec<String> = info
+            .state
+            .readers
+            .iter()
+            .map(|m| name_of(&names, m))
+            .collect();
+        rs.sort();
+        let mut asks: Vec<String> = info
+            .asks
+            .iter()
+            .map(|(_, m, why)| format!("{} asked to read it: “{why}”", name_of(&names, m)))
+            .collect();
+        asks.extend(info.declines.iter().map(|(_, by, m, reason)| {
+            format!(
+                "{} said no to {}: “{reason}”",
+                name_of(&names, by),
+                name_of(&names, m)
+            )
+        }));
+        let asked = info.asks.iter().any(|(_, m, _)| *m == me);
+        let pending = if is_reader {
+            info.asks
+                .iter()
+                .filter(|(_, m, _)| {
+                    !info.state.readers.contains(m)
+                        && !info.declines.iter().any(|(_, _, d, _)| d == m)
+                })
+                .map(|(_, m, why)| (m.to_string(), name_of(&names, m), why.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Some(SealedView {
+            reason: info.reason.clone(),
+            readers: rs.join(", "),
+            is_reader,
+            readable,
+            count: info.entries.len(),
+            asks,
+            can_ask: !is_reader && !asked && r.active_devices().contains(&me),
+            pending,
+        })
+    } else {
+        None
+    };
+    Ok(ThreadView {
+        back: format!("/threads/{tid}"),
+        show_messages: sealed.as_ref().is_none_or(|s| s.readable),
+        can_write: sealed.as_ref().is_none_or(|s| s.is_reader),
+        id: tid.to_string(),
+        title,
+        started_by: name_of(&names, &author),
+        started: when(meta.time_ms),
+        messages,
+        proposals,
+        actions: action_rows(r, &me, Some(&tid)),
+        members: active_members(r),
+        sealed,
+    })
+}
+
+// ---------- handlers ----------
+
+pub(crate) async fn threads(State(state): State<AppState>) -> PageResult {
+    let p = with_home(&state, |home, st| {
+        let g = the_group(home, st)?;
+        Ok(ThreadsPage {
+            nav: Nav::Threads,
+            group: group_name(&g.record),
+            threads: thread_rows(&g.record),
+        })
+    })
+    .await?;
+    page(p)
+}
+
+pub(crate) async fn thread(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
+    let p = with_home(&state, move |home, st| {
+        let g = the_group(home, st)?;
+        Ok(ThreadPage {
+            nav: Nav::Threads,
+            t: thread_view(st, &g.record, &id)?,
+            csrf: st.csrf_token().to_string(),
+        })
+    })
+    .await?;
+    page(p)
+}
+
+fn other_members(st: &AppState, r: &Record, chosen: &[String]) -> Vec<(String, String, bool)> {
+    let me = st.inner.device.to_string();
+    active_members(r)
+        .into_iter()
+        .filter(|(id, _)| *id != me)
+        .map(|(id, name)| {
+            let on = chosen.contains(&id);
+            (id, name, on)
+        })
+        .collect()
+}
+
+async fn new_thread_page(
+    state: AppState,
+    title: String,
+    sealed: bool,
+    reason: String,
+    chosen: Vec<String>,
+    problem: String,
+) -> PageResult {
+    let p = with_home(&state, move |home, st| {
+        let g = the_group(home, st)?;
+        Ok(NewThreadPage {
+            nav: Nav::Threads,
+            title,
+            sealed,
+            reason,
+            members: other_members(st, &g.record, &chosen),
+            problem,
+            csrf: st.csrf_token().to_string(),
+        })
+    })
+    .await?;
+    page(p)
+}
+
+pub(crate) async fn new_thread(State(state): State<AppState>) -> PageResult {
+    new_thread_page(
+        state,
+        String::new(),
+        false,
+        String::new(),
+        Vec::new(),
+        String::new(),
+    )
+    .await
+}
+
+/// The new-thread form: `title`, `who` ("everyone" or "sealed"), `reason`, and one `reader-ID`
+/// checkbox per member (a map, because the form's checkboxes have one name each).
+pub(crate) async fn start_thread(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    csrf_ok(&state, &field("csrf"))?;
+    let title = field("title").trim().to_string();
+    let sealed = field("who") == "sealed";
+    let reason = plain(field("reason")).trim().to_string();
+    let chosen: Vec<String> = form
+        .keys()
+        .filter_map(|k| k.strip_prefix("reader-").map(str::to_string))
+        .collect();
+    let problem = if title.is_empty() {
+        "Please give the thread a title."
+    } else if sealed && reason.is_empty() {
+        "Please say why only some members can read it. Everyone will see this reason."
+    } else if sealed && chosen.is_empty() {
+        "Please choose at least one other member who can read it."
+    } else {
+        ""
+    };
+    if !problem.is_empty() {
+        return new_thread_page(state, title, sealed, reason, chosen, problem.into()).await;
+    }
+    let (t2, r2, c2) = (title.clone(), reason.clone(), chosen.clone());
+    let made = with_home(&state, move |home, st| {
+        let mut g = the_group(home, st)?;
+        if !sealed {
+            return write_entry(home, st, &mut g, Body::Thread { title }).map(Ok);
+        }
+        super::publish_profile(home, st, &mut g)?;
+        let mut readers: Vec<MemberId> = Vec::new();
+        for id in &chosen {
+            readers.push(id.parse().map_err(|_| Problem::not_found("such member"))?);
+        }
+        readers.push(st.inner.device);
+        match sealed::start(&g.record, &title, &reason, &readers) {
+            Ok(body) => Ok(Ok(home.append(
+                &mut g,
+                &st.inner.key,
+                body,
+                (st.inner.clock)(),
+            )?)),
+            // A chosen member's device has not published its key yet: say so, keep the form.
+            Err(SealError::NoKey(m)) => Ok(Err(format!(
+                "{} cannot be made a reader yet: their device has not opened the group since they \
+                 joined. Ask them to open Roundtable once, or start the thread without them and \
+                 add them later.",
+                name_of(&names(&g.record), &m)
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    match made {
+        Ok(id) => Ok(Redirect::to(&format!("/threads/{id}")).into_response()),
+        Err(problem) => new_thread_page(state, t2, true, r2, c2, problem).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AnswerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    answer: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// A reader answers a request to read: lets the member read everything, or says no with a reason
+/// the member sees.
+pub(crate) async fn answer(
+    State(state): State<AppState>,
+    Path((id, member)): Path<(String, String)>,
+    Form(form): Form<AnswerForm>,
+) -> PageResult {
+    csrf_ok(&state, &form.csrf)?;
+    let reason = plain(form.reason).trim().to_string();
+    if form.answer != "add" && reason.is_empty() {
+        return Err(Problem::refused(
+            "Please give a reason when you say no. The member will see it.",
+        ));
+    }
+    let back = format!("/threads/{id}");
+    with_home(&state, move |home, st| {
+        let mut g = the_group(home, st)?;
+        let (tid, _, is_sealed) = parse_thread(&g.record, &id)?;
+        let m: MemberId = member
+            .parse()
+            .map_err(|_| Problem::not_found("such member"))?;
+        if !is_sealed {
+            return Err(Problem::not_found("such sealed thread"));
+        }
+        super::publish_profile(home, st, &mut g)?;
+        let body = if form.answer == "add" {
+            let mut keys = keyring(st).ok_or(Problem::refused(
+                "This device could not unlock its key for sealed threads.",
+            ))?;
+            match sealed::add_reader(&g.record, &mut keys, &tid, &m) {
+                Err(SealError::NoKey(_)) => {
+                    return Err(Problem::refused(format!(
+                        "{} cannot be made a reader yet: their device has not opened the group \
+                         since they joined. Ask them to open Roundtable once, then try again.",
+                        name_of(&names(&g.record), &m)
+                    )));
+                }
+                other => other?,
+            }
+        } else {
+            Body::Decline {
+                thread: tid,
+                member: m,
+                reason,
+            }
+        };
+        Ok(home.append(&mut g, &st.inner.key, body, (st.inner.clock)())?)
+    })
+    .await?;
+    Ok(back_to(&back))
+}
+
+/// A thread this member may write in: (id, title, sealed). Sealed threads only for their readers.
+fn writable(st: &AppState, r: &Record, id: &str) -> Result<(EntryId, String, bool), Problem> {
+    let (tid, title, sealed) = parse_thread(r, id)?;
+    if sealed
+        && !r
+            .sealed_state(&tid)
+            .is_some_and(|s| s.readers.contains(&st.inner.device))
+    {
+        return Err(Problem {
+            status: StatusCode::FORBIDDEN,
+            title: "Only its readers can write here",
+            text: "This thread is sealed, and you are not one of its readers. You can ask to read \
+                   it on the thread's page."
+                .into(),
+        });
+    }
+    Ok((tid, title, sealed))
+}
+
+async fn write_page(
+    state: AppState,
+    id: String,
+    text: String,
+    problem: &'static str,
+) -> PageResult {
+    let p = with_home(&state, move |home, st| {
+        let g = the_group(home, st)?;
+        let (tid, title, sealed) = writable(st, &g.record, &id)?;
+        Ok(WritePage {
+            nav: Nav::Threads,
+            id: tid.to_string(),
+            title,
+            text,
+            problem,
+            sealed,
+            csrf: st.csrf_token().to_string(),
+        })
+    })
+    .await?;
+    page(p)
+}
+
+pub(crate) async fn write(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
+    write_page(state, id, String::new(), "").await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct MessageForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    action: String,
+}
+
+/// "Change it" from the check page: the form again, with the words kept.
+pub(crate) async fn rewrite(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<MessageForm>,
+) -> PageResult {
+    csrf_ok(&state, &form.csrf)?;
+    write_page(state, id, plain(form.text), "").await
+}
+
+/// Reads the members' glossary (`glossary.txt` in the home), else the shipped one.
+pub(crate) fn glossary(st: &AppState) -> Vec<jargon::Term> {
+    let text = std::fs::read_to_string(st.inner.home_dir.join(super::words::GLOSSARY_FILE))
+        .unwrap_or_else(|_| jargon::DEFAULT_GLOSSARY.to_string());
+    jargon::parse(&text)
+}
+
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<MessageForm>,
+) -> PageResult {
+    csrf_ok(&state, &form.csrf)?;
+    let text = plain(form.text);
+    if text.trim().is_empty() {
+        return write_page(state, id, text, "Please write your message first.").await;
+    }
+    let p = with_home(&state, move |home, st| {
+        let g = the_group(home, st)?;
+        let r = &g.record;
+        let (tid, title, sealed) = writable(st, r, &id)?;
+        let audience = if sealed {
+            let names = names(r);
+            let mut rs: Vec<String> = r
+                .sealed_state(&tid)
+                .map(|s| s.readers.iter().map(|m| name_of(&names, m)).collect())
+                .unwrap_or_default();
+            rs.sort();
+            format!(
+                "Only the thread's readers: {}. Everyone in the group can see that you wrote a \
+                 message, and when, but not what it says.",
+                rs.join(", ")
+            )
+        } else {
+            audience(r)
+        };
+        Ok(CheckPage {
+            nav: Nav::Threads,
+            id: tid.to_string(),
+            title,
+            advice: jargon::check(&text, &glossary(st)),
+            text,
+            audience,
+            sealed,
+            csrf: st.csrf_token().to_string(),
+        })
+    })
+    .await?;
+    page(p)
+}
+
+pub(crate) async fn share(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<MessageForm>,
+) -> PageResult {
+    csrf_ok(&state, &form.csrf)?;
+    let text = plain(form.text);
+    if form.action == "change" {
+        return write_page(state, id, text, "").await;
+    }
+    if text.trim().is_empty() {
+        return write_page(state, id, text, "Please write your message first.").await;
+    }
+    let tid = with_home(&state, move |home, st| {
+        let mut g = the_group(home, st)?;
+        let (tid, _, is_sealed) = writable(st, &g.record, &id)?;
+        if !is_sealed {
+            write_entry(home, st, &mut g, Body::Message { thread: tid, text })?;
+            return Ok(tid);
+        }
+        super::publish_profile(home, st, &mut g)?;
+        let me = st.inner.device;
+        let mut keys = keyring(st).ok_or(Problem::refused(
+            "This device could not unlock its key for sealed threads.",
+        ))?;
+        let now = (st.inner.clock)();
+        let body = match sealed::message(&g.record, &mut keys, &tid, &me, &text, now) {
+            // A reader has gone since the key was made: a new key first, as the command line does.
+            Err(SealError::NeedsRekey) => {
+                let rk = sealed::rekey(&g.record, &tid, None)?;
+                home.append(&mut g, &st.inner.key, rk, now)?;
+                sealed::message(&g.record, &mut keys, &tid, &me, &text, now)
+            }
+            other => other,
+        }?;
+        home.append(&mut g, &st.inner.key, body, now)?;
+        Ok(tid)
+    })
+    .await?;
+    Ok(Redirect::to(&format!("/threads/{tid}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AskForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    why: String,
+}
+
+/// Asking to read a sealed thread; its readers see the request and answer it.
+pub(crate) async fn ask(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<AskForm>,
+) -> PageResult {
+    csrf_ok(&state, &form.csrf)?;
+    let why = plain(form.why).trim().to_string();
+    if why.is_empty() {
+        return Err(Problem::refused(
+            "Please say why you would like to read it, then ask again.",
+        ));
+    }
+    let back = format!("/threads/{id}");
+    with_home(&state, move |home, st| {
+        let mut g = the_group(home, st)?;
+        let (tid, _, sealed) = parse_thread(&g.record, &id)?;
+        if !sealed {
+            return Err(Problem::not_found("such sealed thread"));
+        }
+        write_entry(home, st, &mut g, Body::Ask { thread: tid, why })
+    })
+    .await?;
+    Ok(back_to(&back))
+}

@@ -1,0 +1,447 @@
+//! The web page in a real browser: Debian's headless Chromium through Debian's chromedriver, on the real
+//! server over a real home. Every page is checked by axe-core (WCAG 2.2 A and AA), screenshotted at 1280
+//! and 320 px, and checked for sideways scrolling; the main flows are done with the keyboard only.
+//!
+//! Needs /usr/bin/chromium, /usr/bin/chromedriver (Debian's `chromium` and `chromium-driver`) and
+//! `npm ci` in tests/js (axe-core); without them these tests fail, they never skip.
+//!
+//! To add a page: a [`Case`] in [`pages`] (with the data it needs in `browser_util::fixture` and its
+//! `Ids`). To add a flow: a test calling [`with_browser`] with the keyboard helpers (`tab_until`,
+//! `shift_tab_until`, `activate`, `keys`, `assert_shows`). Screenshots and the axe summary are written
+//! to `target/screenshots/`.
+
+mod browser_util;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use browser_util::{Browser, ENTER, Ids, SPACE, screenshot_dir, with_browser};
+use fantoccini::Locator;
+
+/// Every test is bounded: a hung browser fails the test instead of hanging CI.
+const LIMIT: Duration = Duration::from_secs(120);
+
+// ---------- the pages ----------
+
+/// How to reach a page.
+enum Open {
+    /// A GET of a path on the server.
+    Get(String),
+    /// Any address (e.g. the server under another host name, which has no cookie).
+    Url(String),
+    /// A form: open `path`, type into the named fields, then press Enter on the `submit` button.
+    Form {
+        path: String,
+        fill: Vec<(&'static str, &'static str)>,
+        submit: &'static str,
+    },
+}
+
+/// One page to check: its name (for screenshots and the summary), how to reach it, and words its `<h1>`
+/// must contain (so a wrong page is never checked by mistake).
+struct Case {
+    name: &'static str,
+    open: Open,
+    h1: &'static str,
+    /// Whether the stylesheet must apply (it is served only with the launch token).
+    styled: bool,
+}
+
+/// Every page that exists now, with the fixture's data.
+fn pages(ids: &Ids, port: u16) -> Vec<Case> {
+    let t = &ids.thread;
+    let get = |p: &str| Open::Get(p.to_string());
+    vec![
+        Case {
+            name: "home",
+            open: get("/"),
+            h1: "Riverside Partnership Board",
+            styled: true,
+        },
+        Case {
+            name: "threads",
+            open: get("/threads"),
+            h1: "Threads",
+            styled: true,
+        },
+        Case {
+            name: "thread",
+            open: get(&format!("/threads/{t}")),
+            h1: "Bus passes <for> the summer",
+            styled: true,
+        },
+        Case {
+            name: "thread-sealed-not-reader",
+            open: get(&format!("/threads/{}", ids.sealed_other)),
+            h1: "Ben's health",
+            styled: true,
+        },
+        Case {
+            name: "thread-sealed-reader",
+            open: get(&format!("/threads/{}", ids.sealed_mine)),
+            h1: "Ana's support plan",
+            styled: true,
+        },
+        Case {
+            name: "write",
+            open: get(&format!("/threads/{t}/write")),
+            h1: "Write a message",
+            styled: true,
+        },
+        Case {
+            name: "write-empty",
+            open: Open::Form {
+                path: format!("/threads/{t}/write"),
+                fill: vec![],
+                submit: "button[type=submit]",
+            },
+            h1: "Write a message",
+            styled: true,
+        },
+        Case {
+            name: "check",
+            open: Open::Form {
+                path: format!("/threads/{t}/write"),
+                fill: vec![("text", "Me, please.\nThanks!")],
+                submit: "button[type=submit]",
+            },
+            h1: "Check before you share",
+            styled: true,
+        },
+        Case {
+            name: "thread-new",
+            open: get("/threads/new"),
+            h1: "Start a new thread",
+            styled: true,
+        },
+        Case {
+            name: "proposals",
+            open: get("/proposals"),
+            h1: "Proposals",
+            styled: true,
+        },
+        Case {
+            name: "proposal",
+            open: get(&format!("/proposals/{}", ids.proposal)),
+            h1: "Ask the council for summer passes",
+            styled: true,
+        },
+        Case {
+            name: "proposal-new",
+            open: get(&format!("/threads/{t}/propose")),
+            h1: "Propose something",
+            styled: true,
+        },
+        Case {
+            name: "actions",
+            open: get("/actions"),
+            h1: "Actions",
+            styled: true,
+        },
+        Case {
+            name: "groups",
+            open: get("/groups"),
+            h1: "Choose a group",
+            styled: true,
+        },
+        Case {
+            name: "words",
+            open: get("/words"),
+            h1: "Hard words",
+            styled: true,
+        },
+        Case {
+            name: "members",
+            open: get("/members"),
+            h1: "Members",
+            styled: true,
+        },
+        Case {
+            name: "help",
+            open: get("/help"),
+            h1: "Get help",
+            styled: true,
+        },
+        Case {
+            name: "not-found",
+            open: get("/no/such/page"),
+            h1: "We could not find that",
+            styled: true,
+        },
+        Case {
+            name: "refused",
+            // localhost is allowed but has no cookie: the page a member sees without the link.
+            open: Open::Url(format!("http://localhost:{port}/")),
+            h1: "Please open Roundtable from its link",
+            styled: false,
+        },
+    ]
+}
+
+async fn open_case(b: &Browser, open: &Open) {
+    match open {
+        Open::Get(path) => b.open(path).await,
+        Open::Url(url) => b.c.goto(url).await.expect("open the address"),
+        Open::Form { path, fill, submit } => {
+            b.open(path).await;
+            for (name, text) in fill {
+                let field =
+                    b.c.find(Locator::Css(&format!("[name={name}]")))
+                        .await
+                        .unwrap_or_else(|e| panic!("{path} has no field {name}: {e}"));
+                field.send_keys(text).await.expect("type into the field");
+            }
+            let button =
+                b.c.find(Locator::Css(submit))
+                    .await
+                    .unwrap_or_else(|e| panic!("{path} has no {submit}: {e}"));
+            // Focus the button, then Enter submits the form as a person's key press would.
+            let button = serde_json::to_value(&button).expect("the button as a script argument");
+            b.js("arguments[0].focus();", vec![button]).await;
+            b.activate(ENTER).await;
+        }
+    }
+}
+
+// ---------- axe, screenshots, reflow ----------
+
+struct Row {
+    name: &'static str,
+    violations: [usize; 2],
+    passes: [usize; 2],
+    incomplete: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_axe_fits_320px_and_is_screenshotted() {
+    with_browser(LIMIT, |b| async move {
+        let started = Instant::now();
+        let mut rows = Vec::new();
+        let mut problems = String::new();
+        for case in pages(&b.ids, b.port) {
+            open_case(&b, &case.open).await;
+            let h1 = b.h1().await;
+            if !h1.contains(case.h1) {
+                // Checking the wrong page proves nothing: note it and go on to the next page.
+                let _ = writeln!(
+                    problems,
+                    "{}: expected an <h1> with {:?}, found {h1:?} at {}",
+                    case.name,
+                    case.h1,
+                    b.path().await
+                );
+                continue;
+            }
+            // The stylesheet must load under the page's CSP, or the screenshots mean nothing.
+            if case.styled {
+                let position = b
+                    .js(
+                        "return getComputedStyle(document.querySelector('.skip')).position;",
+                        vec![],
+                    )
+                    .await;
+                assert_eq!(
+                    position, "absolute",
+                    "{}: the stylesheet did not apply",
+                    case.name
+                );
+            }
+
+            let mut row = Row {
+                name: case.name,
+                violations: [0; 2],
+                passes: [0; 2],
+                incomplete: Vec::new(),
+            };
+            for (i, width) in [1280u32, 320].into_iter().enumerate() {
+                b.viewport(width, 900).await;
+                let axe = b.axe().await;
+                row.violations[i] = axe.violations.len();
+                row.passes[i] = axe.passes;
+                for id in axe.incomplete {
+                    if !row.incomplete.contains(&id) {
+                        row.incomplete.push(id);
+                    }
+                }
+                if !axe.violations.is_empty() {
+                    let _ = writeln!(problems, "{} at {width} px: axe found:", case.name);
+                    for v in &axe.violations {
+                        let _ = write!(problems, "{v}");
+                    }
+                }
+                b.screenshot(case.name, width).await;
+            }
+            // 320 px is 1280 px at 400% zoom (WCAG 1.4.10); 640 px is 200%.
+            for width in [320, 640] {
+                if let Some(p) = b.overflow(width).await {
+                    let _ = writeln!(problems, "{}: {p}", case.name);
+                }
+            }
+            rows.push(row);
+        }
+
+        let mut summary = format!(
+            "axe-core {} on {} pages, tags {:?} ({:.1} s)\n{:<26} {:>15} {:>15}  needs review\n",
+            axe_version(),
+            rows.len(),
+            browser_util::AXE_TAGS,
+            started.elapsed().as_secs_f64(),
+            "page",
+            "violations@1280/320",
+            "passes@1280/320",
+        );
+        for r in &rows {
+            let _ = writeln!(
+                summary,
+                "{:<26} {:>15} {:>15}  {}",
+                r.name,
+                format!("{}/{}", r.violations[0], r.violations[1]),
+                format!("{}/{}", r.passes[0], r.passes[1]),
+                r.incomplete.join(", ")
+            );
+        }
+        let dir = screenshot_dir();
+        let file = dir.join("axe-summary.txt");
+        std::fs::write(&file, format!("{summary}\n{problems}"))
+            .unwrap_or_else(|e| panic!("could not write {}: {e}", file.display()));
+        println!("{summary}\nscreenshots and this summary: {}", dir.display());
+        assert!(problems.is_empty(), "{summary}\n{problems}");
+    })
+    .await;
+}
+
+fn axe_version() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/js/node_modules/axe-core/package.json"
+    );
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "(unknown version)".into())
+}
+
+// ---------- the keyboard ----------
+
+/// From the home page to the open thread, with Tab and Enter only: Threads in the menu, then the thread.
+async fn keyboard_to_the_thread(b: &Browser) {
+    b.tab_until("the Threads menu item", |f| {
+        f.region == "nav" && f.is_link("Threads")
+    })
+    .await;
+    b.activate(ENTER).await;
+    assert_eq!(b.path().await, "/threads");
+    b.tab_until("the thread's link", |f| {
+        f.is_link("Bus passes <for> the summer")
+    })
+    .await;
+    b.activate(ENTER).await;
+    assert_eq!(b.path().await, format!("/threads/{}", b.ids.thread));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_reaches_a_thread_through_the_menu_and_reads_it() {
+    with_browser(LIMIT, |b| async move {
+        assert_eq!(b.path().await, "/");
+        keyboard_to_the_thread(&b).await;
+        b.assert_h1("Bus passes <for> the summer").await;
+        b.assert_shows(&["Ana", "Who needs a pass?"]).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_writes_checks_and_shares_a_message() {
+    with_browser(LIMIT, |b| async move {
+        keyboard_to_the_thread(&b).await;
+        b.tab_until("Write a message", |f| f.is_link("Write a message"))
+            .await;
+        b.activate(ENTER).await;
+        assert_eq!(b.path().await, format!("/threads/{}/write", b.ids.thread));
+
+        b.tab_until("the message box", |f| f.tag == "textarea")
+            .await;
+        // Enter in the box is a new line, not a submit.
+        b.keys(&format!("I can bring the forms.{ENTER}See you on Monday."))
+            .await;
+        b.tab_until("Check my message", |f| f.is_button("Check my message"))
+            .await;
+        b.activate(ENTER).await;
+        assert_eq!(b.path().await, format!("/threads/{}/check", b.ids.thread));
+        b.assert_h1("Check before you share").await;
+        b.assert_shows(&[
+            "I can bring the forms.\nSee you on Monday.",
+            "Who will see it",
+            "Everyone in the group: Ana, Ben, Chloe.",
+            "It cannot be deleted, only corrected.",
+        ])
+        .await;
+
+        // Past "Share it" to "Change it", then back with Shift+Tab, and Space presses it.
+        b.tab_until("Change it", |f| f.is_button("Change it")).await;
+        b.shift_tab_until("Share it", |f| f.is_button("Share it"))
+            .await;
+        b.activate(SPACE).await;
+        assert_eq!(b.path().await, format!("/threads/{}", b.ids.thread));
+        b.assert_shows(&[
+            "Who needs a pass?",
+            "I can bring the forms.\nSee you on Monday.",
+        ])
+        .await;
+    })
+    .await;
+}
+
+const TABBABLE_IN_MAIN_JS: &str = "return document.querySelectorAll(\
+    'main a[href], main button, main textarea, main select, main input:not([type=hidden]), \
+     main [tabindex]:not([tabindex=\"-1\"])').length;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_link_is_the_first_tab_stop_and_focus_is_always_visible() {
+    with_browser(LIMIT, |b| async move {
+        let mut report = String::new();
+        for case in pages(&b.ids, b.port) {
+            let Open::Get(path) = &case.open else {
+                continue;
+            };
+            b.open(path).await;
+            let first = b.tab().await;
+            assert!(
+                first.is_link("Skip to the page") && first.href == "#main",
+                "{}: the first Tab stop should be the skip link, not {}",
+                case.name,
+                first.describe()
+            );
+            // The skip link takes the focus past the menu, to <main>, so the next Tab stop is in it.
+            b.keys(ENTER).await;
+            let main = b.focused().await;
+            assert_eq!(
+                main.tag, "main",
+                "{}: the skip link should focus <main>",
+                case.name
+            );
+            let next = b.tab().await;
+            let tabbable = b.js(TABBABLE_IN_MAIN_JS, vec![]).await;
+            assert!(
+                next.region == "main" || tabbable == 0,
+                "{}: after the skip link, Tab should go into <main>, not to {}",
+                case.name,
+                next.describe()
+            );
+            // Every Tab stop, from the top, shows where the focus is (`tab` checks each one).
+            b.open(path).await;
+            let mut stops = Vec::new();
+            for _ in 0..60 {
+                let f = b.tab().await;
+                if f.is_body() || (!stops.is_empty() && f.is_link("Skip to the page")) {
+                    break;
+                }
+                stops.push(f.describe());
+            }
+            let _ = writeln!(report, "{}: {} Tab stops", case.name, stops.len());
+        }
+        println!("{report}");
+    })
+    .await;
+}
