@@ -15,7 +15,7 @@ mod browser_util;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use browser_util::{Browser, ENTER, Ids, SPACE, screenshot_dir, with_browser};
+use browser_util::{ARROW_DOWN, Browser, ENTER, Ids, SPACE, screenshot_dir, with_browser};
 use fantoccini::Locator;
 
 /// Every test is bounded: a hung browser fails the test instead of hanging CI.
@@ -389,6 +389,205 @@ async fn keyboard_writes_checks_and_shares_a_message() {
             "I can bring the forms.\nSee you on Monday.",
         ])
         .await;
+    })
+    .await;
+}
+
+/// From any page to a thread by its title, through the Threads menu item, with Tab and Enter only.
+async fn keyboard_to(b: &Browser, title: &str) {
+    b.tab_until("the Threads menu item", |f| {
+        f.region == "nav" && f.is_link("Threads")
+    })
+    .await;
+    b.activate(ENTER).await;
+    b.tab_until(title, |f| f.is_link(title)).await;
+    b.activate(ENTER).await;
+    b.assert_h1(title).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_proposes_then_gives_a_stance_that_needs_a_reason() {
+    with_browser(LIMIT, |b| async move {
+        keyboard_to_the_thread(&b).await;
+        b.tab_until("Propose something", |f| f.is_link("Propose something"))
+            .await;
+        b.activate(ENTER).await;
+        assert_eq!(b.path().await, format!("/threads/{}/propose", b.ids.thread));
+        b.tab_until("the title box", |f| f.name == "title").await;
+        b.keys("Meet at the library").await;
+        b.tab_until("the easy read box", |f| f.name == "easy_read")
+            .await;
+        b.keys("We meet at the library. It has a lift.").await;
+        b.tab_until("the full text box", |f| f.name == "text").await;
+        b.keys("From March, board meetings move to the central library, which is step-free.")
+            .await;
+        b.tab_until("Share the proposal", |f| f.is_button("Share the proposal"))
+            .await;
+        b.activate(ENTER).await;
+        assert!(b.path().await.starts_with("/proposals/"));
+        b.assert_h1("Meet at the library").await;
+        b.assert_shows(&["We meet at the library. It has a lift."])
+            .await;
+        // The full text is there on request: a <summary> opened with Enter.
+        assert!(!b.main_text().await.contains("step-free"));
+        b.tab_until("Read the full text", |f| {
+            f.tag == "summary" && f.text == "Read the full text"
+        })
+        .await;
+        b.keys(ENTER).await;
+        b.assert_shows(&["step-free"]).await;
+
+        // Disagree (the arrow keys move through the answers), first without a reason: refused.
+        b.tab_until("the answers", |f| f.name == "stance").await;
+        b.keys(&format!("{ARROW_DOWN}{ARROW_DOWN}")).await;
+        let chosen = b.focused().await;
+        assert!(chosen.text.contains("Disagree"), "{}", chosen.describe());
+        b.tab_until("Give my answer", |f| f.is_button("Give my answer"))
+            .await;
+        b.activate(ENTER).await;
+        b.assert_shows(&["Please say why. A reason is needed when you disagree or block."])
+            .await;
+        // The choice was kept: the reason is all that is missing.
+        b.tab_until("the reason box", |f| f.name == "reason").await;
+        b.keys("Some of us cannot get to the centre easily.").await;
+        b.tab_until("Give my answer", |f| f.is_button("Give my answer"))
+            .await;
+        b.activate(ENTER).await;
+        b.assert_shows(&[
+            "You said: Disagree",
+            "Ana: Disagree",
+            "Why: Some of us cannot get to the centre easily.",
+        ])
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_understanding_check_and_the_authors_yes() {
+    with_browser(LIMIT, |b| async move {
+        // Ana says how she understood Ben's message (her own has no such form).
+        keyboard_to_the_thread(&b).await;
+        // Every entry has a read-aloud button (added by the script), reachable by keyboard.
+        let entries = b
+            .js(
+                "return document.querySelectorAll('[data-read]').length;",
+                vec![],
+            )
+            .await;
+        let buttons = b
+            .js(
+                "return document.querySelectorAll('button.read-aloud').length;",
+                vec![],
+            )
+            .await;
+        assert_eq!(entries, buttons);
+        assert!(entries.as_u64().is_some_and(|n| n >= 2), "{entries}");
+        b.tab_until("a Read aloud button", |f| f.is_button("Read aloud"))
+            .await;
+        b.tab_until("Say what you understood", |f| {
+            f.tag == "summary" && f.text == "Say what you understood"
+        })
+        .await;
+        b.keys(ENTER).await;
+        b.tab_until("the understanding box", |f| {
+            f.tag == "textarea" && f.text.contains("I understood this as")
+        })
+        .await;
+        b.keys("The council pays half, and we pay half.").await;
+        b.tab_until("Share what I understood", |f| {
+            f.is_button("Share what I understood")
+        })
+        .await;
+        b.activate(ENTER).await;
+        assert_eq!(b.path().await, format!("/threads/{}", b.ids.thread));
+        b.assert_shows(&[
+            "Ana understood this as: The council pays half, and we pay half.",
+            "Waiting for Ben to answer.",
+        ])
+        .await;
+
+        // Ben said how he understood Ana's proposal: Ana answers "Yes, that's right".
+        b.tab_until("the Proposals menu item", |f| {
+            f.region == "nav" && f.is_link("Proposals")
+        })
+        .await;
+        b.activate(ENTER).await;
+        b.tab_until("the proposal", |f| {
+            f.is_link("Ask the council for summer passes")
+        })
+        .await;
+        b.activate(ENTER).await;
+        b.assert_shows(&[
+            "Ben understood this as: We ask for passes for July and August.",
+            "Waiting for Ana to answer.",
+        ])
+        .await;
+        b.tab_until("Yes, that's right", |f| f.is_button("Yes, that's right"))
+            .await;
+        b.activate(ENTER).await;
+        b.assert_shows(&["Ana said: Yes, that's right."]).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_reads_and_writes_a_sealed_thread_as_a_reader() {
+    with_browser(LIMIT, |b| async move {
+        keyboard_to(&b, "Ana's support plan").await;
+        b.assert_shows(&[
+            "This thread is sealed",
+            "You are one of its readers.",
+            "I would like a break every hour.",
+        ])
+        .await;
+        b.tab_until("Write a message", |f| f.is_link("Write a message"))
+            .await;
+        b.activate(ENTER).await;
+        b.tab_until("the message box", |f| f.tag == "textarea").await;
+        b.keys("Mornings are best for me.").await;
+        b.tab_until("Check my message", |f| f.is_button("Check my message"))
+            .await;
+        b.activate(ENTER).await;
+        b.assert_shows(&[
+            "Only the thread's readers: Ana, Ben.",
+            "Everyone in the group can see that you wrote a message, and when, but not what it says.",
+        ])
+        .await;
+        b.tab_until("Share it", |f| f.is_button("Share it")).await;
+        b.activate(ENTER).await;
+        b.assert_shows(&[
+            "I would like a break every hour.",
+            "Mornings are best for me.",
+        ])
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_sees_why_a_sealed_thread_is_closed_and_asks_to_read_it() {
+    with_browser(LIMIT, |b| async move {
+        keyboard_to(&b, "Ben's health").await;
+        b.assert_shows(&[
+            "This thread is sealed",
+            "Its readers: Ben, Chloe",
+            "You are not one of its readers, so its messages are not shown to you.",
+        ])
+        .await;
+        let main = b.main_text().await;
+        assert!(
+            !main.contains("Messages"),
+            "no messages for a non-reader: {main}"
+        );
+        assert!(!main.contains("Write a message"));
+        b.tab_until("the box to say why", |f| f.name == "why").await;
+        b.keys("I am Ben's supporter at meetings.").await;
+        b.tab_until("Ask the readers", |f| f.is_button("Ask the readers"))
+            .await;
+        b.activate(ENTER).await;
+        b.assert_shows(&["Ana asked to read it: “I am Ben's supporter at meetings.”"])
+            .await;
     })
     .await;
 }

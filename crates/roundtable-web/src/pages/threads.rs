@@ -92,6 +92,8 @@ pub(crate) struct MessageRow {
     understandings: Vec<UnderstandingRow>,
     /// Understanding checks are for open entries only (a sealed message's words stay sealed).
     can_understand: bool,
+    /// Written by this member: others say what they understood, not the author.
+    own: bool,
 }
 
 pub(crate) struct ProposalLink {
@@ -222,6 +224,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
                     text,
                     understandings: understandings(r, &h, &me),
                     can_understand: true,
+                    own: a == me,
                 });
             }
             Body::Proposal { title, .. } => proposals.push(ProposalLink {
@@ -254,6 +257,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
                 corrected: false,
                 understandings: Vec::new(),
                 can_understand: false,
+                own: m.author == me,
             });
         }
         let mut rs: Vec<String> = info

@@ -140,6 +140,27 @@ pub fn fixture() -> Fixture {
         )
         .expect("take a stance");
     }
+    // Ben writes, and says how he understood Ana's proposal: Ana can answer him.
+    home.append(
+        &mut g,
+        ben,
+        Body::Message {
+            thread,
+            text: "The council pays for half of each pass.".into(),
+        },
+        T0 + 145_000,
+    )
+    .expect("Ben posts");
+    home.append(
+        &mut g,
+        ben,
+        Body::Understand {
+            target: proposal,
+            text: "We ask for passes for July and August.".into(),
+        },
+        T0 + 146_000,
+    )
+    .expect("Ben's understanding");
     // An action for Ana: the actions page lists it.
     home.append(
         &mut g,
@@ -740,6 +761,7 @@ impl Browser {
 pub const TAB: &str = "\u{e004}";
 pub const ENTER: &str = "\u{e007}";
 pub const SPACE: &str = " ";
+pub const ARROW_DOWN: &str = "\u{e015}";
 const SHIFT: &str = "\u{e008}";
 /// Releases held modifier keys (after Shift+Tab).
 const NULL: &str = "\u{e000}";
