@@ -4,20 +4,25 @@
 //!
 //! Each case plays a scenario: 3 to 7 devices, each on its own replica, write at random (threads,
 //! messages, proposals with and without a removal, stances with reasons, stances typed for someone
-//! else and their confirmations, closes, member adds, leaves, removals) and exchange random subsets of
+//! else and their confirmations, closes, member adds, leaves, removals, and sealed threads by their
+//! public rules: published keys, readers added, rekeys with removals, sealed messages, requests to
+//! read and refusals) and exchange random subsets of
 //! what they hold, at times across a network split into two sides that heal later. Devices also misbehave: a device restored from an old snapshot writes again (a
 //! fork), and keys write by hand after leaving, without ever being members, or breaking a rule. Every
 //! entry produced is collected and then delivered to fresh replicas in three random orders and batch
 //! splits; a random part of it is delivered too (so some entries wait); and the scenario's own devices,
 //! with their incremental histories and rebuilds, finally receive everything. All must agree with one
-//! device that received every entry at once. Last, the auditor, given every entry in a bundle, must
+//! device that received every entry at once, in their verdicts and in the whole Automerge document
+//! they hold. Last, the auditor, given every entry in a bundle, must
 //! reach the same verdicts.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::num::NonZeroU64;
 
 use proptest::prelude::*;
+use roundtable_core::SealedState;
 use roundtable_core::body::{ChangeFrame, build_change, decode_change};
+use roundtable_core::sealed::{BUCKETS, EpochWrap, NONCE_LEN, TAG_LEN, WRAPPED_KEY_LEN, Wrap};
 use roundtable_core::{
     Body, Decision, DeviceId, DeviceKey, DocRef, Entry, EntryId, GroupId, Invalid, Member, Record,
     Rule, StanceKind, Status,
@@ -203,8 +208,13 @@ fn pick<T: Clone>(v: &[T], i: usize) -> Option<T> {
 }
 
 /// Which kind of record `Op::Write` wants: 0 thread, 1 message, 2 proposal, 3 stance, 4 stance typed
-/// for another member, 5 confirmation of one, 6 close, 7 member add, 8 leave, 9 removal.
-const WANT: [u8; 18] = [0, 1, 1, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 8, 9, 9, 9, 9];
+/// for another member, 5 confirmation of one, 6 close, 7 member add, 8 leave, 9 removal; sealed
+/// threads (their public rules): 10 profile, 11 sealed thread, 12 sealed message, 13 reader add,
+/// 14 rekey (with or without a removal), 15 ask, 16 decline.
+const WANT: [u8; 30] = [
+    0, 1, 1, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 8, 9, 9, 9, 9, 9, 9, 9, 9, 10, 11, 12, 12, 13, 14, 15,
+    16,
+];
 
 /// What to write instead when a kind cannot be written yet: the step that leads to it.
 fn prerequisite(kind: u8) -> u8 {
@@ -212,8 +222,31 @@ fn prerequisite(kind: u8) -> u8 {
         3 | 4 => 2,
         5 | 6 => 3,
         7 | 8 => 1,
+        11 => 10,
+        12..=15 => 11,
+        16 => 15,
         _ => 0,
     }
+}
+
+/// A published encryption key. Its bytes only need to be non-zero: the rules check who holds which
+/// key, and a non-reader cannot tell real ciphertext from these bytes.
+fn enc_key(me: &DeviceId, t: i64) -> [u8; 32] {
+    let mut k = me.0;
+    k[..8].copy_from_slice(&t.to_le_bytes());
+    k[31] |= 1;
+    k
+}
+
+/// A wrap of an epoch key for `member`, sealed (as far as anyone but them can tell) to their
+/// published key.
+fn wrap_for(rec: &Record, member: DeviceId, t: i64) -> Option<Wrap> {
+    Some(Wrap {
+        member,
+        key: rec.profile_key(&member)?,
+        enc: enc_key(&member, t),
+        ct: vec![7; WRAPPED_KEY_LEN],
+    })
 }
 
 /// The body device `me` writes for `Op::Write`: the kind `what` picks if it can be written in `me`'s
@@ -250,7 +283,13 @@ fn body_of_kind(
     t: i64,
 ) -> Option<Body> {
     let all = rep.bodies();
-    let threads = rep.rec.threads();
+    // Open threads: messages, proposals and actions never go in a sealed one.
+    let threads: Vec<EntryId> = rep
+        .rec
+        .threads()
+        .into_iter()
+        .filter(|h| rep.rec.sealed_state(h).is_none())
+        .collect();
     let proposals: Vec<(EntryId, Option<DeviceId>)> = all
         .iter()
         .filter_map(|(h, _, b)| match b {
@@ -356,6 +395,7 @@ fn body_of_kind(
             })
         }
         8 => (flag && p.is_multiple_of(3)).then_some(Body::MemberLeave),
+        10..=16 => sealed_body(kind, rep, me, &active, p, flag, t),
         _ => {
             // Removals take a decision: remove on a passed one, else close or support an open
             // one, else propose one.
@@ -403,6 +443,141 @@ fn body_of_kind(
                     removes: Some(pick(&others, p)?),
                 }),
             }
+        }
+    }
+}
+
+/// The sealed-thread records, as an honest device writes them (wraps for exactly the right members,
+/// the writable epoch, padded ciphertext).
+fn sealed_body(
+    kind: u8,
+    rep: &Replica,
+    me: DeviceId,
+    active: &[DeviceId],
+    p: usize,
+    flag: bool,
+    t: i64,
+) -> Option<Body> {
+    let rec = &rep.rec;
+    let sealed: Vec<(EntryId, SealedState)> = rec
+        .threads()
+        .into_iter()
+        .filter_map(|h| Some((h, rec.sealed_state(&h)?)))
+        .collect();
+    let reading: Vec<(EntryId, SealedState)> = sealed
+        .iter()
+        .filter(|(_, st)| st.readers.contains(&me))
+        .cloned()
+        .collect();
+    let keyed: Vec<DeviceId> = active
+        .iter()
+        .copied()
+        .filter(|m| rec.profile_key(m).is_some())
+        .collect();
+    match kind {
+        10 => Some(Body::Profile {
+            enc_key: enc_key(&me, t),
+        }),
+        11 => {
+            rec.profile_key(&me)?;
+            // Wrap lists are canonical: one per member, in member order.
+            let mut readers = vec![me];
+            readers.extend(
+                keyed
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, m)| **m != me && (p >> i) & 1 == 1)
+                    .map(|(_, m)| *m),
+            );
+            readers.sort();
+            Some(Body::SealedThread {
+                title: format!("sealed {t}"),
+                reason: format!("because {t}"),
+                commit: [3; 32],
+                wraps: readers
+                    .into_iter()
+                    .map(|m| wrap_for(rec, m, t))
+                    .collect::<Option<_>>()?,
+            })
+        }
+        12 => {
+            let (thread, st) = pick(&reading, p)?;
+            let epoch = st.writable_epoch()?;
+            Some(Body::Sealed {
+                thread,
+                epoch: epoch.id,
+                ct: vec![p as u8; BUCKETS[p % 3] + NONCE_LEN + TAG_LEN],
+            })
+        }
+        13 => {
+            let (thread, st) = pick(&reading, p)?;
+            let outside: Vec<DeviceId> = keyed
+                .iter()
+                .copied()
+                .filter(|m| !st.readers.contains(m))
+                .collect();
+            let member = pick(&outside, p / 3)?;
+            let key = rec.profile_key(&member)?;
+            let mut wraps: Vec<EpochWrap> = st
+                .epochs
+                .iter()
+                .map(|e| EpochWrap {
+                    epoch: e.id,
+                    key,
+                    enc: enc_key(&member, t),
+                    ct: vec![9; WRAPPED_KEY_LEN],
+                })
+                .collect();
+            wraps.sort_by_key(|w| w.epoch);
+            Some(Body::ReaderAdd {
+                thread,
+                member,
+                wraps,
+            })
+        }
+        14 => {
+            let (thread, st) = pick(&reading, p)?;
+            let others: Vec<DeviceId> = st.readers.iter().copied().filter(|m| *m != me).collect();
+            let removes = if flag { pick(&others, p / 3) } else { None };
+            let wraps = st
+                .readers
+                .iter()
+                .filter(|m| Some(**m) != removes)
+                .map(|m| wrap_for(rec, *m, t))
+                .collect::<Option<_>>()?;
+            Some(Body::Rekey {
+                thread,
+                removes,
+                commit: [4; 32],
+                wraps,
+            })
+        }
+        15 => {
+            let closed: Vec<EntryId> = sealed
+                .iter()
+                .filter(|(_, st)| !st.readers.contains(&me))
+                .map(|(h, _)| *h)
+                .collect();
+            Some(Body::Ask {
+                thread: pick(&closed, p)?,
+                why: format!("may I read {t}"),
+            })
+        }
+        _ => {
+            let asks: Vec<(EntryId, DeviceId)> = reading
+                .iter()
+                .filter_map(|(h, st)| {
+                    let info = rec.sealed_thread(h)?;
+                    let (_, m, _) = info.asks.iter().find(|(_, m, _)| !st.readers.contains(m))?;
+                    Some((*h, *m))
+                })
+                .collect();
+            let (thread, member) = pick(&asks, p)?;
+            Some(Body::Decline {
+                thread,
+                member,
+                reason: format!("not now {t}"),
+            })
         }
     }
 }
@@ -661,6 +836,14 @@ fn summary(r: &Record) -> Summary {
     }
 }
 
+/// The record's state as members see it: the whole Automerge document, materialised (every thread,
+/// message, stance, outcome, member and sealed ciphertext), independent of the order changes arrived in.
+fn state(r: &mut Record) -> automerge::hydrate::Value {
+    r.doc()
+        .expect("the document of valid entries loads")
+        .hydrate(None)
+}
+
 /// Delivers `entries` to a fresh device in the order and batches `seed` and `batches` give.
 fn shuffled(group: GroupId, entries: &[Entry], seed: u64, batches: usize) -> Record {
     let mut rng = Rng(seed);
@@ -686,27 +869,33 @@ proptest! {
     #[test]
     fn every_delivery_order_reaches_the_same_verdicts(s in scenario()) {
         let (group, pool, reps) = play(&s);
-        let (reference, _) = Record::from_entries(group, pool.clone());
+        let (mut reference, _) = Record::from_entries(group, pool.clone());
         let want = summary(&reference);
+        let want_state = state(&mut reference);
         prop_assert_eq!(want.accepted.len() + want.rejected.len() + want.pending.len(), pool.len());
 
-        // Fresh replicas, every entry, random orders and batch splits.
+        // Fresh replicas, every entry, random orders and batch splits: the same verdicts and the
+        // same document.
         for (seed, batches) in &s.deliveries {
-            let r = shuffled(group, &pool, *seed, *batches);
+            let mut r = shuffled(group, &pool, *seed, *batches);
             prop_assert_eq!(&summary(&r), &want, "seed {} batches {}", seed, batches);
+            prop_assert_eq!(&state(&mut r), &want_state, "seed {} batches {}", seed, batches);
         }
 
         // Some entries never arrive: the rest wait or are judged, the same way in any order.
         let mut rng = Rng(s.deliveries[0].0 ^ 0x5eed);
         let part: Vec<Entry> = pool.iter().filter(|_| rng.below(5) != 0).cloned().collect();
-        let (reference, _) = Record::from_entries(group, part.clone());
+        let (mut reference, _) = Record::from_entries(group, part.clone());
         let (seed, batches) = s.deliveries[1];
-        prop_assert_eq!(summary(&shuffled(group, &part, seed, batches)), summary(&reference));
+        let mut partial = shuffled(group, &part, seed, batches);
+        prop_assert_eq!(summary(&partial), summary(&reference));
+        prop_assert_eq!(state(&mut partial), state(&mut reference));
 
         // The scenario's own devices, after they receive everything.
         for mut rep in reps {
             rep.deliver(pool.clone());
             prop_assert_eq!(&summary(&rep.rec), &want);
+            prop_assert_eq!(&state(&mut rep.rec), &want_state);
         }
 
         // The auditor, given every entry in a bundle, reaches the same verdicts.
