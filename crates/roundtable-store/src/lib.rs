@@ -65,6 +65,26 @@ pub enum StoreError {
     },
     #[error("the database could not be used ({0}); if the disk is full, free space and try again")]
     Database(String),
+    /// The file system refused a write for want of space (or quota).
+    #[error(
+        "the disk is full ({0}): this change may not have been saved, and nothing saved before it \
+         is lost. Free space on the disk, then try again"
+    )]
+    DiskFull(String),
+    /// The disk (or the file system) reported an error other than a full disk, such as EIO.
+    #[error(
+        "the disk reported an error while saving ({0}): this change may not have been saved, and \
+         nothing saved before it is lost. Check the disk, then try again; Roundtable reopens the \
+         record from what was saved"
+    )]
+    DiskError(String),
+    /// An earlier disk error on this open home: redb refuses everything until it is opened again.
+    #[error(
+        "the disk reported an error earlier, so this home stopped saving until it is opened again; \
+         nothing saved before is lost. Check the disk (if the disk is full, free space), then try \
+         again"
+    )]
+    DiskErrorEarlier,
     #[error("the home at {0} stayed busy (another roundtable command is using it); try again")]
     Busy(PathBuf),
     #[error("no Roundtable home at {0}: run `roundtable init --name NAME` first")]
@@ -91,13 +111,28 @@ impl StoreError {
     fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
         move |source| StoreError::Io { context, source }
     }
+
+    /// A redb error in words: an I/O error says what the disk did and that nothing saved is lost.
+    fn from_redb(e: redb::Error) -> StoreError {
+        use std::io::ErrorKind;
+        match e {
+            redb::Error::Io(io)
+                if matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) =>
+            {
+                StoreError::DiskFull(io.to_string())
+            }
+            redb::Error::Io(io) => StoreError::DiskError(io.to_string()),
+            redb::Error::PreviousIo => StoreError::DiskErrorEarlier,
+            e => StoreError::Database(e.to_string()),
+        }
+    }
 }
 
 macro_rules! db_err {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Database(e.to_string())
+                StoreError::from_redb(e.into())
             }
         }
     )*};
@@ -158,9 +193,24 @@ pub struct Group {
     /// redb's file lock keeps every other process out while a `Home` is open, so while both numbers
     /// are unchanged nothing can have been written that this group lacks: `refresh` needs no read.
     seen: (u64, u64),
+    /// A commit failed and reading the group back failed too: the record was emptied (it must never
+    /// run ahead of the disk) and the next `refresh` loads the group again.
+    stale: bool,
 }
 
 impl Group {
+    /// A group with nothing loaded: a new one, or one that is not on disk.
+    fn empty(id: GroupId) -> Group {
+        Group {
+            record: Record::new(id),
+            log_len: 0,
+            snap_pos: 0,
+            generation: 0,
+            seen: (0, 0),
+            stale: false,
+        }
+    }
+
     pub fn id(&self) -> GroupId {
         self.record.group()
     }
@@ -221,12 +271,7 @@ impl Home {
         }
         let key = DeviceKey::generate().map_err(|e| StoreError::Random(e.to_string()))?;
         let db = Database::create(dir.join(Self::DB))?;
-        let home = Home {
-            dir: dir.to_path_buf(),
-            db,
-            instance: NEXT_INSTANCE.fetch_add(1, Ordering::SeqCst),
-            commits: AtomicU64::new(0),
-        };
+        let home = Home::with_db(dir, db);
         // Every table exists from the start, so readers never meet a missing one.
         let tx = home.db.begin_write()?;
         for t in [ENTRIES, STATUS, LOG, GROUPS, SNAPSHOTS, INVITES, PEERS] {
@@ -284,12 +329,39 @@ impl Home {
                 Err(e) => return Err(e.into()),
             }
         };
-        Ok(Home {
+        Ok(Home::with_db(dir, db))
+    }
+
+    /// Opens an existing home whose database is reached through `backend` rather than the file
+    /// `roundtable.redb`: for fault-injection tests (a backend that wraps redb's `FileBackend` and
+    /// fails a chosen write) and for embedders with their own storage. The backend must hold this
+    /// home's database; as for [`Home::open`], the key file must exist. There is no waiting: a
+    /// database another process holds is [`StoreError::Busy`] at once.
+    pub fn open_with_backend(
+        dir: &Path,
+        backend: impl redb::StorageBackend,
+    ) -> Result<Home, StoreError> {
+        if !dir.join(Self::KEY).exists() {
+            return Err(StoreError::NoHome(dir.to_path_buf()));
+        }
+        let db = match redb::Builder::new().create_with_backend(backend) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::Busy(dir.to_path_buf()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Home::with_db(dir, db))
+    }
+
+    /// The home at `dir` on an open database, numbered as a new open.
+    fn with_db(dir: &Path, db: Database) -> Home {
+        Home {
             dir: dir.to_path_buf(),
             db,
             instance: NEXT_INSTANCE.fetch_add(1, Ordering::SeqCst),
             commits: AtomicU64::new(0),
-        })
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -360,13 +432,7 @@ impl Home {
             creator_needs,
             time_ms,
         )?;
-        let mut group = Group {
-            record: Record::new(record.group()),
-            log_len: 0,
-            snap_pos: 0,
-            generation: 0,
-            seen: (0, 0),
-        };
+        let mut group = Group::empty(record.group());
         self.ingest(&mut group, vec![genesis])?;
         Ok(group)
     }
@@ -374,13 +440,7 @@ impl Home {
     /// Opens a group, or starts an empty one for entries of a group this home does not know yet.
     pub fn open_or_new_group(&self, id: &GroupId) -> Result<Group, StoreError> {
         match self.open_group(id) {
-            Err(StoreError::NoSuchGroup(_)) => Ok(Group {
-                record: Record::new(*id),
-                log_len: 0,
-                snap_pos: 0,
-                generation: 0,
-                seen: (0, 0),
-            }),
+            Err(StoreError::NoSuchGroup(_)) => Ok(Group::empty(*id)),
             other => other,
         }
     }
@@ -444,6 +504,7 @@ impl Home {
             snap_pos,
             generation: facts.generation,
             seen: (self.instance, self.commits.load(Ordering::SeqCst)),
+            stale: false,
         })
     }
 
@@ -523,7 +584,7 @@ impl Home {
     /// command while `serve` runs). Returns the ids newly applied.
     pub fn refresh(&self, group: &mut Group) -> Result<Vec<EntryId>, StoreError> {
         let now = (self.instance, self.commits.load(Ordering::SeqCst));
-        if group.seen == now {
+        if group.seen == now && !group.stale {
             return Ok(vec![]);
         }
         let out = self.refresh_from_disk(group)?;
@@ -533,6 +594,15 @@ impl Home {
 
     fn refresh_from_disk(&self, group: &mut Group) -> Result<Vec<EntryId>, StoreError> {
         let id = group.id();
+        if group.stale {
+            *group = match self.open_group(&id) {
+                Ok(g) => g,
+                Err(StoreError::NoSuchGroup(_)) => Group::empty(id),
+                Err(e) => return Err(e),
+            };
+            // Everything is new to the emptied record.
+            return Ok(group.record.causal_order().to_vec());
+        }
         let tx = self.db.begin_read()?;
         let facts: GroupFacts = match tx.open_table(GROUPS) {
             Ok(t) => match t.get(id.0.as_slice())? {
@@ -728,7 +798,10 @@ impl Home {
             let batch = std::mem::replace(&mut rest, tail);
             let mut out = group.record.ingest(batch.clone());
             if out.rebuild {
-                out = self.rebuild(group, batch)?;
+                // The rebuild replaces the record in memory before it commits.
+                out = self
+                    .rebuild(group, batch)
+                    .inspect_err(|_| self.reload(group))?;
             } else {
                 self.commit_or_reload(group, &out)?;
             }
@@ -807,23 +880,25 @@ impl Home {
     fn commit_or_reload(&self, group: &mut Group, out: &Ingested) -> Result<(), StoreError> {
         let r = self.commit(group, out);
         if r.is_err() {
-            // Memory must never be ahead of the disk: go back to what is committed.
-            match self.open_group(&group.id()) {
-                Ok(g) => *group = g,
-                // The group's first batch did not commit: nothing of it is held.
-                Err(StoreError::NoSuchGroup(_)) => {
-                    *group = Group {
-                        record: Record::new(group.id()),
-                        log_len: 0,
-                        snap_pos: 0,
-                        generation: 0,
-                        seen: (0, 0),
-                    }
-                }
-                Err(_) => {}
-            }
+            self.reload(group);
         }
         r
+    }
+
+    /// After a failed commit: goes back to what is committed, since memory must never be ahead of
+    /// the disk. If the group cannot be read back either, it is emptied and marked stale, so that
+    /// the next `refresh` (which every write starts with) loads it again.
+    fn reload(&self, group: &mut Group) {
+        let id = group.id();
+        match self.open_group(&id) {
+            Ok(g) => *group = g,
+            // The group's first batch did not commit: nothing of it is held.
+            Err(StoreError::NoSuchGroup(_)) => *group = Group::empty(id),
+            Err(_) => {
+                *group = Group::empty(id);
+                group.stale = true;
+            }
+        }
     }
 
     /// [`Home::commit`]; with `clear_log`, first removes the group's old log (of that length),
@@ -942,6 +1017,10 @@ impl Home {
 
     /// Saves a snapshot now.
     pub fn snapshot(&self, group: &mut Group) -> Result<(), StoreError> {
+        if group.stale {
+            // An emptied group would replace the snapshot with an empty one: load it first.
+            self.refresh(group)?;
+        }
         let (doc, index) = group
             .record
             .snapshot()
@@ -985,4 +1064,118 @@ fn parse_snapshot(group: &GroupId, v: &[u8]) -> Option<(u64, Record)> {
     let doc = v.get(16..16usize.checked_add(dlen)?)?;
     let index = v.get(16 + dlen..)?;
     Record::restore(*group, doc, index).ok().map(|r| (pos, r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    /// redb's file backend that fails every write and read with EIO once armed.
+    #[derive(Debug)]
+    struct Failing {
+        inner: redb::backends::FileBackend,
+        armed: Arc<AtomicBool>,
+    }
+
+    impl Failing {
+        fn check(&self) -> Result<(), std::io::Error> {
+            if self.armed.load(Ordering::SeqCst) {
+                return Err(std::io::Error::from_raw_os_error(5));
+            }
+            Ok(())
+        }
+    }
+
+    impl redb::StorageBackend for Failing {
+        fn len(&self) -> Result<u64, std::io::Error> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+            self.check()?;
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+            self.check()?;
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> Result<(), std::io::Error> {
+            self.check()?;
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+            self.check()?;
+            self.inner.write(offset, data)
+        }
+        fn close(&self) -> Result<(), std::io::Error> {
+            self.inner.close()
+        }
+    }
+
+    /// With no cache, reading the group back after a failed commit fails too: the group is
+    /// emptied rather than left ahead of the disk, and the next write loads it again.
+    #[test]
+    fn a_group_that_cannot_be_read_back_after_a_failed_commit_is_loaded_again() {
+        let tmp = tempfile::tempdir().expect("a temporary folder");
+        let dir = tmp.path().join("home");
+        let (home, key) = Home::init(&dir, "Ana", None).expect("init");
+        let mut g = home
+            .create_group(
+                &key,
+                "Board",
+                roundtable_core::Rule::Consent,
+                1,
+                "Ana",
+                "",
+                0,
+            )
+            .expect("group");
+        let thread = home
+            .append(&mut g, &key, Body::Thread { title: "t".into() }, 1)
+            .expect("thread");
+        let held = g.record.len();
+        drop(home);
+
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join(Home::DB))
+            .expect("the database file");
+        let armed = Arc::new(AtomicBool::new(false));
+        let backend = Failing {
+            inner: redb::backends::FileBackend::new(file).expect("backend"),
+            armed: armed.clone(),
+        };
+        let db = redb::Builder::new()
+            .set_cache_size(0)
+            .create_with_backend(backend)
+            .expect("open");
+        let home = Home::with_db(&dir, db);
+        // Loaded on this open, so that the append's refresh reads nothing: the commit fails first.
+        let mut g = home.open_group(&g.id()).expect("open the group");
+        armed.store(true, Ordering::SeqCst);
+        let message = |text: &str| Body::Message {
+            thread,
+            text: text.into(),
+        };
+        let e = home
+            .append(&mut g, &key, message("never saved"), 2)
+            .expect_err("the disk fails");
+        assert!(matches!(e, StoreError::DiskError(_)), "{e}");
+        assert!(g.stale, "reading the group back failed too");
+        assert!(g.record.is_empty(), "memory is not ahead of the disk");
+        assert!(home.append(&mut g, &key, message("again"), 3).is_err());
+        drop(home);
+
+        let home = Home::open(&dir).expect("reopen");
+        let id = home
+            .append(&mut g, &key, message("saved"), 4)
+            .expect("the next write loads the group again");
+        assert!(!g.stale);
+        assert_eq!(g.record.len(), held + 1);
+        let opened = home.open_group(&g.id()).expect("open the group");
+        assert!(opened.record.contains(&id));
+        assert_eq!(opened.record.heads(), g.record.heads());
+    }
 }
