@@ -597,26 +597,42 @@ pub(crate) struct TextForm {
     back: String,
 }
 
+/// Writes one entry about entry `id` from a form, then goes back to the page the form was on.
+/// `needs` is the words shown when the form's text is required and empty.
+async fn write_about(
+    state: AppState,
+    id: String,
+    form: TextForm,
+    needs: Option<&'static str>,
+    body: fn(EntryId, String) -> Body,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let text = plain(form.text).trim().to_string();
+    if let Some(words) = needs
+        && text.is_empty()
+    {
+        return Err(Problem::refused(words));
+    }
+    with_home(&state, move |home, st| {
+        let mut g = the_group(home, st)?;
+        let target = parse_id(&id, "entry")?;
+        write(home, st, &mut g, body(target, text))
+    })
+    .await?;
+    Ok(back_to(&form.back))
+}
+
 /// "I understood this as …" on any open entry.
 pub(crate) async fn understand(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Result<Response, Problem> {
-    csrf_ok(&state, &form.csrf)?;
-    let text = plain(form.text).trim().to_string();
-    if text.is_empty() {
-        return Err(Problem::refused(
-            "Please write what you understood, then share it.",
-        ));
-    }
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
-        let target = parse_id(&id, "entry")?;
-        write(home, st, &mut g, Body::Understand { target, text })
+    let needs = "Please write what you understood, then share it.";
+    write_about(state, id, form, Some(needs), |target, text| {
+        Body::Understand { target, text }
     })
-    .await?;
-    Ok(back_to(&form.back))
+    .await
 }
 
 /// The author's "Yes, that's right".
@@ -625,14 +641,7 @@ pub(crate) async fn confirm(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Result<Response, Problem> {
-    csrf_ok(&state, &form.csrf)?;
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
-        let target = parse_id(&id, "entry")?;
-        write(home, st, &mut g, Body::Confirm { target })
-    })
-    .await?;
-    Ok(back_to(&form.back))
+    write_about(state, id, form, None, |target, _| Body::Confirm { target }).await
 }
 
 /// The author's correction of an understanding: what they meant.
@@ -641,18 +650,10 @@ pub(crate) async fn correct(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Result<Response, Problem> {
-    csrf_ok(&state, &form.csrf)?;
-    let text = plain(form.text).trim().to_string();
-    if text.is_empty() {
-        return Err(Problem::refused(
-            "Please write what you meant, then send it.",
-        ));
-    }
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
-        let target = parse_id(&id, "entry")?;
-        write(home, st, &mut g, Body::Correct { target, text })
+    let needs = "Please write what you meant, then send it.";
+    write_about(state, id, form, Some(needs), |target, text| Body::Correct {
+        target,
+        text,
     })
-    .await?;
-    Ok(back_to(&form.back))
+    .await
 }

@@ -444,11 +444,11 @@ pub(crate) async fn start_thread(
                 (st.inner.clock)(),
             )?)),
             // A chosen member's device has not published its key yet: say so, keep the form.
-            Err(SealError::NoKey(m)) => Ok(Err(format!(
-                "{} cannot be made a reader yet: their device has not opened the group since they \
-                 joined. Ask them to open Roundtable once, or start the thread without them and \
-                 add them later.",
-                name_of(&names(&g.record), &m)
+            Err(SealError::NoKey(m)) => Ok(Err(no_key_yet(
+                &g.record,
+                &m,
+                "Ask them to open Roundtable once, or start the thread without them and add them \
+                 later.",
             ))),
             Err(e) => Err(e.into()),
         }
@@ -496,15 +496,12 @@ pub(crate) async fn answer(
         }
         super::publish_profile(home, st, &mut g)?;
         let body = if form.answer == "add" {
-            let mut keys = keyring(st).ok_or(Problem::refused(
-                "This device could not unlock its key for sealed threads.",
-            ))?;
-            match sealed::add_reader(&g.record, &mut keys, &tid, &m) {
+            match sealed::add_reader(&g.record, &mut my_keys(st)?, &tid, &m) {
                 Err(SealError::NoKey(_)) => {
-                    return Err(Problem::refused(format!(
-                        "{} cannot be made a reader yet: their device has not opened the group \
-                         since they joined. Ask them to open Roundtable once, then try again.",
-                        name_of(&names(&g.record), &m)
+                    return Err(Problem::refused(no_key_yet(
+                        &g.record,
+                        &m,
+                        "Ask them to open Roundtable once, then try again.",
                     )));
                 }
                 other => other?,
@@ -520,6 +517,22 @@ pub(crate) async fn answer(
     })
     .await?;
     Ok(back_to(&back))
+}
+
+/// Why `m` cannot be made a reader yet, and what to do (`then`).
+fn no_key_yet(r: &Record, m: &MemberId, then: &str) -> String {
+    format!(
+        "{} cannot be made a reader yet: their device has not opened the group since they joined. \
+         {then}",
+        name_of(&names(r), m)
+    )
+}
+
+/// This device's keys for sealed threads, or why not.
+fn my_keys(st: &AppState) -> Result<roundtable_seal::Keyring<'_>, Problem> {
+    keyring(st).ok_or(Problem::refused(
+        "This device could not unlock its key for sealed threads.",
+    ))
 }
 
 /// A thread this member may write in: (id, title, sealed). Sealed threads only for their readers.
@@ -661,9 +674,7 @@ pub(crate) async fn share(
         }
         super::publish_profile(home, st, &mut g)?;
         let me = st.inner.device;
-        let mut keys = keyring(st).ok_or(Problem::refused(
-            "This device could not unlock its key for sealed threads.",
-        ))?;
+        let mut keys = my_keys(st)?;
         let now = (st.inner.clock)();
         let body = match sealed::message(&g.record, &mut keys, &tid, &me, &text, now) {
             // A reader has gone since the key was made: a new key first, as the command line does.
