@@ -9,8 +9,8 @@ use roundtable_core::{Body, DeviceId, EntryId, MemberId, Record};
 use serde::Deserialize;
 
 use super::{
-    Nav, PageResult, Problem, back_to, csrf_ok, day, name_of, names, page, parse_id, plain,
-    the_group, when, with_home, write,
+    Nav, PageResult, Problem, back_to, csrf_ok, day, name_of, names, page, parse_id, plain, when,
+    with_group, write,
 };
 use crate::AppState;
 
@@ -84,8 +84,7 @@ pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> 
 }
 
 pub(crate) async fn actions(State(state): State<AppState>) -> PageResult {
-    let p = with_home(&state, |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, |_, st, g| {
         let (todo, done) = action_rows(&g.record, &st.inner.device, None)
             .into_iter()
             .partition(|a| a.done.is_empty());
@@ -130,13 +129,12 @@ pub(crate) async fn add(
         .map_err(|_| Problem::refused("Please choose who will do it."))?;
     let due = Some(form.due.trim().to_string()).filter(|d| !d.is_empty());
     let back = format!("/threads/{id}");
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    with_group(&state, move |home, st, g| {
         let thread = parse_id(&id, "thread")?;
         write(
             home,
             st,
-            &mut g,
+            g,
             Body::Action {
                 thread,
                 text,
@@ -161,10 +159,9 @@ pub(crate) async fn done(
     Form(form): Form<DoneForm>,
 ) -> Result<Response, Problem> {
     csrf_ok(&state, &form.csrf)?;
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    with_group(&state, move |home, st, g| {
         let action = parse_id(&id, "action")?;
-        write(home, st, &mut g, Body::ActionDone { action })
+        write(home, st, g, Body::ActionDone { action })
     })
     .await?;
     Ok(back_to("/actions"))

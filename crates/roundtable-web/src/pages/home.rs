@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::threads::{ThreadRow, thread_rows};
 use super::{
     Nav, PageResult, Problem, back_to, csrf_ok, group_name, name_of, names, page, the_group, when,
-    with_home,
+    with_group, with_home,
 };
 use crate::AppState;
 
@@ -305,8 +305,7 @@ fn status(home: &Home, st: &AppState, r: &Record) -> Result<Status, Problem> {
 }
 
 pub(crate) async fn home(State(state): State<AppState>) -> PageResult {
-    let p = with_home(&state, |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, |home, st, g| {
         let r = &g.record;
         let now = marks(r);
         let seen = baseline(home, st, &g.id(), &now)?;
@@ -339,8 +338,7 @@ pub(crate) async fn mark_seen(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, Problem> {
     csrf_ok(&state, &form.csrf)?;
-    with_home(&state, |home, st| {
-        let g = the_group(home, st)?;
+    with_group(&state, |home, st, g| {
         let now = marks(&g.record);
         home.set_setting(&seen_key(&g.id()), &encode_marks(&now))?;
         if let Ok(mut s) = st.inner.seen.lock() {

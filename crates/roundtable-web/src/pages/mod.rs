@@ -223,6 +223,14 @@ pub(crate) async fn with_home<T: Send + 'static>(
     })
 }
 
+/// [`with_home`] with the group shown opened too: what nearly every page needs.
+pub(crate) async fn with_group<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Home, &AppState, &mut Group) -> Result<T, Problem> + Send + 'static,
+) -> Result<T, Problem> {
+    with_home(state, |home, st| f(home, st, &mut the_group(home, st)?)).await
+}
+
 /// The group shown: the one chosen on the Groups page, else the home's first.
 pub(crate) fn the_group(home: &Home, st: &AppState) -> Result<Group, Problem> {
     let groups = home.groups()?;
@@ -415,8 +423,7 @@ pub(crate) fn audience(r: &Record) -> String {
 pub(crate) async fn members(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> PageResult {
-    let p = with_home(&state, |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, |_, st, g| {
         let r = &g.record;
         let mut members: Vec<MemberRow> = r
             .members()

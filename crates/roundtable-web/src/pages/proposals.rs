@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use super::threads::shown_text;
 use super::{
-    Nav, PageResult, Problem, back_to, csrf_ok, name_of, names, page, parse_id, plain, the_group,
-    when, with_home, write,
+    Nav, PageResult, Problem, back_to, csrf_ok, name_of, names, page, parse_id, plain, when,
+    with_group, write,
 };
 use crate::AppState;
 
@@ -325,8 +325,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
 // ---------- handlers ----------
 
 pub(crate) async fn proposals(State(state): State<AppState>) -> PageResult {
-    let p = with_home(&state, |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, |_, _, g| {
         let r = &g.record;
         let names = names(r);
         let (mut open, mut decided) = (Vec::new(), Vec::new());
@@ -371,8 +370,7 @@ async fn proposal_page(
     reason: String,
     problem: &'static str,
 ) -> PageResult {
-    let p = with_home(&state, move |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, move |_, st, g| {
         Ok(ProposalPage {
             nav: Nav::Proposals,
             p: proposal_view(st, &g.record, &id)?,
@@ -428,13 +426,12 @@ pub(crate) async fn stance(
         .await;
     }
     let back = format!("/proposals/{id}");
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
         write(
             home,
             st,
-            &mut g,
+            g,
             Body::Stance {
                 proposal,
                 stance: kind,
@@ -469,14 +466,13 @@ pub(crate) async fn close(
         ));
     }
     let back = format!("/proposals/{id}");
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
         let (counts, decision) = g.record.recount_now(&proposal);
         write(
             home,
             st,
-            &mut g,
+            g,
             Body::Outcome {
                 proposal,
                 outcome,
@@ -504,8 +500,7 @@ async fn new_proposal_page(
     text: String,
     problem: &'static str,
 ) -> PageResult {
-    let p = with_home(&state, move |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, move |_, st, g| {
         let tid = parse_id(&id, "thread")?;
         let Some(Body::Thread {
             title: thread_title,
@@ -561,8 +556,7 @@ pub(crate) async fn propose(
     if !problem.is_empty() {
         return new_proposal_page(state, id, title, easy_read, text, problem).await;
     }
-    let pid = with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    let pid = with_group(&state, move |home, st, g| {
         let thread = parse_id(&id, "thread")?;
         let (_, rule, quorum) = g
             .record
@@ -571,7 +565,7 @@ pub(crate) async fn propose(
         write(
             home,
             st,
-            &mut g,
+            g,
             Body::Proposal {
                 thread,
                 title,
@@ -613,10 +607,9 @@ async fn write_about(
     {
         return Err(Problem::refused(words));
     }
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    with_group(&state, move |home, st, g| {
         let target = parse_id(&id, "entry")?;
-        write(home, st, &mut g, body(target, text))
+        write(home, st, g, body(target, text))
     })
     .await?;
     Ok(back_to(&form.back))

@@ -16,7 +16,7 @@ use super::actions::{ActionRow, action_rows};
 use super::proposals::{UnderstandingRow, understandings};
 use super::{
     Nav, PageResult, Problem, audience, back_to, csrf_ok, group_name, keyring, name_of, names,
-    page, parse_id, plain, the_group, when, with_home, write as write_entry,
+    page, parse_id, plain, when, with_group, write as write_entry,
 };
 use crate::AppState;
 use crate::jargon::{self, Advice};
@@ -324,8 +324,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
 // ---------- handlers ----------
 
 pub(crate) async fn threads(State(state): State<AppState>) -> PageResult {
-    let p = with_home(&state, |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, |_, _, g| {
         Ok(ThreadsPage {
             nav: Nav::Threads,
             group: group_name(&g.record),
@@ -337,8 +336,7 @@ pub(crate) async fn threads(State(state): State<AppState>) -> PageResult {
 }
 
 pub(crate) async fn thread(State(state): State<AppState>, Path(id): Path<String>) -> PageResult {
-    let p = with_home(&state, move |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, move |_, st, g| {
         Ok(ThreadPage {
             nav: Nav::Threads,
             t: thread_view(st, &g.record, &id)?,
@@ -369,8 +367,7 @@ async fn new_thread_page(
     chosen: Vec<String>,
     problem: String,
 ) -> PageResult {
-    let p = with_home(&state, move |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, move |_, st, g| {
         Ok(NewThreadPage {
             nav: Nav::Threads,
             title,
@@ -425,12 +422,11 @@ pub(crate) async fn start_thread(
         return new_thread_page(state, title, sealed, reason, chosen, problem.into()).await;
     }
     let (t2, r2, c2) = (title.clone(), reason.clone(), chosen.clone());
-    let made = with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    let made = with_group(&state, move |home, st, g| {
         if !sealed {
-            return write_entry(home, st, &mut g, Body::Thread { title }).map(Ok);
+            return write_entry(home, st, g, Body::Thread { title }).map(Ok);
         }
-        super::publish_profile(home, st, &mut g)?;
+        super::publish_profile(home, st, g)?;
         let mut readers: Vec<MemberId> = Vec::new();
         for id in &chosen {
             readers.push(id.parse().map_err(|_| Problem::not_found("such member"))?);
@@ -438,7 +434,7 @@ pub(crate) async fn start_thread(
         readers.push(st.inner.device);
         match sealed::start(&g.record, &title, &reason, &readers) {
             Ok(body) => Ok(Ok(home.append(
-                &mut g,
+                g,
                 &st.inner.key,
                 body,
                 (st.inner.clock)(),
@@ -485,8 +481,7 @@ pub(crate) async fn answer(
         ));
     }
     let back = format!("/threads/{id}");
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    with_group(&state, move |home, st, g| {
         let (tid, _, is_sealed) = parse_thread(&g.record, &id)?;
         let m: MemberId = member
             .parse()
@@ -494,7 +489,7 @@ pub(crate) async fn answer(
         if !is_sealed {
             return Err(Problem::not_found("such sealed thread"));
         }
-        super::publish_profile(home, st, &mut g)?;
+        super::publish_profile(home, st, g)?;
         let body = if form.answer == "add" {
             match sealed::add_reader(&g.record, &mut my_keys(st)?, &tid, &m) {
                 Err(SealError::NoKey(_)) => {
@@ -513,7 +508,7 @@ pub(crate) async fn answer(
                 reason,
             }
         };
-        Ok(home.append(&mut g, &st.inner.key, body, (st.inner.clock)())?)
+        Ok(home.append(g, &st.inner.key, body, (st.inner.clock)())?)
     })
     .await?;
     Ok(back_to(&back))
@@ -560,8 +555,7 @@ async fn write_page(
     text: String,
     problem: &'static str,
 ) -> PageResult {
-    let p = with_home(&state, move |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, move |_, st, g| {
         let (tid, title, sealed) = writable(st, &g.record, &id)?;
         Ok(WritePage {
             nav: Nav::Threads,
@@ -618,8 +612,7 @@ pub(crate) async fn check(
     if text.trim().is_empty() {
         return write_page(state, id, text, "Please write your message first.").await;
     }
-    let p = with_home(&state, move |home, st| {
-        let g = the_group(home, st)?;
+    let p = with_group(&state, move |_, st, g| {
         let r = &g.record;
         let (tid, title, sealed) = writable(st, r, &id)?;
         let audience = if sealed {
@@ -665,14 +658,13 @@ pub(crate) async fn share(
     if text.trim().is_empty() {
         return write_page(state, id, text, "Please write your message first.").await;
     }
-    let tid = with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    let tid = with_group(&state, move |home, st, g| {
         let (tid, _, is_sealed) = writable(st, &g.record, &id)?;
         if !is_sealed {
-            write_entry(home, st, &mut g, Body::Message { thread: tid, text })?;
+            write_entry(home, st, g, Body::Message { thread: tid, text })?;
             return Ok(tid);
         }
-        super::publish_profile(home, st, &mut g)?;
+        super::publish_profile(home, st, g)?;
         let me = st.inner.device;
         let mut keys = my_keys(st)?;
         let now = (st.inner.clock)();
@@ -680,12 +672,12 @@ pub(crate) async fn share(
             // A reader has gone since the key was made: a new key first, as the command line does.
             Err(SealError::NeedsRekey) => {
                 let rk = sealed::rekey(&g.record, &tid, None)?;
-                home.append(&mut g, &st.inner.key, rk, now)?;
+                home.append(g, &st.inner.key, rk, now)?;
                 sealed::message(&g.record, &mut keys, &tid, &me, &text, now)
             }
             other => other,
         }?;
-        home.append(&mut g, &st.inner.key, body, now)?;
+        home.append(g, &st.inner.key, body, now)?;
         Ok(tid)
     })
     .await?;
@@ -714,13 +706,12 @@ pub(crate) async fn ask(
         ));
     }
     let back = format!("/threads/{id}");
-    with_home(&state, move |home, st| {
-        let mut g = the_group(home, st)?;
+    with_group(&state, move |home, st, g| {
         let (tid, _, sealed) = parse_thread(&g.record, &id)?;
         if !sealed {
             return Err(Problem::not_found("such sealed thread"));
         }
-        write_entry(home, st, &mut g, Body::Ask { thread: tid, why })
+        write_entry(home, st, g, Body::Ask { thread: tid, why })
     })
     .await?;
     Ok(back_to(&back))
