@@ -2,6 +2,7 @@
 // - A "Read aloud" button after each [data-read] element (the browser's own speech).
 // - Live writing advice under each textarea[data-advice]: the same checks the server makes on the
 //   "Check before you share" page (hard words from the members' list, sentences over 15 words).
+// - On the new-thread form, choosing a sealed thread opens the questions about readers and reason.
 (function () {
   "use strict";
 
@@ -142,6 +143,20 @@
       });
   }
 
+  // Choosing "only the members I choose" opens the part of the form that asks who and why.
+  function sealedOptions() {
+    var more = document.querySelector("details.sealed-options");
+    if (!more) {
+      return;
+    }
+    document.querySelectorAll('input[name="who"]').forEach(function (r) {
+      r.addEventListener("change", function () {
+        more.open = r.checked && r.value === "sealed";
+      });
+    });
+  }
+
   readAloud();
   liveAdvice();
+  sealedOptions();
 })();

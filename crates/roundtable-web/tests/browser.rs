@@ -592,6 +592,47 @@ async fn keyboard_sees_why_a_sealed_thread_is_closed_and_asks_to_read_it() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_starts_a_sealed_thread_with_a_reader_and_a_reason() {
+    with_browser(LIMIT, |b| async move {
+        b.tab_until("the Threads menu item", |f| {
+            f.region == "nav" && f.is_link("Threads")
+        })
+        .await;
+        b.activate(ENTER).await;
+        b.tab_until("Start a new thread", |f| f.is_link("Start a new thread"))
+            .await;
+        b.activate(ENTER).await;
+        b.tab_until("the title box", |f| f.name == "title").await;
+        b.keys("Travel money").await;
+        // The questions about readers are closed until a sealed thread is chosen (the script opens
+        // them; without it they are one Enter away).
+        let open = "return document.querySelector('details.sealed-options').open;";
+        assert_eq!(b.js(open, vec![]).await, false);
+        b.tab_until("who can read it", |f| f.name == "who").await;
+        b.keys(ARROW_DOWN).await;
+        assert!(b.focused().await.text.contains("Only the members I choose"));
+        assert_eq!(b.js(open, vec![]).await, true);
+        b.tab_until("Ben's box", |f| f.tag == "input" && f.text == "Ben")
+            .await;
+        b.keys(SPACE).await;
+        b.tab_until("the reason box", |f| f.name == "reason").await;
+        b.keys("It is about one member's money.").await;
+        b.tab_until("Start the thread", |f| f.is_button("Start the thread"))
+            .await;
+        b.activate(ENTER).await;
+        b.assert_h1("Travel money").await;
+        b.assert_shows(&[
+            "This thread is sealed",
+            "Why it is sealed: It is about one member's money.",
+            "Its readers: Ana, Ben",
+            "You are one of its readers.",
+        ])
+        .await;
+    })
+    .await;
+}
+
 const TABBABLE_IN_MAIN_JS: &str = "return document.querySelectorAll(\
     'main a[href], main button, main textarea, main select, main input:not([type=hidden]), \
      main [tabindex]:not([tabindex=\"-1\"])').length;";
