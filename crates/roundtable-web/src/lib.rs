@@ -1,6 +1,13 @@
 //! Roundtable's local web interface: server-rendered pages, every action a real form that works without
 //! JavaScript.
 //!
+//! **Pages** (one thing per page, the same menu everywhere): home (what is new since the last visit,
+//! whether the record is shared), groups, threads and a thread (open or sealed), writing with a
+//! "Check before you share" step, proposals (easy read first, stances with pictures and reasons,
+//! understanding checks, the outcome), actions ("You said, we did"), members and their needs, the
+//! members' list of hard words ([`jargon`]), help. `static/roundtable.js` only adds read-aloud buttons
+//! and live writing advice.
+//!
 //! **Security:** the server binds 127.0.0.1 only. Every request needs the per-launch token (first as
 //! `?t=TOKEN` in the printed URL, then from an HttpOnly, SameSite=Strict cookie); a `Host` header other
 //! than `127.0.0.1:PORT` or `localhost:PORT` is refused (DNS rebinding); every POST carries a CSRF token
@@ -8,7 +15,8 @@
 //! `X-Content-Type-Options: nosniff` and `Referrer-Policy: same-origin`.
 //!
 //! **Store access:** the home is opened per operation inside `spawn_blocking` (like the sync node), so
-//! the CLI keeps working alongside. The device key is unlocked once, when the state is made.
+//! the CLI keeps working alongside. The device key and the encryption secret (for sealed threads) are
+//! unlocked once, when the state is made.
 
 pub mod jargon;
 mod pages;
