@@ -1,6 +1,8 @@
 //! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the corpus replay test, so that what the
 //! fuzzer explores and what CI replays are the same code. Each must return normally on any input.
 
+use std::path::{Path, PathBuf};
+
 use crate::body::{Body, Rule};
 use crate::entry::{DocRef, Entry};
 use crate::id::{EntryId, GroupId};
@@ -97,4 +99,17 @@ fn split<'a>(data: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
     }
     out.push(&data[start..]);
     out
+}
+
+/// The files of a committed corpus folder with their bytes, sorted by name: what the replay tests of
+/// every crate run through these entry points.
+pub fn read_corpus(dir: &Path) -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| std::fs::read(&p).map(|b| (p, b)))
+        .collect()
 }

@@ -22,12 +22,14 @@ fn group() -> GroupId {
 
 fn inputs() -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/automerge_load");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    let files: Vec<(String, Vec<u8>)> = roundtable_core::fuzz::read_corpus(&dir)
         .unwrap_or_else(|e| panic!("the regression inputs {} must exist: {e}", dir.display()))
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.file_name().is_some_and(|n| n != "SOURCES.md"))
+        .into_iter()
+        .filter_map(|(p, bytes)| {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            (name != "SOURCES.md").then_some((name, bytes))
+        })
         .collect();
-    files.sort();
     assert!(
         files.len() >= MIN_INPUTS,
         "{} holds {} inputs; at least {MIN_INPUTS} are expected",
@@ -35,13 +37,6 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
         files.len()
     );
     files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (name, bytes)
-        })
-        .collect()
 }
 
 fn no_panic<T>(what: &str, name: &str, f: impl FnOnce() -> T) -> T {

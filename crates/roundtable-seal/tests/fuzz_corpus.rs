@@ -7,11 +7,8 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fuzz/corpus")
         .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("the corpus {} must exist: {e}", dir.display()))
-        .map(|e| e.expect("corpus entry").path())
-        .collect();
-    files.sort();
+    let files = roundtable_core::fuzz::read_corpus(&dir)
+        .unwrap_or_else(|e| panic!("the corpus {} must be readable: {e}", dir.display()));
     assert!(
         files.len() >= 3,
         "the corpus {} holds {} files, expected at least 3",
@@ -19,9 +16,6 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         files.len()
     );
     files
-        .into_iter()
-        .map(|p| (p.clone(), std::fs::read(&p).expect("corpus file")))
-        .collect()
 }
 
 #[test]

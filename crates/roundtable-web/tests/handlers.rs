@@ -920,8 +920,6 @@ async fn actions_who_what_by_when_then_you_said_we_did() {
 async fn a_reader_reads_and_writes_a_sealed_thread_and_the_words_stay_sealed() {
     let f = fixture();
     let csrf = f.state.csrf_token().to_string();
-    let ana = DeviceKey::from_secret(&[9; 32]); // not Ana: only to name a non-member below
-    let _ = ana;
     let thread = {
         let (home, mut g) = open_group(&f);
         let key = home.device_key(None).unwrap();
@@ -1069,7 +1067,6 @@ async fn the_check_step_advises_on_hard_words_and_long_sentences_but_never_block
 #[tokio::test]
 async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() {
     let f = fixture();
-    let csrf = f.state.csrf_token().to_string();
     let page = text(send(&f.state, get(&f.state, "/")).await).await;
     assert!(
         page.contains("Nothing new since your last visit."),
@@ -1128,17 +1125,12 @@ async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() 
     assert!(page.contains("Garden day"));
     let r = send(
         &relaunch,
-        post(&relaunch, "/seen", &[("csrf", &csrf_of(&relaunch))]),
+        post(&relaunch, "/seen", &[("csrf", relaunch.csrf_token())]),
     )
     .await;
     assert_eq!(location(&r), "/");
     let page = text(send(&relaunch, get(&relaunch, "/")).await).await;
     assert!(page.contains("Nothing new since your last visit."));
-    let _ = csrf;
-}
-
-fn csrf_of(s: &AppState) -> String {
-    s.csrf_token().to_string()
 }
 
 #[tokio::test]
@@ -1215,7 +1207,6 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
         }
     };
     // No reason: refused in words, the choices kept.
-    let before = entry_count(&f);
     let page = text(send_form(form("")).await).await;
     assert!(
         page.contains("Please say why only some members can read it."),
@@ -1232,7 +1223,6 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
             .iter()
             .all(|t| !matches!(g.record.entry(t).unwrap().1.body, Body::SealedThread { .. }))
     );
-    let _ = before;
     for k in [&ben, &chloe] {
         let enc_key = roundtable_seal::EncSecret::generate()
             .unwrap()

@@ -155,8 +155,12 @@ fn counts_words(c: &roundtable_core::Counts) -> String {
 }
 
 /// The understanding checks of an entry, with their answers.
-pub(crate) fn understandings(r: &Record, target: &EntryId, me: &DeviceId) -> Vec<UnderstandingRow> {
-    let names = names(r);
+pub(crate) fn understandings(
+    r: &Record,
+    names: &BTreeMap<DeviceId, String>,
+    target: &EntryId,
+    me: &DeviceId,
+) -> Vec<UnderstandingRow> {
     let Some((target_author, _)) = r.entry(target) else {
         return Vec::new();
     };
@@ -188,7 +192,7 @@ pub(crate) fn understandings(r: &Record, target: &EntryId, me: &DeviceId) -> Vec
                 },
                 _ => None,
             });
-            let author_name = name_of(&names, &target_author);
+            let author_name = name_of(names, &target_author);
             let (state, answer) = match (confirmed, correction) {
                 (true, _) => (
                     "confirmed",
@@ -202,7 +206,7 @@ pub(crate) fn understandings(r: &Record, target: &EntryId, me: &DeviceId) -> Vec
             };
             Some(UnderstandingRow {
                 id: u.to_string(),
-                by: name_of(&names, &by),
+                by: name_of(names, &by),
                 text: own.unwrap_or_else(|| text.clone()),
                 state,
                 answer,
@@ -212,10 +216,9 @@ pub(crate) fn understandings(r: &Record, target: &EntryId, me: &DeviceId) -> Vec
         .collect()
 }
 
-/// Each member's latest stance on a proposal (a later stance replaces an earlier one).
-fn stances(r: &Record, proposal: &EntryId) -> (Vec<StanceRow>, BTreeMap<DeviceId, StanceKind>) {
-    let names = names(r);
-    let mut latest: BTreeMap<DeviceId, (StanceKind, String)> = BTreeMap::new();
+/// Each member's latest stance on a proposal, with its reason (a later stance replaces an earlier one).
+fn latest_stances(r: &Record, proposal: &EntryId) -> BTreeMap<DeviceId, (StanceKind, String)> {
+    let mut latest = BTreeMap::new();
     for h in r.referrers(proposal) {
         let Some((a, m)) = r.entry(&h) else { continue };
         if let Body::Stance {
@@ -228,19 +231,7 @@ fn stances(r: &Record, proposal: &EntryId) -> (Vec<StanceRow>, BTreeMap<DeviceId
             latest.insert(on_behalf.unwrap_or(a), (*stance, reason.clone()));
         }
     }
-    let rows = latest
-        .iter()
-        .map(|(who, (s, reason))| {
-            let (words, picture) = stance_words(*s);
-            StanceRow {
-                name: name_of(&names, who),
-                words,
-                picture,
-                reason: reason.clone(),
-            }
-        })
-        .collect();
-    (rows, latest.into_iter().map(|(d, (s, _))| (d, s)).collect())
+    latest
 }
 
 fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Problem> {
@@ -275,7 +266,19 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
             "It passes if more members agree than disagree, and at least {quorum} members give their stance."
         ),
     };
-    let (stance_rows, latest) = stances(r, &pid);
+    let latest = latest_stances(r, &pid);
+    let stance_rows = latest
+        .iter()
+        .map(|(who, (s, reason))| {
+            let (words, picture) = stance_words(*s);
+            StanceRow {
+                name: name_of(&names, who),
+                words,
+                picture,
+                reason: reason.clone(),
+            }
+        })
+        .collect();
     let outcome = r.outcome(&pid).and_then(|(oid, d)| {
         let (by, om) = r.entry(&oid)?;
         let Body::Outcome {
@@ -304,8 +307,8 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         text,
         how,
         stances: stance_rows,
-        mine: latest.get(&me).map(|s| stance_words(*s).0),
-        understandings: understandings(r, &pid, &me),
+        mine: latest.get(&me).map(|(s, _)| stance_words(*s).0),
+        understandings: understandings(r, &names, &pid, &me),
         is_author: author == me,
         outcome,
         recount: format!(
@@ -344,7 +347,7 @@ pub(crate) async fn proposals(State(state): State<AppState>) -> PageResult {
                     "Proposed by {} on {}. {} stance(s) so far.",
                     name_of(&names, &a),
                     when(m.time_ms),
-                    stances(r, id).0.len()
+                    latest_stances(r, id).len()
                 ))),
                 Some((_, d)) => decided.push(row(if d == Decision::Passed {
                     "It passed.".to_string()

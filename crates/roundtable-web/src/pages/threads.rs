@@ -222,7 +222,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
                     time: when(m.time_ms),
                     corrected,
                     text,
-                    understandings: understandings(r, &h, &me),
+                    understandings: understandings(r, &names, &h, &me),
                     can_understand: true,
                     own: a == me,
                 });
