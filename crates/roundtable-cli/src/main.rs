@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use roundtable_core::bundle::{self, BundleError};
-use roundtable_core::{Body, DeviceKey, EntryId, GroupId, MemberId, Rule, StanceKind};
+use roundtable_core::{Body, DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
 use roundtable_store::{Group, Home, StoreError};
 use serde_json::{Value, json};
 
@@ -80,14 +80,21 @@ enum Cmd {
         /// The full text.
         #[arg(long, default_value = "")]
         text: String,
+        /// The rule it is decided by: the group's, or consent in a majority group (never weaker).
         #[arg(long, value_parser = ["consent", "majority"])]
         rule: Option<String>,
-        /// How many members must give a stance.
+        /// How many members must give a view before it can be closed (the group's, or more).
         #[arg(long)]
         quorum: Option<u64>,
         /// This proposal, if passed, removes this member.
-        #[arg(long, value_name = "MEMBER_ID")]
+        #[arg(long, value_name = "MEMBER_ID", conflicts_with = "sets_rule")]
         removes: Option<String>,
+        /// This proposal, if passed, changes the group's rule (with --sets-quorum).
+        #[arg(long, value_parser = ["consent", "majority"], requires = "sets_quorum")]
+        sets_rule: Option<String>,
+        /// This proposal, if passed, changes the group's quorum (with --sets-rule).
+        #[arg(long, requires = "sets_rule")]
+        sets_quorum: Option<u64>,
     },
     /// Give your stance on a proposal (or record one for another member with --for).
     Stance {
@@ -226,6 +233,7 @@ enum GroupCmd {
 
 #[derive(Subcommand)]
 enum MemberCmd {
+    /// Propose that someone joins (or comes back); they join when the group agrees.
     Add {
         member_id: String,
         #[arg(long)]
@@ -233,11 +241,13 @@ enum MemberCmd {
         #[arg(long, default_value = "")]
         needs: String,
     },
+    /// Leave the group yourself.
     Leave,
+    /// Propose that a member is removed; with --decision, close that proposal instead.
     Remove {
         member_id: String,
         #[arg(long, value_name = "PROPOSAL_ID")]
-        decision: String,
+        decision: Option<String>,
     },
     List,
 }
@@ -624,6 +634,8 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             rule,
             quorum,
             removes,
+            sets_rule,
+            sets_quorum,
         } => {
             let g = ctx.group(&cli)?;
             let (_, default_rule, default_quorum) = g
@@ -634,7 +646,16 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 Some(r) => Rule::parse(r).ok_or_else(|| anyhow!("unknown rule {r}"))?,
                 None => default_rule,
             };
-            let removes = removes.as_deref().map(parse_id::<MemberId>).transpose()?;
+            let effect = match (removes, sets_rule, sets_quorum) {
+                (Some(m), _, _) => Some(Effect::Remove {
+                    member: parse_id::<MemberId>(m)?,
+                }),
+                (None, Some(r), Some(q)) => Some(Effect::Policy {
+                    rule: Rule::parse(r).ok_or_else(|| anyhow!("unknown rule {r}"))?,
+                    quorum: *q,
+                }),
+                _ => None,
+            };
             let id = ctx.write(
                 &cli,
                 Body::Proposal {
@@ -644,7 +665,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                     easy_read: easy_read.clone(),
                     rule,
                     quorum: quorum.unwrap_or(default_quorum),
-                    removes,
+                    effect,
                 },
             )?;
             Ok(entry_out(
@@ -729,18 +750,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             outcome,
         } => {
             let proposal: EntryId = parse_id(proposal_id)?;
-            let g = ctx.group(&cli)?;
-            let (counts, decision) = g.record.recount_now(&proposal);
-            drop(g);
-            ctx.write(
-                &cli,
-                Body::Outcome {
-                    proposal,
-                    outcome: outcome.clone(),
-                    decision,
-                    counts,
-                },
-            )?;
+            let (_, decision, counts) = close(&ctx, &cli, proposal, outcome)?;
             Ok(Out {
                 json: json!({
                     "decision": decision.as_str(),
@@ -848,20 +858,21 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             cmd: AuditorCmd::Add { device_id, name },
         } => {
             let device: roundtable_core::DeviceId = parse_id(device_id)?;
-            let id = ctx.write(
-                &cli,
-                Body::AuditorAdd {
-                    device,
-                    name: name.clone(),
-                },
-            )?;
-            Ok(entry_out(
-                "entry_id",
-                id,
-                format!(
-                    "{name} can now sync this group's record to check it: every public entry, and sealed entries as ciphertext only. They can never write in it."
-                ),
-            ))
+            let effect = Effect::Auditor {
+                device,
+                name: name.clone(),
+            };
+            change(&ctx, &cli, effect, name, |passed| {
+                if passed {
+                    format!(
+                        "{name} can now sync this group's record to check it: every public entry, and sealed entries as ciphertext only. They can never write in it."
+                    )
+                } else {
+                    format!(
+                        "You asked the group to let {name} check the record. When enough members agree and someone closes the proposal, {name} can sync it (never write)."
+                    )
+                }
+            })
         }
     }
 }
@@ -962,19 +973,20 @@ fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
             name,
             needs,
         } => {
-            let id = ctx.write(
-                cli,
-                Body::MemberAdd {
-                    member: parse_id(member_id)?,
-                    name: name.clone(),
-                    needs: needs.clone(),
-                },
-            )?;
-            Ok(entry_out(
-                "entry_id",
-                id,
-                format!("{name} is now a member."),
-            ))
+            let effect = Effect::Add {
+                member: parse_id(member_id)?,
+                name: name.clone(),
+                needs: needs.clone(),
+            };
+            change(ctx, cli, effect, name, |passed| {
+                if passed {
+                    format!("{name} is now a member.")
+                } else {
+                    format!(
+                        "You asked the group whether {name} should join, and said you agree. {name} joins when enough members agree and someone closes the proposal."
+                    )
+                }
+            })
         }
         MemberCmd::Leave => {
             let id = ctx.write(cli, Body::MemberLeave)?;
@@ -986,20 +998,45 @@ fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
         }
         MemberCmd::Remove {
             member_id,
-            decision,
+            decision: Some(decision),
         } => {
-            let id = ctx.write(
-                cli,
-                Body::MemberRemove {
-                    member: parse_id(member_id)?,
-                    decision: parse_id(decision)?,
-                },
-            )?;
+            let member: MemberId = parse_id(member_id)?;
+            let proposal: EntryId = parse_id(decision)?;
+            let g = ctx.group(cli)?;
+            match g.record.entry(&proposal).map(|(_, m)| &m.body) {
+                Some(Body::Proposal {
+                    effect: Some(Effect::Remove { member: m }),
+                    ..
+                }) if *m == member => {}
+                _ => {
+                    return Err(refuse(format!(
+                        "proposal {proposal} is not a proposal to remove {member}"
+                    )));
+                }
+            }
+            drop(g);
+            let (id, decision, _) = close(ctx, cli, proposal, "Closed to decide the removal")?;
             Ok(entry_out(
                 "entry_id",
                 id,
-                "The member is removed, as the group decided.".into(),
+                if decision == roundtable_core::Decision::Passed {
+                    "The member is removed, as the group decided.".into()
+                } else {
+                    "The group did not agree to remove them: they stay a member.".into()
+                },
             ))
+        }
+        MemberCmd::Remove {
+            member_id,
+            decision: None,
+        } => {
+            let member: MemberId = parse_id(member_id)?;
+            let name = member_name(&ctx.group(cli)?.record, &member);
+            change(ctx, cli, Effect::Remove { member }, &name, |_| {
+                format!(
+                    "You asked the group whether {name} should stop being a member, and said you agree. It needs two in three of the other members to agree and no block except from {name}."
+                )
+            })
         }
         MemberCmd::List => {
             let g = ctx.group(cli)?;
@@ -1023,6 +1060,76 @@ fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
             })
         }
     }
+}
+
+fn member_name(record: &roundtable_core::Record, m: &MemberId) -> String {
+    record
+        .governance()
+        .members
+        .get(m)
+        .map(|x| x.name.clone())
+        .unwrap_or_else(|| m.to_string())
+}
+
+/// Asks the group for a change to itself; prints `{"proposal_id"}` (and the outcome when the
+/// proposer is the only member, who decides alone: how a group is founded).
+fn change(
+    ctx: &Ctx,
+    cli: &Cli,
+    effect: Effect,
+    name: &str,
+    words: impl FnOnce(bool) -> String,
+) -> anyhow::Result<Out> {
+    let key = ctx.key(cli)?;
+    let mut g = ctx.group(cli)?;
+    if let Err(e) = sealed::publish_profile(&ctx.home, &key, passphrase(cli)?.as_deref(), &mut g) {
+        eprintln!("roundtable: note: could not publish this device's encryption key ({e:#})");
+    }
+    let roundtable_store::Proposed {
+        proposal, outcome, ..
+    } = ctx
+        .home
+        .propose_change(&mut g, &key, effect, name, now_ms())
+        .map_err(sealed::refused)?;
+    if let Err(e) = ctx.home.checkpoint(&mut g) {
+        eprintln!("roundtable: note: could not save a snapshot ({e}); the entries are safe");
+    }
+    let passed = outcome.is_some();
+    let mut json = json!({ "proposal_id": proposal.to_string() });
+    if let Some(o) = outcome {
+        json["outcome_id"] = json!(o.to_string());
+    }
+    Ok(Out {
+        json,
+        words: format!("{}
+The proposal's id is {proposal}", words(passed)),
+    })
+}
+
+/// Closes a proposal with this device's recount; refused (exit 1) until enough members have given
+/// a view.
+fn close(
+    ctx: &Ctx,
+    cli: &Cli,
+    proposal: EntryId,
+    outcome: &str,
+) -> anyhow::Result<(EntryId, roundtable_core::Decision, roundtable_core::Counts)> {
+    let g = ctx.group(cli)?;
+    let t = g
+        .record
+        .tally_now(&proposal)
+        .ok_or_else(|| refuse(format!("there is no proposal {proposal} in this group")))?;
+    drop(g);
+    let id = ctx.write(
+        cli,
+        Body::Outcome {
+            proposal,
+            outcome: outcome.to_string(),
+            decision: t.decision,
+            counts: t.counts,
+        },
+    )?;
+    Ok((id, t.decision, t.counts))
 }
 
 fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {

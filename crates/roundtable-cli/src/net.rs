@@ -422,15 +422,23 @@ pub fn join(
         ep.close().await;
         match r {
             Err(_) => Err(sync_error(SyncError::Timeout)),
-            Ok(r) => r.map_err(sync_error),
+            // Not a member yet: the group has not agreed to the proposal so far.
+            Ok(Err(SyncError::Refused(_))) => Ok(None),
+            Ok(r) => r.map(Some).map_err(sync_error),
         }
     })?;
-    Ok(Out {
-        json: json!({ "member_id": me.to_string(), "group_id": t.group.to_string() }),
-        words: format!(
+    let words = match &stats {
+        Some(stats) => format!(
             "Welcome, {name}. You are now a member, and this device holds the group's record ({} entries received).\nYour member id: {me}",
             stats.received
         ),
+        None => format!(
+            "Thank you, {name}. The group has been asked whether you can join: you join when enough members agree. Then run `roundtable sync` with a member's ticket to get the group's record.\nYour member id: {me}"
+        ),
+    };
+    Ok(Out {
+        json: json!({ "member_id": me.to_string(), "group_id": t.group.to_string(), "joined": stats.is_some() }),
+        words,
     })
 }
 

@@ -1,7 +1,7 @@
 //! `roundtable show`: the record as members read it, in words and as JSON.
 
 use roundtable_core::record::Meta;
-use roundtable_core::{Body, DeviceId, EntryId, Record, Status};
+use roundtable_core::{Body, DeviceId, Effect, EntryId, Record, Status};
 use roundtable_store::{Stored, StoredStatus};
 use serde_json::{Value, json};
 
@@ -31,6 +31,9 @@ impl View<'_> {
         let mut m = vec![];
         if self.record.concurrent_with_removal(id) {
             m.push("written_concurrently_with_removal");
+        }
+        if self.record.void_now(id) {
+            m.push("no_effect");
         }
         if !self.record.corrections(id).is_empty() {
             m.push("corrected");
@@ -128,44 +131,10 @@ impl View<'_> {
                         v["original_text"] = json!(text);
                     }
                 }
-                Body::Proposal {
-                    title,
-                    text,
-                    easy_read,
-                    rule,
-                    quorum,
-                    removes,
-                    ..
-                } => {
-                    v["kind"] = json!("proposal");
-                    v["proposal_id"] = json!(id.to_string());
-                    v["title"] = json!(title);
-                    v["easy_read"] = json!(easy_read);
-                    v["text"] = json!(text);
-                    v["rule"] = json!(rule.as_str());
-                    v["quorum"] = json!(quorum);
-                    v["removes"] = json!(removes.map(|r| r.to_string()));
-                    v["stances"] = json!(self.stances(&id));
-                    let (counts, decision) = self.record.recount_now(&id);
-                    v["outcome"] = match self.record.outcome(&id) {
-                        Some((oid, d)) => {
-                            let (oa, om) = self.record.entry(&oid)?;
-                            let (outcome, c) = match &om.body {
-                                Body::Outcome {
-                                    outcome, counts, ..
-                                } => (outcome.clone(), *counts),
-                                _ => (String::new(), Default::default()),
-                            };
-                            json!({
-                                "entry_id": oid.to_string(), "decision": d.as_str(), "outcome": outcome,
-                                "closed_by": self.author(&oa), "counts": counts_json(&c),
-                            })
-                        }
-                        None => Value::Null,
-                    };
-                    v["current_counts"] = counts_json(&counts);
-                    v["would_decide"] = json!(decision.as_str());
-                }
+                Body::Proposal { .. } => match self.proposal(&id, v) {
+                    Some(p) => v = p,
+                    None => continue,
+                },
                 Body::Action {
                     text, owner, due, ..
                 } => {
@@ -186,6 +155,76 @@ impl View<'_> {
         }
         t["entries"] = json!(entries);
         Some(t)
+    }
+
+    /// A proposal's fields, its stances, how it stands, and which close stands when closes conflict.
+    fn proposal(&self, id: &EntryId, mut v: Value) -> Option<Value> {
+        let (_, meta) = self.record.entry(id)?;
+        let Body::Proposal {
+            title,
+            text,
+            easy_read,
+            rule,
+            quorum,
+            effect,
+            ..
+        } = &meta.body
+        else {
+            return None;
+        };
+        v["kind"] = json!("proposal");
+        v["proposal_id"] = json!(id.to_string());
+        v["title"] = json!(title);
+        v["easy_read"] = json!(easy_read);
+        v["text"] = json!(text);
+        v["rule"] = json!(rule.as_str());
+        v["quorum"] = json!(quorum);
+        let removes = match effect {
+            Some(Effect::Remove { member }) => Some(member.to_string()),
+            _ => None,
+        };
+        v["removes"] = json!(removes);
+        v["effect"] = match effect {
+            None => Value::Null,
+            Some(Effect::Add {
+                member,
+                name,
+                needs,
+            }) => json!({"kind": "member.add", "member_id": member.to_string(), "name": name, "needs": needs}),
+            Some(Effect::Remove { member }) => json!({"kind": "member.remove", "member_id": member.to_string(), "name": self.name(member)}),
+            Some(Effect::Auditor { device, name }) => json!({"kind": "auditor.add", "device_id": device.to_string(), "name": name}),
+            Some(Effect::Policy { rule, quorum }) => json!({"kind": "policy", "rule": rule.as_str(), "quorum": quorum}),
+        };
+        v["stances"] = json!(self.stances(id));
+        let standing = self.record.standing(id);
+        v["outcome"] = match &standing {
+            Some(st) => {
+                let (oa, om) = self.record.entry(&st.outcome)?;
+                let (outcome, c) = match &om.body {
+                    Body::Outcome {
+                        outcome, counts, ..
+                    } => (outcome.clone(), *counts),
+                    _ => (String::new(), Default::default()),
+                };
+                json!({
+                    "entry_id": st.outcome.to_string(), "decision": st.decision.as_str(), "outcome": outcome,
+                    "closed_by": self.author(&oa), "counts": counts_json(&c),
+                })
+            }
+            None => Value::Null,
+        };
+        v["conflicting_outcomes"] = match &standing {
+            Some(st) if st.conflict() => {
+                json!(st.frontier.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+            }
+            _ => json!([]),
+        };
+        if let Some(t) = self.record.tally_now(id) {
+            v["current_counts"] = counts_json(&t.counts);
+            v["would_decide"] = json!(t.decision.as_str());
+            v["views"] = json!({"given": t.given, "needed": t.needed, "members": t.members});
+        }
+        Some(v)
     }
 
     fn stances(&self, proposal: &EntryId) -> Vec<Value> {
@@ -275,9 +314,22 @@ pub fn show(
         .group_info()
         .map(|(n, r, q)| (n.to_string(), r.as_str(), q))
         .unwrap_or_default();
+    // Proposals about the group itself (members, auditors, its rule) sit in the group, not a thread.
+    let group_proposals: Vec<Value> = match record.genesis() {
+        Some(g) if only.is_none() => record
+            .referrers(&g)
+            .iter()
+            .filter_map(|p| {
+                let (a, m) = record.entry(p)?;
+                view.proposal(p, view.base(p, &a, m, "proposal"))
+            })
+            .collect(),
+        _ => vec![],
+    };
     let json = json!({
         "group": {"group_id": record.group().to_string(), "name": gname, "rule": rule, "quorum": quorum},
         "members": members.iter().map(|m| json!({"member_id": m.id.to_string(), "name": m.name, "status": m.status.as_str()})).collect::<Vec<_>>(),
+        "group_proposals": group_proposals,
         "threads": threads,
         "pending": pending,
         "quarantined": quarantined,
@@ -295,6 +347,13 @@ fn words(v: &Value, members: &[roundtable_core::Member]) -> String {
         .filter(|m| m.status == Status::Active)
         .count();
     w += &format!("{} members are active.\n", active);
+    let about_group: Vec<Value> = v["group_proposals"].as_array().cloned().unwrap_or_default();
+    if !about_group.is_empty() {
+        w += "\n== About the group: who is in it, and its rules ==\n";
+        for e in &about_group {
+            proposal_words(&mut w, e);
+        }
+    }
     for t in v["threads"].as_array().into_iter().flatten() {
         if t["sealed"] == true {
             let mut t = t.clone();
@@ -331,42 +390,7 @@ fn words(v: &Value, members: &[roundtable_core::Member]) -> String {
                         s(&e["entry_id"])
                     );
                 }
-                Some("proposal") => {
-                    w += &format!(
-                        "* Proposal by {who}: {}{mark}\n    In short: {}\n    id {}\n",
-                        s(&e["title"]),
-                        s(&e["easy_read"]),
-                        s(&e["proposal_id"])
-                    );
-                    for st in e["stances"].as_array().into_iter().flatten() {
-                        let reason = s(&st["reason"]);
-                        let reason = if reason.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" because \"{reason}\"")
-                        };
-                        let pending = if st["confirmed"] == true {
-                            ""
-                        } else {
-                            " (waiting for them to confirm)"
-                        };
-                        w += &format!(
-                            "    {} says {}{reason}{pending}\n",
-                            s(&st["name"]),
-                            s(&st["stance"])
-                        );
-                    }
-                    if e["outcome"].is_object() {
-                        let d = if e["outcome"]["decision"] == "passed" {
-                            "passed"
-                        } else {
-                            "did not pass"
-                        };
-                        w += &format!("    Outcome: {d}. {}\n", s(&e["outcome"]["outcome"]));
-                    } else {
-                        w += "    Still open.\n";
-                    }
-                }
+                Some("proposal") => proposal_words(&mut w, e),
                 Some("action") => {
                     let due = e["due"]
                         .as_str()
@@ -407,4 +431,72 @@ fn words(v: &Value, members: &[roundtable_core::Member]) -> String {
         );
     }
     w
+}
+
+fn proposal_words(w: &mut String, e: &Value) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mark = if e["marks"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|x| x == "written_concurrently_with_removal"))
+    {
+        " [written at the same time as their removal]"
+    } else {
+        ""
+    };
+    *w += &format!(
+        "* Proposal by {}: {}{mark}\n    In short: {}\n    id {}\n",
+        s(&e["author"]["name"]),
+        s(&e["title"]),
+        s(&e["easy_read"]),
+        s(&e["proposal_id"])
+    );
+    for st in e["stances"].as_array().into_iter().flatten() {
+        let reason = s(&st["reason"]);
+        let reason = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" because \"{reason}\"")
+        };
+        let pending = if st["confirmed"] == true {
+            ""
+        } else {
+            " (waiting for them to confirm)"
+        };
+        let void = if st["marks"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|x| x == "no_effect"))
+        {
+            " (does not count: written at the same time as their removal)"
+        } else {
+            ""
+        };
+        *w += &format!(
+            "    {} says {}{reason}{pending}{void}\n",
+            s(&st["name"]),
+            s(&st["stance"])
+        );
+    }
+    let conflicts = e["conflicting_outcomes"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or(0);
+    if e["outcome"].is_object() {
+        let d = if e["outcome"]["decision"] == "passed" {
+            "passed"
+        } else {
+            "did not pass"
+        };
+        *w += &format!("    Outcome: {d}. {}\n", s(&e["outcome"]["outcome"]));
+        if conflicts > 1 {
+            *w += &format!(
+                "    Note: {conflicts} members closed it at the same time without seeing each other's close, and they disagree. The close that counted more views stands (on a tie, \"did not pass\"). Closing it again settles it.\n"
+            );
+        }
+    } else {
+        let views = &e["views"];
+        *w += &format!(
+            "    Still open: {} of {} members have given a view; {} needed to close it.\n",
+            views["given"], views["members"], views["needed"]
+        );
+    }
 }

@@ -45,6 +45,10 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Whether a proposal under `self` asks at least as much as `group` does (consent asks more).
+    pub fn at_least(self, group: Rule) -> bool {
+        self == group || self == Rule::Consent
+    }
     pub fn as_str(&self) -> &'static str {
         match self {
             Rule::Consent => "consent",
@@ -118,6 +122,35 @@ impl Decision {
     }
 }
 
+/// A change to the group itself that a proposal makes when it passes. Only the group decides these:
+/// no entry of one member can make them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Effect {
+    /// Adds (or re-adds) a member, with the name and needs they gave themselves.
+    Add {
+        member: MemberId,
+        name: String,
+        needs: String,
+    },
+    /// Removes a member. Besides the group's rule it needs two thirds of the other members to
+    /// agree and no block except from the person removed.
+    Remove { member: MemberId },
+    /// Lets an auditor's device sync the record (public entries and sealed ciphertext, never keys).
+    Auditor { device: DeviceId, name: String },
+    /// Changes the group's own rule and quorum.
+    Policy { rule: Rule, quorum: u64 },
+}
+
+impl Effect {
+    /// The member a membership effect is about.
+    pub fn member(&self) -> Option<MemberId> {
+        match self {
+            Effect::Add { member, .. } | Effect::Remove { member } => Some(*member),
+            _ => None,
+        }
+    }
+}
+
 /// Stance counts, in the order agree, abstain, disagree, block.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
@@ -141,12 +174,13 @@ impl Counts {
     pub fn total(&self) -> u64 {
         self.agree + self.abstain + self.disagree + self.block
     }
-    /// The decision these counts give under `rule` and `quorum`.
+    /// The decision these counts give under `rule` and `quorum`. Under majority a block counts as
+    /// a disagree: it can never weigh less than one.
     pub fn decide(&self, rule: Rule, quorum: u64) -> Decision {
         let quorate = self.total() >= quorum;
         let pass = match rule {
             Rule::Consent => quorate && self.block == 0,
-            Rule::Majority => quorate && self.agree > self.disagree,
+            Rule::Majority => quorate && self.agree > self.disagree + self.block,
         };
         if pass {
             Decision::Passed
@@ -167,7 +201,8 @@ pub enum Body {
         creator_name: String,
         creator_needs: String,
     },
-    /// Any member adds a member.
+    /// No longer valid to write (kept so that old entries decode as evidence): a member joins when
+    /// the group passes a proposal with [`Effect::Add`].
     MemberAdd {
         member: MemberId,
         name: String,
@@ -175,7 +210,8 @@ pub enum Body {
     },
     /// The author leaves the group.
     MemberLeave,
-    /// Removes another member; `decision` is a passed proposal that names this removal.
+    /// No longer valid to write (kept so that old entries decode as evidence): a removal takes
+    /// effect when its proposal ([`Effect::Remove`]) passes.
     MemberRemove {
         member: MemberId,
         decision: EntryId,
@@ -194,7 +230,8 @@ pub enum Body {
         easy_read: String,
         rule: Rule,
         quorum: u64,
-        removes: Option<MemberId>,
+        /// What passing it changes in the group itself, if anything.
+        effect: Option<Effect>,
     },
     /// A stance; with `on_behalf`, typed by a supporter for that member, who later confirms it.
     Stance {
@@ -276,8 +313,8 @@ pub enum Body {
         epoch: EntryId,
         ct: Vec<u8>,
     },
-    /// Any member lets an auditor's device sync the record (public entries and sealed ciphertext,
-    /// never keys). An auditor is not a member: nothing it signs is valid.
+    /// No longer valid to write (kept so that old entries decode as evidence): an auditor is
+    /// let in when the group passes a proposal with [`Effect::Auditor`].
     AuditorAdd {
         device: DeviceId,
         name: String,
@@ -407,7 +444,7 @@ impl Body {
                 easy_read,
                 rule,
                 quorum,
-                removes,
+                effect,
             } => {
                 f.push(("thread", id(thread)));
                 f.push(("title", s(title)));
@@ -415,8 +452,26 @@ impl Body {
                 f.push(("easy_read", s(easy_read)));
                 f.push(("rule", s(rule.as_str())));
                 f.push(("quorum", ScalarValue::Uint(*quorum)));
-                if let Some(m) = removes {
-                    f.push(("removes", id(m)));
+                match effect {
+                    None => {}
+                    Some(Effect::Remove { member }) => f.push(("removes", id(member))),
+                    Some(Effect::Add {
+                        member,
+                        name,
+                        needs,
+                    }) => {
+                        f.push(("adds", id(member)));
+                        f.push(("adds_name", s(name)));
+                        f.push(("adds_needs", s(needs)));
+                    }
+                    Some(Effect::Auditor { device, name }) => {
+                        f.push(("auditor", id(device)));
+                        f.push(("auditor_name", s(name)));
+                    }
+                    Some(Effect::Policy { rule, quorum }) => {
+                        f.push(("sets_rule", s(rule.as_str())));
+                        f.push(("sets_quorum", ScalarValue::Uint(*quorum)));
+                    }
                 }
             }
             Body::Stance {
@@ -775,7 +830,41 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
             easy_read: str_of("easy_read")?,
             rule: Rule::parse(&str_of("rule")?).ok_or(ShapeError::Field("rule"))?,
             quorum: uint("quorum")?,
-            removes: opt_id("removes")?,
+            effect: {
+                let adds = opt_id("adds")?;
+                let removes = opt_id("removes")?;
+                let auditor = opt_id("auditor")?;
+                let sets = opt("sets_rule").is_some();
+                let n = [adds.is_some(), removes.is_some(), auditor.is_some(), sets]
+                    .iter()
+                    .filter(|x| **x)
+                    .count();
+                if n > 1 {
+                    return Err(shape("a proposal may make at most one change to the group"));
+                }
+                if let Some(member) = adds {
+                    Some(Effect::Add {
+                        member,
+                        name: str_of("adds_name")?,
+                        needs: str_of("adds_needs")?,
+                    })
+                } else if let Some(member) = removes {
+                    Some(Effect::Remove { member })
+                } else if let Some(device) = auditor {
+                    Some(Effect::Auditor {
+                        device,
+                        name: str_of("auditor_name")?,
+                    })
+                } else if sets {
+                    Some(Effect::Policy {
+                        rule: Rule::parse(&str_of("sets_rule")?)
+                            .ok_or(ShapeError::Field("sets_rule"))?,
+                        quorum: uint("sets_quorum")?,
+                    })
+                } else {
+                    None
+                }
+            },
         },
         "stance" => Body::Stance {
             proposal: parse_id(str_of("proposal")?, "proposal")?,

@@ -21,12 +21,14 @@ pub mod change;
 pub mod entry;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod governance;
 pub mod id;
 pub mod identity;
 pub mod record;
 pub mod sealed;
 
-pub use body::{Body, Counts, Decision, Rule, StanceKind};
+pub use body::{Body, Counts, Decision, Effect, Rule, StanceKind};
+pub use governance::{Governance, Standing, Tally};
 pub use entry::{DocRef, Entry};
 pub use id::{DeviceId, EntryId, GroupId, MemberId, ParseIdError};
 pub use identity::DeviceKey;

@@ -15,7 +15,10 @@ use std::num::NonZeroU64;
 use automerge::Automerge;
 use serde::{Deserialize, Serialize};
 
-use crate::body::{Body, ChangeFrame, Counts, Decision, ShapeError, build_change, decode_change};
+use crate::body::{
+    Body, ChangeFrame, Counts, Decision, Effect, Rule, ShapeError, build_change, decode_change,
+};
+use crate::governance::Governance;
 use crate::change::{ChangeError, ParsedChange};
 use crate::entry::{DocRef, Entry, SignatureError, validate_signature};
 use crate::id::{DeviceId, EntryId, GroupId, MemberId};
@@ -53,6 +56,24 @@ pub enum Invalid {
     AfterRemoval,
     #[error("removing another member needs a passed decision that names the removal: {0}")]
     RemovalWithoutDecision(String),
+    #[error(
+        "a member joins only when the group passes a proposal to add them; no one can add a member alone"
+    )]
+    AddWithoutDecision,
+    #[error(
+        "an auditor is let in only when the group passes a proposal for it; no one can let an auditor in alone"
+    )]
+    AuditorWithoutDecision,
+    #[error("{0}")]
+    BelowPolicy(String),
+    #[error("{}", not_quorate(*given, *needed, *members))]
+    NotQuorate {
+        given: u64,
+        needed: u64,
+        members: u64,
+    },
+    #[error("this proposal is already closed")]
+    AlreadyClosed,
     #[error("the recorded outcome ({recorded}) does not match the stances ({recounted})")]
     OutcomeMismatch { recorded: String, recounted: String },
     #[error("{0}")]
@@ -78,11 +99,26 @@ impl Invalid {
             Invalid::NotMember => "not_member",
             Invalid::AfterRemoval => "after_removal",
             Invalid::RemovalWithoutDecision(_) => "removal_without_decision",
+            Invalid::AddWithoutDecision => "add_without_decision",
+            Invalid::AuditorWithoutDecision => "auditor_without_decision",
+            Invalid::BelowPolicy(_) => "below_policy",
+            Invalid::NotQuorate { .. } => "not_quorate",
+            Invalid::AlreadyClosed => "already_closed",
             Invalid::OutcomeMismatch { .. } => "outcome_mismatch",
             Invalid::Rule(_) => "rule",
             Invalid::UnsupportedDocument => "unsupported_document",
         }
     }
+}
+
+/// "3 of 5 members have given a view; 1 more is needed".
+fn not_quorate(given: u64, needed: u64, members: u64) -> String {
+    let more = needed.saturating_sub(given);
+    format!(
+        "{given} of {members} {} given a view; {more} more {} needed before it can be closed",
+        if members == 1 { "member has" } else { "members have" },
+        if more == 1 { "is" } else { "are" }
+    )
 }
 
 impl From<ShapeError> for Invalid {
@@ -133,7 +169,7 @@ pub struct Member {
 pub struct Clock(Vec<u64>);
 
 impl Clock {
-    fn get(&self, actor: u32) -> u64 {
+    pub(crate) fn get(&self, actor: u32) -> u64 {
         self.0.get(actor as usize).copied().unwrap_or(0)
     }
     fn merge(&mut self, other: &Clock) {
@@ -156,29 +192,30 @@ impl Clock {
 /// What the record knows about a valid entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
-    actor: u32,
+    pub(crate) actor: u32,
     pub seq: u64,
     /// The change's highest op counter; strictly greater than any in its past, so it orders causally.
     pub max_op: u64,
     /// Author's timestamp in milliseconds (informational; never used by a rule).
     pub time_ms: i64,
-    clock: Clock,
+    pub(crate) clock: Clock,
     pub body: Body,
 }
 
 /// The part of the engine that a snapshot saves.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Index {
+pub(crate) struct Index {
     actors: Vec<DeviceId>,
     actor_ix: HashMap<DeviceId, u32>,
-    entries: HashMap<EntryId, Meta>,
+    pub(crate) entries: HashMap<EntryId, Meta>,
     heads: BTreeSet<EntryId>,
     containers: BTreeMap<String, (u64, DeviceId)>,
     genesis: Option<EntryId>,
-    /// Genesis and membership entries: few, folded to find who was a member at a point.
-    membership: Vec<EntryId>,
+    /// Governance entries: the genesis, leaves and the outcomes of proposals with an effect. Few,
+    /// folded to find the group's state at a point.
+    pub(crate) membership: Vec<EntryId>,
     /// Entries that refer to an entry (messages of a thread, stances of a proposal, ...).
-    refs: HashMap<EntryId, Vec<EntryId>>,
+    pub(crate) refs: HashMap<EntryId, Vec<EntryId>>,
     /// Valid entries in the order they were applied (a causal order).
     order: Vec<EntryId>,
     /// Profile entries (members' encryption keys): few, folded like membership.
@@ -286,7 +323,9 @@ pub struct Record {
     doc: Doc,
     /// Valid changes not yet given to Automerge (see [`Doc`]).
     doc_queue: Vec<automerge::Change>,
-    ix: Index,
+    pub(crate) ix: Index,
+    /// The governance at the heads, computed once per change of the record.
+    gov_now: std::sync::OnceLock<Governance>,
     pending: HashMap<EntryId, Candidate>,
     /// Sig-valid entries rejected by a rule: anything built on them is rejected too.
     rejected: HashMap<EntryId, Invalid>,
@@ -306,6 +345,7 @@ impl Record {
             doc: Doc::Loaded(Box::new(Automerge::new())),
             doc_queue: Vec::new(),
             ix: Index::default(),
+            gov_now: std::sync::OnceLock::new(),
             pending: HashMap::new(),
             rejected: HashMap::new(),
             positions: HashMap::new(),
@@ -716,7 +756,7 @@ impl Record {
         Ok(())
     }
 
-    fn actor_of(&self, meta: &Meta) -> DeviceId {
+    pub(crate) fn actor_of(&self, meta: &Meta) -> DeviceId {
         self.ix.actors[meta.actor as usize]
     }
 
@@ -732,70 +772,22 @@ impl Record {
     }
 
     /// Is valid entry `x` in the past described by `clock`?
-    fn in_past(&self, clock: &Clock, x: &EntryId) -> Option<&Meta> {
+    pub(crate) fn in_past(&self, clock: &Clock, x: &EntryId) -> Option<&Meta> {
         self.ix
             .entries
             .get(x)
             .filter(|m| clock.get(m.actor) >= m.seq)
     }
 
-    /// Membership as the rules see it at the point `clock` (a fold over membership entries in that past).
+    /// Membership as the rules see it at the point `clock`.
     pub fn members_at_clock(&self, clock: &Clock) -> BTreeMap<MemberId, Member> {
-        let mut events: Vec<(&Meta, EntryId)> = self
-            .ix
-            .membership
-            .iter()
-            .filter_map(|h| self.in_past(clock, h).map(|m| (m, *h)))
-            .collect();
-        events.sort_by_key(|(m, h)| (m.max_op, *h));
-        let mut members = BTreeMap::new();
-        for (m, _) in events {
-            let author = self.actor_of(m);
-            match &m.body {
-                Body::Genesis {
-                    creator_name,
-                    creator_needs,
-                    ..
-                } => {
-                    members.insert(
-                        author,
-                        Member {
-                            id: author,
-                            name: creator_name.clone(),
-                            needs: creator_needs.clone(),
-                            status: Status::Active,
-                        },
-                    );
-                }
-                Body::MemberAdd {
-                    member,
-                    name,
-                    needs,
-                } => {
-                    members.insert(
-                        *member,
-                        Member {
-                            id: *member,
-                            name: name.clone(),
-                            needs: needs.clone(),
-                            status: Status::Active,
-                        },
-                    );
-                }
-                Body::MemberLeave => {
-                    if let Some(x) = members.get_mut(&author) {
-                        x.status = Status::Left;
-                    }
-                }
-                Body::MemberRemove { member, .. } => {
-                    if let Some(x) = members.get_mut(member) {
-                        x.status = Status::Removed;
-                    }
-                }
-                _ => {}
-            }
-        }
-        members
+        self.governance_at(clock).members
+    }
+
+    /// The governance at the heads.
+    pub fn governance(&self) -> &Governance {
+        self.gov_now
+            .get_or_init(|| self.governance_at(&self.clock_of(&self.heads())))
     }
 
     /// The rules. `parsed` has a valid signature and all its dependencies are valid.
@@ -854,13 +846,13 @@ impl Record {
             return Err(Invalid::OpCounter);
         }
         let (body, _) = decode_change(ch, &self.ix.containers)?;
-        let members = self.members_at_clock(&clock);
-        match members.get(&actor).map(|m| m.status) {
+        let gov = self.governance_at(&clock);
+        match gov.members.get(&actor).map(|m| m.status) {
             Some(Status::Active) => {}
             Some(_) => return Err(Invalid::AfterRemoval),
             None => return Err(Invalid::NotMember),
         }
-        self.check_rules(&body, &actor, &clock, &members)?;
+        self.check_rules(&body, &actor, &clock, &gov)?;
         clock.set(actor_ix, ch.seq());
         Ok(Meta {
             actor: actor_ix,
@@ -897,9 +889,10 @@ impl Record {
         body: &Body,
         author: &DeviceId,
         clock: &Clock,
-        members: &BTreeMap<MemberId, Member>,
+        gov: &Governance,
     ) -> Result<(), Invalid> {
-        let active = |m: &MemberId| members.get(m).is_some_and(|x| x.status == Status::Active);
+        let members = &gov.members;
+        let active = |m: &MemberId| gov.active(m);
         let nonempty = |s: &str, what: &str| {
             if s.trim().is_empty() {
                 Err(Self::rule(format!("{what} is empty")))
@@ -922,51 +915,12 @@ impl Record {
                     "only the first entry may start a group".into(),
                 ));
             }
-            Body::MemberAdd { member, name, .. } => {
-                nonempty(name, "the new member's name")?;
-                if active(member) {
-                    return Err(Self::rule("that person is already a member"));
-                }
-                if ed25519_dalek::VerifyingKey::from_bytes(&member.0).is_err() {
-                    return Err(Self::rule("the member id is not a device key"));
-                }
-            }
+            Body::MemberAdd { .. } => return Err(Invalid::AddWithoutDecision),
             Body::MemberLeave => {}
-            Body::MemberRemove { member, decision } => {
-                if member == author {
-                    return Err(Self::rule("to leave, use leave, not remove"));
-                }
-                if !active(member) {
-                    return Err(Self::rule("that person is not an active member"));
-                }
-                let p = self.in_past(clock, decision).ok_or_else(|| {
-                    Invalid::RemovalWithoutDecision(format!(
-                        "proposal {decision} is not known here"
-                    ))
-                })?;
-                match &p.body {
-                    Body::Proposal {
-                        removes: Some(r), ..
-                    } if r == member => {}
-                    _ => {
-                        return Err(Invalid::RemovalWithoutDecision(format!(
-                            "proposal {decision} does not name this removal"
-                        )));
-                    }
-                }
-                match self.first_outcome(decision, clock) {
-                    Some((_, Decision::Passed)) => {}
-                    Some(_) => {
-                        return Err(Invalid::RemovalWithoutDecision(format!(
-                            "proposal {decision} did not pass"
-                        )));
-                    }
-                    None => {
-                        return Err(Invalid::RemovalWithoutDecision(format!(
-                            "proposal {decision} is not closed yet"
-                        )));
-                    }
-                }
+            Body::MemberRemove { .. } => {
+                return Err(Invalid::RemovalWithoutDecision(
+                    "a removal takes effect when the group passes the proposal to remove them; no other entry can remove a member".into(),
+                ));
             }
             Body::Thread { title } => nonempty(title, "the title")?,
             Body::Message { thread, text } => {
@@ -978,19 +932,78 @@ impl Record {
                 thread,
                 title,
                 easy_read,
-                removes,
+                rule,
+                quorum,
+                effect,
                 ..
             } => {
                 nonempty(title, "the title")?;
                 nonempty(easy_read, "the easy-read version")?;
-                self.open_thread(clock, thread)?;
-                self.referent(clock, thread, "thread", is_thread)?;
-                if let Some(r) = removes
-                    && !active(r)
-                {
-                    return Err(Self::rule(
-                        "the member this proposal would remove is not an active member",
-                    ));
+                // A proposal about the group itself may sit in the group (its genesis) rather than a thread.
+                if !(effect.is_some() && Some(*thread) == self.ix.genesis) {
+                    self.open_thread(clock, thread)?;
+                    self.referent(clock, thread, "thread", is_thread)?;
+                }
+                let (group_rule, group_quorum) = gov.policy.unwrap_or((Rule::Consent, 0));
+                if !rule.at_least(group_rule) {
+                    return Err(Invalid::BelowPolicy(format!(
+                        "this group decides by {}: a proposal may not ask for {}",
+                        group_rule.as_str(),
+                        rule.as_str()
+                    )));
+                }
+                if *quorum < group_quorum {
+                    return Err(Invalid::BelowPolicy(format!(
+                        "this group needs at least {group_quorum} members to give a view on every proposal: a proposal may ask for more, never fewer"
+                    )));
+                }
+                match effect {
+                    None => {}
+                    Some(Effect::Add { member, name, .. }) => {
+                        nonempty(name, "the new member's name")?;
+                        if active(member) {
+                            return Err(Self::rule("that person is already a member"));
+                        }
+                        if gov.auditors.contains_key(member) {
+                            return Err(Self::rule(
+                                "that device is an auditor's: an auditor cannot also be a member",
+                            ));
+                        }
+                        if ed25519_dalek::VerifyingKey::from_bytes(&member.0).is_err() {
+                            return Err(Self::rule("the member id is not a device key"));
+                        }
+                    }
+                    Some(Effect::Remove { member }) => {
+                        if member == author {
+                            return Err(Self::rule("to leave, use leave, not remove"));
+                        }
+                        if !active(member) {
+                            return Err(Self::rule(
+                                "the member this proposal would remove is not an active member",
+                            ));
+                        }
+                    }
+                    Some(Effect::Auditor { device, name }) => {
+                        nonempty(name, "the auditor's name")?;
+                        if members.contains_key(device) {
+                            return Err(Self::rule(
+                                "a member's device cannot also be an auditor's",
+                            ));
+                        }
+                        if gov.auditors.contains_key(device) {
+                            return Err(Self::rule("that device is already an auditor's"));
+                        }
+                        if ed25519_dalek::VerifyingKey::from_bytes(&device.0).is_err() {
+                            return Err(Self::rule("the auditor's id is not a device key"));
+                        }
+                    }
+                    Some(Effect::Policy { quorum, .. }) => {
+                        if *quorum == 0 {
+                            return Err(Self::rule(
+                                "the group's quorum must be at least 1 member",
+                            ));
+                        }
+                    }
                 }
             }
             Body::Stance {
@@ -1006,8 +1019,8 @@ impl Record {
                         stance.as_str()
                     )));
                 }
-                if self.first_outcome(proposal, clock).is_some() {
-                    return Err(Self::rule("this proposal is already closed"));
+                if self.standing_at(proposal, clock, gov).is_some() {
+                    return Err(Invalid::AlreadyClosed);
                 }
                 if let Some(m) = on_behalf
                     && !active(m)
@@ -1024,14 +1037,28 @@ impl Record {
                 ..
             } => {
                 self.referent(clock, proposal, "proposal", is_proposal)?;
-                if self.first_outcome(proposal, clock).is_some() {
-                    return Err(Self::rule("this proposal is already closed"));
+                // A close is refused once one stands, unless closes made apart conflict: a close
+                // that sees them all settles it.
+                if self
+                    .standing_at(proposal, clock, gov)
+                    .is_some_and(|s| !s.conflict())
+                {
+                    return Err(Invalid::AlreadyClosed);
                 }
-                let (recount, redecision) = self.recount(proposal, clock);
-                if recount != *counts || redecision != *decision {
+                let t = self
+                    .tally(proposal, clock)
+                    .ok_or_else(|| Self::rule("it refers to a proposal that does not exist here"))?;
+                if !t.quorate() {
+                    return Err(Invalid::NotQuorate {
+                        given: t.given,
+                        needed: t.needed,
+                        members: t.members,
+                    });
+                }
+                if t.counts != *counts || t.decision != *decision {
                     return Err(Invalid::OutcomeMismatch {
                         recorded: describe(decision, counts),
-                        recounted: describe(&redecision, &recount),
+                        recounted: describe(&t.decision, &t.counts),
                     });
                 }
             }
@@ -1103,15 +1130,7 @@ impl Record {
                     matches!(b, Body::Action { .. })
                 })?;
             }
-            Body::AuditorAdd { device, name } => {
-                nonempty(name, "the auditor's name")?;
-                if members.contains_key(device) {
-                    return Err(Self::rule("a member's device cannot also be an auditor's"));
-                }
-                if ed25519_dalek::VerifyingKey::from_bytes(&device.0).is_err() {
-                    return Err(Self::rule("the auditor's id is not a device key"));
-                }
-            }
+            Body::AuditorAdd { .. } => return Err(Invalid::AuditorWithoutDecision),
             Body::Profile { enc_key } => {
                 if enc_key == &[0u8; 32] {
                     return Err(Self::rule("the encryption key is not a valid key"));
@@ -1139,7 +1158,7 @@ impl Record {
                 member,
                 wraps,
             } => {
-                let st = self.sealed_referent(clock, thread, members)?;
+                let st = self.sealed_referent(clock, thread, gov)?;
                 Self::must_read(&st, author, "add a reader")?;
                 if st.readers.contains(member) {
                     return Err(Self::rule("that member is already a reader"));
@@ -1162,7 +1181,7 @@ impl Record {
                 wraps,
                 ..
             } => {
-                let st = self.sealed_referent(clock, thread, members)?;
+                let st = self.sealed_referent(clock, thread, gov)?;
                 Self::must_read(&st, author, "change its key")?;
                 let mut next = st.readers.clone();
                 if let Some(m) = removes
@@ -1188,7 +1207,7 @@ impl Record {
                 }
             }
             Body::Ask { thread, why } => {
-                let st = self.sealed_referent(clock, thread, members)?;
+                let st = self.sealed_referent(clock, thread, gov)?;
                 nonempty(why, "the reason for asking")?;
                 if st.readers.contains(author) {
                     return Err(Self::rule("you are already a reader of this thread"));
@@ -1199,7 +1218,7 @@ impl Record {
                 member,
                 reason,
             } => {
-                let st = self.sealed_referent(clock, thread, members)?;
+                let st = self.sealed_referent(clock, thread, gov)?;
                 Self::must_read(&st, author, "answer a request")?;
                 nonempty(reason, "the reason")?;
                 let asked = self
@@ -1218,7 +1237,7 @@ impl Record {
                 }
             }
             Body::Sealed { thread, epoch, ct } => {
-                let st = self.sealed_referent(clock, thread, members)?;
+                let st = self.sealed_referent(clock, thread, gov)?;
                 if !crate::sealed::valid_ct_len(ct.len()) {
                     return Err(Self::rule(
                         "the sealed content is not padded to one of the allowed sizes",
@@ -1289,9 +1308,9 @@ impl Record {
         &self,
         clock: &Clock,
         thread: &EntryId,
-        members: &BTreeMap<MemberId, Member>,
+        gov: &Governance,
     ) -> Result<SealedState, Invalid> {
-        self.sealed_state_at(clock, thread, members).ok_or_else(|| {
+        self.sealed_state_at(clock, thread, gov).ok_or_else(|| {
             Self::rule(format!(
                 "it refers to sealed thread {thread}, which does not exist here"
             ))
@@ -1315,11 +1334,12 @@ impl Record {
 
     /// A sealed thread's readers and epochs at a point: a fold over its reader changes in that past,
     /// in causal order (op counter, then id), keeping only readers who are still active members.
+    /// A reader change by someone removed concurrently with it adds or removes no one.
     fn sealed_state_at(
         &self,
         clock: &Clock,
         thread: &EntryId,
-        members: &BTreeMap<MemberId, Member>,
+        gov: &Governance,
     ) -> Option<SealedState> {
         let t = self.in_past(clock, thread)?;
         let Body::SealedThread { commit, wraps, .. } = &t.body else {
@@ -1347,7 +1367,9 @@ impl Record {
             .collect();
         events.sort_by_key(|(m, h)| (m.max_op, *h));
         for (m, h) in events {
+            let void = self.is_void(gov, &h);
             match &m.body {
+                Body::ReaderAdd { .. } if void => {}
                 Body::ReaderAdd { member, wraps, .. } => {
                     readers.insert(*member);
                     for w in wraps {
@@ -1362,7 +1384,9 @@ impl Record {
                     wraps,
                     ..
                 } => {
-                    if let Some(r) = removes {
+                    if let Some(r) = removes
+                        && !void
+                    {
                         readers.remove(r);
                     }
                     epochs.push(Epoch {
@@ -1374,23 +1398,8 @@ impl Record {
                 _ => {}
             }
         }
-        readers.retain(|r| members.get(r).is_some_and(|x| x.status == Status::Active));
+        readers.retain(|r| gov.active(r));
         Some(SealedState { readers, epochs })
-    }
-
-    /// The outcome that counts for a proposal at a point: the first close by (op counter, id).
-    fn first_outcome(&self, proposal: &EntryId, clock: &Clock) -> Option<(EntryId, Decision)> {
-        self.ix
-            .refs
-            .get(proposal)?
-            .iter()
-            .filter_map(|h| self.in_past(clock, h).map(|m| (h, m)))
-            .filter_map(|(h, m)| match &m.body {
-                Body::Outcome { decision, .. } => Some(((m.max_op, *h), *decision)),
-                _ => None,
-            })
-            .min_by_key(|(k, _)| *k)
-            .map(|((_, h), d)| (h, d))
     }
 
     /// Reads what an entry says, if its change parses and has a record's shape in this group
@@ -1411,57 +1420,11 @@ impl Record {
         Some(self.recount(proposal, &m.clock))
     }
 
-    /// Recounts a proposal from the stances in the past `clock`: each active member's latest stance
-    /// counts; a stance typed for someone counts once they confirmed it.
+    /// Recounts a proposal from the stances in the past `clock` (see [`Record::tally`]).
     pub fn recount(&self, proposal: &EntryId, clock: &Clock) -> (Counts, Decision) {
-        let (rule, quorum) = match self.ix.entries.get(proposal).map(|m| &m.body) {
-            Some(Body::Proposal { rule, quorum, .. }) => (*rule, *quorum),
-            _ => return (Counts::default(), Decision::NotPassed),
-        };
-        let members = self.members_at_clock(clock);
-        let mut latest: BTreeMap<MemberId, ((u64, EntryId), crate::body::StanceKind)> =
-            BTreeMap::new();
-        for h in self.ix.refs.get(proposal).into_iter().flatten() {
-            let Some(m) = self.in_past(clock, h) else {
-                continue;
-            };
-            let Body::Stance {
-                stance, on_behalf, ..
-            } = &m.body
-            else {
-                continue;
-            };
-            let voter = match on_behalf {
-                None => self.actor_of(m),
-                Some(v) => {
-                    if !self.confirmed_by(h, v, clock) {
-                        continue;
-                    }
-                    *v
-                }
-            };
-            let key = (m.max_op, *h);
-            if latest.get(&voter).is_none_or(|(k, _)| *k < key) {
-                latest.insert(voter, (key, *stance));
-            }
-        }
-        let mut counts = Counts::default();
-        for (voter, (_, s)) in latest {
-            if members
-                .get(&voter)
-                .is_some_and(|m| m.status == Status::Active)
-            {
-                counts.add(s);
-            }
-        }
-        (counts, counts.decide(rule, quorum))
-    }
-
-    fn confirmed_by(&self, target: &EntryId, who: &MemberId, clock: &Clock) -> bool {
-        self.ix.refs.get(target).into_iter().flatten().any(|c| {
-            self.in_past(clock, c)
-                .is_some_and(|m| matches!(m.body, Body::Confirm { .. }) && self.actor_of(m) == *who)
-        })
+        self.tally(proposal, clock)
+            .map(|t| (t.counts, t.decision))
+            .unwrap_or((Counts::default(), Decision::NotPassed))
     }
 
     fn admit(&mut self, h: EntryId, mut meta: Meta, parsed: &ParsedChange) {
@@ -1487,16 +1450,21 @@ impl Record {
             self.ix.heads.remove(&EntryId::from(*d));
         }
         self.ix.heads.insert(h);
-        if matches!(
-            meta.body,
-            Body::Genesis { .. }
-                | Body::MemberAdd { .. }
-                | Body::MemberLeave
-                | Body::MemberRemove { .. }
-                | Body::AuditorAdd { .. }
-        ) {
+        let governs = match &meta.body {
+            Body::Genesis { .. } | Body::MemberLeave => true,
+            Body::Outcome { proposal, .. } => matches!(
+                self.ix.entries.get(proposal).map(|p| &p.body),
+                Some(Body::Proposal {
+                    effect: Some(_),
+                    ..
+                })
+            ),
+            _ => false,
+        };
+        if governs {
             self.ix.membership.push(h);
         }
+        self.gov_now = std::sync::OnceLock::new();
         for r in references(&meta.body) {
             self.ix.refs.entry(r).or_default().push(h);
         }
@@ -1557,22 +1525,25 @@ impl Record {
         self.ix.entries.contains_key(id)
     }
 
-    /// The group's own record (name, rule, quorum), once its genesis is known.
+    /// The group's name and its rule and quorum now (as the genesis or the last passed policy
+    /// decision set them), once its genesis is known.
     pub fn group_info(&self) -> Option<(&str, crate::body::Rule, u64)> {
         let g = self.ix.genesis.as_ref()?;
+        let (rule, quorum) = self.policy()?;
         match &self.ix.entries.get(g)?.body {
-            Body::Genesis {
-                name, rule, quorum, ..
-            } => Some((name, *rule, *quorum)),
+            Body::Genesis { name, .. } => Some((name, rule, quorum)),
             _ => None,
         }
     }
 
+    /// The group's first entry (its id is the group's id).
+    pub fn genesis(&self) -> Option<EntryId> {
+        self.ix.genesis
+    }
+
     /// Members now (at the heads), with their standing.
     pub fn members(&self) -> Vec<Member> {
-        self.members_at_clock(&self.clock_of(&self.heads()))
-            .into_values()
-            .collect()
+        self.governance().members.values().cloned().collect()
     }
 
     /// A valid entry: its author, body and meta.
@@ -1600,9 +1571,14 @@ impl Record {
         v.into_iter().map(|(_, h)| h).collect()
     }
 
-    /// The counted outcome of a proposal, if closed: (outcome entry, recorded decision, recount now).
+    /// The outcome of a proposal that stands now, if it is closed: (outcome entry, decision).
     pub fn outcome(&self, proposal: &EntryId) -> Option<(EntryId, Decision)> {
-        self.first_outcome(proposal, &self.clock_of(&self.heads()))
+        self.standing(proposal).map(|s| (s.outcome, s.decision))
+    }
+
+    /// Which outcome of a proposal stands now, and whether closes made apart conflict.
+    pub fn standing(&self, proposal: &EntryId) -> Option<crate::governance::Standing> {
+        self.standing_at(proposal, &self.clock_of(&self.heads()), self.governance())
     }
 
     /// Recount of a proposal at the heads (what closing it now would record).
@@ -1610,29 +1586,57 @@ impl Record {
         self.recount(proposal, &self.clock_of(&self.heads()))
     }
 
-    /// "Written concurrently with removal": the author was removed by an entry that neither came
-    /// before nor after this one. Such an entry is kept and shown, and never counts in a decision
-    /// closed after the removal.
+    /// How a proposal stands if counted now: counts, decision, views given and needed.
+    pub fn tally_now(&self, proposal: &EntryId) -> Option<crate::governance::Tally> {
+        self.tally(proposal, &self.clock_of(&self.heads()))
+    }
+
+    /// The group's rule and quorum now.
+    pub fn policy(&self) -> Option<(crate::body::Rule, u64)> {
+        self.governance().policy
+    }
+
+    /// Proposals whose closes were made apart and conflict now, with the outcome that stands.
+    pub fn conflicts(&self) -> Vec<(EntryId, crate::governance::Standing)> {
+        let mut props: Vec<EntryId> = self
+            .ix
+            .entries
+            .values()
+            .filter_map(|m| match &m.body {
+                Body::Outcome { proposal, .. } => Some(*proposal),
+                _ => None,
+            })
+            .collect();
+        props.sort();
+        props.dedup();
+        props
+            .into_iter()
+            .filter_map(|p| self.standing(&p).map(|s| (p, s)))
+            .filter(|(_, s)| s.conflict())
+            .collect()
+    }
+
+    /// "Written concurrently with removal": the author was removed (or left) by an entry that
+    /// neither came before nor after this one. Such an entry is kept and shown, but as a close, a
+    /// stance, a leave or a reader change it has no effect (see [`crate::governance`]).
     pub fn concurrent_with_removal(&self, id: &EntryId) -> bool {
+        let g = self.governance();
         let Some(m) = self.ix.entries.get(id) else {
             return false;
         };
         let author = self.actor_of(m);
-        self.ix.membership.iter().any(|r| {
-            let Some(rm) = self.ix.entries.get(r) else {
-                return false;
-            };
-            matches!(&rm.body, Body::MemberRemove { member, .. } if *member == author)
-                && m.clock.get(rm.actor) < rm.seq
-                && rm.clock.get(m.actor) < m.seq
-        })
+        !g.active(&author) && self.is_void(g, id)
+    }
+
+    /// Whether a valid entry has no effect now (its author was removed concurrently with it).
+    pub fn void_now(&self, id: &EntryId) -> bool {
+        self.is_void(self.governance(), id)
     }
 
     /// A sealed thread's public facts at the heads: title, reason, readers, epochs, entries, asks.
     pub fn sealed_thread(&self, thread: &EntryId) -> Option<SealedInfo> {
         let clock = self.clock_of(&self.heads());
-        let members = self.members_at_clock(&clock);
-        let state = self.sealed_state_at(&clock, thread, &members)?;
+        let state = self.sealed_state_at(&clock, thread, self.governance())?;
         let Some(Body::SealedThread { title, reason, .. }) =
             self.ix.entries.get(thread).map(|m| &m.body)
         else {
@@ -1682,8 +1686,7 @@ impl Record {
     /// a fold over its few reader changes, without listing its messages).
     pub fn sealed_state(&self, thread: &EntryId) -> Option<SealedState> {
         let clock = self.clock_of(&self.heads());
-        let members = self.members_at_clock(&clock);
-        self.sealed_state_at(&clock, thread, &members)
+        self.sealed_state_at(&clock, thread, self.governance())
     }
 
     /// `author`'s sealed messages in `thread`, in their order.
@@ -1769,18 +1772,11 @@ impl Record {
 
     /// Auditors' devices now, with their names: they may sync the record but never write.
     pub fn auditors(&self) -> Vec<(DeviceId, String)> {
-        let mut v: Vec<(DeviceId, String)> = self
-            .ix
-            .membership
+        self.governance()
+            .auditors
             .iter()
-            .filter_map(|h| match self.ix.entries.get(h).map(|m| &m.body) {
-                Some(Body::AuditorAdd { device, name }) => Some((*device, name.clone())),
-                _ => None,
-            })
-            .collect();
-        v.sort();
-        v.dedup_by_key(|(d, _)| *d);
-        v
+            .map(|(d, n)| (*d, n.clone()))
+            .collect()
     }
 
     /// Devices allowed to sync this group now: active members' and auditors'.

@@ -183,6 +183,16 @@ pub struct Home {
 /// Numbers each open of a home in this process.
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
+/// What [`Home::propose_change`] wrote.
+#[derive(Debug, Clone)]
+pub struct Proposed {
+    pub proposal: EntryId,
+    /// The outcome, when the proposer was the only member and so closed it.
+    pub outcome: Option<EntryId>,
+    /// Every entry written, in order.
+    pub written: Vec<EntryId>,
+}
+
 /// An open group: its record and where its log stands.
 pub struct Group {
     pub record: Record,
@@ -984,6 +994,61 @@ impl Home {
         }
         Ok(())
     }
+
+    /// Asks the group for a change to itself (a member in or out, an auditor, the policy): writes
+    /// the proposal and the proposer's own agree. While the proposer is the group's only active
+    /// member, it also closes it, which is how a group is founded; otherwise the others decide.
+    /// Returns the proposal, the outcome when it was closed, and every entry written.
+    pub fn propose_change(
+        &self,
+        group: &mut Group,
+        key: &DeviceKey,
+        effect: roundtable_core::Effect,
+        name: &str,
+        time_ms: i64,
+    ) -> Result<Proposed, StoreError> {
+        self.refresh(group)?;
+        let body = roundtable_core::governance::group_proposal(&group.record, effect, name)
+            .ok_or_else(|| {
+                StoreError::Refused(roundtable_core::Refused::Invalid(roundtable_core::Invalid::NotInGroup))
+            })?;
+        let proposal = self.append(group, key, body, time_ms)?;
+        let agree = self.append(
+            group,
+            key,
+            Body::Stance {
+                proposal,
+                stance: roundtable_core::StanceKind::Agree,
+                reason: String::new(),
+                on_behalf: None,
+            },
+            time_ms,
+        )?;
+        let alone = group.record.governance().active_count() == 1;
+        let tally = group.record.tally_now(&proposal);
+        let outcome = match tally {
+            Some(t) if alone && t.quorate() => Some(self.append(
+                group,
+                key,
+                Body::Outcome {
+                    proposal,
+                    outcome: "Agreed by the only member".into(),
+                    decision: t.decision,
+                    counts: t.counts,
+                },
+                time_ms,
+            )?),
+            _ => None,
+        };
+        let mut written = vec![proposal, agree];
+        written.extend(outcome);
+        Ok(Proposed {
+            proposal,
+            outcome,
+            written,
+        })
+    }
+
 
     /// Writes a new entry by this device: checked by the rules, signed, and durably stored before it returns.
     pub fn append(

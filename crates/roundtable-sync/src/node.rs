@@ -12,7 +12,7 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use iroh::{Endpoint, EndpointAddr};
-use roundtable_core::{Body, DeviceId, DeviceKey, Entry, EntryId, GroupId};
+use roundtable_core::{DeviceId, DeviceKey, Entry, EntryId, GroupId};
 use roundtable_store::{Group, Home, InviteRefusal, StoreError};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
@@ -632,7 +632,8 @@ impl Node {
         Ok(())
     }
 
-    /// Serves one invitation: checks the secret, adds the new member with a signed entry, says Welcome.
+    /// Serves one invitation: checks the secret, proposes the new member to the group (with this
+    /// member's agree), says Welcome with the proposal's id.
     async fn serve_join(&self, conn: Connection) -> Result<(), SyncError> {
         let peer = DeviceId(*conn.remote_id().as_bytes());
         let (mut send, recv) = conn
@@ -653,22 +654,24 @@ impl Node {
                     return Ok(Err(r.to_string()));
                 }
                 let g = load(home, groups, &group)?;
-                let body = Body::MemberAdd {
+                // The newcomer's own name and needs; the group decides (alone only while the
+                // inviting member is its only member).
+                let effect = roundtable_core::Effect::Add {
                     member: peer,
                     name: join.name.clone(),
                     needs: join.needs.clone(),
                 };
-                match home.append(g, key, body, now_ms()) {
-                    Ok(id) => Ok(Ok(id)),
+                match home.propose_change(g, key, effect, &join.name, now_ms()) {
+                    Ok(p) => Ok(Ok(p)),
                     Err(StoreError::Refused(r)) => Ok(Err(r.to_string())),
                     Err(e) => Err(e.into()),
                 }
             })
             .await?;
         match verdict {
-            Ok(id) => {
-                let _ = self.inner.live.send((group, vec![id]));
-                write_frame(&mut send, &Frame::Welcome(id), &mut stats).await?;
+            Ok(p) => {
+                let _ = self.inner.live.send((group, p.written));
+                write_frame(&mut send, &Frame::Welcome(p.proposal), &mut stats).await?;
             }
             Err(reason) => write_frame(&mut send, &Frame::Refuse(reason), &mut stats).await?,
         }
@@ -678,7 +681,8 @@ impl Node {
         Ok(())
     }
 
-    /// Proves an invitation to the inviting device; returns the id of the entry that added this device.
+    /// Proves an invitation to the inviting device; returns the id of the proposal that asks the
+    /// group to add this device's member.
     pub async fn join(ep: &Endpoint, addr: EndpointAddr, join: Join) -> Result<EntryId, SyncError> {
         let conn = ep
             .connect(addr, JOIN_ALPN)

@@ -576,7 +576,7 @@ pub(crate) async fn propose(
                 easy_read,
                 rule,
                 quorum,
-                removes: None,
+                effect: None,
             },
         )
     })

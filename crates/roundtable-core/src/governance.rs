@@ -1,0 +1,554 @@
+//! Equal authority: who is in the group, what its policy is, which decisions stand, and how a
+//! proposal is counted. Everything here is a pure function of a causal past (a [`Clock`]).
+//!
+//! **Invariant (no one acts for the group alone):** the members, the auditors and the policy change
+//! only through the *standing* outcome of a passed proposal with an [`Effect`], a member's own
+//! leaving, or the genesis. No single entry of one member can add, re-add or remove anyone, let an
+//! auditor in, or change the rule: a close is valid only when the stances in its past reach the
+//! quorum, and its recount is checked by every device.
+//!
+//! **Invariant (effects follow the decision that stands):** when two closes of one proposal are
+//! concurrent, the one that stands is chosen from the DAG alone (more stances counted wins; on a
+//! tie, "not passed"; then the lower id), and only its effect is applied.
+//!
+//! **Invariant (a removed author has no effect):** an entry written concurrently with its author's
+//! removal (or leaving) stays valid and shown, but as a close, a stance, a leave or a reader change
+//! it does nothing in any past that holds the removal.
+//!
+//! The fold is iterated: voiding one entry can only add to the set of void entries, so it ends
+//! after at most as many rounds as there are governance entries (usually one or two).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::body::{Body, Counts, Decision, Effect, Rule, StanceKind};
+use crate::id::{DeviceId, EntryId, MemberId};
+use crate::record::{Clock, Member, Meta, Record, Status};
+
+/// The group's state at one causal point.
+#[derive(Debug, Clone, Default)]
+pub struct Governance {
+    /// Everyone who has ever been a member, with their standing.
+    pub members: BTreeMap<MemberId, Member>,
+    /// Auditors' devices, with their names.
+    pub auditors: BTreeMap<DeviceId, String>,
+    /// The group's rule and minimum quorum, as the genesis or the last policy decision set them.
+    pub policy: Option<(Rule, u64)>,
+    /// The entry that last changed each member's standing.
+    changed_by: BTreeMap<MemberId, EntryId>,
+    /// Governance entries that are valid but void (their author was removed concurrently).
+    void: BTreeSet<EntryId>,
+}
+
+impl Governance {
+    /// Whether `m` is an active member here.
+    pub fn active(&self, m: &MemberId) -> bool {
+        self.members
+            .get(m)
+            .is_some_and(|x| x.status == Status::Active)
+    }
+
+    /// Active members here.
+    pub fn active_count(&self) -> u64 {
+        self.members
+            .values()
+            .filter(|m| m.status == Status::Active)
+            .count() as u64
+    }
+}
+
+/// How a proposal stands when counted at one point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    pub counts: Counts,
+    pub decision: Decision,
+    /// The rule it is decided by (the proposal's own, never weaker than the group's).
+    pub rule: Rule,
+    /// Active members when it was proposed.
+    pub members: u64,
+    /// Views needed before it can be closed: the largest of the proposal's quorum, the group's
+    /// quorum and a majority of `members`, but never more than `members`.
+    pub needed: u64,
+    /// Views counted.
+    pub given: u64,
+}
+
+impl Tally {
+    /// Whether enough members have given a view for the proposal to be closed.
+    pub fn quorate(&self) -> bool {
+        self.given >= self.needed
+    }
+}
+
+/// Which outcome of a proposal counts at one point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub outcome: EntryId,
+    pub decision: Decision,
+    /// Every outcome not in the past of another (more than one: a conflict shown to everyone).
+    pub frontier: Vec<EntryId>,
+}
+
+impl Standing {
+    /// Two or more closes were made without seeing each other and none settles them yet.
+    pub fn conflict(&self) -> bool {
+        self.frontier.len() > 1
+    }
+}
+
+impl Record {
+    /// The group's state at the point `clock`.
+    pub fn governance_at(&self, clock: &Clock) -> Governance {
+        let mut events: Vec<(&Meta, EntryId)> = self
+            .ix
+            .membership
+            .iter()
+            .filter_map(|h| self.in_past(clock, h).map(|m| (m, *h)))
+            .collect();
+        events.sort_by_key(|(m, h)| (m.max_op, *h));
+        let mut void = BTreeSet::new();
+        loop {
+            let (mut g, more) = self.fold_once(&events, &void);
+            if more.is_subset(&void) {
+                g.void = void;
+                return g;
+            }
+            void.extend(more);
+        }
+    }
+
+    /// One pass of the governance fold with `void` entries skipped; returns the state and every
+    /// entry found void on the way.
+    fn fold_once(
+        &self,
+        events: &[(&Meta, EntryId)],
+        void: &BTreeSet<EntryId>,
+    ) -> (Governance, BTreeSet<EntryId>) {
+        // The standing outcome of each effect proposal, among the outcomes not void.
+        let mut by_proposal: BTreeMap<EntryId, Vec<EntryId>> = BTreeMap::new();
+        for (m, h) in events {
+            if let Body::Outcome { proposal, .. } = &m.body
+                && !void.contains(h)
+            {
+                by_proposal.entry(*proposal).or_default().push(*h);
+            }
+        }
+        let standing: BTreeSet<EntryId> = by_proposal
+            .values()
+            .filter_map(|outs| self.pick_standing(outs))
+            .filter(|s| s.decision == Decision::Passed)
+            .map(|s| s.outcome)
+            .collect();
+        let mut g = Governance::default();
+        let mut found = BTreeSet::new();
+        let mut applied = Vec::new();
+        for (m, h) in events {
+            let author = self.actor_of(m);
+            if let Body::Genesis {
+                rule,
+                quorum,
+                creator_name,
+                creator_needs,
+                ..
+            } = &m.body
+            {
+                g.members.insert(
+                    author,
+                    Member {
+                        id: author,
+                        name: creator_name.clone(),
+                        needs: creator_needs.clone(),
+                        status: Status::Active,
+                    },
+                );
+                g.changed_by.insert(author, *h);
+                g.policy = Some((*rule, *quorum));
+                continue;
+            }
+            if void.contains(h) {
+                continue;
+            }
+            if !g.active(&author) {
+                // Valid, so the author was active in its past: their removal is concurrent with it.
+                found.insert(*h);
+                continue;
+            }
+            match &m.body {
+                Body::MemberLeave => {
+                    if let Some(x) = g.members.get_mut(&author) {
+                        x.status = Status::Left;
+                    }
+                    g.changed_by.insert(author, *h);
+                }
+                Body::Outcome { proposal, .. } if standing.contains(h) => {
+                    let Some(Body::Proposal {
+                        effect: Some(effect),
+                        ..
+                    }) = self.ix.entries.get(proposal).map(|p| &p.body)
+                    else {
+                        continue;
+                    };
+                    apply_effect(&mut g, effect, *h);
+                }
+                _ => continue,
+            }
+            applied.push((*h, author));
+        }
+        for (h, author) in applied {
+            if self.void_in(&g, &h, &author) {
+                found.insert(h);
+            }
+        }
+        (g, found)
+    }
+
+    /// Whether the valid entry `h` by `author` is void in `g`: its author is not active there, and
+    /// what changed that is concurrent with `h`.
+    fn void_in(&self, g: &Governance, h: &EntryId, author: &MemberId) -> bool {
+        if g.void.contains(h) {
+            return true;
+        }
+        if g.active(author) {
+            return false;
+        }
+        let Some(by) = g.changed_by.get(author).filter(|b| *b != h) else {
+            return false;
+        };
+        self.concurrent(h, by)
+    }
+
+    /// Neither entry is in the other's past.
+    pub(crate) fn concurrent(&self, a: &EntryId, b: &EntryId) -> bool {
+        match (self.ix.entries.get(a), self.ix.entries.get(b)) {
+            (Some(ma), Some(mb)) => {
+                ma.clock.get(mb.actor) < mb.seq && mb.clock.get(ma.actor) < ma.seq
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a valid entry has no effect in `g` (see the module's third invariant).
+    pub fn is_void(&self, g: &Governance, h: &EntryId) -> bool {
+        match self.ix.entries.get(h) {
+            Some(m) => self.void_in(g, h, &self.actor_of(m)),
+            None => false,
+        }
+    }
+
+    /// The outcome that stands among `outs` (outcomes of one proposal).
+    fn pick_standing(&self, outs: &[EntryId]) -> Option<Standing> {
+        let frontier: Vec<EntryId> = outs
+            .iter()
+            .filter(|o| {
+                !outs.iter().any(|p| {
+                    p != *o
+                        && self
+                            .ix
+                            .entries
+                            .get(p)
+                            .is_some_and(|pm| self.in_past(&pm.clock, o).is_some())
+                })
+            })
+            .copied()
+            .collect();
+        let recorded = |h: &EntryId| match self.ix.entries.get(h).map(|m| &m.body) {
+            Some(Body::Outcome {
+                decision, counts, ..
+            }) => Some((*decision, *counts)),
+            _ => None,
+        };
+        // More stances counted wins; on a tie "not passed"; then the lower id.
+        let (outcome, decision) = frontier
+            .iter()
+            .filter_map(|h| recorded(h).map(|(d, c)| (*h, d, c)))
+            .max_by_key(|(h, d, c)| {
+                (
+                    c.total(),
+                    *d == Decision::NotPassed,
+                    std::cmp::Reverse(*h),
+                )
+            })
+            .map(|(h, d, _)| (h, d))?;
+        let mut frontier = frontier;
+        frontier.sort();
+        Some(Standing {
+            outcome,
+            decision,
+            frontier,
+        })
+    }
+
+    /// The outcome of `proposal` that stands at `clock`, if it has been closed there.
+    pub fn standing_at(
+        &self,
+        proposal: &EntryId,
+        clock: &Clock,
+        g: &Governance,
+    ) -> Option<Standing> {
+        let outs: Vec<EntryId> = self
+            .ix
+            .refs
+            .get(proposal)?
+            .iter()
+            .filter(|h| {
+                self.in_past(clock, h)
+                    .is_some_and(|m| matches!(m.body, Body::Outcome { .. }))
+                    && !self.is_void(g, h)
+            })
+            .copied()
+            .collect();
+        if outs.is_empty() {
+            return None;
+        }
+        self.pick_standing(&outs)
+    }
+
+    /// Counts a proposal from the stances in the past `clock`: each active member's latest stance
+    /// counts; a stance typed for someone counts once they confirmed it.
+    pub fn tally(&self, proposal: &EntryId, clock: &Clock) -> Option<Tally> {
+        let pm = self.ix.entries.get(proposal)?;
+        let Body::Proposal {
+            rule,
+            quorum,
+            effect,
+            ..
+        } = &pm.body
+        else {
+            return None;
+        };
+        let at_proposal = self.governance_at(&pm.clock);
+        let members = at_proposal.active_count();
+        let group_quorum = at_proposal.policy.map(|(_, q)| q).unwrap_or(0);
+        let needed = (*quorum)
+            .max(group_quorum)
+            .max(members / 2 + 1)
+            .min(members);
+        let g = self.governance_at(clock);
+        let mut latest: BTreeMap<MemberId, ((u64, EntryId), StanceKind)> = BTreeMap::new();
+        for h in self.ix.refs.get(proposal).into_iter().flatten() {
+            let Some(m) = self.in_past(clock, h) else {
+                continue;
+            };
+            let Body::Stance {
+                stance, on_behalf, ..
+            } = &m.body
+            else {
+                continue;
+            };
+            let voter = match on_behalf {
+                None => self.actor_of(m),
+                Some(v) => {
+                    if !self.confirmed_by(h, v, clock) {
+                        continue;
+                    }
+                    *v
+                }
+            };
+            let key = (m.max_op, *h);
+            if latest.get(&voter).is_none_or(|(k, _)| *k < key) {
+                latest.insert(voter, (key, *stance));
+            }
+        }
+        latest.retain(|voter, _| g.active(voter));
+        let mut counts = Counts::default();
+        for (_, s) in latest.values() {
+            counts.add(*s);
+        }
+        let given = counts.total();
+        let mut decision = counts.decide(*rule, needed);
+        if let Some(Effect::Remove { member }) = effect {
+            // Two thirds of the others agree, and only the person removed may block.
+            let others: Vec<&MemberId> = at_proposal
+                .members
+                .values()
+                .filter(|m| m.status == Status::Active && m.id != *member)
+                .map(|m| &m.id)
+                .collect();
+            let agree = others
+                .iter()
+                .filter(|o| matches!(latest.get(**o), Some((_, StanceKind::Agree))))
+                .count() as u64;
+            let blocks = latest
+                .iter()
+                .filter(|(v, (_, s))| *v != member && *s == StanceKind::Block)
+                .count();
+            let mut c = counts;
+            if matches!(latest.get(member), Some((_, StanceKind::Block))) && *rule == Rule::Consent
+            {
+                c.block -= 1;
+                c.disagree += 1;
+            }
+            let base = c.decide(*rule, needed) == Decision::Passed;
+            let pass = base && blocks == 0 && agree * 3 >= 2 * others.len() as u64;
+            decision = if pass {
+                Decision::Passed
+            } else {
+                Decision::NotPassed
+            };
+        }
+        Some(Tally {
+            counts,
+            decision,
+            rule: *rule,
+            members,
+            needed,
+            given,
+        })
+    }
+
+    fn confirmed_by(&self, target: &EntryId, who: &MemberId, clock: &Clock) -> bool {
+        self.ix.refs.get(target).into_iter().flatten().any(|c| {
+            self.in_past(clock, c)
+                .is_some_and(|m| matches!(m.body, Body::Confirm { .. }) && self.actor_of(m) == *who)
+        })
+    }
+}
+
+fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {
+    match effect {
+        Effect::Add {
+            member,
+            name,
+            needs,
+        } => {
+            if !g.active(member) {
+                g.members.insert(
+                    *member,
+                    Member {
+                        id: *member,
+                        name: name.clone(),
+                        needs: needs.clone(),
+                        status: Status::Active,
+                    },
+                );
+                g.changed_by.insert(*member, at);
+            }
+        }
+        Effect::Remove { member } => {
+            if let Some(x) = g.members.get_mut(member)
+                && x.status == Status::Active
+            {
+                x.status = Status::Removed;
+                g.changed_by.insert(*member, at);
+            }
+        }
+        Effect::Auditor { device, name } => {
+            if !g.members.contains_key(device) {
+                g.auditors.insert(*device, name.clone());
+            }
+        }
+        Effect::Policy { rule, quorum } => g.policy = Some((*rule, *quorum)),
+    }
+}
+
+/// The proposal that asks the group for `effect`, in plain words, in the group itself (its genesis
+/// stands for the thread), under the group's rule and quorum. `name` is how members call whoever
+/// the effect is about.
+pub fn group_proposal(record: &Record, effect: Effect, name: &str) -> Option<Body> {
+    let genesis = record.genesis()?;
+    let (rule, quorum) = record.policy()?;
+    let returning = effect
+        .member()
+        .is_some_and(|m| record.governance().members.contains_key(&m));
+    let (title, easy_read) = match &effect {
+        Effect::Add { .. } if returning => (
+            format!("{name} comes back to the group"),
+            format!("Should {name} come back to the group?"),
+        ),
+        Effect::Add { .. } => (
+            format!("{name} joins the group"),
+            format!("Should {name} join the group?"),
+        ),
+        Effect::Remove { .. } => (
+            format!("{name} leaves the group"),
+            format!(
+                "Should {name} stop being a member? They would not take part any more. \
+                 Two in three of the other members must agree, and only {name} may block it."
+            ),
+        ),
+        Effect::Auditor { .. } => (
+            format!("{name} checks our record"),
+            format!(
+                "Should {name} be able to check our record? They could read everything except \
+                 sealed threads, and could never write in it."
+            ),
+        ),
+        Effect::Policy { rule, quorum } => (
+            "How the group decides".to_string(),
+            format!(
+                "Should the group decide by {}, with at least {quorum} {} giving a view?",
+                match rule {
+                    Rule::Consent => "consent (no one blocks)",
+                    Rule::Majority => "majority (more agree than disagree)",
+                },
+                if *quorum == 1 { "member" } else { "members" }
+            ),
+        ),
+    };
+    Some(Body::Proposal {
+        thread: genesis,
+        title,
+        text: String::new(),
+        easy_read,
+        rule,
+        quorum,
+        effect: Some(effect),
+    })
+}
+
+/// Test and example support: adds members the way a group does. For each newcomer, `founder`
+/// proposes it, every member so far (the founder, then the newcomers before) agrees, and the
+/// founder closes it. `write` writes one entry as a key, through whatever store the caller uses.
+#[doc(hidden)]
+pub fn add_members<E>(
+    genesis: EntryId,
+    group_quorum: u64,
+    founder: &crate::identity::DeviceKey,
+    newcomers: &[(&crate::identity::DeviceKey, &str, &str)],
+    mut write: impl FnMut(&crate::identity::DeviceKey, Body) -> Result<EntryId, E>,
+) -> Result<(), E> {
+    let mut voters = vec![founder];
+    for (key, name, needs) in newcomers {
+        let n = voters.len() as u64;
+        let proposal = write(
+            founder,
+            Body::Proposal {
+                thread: genesis,
+                title: format!("{name} joins the group"),
+                text: String::new(),
+                easy_read: format!("Should {name} join the group?"),
+                rule: Rule::Consent,
+                quorum: group_quorum.max(n),
+                effect: Some(Effect::Add {
+                    member: key.device_id(),
+                    name: name.to_string(),
+                    needs: needs.to_string(),
+                }),
+            },
+        )?;
+        for v in &voters {
+            write(
+                v,
+                Body::Stance {
+                    proposal,
+                    stance: StanceKind::Agree,
+                    reason: String::new(),
+                    on_behalf: None,
+                },
+            )?;
+        }
+        write(
+            founder,
+            Body::Outcome {
+                proposal,
+                outcome: format!("{name} joins"),
+                decision: Decision::Passed,
+                counts: Counts {
+                    agree: n,
+                    ..Counts::default()
+                },
+            },
+        )?;
+        voters.push(key);
+    }
+    Ok(())
+}
