@@ -1048,17 +1048,17 @@ impl Record {
                 let t = self
                     .tally(proposal, clock)
                     .ok_or_else(|| Self::rule("it refers to a proposal that does not exist here"))?;
+                if t.counts != *counts || t.decision != *decision {
+                    return Err(Invalid::OutcomeMismatch {
+                        recorded: describe(decision, counts),
+                        recounted: describe(&t.decision, &t.counts),
+                    });
+                }
                 if !t.quorate() {
                     return Err(Invalid::NotQuorate {
                         given: t.given,
                         needed: t.needed,
                         members: t.members,
-                    });
-                }
-                if t.counts != *counts || t.decision != *decision {
-                    return Err(Invalid::OutcomeMismatch {
-                        recorded: describe(decision, counts),
-                        recounted: describe(&t.decision, &t.counts),
                     });
                 }
             }

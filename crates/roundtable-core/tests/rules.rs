@@ -9,8 +9,8 @@ use roundtable_core::body::{ChangeFrame, build_change, decode_change};
 use roundtable_core::change::MAGIC;
 use roundtable_core::record::Rejection;
 use roundtable_core::{
-    Body, Counts, Decision, DeviceId, DeviceKey, DocRef, Entry, EntryId, GroupId, Ingested,
-    Invalid, Record, Refused, Rule, StanceKind, Status,
+    Body, Counts, Decision, DeviceId, DeviceKey, DocRef, Effect, Entry, EntryId, GroupId,
+    Ingested, Invalid, Record, Refused, Rule, StanceKind, Status, governance,
 };
 use sha2::{Digest, Sha256};
 
@@ -27,10 +27,16 @@ struct World {
     rec: Record,
     log: Vec<Entry>,
     time: i64,
+    /// Every key that has been a member, so the group can vote.
+    keys: BTreeMap<DeviceId, DeviceKey>,
+}
+
+fn copy(k: &DeviceKey) -> DeviceKey {
+    DeviceKey::from_secret(&k.secret_bytes())
 }
 
 impl World {
-    /// `keys[0]` creates the group and adds every other key as a member.
+    /// `keys[0]` creates the group and the group adds every other key as a member.
     fn new(keys: &[&DeviceKey]) -> World {
         let (rec, genesis) =
             Record::create(keys[0], "Board", Rule::Consent, 1, "Member 0", "", 0).unwrap();
@@ -40,12 +46,34 @@ impl World {
             rec,
             log: vec![genesis],
             time: 0,
+            keys: BTreeMap::new(),
         };
+        w.keys.insert(keys[0].device_id(), copy(keys[0]));
         for (i, k) in keys.iter().enumerate().skip(1) {
             w.add(keys[0], k, &format!("Member {i}"));
         }
         w
     }
+
+    /// `by` proposes `effect`; every active member agrees and `by` closes it.
+    fn decide(&mut self, by: &DeviceKey, effect: Effect) -> (EntryId, EntryId, Decision) {
+        let body = governance::group_proposal(&self.rec, effect, "them").unwrap();
+        let p = self.write(by, body);
+        let voters: Vec<DeviceKey> = self
+            .rec
+            .members()
+            .into_iter()
+            .filter(|m| m.status == Status::Active)
+            .map(|m| copy(&self.keys[&m.id]))
+            .collect();
+        for v in &voters {
+            self.stance(v, p, StanceKind::Agree);
+        }
+        let (o, d) = self.close(by, p);
+        (p, o, d)
+    }
+
+
 
     fn tick(&mut self) -> i64 {
         self.time += 1;
@@ -64,15 +92,19 @@ impl World {
         id
     }
 
+    /// The group adds (or re-adds) `who`, everyone agreeing; returns the outcome.
     fn add(&mut self, by: &DeviceKey, who: &DeviceKey, name: &str) -> EntryId {
-        self.write(
+        self.keys.insert(who.device_id(), copy(who));
+        let (_, o, d) = self.decide(
             by,
-            Body::MemberAdd {
+            Effect::Add {
                 member: who.device_id(),
                 name: name.into(),
                 needs: String::new(),
             },
-        )
+        );
+        assert_eq!(d, Decision::Passed);
+        o
     }
 
     fn thread(&mut self, k: &DeviceKey) -> EntryId {
@@ -147,7 +179,7 @@ fn proposal_body(thread: EntryId, removes: Option<DeviceId>) -> Body {
         easy_read: "We do this.".into(),
         rule: Rule::Consent,
         quorum: 2,
-        removes,
+        effect: removes.map(|member| Effect::Remove { member }),
     }
 }
 
@@ -451,18 +483,11 @@ fn write_after_leaving_or_removal_is_rejected() {
     );
     w.refuse(&ben, &Body::MemberLeave, "after_removal");
 
-    // Cai is removed by a passed decision, then writes.
+    // Cai is removed by a passed decision (Ana, the one other member left, agrees), then writes.
     let p = w.proposal(&ana, thread, Some(cai.device_id()));
     w.stance(&ana, p, StanceKind::Agree);
     w.stance(&cai, p, StanceKind::Agree);
     assert_eq!(w.close(&ana, p).1, Decision::Passed);
-    w.write(
-        &ana,
-        Body::MemberRemove {
-            member: cai.device_id(),
-            decision: p,
-        },
-    );
     w.refuse(&cai, &msg, "after_removal");
 
     // Re-added, Ben may write again.
@@ -473,78 +498,317 @@ fn write_after_leaving_or_removal_is_rejected() {
 }
 
 #[test]
-fn removal_needs_a_passed_decision_naming_the_member() {
+fn removal_takes_effect_only_when_its_proposal_passes() {
     let (ana, ben, cai, dee) = (key(), key(), key(), key());
     let mut w = World::new(&[&ana, &ben, &cai, &dee]);
     let thread = w.thread(&ana);
-    let remove_cai = |decision| Body::MemberRemove {
-        member: cai.device_id(),
-        decision,
-    };
-
-    let check = |w: &mut World, decision: EntryId, why: &str| {
-        let body = remove_cai(decision);
-        let reason = w.refuse(&ana, &body, "removal_without_decision");
-        assert!(reason.to_string().contains(why), "{reason}");
-        assert_eq!(
-            refused_kind(w.rec.author(&ana, body, 50)),
-            "removal_without_decision"
-        );
-    };
-
-    // No decision at all: an id nobody knows, and an entry that is not a proposal.
-    check(&mut w, EntryId([3; 32]), "not known");
-    check(&mut w, thread, "does not name");
-
-    // A proposal that names Cai but is not closed yet.
-    let open = w.proposal(&ana, thread, Some(cai.device_id()));
-    check(&mut w, open, "not closed");
-
-    // A decision naming Cai that did not pass (Ben blocks).
-    w.stance(&ana, open, StanceKind::Agree);
-    w.stance(&ben, open, StanceKind::Block);
-    assert_eq!(w.close(&ana, open).1, Decision::NotPassed);
-    check(&mut w, open, "did not pass");
-
-    // A passed decision that names someone else, and a passed decision that names nobody.
-    let about_dee = w.proposal(&ana, thread, Some(dee.device_id()));
-    w.stance(&ana, about_dee, StanceKind::Agree);
-    w.stance(&ben, about_dee, StanceKind::Agree);
-    assert_eq!(w.close(&ana, about_dee).1, Decision::Passed);
-    check(&mut w, about_dee, "does not name");
-    let plain = w.proposal(&ana, thread, None);
-    w.stance(&ana, plain, StanceKind::Agree);
-    w.stance(&ben, plain, StanceKind::Agree);
-    assert_eq!(w.close(&ana, plain).1, Decision::Passed);
-    check(&mut w, plain, "does not name");
-
-    // A passed decision naming Cai: accepted, and Cai's status becomes Removed.
-    let p = w.proposal(&ben, thread, Some(cai.device_id()));
-    w.stance(&ana, p, StanceKind::Agree);
-    w.stance(&dee, p, StanceKind::Agree);
-    assert_eq!(w.close(&dee, p).1, Decision::Passed);
     let status = |r: &Record, m: &DeviceKey| {
         r.members()
             .into_iter()
             .find(|x| x.id == m.device_id())
             .map(|x| x.status)
     };
+
+    // No entry of one member removes anyone, whatever decision it names.
+    let open = w.proposal(&ana, thread, Some(cai.device_id()));
+    for decision in [EntryId([3; 32]), thread, open] {
+        let body = Body::MemberRemove {
+            member: cai.device_id(),
+            decision,
+        };
+        w.refuse(&ana, &body, "removal_without_decision");
+        assert_eq!(
+            refused_kind(w.rec.author(&ana, body, 50)),
+            "removal_without_decision"
+        );
+    }
+
+    // Ben blocks: it does not pass, and Cai stays.
+    w.stance(&ana, open, StanceKind::Agree);
+    w.stance(&dee, open, StanceKind::Agree);
+    w.write(&ben, stance_body(open, StanceKind::Block, "not like this", None));
+    assert_eq!(w.close(&ana, open).1, Decision::NotPassed);
     assert_eq!(status(&w.rec, &cai), Some(Status::Active));
-    let (id, entry) = w.forge(&ana, &remove_cai(p));
-    let mut other = w.replica();
-    accepted(&mut other, id, entry.clone());
-    assert_eq!(status(&other, &cai), Some(Status::Removed));
-    assert_eq!(status(&other, &dee), Some(Status::Active));
-    accepted(&mut w.rec, id, entry.clone());
-    w.log.push(entry);
+
+    // Cai's own block does not stop it; two of the three others agreeing is enough.
+    let p = w.proposal(&ben, thread, Some(cai.device_id()));
+    w.stance(&ana, p, StanceKind::Agree);
+    w.stance(&ben, p, StanceKind::Agree);
+    w.write(&cai, stance_body(p, StanceKind::Block, "I want to stay", None));
+    let (close, d) = w.close(&ben, p);
+    assert_eq!(d, Decision::Passed);
     assert_eq!(status(&w.rec, &cai), Some(Status::Removed));
+    assert_eq!(status(&w.replica(), &cai), Some(Status::Removed));
+    assert_eq!(status(&w.rec, &dee), Some(Status::Active));
+    assert!(w.rec.contains(&close));
+
+    // One agree of three others is not two thirds, even when nobody blocks.
+    let (eve, fay) = (key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai, &dee, &eve, &fay]);
+    let thread = w.thread(&ana);
+    let p = w.proposal(&ana, thread, Some(fay.device_id()));
+    for k in [&ana, &ben, &cai] {
+        w.stance(k, p, StanceKind::Agree);
+    }
+    for k in [&dee, &eve] {
+        w.stance(k, p, StanceKind::Abstain);
+    }
+    let t = w.rec.tally_now(&p).unwrap();
+    assert_eq!((t.given, t.needed, t.members), (5, 4, 6));
+    assert_eq!(t.decision, Decision::NotPassed, "3 of 5 others is under two thirds");
+    w.stance(&dee, p, StanceKind::Agree);
+    assert_eq!(w.close(&ana, p).1, Decision::Passed);
 
     // Removing oneself is a rule error (leave instead).
-    let self_remove = Body::MemberRemove {
-        member: ana.device_id(),
-        decision: p,
+    w.refuse(&ana, &proposal_body(thread, Some(ana.device_id())), "rule");
+}
+
+#[test]
+fn one_member_cannot_act_for_the_group() {
+    let (ana, ben, cai, mallory) = (key(), key(), key(), key());
+    let (rec, genesis) =
+        Record::create(&ana, "Board", Rule::Consent, 3, "Ana", "", 0).unwrap();
+    let mut w = World {
+        group: rec.group(),
+        genesis: genesis.clone(),
+        rec,
+        log: vec![genesis],
+        time: 0,
+        keys: BTreeMap::new(),
     };
-    w.refuse(&ana, &self_remove, "rule");
+    w.keys.insert(ana.device_id(), copy(&ana));
+    // Founding: while Ana is the only member, her own agree and close suffice.
+    w.add(&ana, &ben, "Ben");
+    w.add(&ana, &cai, "Cai");
+    let thread = w.thread(&ana);
+
+    // Direct membership and auditor entries are refused outright.
+    let add = Body::MemberAdd {
+        member: mallory.device_id(),
+        name: "Sock puppet".into(),
+        needs: String::new(),
+    };
+    w.refuse(&ana, &add, "add_without_decision");
+    let auditor = Body::AuditorAdd {
+        device: mallory.device_id(),
+        name: "Outsider".into(),
+    };
+    w.refuse(&ana, &auditor, "auditor_without_decision");
+
+    // A proposal may not ask for less than the group's policy.
+    let mut low = proposal_body(thread, Some(ben.device_id()));
+    if let Body::Proposal { quorum, .. } = &mut low {
+        *quorum = 1;
+    }
+    let why = w.refuse(&ana, &low, "below_policy");
+    assert!(why.to_string().contains("at least 3"), "{why}");
+    let mut weaker = proposal_body(thread, None);
+    if let Body::Proposal { rule, quorum, .. } = &mut weaker {
+        *rule = Rule::Majority;
+        *quorum = 3;
+    }
+    let why = w.refuse(&ana, &weaker, "below_policy");
+    assert!(why.to_string().contains("consent"), "{why}");
+
+    // Ana alone proposes a sock puppet, agrees and tries to close: not enough views.
+    let p = w.write(
+        &ana,
+        governance::group_proposal(
+            &w.rec,
+            Effect::Add {
+                member: mallory.device_id(),
+                name: "Sock puppet".into(),
+                needs: String::new(),
+            },
+            "Sock puppet",
+        )
+        .unwrap(),
+    );
+    w.stance(&ana, p, StanceKind::Agree);
+    let t = w.rec.tally_now(&p).unwrap();
+    let early = Body::Outcome {
+        proposal: p,
+        outcome: "done".into(),
+        decision: t.decision,
+        counts: t.counts,
+    };
+    let why = w.refuse(&ana, &early, "not_quorate");
+    assert_eq!(
+        why.to_string(),
+        "1 of 3 members have given a view; 2 more are needed before it can be closed"
+    );
+    assert_eq!(
+        refused_kind(w.rec.author(&ana, early, 90)),
+        "not_quorate"
+    );
+    // Quorum 0 in the proposal changes nothing: the floor is a majority and the group's quorum.
+    let mut zero = proposal_body(thread, None);
+    if let Body::Proposal { quorum, .. } = &mut zero {
+        *quorum = 0;
+    }
+    w.refuse(&ana, &zero, "below_policy");
+    assert!(!w.rec.members().iter().any(|m| m.id == mallory.device_id()));
+
+    // Under majority, blocks count against: 1 agree, 2 blocks does not pass.
+    let policy = w
+        .decide(
+            &ana,
+            Effect::Policy {
+                rule: Rule::Majority,
+                quorum: 3,
+            },
+        )
+        .2;
+    assert_eq!(policy, Decision::Passed);
+    assert_eq!(w.rec.policy(), Some((Rule::Majority, 3)));
+    let mut maj = proposal_body(thread, None);
+    if let Body::Proposal { rule, quorum, .. } = &mut maj {
+        *rule = Rule::Majority;
+        *quorum = 3;
+    }
+    let m = w.write(&ana, maj);
+    w.stance(&ana, m, StanceKind::Agree);
+    w.write(&ben, stance_body(m, StanceKind::Block, "no", None));
+    w.write(&cai, stance_body(m, StanceKind::Block, "no", None));
+    assert_eq!(w.close(&ana, m).1, Decision::NotPassed);
+}
+
+#[test]
+fn concurrent_closes_conflict_and_effects_follow_the_decision_that_stands() {
+    let (ana, ben, cai, dee) = (key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai, &dee]);
+    let thread = w.thread(&ana);
+    let p = w.proposal(&ana, thread, Some(dee.device_id()));
+    w.stance(&ana, p, StanceKind::Agree);
+    w.stance(&ben, p, StanceKind::Agree);
+    w.stance(&cai, p, StanceKind::Agree);
+    // Cai's device closes with the three agrees it has; Ben's device, apart, changes Ben's view to
+    // a block and closes with what it saw.
+    let mut cai_rec = w.replica();
+    let mut ben_rec = w.replica();
+    let (_, b_block_e) = ben_rec
+        .author(&ben, stance_body(p, StanceKind::Block, "wait", None), 60)
+        .unwrap();
+    let (bc, bd) = ben_rec.recount_now(&p);
+    let (b_close, b_close_e) = ben_rec
+        .author(
+            &ben,
+            Body::Outcome {
+                proposal: p,
+                outcome: "not now".into(),
+                decision: bd,
+                counts: bc,
+            },
+            61,
+        )
+        .unwrap();
+    assert_eq!(bd, Decision::NotPassed);
+    let (cc, cd) = cai_rec.recount_now(&p);
+    let (c_close, c_close_e) = cai_rec
+        .author(
+            &cai,
+            Body::Outcome {
+                proposal: p,
+                outcome: "Dee leaves".into(),
+                decision: cd,
+                counts: cc,
+            },
+            62,
+        )
+        .unwrap();
+    assert_eq!(cd, Decision::Passed);
+    let dee_status = |r: &Record| {
+        r.members()
+            .into_iter()
+            .find(|m| m.id == dee.device_id())
+            .unwrap()
+            .status
+    };
+    assert_eq!(dee_status(&cai_rec), Status::Removed);
+    // Merged in either order: a conflict; both counted 3 views, so "not passed" stands and Dee stays.
+    let all = [b_block_e.clone(), b_close_e.clone(), c_close_e.clone()];
+    for order in [[0, 1, 2], [2, 0, 1]] {
+        let mut log = w.log.clone();
+        log.extend(order.iter().map(|i| all[*i].clone()));
+        let (r, out) = Record::from_entries(w.group, log);
+        assert!(out.rejected.is_empty(), "{out:?}");
+        let st = r.standing(&p).unwrap();
+        assert!(st.conflict());
+        assert_eq!(st.outcome, b_close);
+        assert_eq!(st.decision, Decision::NotPassed);
+        let mut both = vec![b_close, c_close];
+        both.sort();
+        assert_eq!(st.frontier, both);
+        assert_eq!(dee_status(&r), Status::Active);
+        assert_eq!(r.conflicts().len(), 1);
+    }
+    // A close that sees both settles it; stances are still refused.
+    w.rec.ingest(all.to_vec());
+    w.log.extend(all);
+    w.refuse(&ana, &stance_body(p, StanceKind::Agree, "", None), "already_closed");
+    let (settle, d) = w.close(&ana, p);
+    assert_eq!(d, Decision::NotPassed, "Ben's block is in its past");
+    let st = w.rec.standing(&p).unwrap();
+    assert!(!st.conflict());
+    assert_eq!(st.outcome, settle);
+    assert!(w.rec.conflicts().is_empty());
+    // Once settled, no more closes.
+    let (c, d) = w.rec.recount_now(&p);
+    let again = Body::Outcome {
+        proposal: p,
+        outcome: "again".into(),
+        decision: d,
+        counts: c,
+    };
+    w.refuse(&cai, &again, "already_closed");
+}
+
+#[test]
+fn two_members_removing_each_other_alone_changes_nothing() {
+    let (ana, ben, cai, dee, eve) = (key(), key(), key(), key(), key());
+    let w = World::new(&[&ana, &ben, &cai, &dee, &eve]);
+    let thread_w = {
+        let mut w2 = World {
+            group: w.group,
+            genesis: w.genesis.clone(),
+            rec: w.replica(),
+            log: w.log.clone(),
+            time: 100,
+            keys: BTreeMap::new(),
+        };
+        let t = w2.thread(&ana);
+        (w2, t)
+    };
+    let (base, thread) = thread_w;
+    // On their own devices, Ana proposes Ben out and Ben proposes Ana out, each agreeing alone.
+    let mut a = base.replica();
+    let (pa, pa_e) = a.author(&ana, proposal_body(thread, Some(ben.device_id())), 1).unwrap();
+    let (_, sa_e) = a
+        .author(&ana, stance_body(pa, StanceKind::Agree, "", None), 2)
+        .unwrap();
+    let (c, d) = a.recount_now(&pa);
+    let r = a.author(
+        &ana,
+        Body::Outcome {
+            proposal: pa,
+            outcome: "out".into(),
+            decision: d,
+            counts: c,
+        },
+        3,
+    );
+    assert_eq!(refused_kind(r), "not_quorate");
+    let mut b = base.replica();
+    let (pb, pb_e) = b.author(&ben, proposal_body(thread, Some(ana.device_id())), 1).unwrap();
+    let (_, sb_e) = b
+        .author(&ben, stance_body(pb, StanceKind::Agree, "", None), 2)
+        .unwrap();
+    let mut log = base.log.clone();
+    log.extend([pa_e, sa_e, pb_e, sb_e]);
+    let (merged, out) = Record::from_entries(base.group, log);
+    assert!(out.rejected.is_empty());
+    assert!(merged.members().iter().all(|m| m.status == Status::Active));
+    assert!(merged.outcome(&pa).is_none() && merged.outcome(&pb).is_none());
 }
 
 // ----- forks -----
@@ -848,57 +1112,89 @@ fn entry_before_its_dependency_waits_then_is_accepted() {
 // ----- concurrent removal -----
 
 #[test]
-fn entry_concurrent_with_removal_is_kept_marked_and_not_counted() {
-    let (ana, ben, cai) = (key(), key(), key());
-    let mut w = World::new(&[&ana, &ben, &cai]);
+fn entry_concurrent_with_removal_is_kept_marked_and_has_no_effect() {
+    let (ana, ben, cai, dee, newkey) = (key(), key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai, &dee]);
     let thread = w.thread(&ana);
     let removal = w.proposal(&ana, thread, Some(cai.device_id()));
     w.stance(&ana, removal, StanceKind::Agree);
     w.stance(&ben, removal, StanceKind::Agree);
-    assert_eq!(w.close(&ben, removal).1, Decision::Passed);
+    w.stance(&dee, removal, StanceKind::Agree);
     let budget = w.proposal(&ben, thread, None);
     w.stance(&ana, budget, StanceKind::Agree);
+    let other = w.proposal(&ben, thread, None);
+    w.stance(&ana, other, StanceKind::Agree);
+    w.stance(&ben, other, StanceKind::Agree);
+    w.stance(&dee, other, StanceKind::Agree);
 
-    // Cai's device has not heard of the removal yet and keeps writing.
+    // Cai keeps a copy of the home from before the removal closed, and keeps writing from it.
     let mut cai_rec = w.replica();
-    let (msg, msg_e) = cai_rec
-        .author(
-            &cai,
-            Body::Message {
-                thread,
-                text: "written offline".into(),
-            },
-            100,
-        )
-        .unwrap();
-    let (stance, stance_e) = cai_rec
-        .author(
-            &cai,
-            stance_body(budget, StanceKind::Block, "too expensive", None),
-            101,
-        )
-        .unwrap();
+    let mut cai_log = Vec::new();
+    let mut cai_write = |rec: &mut Record, body: Body, t: i64| {
+        let (id, e) = rec.author(&cai, body, t).unwrap();
+        cai_log.push(e);
+        id
+    };
+    let msg = cai_write(
+        &mut cai_rec,
+        Body::Message {
+            thread,
+            text: "written offline".into(),
+        },
+        100,
+    );
+    let stance = cai_write(
+        &mut cai_rec,
+        stance_body(budget, StanceKind::Block, "too expensive", None),
+        101,
+    );
     // Before the removal is known, Cai's block counts.
     assert_eq!(cai_rec.recount_now(&budget).0.block, 1);
-
-    // Meanwhile Ana removes Cai.
-    let rm = w.write(
-        &ana,
-        Body::MemberRemove {
-            member: cai.device_id(),
-            decision: removal,
+    // Cai closes another proposal, and proposes a key of their own making, agreeing to it.
+    let (oc, od) = cai_rec.recount_now(&other);
+    let cai_close = cai_write(
+        &mut cai_rec,
+        Body::Outcome {
+            proposal: other,
+            outcome: "closed by Cai".into(),
+            decision: od,
+            counts: oc,
         },
+        102,
     );
-    let out = w.rec.ingest(vec![msg_e.clone(), stance_e.clone()]);
-    assert_eq!(out.accepted, vec![msg, stance], "{out:?}");
-    w.log.extend([msg_e, stance_e]);
-    assert!(w.rec.concurrent_with_removal(&msg));
-    assert!(w.rec.concurrent_with_removal(&stance));
+    let sock_body = governance::group_proposal(
+        &cai_rec,
+        Effect::Add {
+            member: newkey.device_id(),
+            name: "Cai again".into(),
+            needs: String::new(),
+        },
+        "Cai again",
+    )
+    .unwrap();
+    let sock = cai_write(&mut cai_rec, sock_body, 103);
+    cai_write(&mut cai_rec, stance_body(sock, StanceKind::Agree, "", None), 104);
+
+    // Meanwhile the group closes Cai's removal.
+    let (rm, d) = w.close(&ben, removal);
+    assert_eq!(d, Decision::Passed);
+    let out = w.rec.ingest(cai_log.clone());
+    assert!(out.rejected.is_empty(), "{out:?}");
+    w.log.extend(cai_log);
+    for id in [msg, stance, cai_close, sock] {
+        assert!(w.rec.concurrent_with_removal(&id), "{id}");
+    }
     assert!(!w.rec.concurrent_with_removal(&rm));
     assert!(!w.rec.concurrent_with_removal(&budget));
+    // Cai's close does not stand: the proposal is open again for the members.
+    assert!(w.rec.void_now(&cai_close));
+    assert_eq!(w.rec.outcome(&other), None);
+    let (reclose, d) = w.close(&ana, other);
+    assert_eq!(d, Decision::Passed);
+    assert_eq!(w.rec.outcome(&other), Some((reclose, Decision::Passed)));
 
     // A close after the removal does not count Cai's block.
-    let (counts, decision) = w.rec.recount_now(&budget);
+    let (counts, _) = w.rec.recount_now(&budget);
     assert_eq!(
         counts,
         Counts {
@@ -906,7 +1202,6 @@ fn entry_concurrent_with_removal_is_kept_marked_and_not_counted() {
             ..Counts::default()
         }
     );
-    assert_eq!(decision, Decision::NotPassed, "quorum is 2");
     let wrong = Body::Outcome {
         proposal: budget,
         outcome: "blocked".into(),
@@ -919,9 +1214,12 @@ fn entry_concurrent_with_removal_is_kept_marked_and_not_counted() {
     };
     w.refuse(&ben, &wrong, "outcome_mismatch");
     w.stance(&ben, budget, StanceKind::Agree);
+    w.stance(&dee, budget, StanceKind::Agree);
     let (close, d) = w.close(&ben, budget);
     assert_eq!(d, Decision::Passed);
     assert!(!w.rec.concurrent_with_removal(&close));
+    // Cai's sock puppet never joins.
+    assert!(!w.rec.members().iter().any(|m| m.id == newkey.device_id()));
 
     // Cai's device merges the removal; Cai's next write is after the removal and is refused.
     let (mut merged, out) = Record::from_entries(w.group, w.log.clone());
@@ -1049,7 +1347,7 @@ fn stance_rules() {
     let (_, d) = w.close(&cai, p);
     assert_eq!(d, Decision::Passed);
     let late = stance_body(p, StanceKind::Block, "too late", None);
-    w.refuse(&ben, &late, "rule");
+    w.refuse(&ben, &late, "already_closed");
 }
 
 // ----- outcomes -----
@@ -1121,7 +1419,7 @@ fn outcome_must_match_the_recount() {
 
     // A second close of the same proposal is refused.
     w.log.push(entry);
-    w.refuse(&ana, &outcome(decision, counts), "rule");
+    w.refuse(&ana, &outcome(decision, counts), "already_closed");
 }
 
 // ----- malformed input -----
