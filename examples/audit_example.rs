@@ -142,7 +142,7 @@ pub fn build() -> Vec<u8> {
             easy_read: "We ask the council for the empty flats on Mill Lane.".into(),
             rule: Rule::Consent,
             quorum: 3,
-            removes: None,
+            effect: None,
         },
     );
     let understood = w.write(

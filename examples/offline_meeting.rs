@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
         easy_read: "We all go and see the flats first. Then we say what we think.".into(),
         rule: Rule::Consent,
         quorum: 3,
-        removes: None,
+        effect: None,
     })?;
 
     println!("3. They meet and swap bundles.");

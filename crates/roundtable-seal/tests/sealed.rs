@@ -42,14 +42,7 @@ fn group(n: usize) -> (Group, Vec<EncSecret>) {
     };
     for i in 1..n {
         let member = g.id(i);
-        g.write(
-            A,
-            Body::MemberAdd {
-                member,
-                name: format!("Member {i}"),
-                needs: String::new(),
-            },
-        );
+        g.add(member, &format!("Member {i}"));
     }
     for (i, enc) in encs.iter().enumerate() {
         g.write(
@@ -63,6 +56,42 @@ fn group(n: usize) -> (Group, Vec<EncSecret>) {
 }
 
 impl Group {
+    /// The group adds `member`: Ana proposes it, every active member agrees, Ana closes it.
+    fn add(&mut self, member: DeviceId, name: &str) {
+        let effect = roundtable_core::Effect::Add {
+            member,
+            name: name.into(),
+            needs: String::new(),
+        };
+        let body = roundtable_core::governance::group_proposal(&self.rec, effect, name).unwrap();
+        let p = self.write(A, body);
+        let active: Vec<usize> = (0..self.keys.len())
+            .filter(|i| self.rec.governance().active(&self.id(*i)))
+            .collect();
+        for i in active {
+            self.write(
+                i,
+                Body::Stance {
+                    proposal: p,
+                    stance: roundtable_core::StanceKind::Agree,
+                    reason: String::new(),
+                    on_behalf: None,
+                },
+            );
+        }
+        let t = self.rec.tally_now(&p).unwrap();
+        self.write(
+            A,
+            Body::Outcome {
+                proposal: p,
+                outcome: "welcome".into(),
+                decision: t.decision,
+                counts: t.counts,
+            },
+        );
+        assert!(self.rec.governance().active(&member));
+    }
+
     fn id(&self, who: usize) -> DeviceId {
         self.keys[who].device_id()
     }
@@ -921,7 +950,7 @@ fn the_record_refuses_what_the_sealed_rules_forbid() {
             easy_read: "in the open".into(),
             rule: Rule::Consent,
             quorum: 1,
-            removes: None,
+            effect: None,
         },
         "this thread is sealed",
     );
@@ -1018,14 +1047,7 @@ fn the_record_refuses_what_the_sealed_rules_forbid() {
 
     // A thread naming a reader who has no profile: the library says so, and so do the rules.
     let newcomer = DeviceKey::generate().unwrap();
-    g.write(
-        A,
-        Body::MemberAdd {
-            member: newcomer.device_id(),
-            name: "New".into(),
-            needs: String::new(),
-        },
-    );
+    g.add(newcomer.device_id(), "New");
     let err = thread::start(&g.rec, "T", "why", &[g.id(A), newcomer.device_id()]).unwrap_err();
     assert!(
         matches!(err, SealError::NoKey(m) if m == newcomer.device_id()),

@@ -202,18 +202,22 @@ fn fork_rebuilds(home: &Home, key: &DeviceKey, group: &mut Group, rng: &mut Rng)
     while started.elapsed() < Duration::from_secs(60) {
         n += 1;
         let dev = DeviceKey::generate().expect("a key");
+        // Ana is the only active member at the start of each round, so her agree adds them.
         let add = home
-            .append(
+            .propose_change(
                 group,
                 key,
-                Body::MemberAdd {
+                roundtable_core::Effect::Add {
                     member: dev.device_id(),
                     name: format!("Member {n}"),
                     needs: String::new(),
                 },
+                &format!("Member {n}"),
                 n as i64,
             )
-            .expect("a member is added");
+            .expect("a member is added")
+            .outcome
+            .expect("the only member decides alone");
         if !say(&format!("ACK {add}")) {
             return;
         }
@@ -273,6 +277,13 @@ fn fork_rebuilds(home: &Home, key: &DeviceKey, group: &mut Group, rng: &mut Rng)
             )
             .expect("a message");
         if !say(&format!("ACK {m}")) {
+            return;
+        }
+        // The newcomer leaves, so that Ana again decides alone next round.
+        let left = home
+            .append(group, &dev, Body::MemberLeave, n as i64)
+            .expect("the newcomer leaves");
+        if !say(&format!("ACK {left}")) {
             return;
         }
         if home.checkpoint(group).expect("a checkpoint succeeds") && !say("SNAP") {

@@ -208,14 +208,15 @@ fn template() -> Template {
         )
         .expect("a thread");
     let ben = DeviceKey::generate().expect("the OS random generator works");
-    home.append(
+    home.propose_change(
         &mut g,
         &ana,
-        Body::MemberAdd {
+        roundtable_core::Effect::Add {
             member: ben.device_id(),
             name: "Ben".into(),
             needs: String::new(),
         },
+        "Ben",
         2,
     )
     .expect("Ben is added");

@@ -53,18 +53,22 @@ fn message(home: &Home, g: &mut Group, k: &DeviceKey, thread: EntryId, text: &st
     .expect("a message")
 }
 
+/// `by` is the group's only member, so their own agree and close add `who`; returns the outcome.
 fn add_member(home: &Home, g: &mut Group, by: &DeviceKey, who: &DeviceKey, name: &str) -> EntryId {
-    home.append(
+    home.propose_change(
         g,
         by,
-        Body::MemberAdd {
+        roundtable_core::Effect::Add {
             member: who.device_id(),
             name: name.into(),
             needs: "large print".into(),
         },
+        name,
         3,
     )
     .expect("a member is added")
+    .outcome
+    .expect("the only member decides alone")
 }
 
 fn all_entries(home: &Home, gid: &GroupId) -> Vec<Entry> {
@@ -173,7 +177,7 @@ fn pair(root: &Path) -> Pair {
     let out = bea
         .ingest(&mut bea_g, all_entries(&ana, &gid))
         .expect("Bea imports Ana's entries");
-    assert_eq!(out.accepted.len(), 7);
+    assert_eq!(out.accepted.len(), 9, "genesis, thread, Bea's proposal, agree and close, 4 messages");
     // Concurrent writes: Bea's three and Ana's two do not know of each other.
     let mut bea_new = Vec::new();
     for i in 0..3 {

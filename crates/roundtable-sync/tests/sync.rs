@@ -176,17 +176,47 @@ impl Dev {
             .unwrap_or_else(|e| panic!("{} could not write: {e}", self.name))
     }
 
-    /// Adds `other` as a member, then lets the running Node pick the write up (as `serve`'s poller
-    /// does), so the new member is let in at once.
-    async fn add_member(&self, gid: GroupId, other: &Dev) -> EntryId {
-        let id = self.write(
-            gid,
-            Body::MemberAdd {
-                member: other.id(),
-                name: other.name.clone(),
-                needs: String::new(),
-            },
-        );
+    /// The group adds `other`: this device proposes it and agrees, each of `voters` (the other
+    /// members, whose entries this device already holds) agrees with its own key, and this device
+    /// closes it. Then the running Node picks the writes up (as `serve`'s poller does), so the new
+    /// member is let in at once. Returns the outcome.
+    async fn add_member(&self, gid: GroupId, other: &Dev, voters: &[&Dev]) -> EntryId {
+        let home = self.home();
+        let mut g = home.open_group(&gid).expect("open the group");
+        let effect = roundtable_core::Effect::Add {
+            member: other.id(),
+            name: other.name.clone(),
+            needs: String::new(),
+        };
+        let p = home
+            .propose_change(&mut g, &self.key, effect, &other.name, tick())
+            .expect("propose the new member")
+            .proposal;
+        for v in voters {
+            let agree = Body::Stance {
+                proposal: p,
+                stance: roundtable_core::StanceKind::Agree,
+                reason: String::new(),
+                on_behalf: None,
+            };
+            home.append(&mut g, &v.key, agree, tick())
+                .expect("a member agrees");
+        }
+        let t = g.record.tally_now(&p).expect("the proposal is known");
+        let id = home
+            .append(
+                &mut g,
+                &self.key,
+                Body::Outcome {
+                    proposal: p,
+                    outcome: "welcome".into(),
+                    decision: t.decision,
+                    counts: t.counts,
+                },
+                tick(),
+            )
+            .expect("close it");
+        drop((g, home));
         self.node.poll_local().await.expect("poll the home");
         id
     }
@@ -290,19 +320,15 @@ fn new_group(creator: &Dev, others: &[&Dev]) -> (GroupId, EntryId) {
             tick(),
         )
         .expect("create the group");
-    for o in others {
-        home.append(
-            &mut g,
-            &creator.key,
-            Body::MemberAdd {
-                member: o.id(),
-                name: o.name.clone(),
-                needs: "large print".into(),
-            },
-            tick(),
-        )
-        .expect("add a member");
-    }
+    let newcomers: Vec<(&DeviceKey, &str, &str)> = others
+        .iter()
+        .map(|o| (&o.key, o.name.as_str(), "large print"))
+        .collect();
+    let genesis = g.id();
+    roundtable_core::governance::add_members(genesis, 1, &creator.key, &newcomers, |k, body| {
+        home.append(&mut g, k, body, tick())
+    })
+    .expect("add the members");
     let t = home
         .append(
             &mut g,
@@ -490,7 +516,8 @@ async fn three_devices_written_apart_converge_in_a_ring() {
         }
         // Bea and Cem hold nothing yet: each receives the group from Ana.
         let s = b.sync_ok(&a, gid).await;
-        assert_eq!((s.received, s.sent, s.rejected), (4, 0, 0), "{s:?}");
+        // The genesis, two members' joining (proposal, agrees, close: 3 and 4 entries), a thread.
+        assert_eq!((s.received, s.sent, s.rejected), (9, 0, 0), "{s:?}");
         c.sync_ok(&a, gid).await;
         assert_eq!(b.heads(gid), a.heads(gid));
         assert_eq!(c.heads(gid), a.heads(gid));
@@ -831,7 +858,7 @@ async fn a_forged_entry_sent_by_a_member_is_quarantined() {
 
         // A third device that syncs with holders of the forged copy never receives it.
         let mut d = Dev::init(root.path(), "dee");
-        let add = a.add_member(gid, &d).await;
+        let add = a.add_member(gid, &d, &[&b, &c]).await;
         d.start().await;
         d.sync_ok(&a, gid).await;
         c.sync_ok(&a, gid).await; // Cem learns that Dee is a member
@@ -898,7 +925,7 @@ async fn a_rule_invalid_entry_is_quarantined_and_relayed_as_evidence() {
             Some("not_member")
         );
         let mut d = Dev::init(root.path(), "dee");
-        a.add_member(gid, &d).await;
+        a.add_member(gid, &d, &[&b, &c]).await;
         d.start().await;
         c.sync_ok(&a, gid).await;
         b.sync_ok(&a, gid).await;
@@ -1129,7 +1156,7 @@ async fn a_peer_killed_mid_sync_loses_nothing_it_stored() {
         // (b) The sender is killed mid-stream: a member's device sends two full Entries frames and
         // half of a third, then drops the connection. The receiver keeps what it stored.
         let mut w = Dev::init(root.path(), "writer");
-        s.add_member(gid, &w).await;
+        s.add_member(gid, &w, &[&r]).await;
         w.start().await;
         w.sync_ok(&s, gid).await;
         r.sync_ok(&s, gid).await; // the receiver knows Wren is a member

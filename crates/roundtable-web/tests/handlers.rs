@@ -39,20 +39,21 @@ fn fixture() -> Fixture {
                 T0,
             )
             .unwrap();
-        for (n, name) in [(1u8, "Ben"), (2, "Chloe")] {
-            let other = DeviceKey::from_secret(&[n; 32]);
-            home.append(
-                &mut g,
-                &key,
-                Body::MemberAdd {
-                    member: other.device_id(),
-                    name: name.into(),
-                    needs: String::new(),
-                },
-                T0 + i64::from(n),
-            )
-            .unwrap();
-        }
+        // Ben and Chloe join by the group's agreement (Ana alone, then Ana and Ben).
+        let (ben, chloe) = (DeviceKey::from_secret(&[1; 32]), DeviceKey::from_secret(&[2; 32]));
+        let gid = g.id();
+        let mut t = T0;
+        roundtable_core::governance::add_members(
+            gid,
+            2,
+            &key,
+            &[(&ben, "Ben", ""), (&chloe, "Chloe", "")],
+            |k, body| {
+                t += 1;
+                home.append(&mut g, k, body, t)
+            },
+        )
+        .unwrap();
         let thread = home
             .append(
                 &mut g,
@@ -524,7 +525,7 @@ async fn snapshots() {
                     easy_read: "We go to the sea in July.".into(),
                     rule: Rule::Consent,
                     quorum: 2,
-                    removes: None,
+                    effect: None,
                 },
                 T0 + 200_000,
             )
@@ -818,7 +819,41 @@ async fn a_proposal_easy_read_first_stances_with_reasons_understanding_and_outco
     assert!(page.contains("Ana said: Yes, that&#39;s right."), "{page}");
     assert!(!page.contains(&format!(r#"action="/confirm/{understanding}""#)));
 
-    // Closing recounts: one disagree, quorum 2 not met, so it does not pass; stances stop.
+    // One view of the two needed: the page says so, offers no close, and a close is refused.
+    assert!(page.contains("1 of 3 members has given a view. 1 more is needed before it can be closed."));
+    assert!(!page.contains("Close it now"));
+    let before = entry_count(&f);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/proposals/{pid}/close"),
+            &[("csrf", &csrf), ("outcome", "Ana decides alone.")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused = text(r).await;
+    assert!(refused.contains("It cannot be closed yet."), "{refused}");
+    assert_eq!(entry_count(&f), before);
+    // Chloe's view arrives: now it can be closed. Under consent a disagree does not stop it.
+    {
+        let (home, mut g) = open_group(&f);
+        home.append(
+            &mut g,
+            &DeviceKey::from_secret(&[2; 32]),
+            Body::Stance {
+                proposal,
+                stance: roundtable_core::StanceKind::Abstain,
+                reason: String::new(),
+                on_behalf: None,
+            },
+            T0 + 450_000,
+        )
+        .unwrap();
+    }
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("Close it now"), "{page}");
     let r = send(
         &f.state,
         post(
@@ -830,12 +865,12 @@ async fn a_proposal_easy_read_first_stances_with_reasons_understanding_and_outco
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
-    assert!(page.contains("It is decided: it did not pass"));
-    assert!(page.contains("0 agree, 0 not sure, 1 disagree, 0 block."));
+    assert!(page.contains("It is decided: it passed"), "{page}");
+    assert!(page.contains("0 agree, 1 not sure, 1 disagree, 0 block."));
     assert!(page.contains("We will ask again in spring."));
     assert!(!page.contains("Give my answer"));
     let list = text(send(&f.state, get(&f.state, "/proposals")).await).await;
-    assert!(list.contains("It did not pass."));
+    assert!(list.contains("It passed."));
     // A redirect target from the form never leaves this site.
     let r = send(
         &f.state,
@@ -1067,9 +1102,10 @@ async fn the_check_step_advises_on_hard_words_and_long_sentences_but_never_block
 #[tokio::test]
 async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() {
     let f = fixture();
+    // The first visit lists what others wrote: Ben's agree to Chloe joining.
     let page = text(send(&f.state, get(&f.state, "/")).await).await;
     assert!(
-        page.contains("Nothing new since your last visit."),
+        page.contains("Ben gave a stance on “Chloe joins the group”."),
         "{page}"
     );
     assert!(page.contains("Not shared yet – no connection"));

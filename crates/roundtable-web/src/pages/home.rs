@@ -6,7 +6,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::response::Response;
-use roundtable_core::{Body, DeviceId, GroupId, Record};
+use roundtable_core::{Body, Decision, DeviceId, Effect, GroupId, Record};
 use roundtable_store::Home;
 use serde::Deserialize;
 
@@ -162,15 +162,40 @@ fn describe(
             format!("{who} wrote a sealed message in “{}”.", title(thread)),
             format!("/threads/{thread}"),
         ),
+        Body::Proposal {
+            easy_read,
+            effect: Some(_),
+            ..
+        } => (format!("{who} asked the group: {easy_read}"), String::new()),
         Body::Proposal { title, .. } => (format!("{who} proposed “{title}”."), String::new()),
         Body::Stance { proposal, .. } => (
             format!("{who} gave a stance on “{}”.", title(proposal)),
             format!("/proposals/{proposal}"),
         ),
-        Body::Outcome { proposal, .. } => (
-            format!("“{}” was decided.", title(proposal)),
-            format!("/proposals/{proposal}"),
-        ),
+        Body::Outcome { proposal, .. } => {
+            let effect = match r.entry(proposal).map(|(_, m)| &m.body) {
+                Some(Body::Proposal { effect, .. }) => effect.clone(),
+                _ => None,
+            };
+            let passed = matches!(r.outcome(proposal), Some((_, Decision::Passed)));
+            let words = match effect {
+                Some(Effect::Add { name, .. }) if passed => {
+                    format!("{name} joined the group, as the group decided.")
+                }
+                Some(Effect::Remove { member }) if passed => format!(
+                    "{} is no longer a member, as the group decided.",
+                    name_of(names, &member)
+                ),
+                Some(Effect::Auditor { name, .. }) if passed => {
+                    format!("{name} can now check the record, as the group decided.")
+                }
+                Some(Effect::Policy { .. }) if passed => {
+                    "The group changed how it decides.".to_string()
+                }
+                _ => format!("“{}” was decided.", title(proposal)),
+            };
+            (words, format!("/proposals/{proposal}"))
+        }
         Body::Understand { .. } => (format!("{who} said what they understood."), String::new()),
         Body::Confirm { .. } => (format!("{who} confirmed an understanding."), String::new()),
         Body::Correct { .. } => (format!("{who} corrected something."), String::new()),

@@ -95,6 +95,16 @@ struct MembersPage {
     nav: Nav,
     group: String,
     members: Vec<MemberRow>,
+    /// Open questions to the group about itself: who joins or leaves, auditors, its rules.
+    asked: Vec<AskedRow>,
+    /// How the group decides, in words.
+    policy: String,
+}
+
+pub(crate) struct AskedRow {
+    id: String,
+    question: String,
+    views: String,
 }
 
 #[derive(Template)]
@@ -441,14 +451,80 @@ pub(crate) async fn members(
             .collect();
         members
             .sort_by(|a, b| (a.status != "Member", &a.name).cmp(&(b.status != "Member", &b.name)));
+        let asked = r
+            .genesis()
+            .map(|g| r.referrers(&g))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| r.outcome(p).is_none())
+            .filter_map(|p| {
+                let (_, m) = r.entry(&p)?;
+                let Body::Proposal { easy_read, .. } = &m.body else {
+                    return None;
+                };
+                let t = r.tally_now(&p)?;
+                Some(AskedRow {
+                    id: p.to_string(),
+                    question: easy_read.clone(),
+                    views: views_words(&t),
+                })
+            })
+            .collect();
+        let policy = match r.policy() {
+            Some((rule, quorum)) => policy_words(rule, quorum, r.governance().active_count()),
+            None => String::new(),
+        };
         Ok(MembersPage {
             nav: Nav::Members,
             group: group_name(r),
             members,
+            asked,
+            policy,
         })
     })
     .await?;
     page(p)
+}
+
+/// "2 of 5 members have given a view. 3 are needed before it can be closed."
+pub(crate) fn views_words(t: &roundtable_core::Tally) -> String {
+    let of = if t.members == 1 {
+        "1 member".to_string()
+    } else {
+        format!("{} members", t.members)
+    };
+    let given = if t.given == 1 {
+        "has given a view".to_string()
+    } else {
+        "have given a view".to_string()
+    };
+    let more = t.needed.saturating_sub(t.given);
+    if more == 0 {
+        format!(
+            "{} of {of} {given}. That is enough: any member can close it now.",
+            t.given
+        )
+    } else {
+        format!(
+            "{} of {of} {given}. {more} more {} needed before it can be closed.",
+            t.given,
+            if more == 1 { "is" } else { "are" }
+        )
+    }
+}
+
+/// How the group decides, in words.
+pub(crate) fn policy_words(rule: roundtable_core::Rule, quorum: u64, members: u64) -> String {
+    let needed = quorum.max(members / 2 + 1).min(members.max(1));
+    let rule = match rule {
+        roundtable_core::Rule::Consent => "a proposal passes when nobody blocks it",
+        roundtable_core::Rule::Majority => {
+            "a proposal passes when more members agree than disagree or block"
+        }
+    };
+    format!(
+        "In this group {rule}, and at least {needed} members must give a view first. Nobody decides alone: joining, leaving and the rules are decided the same way."
+    )
 }
 
 pub(crate) async fn help() -> PageResult {

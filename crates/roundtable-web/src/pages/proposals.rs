@@ -7,7 +7,7 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use roundtable_core::{Body, Decision, DeviceId, EntryId, Record, Rule, StanceKind};
+use roundtable_core::{Body, Decision, DeviceId, Effect, EntryId, Record, Rule, StanceKind};
 use serde::Deserialize;
 
 use super::threads::shown_text;
@@ -115,6 +115,14 @@ struct ProposalView {
     outcome: Option<OutcomeView>,
     /// What closing now would record, in words.
     recount: String,
+    /// How many have given a view and how many are needed, in words.
+    views: String,
+    /// Enough views to close it.
+    quorate: bool,
+    /// Closes made apart disagree: which one stands, in words.
+    conflict: String,
+    /// The proposal is about the group itself (it sits in the group, not a thread).
+    about_group: bool,
     choices: &'static [Choice],
     back: String,
 }
@@ -247,6 +255,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         easy_read,
         rule,
         quorum,
+        effect,
         ..
     } = &meta.body
     else {
@@ -258,13 +267,30 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         Some(Body::Thread { title }) => title.clone(),
         _ => "its thread".into(),
     };
-    let how = match rule {
+    let tally = r
+        .tally_now(&pid)
+        .ok_or_else(|| Problem::not_found("such proposal"))?;
+    let needed = tally.needed.max(*quorum).min(tally.members);
+    let mut how = match rule {
         Rule::Consent => format!(
-            "It passes if nobody blocks it and at least {quorum} members give their stance."
+            "It passes if nobody blocks it and at least {needed} members give their view."
         ),
         Rule::Majority => format!(
-            "It passes if more members agree than disagree, and at least {quorum} members give their stance."
+            "It passes if more members agree than disagree or block, and at least {needed} members give their view."
         ),
+    };
+    if let Some(Effect::Remove { member }) = effect {
+        let who = name_of(&names, member);
+        how.push_str(&format!(
+            " To stop someone being a member, two in three of the other members must agree, and only {who} may block it."
+        ));
+    }
+    let conflict = match r.standing(&pid) {
+        Some(s) if s.conflict() => format!(
+            "{} members closed this at the same time, without seeing each other's close, and they do not agree. The close that counted more views stands; on a tie, \"it did not pass\" stands. Any member can close it again to settle it.",
+            s.frontier.len()
+        ),
+        _ => String::new(),
     };
     let latest = latest_stances(r, &pid);
     let stance_rows = latest
@@ -295,7 +321,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
             time: when(om.time_ms),
         })
     });
-    let (counts, decision) = r.recount_now(&pid);
+    let (counts, decision) = (tally.counts, tally.decision);
     Ok(ProposalView {
         id: pid.to_string(),
         title: title.clone(),
@@ -322,6 +348,10 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         ),
         choices: &CHOICES,
         back: format!("/proposals/{pid}"),
+        views: super::views_words(&tally),
+        quorate: tally.quorate(),
+        conflict,
+        about_group: Some(*thread) == r.genesis(),
     })
 }
 
@@ -471,7 +501,17 @@ pub(crate) async fn close(
     let back = format!("/proposals/{id}");
     with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
-        let (counts, decision) = g.record.recount_now(&proposal);
+        let t = g
+            .record
+            .tally_now(&proposal)
+            .ok_or_else(|| Problem::not_found("such proposal"))?;
+        if !t.quorate() {
+            return Err(Problem::refused(format!(
+                "It cannot be closed yet. {} Nothing was saved.",
+                super::views_words(&t)
+            )));
+        }
+        let (counts, decision) = (t.counts, t.decision);
         write(
             home,
             st,

@@ -62,24 +62,24 @@ pub fn fixture() -> Fixture {
             T0,
         )
         .expect("create the group");
-    let others: Vec<DeviceKey> = [(1u8, "Ben"), (2, "Chloe")]
-        .into_iter()
-        .map(|(n, name)| {
-            let other = DeviceKey::from_secret(&[n; 32]);
-            home.append(
-                &mut g,
-                &key,
-                Body::MemberAdd {
-                    member: other.device_id(),
-                    name: name.into(),
-                    needs: String::new(),
-                },
-                T0 + i64::from(n),
-            )
-            .expect("add a member");
-            other
-        })
-        .collect();
+    // Ben and Chloe join by the group's agreement (Ana alone, then Ana and Ben).
+    let others: Vec<DeviceKey> = vec![
+        DeviceKey::from_secret(&[1; 32]),
+        DeviceKey::from_secret(&[2; 32]),
+    ];
+    let gid = g.id();
+    let mut t = T0;
+    roundtable_core::governance::add_members(
+        gid,
+        2,
+        &key,
+        &[(&others[0], "Ben", ""), (&others[1], "Chloe", "")],
+        |k, body| {
+            t += 1;
+            home.append(&mut g, k, body, t)
+        },
+    )
+    .expect("add the members");
     let (ben, chloe) = (&others[0], &others[1]);
     let thread = home
         .append(
@@ -113,7 +113,7 @@ pub fn fixture() -> Fixture {
                 easy_read: "We ask for free bus passes for the summer.".into(),
                 rule: Rule::Consent,
                 quorum: 2,
-                removes: None,
+                effect: None,
             },
             T0 + 130_000,
         )
