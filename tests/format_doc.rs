@@ -6,10 +6,13 @@
 //!     standard library only) accepts that bundle and computes the same entry ids as Rust.
 //! (c) It refuses the bundle when any byte is changed, and it reaches the same verdict as Rust on
 //!     entries that are re-framed by a rewriter or crafted to slip past a lax ed25519 check.
+//! (d) It agrees with the auditor (`roundtable_audit::audit`) on the verdict, the exit code, and the
+//!     ids and kinds of the refused entries (docs/format.md section 11) of honest, reordered,
+//!     duplicated, damaged and forged bundles.
 //!
 //! These tests need `python3`; without it they fail, they are never skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,6 +56,16 @@ fn verify_bytes(bytes: &[u8]) -> (i32, Vec<String>) {
     let path = dir.path().join("b.bundle");
     std::fs::write(&path, bytes).unwrap();
     python_verify(&path)
+}
+
+/// The exit code `roundtable audit` gives these bytes (docs/format.md section 11).
+fn audit_code(bytes: &[u8]) -> i32 {
+    match roundtable_audit::audit(bytes, 1) {
+        Err(_) => 2,
+        Ok(r) if r.verified => 0,
+        Ok(r) if r.damaged.is_some() => 2,
+        Ok(_) => 1,
+    }
 }
 
 /// Rust's verdict on one entry of the example group: `Ok(id)` if its signature verifies.
@@ -151,20 +164,23 @@ fn python_refuses_a_bundle_with_any_changed_byte() {
             b[at] ^= mask;
             let (code, lines) = verify_bytes(&b);
             assert_eq!(
-                code, 1,
+                code, 2,
                 "flipping bit {mask:#04x} of byte {at} was not caught: {lines:?}"
             );
+            assert_eq!(audit_code(&b), 2, "the auditor, byte {at}");
             assert!(
                 bundle::decode(&b).is_err(),
                 "Rust accepted byte {at} flipped"
             );
         }
     }
-    // Cut short, and one byte too many.
-    assert_eq!(verify_bytes(&ex.bundle[..n - 1]).0, 1);
+    // Cut short, and one byte too many: not a whole bundle.
+    assert_eq!(verify_bytes(&ex.bundle[..n - 1]).0, 2);
+    assert_eq!(audit_code(&ex.bundle[..n - 1]), 2);
     let mut longer = ex.bundle.clone();
     longer.push(0);
-    assert_eq!(verify_bytes(&longer).0, 1);
+    assert_eq!(verify_bytes(&longer).0, 2);
+    assert_eq!(audit_code(&longer), 2);
 }
 
 /// A rewriter can re-frame a bundle and fix up its digest, but cannot forge an entry: Rust and Python
@@ -306,4 +322,123 @@ fn python_is_as_strict_as_verify_strict() {
             "{name}: {lines:?}"
         );
     }
+}
+
+/// What the Python verifier says of each refused entry, as (id, kind); and of a damaged file, its kind.
+fn python_refusals(lines: &[String]) -> (BTreeSet<(String, String)>, Option<String>) {
+    let mut refused = BTreeSet::new();
+    let mut bundle = None;
+    for l in lines {
+        if let Some(rest) = l.strip_prefix("bundle: ") {
+            bundle = rest.split(':').next().map(str::to_string);
+            continue;
+        }
+        let (id, rest) = l
+            .split_once(' ')
+            .expect("a line is `ID ok` or `ID KIND: reason`");
+        if rest != "ok" {
+            let kind = rest.split(':').next().unwrap_or_default();
+            refused.insert((id.to_string(), kind.to_string()));
+        }
+    }
+    (refused, bundle)
+}
+
+/// The verifier written from the documents alone and the auditor agree on the verdict, the exit code,
+/// and every refused entry's id and kind; on a damaged file, Python's one failure is among the
+/// auditor's. (Python checks integrity and authorship only, so these bundles break no other rule.)
+#[test]
+fn python_and_the_auditor_agree_on_ids_kinds_and_exit_codes() {
+    let ex = build();
+    let entries: Vec<Entry> = ex.entries.iter().map(|(_, e)| e.clone()).collect();
+    let enc = |es: &[Entry]| bundle::encode(&ex.group, es);
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![("honest", ex.bundle.clone())];
+    cases.push((
+        "reordered",
+        enc(&[&entries[2], &entries[0], &entries[1]].map(Clone::clone)),
+    ));
+    cases.push((
+        "duplicated",
+        enc(&[
+            &entries[0],
+            &entries[1],
+            &entries[1],
+            &entries[2],
+            &entries[0],
+        ]
+        .map(Clone::clone)),
+    ));
+    let n = ex.bundle.len();
+    cases.push(("cut", ex.bundle[..n - 40].to_vec()));
+    let mut flipped = ex.bundle.clone();
+    flipped[n - 1] ^= 1;
+    cases.push(("digest", flipped));
+    let mut count = ex.bundle.clone();
+    count[41] = 4;
+    let d: [u8; 32] = sha_256(&count[..n - 32]);
+    count[n - 32..].copy_from_slice(&d);
+    cases.push(("count", count));
+    // The thread's signature broken: the message waits on it.
+    let mut forged = entries.clone();
+    forged[1].signature[5] ^= 0x40;
+    cases.push(("forged", enc(&forged)));
+    // The message relabelled as doc_kind 2 with the group id as its doc id: its signature still holds.
+    let mut relabelled = entries.clone();
+    relabelled[2].doc = DocRef::Other(ex.group.0);
+    cases.push(("relabelled", enc(&relabelled)));
+    // A change with no hash (its checksum broken): named by the SHA-256 of its encoded bytes.
+    let mut unhashed = entries.clone();
+    unhashed[2].change[5] ^= 1;
+    cases.push(("no hash", enc(&unhashed)));
+
+    for (name, bytes) in cases {
+        let (code, lines) = verify_bytes(&bytes);
+        assert_eq!(
+            code,
+            audit_code(&bytes),
+            "{name}: exit codes differ: {lines:?}"
+        );
+        let report = roundtable_audit::audit(&bytes, 1).expect("readable");
+        let (py, py_bundle) = python_refusals(&lines);
+        match (&report.damaged, py_bundle) {
+            (Some(d), Some(kind)) => {
+                assert!(
+                    d.failures.iter().any(|f| f.kind == kind),
+                    "{name}: Python says {kind}, the auditor {:?}",
+                    d.failures
+                );
+                continue;
+            }
+            (None, None) => {}
+            (d, p) => panic!("{name}: damaged? the auditor {d:?}, Python {p:?}"),
+        }
+        let integrity = |k: &str| {
+            matches!(k, "bad_signature" | "unsupported_document" | "malformed")
+                || k.starts_with("change_")
+        };
+        let rust: BTreeSet<(String, String)> = report
+            .problems
+            .iter()
+            .filter(|p| integrity(&p.kind))
+            .map(|p| (p.entry_id.clone().unwrap_or_default(), p.kind.clone()))
+            .collect();
+        assert_eq!(py, rust, "{name}: {lines:?} / {:#?}", report.problems);
+        // The entries waiting on a refused one name it by the id Python printed.
+        for p in report
+            .problems
+            .iter()
+            .filter(|p| p.kind == "missing_dependency")
+        {
+            assert!(
+                py.iter().any(|(id, _)| p.detail.contains(id.as_str())),
+                "{name}: {p:?} names no refused entry"
+            );
+        }
+        assert_eq!(report.verified, code == 0, "{name}");
+    }
+}
+
+fn sha_256(b: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(b).into()
 }

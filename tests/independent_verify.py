@@ -6,9 +6,11 @@ Usage: python3 tests/independent_verify.py BUNDLE_FILE
 Checks the bundle's framing and SHA-256 trailer digest, then for every entry: recomputes the change
 hash (the entry id) from the raw Automerge change bytes, reads the change's actor, and verifies the
 ed25519 signature over "roundtable/entry/v1" || group_id || doc_id || change_hash with the same strict
-rules as ed25519-dalek's verify_strict. Prints one line per entry, "ENTRY_ID ok" or "ENTRY_ID <reason>"
-(or "entry N: <reason>" when no id can be computed), and exits 0 only if the bundle and every entry
-verify; 1 otherwise; 2 on a usage error.
+rules as ed25519-dalek's verify_strict. Prints one line per entry, "ENTRY_ID ok" or "ENTRY_ID KIND: reason",
+with the kinds and ids of docs/format.md section 11 (ENTRY_ID is the change hash; when the change has
+none, the SHA-256 of the encoded entry). A file that is not a whole bundle gets one line,
+"bundle: KIND: reason". Exits as `roundtable audit` does: 0 if the bundle and every entry verify, 1 if an
+entry does not, 2 if the file is not a whole bundle (or on a usage error).
 
 It checks integrity and authorship only. It does not decode Automerge operations, and it does not apply
 the group's rules (membership, shape of records, forks): that is the work of a full auditor.
@@ -37,7 +39,11 @@ CHUNK_CHANGE = 1
 
 
 class Refused(Exception):
-    """Bytes that do not verify; the message says why."""
+    """Bytes that do not verify: `kind` is the kind of docs/format.md section 11, the message says why."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -178,47 +184,62 @@ def read_uleb(b, at):
     shift = 0
     while True:
         if at >= len(b):
-            raise Refused("a LEB128 number runs past the end of the change")
+            raise Refused("change_undecodable", "a LEB128 number runs past the end of the change")
         byte = b[at]
         at += 1
         value |= (byte & 0x7F) << shift
         shift += 7
         if byte & 0x80 == 0:
             if shift > 7 and byte == 0:
-                raise Refused("a LEB128 number is not in its shortest form")
+                raise Refused("change_undecodable", "a LEB128 number is not in its shortest form")
             if value >= 1 << 64:
-                raise Refused("a LEB128 number is larger than 64 bits")
+                raise Refused("change_undecodable", "a LEB128 number is larger than 64 bits")
             return value, at
         if shift >= 70:
-            raise Refused("a LEB128 number is larger than 64 bits")
+            raise Refused("change_undecodable", "a LEB128 number is larger than 64 bits")
+
+
+def change_hash(change):
+    """Returns the change hash (the entry id) of raw change bytes, or raises Refused (section 3, steps 1-6)."""
+    if len(change) < 10 or len(change) > MAX_CHANGE_BYTES:
+        raise Refused("change_size", "the change is empty or larger than %d bytes" % MAX_CHANGE_BYTES)
+    if change[:4] != CHANGE_MAGIC:
+        raise Refused("change_magic", "the change does not start with Automerge's magic bytes")
+    if change[8] != CHUNK_CHANGE:
+        raise Refused(
+            "change_chunk_type", "the change is not an uncompressed Automerge change (chunk type %d)" % change[8]
+        )
+    try:
+        body_len, body_start = read_uleb(change, 9)
+    except Refused as e:
+        raise Refused("change_length", "the change's length field is malformed: %s" % e)
+    if body_len != len(change) - body_start:
+        raise Refused("change_length", "the change's length field does not match its size")
+    # Chunk type, canonical LEB128 length and body, exactly as they stand: Automerge's change hash.
+    digest = hashlib.sha256(change[8:]).digest()
+    if digest[:4] != change[4:8]:
+        raise Refused("change_checksum", "the change's checksum does not match its contents")
+    return digest
+
+
+def change_actor(change):
+    """Returns the actor of a change whose hash was computed, or raises Refused."""
+    _, at = read_uleb(change, 9)
+    deps, at = read_uleb(change, at)
+    if deps > (len(change) - at) // 32:
+        raise Refused("change_undecodable", "the change lists more dependencies than it has bytes for")
+    at += 32 * deps
+    actor_len, at = read_uleb(change, at)
+    if at + actor_len > len(change):
+        raise Refused("change_undecodable", "the change ends inside its actor id")
+    if actor_len != 32:
+        raise Refused("change_actor", "the change's author is not a device key (actor ids are 32-byte ed25519 keys)")
+    return change[at : at + 32]
 
 
 def change_hash_and_actor(change):
     """Returns (change hash, actor) of raw change bytes, or raises Refused."""
-    if len(change) < 10 or len(change) > MAX_CHANGE_BYTES:
-        raise Refused("the change is empty or larger than %d bytes" % MAX_CHANGE_BYTES)
-    if change[:4] != CHANGE_MAGIC:
-        raise Refused("the change does not start with Automerge's magic bytes")
-    if change[8] != CHUNK_CHANGE:
-        raise Refused("the change is not an uncompressed Automerge change (chunk type %d)" % change[8])
-    body_len, body_start = read_uleb(change, 9)
-    if body_len != len(change) - body_start:
-        raise Refused("the change's length field does not match its size")
-    # Chunk type, canonical LEB128 length and body, exactly as they stand: Automerge's change hash.
-    digest = hashlib.sha256(change[8:]).digest()
-    if digest[:4] != change[4:8]:
-        raise Refused("the change's checksum does not match its contents")
-    at = body_start
-    deps, at = read_uleb(change, at)
-    if deps > (len(change) - at) // 32:
-        raise Refused("the change lists more dependencies than it has bytes for")
-    at += 32 * deps
-    actor_len, at = read_uleb(change, at)
-    if actor_len != 32:
-        raise Refused("the change's author is not a device key (actor ids are 32-byte ed25519 keys)")
-    if at + 32 > len(change):
-        raise Refused("the change ends inside its actor id")
-    return digest, change[at : at + 32]
+    return change_hash(change), change_actor(change)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -235,7 +256,7 @@ def read_entry(b, at):
     def take(n):
         nonlocal at
         if at + n > len(b):
-            raise Refused("the entry ends early: %d more bytes were expected" % (at + n - len(b)))
+            raise Refused("truncated_entry", "the entry ends early: %d more bytes were expected" % (at + n - len(b)))
         s = b[at : at + n]
         at += n
         return s
@@ -246,42 +267,52 @@ def read_entry(b, at):
     elif kind == DOC_OTHER:
         doc_id = take(32)
     else:
-        raise Refused("unknown document kind %d" % kind)
+        raise Refused("unknown_doc_kind", "unknown document kind %d" % kind)
     signature = take(64)
     n = int.from_bytes(take(4), "little")
     if n > MAX_CHANGE_BYTES:
-        raise Refused("the entry says its change is %d bytes; the most allowed is %d" % (n, MAX_CHANGE_BYTES))
+        raise Refused(
+            "change_too_large", "the entry says its change is %d bytes; the most allowed is %d" % (n, MAX_CHANGE_BYTES)
+        )
     change = take(n)
     return (doc_id, signature, change), at
 
 
 def read_bundle(b):
-    """Checks the framing and the digest; returns (group id, [entries])."""
+    """Checks the framing and the digest; returns (group id, [(entry, its encoded bytes)])."""
     if len(b) < 8 or b[:8] != BUNDLE_MAGIC:
-        raise Refused("not a Roundtable bundle (it does not start with RTBUNDLE)")
+        raise Refused("unreadable", "not a Roundtable bundle (it does not start with RTBUNDLE)")
     if len(b) < 9:
-        raise Refused("the bundle is cut short")
+        raise Refused("unreadable", "the bundle is cut short")
     if b[8] != BUNDLE_VERSION:
-        raise Refused("unknown bundle format version %d" % b[8])
+        raise Refused("unreadable", "unknown bundle format version %d" % b[8])
+    if len(b) < BUNDLE_HEADER:
+        raise Refused("unreadable", "the bundle is cut short inside its header")
+    # From here on the header is readable: a failure is damage to a file that is not a whole bundle.
     if len(b) < BUNDLE_HEADER + DIGEST_LEN:
-        raise Refused("the bundle is cut short")
+        raise Refused("bundle_digest", "the bundle is cut short: it ends before its check digest")
     body, digest = b[:-DIGEST_LEN], b[-DIGEST_LEN:]
     if hashlib.sha256(body).digest() != digest:
-        raise Refused("the bundle is damaged or cut short: its check digest does not match its contents")
+        raise Refused("bundle_digest", "the bundle is damaged or cut short: its check digest does not match its contents")
     group_id = body[9:41]
     count = int.from_bytes(body[41:49], "little")
     at = BUNDLE_HEADER
     if count > (len(body) - at) // MIN_ENTRY:
-        raise Refused("the bundle says it holds %d entries, more than its size allows" % count)
+        raise Refused("bundle_count", "the bundle says it holds %d entries, more than its size allows" % count)
     entries = []
     for index in range(count):
+        if at == len(body):
+            raise Refused(
+                "truncated_bundle", "the file ends after %d entries, but its header says it holds %d" % (index, count)
+            )
+        start = at
         try:
             entry, at = read_entry(body, at)
         except Refused as e:
-            raise Refused("entry %d of the bundle cannot be read: %s" % (index, e))
-        entries.append(entry)
+            raise Refused(e.kind, "entry %d of the bundle cannot be read: %s" % (index, e))
+        entries.append((entry, body[start:at]))
     if at != len(body):
-        raise Refused("the bundle has %d unexpected bytes after its last entry" % (len(body) - at))
+        raise Refused("trailing_bytes", "the bundle has %d unexpected bytes after its last entry" % (len(body) - at))
     return group_id, entries
 
 
@@ -294,22 +325,33 @@ def main(argv):
     try:
         group_id, entries = read_bundle(data)
     except Refused as e:
-        print("bundle: %s" % e)
-        return 1
+        print("bundle: %s: %s" % (e.kind, e))
+        return 2
     all_ok = True
-    for index, (doc_id, signature, change) in enumerate(entries):
+    for (doc_id, signature, change), encoded in entries:
         try:
-            change_hash, actor = change_hash_and_actor(change)
+            h = change_hash(change)
         except Refused as e:
-            print("entry %d: %s" % (index, e))
+            # No entry id: the entry is named by the SHA-256 of its encoded bytes.
+            print("%s %s: %s" % (hashlib.sha256(encoded).hexdigest(), e.kind, e))
+            all_ok = False
+            continue
+        try:
+            actor = change_actor(change)
+        except Refused as e:
+            print("%s %s: %s" % (h.hex(), e.kind, e))
             all_ok = False
             continue
         doc = group_id if doc_id is None else doc_id
-        if verify_strict(actor, signing_message(group_id, doc, change_hash), signature):
-            print("%s ok" % change_hash.hex())
-        else:
-            print("%s the signature does not verify against the change's author %s" % (change_hash.hex(), actor.hex()))
+        if not verify_strict(actor, signing_message(group_id, doc, h), signature):
+            print("%s bad_signature: the signature does not verify against the change's author %s" % (h.hex(), actor.hex()))
             all_ok = False
+        elif doc_id is not None:
+            # doc_kind 2 is outside the signature; this version refuses every such entry (section 4).
+            print("%s unsupported_document: this version reads entries of the public record only" % h.hex())
+            all_ok = False
+        else:
+            print("%s ok" % h.hex())
     print(
         "group %s: %d entries, %s" % (group_id.hex(), len(entries), "all verified" if all_ok else "NOT all verified"),
         file=sys.stderr,

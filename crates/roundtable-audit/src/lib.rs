@@ -2,13 +2,15 @@
 //!
 //! Council governance and inspectors must be able to check that a record is whole, that every entry
 //! came from a member, and that decisions were counted honestly, without being members. [`audit`]
-//! reads a bundle leniently (every framing problem is reported, not only the first), checks every
+//! reads a bundle leniently (every framing failure is reported, not only the first), checks every
 //! signature with `verify_strict` on as many threads as asked, then applies exactly the rules every
 //! member's device applies ([`roundtable_core::Record`]), and reports:
 //!
-//! - every problem, each with a stable `kind`: framing (`bundle_digest`, `truncated`, ...), order
-//!   (`out_of_order`), `duplicate`, `missing_dependency`, and every rule's kind (`bad_signature`, `fork`,
+//! - every problem, each with a stable `kind` (`docs/format.md` section 11 lists them all): a damaged
+//!   file (`bundle_damaged`, with the framing failures in [`Report::damaged`]), an unreadable change
+//!   (`change_checksum`, ...), `missing_dependency`, and every rule's kind (`bad_signature`, `fork`,
 //!   `not_member`, `outcome_mismatch`, `removal_without_decision`, ...);
+//! - notes that forge nothing and change no verdict: entries out of causal order, repeated entries;
 //! - the members and auditors, every decision recounted from its stances, every sealed thread with its
 //!   reason and readers, entries written concurrently with their author's removal, and each member's
 //!   participation (an auditor can see whether every voice was heard).
@@ -16,14 +18,19 @@
 //! **Invariant:** the auditor's verdict on each entry is the one every member's device reaches: it
 //! runs the same rules on the same bytes. Its independence comes from `docs/format.md`, which lets a
 //! program in another language repeat the checks (`tests/independent_verify.py` does).
+//!
+//! **Invariant:** every problem names an entry by its entry id (the change hash, `docs/format.md`
+//! section 2) whenever the change's bytes give one, so a refused entry and the entries waiting on it
+//! carry the same id. Only an entry whose change has no hash is named by the SHA-256 of its bytes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use roundtable_core::body::Body;
 use roundtable_core::bundle::{self, BundleError};
+use roundtable_core::change::{ChangeError, parse_change, raw_change_hash};
 use roundtable_core::entry::DecodeError;
-use roundtable_core::record::verify_signatures;
-use roundtable_core::{Counts, Decision, DeviceId, EntryId, GroupId, MemberId, Record};
+use roundtable_core::record::{Rejection, verify_signatures};
+use roundtable_core::{Counts, Decision, DeviceId, EntryId, GroupId, Invalid, MemberId, Record};
 use serde::Serialize;
 
 mod html;
@@ -40,14 +47,52 @@ pub enum AuditError {
     Report(String),
 }
 
-/// One problem found.
+/// One problem found: a report with any problem is not verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
     pub kind: String,
-    /// The entry concerned, when there is one (its id; for an unreadable or forged entry, the SHA-256
-    /// of its bytes).
+    /// The entry concerned, when there is one: its entry id (`docs/format.md` section 2); only for an
+    /// entry whose change has no hash, the SHA-256 of its encoded bytes (the detail then says so).
     pub entry_id: Option<String>,
     pub detail: String,
+}
+
+/// Something about the file that forges nothing and changes no verdict (`docs/format.md` section 5:
+/// readers must not rely on order, and a repeated entry is the same entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    /// `out_of_order` or `duplicate`.
+    pub kind: String,
+    pub entry_id: Option<String>,
+    pub detail: String,
+}
+
+/// One way the file's framing fails (`docs/format.md` section 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub kind: String,
+    pub detail: String,
+}
+
+/// The file is not a whole bundle: how its framing fails, and what its readable part proves alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Damage {
+    pub failures: Vec<Failure>,
+    /// The entry count the header gives.
+    pub declared_entries: u64,
+    pub salvaged: Salvage,
+}
+
+/// The entries read from a damaged file, judged on their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Salvage {
+    /// Entries that could be read.
+    pub entries: usize,
+    /// Of those, the ones every member's device accepts.
+    pub valid_entries: usize,
+    /// Every entry read is accepted and nothing but the damage is wrong. Entries may still be missing:
+    /// a damaged file cannot say what it lost.
+    pub verified: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,16 +180,22 @@ pub struct Flag {
 /// The whole report (`--json` prints it).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// No problem at all: the file is a whole bundle and every entry in it is accepted.
     pub verified: bool,
     pub group_id: String,
     pub group_name: String,
-    /// Entries in the bundle that could be read.
+    /// Entries in the bundle that could be read (every copy of a repeated entry counts).
     pub entries: usize,
-    /// Of those, the ones every member's device accepts.
+    /// Of those, the ones every member's device accepts (each entry once).
     pub valid_entries: usize,
+    /// `None` for a whole bundle. For a damaged file, its framing failures; everything else in the
+    /// report then describes only the entries that could be read.
+    pub damaged: Option<Damage>,
     pub members: Vec<MemberRow>,
     pub auditors: Vec<AuditorRow>,
     pub problems: Vec<Problem>,
+    /// What the file does that forges nothing: never a reason for `verified` to be false.
+    pub notes: Vec<Note>,
     pub decisions: Vec<DecisionRow>,
     pub sealed_threads: Vec<SealedRow>,
     pub participation: Vec<Participation>,
@@ -153,19 +204,69 @@ pub struct Report {
     pub summary: Vec<String>,
 }
 
-fn framing_kind(e: &BundleError) -> &'static str {
+/// The kind of a framing failure; each names one check of `docs/format.md` section 5.
+fn failure_kind(e: &BundleError) -> &'static str {
     match e {
         BundleError::Digest => "bundle_digest",
         BundleError::Count(_) => "bundle_count",
-        // An entry that runs past the end of the file: the bundle was cut short inside it.
-        BundleError::Entry {
-            error: DecodeError::Truncated(_),
-            ..
-        } => "truncated",
-        BundleError::Entry { .. } => "unreadable_entry",
-        BundleError::Truncated => "truncated",
+        // The file ends at an entry boundary, before `count` entries.
+        BundleError::Truncated => "truncated_bundle",
         BundleError::Trailing(_) => "trailing_bytes",
-        _ => "bundle",
+        BundleError::Entry { error, .. } => match error {
+            // An entry runs past the end of the file: the file was cut short inside it.
+            DecodeError::Truncated(_) => "truncated_entry",
+            DecodeError::DocKind(_) => "unknown_doc_kind",
+            DecodeError::TooLarge(_) => "change_too_large",
+            _ => "unreadable_entry",
+        },
+        // The header failures stop the audit (`AuditError::Unreadable`) and never get here.
+        _ => "unreadable_bundle",
+    }
+}
+
+fn failure(e: &BundleError, read: usize, count: u64) -> Failure {
+    let detail = match e {
+        BundleError::Truncated => {
+            format!("the file ends after {read} entries, but its header says it holds {count}")
+        }
+        other => other.to_string(),
+    };
+    Failure {
+        kind: failure_kind(e).to_string(),
+        detail,
+    }
+}
+
+/// The kind of a change that does not parse: one per check of `docs/format.md` section 3.
+fn change_kind(e: &ChangeError) -> &'static str {
+    match e {
+        ChangeError::Size => "change_size",
+        ChangeError::Magic => "change_magic",
+        ChangeError::ChunkType(_) => "change_chunk_type",
+        ChangeError::Length => "change_length",
+        ChangeError::Checksum => "change_checksum",
+        ChangeError::Automerge(_) => "change_undecodable",
+        ChangeError::Actor => "change_actor",
+        _ => "malformed",
+    }
+}
+
+/// How the report names a refused entry: its entry id when its change has one (the rules key a
+/// forged or relabelled entry by its bytes, so that it never shadows the genuine one; a report row is
+/// no key, and the auditor needs the id the entries waiting on it name). `None`: no hash.
+fn refused_id(r: &Rejection) -> Option<EntryId> {
+    raw_change_hash(&r.entry.change).ok()
+}
+
+/// The problem kind of a refused entry: the rule's kind, and for an unparsable change which check failed.
+fn refused_kind(r: &Rejection) -> &'static str {
+    match &r.reason {
+        Invalid::Malformed(_) => match parse_change(&r.entry.change) {
+            Err(e) => change_kind(&e),
+            // The parse failed in the first pass (a panic caught) but not now: say only "malformed".
+            Ok(_) => r.reason.kind(),
+        },
+        other => other.kind(),
     }
 }
 
@@ -173,18 +274,30 @@ fn framing_kind(e: &BundleError) -> &'static str {
 pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
     let salvaged = bundle::decode_lenient(bytes)?;
     let group = salvaged.group;
-    let mut problems: Vec<Problem> = salvaged
+    let n = salvaged.entries.len();
+    let failures: Vec<Failure> = salvaged
         .problems
         .iter()
-        .map(|e| Problem {
-            kind: framing_kind(e).to_string(),
-            entry_id: None,
-            detail: e.to_string(),
-        })
+        .map(|e| failure(e, n, salvaged.count))
         .collect();
-    let n = salvaged.entries.len();
+    let mut problems = Vec::new();
+    if !failures.is_empty() {
+        problems.push(Problem {
+            kind: "bundle_damaged".into(),
+            entry_id: None,
+            detail: format!(
+                "the file is not a whole bundle, so it is refused as a whole ({}); this report shows only what the {} it could read prove on their own",
+                failures
+                    .iter()
+                    .map(|f| f.detail.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                plural(n, "entry", "entries")
+            ),
+        });
+    }
     let verified = verify_signatures(&group, salvaged.entries, threads);
-    let order = order_problems(&verified.links());
+    let links = verified.links();
     let mut record = Record::new(group);
     let out = record.ingest_verified(verified);
     if out.rebuild {
@@ -195,67 +308,87 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
             detail: "the record asked to be rebuilt; please report this".into(),
         });
     }
-    // Order matters for the entries that count; a rejected entry is reported for itself.
-    let rejected: HashSet<String> = out.rejected.iter().map(|r| r.id.to_string()).collect();
-    problems.extend(
-        order
-            .into_iter()
-            .filter(|p| p.entry_id.as_ref().is_none_or(|id| !rejected.contains(id))),
-    );
+    // Every refused entry, by the id the report gives it.
+    let mut refused: HashMap<EntryId, &'static str> = HashMap::new();
     for r in &out.rejected {
-        problems.push(Problem {
-            kind: r.reason.kind().to_string(),
-            entry_id: Some(r.id.to_string()),
-            detail: r.reason.to_string(),
-        });
-    }
-    if out.duplicates > 0 {
-        problems.push(Problem {
-            kind: "duplicate".into(),
-            entry_id: None,
-            detail: format!(
-                "{} entries appear in the bundle more than once",
-                out.duplicates
+        let kind = refused_kind(r);
+        let (id, detail) = match refused_id(r) {
+            Some(id) => {
+                refused.entry(id).or_insert(kind);
+                let detail = if record.contains(&id) {
+                    format!(
+                        "{}; this is a copy of entry {id} with different bytes outside its change, and the genuine entry is in the bundle and counts",
+                        r.reason
+                    )
+                } else {
+                    r.reason.to_string()
+                };
+                (id, detail)
+            }
+            None => (
+                r.id,
+                format!(
+                    "{}; its change has no entry id (docs/format.md section 3), so it is named by the SHA-256 of its encoded bytes",
+                    r.reason
+                ),
             ),
+        };
+        problems.push(Problem {
+            kind: kind.to_string(),
+            entry_id: Some(id.to_string()),
+            detail,
         });
     }
-    let present: HashSet<EntryId> = out
-        .accepted
-        .iter()
-        .chain(out.pending.iter().map(|(id, _)| id))
-        .copied()
-        .collect();
+    let pending: HashSet<EntryId> = out.pending.iter().map(|(id, _)| *id).collect();
     for (id, e) in &out.pending {
-        let missing: Vec<String> = e
+        let deps: Vec<EntryId> = e
             .parse()
-            .map(|p| {
-                p.change
-                    .deps()
-                    .iter()
-                    .map(|d| EntryId::from(*d))
-                    .filter(|d| !present.contains(d) && !record.contains(d))
-                    .map(|d| d.to_string())
-                    .collect()
-            })
+            .map(|p| p.change.deps().iter().map(|d| EntryId::from(*d)).collect())
             .unwrap_or_default();
+        let (mut on_refused, mut absent, mut waiting) = (Vec::new(), Vec::new(), Vec::new());
+        for d in deps.iter().filter(|d| !record.contains(d)) {
+            if let Some(kind) = refused.get(d) {
+                on_refused.push(format!("{d} ({kind})"));
+            } else if pending.contains(d) {
+                waiting.push(d.to_string());
+            } else {
+                absent.push(d.to_string());
+            }
+        }
+        let mut parts = Vec::new();
+        if !on_refused.is_empty() {
+            parts.push(format!(
+                "it builds on entries the bundle holds but that were refused (each is listed with its own problem): {}",
+                on_refused.join(", ")
+            ));
+        }
+        if !absent.is_empty() {
+            parts.push(format!(
+                "it builds on entries the bundle does not hold: {}",
+                absent.join(", ")
+            ));
+        }
+        if !waiting.is_empty() {
+            parts.push(format!(
+                "it builds on entries that are themselves waiting for a missing or refused entry: {}",
+                waiting.join(", ")
+            ));
+        }
         problems.push(Problem {
             kind: "missing_dependency".into(),
             entry_id: Some(id.to_string()),
-            detail: if missing.is_empty() {
-                "it builds on an entry that is itself waiting for a missing entry".into()
-            } else {
-                format!(
-                    "it builds on entries the bundle does not hold: {}",
-                    missing.join(", ")
-                )
-            },
+            detail: parts.join("; "),
         });
     }
+    // Order and repetition forge nothing; they are notes about the entries that passed the signature
+    // check (a refused entry is reported for itself).
+    let rule_rejected: HashSet<EntryId> = out.rejected.iter().map(|r| r.id).collect();
+    let notes = order_notes(&links, &rule_rejected);
     // The outcome mismatches are problems; the decision table shows them beside the honest ones.
     let mut decisions = decisions(&record);
     for r in &out.rejected {
         if let (
-            roundtable_core::Invalid::OutcomeMismatch { .. },
+            Invalid::OutcomeMismatch { .. },
             Some(Body::Outcome {
                 proposal,
                 decision,
@@ -275,31 +408,64 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
             });
         }
     }
-    let report = build(&record, group, n, problems, decisions);
+    let damaged = (!failures.is_empty()).then(|| Damage {
+        failures,
+        declared_entries: salvaged.count,
+        salvaged: Salvage {
+            entries: n,
+            valid_entries: record.len(),
+            // Everything read is accepted: the only problem is the damage itself.
+            verified: problems.len() == 1 && !record.is_empty(),
+        },
+    });
+    let report = build(
+        &record,
+        group,
+        (n, out.duplicates),
+        problems,
+        notes,
+        damaged,
+        decisions,
+    );
     Ok(report)
 }
 
-/// A bundle lists entries in a causal order: nothing before what it builds on. `links` are the
-/// entries whose signatures hold, in bundle order, with what each builds on.
-fn order_problems(links: &[(EntryId, Vec<EntryId>)]) -> Vec<Problem> {
+/// A bundle lists entries in a causal order (nothing before what it builds on), each once; a reader
+/// must not rely on either. `links` are the entries whose signatures hold, in bundle order, with what
+/// each builds on; entries in `skip` (refused by a rule) are reported for themselves.
+fn order_notes(links: &[(EntryId, Vec<EntryId>)], skip: &HashSet<EntryId>) -> Vec<Note> {
     let mut position: HashMap<EntryId, usize> = HashMap::with_capacity(links.len());
+    let mut copies: BTreeMap<EntryId, usize> = BTreeMap::new();
     for (i, (id, _)) in links.iter().enumerate() {
         position.entry(*id).or_insert(i);
+        *copies.entry(*id).or_insert(0) += 1;
     }
     let mut out = Vec::new();
     for (i, (id, deps)) in links.iter().enumerate() {
+        if skip.contains(id) || position.get(id) != Some(&i) {
+            continue;
+        }
         if let Some(later) = deps
             .iter()
             .find(|d| position.get(d).is_some_and(|&j| j > i))
         {
-            out.push(Problem {
+            out.push(Note {
                 kind: "out_of_order".into(),
                 entry_id: Some(id.to_string()),
                 detail: format!(
-                    "it comes before entry {later}, which it builds on: the bundle has been reordered"
+                    "it comes before entry {later}, which it builds on: the bundle has been reordered, which changes nothing"
                 ),
             });
         }
+    }
+    for (id, n) in copies.into_iter().filter(|(_, n)| *n > 1) {
+        out.push(Note {
+            kind: "duplicate".into(),
+            entry_id: Some(id.to_string()),
+            detail: format!(
+                "it appears {n} times in the bundle; every copy is the same entry (the same change, so the same id) and it counts once"
+            ),
+        });
     }
     out
 }
@@ -341,11 +507,14 @@ fn decisions(record: &Record) -> Vec<DecisionRow> {
     rows
 }
 
+/// `counts`: the entries read, and how many of them are extra copies of an entry read before.
 fn build(
     record: &Record,
     group: GroupId,
-    n: usize,
+    (n, copies): (usize, usize),
     problems: Vec<Problem>,
+    notes: Vec<Note>,
+    damaged: Option<Damage>,
     decisions: Vec<DecisionRow>,
 ) -> Report {
     let members = record.members();
@@ -433,13 +602,24 @@ fn build(
         .map(|(n, _, _)| n.to_string())
         .unwrap_or_default();
     let verified = problems.is_empty() && !record.is_empty();
-    let summary = summary(record, n, &problems, &decisions, &sealed_threads, &flags);
+    let summary = summary(
+        record,
+        n,
+        copies,
+        &problems,
+        &notes,
+        damaged.as_ref(),
+        &decisions,
+        &sealed_threads,
+        &flags,
+    );
     Report {
         verified,
         group_id: group.to_string(),
         group_name,
         entries: n,
         valid_entries: record.len(),
+        damaged,
         members: members
             .iter()
             .map(|m| MemberRow {
@@ -457,6 +637,7 @@ fn build(
             })
             .collect(),
         problems,
+        notes,
         decisions,
         sealed_threads,
         participation: part.into_values().collect(),
@@ -486,20 +667,31 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn summary(
     record: &Record,
     n: usize,
+    copies: usize,
     problems: &[Problem],
+    notes: &[Note],
+    damaged: Option<&Damage>,
     decisions: &[DecisionRow],
     sealed: &[SealedRow],
     flags: &[Flag],
 ) -> Vec<String> {
     let mut s = Vec::new();
+    if damaged.is_some() {
+        s.push(
+            "The file is damaged: it is not a whole bundle. What follows is only what the entries that could be read prove; others may be lost."
+                .into(),
+        );
+    }
     let valid = record.len();
-    if valid == n && problems.is_empty() {
+    // Each entry once: the extra copies of a repeated entry are the same entry.
+    if valid + copies == n && problems.is_empty() {
         s.push(format!(
             "All {} are signed by members.",
-            plural(n, "entry", "entries")
+            plural(valid, "entry", "entries")
         ));
     } else {
         s.push(format!(
@@ -532,15 +724,20 @@ fn summary(
             decisions.len()
         ));
     }
+    let failed = |kinds: &[&str]| {
+        damaged.is_some_and(|d| d.failures.iter().any(|f| kinds.contains(&f.kind.as_str())))
+    };
     let changed = problems.iter().any(|p| {
-        matches!(
-            p.kind.as_str(),
-            "bundle_digest" | "bad_signature" | "malformed" | "unreadable_entry" | "truncated"
-        )
-    });
-    let missing = problems
-        .iter()
-        .any(|p| matches!(p.kind.as_str(), "missing_dependency" | "truncated"));
+        matches!(p.kind.as_str(), "bad_signature" | "malformed") || p.kind.starts_with("change_")
+    }) || failed(&[
+        "bundle_digest",
+        "unknown_doc_kind",
+        "change_too_large",
+        "unreadable_entry",
+        "truncated_entry",
+    ]);
+    let missing = problems.iter().any(|p| p.kind == "missing_dependency")
+        || failed(&["truncated_entry", "truncated_bundle"]);
     if !changed && !missing {
         s.push("Nothing was changed and nothing is missing.".into());
     } else {
@@ -566,6 +763,12 @@ fn summary(
             "{} written at the same time as the author's removal (kept, and not counted after it).",
             plural(flags.len(), "entry was", "entries were")
         ));
+    }
+    if !notes.is_empty() {
+        s.push(
+            "The bundle lists some entries out of order or more than once; that forges nothing and changes no verdict."
+                .into(),
+        );
     }
     if problems.is_empty() {
         s.push("No problems were found.".into());

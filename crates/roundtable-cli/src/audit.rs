@@ -10,23 +10,34 @@ use serde_json::json;
 
 use crate::Out;
 
-/// Runs the audit; exit 0 verified, 1 problems found, 2 unreadable input.
+/// Runs the audit; exit 0 verified, 1 problems found, 2 a file that is not a whole bundle (the report
+/// of its readable part is still printed when there is one) or no input at all.
 pub fn run(bundle: &Path, report: Option<&Path>, threads: Option<usize>, json: bool) -> ExitCode {
     match audit(bundle, report, threads) {
         Ok(r) => {
-            if json {
+            let text = if json {
                 match serde_json::to_string(&r) {
-                    Ok(s) => println!("{s}"),
+                    Ok(s) => s,
                     Err(e) => {
                         eprintln!("roundtable: could not write the report: {e}");
                         return ExitCode::from(2);
                     }
                 }
             } else {
-                println!("{}", words(&r));
+                words(&r)
+            };
+            if let Err(e) = crate::write_stdout(&text) {
+                eprintln!("roundtable: could not write the report: {e}");
+                return ExitCode::from(2);
             }
             if r.verified {
                 ExitCode::SUCCESS
+            } else if r.damaged.is_some() {
+                eprintln!(
+                    "roundtable: {} is damaged (not a whole bundle); the report shows only what its readable part proves",
+                    bundle.display()
+                );
+                ExitCode::from(2)
             } else {
                 eprintln!(
                     "roundtable: the audit found {} problem(s); each is listed with its reason",
@@ -82,6 +93,21 @@ fn words(r: &Report) -> String {
         w += &format!(
             "... and {} more (use --json or --report for all).\n",
             r.problems.len() - 50
+        );
+    }
+    if let Some(d) = &r.damaged {
+        w += "The file is damaged:\n";
+        for f in &d.failures {
+            w += &format!("- {}: {}\n", f.kind, f.detail);
+        }
+    }
+    if !r.notes.is_empty() {
+        w += &format!(
+            "{} (they forge nothing; see --json for each).\n",
+            match r.notes.len() {
+                1 => "1 note".to_string(),
+                n => format!("{n} notes"),
+            }
         );
     }
     w

@@ -362,10 +362,13 @@ fn main() -> ExitCode {
         return audit::run(bundle, report.as_deref(), *threads, json);
     }
     match run(cli) {
-        Ok(v) => {
-            print_out(&v, json);
-            ExitCode::SUCCESS
-        }
+        Ok(v) => match print_out(&v, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("roundtable: could not write to standard output: {e}");
+                ExitCode::from(2)
+            }
+        },
         Err(e) => {
             let code = exit_code(&e);
             eprintln!("roundtable: {e:#}");
@@ -380,14 +383,25 @@ struct Out {
     words: String,
 }
 
-fn print_out(o: &Out, json: bool) {
+fn print_out(o: &Out, json: bool) -> std::io::Result<()> {
     if o.json.is_null() && o.words.is_empty() {
-        return;
+        return Ok(());
     }
     if json {
-        println!("{}", o.json);
+        write_stdout(&o.json.to_string())
     } else {
-        println!("{}", o.words.trim_end());
+        write_stdout(o.words.trim_end())
+    }
+}
+
+/// Writes `text` and a newline to stdout, and flushes. A reader that closed the pipe early
+/// (`| head`) has had all it wanted: that is success, never a panic (`println!` panics).
+pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        done => done,
     }
 }
 

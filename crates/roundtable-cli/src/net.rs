@@ -1,6 +1,5 @@
 //! The network commands: `serve`, `sync`, `invite`, `join`, `peers`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -167,8 +166,7 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
         let serve_file = a.dir.join(SERVE_FILE);
         let note = json!({ "pid": std::process::id(), "addrs": line["addrs"], "device_id": line["device_id"] });
         std::fs::write(&serve_file, note.to_string()).context("could not write serve.json in the home")?;
-        println!("{line}");
-        let _ = std::io::stdout().flush();
+        crate::write_stdout(&line.to_string()).context("could not write to standard output")?;
         if a.mdns {
             let (ep, node, group) = (ep.clone(), node.clone(), a.group);
             tokio::spawn(async move {
@@ -314,8 +312,7 @@ pub fn invite(
         let out = Out { json: json!({ "ticket": ticket }), words };
         let Some(ep) = ep else { return Ok(out) };
         // No `serve` here: serve this invitation until it is used (and the newcomer has synced) or expires.
-        crate::print_out(&out, json_mode);
-        let _ = std::io::stdout().flush();
+        crate::print_out(&out, json_mode).context("could not write to standard output")?;
         node.load_groups().await.map_err(sync_error)?;
         let router = Router::builder(ep.clone())
             .accept(ALPN, node.sync_handler())
@@ -485,8 +482,8 @@ pub fn web(dir: &Path, pass: Option<String>, port: u16) -> anyhow::Result<Out> {
             .await
             .context("could not start the web page")?;
         // The first line is the contract: one JSON object, whatever --json says.
-        println!("{}", json!({ "url": url }));
-        let _ = std::io::stdout().flush();
+        crate::write_stdout(&json!({ "url": url }).to_string())
+            .context("could not write to standard output")?;
         eprintln!("roundtable: open this link in your web browser: {url}");
         eprintln!("roundtable: it works only on this device; Ctrl+C stops it");
         tokio::select! {

@@ -109,6 +109,8 @@ pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
 #[derive(Debug)]
 pub struct Salvaged {
     pub group: GroupId,
+    /// The entry count the header gives (what a whole bundle would hold).
+    pub count: u64,
     /// The entries that could be read, in bundle order.
     pub entries: Vec<Entry>,
     /// Framing problems (digest, count, a damaged entry, cut short, trailing bytes); empty if none.
@@ -161,6 +163,7 @@ pub fn decode_lenient(bytes: &[u8]) -> Result<Salvaged, BundleError> {
     }
     Ok(Salvaged {
         group,
+        count,
         entries,
         problems,
     })

@@ -88,12 +88,20 @@ pub fn parse_change(bytes: &[u8]) -> Result<ParsedChange, ChangeError> {
     })
 }
 
+/// An unsigned LEB128 in its shortest form (docs/format.md section 1): a final `00` after another
+/// byte is overlong and refused, as Automerge refuses it; so is a value over 64 bits.
 fn read_uleb(b: &[u8]) -> Option<(u64, usize)> {
     let mut v: u64 = 0;
     for (i, byte) in b.iter().enumerate().take(10) {
         let part = u64::from(byte & 0x7f);
+        if i == 9 && part > 1 {
+            return None;
+        }
         v |= part.checked_shl(7 * i as u32)?;
         if byte & 0x80 == 0 {
+            if i > 0 && *byte == 0 {
+                return None;
+            }
             return Some((v, i + 1));
         }
     }

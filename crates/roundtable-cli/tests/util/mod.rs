@@ -143,6 +143,23 @@ impl TestCommand {
             .unwrap_or_else(|e| panic!("could not run {}: {e}", self.describe()))
     }
 
+    /// Runs with stdout a pipe whose reader has already gone (as `| head` does once it has read
+    /// enough): every write to stdout fails with a broken pipe. Returns the exit code and stderr.
+    pub fn output_to_closed_pipe(&mut self) -> (i32, String) {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let o = self
+            .cmd
+            .stdout(writer)
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {}: {e}", self.describe()));
+        let code = o
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("{} was killed by a signal", self.describe()));
+        (code, String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+
     /// Runs, asserts exit code 0 and, with `--json`, exactly one JSON document on stdout.
     #[track_caller]
     pub fn run(&mut self) -> Run {
