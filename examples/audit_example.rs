@@ -14,10 +14,11 @@
 //! The keys and timestamps are fixed, but the sealed thread's keys and nonces are random (as they must
 //! be), so a new run makes a different bundle: after changing only the report, use `--reports`.
 //!
-//! What is in it: four members (Ana starts the group and adds Ben, Chloe and Dev; each publishes an
-//! encryption key), a thread with three messages, a proposal by Chloe with four stances (Ana's with a
-//! reason), an understanding check by Dev that Chloe confirms, the proposal closed as passed, a sealed
-//! thread with two readers (Ana and Ben) and one sealed message by each, and an auditor added by Ben.
+//! What is in it: four members (Ana starts the group; Ben, Chloe and Dev join, each by a proposal
+//! everyone already in agrees to; each publishes an encryption key), a thread with three messages, a
+//! proposal by Chloe with four stances (Ana's with a reason), an understanding check by Dev that
+//! Chloe confirms, the proposal closed as passed, a sealed thread with two readers (Ana and Ben) and
+//! one sealed message by each, and an auditor the group lets in on Ben's proposal.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -86,21 +87,18 @@ pub fn build() -> Vec<u8> {
         minute: 0,
     };
 
-    // Membership, and each member's public encryption key.
-    for (k, (name, _)) in keys.iter().zip(MEMBERS).skip(1) {
-        w.write(
-            ana,
-            Body::MemberAdd {
-                member: k.device_id(),
-                name: name.into(),
-                needs: if name == "Dev" {
-                    "easy read".into()
-                } else {
-                    String::new()
-                },
-            },
-        );
-    }
+    // Membership by the group's agreement, and each member's public encryption key.
+    let newcomers: Vec<(&DeviceKey, &str, &str)> = keys
+        .iter()
+        .zip(MEMBERS)
+        .skip(1)
+        .map(|(k, (name, _))| (k, name, if name == "Dev" { "easy read" } else { "" }))
+        .collect();
+    let group = w.record.group();
+    roundtable::core::governance::add_members(group, 2, ana, &newcomers, |k, body| {
+        Ok::<_, std::convert::Infallible>(w.write(k, body))
+    })
+    .expect("the members join");
     for (k, (_, n)) in keys.iter().zip(MEMBERS) {
         let enc_key = enc_secret(n).public().expect("encryption key");
         w.write(k, Body::Profile { enc_key });
@@ -209,14 +207,36 @@ pub fn build() -> Vec<u8> {
         w.write(k, body);
     }
 
-    // The council's inspector may sync the record (and never write).
+    // The council's inspector may sync the record (and never write): Ben asks, the group agrees.
+    let effect = roundtable::core::Effect::Auditor {
+        device: DeviceKey::from_secret(&[AUDITOR; 32]).device_id(),
+        name: "Council inspector".into(),
+    };
+    let ask = roundtable::core::governance::group_proposal(&w.record, effect, "Council inspector")
+        .expect("the group is known");
+    let ask = w.write(ben, ask);
+    for k in [ben, ana, chloe] {
+        w.write(
+            k,
+            Body::Stance {
+                proposal: ask,
+                stance: StanceKind::Agree,
+                reason: String::new(),
+                on_behalf: None,
+            },
+        );
+    }
+    let (counts, decision) = w.record.recount_now(&ask);
     w.write(
         ben,
-        Body::AuditorAdd {
-            device: DeviceKey::from_secret(&[AUDITOR; 32]).device_id(),
-            name: "Council inspector".into(),
+        Body::Outcome {
+            proposal: ask,
+            outcome: "The inspector can check our record.".into(),
+            decision,
+            counts,
         },
     );
+    assert_eq!(w.record.auditors().len(), 1);
 
     let entries: Vec<Entry> = w
         .record

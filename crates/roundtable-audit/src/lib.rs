@@ -117,6 +117,10 @@ pub struct DecisionRow {
     pub recorded: Count,
     pub recounted: Count,
     pub matches: bool,
+    /// Whether this is the outcome that stands now: false for a close that conflicts with another
+    /// and lost (fewer views counted, or a tie against "not passed"), or one made by a member
+    /// concurrently with their removal.
+    pub stands: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -405,8 +409,28 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
                 recorded: Count::of(decision, counts),
                 recounted: Count::of(recounted.1, recounted.0),
                 matches: false,
+                stands: false,
             });
         }
+    }
+    // Closes made apart that disagree are shown to everyone until a close that sees them all settles it.
+    for (proposal, st) in record.conflicts() {
+        problems.push(Problem {
+            kind: "conflicting_outcomes".into(),
+            entry_id: Some(proposal.to_string()),
+            detail: format!(
+                "{} closes of \"{}\" were made without seeing each other and do not agree ({}); the one that counted more views stands, on a tie \"not passed\": {} ({}). A close that sees them all settles it",
+                st.frontier.len(),
+                proposal_title(&record, &proposal),
+                st.frontier
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                st.outcome,
+                st.decision.as_str()
+            ),
+        });
     }
     let damaged = (!failures.is_empty()).then(|| Damage {
         failures,
@@ -502,6 +526,7 @@ fn decisions(record: &Record) -> Vec<DecisionRow> {
             recorded: Count::of(*decision, *counts),
             recounted: Count::of(rd, rc),
             matches: rc == *counts && rd == *decision,
+            stands: record.outcome(proposal).is_some_and(|(o, _)| o == *id),
         });
     }
     rows

@@ -24,7 +24,7 @@ const JSON: &str = include_str!("../../../tests/data/audit-example.json");
 const HTML: &str = include_str!("../../../tests/data/audit-example.html");
 
 /// How many entries the example holds.
-const N: usize = 24;
+const N: usize = 37;
 
 /// The example's members: name and the byte their fixed secret key repeats.
 const MEMBERS: [(&str, u8); 4] = [("Ana", 1), ("Ben", 2), ("Chloe", 3), ("Dev", 4)];
@@ -171,8 +171,10 @@ impl Ext {
                 text: "We do this.".into(),
                 easy_read: "We do this.".into(),
                 rule: Rule::Consent,
-                quorum: 1,
-                removes: removes.map(|r| r.device_id()),
+                quorum: 2,
+                effect: removes.map(|r| roundtable_core::Effect::Remove {
+                    member: r.device_id(),
+                }),
             },
         )
     }
@@ -215,7 +217,10 @@ impl Ext {
     /// A proposal to remove Dev that did not pass, then a removal of Dev by `remover` naming it.
     fn removal_without_decision(&mut self, closer: &DeviceKey, remover: &DeviceKey) -> EntryId {
         let p = self.proposal(&key(2), Some(&key(4)));
+        // Dev's own block cannot stop his removal; Ana's can.
         self.stance(&key(4), p, StanceKind::Block, "I was not asked.");
+        self.stance(&key(1), p, StanceKind::Block, "Dev must be heard first.");
+        self.stance(&key(2), p, StanceKind::Agree, "");
         let (counts, decision) = self.rec.recount_now(&p);
         assert_eq!(decision, Decision::NotPassed);
         self.write(
@@ -350,10 +355,12 @@ fn example_counts_what_the_example_wrote() {
     assert_eq!(r.auditors[0].name, "Council inspector");
 
     // threads, messages, proposals, stances, reasons, understanding checks, of them confirmed.
+    // Ana proposed the three newcomers and agreed to each and to the auditor; Ben proposed the
+    // auditor; Chloe agreed to Dev joining and to the auditor.
     let expected: [(&str, [u64; 7]); 4] = [
-        ("Ana", [1, 2, 0, 1, 1, 0, 0]), // the sealed thread, a message and a sealed message
-        ("Ben", [1, 1, 0, 1, 0, 0, 0]), // "Housing" and a sealed message
-        ("Chloe", [0, 1, 1, 1, 0, 0, 0]),
+        ("Ana", [1, 2, 3, 5, 1, 0, 0]), // the sealed thread, a message and a sealed message
+        ("Ben", [1, 1, 1, 4, 0, 0, 0]), // "Housing" and a sealed message
+        ("Chloe", [0, 1, 1, 3, 0, 0, 0]),
         ("Dev", [0, 1, 0, 1, 0, 1, 1]),
     ];
     assert_eq!(r.participation.len(), 4);
@@ -377,10 +384,17 @@ fn example_counts_what_the_example_wrote() {
         assert_eq!(got, counts, "{name}");
     }
 
-    assert_eq!(r.decisions.len(), 1);
-    let d = &r.decisions[0];
-    assert!(d.matches);
-    assert_eq!(d.recorded, d.recounted);
+    // Three members joined, the Mill Lane proposal, and the auditor: each recounted, each stands.
+    assert_eq!(r.decisions.len(), 5);
+    for d in &r.decisions {
+        assert!(d.matches && d.stands, "{d:?}");
+        assert_eq!(d.recorded, d.recounted);
+    }
+    let d = r
+        .decisions
+        .iter()
+        .find(|d| d.title == "Ask the council for the Mill Lane flats")
+        .expect("the Mill Lane decision");
     assert_eq!(
         (
             d.recorded.decision.as_str(),
@@ -740,7 +754,7 @@ fn an_outcome_that_differs_from_its_stances_is_reported() {
     let r = run(&x.bundle());
     assert_kinds(&r, &["outcome_mismatch"]);
     assert_eq!(r.problems[0].entry_id, Some(outcome.to_string()));
-    assert_eq!(r.decisions.len(), 2);
+    assert_eq!(r.decisions.len(), 6, "the example's five and the dishonest one");
     let d = r
         .decisions
         .iter()
@@ -766,7 +780,7 @@ fn an_outcome_that_differs_from_its_stances_is_reported() {
     );
     assert!(
         r.summary
-            .contains(&"1 of 2 decisions recounted do not match what was recorded.".to_string())
+            .contains(&"1 of 6 decisions recounted do not match what was recorded.".to_string())
     );
 }
 
@@ -777,7 +791,11 @@ fn a_removal_without_a_decision_is_reported() {
     let r = run(&x.bundle());
     assert_kinds(&r, &["removal_without_decision"]);
     assert_eq!(r.problems[0].entry_id, Some(removal.to_string()));
-    assert!(r.problems[0].detail.contains("did not pass"));
+    assert!(
+        r.problems[0].detail.contains("no other entry can remove a member"),
+        "{}",
+        r.problems[0].detail
+    );
     let dev = key(4).device_id().to_string();
     let dev = r.members.iter().find(|m| m.member_id == dev).unwrap();
     assert_eq!(dev.status, "active", "Dev is still a member");
