@@ -383,7 +383,7 @@ pub fn join(
     };
     let me = key.device_id();
     let rt = runtime()?;
-    let stats = rt.block_on(async {
+    let (proposal, stats) = rt.block_on(async {
         let ep = bind(&key, &NetConfig::default(), vec![ALPN.to_vec()])
             .await
             .map_err(sync_error)?;
@@ -394,7 +394,7 @@ pub fn join(
             name: name.to_string(),
             needs: needs.to_string(),
         };
-        tokio::time::timeout(Duration::from_secs(30), Node::join(&ep, addr.clone(), j))
+        let proposal = tokio::time::timeout(Duration::from_secs(30), Node::join(&ep, addr.clone(), j))
             .await
             .map_err(|_| sync_error(SyncError::Timeout))?
             .map_err(sync_error)?;
@@ -420,8 +420,8 @@ pub fn join(
         match r {
             Err(_) => Err(sync_error(SyncError::Timeout)),
             // Not a member yet: the group has not agreed to the proposal so far.
-            Ok(Err(SyncError::Refused(_))) => Ok(None),
-            Ok(r) => r.map(Some).map_err(sync_error),
+            Ok(Err(SyncError::Refused(_))) => Ok((proposal, None)),
+            Ok(r) => r.map(|s| (proposal, Some(s))).map_err(sync_error),
         }
     })?;
     let words = match &stats {
@@ -434,7 +434,12 @@ pub fn join(
         ),
     };
     Ok(Out {
-        json: json!({ "member_id": me.to_string(), "group_id": t.group.to_string(), "joined": stats.is_some() }),
+        json: json!({
+            "member_id": me.to_string(),
+            "group_id": t.group.to_string(),
+            "proposal_id": proposal.to_string(),
+            "joined": stats.is_some(),
+        }),
         words,
     })
 }

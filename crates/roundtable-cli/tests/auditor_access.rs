@@ -3,7 +3,7 @@
 
 mod util;
 
-use util::{Home, id_at, partnership, serve_loopback};
+use util::{Home, decide, id_at, partnership, serve_loopback};
 
 #[test]
 fn a_granted_auditor_syncs_reads_no_secrets_audits_and_cannot_write() {
@@ -39,13 +39,25 @@ fn a_granted_auditor_syncs_reads_no_secrets_audits_and_cannot_write() {
         serde_json::json!([])
     );
 
-    a.ok([
+    // One member alone cannot let an outsider in: Ana asks, and until Ben agrees it stays refused.
+    let asked = a.ok([
         "auditor",
         "add",
         &inspector.member_id,
         "--name",
         "Council inspector",
     ]);
+    let p = id_at(&asked, "proposal_id");
+    assert!(asked.get("outcome_id").is_none(), "{asked}");
+    {
+        let (_s, ticket) = serve_loopback(a.dir());
+        let f = inspector.cmd(["sync", &ticket, "--timeout", "20"]).fails(1);
+        assert!(f.stderr.contains("not a member"), "{}", f.stderr);
+    }
+    let f = a.fails(1, ["close", &p, "--outcome", "Ana decides alone"]);
+    assert!(f.contains("1 more is needed"), "{f}");
+    let closed = decide(a, &[b], &p);
+    assert_eq!(closed["decision"], "passed", "{closed}");
     {
         let (_s, ticket) = serve_loopback(a.dir());
         inspector.cmd(["sync", &ticket, "--timeout", "20"]).ok();

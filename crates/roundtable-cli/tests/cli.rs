@@ -3,7 +3,7 @@
 mod util;
 
 use serde_json::{Value, json};
-use util::{
+use util::{decide, partnership_with, 
     Home, TestCommand, assert_id, entry_id, id_at, one_json, partnership, read_bundle, sync,
     write_bundle,
 };
@@ -258,6 +258,7 @@ fn members_are_added_listed_and_can_leave() {
         a.members(),
         vec![(a.member_id.clone(), "Ana".into(), "active".into())]
     );
+    // Ana is the only member: her own agree and close let Bo in (how a group is founded).
     let added = a.ok([
         "member",
         "add",
@@ -267,8 +268,14 @@ fn members_are_added_listed_and_can_leave() {
         "--needs",
         "Large print",
     ]);
-    id_at(&added, "entry_id");
-    a.ok(["member", "add", &c.member_id, "--name", "Cy"]);
+    id_at(&added, "proposal_id");
+    id_at(&added, "outcome_id");
+    // Now there are two: Cy joins only when Bo agrees too.
+    let asked = a.ok(["member", "add", &c.member_id, "--name", "Cy"]);
+    assert!(asked.get("outcome_id").is_none(), "{asked}");
+    assert_eq!(a.status_of(&c.member_id), None, "not a member before the group agrees");
+    let p = id_at(&asked, "proposal_id");
+    assert_eq!(decide(&a, &[&b], &p)["decision"], "passed");
     let mut want = vec![
         (a.member_id.clone(), "Ana".to_string(), "active".to_string()),
         (b.member_id.clone(), "Bo".to_string(), "active".to_string()),
@@ -293,6 +300,7 @@ fn members_are_added_listed_and_can_leave() {
     assert_eq!(a.stored(), before);
 
     sync(&a, &b);
+    sync(&b, &a);
     let mut got_b = b.members();
     got_b.sort();
     assert_eq!(got_b, want);
@@ -324,71 +332,65 @@ fn members_are_added_listed_and_can_leave() {
 }
 
 #[test]
-fn removal_needs_a_passed_proposal_that_names_it() {
-    let (homes, _g) = partnership("Board", &["Ana", "Bo", "Cy"]);
-    let (a, b, c) = (&homes[0], &homes[1], &homes[2]);
+fn removal_takes_effect_when_the_group_passes_it() {
+    let (homes, _g) = partnership("Board", &["Ana", "Bo", "Cy", "Di"]);
+    let (a, b, c, d) = (&homes[0], &homes[1], &homes[2], &homes[3]);
     let t = id_at(&a.ok(["thread", "new", "Membership"]), "thread_id");
-    sync(a, c);
-    let prop = |title: &str, extra: &[&str]| -> String {
-        let mut args = vec!["propose", &t, title, "--easy-read", title];
-        args.extend_from_slice(extra);
-        id_at(&a.ok(args), "proposal_id")
-    };
-
-    // Passed, but names no removal.
-    let plain = prop("Plain", &[]);
-    a.ok(["stance", &plain, "agree"]);
-    assert_eq!(
-        a.ok(["close", &plain, "--outcome", "ok"])["decision"],
-        "passed"
-    );
-    // Names Cy, still open.
-    let open = prop("Remove Cy (open)", &["--removes", &c.member_id]);
-    // Names Cy, did not pass.
-    let failed = prop("Remove Cy (blocked)", &["--removes", &c.member_id]);
-    a.ok(["stance", &failed, "block", "--reason", "not like this"]);
-    assert_eq!(
-        a.ok(["close", &failed, "--outcome", "no"])["decision"],
-        "not_passed"
-    );
-    // Names Bo, passed.
-    let other = prop("Remove Bo", &["--removes", &b.member_id]);
-    a.ok(["stance", &other, "agree"]);
-    assert_eq!(
-        a.ok(["close", &other, "--outcome", "ok"])["decision"],
-        "passed"
-    );
-
-    let before = a.stored();
-    for d in [&plain, &open, &failed, &other, &t] {
-        let err = a.fails(1, ["member", "remove", &c.member_id, "--decision", d]);
-        assert!(err.contains("decision"), "{err}");
+    for h in [b, c, d] {
+        sync(a, h);
     }
-    assert_eq!(a.stored(), before, "a refused removal changed the record");
+
+    // `member remove` without a decision asks the group, with Ana's agree; Cy stays for now.
+    let asked = a.ok(["member", "remove", &c.member_id]);
+    let p = id_at(&asked, "proposal_id");
+    assert!(asked.get("outcome_id").is_none(), "{asked}");
     assert_eq!(a.status_of(&c.member_id).as_deref(), Some("active"));
+    let shown = a.show();
+    let gp = &shown["group_proposals"];
+    let e = gp
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["proposal_id"] == p.as_str())
+        .expect("the removal is asked of the group");
+    assert_eq!(e["effect"]["kind"], "member.remove");
+    assert!(e["easy_read"].as_str().unwrap().contains("Should Cy stop being a member?"), "{e}");
+    // Closing too early is refused in words.
+    let err = a.fails(1, ["member", "remove", &c.member_id, "--decision", &p]);
+    assert!(err.contains("1 of 4 members have given a view; 2 more are needed"), "{err}");
+    // A proposal that does not remove Cy cannot be used to remove Cy.
+    let plain = id_at(
+        &a.ok(["propose", &t, "Plain", "--easy-read", "Plain"]),
+        "proposal_id",
+    );
+    let err = a.fails(1, ["member", "remove", &c.member_id, "--decision", &plain]);
+    assert!(err.contains("not a proposal to remove"), "{err}");
 
-    // Meanwhile Cy, who has not seen any of this, writes a message.
+    // Cy's own block does not stop it; Bo and Di agree (all of the others), and Bo closes it
+    // with `member remove --decision`.
+    sync(a, c);
+    c.ok(["stance", &p, "block", "--reason", "I want to stay"]);
+    for h in [c, d] {
+        sync(h, b);
+    }
+    // Meanwhile Cy, who has not seen the close yet, writes a message.
     let concurrent = id_at(&c.ok(["post", &t, "written before I heard"]), "entry_id");
-
-    // Names Cy and passed: the removal is accepted.
-    let yes = prop("Remove Cy", &["--removes", &c.member_id]);
-    a.ok(["stance", &yes, "agree"]);
-    assert_eq!(
-        a.ok(["close", &yes, "--outcome", "Cy leaves"])["decision"],
-        "passed"
-    );
-    id_at(
-        &a.ok(["member", "remove", &c.member_id, "--decision", &yes]),
-        "entry_id",
-    );
+    sync(a, b);
+    sync(a, d);
+    d.ok(["stance", &p, "agree"]);
+    sync(d, b);
+    b.ok(["stance", &p, "agree"]);
+    let out = b.ok(["member", "remove", &c.member_id, "--decision", &p]);
+    id_at(&out, "entry_id");
+    assert_eq!(b.status_of(&c.member_id).as_deref(), Some("removed"));
+    sync(b, a);
     assert_eq!(a.status_of(&c.member_id).as_deref(), Some("removed"));
     assert_eq!(a.status_of(&b.member_id).as_deref(), Some("active"));
     // Removing oneself is leaving, not removal.
-    a.fails(1, ["member", "remove", &a.member_id, "--decision", &other]);
+    a.fails(1, ["member", "remove", &a.member_id]);
+    sync(c, a);
 
     // Cy's concurrent message is kept and marked.
-    let v = sync(c, a);
-    assert_eq!(v["rejected"], 0, "{v}");
     let show = a.show();
     let e = entry(&show, &concurrent);
     assert_eq!(e["text"], "written before I heard");
@@ -496,7 +498,8 @@ fn stance_needs_a_reason_to_disagree_or_block() {
     assert_eq!(stances[3]["name"], "Ana");
 }
 
-/// One proposal to close: its rule and quorum, each member's stances in order, what closing says.
+/// One proposal to close: its rule and quorum, each member's stances in order, what closing says
+/// (`"refused"`: too few views, the close is refused).
 struct CloseCase {
     title: &'static str,
     rule: Option<&'static str>,
@@ -507,10 +510,11 @@ struct CloseCase {
     counts: [u64; 4],
 }
 
-/// Runs close cases in a three-member group (Ana, Bo, Cy): Ana proposes, each member gives their
-/// stances in their own home, the homes exchange bundles, and Ana closes every proposal.
-fn check_close(cases: &[CloseCase]) {
-    let (homes, _g) = partnership("Board", &["Ana", "Bo", "Cy"]);
+/// Runs close cases in a three-member group (Ana, Bo, Cy) made with `group create` `args`: Ana
+/// proposes, each member gives their stances in their own home, the homes exchange bundles, and Ana
+/// closes every proposal.
+fn check_close(args: &[&str], cases: &[CloseCase]) {
+    let (homes, _g) = partnership_with("Board", &["Ana", "Bo", "Cy"], args);
     let a = &homes[0];
     let t = id_at(&a.ok(["thread", "new", "Decisions"]), "thread_id");
     let mut ids = Vec::new();
@@ -558,11 +562,21 @@ fn check_close(cases: &[CloseCase]) {
         let [ag, ab, di, bl] = c.counts;
         let e = entry(&shown, p);
         assert_eq!(e["current_counts"], counts(ag, ab, di, bl), "{}", c.title);
-        assert_eq!(e["would_decide"], c.decision, "{}", c.title);
+        let would = if c.decision == "refused" {
+            "not_passed"
+        } else {
+            c.decision
+        };
+        assert_eq!(e["would_decide"], would, "{}", c.title);
         assert_eq!(e["outcome"], Value::Null, "{}", c.title);
     }
     for (c, p) in cases.iter().zip(&ids) {
         let [ag, ab, di, bl] = c.counts;
+        if c.decision == "refused" {
+            let err = a.fails(1, ["close", p, "--outcome", "Recorded"]);
+            assert!(err.contains("needed before it can be closed"), "{}: {err}", c.title);
+            continue;
+        }
         let out = a.ok(["close", p, "--outcome", "Recorded"]);
         assert_eq!(out["decision"], c.decision, "{}: {out}", c.title);
         assert_eq!(out["counts"], counts(ag, ab, di, bl), "{}: {out}", c.title);
@@ -570,6 +584,10 @@ fn check_close(cases: &[CloseCase]) {
     let shown = a.show();
     for (c, p) in cases.iter().zip(&ids) {
         let e = entry(&shown, p);
+        if c.decision == "refused" {
+            assert_eq!(e["outcome"], Value::Null, "{}", c.title);
+            continue;
+        }
         assert_eq!(e["outcome"]["decision"], c.decision, "{}", c.title);
         assert_eq!(e["outcome"]["outcome"], "Recorded", "{}", c.title);
         let [ag, ab, di, bl] = c.counts;
@@ -590,7 +608,7 @@ fn check_close(cases: &[CloseCase]) {
 
 #[test]
 fn close_under_consent_passes_with_quorum_and_no_block() {
-    check_close(&[
+    check_close(&[], &[
         CloseCase {
             title: "consent: agree and abstain meet quorum 2",
             rule: Some("consent"),
@@ -600,11 +618,11 @@ fn close_under_consent_passes_with_quorum_and_no_block() {
             counts: [1, 1, 0, 0],
         },
         CloseCase {
-            title: "consent: quorum 3 not met",
+            title: "consent: quorum 3 not met, so it cannot be closed",
             rule: Some("consent"),
             quorum: Some("3"),
             stances: &[(0, "agree", ""), (1, "agree", "")],
-            decision: "not_passed",
+            decision: "refused",
             counts: [2, 0, 0, 0],
         },
         CloseCase {
@@ -628,19 +646,27 @@ fn close_under_consent_passes_with_quorum_and_no_block() {
             counts: [1, 0, 1, 0],
         },
         CloseCase {
-            title: "the group's rule (consent) and quorum (1) by default",
+            title: "the group's rule (consent) by default; its quorum 1 is raised to a majority",
             rule: None,
             quorum: None,
             stances: &[(0, "abstain", "")],
-            decision: "passed",
+            decision: "refused",
             counts: [0, 1, 0, 0],
+        },
+        CloseCase {
+            title: "two of three is a majority",
+            rule: None,
+            quorum: None,
+            stances: &[(0, "abstain", ""), (2, "agree", "")],
+            decision: "passed",
+            counts: [1, 1, 0, 0],
         },
         CloseCase {
             title: "no stances at all",
             rule: Some("consent"),
             quorum: Some("1"),
             stances: &[],
-            decision: "not_passed",
+            decision: "refused",
             counts: [0, 0, 0, 0],
         },
     ]);
@@ -648,7 +674,7 @@ fn close_under_consent_passes_with_quorum_and_no_block() {
 
 #[test]
 fn close_under_majority_needs_more_agree_than_disagree_and_quorum() {
-    check_close(&[
+    check_close(&["--rule", "majority"], &[
         CloseCase {
             title: "majority: 2 agree, 1 disagree",
             rule: Some("majority"),
@@ -666,15 +692,35 @@ fn close_under_majority_needs_more_agree_than_disagree_and_quorum() {
             counts: [1, 0, 1, 0],
         },
         CloseCase {
-            title: "majority: quorum 3 not met",
+            title: "majority: quorum 3 not met, so it cannot be closed",
             rule: Some("majority"),
             quorum: Some("3"),
             stances: &[(0, "agree", ""), (1, "agree", "")],
-            decision: "not_passed",
+            decision: "refused",
             counts: [2, 0, 0, 0],
         },
         CloseCase {
-            title: "majority: a block is not a veto",
+            title: "majority: two blocks outweigh one agree",
+            rule: Some("majority"),
+            quorum: Some("2"),
+            stances: &[
+                (0, "agree", ""),
+                (1, "block", "strongly no"),
+                (2, "block", "no"),
+            ],
+            decision: "not_passed",
+            counts: [1, 0, 0, 2],
+        },
+        CloseCase {
+            title: "a majority group may ask for consent",
+            rule: Some("consent"),
+            quorum: Some("2"),
+            stances: &[(0, "agree", ""), (1, "block", "no"), (2, "agree", "")],
+            decision: "not_passed",
+            counts: [2, 0, 0, 1],
+        },
+        CloseCase {
+            title: "majority: a block counts against but is not a veto",
             rule: Some("majority"),
             quorum: Some("2"),
             stances: &[
@@ -690,30 +736,30 @@ fn close_under_majority_needs_more_agree_than_disagree_and_quorum() {
 
 #[test]
 fn close_counts_each_members_latest_stance() {
-    check_close(&[
+    check_close(&["--rule", "majority"], &[
         CloseCase {
             title: "block, then agree",
             rule: Some("consent"),
             quorum: Some("1"),
-            stances: &[(0, "block", "not yet"), (0, "agree", "")],
+            stances: &[(0, "block", "not yet"), (0, "agree", ""), (2, "abstain", "")],
             decision: "passed",
-            counts: [1, 0, 0, 0],
+            counts: [1, 1, 0, 0],
         },
         CloseCase {
             title: "agree, then disagree",
             rule: Some("majority"),
             quorum: Some("1"),
-            stances: &[(0, "agree", ""), (0, "disagree", "changed my mind")],
+            stances: &[(0, "agree", ""), (0, "disagree", "changed my mind"), (2, "abstain", "")],
             decision: "not_passed",
-            counts: [0, 0, 1, 0],
+            counts: [0, 1, 1, 0],
         },
         CloseCase {
             title: "Bo agrees, then blocks",
             rule: Some("consent"),
             quorum: Some("1"),
-            stances: &[(1, "agree", ""), (1, "block", "on reflection")],
+            stances: &[(1, "agree", ""), (1, "block", "on reflection"), (2, "abstain", "")],
             decision: "not_passed",
-            counts: [0, 0, 0, 1],
+            counts: [0, 1, 0, 1],
         },
     ]);
 }
@@ -792,21 +838,20 @@ fn a_stance_for_another_member_counts_once_they_confirm_it() {
         .unwrap()
         .clone();
     assert_eq!(st["confirmed"], true);
-    for (p, decision, agree) in [
-        (&confirmed, "passed", 2),
-        (&unconfirmed, "not_passed", 1),
-        (&by_other, "not_passed", 1),
-    ] {
-        let out = a.ok(["close", p, "--outcome", "Recorded"]);
-        assert_eq!(out["decision"], decision, "{out}");
-        assert_eq!(out["counts"], counts(agree, 0, 0, 0), "{out}");
+    let out = a.ok(["close", &confirmed, "--outcome", "Recorded"]);
+    assert_eq!(out["decision"], "passed", "{out}");
+    assert_eq!(out["counts"], counts(2, 0, 0, 0), "{out}");
+    // An unconfirmed stance is not a view: one of the two needed, so these cannot be closed.
+    let before = a.stored();
+    for p in [&unconfirmed, &by_other] {
+        let err = a.fails(1, ["close", p, "--outcome", "Recorded"]);
+        assert!(err.contains("1 more is needed"), "{err}");
     }
 
     // Closed proposals take no more stances, confirmations or closes.
-    let before = a.stored();
     a.fails(1, ["stance", &confirmed, "agree"]);
     a.fails(1, ["close", &confirmed, "--outcome", "again"]);
-    a.fails(1, ["stance", &unconfirmed, "agree", "--for", &c.member_id]);
+    a.fails(1, ["stance", &confirmed, "agree", "--for", &c.member_id]);
     assert_eq!(a.stored(), before);
 }
 

@@ -224,7 +224,7 @@ fn rt_status(home: &Path, args: &[&str]) -> (i32, Value, String) {
 #[test]
 fn invitation_adds_the_new_member_once_and_syncs_the_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, _b, thread) = two_members(tmp.path());
+    let (a, b, thread) = two_members(tmp.path());
     rt(&a, &["post", &thread, "Welcome to the board"]);
     let (sa, va) = serve(&[], &a, &["--listen", "127.0.0.1:0", "--no-mdns"]);
     let _guard = Killed(vec![sa]);
@@ -240,7 +240,20 @@ fn invitation_adds_the_new_member_once_and_syncs_the_record() {
         joined["group_id"],
         rt(&a, &["group", "list"])["groups"][0]["group_id"]
     );
-    // The inviting device added Cara with a signed entry, and Cara's device holds the record.
+    // The inviting device asked the group, with Ana's agree; Ben must agree too, so Cara is not
+    // in yet and her device is refused the record.
+    assert_eq!(joined["joined"], false, "{joined}");
+    let p = s(&joined, "proposal_id");
+    let ticket_a = s(&va, "ticket");
+    let (code, _, err) = rt_status(&c, &["sync", &ticket_a, "--timeout", "10"]);
+    assert_eq!(code, 1, "{err}");
+    // Ben gets the proposal, agrees, hands it back; Ana closes it: Cara is in, with her own words.
+    rt(&b, &["sync", &ticket_a, "--timeout", "10"]);
+    rt(&b, &["stance", &p, "agree"]);
+    rt(&b, &["sync", &ticket_a, "--timeout", "10"]);
+    let closed = rt(&a, &["close", &p, "--outcome", "Welcome, Cara"]);
+    assert_eq!(closed["decision"], "passed", "{closed}");
+    rt(&c, &["sync", &ticket_a, "--timeout", "10"]);
     converge(&a, &c, Duration::from_secs(10));
     let members = rt(&c, &["member", "list"]);
     let row = members["members"]
@@ -254,7 +267,12 @@ fn invitation_adds_the_new_member_once_and_syncs_the_record() {
         Some(Value::from("active")),
         "{members}"
     );
-    assert_eq!(row.map(|m| m["name"].clone()), Some(Value::from("Cara")));
+    assert_eq!(
+        row.as_ref().map(|m| m["name"].clone()),
+        Some(Value::from("Cara"))
+    );
+    // Her own words about what helps her, not words someone else typed.
+    assert_eq!(row.map(|m| m["needs"].clone()), Some(Value::from("read aloud")));
     assert!(
         rt(&a, &["peers"])["peers"]
             .as_array()

@@ -464,15 +464,45 @@ pub fn sync(from: &Home, to: &Home) -> Value {
     to.import(&b)
 }
 
-/// A partnership: the first home starts group `group`, adds every other member, and each other home
+/// The group decides `proposal` (made on `proposer`, who already agreed): every home in `voters`
+/// receives it, agrees and hands its agree back; then `proposer` closes it. Returns what `close`
+/// printed.
+#[track_caller]
+pub fn decide(proposer: &Home, voters: &[&Home], proposal: &str) -> Value {
+    let b = proposer.export();
+    for v in voters {
+        v.import(&b);
+        v.ok(["stance", proposal, "agree"]);
+        proposer.import(&v.export());
+    }
+    proposer.ok(["close", proposal, "--outcome", "Agreed"])
+}
+
+/// A partnership: the first home starts group `group`, and the group lets in every other member
+/// (the first alone decides while alone; after that, everyone already in agrees). Each other home
 /// imports the group. Returns the homes (in the order of `names`) and the group id.
 #[track_caller]
 pub fn partnership(group: &str, names: &[&str]) -> (Vec<Home>, String) {
-    let (first, g) = Home::with_group(names[0], group);
+    partnership_with(group, names, &[])
+}
+
+/// [`partnership`], with `group create` given `args` (for example `--rule majority`).
+#[track_caller]
+pub fn partnership_with(group: &str, names: &[&str], args: &[&str]) -> (Vec<Home>, String) {
+    let first = Home::init(names[0]);
+    let mut create = vec!["group", "create", group];
+    create.extend_from_slice(args);
+    let g = id_at(&first.ok(create), "group_id");
     let mut homes = vec![first];
     for n in &names[1..] {
         let h = Home::init(n);
-        homes[0].ok(["member", "add", &h.member_id, "--name", n]);
+        let asked = homes[0].ok(["member", "add", &h.member_id, "--name", n]);
+        if asked.get("outcome_id").is_none() {
+            let p = id_at(&asked, "proposal_id");
+            let voters: Vec<&Home> = homes[1..].iter().collect();
+            let closed = decide(&homes[0], &voters, &p);
+            assert_eq!(closed["decision"], "passed", "{closed}");
+        }
         homes.push(h);
     }
     let b = homes[0].export();
