@@ -1,15 +1,18 @@
 //! An offline meeting, start to end, on three real device homes (redb files in a temporary folder).
 //!
-//! Ana starts the group and adds Ben and Cara. The three write while apart, pass bundles to each other
-//! (as they would on a memory stick in a room without internet), reach the same record, decide a
-//! proposal together, and check that every device counted the same result.
+//! Ana starts the group; Ben joins (Ana, still alone, agrees), then Cara joins once Ana and Ben both
+//! agree: nobody is let in by one member alone. The three write while apart, pass bundles to each
+//! other (as they would on a memory stick in a room without internet), reach the same record, decide
+//! a proposal together, and check that every device counted the same result.
 //!
 //! Run: `cargo run --release --example offline_meeting`
 
 use std::time::Instant;
 
-use roundtable::core::{Body, DeviceKey, Entry, EntryId, GroupId, Rule, StanceKind, bundle};
-use roundtable::store::{Group, Home};
+use roundtable::core::{
+    Body, DeviceKey, Effect, Entry, EntryId, GroupId, Rule, StanceKind, bundle,
+};
+use roundtable::store::{Group, Home, Proposed};
 
 struct Device {
     name: &'static str,
@@ -31,6 +34,18 @@ impl Device {
 
     fn group(&mut self) -> &mut Group {
         self.group.as_mut().expect("the device holds the group")
+    }
+
+    /// Asks the group for a change to itself, with this member's agree.
+    fn propose(&mut self, effect: Effect) -> anyhow::Result<Proposed> {
+        let g = self.group.as_mut().expect("the device holds the group");
+        let name = match &effect {
+            Effect::Add { name, .. } => name.clone(),
+            _ => String::new(),
+        };
+        Ok(self
+            .home
+            .propose_change(g, &self.key, effect, &name, now_ms())?)
     }
 
     fn write(&mut self, body: Body) -> anyhow::Result<EntryId> {
@@ -84,7 +99,9 @@ fn main() -> anyhow::Result<()> {
     let mut ben = Device::new(tmp.path(), "Ben")?;
     let mut cara = Device::new(tmp.path(), "Cara")?;
 
-    println!("1. Ana starts the group \"Housing Partnership Board\" and adds Ben and Cara.");
+    println!(
+        "1. Ana starts the group \"Housing Partnership Board\"; the group lets in Ben, then Cara."
+    );
     ana.group = Some(ana.home.create_group(
         &ana.key,
         "Housing Partnership Board",
@@ -96,16 +113,50 @@ fn main() -> anyhow::Result<()> {
     )?);
     let ben_id = ben.key.device_id();
     let cara_id = cara.key.device_id();
-    ana.write(Body::MemberAdd {
+    // While Ana is the only member, her own agree decides: this is how a group is founded.
+    let joined = ana.propose(Effect::Add {
         member: ben_id,
         name: "Ben".into(),
         needs: "easy read, extra time".into(),
     })?;
-    ana.write(Body::MemberAdd {
+    assert!(
+        joined.outcome.is_some(),
+        "the founder alone decides while alone"
+    );
+    println!("  Ben is in: Ana was the only member, and she agreed.");
+    // Now there are two: Cara joins only when Ben agrees too.
+    let asked = ana.propose(Effect::Add {
         member: cara_id,
         name: "Cara".into(),
         needs: "read aloud".into(),
     })?;
+    assert!(
+        asked.outcome.is_none(),
+        "one member cannot let Cara in alone"
+    );
+    let to_ben = ana.bundle()?;
+    ben.import(&to_ben, "Ana")?;
+    ben.write(Body::Stance {
+        proposal: asked.proposal,
+        stance: StanceKind::Agree,
+        reason: String::new(),
+        on_behalf: None,
+    })?;
+    let from_ben = ben.bundle()?;
+    ana.import(&from_ben, "Ben")?;
+    let t = ana
+        .group()
+        .record
+        .tally_now(&asked.proposal)
+        .expect("the proposal is known");
+    ana.write(Body::Outcome {
+        proposal: asked.proposal,
+        outcome: "Cara joins".into(),
+        decision: t.decision,
+        counts: t.counts,
+    })?;
+    assert!(ana.group().record.governance().active(&cara_id));
+    println!("  Cara is in: Ana and Ben both agreed.");
     let thread = ana.write(Body::Thread {
         title: "New flats on Mill Lane".into(),
     })?;

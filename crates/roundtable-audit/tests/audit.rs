@@ -754,7 +754,11 @@ fn an_outcome_that_differs_from_its_stances_is_reported() {
     let r = run(&x.bundle());
     assert_kinds(&r, &["outcome_mismatch"]);
     assert_eq!(r.problems[0].entry_id, Some(outcome.to_string()));
-    assert_eq!(r.decisions.len(), 6, "the example's five and the dishonest one");
+    assert_eq!(
+        r.decisions.len(),
+        6,
+        "the example's five and the dishonest one"
+    );
     let d = r
         .decisions
         .iter()
@@ -792,7 +796,9 @@ fn a_removal_without_a_decision_is_reported() {
     assert_kinds(&r, &["removal_without_decision"]);
     assert_eq!(r.problems[0].entry_id, Some(removal.to_string()));
     assert!(
-        r.problems[0].detail.contains("no other entry can remove a member"),
+        r.problems[0]
+            .detail
+            .contains("no other entry can remove a member"),
         "{}",
         r.problems[0].detail
     );

@@ -271,14 +271,16 @@ fn r4_r5(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
     let (ha, ka) = Home::init(&ta, "Ana", None)?;
     let (hb, kb) = Home::init(&tb, "Ben", None)?;
     let mut ga = ha.create_group(&ka, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
-    ha.append(
+    // Ana, the only member, lets Ben in.
+    ha.propose_change(
         &mut ga,
         &ka,
-        Body::MemberAdd {
+        roundtable_core::Effect::Add {
             member: kb.device_id(),
             name: "Ben".into(),
             needs: String::new(),
         },
+        "Ben",
         1,
     )?;
     let thread = ha.append(&mut ga, &ka, Body::Thread { title: "t".into() }, 2)?;
@@ -530,20 +532,20 @@ fn r2(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
         .collect();
     let (mut rec, genesis) = Record::create(&keys[0], "Bench", Rule::Consent, 1, "Ana", "", 0)?;
     let mut all = vec![genesis];
-    for (i, k) in keys.iter().enumerate().skip(1) {
-        all.push(
-            rec.author(
-                &keys[0],
-                Body::MemberAdd {
-                    member: k.device_id(),
-                    name: format!("Member {i}"),
-                    needs: String::new(),
-                },
-                i as i64,
-            )?
-            .1,
-        );
-    }
+    // The members join by the group's agreement, as everywhere.
+    let names: Vec<String> = (1..keys.len()).map(|i| format!("Member {i}")).collect();
+    let newcomers: Vec<(&DeviceKey, &str, &str)> = keys[1..]
+        .iter()
+        .zip(&names)
+        .map(|(k, n)| (k, n.as_str(), ""))
+        .collect();
+    let mut t = 0;
+    roundtable_core::governance::add_members(rec.group(), 1, &keys[0], &newcomers, |k, body| {
+        t += 1;
+        let (id, e) = rec.author(k, body, t)?;
+        all.push(e);
+        Ok::<_, roundtable_core::Refused>(id)
+    })?;
     let (thread, e) = rec.author(&keys[0], Body::Thread { title: "t".into() }, 9)?;
     all.push(e);
     while all.len() < n {

@@ -1115,8 +1115,11 @@ fn change(
     }
     Ok(Out {
         json,
-        words: format!("{}
-The proposal's id is {proposal}", words(passed)),
+        words: format!(
+            "{}
+The proposal's id is {proposal}",
+            words(passed)
+        ),
     })
 }
 

@@ -394,10 +394,11 @@ pub fn join(
             name: name.to_string(),
             needs: needs.to_string(),
         };
-        let proposal = tokio::time::timeout(Duration::from_secs(30), Node::join(&ep, addr.clone(), j))
-            .await
-            .map_err(|_| sync_error(SyncError::Timeout))?
-            .map_err(sync_error)?;
+        let proposal =
+            tokio::time::timeout(Duration::from_secs(30), Node::join(&ep, addr.clone(), j))
+                .await
+                .map_err(|_| sync_error(SyncError::Timeout))?
+                .map_err(sync_error)?;
         let node = Node::new(
             dir.to_path_buf(),
             DeviceKey::from_secret(&key.secret_bytes()),

@@ -190,10 +190,18 @@ impl View<'_> {
                 member,
                 name,
                 needs,
-            }) => json!({"kind": "member.add", "member_id": member.to_string(), "name": name, "needs": needs}),
-            Some(Effect::Remove { member }) => json!({"kind": "member.remove", "member_id": member.to_string(), "name": self.name(member)}),
-            Some(Effect::Auditor { device, name }) => json!({"kind": "auditor.add", "device_id": device.to_string(), "name": name}),
-            Some(Effect::Policy { rule, quorum }) => json!({"kind": "policy", "rule": rule.as_str(), "quorum": quorum}),
+            }) => {
+                json!({"kind": "member.add", "member_id": member.to_string(), "name": name, "needs": needs})
+            }
+            Some(Effect::Remove { member }) => {
+                json!({"kind": "member.remove", "member_id": member.to_string(), "name": self.name(member)})
+            }
+            Some(Effect::Auditor { device, name }) => {
+                json!({"kind": "auditor.add", "device_id": device.to_string(), "name": name})
+            }
+            Some(Effect::Policy { rule, quorum }) => {
+                json!({"kind": "policy", "rule": rule.as_str(), "quorum": quorum})
+            }
         };
         v["stances"] = json!(self.stances(id));
         let standing = self.record.standing(id);
@@ -215,7 +223,12 @@ impl View<'_> {
         };
         v["conflicting_outcomes"] = match &standing {
             Some(st) if st.conflict() => {
-                json!(st.frontier.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                json!(
+                    st.frontier
+                        .iter()
+                        .map(|o| o.to_string())
+                        .collect::<Vec<_>>()
+                )
             }
             _ => json!([]),
         };

@@ -3,9 +3,9 @@
 mod util;
 
 use serde_json::{Value, json};
-use util::{decide, partnership_with, 
-    Home, TestCommand, assert_id, entry_id, id_at, one_json, partnership, read_bundle, sync,
-    write_bundle,
+use util::{
+    Home, TestCommand, assert_id, decide, entry_id, id_at, one_json, partnership, partnership_with,
+    read_bundle, sync, write_bundle,
 };
 
 // ----- helpers over `show` -----
@@ -273,7 +273,11 @@ fn members_are_added_listed_and_can_leave() {
     // Now there are two: Cy joins only when Bo agrees too.
     let asked = a.ok(["member", "add", &c.member_id, "--name", "Cy"]);
     assert!(asked.get("outcome_id").is_none(), "{asked}");
-    assert_eq!(a.status_of(&c.member_id), None, "not a member before the group agrees");
+    assert_eq!(
+        a.status_of(&c.member_id),
+        None,
+        "not a member before the group agrees"
+    );
     let p = id_at(&asked, "proposal_id");
     assert_eq!(decide(&a, &[&b], &p)["decision"], "passed");
     let mut want = vec![
@@ -354,10 +358,19 @@ fn removal_takes_effect_when_the_group_passes_it() {
         .find(|e| e["proposal_id"] == p.as_str())
         .expect("the removal is asked of the group");
     assert_eq!(e["effect"]["kind"], "member.remove");
-    assert!(e["easy_read"].as_str().unwrap().contains("Should Cy stop being a member?"), "{e}");
+    assert!(
+        e["easy_read"]
+            .as_str()
+            .unwrap()
+            .contains("Should Cy stop being a member?"),
+        "{e}"
+    );
     // Closing too early is refused in words.
     let err = a.fails(1, ["member", "remove", &c.member_id, "--decision", &p]);
-    assert!(err.contains("1 of 4 members have given a view; 2 more are needed"), "{err}");
+    assert!(
+        err.contains("1 of 4 members have given a view; 2 more are needed"),
+        "{err}"
+    );
     // A proposal that does not remove Cy cannot be used to remove Cy.
     let plain = id_at(
         &a.ok(["propose", &t, "Plain", "--easy-read", "Plain"]),
@@ -574,7 +587,11 @@ fn check_close(args: &[&str], cases: &[CloseCase]) {
         let [ag, ab, di, bl] = c.counts;
         if c.decision == "refused" {
             let err = a.fails(1, ["close", p, "--outcome", "Recorded"]);
-            assert!(err.contains("needed before it can be closed"), "{}: {err}", c.title);
+            assert!(
+                err.contains("needed before it can be closed"),
+                "{}: {err}",
+                c.title
+            );
             continue;
         }
         let out = a.ok(["close", p, "--outcome", "Recorded"]);
@@ -608,160 +625,181 @@ fn check_close(args: &[&str], cases: &[CloseCase]) {
 
 #[test]
 fn close_under_consent_passes_with_quorum_and_no_block() {
-    check_close(&[], &[
-        CloseCase {
-            title: "consent: agree and abstain meet quorum 2",
-            rule: Some("consent"),
-            quorum: Some("2"),
-            stances: &[(0, "agree", ""), (1, "abstain", "")],
-            decision: "passed",
-            counts: [1, 1, 0, 0],
-        },
-        CloseCase {
-            title: "consent: quorum 3 not met, so it cannot be closed",
-            rule: Some("consent"),
-            quorum: Some("3"),
-            stances: &[(0, "agree", ""), (1, "agree", "")],
-            decision: "refused",
-            counts: [2, 0, 0, 0],
-        },
-        CloseCase {
-            title: "consent: one block stops it",
-            rule: Some("consent"),
-            quorum: Some("2"),
-            stances: &[
-                (0, "agree", ""),
-                (1, "block", "this harms us"),
-                (2, "agree", ""),
-            ],
-            decision: "not_passed",
-            counts: [2, 0, 0, 1],
-        },
-        CloseCase {
-            title: "consent: a disagree is not a block",
-            rule: Some("consent"),
-            quorum: Some("2"),
-            stances: &[(0, "agree", ""), (1, "disagree", "I would not")],
-            decision: "passed",
-            counts: [1, 0, 1, 0],
-        },
-        CloseCase {
-            title: "the group's rule (consent) by default; its quorum 1 is raised to a majority",
-            rule: None,
-            quorum: None,
-            stances: &[(0, "abstain", "")],
-            decision: "refused",
-            counts: [0, 1, 0, 0],
-        },
-        CloseCase {
-            title: "two of three is a majority",
-            rule: None,
-            quorum: None,
-            stances: &[(0, "abstain", ""), (2, "agree", "")],
-            decision: "passed",
-            counts: [1, 1, 0, 0],
-        },
-        CloseCase {
-            title: "no stances at all",
-            rule: Some("consent"),
-            quorum: Some("1"),
-            stances: &[],
-            decision: "refused",
-            counts: [0, 0, 0, 0],
-        },
-    ]);
+    check_close(
+        &[],
+        &[
+            CloseCase {
+                title: "consent: agree and abstain meet quorum 2",
+                rule: Some("consent"),
+                quorum: Some("2"),
+                stances: &[(0, "agree", ""), (1, "abstain", "")],
+                decision: "passed",
+                counts: [1, 1, 0, 0],
+            },
+            CloseCase {
+                title: "consent: quorum 3 not met, so it cannot be closed",
+                rule: Some("consent"),
+                quorum: Some("3"),
+                stances: &[(0, "agree", ""), (1, "agree", "")],
+                decision: "refused",
+                counts: [2, 0, 0, 0],
+            },
+            CloseCase {
+                title: "consent: one block stops it",
+                rule: Some("consent"),
+                quorum: Some("2"),
+                stances: &[
+                    (0, "agree", ""),
+                    (1, "block", "this harms us"),
+                    (2, "agree", ""),
+                ],
+                decision: "not_passed",
+                counts: [2, 0, 0, 1],
+            },
+            CloseCase {
+                title: "consent: a disagree is not a block",
+                rule: Some("consent"),
+                quorum: Some("2"),
+                stances: &[(0, "agree", ""), (1, "disagree", "I would not")],
+                decision: "passed",
+                counts: [1, 0, 1, 0],
+            },
+            CloseCase {
+                title: "the group's rule (consent) by default; its quorum 1 is raised to a majority",
+                rule: None,
+                quorum: None,
+                stances: &[(0, "abstain", "")],
+                decision: "refused",
+                counts: [0, 1, 0, 0],
+            },
+            CloseCase {
+                title: "two of three is a majority",
+                rule: None,
+                quorum: None,
+                stances: &[(0, "abstain", ""), (2, "agree", "")],
+                decision: "passed",
+                counts: [1, 1, 0, 0],
+            },
+            CloseCase {
+                title: "no stances at all",
+                rule: Some("consent"),
+                quorum: Some("1"),
+                stances: &[],
+                decision: "refused",
+                counts: [0, 0, 0, 0],
+            },
+        ],
+    );
 }
 
 #[test]
 fn close_under_majority_needs_more_agree_than_disagree_and_quorum() {
-    check_close(&["--rule", "majority"], &[
-        CloseCase {
-            title: "majority: 2 agree, 1 disagree",
-            rule: Some("majority"),
-            quorum: Some("3"),
-            stances: &[(0, "agree", ""), (1, "disagree", "no"), (2, "agree", "")],
-            decision: "passed",
-            counts: [2, 0, 1, 0],
-        },
-        CloseCase {
-            title: "majority: a tie does not pass",
-            rule: Some("majority"),
-            quorum: Some("2"),
-            stances: &[(0, "agree", ""), (1, "disagree", "no")],
-            decision: "not_passed",
-            counts: [1, 0, 1, 0],
-        },
-        CloseCase {
-            title: "majority: quorum 3 not met, so it cannot be closed",
-            rule: Some("majority"),
-            quorum: Some("3"),
-            stances: &[(0, "agree", ""), (1, "agree", "")],
-            decision: "refused",
-            counts: [2, 0, 0, 0],
-        },
-        CloseCase {
-            title: "majority: two blocks outweigh one agree",
-            rule: Some("majority"),
-            quorum: Some("2"),
-            stances: &[
-                (0, "agree", ""),
-                (1, "block", "strongly no"),
-                (2, "block", "no"),
-            ],
-            decision: "not_passed",
-            counts: [1, 0, 0, 2],
-        },
-        CloseCase {
-            title: "a majority group may ask for consent",
-            rule: Some("consent"),
-            quorum: Some("2"),
-            stances: &[(0, "agree", ""), (1, "block", "no"), (2, "agree", "")],
-            decision: "not_passed",
-            counts: [2, 0, 0, 1],
-        },
-        CloseCase {
-            title: "majority: a block counts against but is not a veto",
-            rule: Some("majority"),
-            quorum: Some("2"),
-            stances: &[
-                (0, "agree", ""),
-                (1, "block", "strongly no"),
-                (2, "agree", ""),
-            ],
-            decision: "passed",
-            counts: [2, 0, 0, 1],
-        },
-    ]);
+    check_close(
+        &["--rule", "majority"],
+        &[
+            CloseCase {
+                title: "majority: 2 agree, 1 disagree",
+                rule: Some("majority"),
+                quorum: Some("3"),
+                stances: &[(0, "agree", ""), (1, "disagree", "no"), (2, "agree", "")],
+                decision: "passed",
+                counts: [2, 0, 1, 0],
+            },
+            CloseCase {
+                title: "majority: a tie does not pass",
+                rule: Some("majority"),
+                quorum: Some("2"),
+                stances: &[(0, "agree", ""), (1, "disagree", "no")],
+                decision: "not_passed",
+                counts: [1, 0, 1, 0],
+            },
+            CloseCase {
+                title: "majority: quorum 3 not met, so it cannot be closed",
+                rule: Some("majority"),
+                quorum: Some("3"),
+                stances: &[(0, "agree", ""), (1, "agree", "")],
+                decision: "refused",
+                counts: [2, 0, 0, 0],
+            },
+            CloseCase {
+                title: "majority: two blocks outweigh one agree",
+                rule: Some("majority"),
+                quorum: Some("2"),
+                stances: &[
+                    (0, "agree", ""),
+                    (1, "block", "strongly no"),
+                    (2, "block", "no"),
+                ],
+                decision: "not_passed",
+                counts: [1, 0, 0, 2],
+            },
+            CloseCase {
+                title: "a majority group may ask for consent",
+                rule: Some("consent"),
+                quorum: Some("2"),
+                stances: &[(0, "agree", ""), (1, "block", "no"), (2, "agree", "")],
+                decision: "not_passed",
+                counts: [2, 0, 0, 1],
+            },
+            CloseCase {
+                title: "majority: a block counts against but is not a veto",
+                rule: Some("majority"),
+                quorum: Some("2"),
+                stances: &[
+                    (0, "agree", ""),
+                    (1, "block", "strongly no"),
+                    (2, "agree", ""),
+                ],
+                decision: "passed",
+                counts: [2, 0, 0, 1],
+            },
+        ],
+    );
 }
 
 #[test]
 fn close_counts_each_members_latest_stance() {
-    check_close(&["--rule", "majority"], &[
-        CloseCase {
-            title: "block, then agree",
-            rule: Some("consent"),
-            quorum: Some("1"),
-            stances: &[(0, "block", "not yet"), (0, "agree", ""), (2, "abstain", "")],
-            decision: "passed",
-            counts: [1, 1, 0, 0],
-        },
-        CloseCase {
-            title: "agree, then disagree",
-            rule: Some("majority"),
-            quorum: Some("1"),
-            stances: &[(0, "agree", ""), (0, "disagree", "changed my mind"), (2, "abstain", "")],
-            decision: "not_passed",
-            counts: [0, 1, 1, 0],
-        },
-        CloseCase {
-            title: "Bo agrees, then blocks",
-            rule: Some("consent"),
-            quorum: Some("1"),
-            stances: &[(1, "agree", ""), (1, "block", "on reflection"), (2, "abstain", "")],
-            decision: "not_passed",
-            counts: [0, 1, 0, 1],
-        },
-    ]);
+    check_close(
+        &["--rule", "majority"],
+        &[
+            CloseCase {
+                title: "block, then agree",
+                rule: Some("consent"),
+                quorum: Some("1"),
+                stances: &[
+                    (0, "block", "not yet"),
+                    (0, "agree", ""),
+                    (2, "abstain", ""),
+                ],
+                decision: "passed",
+                counts: [1, 1, 0, 0],
+            },
+            CloseCase {
+                title: "agree, then disagree",
+                rule: Some("majority"),
+                quorum: Some("1"),
+                stances: &[
+                    (0, "agree", ""),
+                    (0, "disagree", "changed my mind"),
+                    (2, "abstain", ""),
+                ],
+                decision: "not_passed",
+                counts: [0, 1, 1, 0],
+            },
+            CloseCase {
+                title: "Bo agrees, then blocks",
+                rule: Some("consent"),
+                quorum: Some("1"),
+                stances: &[
+                    (1, "agree", ""),
+                    (1, "block", "on reflection"),
+                    (2, "abstain", ""),
+                ],
+                decision: "not_passed",
+                counts: [0, 1, 0, 1],
+            },
+        ],
+    );
 }
 
 #[test]

@@ -154,7 +154,10 @@ fn the_policy_changes_only_by_a_passed_decision() {
     let closed = decide(a, &[b, c], &p);
     assert_eq!(closed["decision"], "passed", "{closed}");
     let g = &a.show()["group"];
-    assert_eq!((g["rule"].as_str(), g["quorum"].as_u64()), (Some("majority"), Some(2)));
+    assert_eq!(
+        (g["rule"].as_str(), g["quorum"].as_u64()),
+        (Some("majority"), Some(2))
+    );
 }
 
 #[test]
@@ -178,7 +181,13 @@ fn adding_someone_needs_the_group_and_keys_of_ones_own_making_do_not_vote() {
     socks[0].fails(1, ["post", &t, "I vote too"]);
     // Nor can an auditor be let in by one member alone.
     let inspector = Home::init("Inspector");
-    let asked = a.ok(["auditor", "add", &inspector.member_id, "--name", "Inspector"]);
+    let asked = a.ok([
+        "auditor",
+        "add",
+        &inspector.member_id,
+        "--name",
+        "Inspector",
+    ]);
     let p = id_at(&asked, "proposal_id");
     a.fails(1, ["close", &p, "--outcome", "in"]);
     sync(a, b);
@@ -186,7 +195,10 @@ fn adding_someone_needs_the_group_and_keys_of_ones_own_making_do_not_vote() {
     let e = proposal(&shown, &p);
     assert_eq!(e["effect"]["kind"], "auditor.add");
     assert!(
-        e["easy_read"].as_str().unwrap().contains("Should Inspector be able to check our record?"),
+        e["easy_read"]
+            .as_str()
+            .unwrap()
+            .contains("Should Inspector be able to check our record?"),
         "{e}"
     );
 }
@@ -220,13 +232,19 @@ fn two_closes_made_apart_conflict_and_the_removal_follows_the_one_that_stands() 
         let shown = h.show();
         let e = proposal(&shown, &p);
         assert_eq!(e["outcome"]["decision"], "not_passed", "{e}");
-        assert_eq!(e["conflicting_outcomes"].as_array().unwrap().len(), 2, "{e}");
+        assert_eq!(
+            e["conflicting_outcomes"].as_array().unwrap().len(),
+            2,
+            "{e}"
+        );
     }
     let words = show_words(a);
     assert!(words.contains("closed it at the same time"), "{words}");
     // The auditor says so too.
     let bundle = a.export();
-    let audit = a.cmd([std::ffi::OsStr::new("audit"), bundle.as_os_str()]).fails(1);
+    let audit = a
+        .cmd([std::ffi::OsStr::new("audit"), bundle.as_os_str()])
+        .fails(1);
     let report: Value = serde_json::from_str(&audit.stdout).unwrap();
     assert_eq!(report["verified"], false);
     let kinds: Vec<&str> = report["problems"]
@@ -253,7 +271,13 @@ fn a_removed_members_old_copy_changes_nothing() {
     let (a, b, c) = (&homes[0], &homes[1], &homes[2]);
     let t = id_at(&a.ok(["thread", "new", "Plans"]), "thread_id");
     let open = id_at(
-        &a.ok(["propose", &t, "Garden day", "--easy-read", "We meet in the garden"]),
+        &a.ok([
+            "propose",
+            &t,
+            "Garden day",
+            "--easy-read",
+            "We meet in the garden",
+        ]),
         "proposal_id",
     );
     a.ok(["stance", &open, "agree"]);
@@ -267,7 +291,10 @@ fn a_removed_members_old_copy_changes_nothing() {
     sync(a, b);
     b.ok(["stance", &rm, "agree"]);
     sync(b, a);
-    assert_eq!(a.ok(["close", &rm, "--outcome", "Cara leaves"])["decision"], "passed");
+    assert_eq!(
+        a.ok(["close", &rm, "--outcome", "Cara leaves"])["decision"],
+        "passed"
+    );
 
     // From the old copy Cara closes the open proposal, and asks for a key of her own making to
     // join, agreeing to it.
@@ -280,7 +307,11 @@ fn a_removed_members_old_copy_changes_nothing() {
     let v = sync(&old, a);
     assert_eq!(v["rejected"], 0, "{v}");
     let shown = a.show();
-    assert_eq!(proposal(&shown, &open)["outcome"], Value::Null, "Cara's close does not stand");
+    assert_eq!(
+        proposal(&shown, &open)["outcome"],
+        Value::Null,
+        "Cara's close does not stand"
+    );
     let sp = proposal(&shown, &sock_p);
     assert!(
         sp["marks"]

@@ -272,7 +272,10 @@ fn invitation_adds_the_new_member_once_and_syncs_the_record() {
         Some(Value::from("Cara"))
     );
     // Her own words about what helps her, not words someone else typed.
-    assert_eq!(row.map(|m| m["needs"].clone()), Some(Value::from("read aloud")));
+    assert_eq!(
+        row.map(|m| m["needs"].clone()),
+        Some(Value::from("read aloud"))
+    );
     assert!(
         rt(&a, &["peers"])["peers"]
             .as_array()

@@ -260,13 +260,7 @@ impl Record {
         let (outcome, decision) = frontier
             .iter()
             .filter_map(|h| recorded(h).map(|(d, c)| (*h, d, c)))
-            .max_by_key(|(h, d, c)| {
-                (
-                    c.total(),
-                    *d == Decision::NotPassed,
-                    std::cmp::Reverse(*h),
-                )
-            })
+            .max_by_key(|(h, d, c)| (c.total(), *d == Decision::NotPassed, std::cmp::Reverse(*h)))
             .map(|(h, d, _)| (h, d))?;
         let mut frontier = frontier;
         frontier.sort();

@@ -28,8 +28,8 @@ pub mod record;
 pub mod sealed;
 
 pub use body::{Body, Counts, Decision, Effect, Rule, StanceKind};
-pub use governance::{Governance, Standing, Tally};
 pub use entry::{DocRef, Entry};
+pub use governance::{Governance, Standing, Tally};
 pub use id::{DeviceId, EntryId, GroupId, MemberId, ParseIdError};
 pub use identity::DeviceKey;
 pub use record::{

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::body::{
     Body, ChangeFrame, Counts, Decision, Effect, Rule, ShapeError, build_change, decode_change,
 };
-use crate::governance::Governance;
 use crate::change::{ChangeError, ParsedChange};
 use crate::entry::{DocRef, Entry, SignatureError, validate_signature};
+use crate::governance::Governance;
 use crate::id::{DeviceId, EntryId, GroupId, MemberId};
 use crate::identity::DeviceKey;
 
@@ -116,7 +116,11 @@ fn not_quorate(given: u64, needed: u64, members: u64) -> String {
     let more = needed.saturating_sub(given);
     format!(
         "{given} of {members} {} given a view; {more} more {} needed before it can be closed",
-        if members == 1 { "member has" } else { "members have" },
+        if members == 1 {
+            "member has"
+        } else {
+            "members have"
+        },
         if more == 1 { "is" } else { "are" }
     )
 }
@@ -997,13 +1001,10 @@ impl Record {
                             return Err(Self::rule("the auditor's id is not a device key"));
                         }
                     }
-                    Some(Effect::Policy { quorum, .. }) => {
-                        if *quorum == 0 {
-                            return Err(Self::rule(
-                                "the group's quorum must be at least 1 member",
-                            ));
-                        }
+                    Some(Effect::Policy { quorum: 0, .. }) => {
+                        return Err(Self::rule("the group's quorum must be at least 1 member"));
                     }
+                    Some(Effect::Policy { .. }) => {}
                 }
             }
             Body::Stance {
@@ -1045,9 +1046,9 @@ impl Record {
                 {
                     return Err(Invalid::AlreadyClosed);
                 }
-                let t = self
-                    .tally(proposal, clock)
-                    .ok_or_else(|| Self::rule("it refers to a proposal that does not exist here"))?;
+                let t = self.tally(proposal, clock).ok_or_else(|| {
+                    Self::rule("it refers to a proposal that does not exist here")
+                })?;
                 if t.counts != *counts || t.decision != *decision {
                     return Err(Invalid::OutcomeMismatch {
                         recorded: describe(decision, counts),

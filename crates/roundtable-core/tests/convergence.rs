@@ -330,9 +330,18 @@ fn body_of_kind(
     let stance = |on_behalf| {
         let proposal = pick(&open, p)?;
         // Changes to the group itself mostly find agreement, so that they pass now and then.
-        let about_group = proposals
-            .iter()
-            .any(|(h, _)| *h == proposal && rep.rec.entry(h).is_some_and(|(_, m)| matches!(m.body, Body::Proposal { effect: Some(_), .. })));
+        let about_group = proposals.iter().any(|(h, _)| {
+            *h == proposal
+                && rep.rec.entry(h).is_some_and(|(_, m)| {
+                    matches!(
+                        m.body,
+                        Body::Proposal {
+                            effect: Some(_),
+                            ..
+                        }
+                    )
+                })
+        });
         Some(Body::Stance {
             proposal,
             stance: if about_group && p % 6 != 5 {
@@ -401,7 +410,7 @@ fn body_of_kind(
                 .filter(|h| matches!(rep.rec.entry(h), Some((_, m)) if matches!(m.body, Body::Proposal { effect: Some(_), .. })))
                 .filter(|h| rep.rec.tally_now(h).is_some_and(|t| t.decision == Decision::Passed))
                 .collect();
-            let quorate = if p % 2 == 0 && !about_group.is_empty() {
+            let quorate = if p.is_multiple_of(2) && !about_group.is_empty() {
                 about_group
             } else {
                 quorate
@@ -922,7 +931,9 @@ fn summary(r: &Record) -> Summary {
         decisions: r
             .causal_order()
             .iter()
-            .filter(|h| matches!(r.entry(h), Some((_, m)) if matches!(m.body, Body::Proposal { .. })))
+            .filter(
+                |h| matches!(r.entry(h), Some((_, m)) if matches!(m.body, Body::Proposal { .. })),
+            )
             .map(|h| {
                 (
                     *h,
@@ -971,16 +982,14 @@ fn governed(r: &Record, founder: DeviceId) -> Result<(), String> {
         return Err("an auditor was let in without a decision".into());
     }
     let policy = r.policy();
-    let genesis_policy = r
-        .entry(&r.group())
-        .and_then(|(_, m)| match &m.body {
-            Body::Genesis { rule, quorum, .. } => Some((*rule, *quorum)),
-            _ => None,
-        });
+    let genesis_policy = r.entry(&r.group()).and_then(|(_, m)| match &m.body {
+        Body::Genesis { rule, quorum, .. } => Some((*rule, *quorum)),
+        _ => None,
+    });
     if policy != genesis_policy
-        && !passed
-            .iter()
-            .any(|e| matches!(e, Effect::Policy { rule, quorum } if Some((*rule, *quorum)) == policy))
+        && !passed.iter().any(
+            |e| matches!(e, Effect::Policy { rule, quorum } if Some((*rule, *quorum)) == policy),
+        )
     {
         return Err("the policy changed without a decision".into());
     }

@@ -9,8 +9,8 @@ use roundtable_core::body::{ChangeFrame, build_change, decode_change};
 use roundtable_core::change::MAGIC;
 use roundtable_core::record::Rejection;
 use roundtable_core::{
-    Body, Counts, Decision, DeviceId, DeviceKey, DocRef, Effect, Entry, EntryId, GroupId,
-    Ingested, Invalid, Record, Refused, Rule, StanceKind, Status, governance,
+    Body, Counts, Decision, DeviceId, DeviceKey, DocRef, Effect, Entry, EntryId, GroupId, Ingested,
+    Invalid, Record, Refused, Rule, StanceKind, Status, governance,
 };
 use sha2::{Digest, Sha256};
 
@@ -72,8 +72,6 @@ impl World {
         let (o, d) = self.close(by, p);
         (p, o, d)
     }
-
-
 
     fn tick(&mut self) -> i64 {
         self.time += 1;
@@ -526,7 +524,10 @@ fn removal_takes_effect_only_when_its_proposal_passes() {
     // Ben blocks: it does not pass, and Cai stays.
     w.stance(&ana, open, StanceKind::Agree);
     w.stance(&dee, open, StanceKind::Agree);
-    w.write(&ben, stance_body(open, StanceKind::Block, "not like this", None));
+    w.write(
+        &ben,
+        stance_body(open, StanceKind::Block, "not like this", None),
+    );
     assert_eq!(w.close(&ana, open).1, Decision::NotPassed);
     assert_eq!(status(&w.rec, &cai), Some(Status::Active));
 
@@ -534,7 +535,10 @@ fn removal_takes_effect_only_when_its_proposal_passes() {
     let p = w.proposal(&ben, thread, Some(cai.device_id()));
     w.stance(&ana, p, StanceKind::Agree);
     w.stance(&ben, p, StanceKind::Agree);
-    w.write(&cai, stance_body(p, StanceKind::Block, "I want to stay", None));
+    w.write(
+        &cai,
+        stance_body(p, StanceKind::Block, "I want to stay", None),
+    );
     let (close, d) = w.close(&ben, p);
     assert_eq!(d, Decision::Passed);
     assert_eq!(status(&w.rec, &cai), Some(Status::Removed));
@@ -555,7 +559,11 @@ fn removal_takes_effect_only_when_its_proposal_passes() {
     }
     let t = w.rec.tally_now(&p).unwrap();
     assert_eq!((t.given, t.needed, t.members), (5, 4, 6));
-    assert_eq!(t.decision, Decision::NotPassed, "3 of 5 others is under two thirds");
+    assert_eq!(
+        t.decision,
+        Decision::NotPassed,
+        "3 of 5 others is under two thirds"
+    );
     w.stance(&dee, p, StanceKind::Agree);
     assert_eq!(w.close(&ana, p).1, Decision::Passed);
 
@@ -566,8 +574,7 @@ fn removal_takes_effect_only_when_its_proposal_passes() {
 #[test]
 fn one_member_cannot_act_for_the_group() {
     let (ana, ben, cai, mallory) = (key(), key(), key(), key());
-    let (rec, genesis) =
-        Record::create(&ana, "Board", Rule::Consent, 3, "Ana", "", 0).unwrap();
+    let (rec, genesis) = Record::create(&ana, "Board", Rule::Consent, 3, "Ana", "", 0).unwrap();
     let mut w = World {
         group: rec.group(),
         genesis: genesis.clone(),
@@ -637,10 +644,7 @@ fn one_member_cannot_act_for_the_group() {
         why.to_string(),
         "1 of 3 members have given a view; 2 more are needed before it can be closed"
     );
-    assert_eq!(
-        refused_kind(w.rec.author(&ana, early, 90)),
-        "not_quorate"
-    );
+    assert_eq!(refused_kind(w.rec.author(&ana, early, 90)), "not_quorate");
     // Quorum 0 in the proposal changes nothing: the floor is a majority and the group's quorum.
     let mut zero = proposal_body(thread, None);
     if let Body::Proposal { quorum, .. } = &mut zero {
@@ -745,7 +749,11 @@ fn concurrent_closes_conflict_and_effects_follow_the_decision_that_stands() {
     // A close that sees both settles it; stances are still refused.
     w.rec.ingest(all.to_vec());
     w.log.extend(all);
-    w.refuse(&ana, &stance_body(p, StanceKind::Agree, "", None), "already_closed");
+    w.refuse(
+        &ana,
+        &stance_body(p, StanceKind::Agree, "", None),
+        "already_closed",
+    );
     let (settle, d) = w.close(&ana, p);
     assert_eq!(d, Decision::NotPassed, "Ben's block is in its past");
     let st = w.rec.standing(&p).unwrap();
@@ -782,7 +790,9 @@ fn two_members_removing_each_other_alone_changes_nothing() {
     let (base, thread) = thread_w;
     // On their own devices, Ana proposes Ben out and Ben proposes Ana out, each agreeing alone.
     let mut a = base.replica();
-    let (pa, pa_e) = a.author(&ana, proposal_body(thread, Some(ben.device_id())), 1).unwrap();
+    let (pa, pa_e) = a
+        .author(&ana, proposal_body(thread, Some(ben.device_id())), 1)
+        .unwrap();
     let (_, sa_e) = a
         .author(&ana, stance_body(pa, StanceKind::Agree, "", None), 2)
         .unwrap();
@@ -799,7 +809,9 @@ fn two_members_removing_each_other_alone_changes_nothing() {
     );
     assert_eq!(refused_kind(r), "not_quorate");
     let mut b = base.replica();
-    let (pb, pb_e) = b.author(&ben, proposal_body(thread, Some(ana.device_id())), 1).unwrap();
+    let (pb, pb_e) = b
+        .author(&ben, proposal_body(thread, Some(ana.device_id())), 1)
+        .unwrap();
     let (_, sb_e) = b
         .author(&ben, stance_body(pb, StanceKind::Agree, "", None), 2)
         .unwrap();
@@ -1173,7 +1185,11 @@ fn entry_concurrent_with_removal_is_kept_marked_and_has_no_effect() {
     )
     .unwrap();
     let sock = cai_write(&mut cai_rec, sock_body, 103);
-    cai_write(&mut cai_rec, stance_body(sock, StanceKind::Agree, "", None), 104);
+    cai_write(
+        &mut cai_rec,
+        stance_body(sock, StanceKind::Agree, "", None),
+        104,
+    );
 
     // Meanwhile the group closes Cai's removal.
     let (rm, d) = w.close(&ben, removal);

@@ -1008,10 +1008,11 @@ impl Home {
         time_ms: i64,
     ) -> Result<Proposed, StoreError> {
         self.refresh(group)?;
-        let body = roundtable_core::governance::group_proposal(&group.record, effect, name)
-            .ok_or_else(|| {
-                StoreError::Refused(roundtable_core::Refused::Invalid(roundtable_core::Invalid::NotInGroup))
-            })?;
+        let body = roundtable_core::governance::group_proposal(&group.record, effect, name).ok_or(
+            StoreError::Refused(roundtable_core::Refused::Invalid(
+                roundtable_core::Invalid::NotInGroup,
+            )),
+        )?;
         let proposal = self.append(group, key, body, time_ms)?;
         let agree = self.append(
             group,
@@ -1048,7 +1049,6 @@ impl Home {
             written,
         })
     }
-
 
     /// Writes a new entry by this device: checked by the rules, signed, and durably stored before it returns.
     pub fn append(

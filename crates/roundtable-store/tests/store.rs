@@ -177,7 +177,11 @@ fn pair(root: &Path) -> Pair {
     let out = bea
         .ingest(&mut bea_g, all_entries(&ana, &gid))
         .expect("Bea imports Ana's entries");
-    assert_eq!(out.accepted.len(), 9, "genesis, thread, Bea's proposal, agree and close, 4 messages");
+    assert_eq!(
+        out.accepted.len(),
+        9,
+        "genesis, thread, Bea's proposal, agree and close, 4 messages"
+    );
     // Concurrent writes: Bea's three and Ana's two do not know of each other.
     let mut bea_new = Vec::new();
     for i in 0..3 {

@@ -40,7 +40,10 @@ fn fixture() -> Fixture {
             )
             .unwrap();
         // Ben and Chloe join by the group's agreement (Ana alone, then Ana and Ben).
-        let (ben, chloe) = (DeviceKey::from_secret(&[1; 32]), DeviceKey::from_secret(&[2; 32]));
+        let (ben, chloe) = (
+            DeviceKey::from_secret(&[1; 32]),
+            DeviceKey::from_secret(&[2; 32]),
+        );
         let gid = g.id();
         let mut t = T0;
         roundtable_core::governance::add_members(
@@ -820,7 +823,9 @@ async fn a_proposal_easy_read_first_stances_with_reasons_understanding_and_outco
     assert!(!page.contains(&format!(r#"action="/confirm/{understanding}""#)));
 
     // One view of the two needed: the page says so, offers no close, and a close is refused.
-    assert!(page.contains("1 of 3 members has given a view. 1 more is needed before it can be closed."));
+    assert!(
+        page.contains("1 of 3 members has given a view. 1 more is needed before it can be closed.")
+    );
     assert!(!page.contains("Close it now"));
     let before = entry_count(&f);
     let r = send(

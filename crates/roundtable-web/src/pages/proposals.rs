@@ -272,9 +272,9 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         .ok_or_else(|| Problem::not_found("such proposal"))?;
     let needed = tally.needed.max(*quorum).min(tally.members);
     let mut how = match rule {
-        Rule::Consent => format!(
-            "It passes if nobody blocks it and at least {needed} members give their view."
-        ),
+        Rule::Consent => {
+            format!("It passes if nobody blocks it and at least {needed} members give their view.")
+        }
         Rule::Majority => format!(
             "It passes if more members agree than disagree or block, and at least {needed} members give their view."
         ),
