@@ -6,7 +6,7 @@ mod util;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use util::{Home, TestCommand, id_at, partnership, serve_loopback, sync};
+use util::{Home, TestCommand, decide, id_at, partnership, serve_loopback, sync};
 
 fn set(v: &Value) -> BTreeSet<String> {
     v.as_array()
@@ -201,7 +201,9 @@ fn a_member_whose_device_has_not_opened_the_group_cannot_be_made_a_reader_yet() 
     let (homes, _g) = partnership("Board", &["Ana", "Ben"]);
     let a = &homes[0];
     let dee = Home::init("Dee");
-    a.ok(["member", "add", &dee.member_id, "--name", "Dee"]);
+    let asked = a.ok(["member", "add", &dee.member_id, "--name", "Dee"]);
+    let closed = decide(a, &[&homes[1]], &id_at(&asked, "proposal_id"));
+    assert_eq!(closed["decision"], "passed", "{closed}");
     let before = a.heads();
     let err = a.fails(
         1,

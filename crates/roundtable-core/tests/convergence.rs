@@ -1095,10 +1095,20 @@ proptest! {
             !(matches!(
                 k,
                 "bad_signature" | "malformed" | "unsupported_document" | "missing_dependency"
+                    | "conflicting_outcomes"
             ) || k.starts_with("change_"))
         });
         let want_rejected: BTreeSet<String> = want.rejected.keys().map(|k| k.to_string()).collect();
         prop_assert_eq!(by_rule, want_rejected);
+        // Closes made apart that disagree: the auditor names the same proposals as every device.
+        let conflicts = ids_of(&|k| k == "conflicting_outcomes");
+        let want_conflicts: BTreeSet<String> = want
+            .decisions
+            .iter()
+            .filter(|(_, d)| d.is_some_and(|(_, _, c)| c))
+            .map(|(p, _)| p.to_string())
+            .collect();
+        prop_assert_eq!(conflicts, want_conflicts);
         let waiting = ids_of(&|k| k == "missing_dependency");
         let want_pending: BTreeSet<String> = want.pending.iter().map(|k| k.to_string()).collect();
         prop_assert_eq!(waiting, want_pending);
