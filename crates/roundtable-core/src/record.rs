@@ -76,8 +76,70 @@ pub enum Invalid {
     AlreadyClosed,
     #[error("the recorded outcome ({recorded}) does not match the stances ({recounted})")]
     OutcomeMismatch { recorded: String, recounted: String },
+    #[error("it refers to {what} {id}, which does not exist here")]
+    UnknownReferent { what: String, id: EntryId },
+    #[error("{0} is empty")]
+    EmptyText(String),
+    #[error("a reason is needed to {0}")]
+    ReasonNeeded(String),
+    #[error(
+        "a sealed message cannot be restated or corrected in the open: that would unseal its words"
+    )]
+    WouldUnseal,
+    #[error("this thread is sealed: only sealed messages can go in it")]
+    SealedThreadOnly,
+    #[error("that person is already a member")]
+    AlreadyMember,
     #[error("{0}")]
-    Rule(String),
+    MemberAndAuditor(String),
+    #[error("that device is already an auditor's")]
+    AlreadyAuditor,
+    #[error("{0} is not a device key")]
+    NotAKey(String),
+    #[error("to leave, use leave, not remove")]
+    RemoveSelf,
+    #[error("{0}")]
+    NotActive(String),
+    #[error("the group's quorum must be at least 1 member")]
+    ZeroQuorum,
+    #[error("{0}")]
+    BadConfirm(String),
+    #[error("you can correct your own entries, or an understanding of them")]
+    CorrectNotOwn,
+    #[error("the due date must look like 2026-12-31")]
+    BadDate,
+    #[error("the encryption key is not a valid key")]
+    BadEncryptionKey,
+    #[error("the member who starts a sealed thread must be one of its readers")]
+    StarterNotReader,
+    #[error("{0}")]
+    AlreadyReader(String),
+    #[error("only a reader of this sealed thread can {0}")]
+    ReaderOnly(String),
+    #[error("that member is not a reader of this thread")]
+    NotAReader,
+    #[error("a sealed thread must keep at least one reader")]
+    LastReader,
+    #[error("this sealed thread has had as many keys as it can: start a new sealed thread")]
+    TooManyEpochs,
+    #[error("{0}")]
+    WrongWraps(String),
+    #[error("that member has not asked to read this thread")]
+    NotAsked,
+    #[error("the sealed content is not padded to one of the allowed sizes")]
+    BadPadding,
+    #[error("it names a key epoch this thread does not have here")]
+    UnknownEpoch,
+    #[error("its author was not given that epoch's key")]
+    NoEpochKey,
+    #[error("it uses a key that someone who is no longer a reader holds; a new key is needed")]
+    StaleEpoch,
+    #[error(
+        "{0} has not published an encryption key yet (their device publishes one the first time it opens the group)"
+    )]
+    KeyNotPublished(MemberId),
+    #[error("the key for {0} is not the one they published")]
+    WrongKey(MemberId),
     #[error(
         "this version reads entries of the public record only (sealed threads travel inside it); a newer version may have written this one"
     )]
@@ -105,7 +167,36 @@ impl Invalid {
             Invalid::NotQuorate { .. } => "not_quorate",
             Invalid::AlreadyClosed => "already_closed",
             Invalid::OutcomeMismatch { .. } => "outcome_mismatch",
-            Invalid::Rule(_) => "rule",
+            Invalid::UnknownReferent { .. } => "unknown_referent",
+            Invalid::EmptyText(_) => "empty_text",
+            Invalid::ReasonNeeded(_) => "reason_needed",
+            Invalid::WouldUnseal => "would_unseal",
+            Invalid::SealedThreadOnly => "sealed_thread_only",
+            Invalid::AlreadyMember => "already_member",
+            Invalid::MemberAndAuditor(_) => "member_and_auditor",
+            Invalid::AlreadyAuditor => "already_auditor",
+            Invalid::NotAKey(_) => "not_a_key",
+            Invalid::RemoveSelf => "remove_self",
+            Invalid::NotActive(_) => "not_active",
+            Invalid::ZeroQuorum => "zero_quorum",
+            Invalid::BadConfirm(_) => "bad_confirm",
+            Invalid::CorrectNotOwn => "correct_not_own",
+            Invalid::BadDate => "bad_date",
+            Invalid::BadEncryptionKey => "bad_encryption_key",
+            Invalid::StarterNotReader => "starter_not_reader",
+            Invalid::AlreadyReader(_) => "already_reader",
+            Invalid::ReaderOnly(_) => "reader_only",
+            Invalid::NotAReader => "not_a_reader",
+            Invalid::LastReader => "last_reader",
+            Invalid::TooManyEpochs => "too_many_epochs",
+            Invalid::WrongWraps(_) => "wrong_wraps",
+            Invalid::NotAsked => "not_asked",
+            Invalid::BadPadding => "bad_padding",
+            Invalid::UnknownEpoch => "unknown_epoch",
+            Invalid::NoEpochKey => "no_epoch_key",
+            Invalid::StaleEpoch => "stale_epoch",
+            Invalid::KeyNotPublished(_) => "key_not_published",
+            Invalid::WrongKey(_) => "wrong_key",
             Invalid::UnsupportedDocument => "unsupported_document",
         }
     }
@@ -868,10 +959,6 @@ impl Record {
         })
     }
 
-    fn rule(msg: impl Into<String>) -> Invalid {
-        Invalid::Rule(msg.into())
-    }
-
     /// The entry `id` must be valid, in the past, and of a kind `want` accepts.
     fn referent<'a>(
         &'a self,
@@ -882,9 +969,10 @@ impl Record {
     ) -> Result<&'a Meta, Invalid> {
         match self.in_past(clock, id) {
             Some(m) if want(&m.body) => Ok(m),
-            _ => Err(Self::rule(format!(
-                "it refers to {what} {id}, which does not exist here"
-            ))),
+            _ => Err(Invalid::UnknownReferent {
+                what: what.to_string(),
+                id: *id,
+            }),
         }
     }
 
@@ -899,7 +987,7 @@ impl Record {
         let active = |m: &MemberId| gov.active(m);
         let nonempty = |s: &str, what: &str| {
             if s.trim().is_empty() {
-                Err(Self::rule(format!("{what} is empty")))
+                Err(Invalid::EmptyText(what.to_string()))
             } else {
                 Ok(())
             }
@@ -907,9 +995,7 @@ impl Record {
         let is_thread = |b: &Body| matches!(b, Body::Thread { .. });
         // Restating or correcting a sealed message in the open would unseal it.
         let not_sealed = |target: &EntryId| match self.in_past(clock, target).map(|m| &m.body) {
-            Some(Body::Sealed { .. }) => Err(Self::rule(
-                "a sealed message cannot be restated or corrected in the open: that would unseal its words",
-            )),
+            Some(Body::Sealed { .. }) => Err(Invalid::WouldUnseal),
             _ => Ok(()),
         };
         let is_proposal = |b: &Body| matches!(b, Body::Proposal { .. });
@@ -966,43 +1052,45 @@ impl Record {
                     Some(Effect::Add { member, name, .. }) => {
                         nonempty(name, "the new member's name")?;
                         if active(member) {
-                            return Err(Self::rule("that person is already a member"));
+                            return Err(Invalid::AlreadyMember);
                         }
                         if gov.auditors.contains_key(member) {
-                            return Err(Self::rule(
-                                "that device is an auditor's: an auditor cannot also be a member",
+                            return Err(Invalid::MemberAndAuditor(
+                                "that device is an auditor's: an auditor cannot also be a member"
+                                    .into(),
                             ));
                         }
                         if ed25519_dalek::VerifyingKey::from_bytes(&member.0).is_err() {
-                            return Err(Self::rule("the member id is not a device key"));
+                            return Err(Invalid::NotAKey("the member id".into()));
                         }
                     }
                     Some(Effect::Remove { member }) => {
                         if member == author {
-                            return Err(Self::rule("to leave, use leave, not remove"));
+                            return Err(Invalid::RemoveSelf);
                         }
                         if !active(member) {
-                            return Err(Self::rule(
-                                "the member this proposal would remove is not an active member",
+                            return Err(Invalid::NotActive(
+                                "the member this proposal would remove is not an active member"
+                                    .into(),
                             ));
                         }
                     }
                     Some(Effect::Auditor { device, name }) => {
                         nonempty(name, "the auditor's name")?;
                         if members.contains_key(device) {
-                            return Err(Self::rule(
-                                "a member's device cannot also be an auditor's",
+                            return Err(Invalid::MemberAndAuditor(
+                                "a member's device cannot also be an auditor's".into(),
                             ));
                         }
                         if gov.auditors.contains_key(device) {
-                            return Err(Self::rule("that device is already an auditor's"));
+                            return Err(Invalid::AlreadyAuditor);
                         }
                         if ed25519_dalek::VerifyingKey::from_bytes(&device.0).is_err() {
-                            return Err(Self::rule("the auditor's id is not a device key"));
+                            return Err(Invalid::NotAKey("the auditor's id".into()));
                         }
                     }
                     Some(Effect::Policy { quorum: 0, .. }) => {
-                        return Err(Self::rule("the group's quorum must be at least 1 member"));
+                        return Err(Invalid::ZeroQuorum);
                     }
                     Some(Effect::Policy { .. }) => {}
                 }
@@ -1015,10 +1103,7 @@ impl Record {
             } => {
                 self.referent(clock, proposal, "proposal", is_proposal)?;
                 if stance.needs_reason() && reason.trim().is_empty() {
-                    return Err(Self::rule(format!(
-                        "a reason is needed to {}",
-                        stance.as_str()
-                    )));
+                    return Err(Invalid::ReasonNeeded(stance.as_str().to_string()));
                 }
                 if self.standing_at(proposal, clock, gov).is_some() {
                     return Err(Invalid::AlreadyClosed);
@@ -1026,8 +1111,8 @@ impl Record {
                 if let Some(m) = on_behalf
                     && !active(m)
                 {
-                    return Err(Self::rule(
-                        "a stance can only be recorded for an active member",
+                    return Err(Invalid::NotActive(
+                        "a stance can only be recorded for an active member".into(),
                     ));
                 }
             }
@@ -1046,9 +1131,12 @@ impl Record {
                 {
                     return Err(Invalid::AlreadyClosed);
                 }
-                let t = self.tally(proposal, clock).ok_or_else(|| {
-                    Self::rule("it refers to a proposal that does not exist here")
-                })?;
+                let t = self
+                    .tally(proposal, clock)
+                    .ok_or_else(|| Invalid::UnknownReferent {
+                        what: "proposal".into(),
+                        id: *proposal,
+                    })?;
                 if t.counts != *counts || t.decision != *decision {
                     return Err(Invalid::OutcomeMismatch {
                         recorded: describe(decision, counts),
@@ -1074,18 +1162,14 @@ impl Record {
                     Body::Understand { target: orig, .. } => {
                         let o = self.referent(clock, orig, "entry", |_| true)?;
                         if self.actor_of(o) != *author {
-                            return Err(Self::rule(
-                                "only the author of the original entry can confirm an understanding of it",
-                            ));
+                            return Err(Invalid::BadConfirm("only the author of the original entry can confirm an understanding of it".into()));
                         }
                     }
                     Body::Stance {
                         on_behalf: Some(m), ..
                     } if m == author => {}
                     _ => {
-                        return Err(Self::rule(
-                            "only an understanding check, or a stance recorded for you, can be confirmed",
-                        ));
+                        return Err(Invalid::BadConfirm("only an understanding check, or a stance recorded for you, can be confirmed".into()));
                     }
                 }
             }
@@ -1101,9 +1185,7 @@ impl Record {
                     _ => false,
                 };
                 if !own && !of_own {
-                    return Err(Self::rule(
-                        "you can correct your own entries, or an understanding of them",
-                    ));
+                    return Err(Invalid::CorrectNotOwn);
                 }
             }
             Body::Action {
@@ -1116,14 +1198,14 @@ impl Record {
                 self.open_thread(clock, thread)?;
                 self.referent(clock, thread, "thread", is_thread)?;
                 if !active(owner) {
-                    return Err(Self::rule(
-                        "the owner of an action must be an active member",
+                    return Err(Invalid::NotActive(
+                        "the owner of an action must be an active member".into(),
                     ));
                 }
                 if let Some(d) = due
                     && !valid_date(d)
                 {
-                    return Err(Self::rule("the due date must look like 2026-12-31"));
+                    return Err(Invalid::BadDate);
                 }
             }
             Body::ActionDone { action } => {
@@ -1134,7 +1216,7 @@ impl Record {
             Body::AuditorAdd { .. } => return Err(Invalid::AuditorWithoutDecision),
             Body::Profile { enc_key } => {
                 if enc_key == &[0u8; 32] {
-                    return Err(Self::rule("the encryption key is not a valid key"));
+                    return Err(Invalid::BadEncryptionKey);
                 }
             }
             Body::SealedThread {
@@ -1146,9 +1228,7 @@ impl Record {
                 nonempty(title, "the title")?;
                 nonempty(reason, "the reason it is sealed")?;
                 if !wraps.iter().any(|w| w.member == *author) {
-                    return Err(Self::rule(
-                        "the member who starts a sealed thread must be one of its readers",
-                    ));
+                    return Err(Invalid::StarterNotReader);
                 }
                 for w in wraps {
                     self.check_reader_key(clock, &active, &w.member, &w.key)?;
@@ -1162,14 +1242,16 @@ impl Record {
                 let st = self.sealed_referent(clock, thread, gov)?;
                 Self::must_read(&st, author, "add a reader")?;
                 if st.readers.contains(member) {
-                    return Err(Self::rule("that member is already a reader"));
+                    return Err(Invalid::AlreadyReader(
+                        "that member is already a reader".into(),
+                    ));
                 }
                 let ids: Vec<EntryId> = wraps.iter().map(|w| w.epoch).collect();
                 let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
                 want.sort();
                 if ids != want {
-                    return Err(Self::rule(
-                        "a new reader must be given the key of every epoch of the thread",
+                    return Err(Invalid::WrongWraps(
+                        "a new reader must be given the key of every epoch of the thread".into(),
                     ));
                 }
                 for w in wraps {
@@ -1188,19 +1270,18 @@ impl Record {
                 if let Some(m) = removes
                     && !next.remove(m)
                 {
-                    return Err(Self::rule("that member is not a reader of this thread"));
+                    return Err(Invalid::NotAReader);
                 }
                 if next.is_empty() {
-                    return Err(Self::rule("a sealed thread must keep at least one reader"));
+                    return Err(Invalid::LastReader);
                 }
                 if st.epochs.len() >= crate::sealed::MAX_EPOCHS {
-                    return Err(Self::rule(
-                        "this sealed thread has had as many keys as it can: start a new sealed thread",
-                    ));
+                    return Err(Invalid::TooManyEpochs);
                 }
                 if wraps.iter().map(|w| w.member).collect::<BTreeSet<_>>() != next {
-                    return Err(Self::rule(
-                        "a new key must be given to every remaining reader and to nobody else",
+                    return Err(Invalid::WrongWraps(
+                        "a new key must be given to every remaining reader and to nobody else"
+                            .into(),
                     ));
                 }
                 for w in wraps {
@@ -1211,7 +1292,9 @@ impl Record {
                 let st = self.sealed_referent(clock, thread, gov)?;
                 nonempty(why, "the reason for asking")?;
                 if st.readers.contains(author) {
-                    return Err(Self::rule("you are already a reader of this thread"));
+                    return Err(Invalid::AlreadyReader(
+                        "you are already a reader of this thread".into(),
+                    ));
                 }
             }
             Body::Decline {
@@ -1234,27 +1317,25 @@ impl Record {
                         })
                     });
                 if !asked {
-                    return Err(Self::rule("that member has not asked to read this thread"));
+                    return Err(Invalid::NotAsked);
                 }
             }
             Body::Sealed { thread, epoch, ct } => {
                 let st = self.sealed_referent(clock, thread, gov)?;
                 if !crate::sealed::valid_ct_len(ct.len()) {
-                    return Err(Self::rule(
-                        "the sealed content is not padded to one of the allowed sizes",
-                    ));
+                    return Err(Invalid::BadPadding);
                 }
                 Self::must_read(&st, author, "write in it")?;
-                let e = st.epochs.iter().find(|e| e.id == *epoch).ok_or_else(|| {
-                    Self::rule("it names a key epoch this thread does not have here")
-                })?;
+                let e = st
+                    .epochs
+                    .iter()
+                    .find(|e| e.id == *epoch)
+                    .ok_or_else(|| Invalid::UnknownEpoch)?;
                 if !e.wraps.contains_key(author) {
-                    return Err(Self::rule("its author was not given that epoch's key"));
+                    return Err(Invalid::NoEpochKey);
                 }
                 if e.wraps.keys().any(|m| !st.readers.contains(m)) {
-                    return Err(Self::rule(
-                        "it uses a key that someone who is no longer a reader holds; a new key is needed",
-                    ));
+                    return Err(Invalid::StaleEpoch);
                 }
             }
         }
@@ -1265,9 +1346,7 @@ impl Record {
         if st.readers.contains(author) {
             Ok(())
         } else {
-            Err(Self::rule(format!(
-                "only a reader of this sealed thread can {what}"
-            )))
+            Err(Invalid::ReaderOnly(what.to_string()))
         }
     }
 
@@ -1280,27 +1359,21 @@ impl Record {
         key: &[u8; 32],
     ) -> Result<(), Invalid> {
         if !active(member) {
-            return Err(Self::rule(format!(
+            return Err(Invalid::NotActive(format!(
                 "a reader must be an active member ({member} is not)"
             )));
         }
         match self.profile_key_at(clock, member) {
             Some(k) if k == *key => Ok(()),
-            Some(_) => Err(Self::rule(format!(
-                "the key for {member} is not the one they published"
-            ))),
-            None => Err(Self::rule(format!(
-                "{member} has not published an encryption key yet (their device publishes one the first time it opens the group)"
-            ))),
+            Some(_) => Err(Invalid::WrongKey(*member)),
+            None => Err(Invalid::KeyNotPublished(*member)),
         }
     }
 
     /// Plain messages, proposals and actions may not go into a sealed thread.
     fn open_thread(&self, clock: &Clock, thread: &EntryId) -> Result<(), Invalid> {
         match self.in_past(clock, thread).map(|m| &m.body) {
-            Some(Body::SealedThread { .. }) => Err(Self::rule(
-                "this thread is sealed: only sealed messages can go in it",
-            )),
+            Some(Body::SealedThread { .. }) => Err(Invalid::SealedThreadOnly),
             _ => Ok(()),
         }
     }
@@ -1311,11 +1384,11 @@ impl Record {
         thread: &EntryId,
         gov: &Governance,
     ) -> Result<SealedState, Invalid> {
-        self.sealed_state_at(clock, thread, gov).ok_or_else(|| {
-            Self::rule(format!(
-                "it refers to sealed thread {thread}, which does not exist here"
-            ))
-        })
+        self.sealed_state_at(clock, thread, gov)
+            .ok_or_else(|| Invalid::UnknownReferent {
+                what: "sealed thread".into(),
+                id: *thread,
+            })
     }
 
     /// The latest encryption key a member published in the past `clock`.

@@ -568,7 +568,7 @@ fn removal_takes_effect_only_when_its_proposal_passes() {
     assert_eq!(w.close(&ana, p).1, Decision::Passed);
 
     // Removing oneself is a rule error (leave instead).
-    w.refuse(&ana, &proposal_body(thread, Some(ana.device_id())), "rule");
+    w.refuse(&ana, &proposal_body(thread, Some(ana.device_id())), "remove_self");
 }
 
 #[test]
@@ -1005,7 +1005,7 @@ fn refused_write_at_a_used_position_leaves_nothing_behind() {
     let before = state(&rec);
     assert_eq!(
         refused_kind(rec.author(&ben, unknown_thread.clone(), 20)),
-        "rule"
+        "unknown_referent"
     );
     assert_eq!(state(&rec), before);
     let mut t = 30;
@@ -1037,7 +1037,10 @@ fn refused_write_at_a_used_position_leaves_nothing_behind() {
         Some(&Invalid::DependsOnRejected(e2))
     );
     let before = state(&rec);
-    assert_eq!(refused_kind(rec.author(&ben, unknown_thread, 20)), "rule");
+    assert_eq!(
+        refused_kind(rec.author(&ben, unknown_thread, 20)),
+        "unknown_referent"
+    );
     assert_eq!(state(&rec), before);
     let mut t = 300;
     let (won, won_entry) = loop {
@@ -1273,9 +1276,9 @@ fn stance_rules() {
         (StanceKind::Block, "  \n"),
     ] {
         let body = stance_body(p, kind, reason, None);
-        let why = w.refuse(&ben, &body, "rule");
+        let why = w.refuse(&ben, &body, "reason_needed");
         assert!(why.to_string().contains("reason"), "{why}");
-        assert_eq!(refused_kind(w.rec.author(&ben, body, 1)), "rule");
+        assert_eq!(refused_kind(w.rec.author(&ben, body, 1)), "reason_needed");
     }
     w.write(&ben, stance_body(p, StanceKind::Agree, "", None));
     w.write(&cai, stance_body(p, StanceKind::Abstain, "", None));
@@ -1331,8 +1334,8 @@ fn stance_rules() {
         }
     );
     // Ben's own stance is untouched by what he typed for Ana; nobody but Ana can confirm it.
-    w.refuse(&cai, &Body::Confirm { target: for_ana }, "rule");
-    w.refuse(&ben, &Body::Confirm { target: for_ana }, "rule");
+    w.refuse(&cai, &Body::Confirm { target: for_ana }, "bad_confirm");
+    w.refuse(&ben, &Body::Confirm { target: for_ana }, "bad_confirm");
     w.write(&ana, Body::Confirm { target: for_ana });
     assert_eq!(
         count(&w),
@@ -1357,7 +1360,7 @@ fn stance_rules() {
     // A stance typed for someone who is not a member is refused.
     let stranger = key();
     let body = stance_body(p, StanceKind::Agree, "", Some(stranger.device_id()));
-    w.refuse(&ben, &body, "rule");
+    w.refuse(&ben, &body, "not_active");
 
     // After the close, no more stances.
     let (_, d) = w.close(&cai, p);
