@@ -24,7 +24,9 @@ pub mod fuzz;
 pub mod governance;
 pub mod id;
 pub mod identity;
+pub mod invalid;
 pub mod record;
+mod rules;
 pub mod sealed;
 
 pub use body::{Body, Counts, Decision, Effect, Rule, StanceKind};

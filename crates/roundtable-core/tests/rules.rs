@@ -568,7 +568,11 @@ fn removal_takes_effect_only_when_its_proposal_passes() {
     assert_eq!(w.close(&ana, p).1, Decision::Passed);
 
     // Removing oneself is a rule error (leave instead).
-    w.refuse(&ana, &proposal_body(thread, Some(ana.device_id())), "remove_self");
+    w.refuse(
+        &ana,
+        &proposal_body(thread, Some(ana.device_id())),
+        "remove_self",
+    );
 }
 
 #[test]
