@@ -8,11 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::body::{Body, Effect, Rule};
+use crate::body::{Body, Counts, Decision, Effect, Rule, StanceKind};
 use crate::governance::Governance;
 use crate::id::{DeviceId, EntryId, MemberId};
 use crate::invalid::Invalid;
 use crate::record::{Clock, Epoch, Meta, Record, SealedState};
+use crate::sealed::{EpochWrap, Wrap};
 
 impl Record {
     /// The entry `id` must be valid, in the past, and of a kind `want` accepts.
@@ -39,41 +40,27 @@ impl Record {
         clock: &Clock,
         gov: &Governance,
     ) -> Result<(), Invalid> {
-        let members = &gov.members;
-        let active = |m: &MemberId| gov.active(m);
-        let nonempty = |s: &str, what: &str| {
-            if s.trim().is_empty() {
-                Err(Invalid::EmptyText(what.to_string()))
-            } else {
-                Ok(())
-            }
+        let p = &Point {
+            r: self,
+            author,
+            clock,
+            gov,
         };
-        let is_thread = |b: &Body| matches!(b, Body::Thread { .. });
-        // Restating or correcting a sealed message in the open would unseal it.
-        let not_sealed = |target: &EntryId| match self.in_past(clock, target).map(|m| &m.body) {
-            Some(Body::Sealed { .. }) => Err(Invalid::WouldUnseal),
-            _ => Ok(()),
-        };
-        let is_proposal = |b: &Body| matches!(b, Body::Proposal { .. });
         match body {
-            Body::Genesis { .. } => {
-                return Err(Invalid::Shape(
-                    "only the first entry may start a group".into(),
-                ));
-            }
-            Body::MemberAdd { .. } => return Err(Invalid::AddWithoutDecision),
-            Body::MemberLeave => {}
-            Body::MemberRemove { .. } => {
-                return Err(Invalid::RemovalWithoutDecision(
-                    "a removal takes effect when the group passes the proposal to remove them; no other entry can remove a member".into(),
-                ));
-            }
-            Body::Thread { title } => nonempty(title, "the title")?,
-            Body::Message { thread, text } => {
-                nonempty(text, "the message")?;
-                self.open_thread(clock, thread)?;
-                self.referent(clock, thread, "thread", is_thread)?;
-            }
+            // Only a group's first entry is its genesis (checked in `Record::judge`).
+            Body::Genesis { .. } => Err(Invalid::Shape(
+                "only the first entry may start a group".into(),
+            )),
+            // Membership and auditors change only by the group's decisions (`governance`).
+            Body::MemberAdd { .. } => Err(Invalid::AddWithoutDecision),
+            Body::MemberRemove { .. } => Err(Invalid::RemovalWithoutDecision(
+                "a removal takes effect when the group passes the proposal to remove them; no other entry can remove a member".into(),
+            )),
+            Body::AuditorAdd { .. } => Err(Invalid::AuditorWithoutDecision),
+            // A member may always leave.
+            Body::MemberLeave => Ok(()),
+            Body::Thread { title } => validate_thread(title),
+            Body::Message { thread, text } => validate_message(p, thread, text),
             Body::Proposal {
                 thread,
                 title,
@@ -82,320 +69,55 @@ impl Record {
                 quorum,
                 effect,
                 ..
-            } => {
-                nonempty(title, "the title")?;
-                nonempty(easy_read, "the easy-read version")?;
-                // A proposal about the group itself may sit in the group (its genesis) rather than a thread.
-                if !(effect.is_some() && Some(*thread) == self.ix.genesis) {
-                    self.open_thread(clock, thread)?;
-                    self.referent(clock, thread, "thread", is_thread)?;
-                }
-                let (group_rule, group_quorum) = gov.policy.unwrap_or((Rule::Consent, 0));
-                if !rule.at_least(group_rule) {
-                    return Err(Invalid::BelowPolicy(format!(
-                        "this group decides by {}: a proposal may not ask for {}",
-                        group_rule.as_str(),
-                        rule.as_str()
-                    )));
-                }
-                if *quorum < group_quorum {
-                    return Err(Invalid::BelowPolicy(format!(
-                        "this group needs at least {group_quorum} members to give a view on every proposal: a proposal may ask for more, never fewer"
-                    )));
-                }
-                match effect {
-                    None => {}
-                    Some(Effect::Add { member, name, .. }) => {
-                        nonempty(name, "the new member's name")?;
-                        if active(member) {
-                            return Err(Invalid::AlreadyMember);
-                        }
-                        if gov.auditors.contains_key(member) {
-                            return Err(Invalid::MemberAndAuditor(
-                                "that device is an auditor's: an auditor cannot also be a member"
-                                    .into(),
-                            ));
-                        }
-                        if ed25519_dalek::VerifyingKey::from_bytes(&member.0).is_err() {
-                            return Err(Invalid::NotAKey("the member id".into()));
-                        }
-                    }
-                    Some(Effect::Remove { member }) => {
-                        if member == author {
-                            return Err(Invalid::RemoveSelf);
-                        }
-                        if !active(member) {
-                            return Err(Invalid::NotActive(
-                                "the member this proposal would remove is not an active member"
-                                    .into(),
-                            ));
-                        }
-                    }
-                    Some(Effect::Auditor { device, name }) => {
-                        nonempty(name, "the auditor's name")?;
-                        if members.contains_key(device) {
-                            return Err(Invalid::MemberAndAuditor(
-                                "a member's device cannot also be an auditor's".into(),
-                            ));
-                        }
-                        if gov.auditors.contains_key(device) {
-                            return Err(Invalid::AlreadyAuditor);
-                        }
-                        if ed25519_dalek::VerifyingKey::from_bytes(&device.0).is_err() {
-                            return Err(Invalid::NotAKey("the auditor's id".into()));
-                        }
-                    }
-                    Some(Effect::Policy { quorum: 0, .. }) => {
-                        return Err(Invalid::ZeroQuorum);
-                    }
-                    Some(Effect::Policy { .. }) => {}
-                }
-            }
+            } => validate_proposal(p, thread, title, easy_read, rule, quorum, effect),
             Body::Stance {
                 proposal,
                 stance,
                 reason,
                 on_behalf,
-            } => {
-                self.referent(clock, proposal, "proposal", is_proposal)?;
-                if stance.needs_reason() && reason.trim().is_empty() {
-                    return Err(Invalid::ReasonNeeded(stance.as_str().to_string()));
-                }
-                if self.standing_at(proposal, clock, gov).is_some() {
-                    return Err(Invalid::AlreadyClosed);
-                }
-                if let Some(m) = on_behalf
-                    && !active(m)
-                {
-                    return Err(Invalid::NotActive(
-                        "a stance can only be recorded for an active member".into(),
-                    ));
-                }
-            }
+            } => validate_stance(p, proposal, stance, reason, on_behalf),
             Body::Outcome {
                 proposal,
                 decision,
                 counts,
                 ..
-            } => {
-                self.referent(clock, proposal, "proposal", is_proposal)?;
-                // A close is refused once one stands, unless closes made apart conflict: a close
-                // that sees them all settles it.
-                if self
-                    .standing_at(proposal, clock, gov)
-                    .is_some_and(|s| !s.conflict())
-                {
-                    return Err(Invalid::AlreadyClosed);
-                }
-                let t = self
-                    .tally(proposal, clock)
-                    .ok_or_else(|| Invalid::UnknownReferent {
-                        what: "proposal".into(),
-                        id: *proposal,
-                    })?;
-                if t.counts != *counts || t.decision != *decision {
-                    return Err(Invalid::OutcomeMismatch {
-                        recorded: describe(decision, counts),
-                        recounted: describe(&t.decision, &t.counts),
-                    });
-                }
-                if !t.quorate() {
-                    return Err(Invalid::NotQuorate {
-                        given: t.given,
-                        needed: t.needed,
-                        members: t.members,
-                    });
-                }
-            }
-            Body::Understand { target, text } => {
-                nonempty(text, "the restatement")?;
-                not_sealed(target)?;
-                self.referent(clock, target, "entry", |_| true)?;
-            }
-            Body::Confirm { target } => {
-                let t = self.referent(clock, target, "entry", |_| true)?;
-                match &t.body {
-                    Body::Understand { target: orig, .. } => {
-                        let o = self.referent(clock, orig, "entry", |_| true)?;
-                        if self.actor_of(o) != *author {
-                            return Err(Invalid::BadConfirm("only the author of the original entry can confirm an understanding of it".into()));
-                        }
-                    }
-                    Body::Stance {
-                        on_behalf: Some(m), ..
-                    } if m == author => {}
-                    _ => {
-                        return Err(Invalid::BadConfirm("only an understanding check, or a stance recorded for you, can be confirmed".into()));
-                    }
-                }
-            }
-            Body::Correct { target, text } => {
-                nonempty(text, "the correction")?;
-                not_sealed(target)?;
-                let t = self.referent(clock, target, "entry", |_| true)?;
-                let own = self.actor_of(t) == *author;
-                let of_own = match &t.body {
-                    Body::Understand { target: orig, .. } => self
-                        .in_past(clock, orig)
-                        .is_some_and(|o| self.actor_of(o) == *author),
-                    _ => false,
-                };
-                if !own && !of_own {
-                    return Err(Invalid::CorrectNotOwn);
-                }
-            }
+            } => validate_outcome(p, proposal, decision, counts),
+            Body::Understand { target, text } => validate_understand(p, target, text),
+            Body::Confirm { target } => validate_confirm(p, target),
+            Body::Correct { target, text } => validate_correct(p, target, text),
             Body::Action {
                 thread,
                 text,
                 owner,
                 due,
-            } => {
-                nonempty(text, "the action")?;
-                self.open_thread(clock, thread)?;
-                self.referent(clock, thread, "thread", is_thread)?;
-                if !active(owner) {
-                    return Err(Invalid::NotActive(
-                        "the owner of an action must be an active member".into(),
-                    ));
-                }
-                if let Some(d) = due
-                    && !valid_date(d)
-                {
-                    return Err(Invalid::BadDate);
-                }
-            }
-            Body::ActionDone { action } => {
-                self.referent(clock, action, "action", |b| {
-                    matches!(b, Body::Action { .. })
-                })?;
-            }
-            Body::AuditorAdd { .. } => return Err(Invalid::AuditorWithoutDecision),
-            Body::Profile { enc_key } => {
-                if enc_key == &[0u8; 32] {
-                    return Err(Invalid::BadEncryptionKey);
-                }
-            }
+            } => validate_action(p, thread, text, owner, due),
+            Body::ActionDone { action } => validate_action_done(p, action),
+            Body::Profile { enc_key } => validate_profile(enc_key),
             Body::SealedThread {
                 title,
                 reason,
                 wraps,
                 ..
-            } => {
-                nonempty(title, "the title")?;
-                nonempty(reason, "the reason it is sealed")?;
-                if !wraps.iter().any(|w| w.member == *author) {
-                    return Err(Invalid::StarterNotReader);
-                }
-                for w in wraps {
-                    self.check_reader_key(clock, &active, &w.member, &w.key)?;
-                }
-            }
+            } => validate_sealed_thread(p, title, reason, wraps),
             Body::ReaderAdd {
                 thread,
                 member,
                 wraps,
-            } => {
-                let st = self.sealed_referent(clock, thread, gov)?;
-                Self::must_read(&st, author, "add a reader")?;
-                if st.readers.contains(member) {
-                    return Err(Invalid::AlreadyReader(
-                        "that member is already a reader".into(),
-                    ));
-                }
-                let ids: Vec<EntryId> = wraps.iter().map(|w| w.epoch).collect();
-                let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
-                want.sort();
-                if ids != want {
-                    return Err(Invalid::WrongWraps(
-                        "a new reader must be given the key of every epoch of the thread".into(),
-                    ));
-                }
-                for w in wraps {
-                    self.check_reader_key(clock, &active, member, &w.key)?;
-                }
-            }
+            } => validate_reader_add(p, thread, member, wraps),
             Body::Rekey {
                 thread,
                 removes,
                 wraps,
                 ..
-            } => {
-                let st = self.sealed_referent(clock, thread, gov)?;
-                Self::must_read(&st, author, "change its key")?;
-                let mut next = st.readers.clone();
-                if let Some(m) = removes
-                    && !next.remove(m)
-                {
-                    return Err(Invalid::NotAReader);
-                }
-                if next.is_empty() {
-                    return Err(Invalid::LastReader);
-                }
-                if st.epochs.len() >= crate::sealed::MAX_EPOCHS {
-                    return Err(Invalid::TooManyEpochs);
-                }
-                if wraps.iter().map(|w| w.member).collect::<BTreeSet<_>>() != next {
-                    return Err(Invalid::WrongWraps(
-                        "a new key must be given to every remaining reader and to nobody else"
-                            .into(),
-                    ));
-                }
-                for w in wraps {
-                    self.check_reader_key(clock, &active, &w.member, &w.key)?;
-                }
-            }
-            Body::Ask { thread, why } => {
-                let st = self.sealed_referent(clock, thread, gov)?;
-                nonempty(why, "the reason for asking")?;
-                if st.readers.contains(author) {
-                    return Err(Invalid::AlreadyReader(
-                        "you are already a reader of this thread".into(),
-                    ));
-                }
-            }
+            } => validate_rekey(p, thread, removes, wraps),
+            Body::Ask { thread, why } => validate_ask(p, thread, why),
             Body::Decline {
                 thread,
                 member,
                 reason,
-            } => {
-                let st = self.sealed_referent(clock, thread, gov)?;
-                Self::must_read(&st, author, "answer a request")?;
-                nonempty(reason, "the reason")?;
-                let asked = self
-                    .ix
-                    .thread_events
-                    .get(thread)
-                    .into_iter()
-                    .flatten()
-                    .any(|h| {
-                        self.in_past(clock, h).is_some_and(|m| {
-                            matches!(m.body, Body::Ask { .. }) && self.actor_of(m) == *member
-                        })
-                    });
-                if !asked {
-                    return Err(Invalid::NotAsked);
-                }
-            }
-            Body::Sealed { thread, epoch, ct } => {
-                let st = self.sealed_referent(clock, thread, gov)?;
-                if !crate::sealed::valid_ct_len(ct.len()) {
-                    return Err(Invalid::BadPadding);
-                }
-                Self::must_read(&st, author, "write in it")?;
-                let e = st
-                    .epochs
-                    .iter()
-                    .find(|e| e.id == *epoch)
-                    .ok_or(Invalid::UnknownEpoch)?;
-                if !e.wraps.contains_key(author) {
-                    return Err(Invalid::NoEpochKey);
-                }
-                if e.wraps.keys().any(|m| !st.readers.contains(m)) {
-                    return Err(Invalid::StaleEpoch);
-                }
-            }
+            } => validate_decline(p, thread, member, reason),
+            Body::Sealed { thread, epoch, ct } => validate_sealed(p, thread, epoch, ct),
         }
-        Ok(())
     }
 
     fn must_read(st: &SealedState, author: &DeviceId, what: &str) -> Result<(), Invalid> {
@@ -531,6 +253,454 @@ impl Record {
         readers.retain(|r| gov.active(r));
         Some(SealedState { readers, epochs })
     }
+}
+
+/// An entry's author and causal past: what every rule reads.
+pub(crate) struct Point<'a> {
+    pub(crate) r: &'a Record,
+    pub(crate) author: &'a DeviceId,
+    pub(crate) clock: &'a Clock,
+    pub(crate) gov: &'a Governance,
+}
+
+fn nonempty(s: &str, what: &str) -> Result<(), Invalid> {
+    if s.trim().is_empty() {
+        Err(Invalid::EmptyText(what.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+fn is_thread(b: &Body) -> bool {
+    matches!(b, Body::Thread { .. })
+}
+
+fn is_proposal(b: &Body) -> bool {
+    matches!(b, Body::Proposal { .. })
+}
+
+/// Restating or correcting a sealed message in the open would unseal it.
+fn not_sealed(p: &Point, target: &EntryId) -> Result<(), Invalid> {
+    match p.r.in_past(p.clock, target).map(|m| &m.body) {
+        Some(Body::Sealed { .. }) => Err(Invalid::WouldUnseal),
+        _ => Ok(()),
+    }
+}
+
+fn must_read(st: &SealedState, author: &DeviceId, what: &str) -> Result<(), Invalid> {
+    Record::must_read(st, author, what)
+}
+
+/// A thread has a title.
+pub(crate) fn validate_thread(title: &str) -> Result<(), Invalid> {
+    nonempty(title, "the title")?;
+    Ok(())
+}
+
+/// A message has words and goes in an open thread that exists.
+pub(crate) fn validate_message(p: &Point, thread: &EntryId, text: &str) -> Result<(), Invalid> {
+    nonempty(text, "the message")?;
+    p.r.open_thread(p.clock, thread)?;
+    p.r.referent(p.clock, thread, "thread", is_thread)?;
+
+    Ok(())
+}
+
+/// A proposal has a title and an easy-read version, sits in an open thread (or, with an effect, in
+/// the group itself), asks no less than the group's policy, and its effect makes sense now.
+pub(crate) fn validate_proposal(
+    p: &Point,
+    thread: &EntryId,
+    title: &str,
+    easy_read: &str,
+    rule: &Rule,
+    quorum: &u64,
+    effect: &Option<Effect>,
+) -> Result<(), Invalid> {
+    nonempty(title, "the title")?;
+    nonempty(easy_read, "the easy-read version")?;
+    // A proposal about the group itself may sit in the group (its genesis) rather than a thread.
+    if !(effect.is_some() && Some(*thread) == p.r.ix.genesis) {
+        p.r.open_thread(p.clock, thread)?;
+        p.r.referent(p.clock, thread, "thread", is_thread)?;
+    }
+    let (group_rule, group_quorum) = p.gov.policy.unwrap_or((Rule::Consent, 0));
+    if !rule.at_least(group_rule) {
+        return Err(Invalid::BelowPolicy(format!(
+            "this group decides by {}: a proposal may not ask for {}",
+            group_rule.as_str(),
+            rule.as_str()
+        )));
+    }
+    if *quorum < group_quorum {
+        return Err(Invalid::BelowPolicy(format!(
+            "this group needs at least {group_quorum} members to give a view on every proposal: a proposal may ask for more, never fewer"
+        )));
+    }
+    match effect {
+        None => {}
+        Some(Effect::Add { member, name, .. }) => {
+            nonempty(name, "the new member's name")?;
+            if p.gov.active(member) {
+                return Err(Invalid::AlreadyMember);
+            }
+            if p.gov.auditors.contains_key(member) {
+                return Err(Invalid::MemberAndAuditor(
+                    "that device is an auditor's: an auditor cannot also be a member".into(),
+                ));
+            }
+            if ed25519_dalek::VerifyingKey::from_bytes(&member.0).is_err() {
+                return Err(Invalid::NotAKey("the member id".into()));
+            }
+        }
+        Some(Effect::Remove { member }) => {
+            if member == p.author {
+                return Err(Invalid::RemoveSelf);
+            }
+            if !p.gov.active(member) {
+                return Err(Invalid::NotActive(
+                    "the member this proposal would remove is not an active member".into(),
+                ));
+            }
+        }
+        Some(Effect::Auditor { device, name }) => {
+            nonempty(name, "the auditor's name")?;
+            if p.gov.members.contains_key(device) {
+                return Err(Invalid::MemberAndAuditor(
+                    "a member's device cannot also be an auditor's".into(),
+                ));
+            }
+            if p.gov.auditors.contains_key(device) {
+                return Err(Invalid::AlreadyAuditor);
+            }
+            if ed25519_dalek::VerifyingKey::from_bytes(&device.0).is_err() {
+                return Err(Invalid::NotAKey("the auditor's id".into()));
+            }
+        }
+        Some(Effect::Policy { quorum: 0, .. }) => {
+            return Err(Invalid::ZeroQuorum);
+        }
+        Some(Effect::Policy { .. }) => {}
+    }
+
+    Ok(())
+}
+
+/// A stance is on an open proposal, gives a reason to disagree or block, and is typed only for an
+/// active member.
+pub(crate) fn validate_stance(
+    p: &Point,
+    proposal: &EntryId,
+    stance: &StanceKind,
+    reason: &str,
+    on_behalf: &Option<MemberId>,
+) -> Result<(), Invalid> {
+    p.r.referent(p.clock, proposal, "proposal", is_proposal)?;
+    if stance.needs_reason() && reason.trim().is_empty() {
+        return Err(Invalid::ReasonNeeded(stance.as_str().to_string()));
+    }
+    if p.r.standing_at(proposal, p.clock, p.gov).is_some() {
+        return Err(Invalid::AlreadyClosed);
+    }
+    if let Some(m) = on_behalf
+        && !p.gov.active(m)
+    {
+        return Err(Invalid::NotActive(
+            "a stance can only be recorded for an active member".into(),
+        ));
+    }
+
+    Ok(())
+}
+
+/// A close recounts the stances in its past exactly, once enough views are in; it is the first,
+/// or it settles closes that conflict.
+pub(crate) fn validate_outcome(
+    p: &Point,
+    proposal: &EntryId,
+    decision: &Decision,
+    counts: &Counts,
+) -> Result<(), Invalid> {
+    p.r.referent(p.clock, proposal, "proposal", is_proposal)?;
+    // A close is refused once one stands, unless closes made apart conflict: a close
+    // that sees them all settles it.
+    if p.r
+        .standing_at(proposal, p.clock, p.gov)
+        .is_some_and(|s| !s.conflict())
+    {
+        return Err(Invalid::AlreadyClosed);
+    }
+    let t =
+        p.r.tally(proposal, p.clock)
+            .ok_or_else(|| Invalid::UnknownReferent {
+                what: "proposal".into(),
+                id: *proposal,
+            })?;
+    if t.counts != *counts || t.decision != *decision {
+        return Err(Invalid::OutcomeMismatch {
+            recorded: describe(decision, counts),
+            recounted: describe(&t.decision, &t.counts),
+        });
+    }
+    if !t.quorate() {
+        return Err(Invalid::NotQuorate {
+            given: t.given,
+            needed: t.needed,
+            members: t.members,
+        });
+    }
+
+    Ok(())
+}
+
+/// "I understood this as ..." restates an entry that exists and is not sealed.
+pub(crate) fn validate_understand(p: &Point, target: &EntryId, text: &str) -> Result<(), Invalid> {
+    nonempty(text, "the restatement")?;
+    not_sealed(p, target)?;
+    p.r.referent(p.clock, target, "entry", |_| true)?;
+
+    Ok(())
+}
+
+/// Only the author of the understood entry confirms an understanding of it; only the member a
+/// stance was typed for confirms that stance.
+pub(crate) fn validate_confirm(p: &Point, target: &EntryId) -> Result<(), Invalid> {
+    let t = p.r.referent(p.clock, target, "entry", |_| true)?;
+    match &t.body {
+        Body::Understand { target: orig, .. } => {
+            let o = p.r.referent(p.clock, orig, "entry", |_| true)?;
+            if p.r.actor_of(o) != *p.author {
+                return Err(Invalid::BadConfirm(
+                    "only the author of the original entry can confirm an understanding of it"
+                        .into(),
+                ));
+            }
+        }
+        Body::Stance {
+            on_behalf: Some(m), ..
+        } if m == p.author => {}
+        _ => {
+            return Err(Invalid::BadConfirm(
+                "only an understanding check, or a stance recorded for you, can be confirmed"
+                    .into(),
+            ));
+        }
+    }
+
+    Ok(())
+}
+
+/// A member corrects their own entries, or an understanding of them, never a sealed message.
+pub(crate) fn validate_correct(p: &Point, target: &EntryId, text: &str) -> Result<(), Invalid> {
+    nonempty(text, "the correction")?;
+    not_sealed(p, target)?;
+    let t = p.r.referent(p.clock, target, "entry", |_| true)?;
+    let own = p.r.actor_of(t) == *p.author;
+    let of_own = match &t.body {
+        Body::Understand { target: orig, .. } => {
+            p.r.in_past(p.clock, orig)
+                .is_some_and(|o| p.r.actor_of(o) == *p.author)
+        }
+        _ => false,
+    };
+    if !own && !of_own {
+        return Err(Invalid::CorrectNotOwn);
+    }
+
+    Ok(())
+}
+
+/// An action has words, an active owner and a well-formed due date, in an open thread.
+pub(crate) fn validate_action(
+    p: &Point,
+    thread: &EntryId,
+    text: &str,
+    owner: &MemberId,
+    due: &Option<String>,
+) -> Result<(), Invalid> {
+    nonempty(text, "the action")?;
+    p.r.open_thread(p.clock, thread)?;
+    p.r.referent(p.clock, thread, "thread", is_thread)?;
+    if !p.gov.active(owner) {
+        return Err(Invalid::NotActive(
+            "the owner of an action must be an active member".into(),
+        ));
+    }
+    if let Some(d) = due
+        && !valid_date(d)
+    {
+        return Err(Invalid::BadDate);
+    }
+
+    Ok(())
+}
+
+/// Only an action that exists can be marked done.
+pub(crate) fn validate_action_done(p: &Point, action: &EntryId) -> Result<(), Invalid> {
+    p.r.referent(p.clock, action, "action", |b| {
+        matches!(b, Body::Action { .. })
+    })?;
+
+    Ok(())
+}
+
+/// A published encryption key is not all zeros.
+pub(crate) fn validate_profile(enc_key: &[u8; 32]) -> Result<(), Invalid> {
+    if enc_key == &[0u8; 32] {
+        return Err(Invalid::BadEncryptionKey);
+    }
+
+    Ok(())
+}
+
+/// A sealed thread has a title and a reason everyone sees, and its starter is one of its readers,
+/// each wrapped to the key they published.
+pub(crate) fn validate_sealed_thread(
+    p: &Point,
+    title: &str,
+    reason: &str,
+    wraps: &[Wrap],
+) -> Result<(), Invalid> {
+    nonempty(title, "the title")?;
+    nonempty(reason, "the reason it is sealed")?;
+    if !wraps.iter().any(|w| w.member == *p.author) {
+        return Err(Invalid::StarterNotReader);
+    }
+    for w in wraps {
+        p.r.check_reader_key(p.clock, &|m: &MemberId| p.gov.active(m), &w.member, &w.key)?;
+    }
+
+    Ok(())
+}
+
+/// A reader adds an active member who is not a reader yet, with every epoch's key.
+pub(crate) fn validate_reader_add(
+    p: &Point,
+    thread: &EntryId,
+    member: &MemberId,
+    wraps: &[EpochWrap],
+) -> Result<(), Invalid> {
+    let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
+    must_read(&st, p.author, "add a reader")?;
+    if st.readers.contains(member) {
+        return Err(Invalid::AlreadyReader(
+            "that member is already a reader".into(),
+        ));
+    }
+    let ids: Vec<EntryId> = wraps.iter().map(|w| w.epoch).collect();
+    let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
+    want.sort();
+    if ids != want {
+        return Err(Invalid::WrongWraps(
+            "a new reader must be given the key of every epoch of the thread".into(),
+        ));
+    }
+    for w in wraps {
+        p.r.check_reader_key(p.clock, &|m: &MemberId| p.gov.active(m), member, &w.key)?;
+    }
+
+    Ok(())
+}
+
+/// A reader starts a new epoch for exactly the remaining readers, keeping at least one.
+pub(crate) fn validate_rekey(
+    p: &Point,
+    thread: &EntryId,
+    removes: &Option<MemberId>,
+    wraps: &[Wrap],
+) -> Result<(), Invalid> {
+    let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
+    must_read(&st, p.author, "change its key")?;
+    let mut next = st.readers.clone();
+    if let Some(m) = removes
+        && !next.remove(m)
+    {
+        return Err(Invalid::NotAReader);
+    }
+    if next.is_empty() {
+        return Err(Invalid::LastReader);
+    }
+    if st.epochs.len() >= crate::sealed::MAX_EPOCHS {
+        return Err(Invalid::TooManyEpochs);
+    }
+    if wraps.iter().map(|w| w.member).collect::<BTreeSet<_>>() != next {
+        return Err(Invalid::WrongWraps(
+            "a new key must be given to every remaining reader and to nobody else".into(),
+        ));
+    }
+    for w in wraps {
+        p.r.check_reader_key(p.clock, &|m: &MemberId| p.gov.active(m), &w.member, &w.key)?;
+    }
+
+    Ok(())
+}
+
+/// A member who is not a reader asks to read, saying why.
+pub(crate) fn validate_ask(p: &Point, thread: &EntryId, why: &str) -> Result<(), Invalid> {
+    let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
+    nonempty(why, "the reason for asking")?;
+    if st.readers.contains(p.author) {
+        return Err(Invalid::AlreadyReader(
+            "you are already a reader of this thread".into(),
+        ));
+    }
+
+    Ok(())
+}
+
+/// A reader says no to a member who asked, with a reason they will see.
+pub(crate) fn validate_decline(
+    p: &Point,
+    thread: &EntryId,
+    member: &MemberId,
+    reason: &str,
+) -> Result<(), Invalid> {
+    let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
+    must_read(&st, p.author, "answer a request")?;
+    nonempty(reason, "the reason")?;
+    let asked = p
+        .r
+        .ix
+        .thread_events
+        .get(thread)
+        .into_iter()
+        .flatten()
+        .any(|h| {
+            p.r.in_past(p.clock, h)
+                .is_some_and(|m| matches!(m.body, Body::Ask { .. }) && p.r.actor_of(m) == *member)
+        });
+    if !asked {
+        return Err(Invalid::NotAsked);
+    }
+
+    Ok(())
+}
+
+/// A sealed message is padded, written by a reader, in an epoch whose key only readers hold.
+pub(crate) fn validate_sealed(
+    p: &Point,
+    thread: &EntryId,
+    epoch: &EntryId,
+    ct: &[u8],
+) -> Result<(), Invalid> {
+    let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
+    if !crate::sealed::valid_ct_len(ct.len()) {
+        return Err(Invalid::BadPadding);
+    }
+    must_read(&st, p.author, "write in it")?;
+    let e = st
+        .epochs
+        .iter()
+        .find(|e| e.id == *epoch)
+        .ok_or(Invalid::UnknownEpoch)?;
+    if !e.wraps.contains_key(p.author) {
+        return Err(Invalid::NoEpochKey);
+    }
+    if e.wraps.keys().any(|m| !st.readers.contains(m)) {
+        return Err(Invalid::StaleEpoch);
+    }
+
+    Ok(())
 }
 
 pub(crate) fn describe(d: &crate::body::Decision, c: &crate::body::Counts) -> String {
