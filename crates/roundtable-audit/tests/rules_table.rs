@@ -1,0 +1,851 @@
+//! The rules as a table (`docs/rules.md`): one row per rule kind, each a small group whose next entry
+//! breaks exactly that rule, and a near twin that keeps it. Every member's rules (`Record`) and the
+//! auditor (`audit`) must name the same kind for the entry that breaks it, and accept the twin.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use roundtable_audit::audit;
+use roundtable_core::body::{ChangeFrame, build_change, decode_change};
+use roundtable_core::sealed::{BUCKETS, EpochWrap, NONCE_LEN, TAG_LEN, WRAPPED_KEY_LEN, Wrap};
+use roundtable_core::{
+    Body, Counts, Decision, DeviceKey, DocRef, Effect, Entry, EntryId, Record, Rule, StanceKind,
+    bundle, governance,
+};
+
+/// A group of `n` members (fixed keys 1..=n), founded by the group's agreement, each with a published
+/// encryption key, and one open thread.
+struct G {
+    rec: Record,
+    log: Vec<Entry>,
+    keys: Vec<DeviceKey>,
+    genesis: Entry,
+    thread: EntryId,
+    t: i64,
+}
+
+fn key(n: usize) -> DeviceKey {
+    DeviceKey::from_secret(&[n as u8 + 1; 32])
+}
+
+fn enc(n: usize) -> [u8; 32] {
+    [0x40 + n as u8; 32]
+}
+
+impl G {
+    fn new(n: usize, rule: Rule, quorum: u64) -> G {
+        let keys: Vec<DeviceKey> = (0..n).map(key).collect();
+        let (rec, genesis) = Record::create(&keys[0], "Board", rule, quorum, "M0", "", 0).unwrap();
+        let mut g = G {
+            rec,
+            log: vec![genesis.clone()],
+            keys,
+            genesis,
+            thread: EntryId([0; 32]),
+            t: 0,
+        };
+        let names: Vec<String> = (1..n).map(|i| format!("M{i}")).collect();
+        let copies: Vec<DeviceKey> = (1..n).map(key).collect();
+        let newcomers: Vec<(&DeviceKey, &str, &str)> = copies
+            .iter()
+            .zip(&names)
+            .map(|(k, nm)| (k, nm.as_str(), ""))
+            .collect();
+        let gid = g.rec.group();
+        let founder = key(0);
+        governance::add_members(gid, quorum, &founder, &newcomers, |k, body| {
+            g.t += 1;
+            let (id, e) = g.rec.author(k, body, g.t)?;
+            g.log.push(e);
+            Ok::<_, roundtable_core::Refused>(id)
+        })
+        .unwrap();
+        for i in 0..n {
+            g.write(i, Body::Profile { enc_key: enc(i) });
+        }
+        g.thread = g.write(
+            0,
+            Body::Thread {
+                title: "Housing".into(),
+            },
+        );
+        g
+    }
+
+    fn id(&self, i: usize) -> roundtable_core::DeviceId {
+        self.keys[i].device_id()
+    }
+
+    fn write(&mut self, i: usize, body: Body) -> EntryId {
+        self.t += 1;
+        let (id, e) = self
+            .rec
+            .author(&self.keys[i], body.clone(), self.t)
+            .unwrap_or_else(|e| panic!("{body:?} was refused: {e}"));
+        self.log.push(e);
+        id
+    }
+
+    /// Signs `body` as member `i` on the heads, with no check: what a device that skips the rules
+    /// writes. Not applied.
+    fn forge(&self, i: usize, body: &Body) -> Entry {
+        self.forge_as(&self.keys[i], body)
+    }
+
+    fn forge_as(&self, k: &DeviceKey, body: &Body) -> Entry {
+        self.forge_at(k, body, 0, 0)
+    }
+
+    /// [`G::forge_as`], with the sequence number and the first op counter moved by the offsets.
+    fn forge_at(&self, k: &DeviceKey, body: &Body, seq_off: i64, op_off: i64) -> Entry {
+        let deps = self.rec.heads();
+        let max_op = deps
+            .iter()
+            .map(|d| self.rec.entry(d).unwrap().1.max_op)
+            .max()
+            .unwrap();
+        let max_op = (max_op as i64 + op_off) as u64;
+        let containers = decode_change(&self.genesis.parse().unwrap().change, &BTreeMap::new())
+            .unwrap()
+            .1;
+        let frame = ChangeFrame {
+            actor: k.device_id(),
+            seq: (self.rec.next_seq(&k.device_id()) as i64 + seq_off) as u64,
+            start_op: NonZeroU64::new(max_op + 1).unwrap(),
+            deps,
+            time_ms: self.t + 1,
+        };
+        let change = build_change(body, &frame, &containers).unwrap();
+        let hash = EntryId::from(change.hash());
+        Entry::sign(
+            k,
+            &self.rec.group(),
+            DocRef::Public,
+            change.raw_bytes().to_vec(),
+            &hash,
+        )
+    }
+
+    fn proposal(&mut self, effect: Option<Effect>) -> EntryId {
+        let thread = if effect.is_some() {
+            self.rec.group()
+        } else {
+            self.thread
+        };
+        let (rule, quorum) = self.rec.policy().unwrap();
+        self.write(
+            0,
+            Body::Proposal {
+                thread,
+                title: "P".into(),
+                text: String::new(),
+                easy_read: "We do it.".into(),
+                rule,
+                quorum,
+                effect,
+            },
+        )
+    }
+
+    fn stance(&mut self, i: usize, p: EntryId, s: StanceKind) -> EntryId {
+        self.write(i, stance(p, s, "because"))
+    }
+
+    fn outcome(&self, p: EntryId) -> Body {
+        let (counts, decision) = self.rec.recount_now(&p);
+        Body::Outcome {
+            proposal: p,
+            outcome: "done".into(),
+            decision,
+            counts,
+        }
+    }
+
+    fn wrap(&self, i: usize) -> Wrap {
+        Wrap {
+            member: self.id(i),
+            key: enc(i),
+            enc: [9; 32],
+            ct: vec![7; WRAPPED_KEY_LEN],
+        }
+    }
+
+    /// Wraps for `readers`, in the canonical order (by member).
+    fn wraps(&self, readers: &[usize]) -> Vec<Wrap> {
+        let mut w: Vec<Wrap> = readers.iter().map(|i| self.wrap(*i)).collect();
+        w.sort_by_key(|w| w.member);
+        w
+    }
+
+    fn sealed_thread(&self, readers: &[usize]) -> Body {
+        let mut wraps: Vec<Wrap> = readers.iter().map(|i| self.wrap(*i)).collect();
+        wraps.sort_by_key(|w| w.member);
+        Body::SealedThread {
+            title: "Support".into(),
+            reason: "It is about health".into(),
+            commit: [3; 32],
+            wraps,
+        }
+    }
+}
+
+fn stance(p: EntryId, s: StanceKind, reason: &str) -> Body {
+    Body::Stance {
+        proposal: p,
+        stance: s,
+        reason: reason.into(),
+        on_behalf: None,
+    }
+}
+
+fn message(thread: EntryId, text: &str) -> Body {
+    Body::Message {
+        thread,
+        text: text.into(),
+    }
+}
+
+/// One row: the group, an entry that breaks the rule, and a twin that keeps it (`None` when no
+/// entry of that shape can be valid).
+struct Case {
+    g: G,
+    bad: Entry,
+    good: Option<Entry>,
+}
+
+fn id_of(e: &Entry) -> EntryId {
+    e.parse().unwrap().hash
+}
+
+/// Core and the auditor agree on `kind` for the bad entry, and accept the good one.
+fn check(kind: &str, c: Case) {
+    let Case { g, bad, good } = c;
+    let bad_id = id_of(&bad);
+    let mut with_bad = g.log.clone();
+    with_bad.push(bad);
+    let (rec, out) = Record::from_entries(g.rec.group(), with_bad.clone());
+    let core_kind = rec.rejected().get(&bad_id).map(|r| r.kind());
+    let said: Vec<String> = out.rejected.iter().map(|r| r.reason.to_string()).collect();
+    assert_eq!(core_kind, Some(kind), "{kind}: core said {said:?}");
+    let report = audit(&bundle::encode(&g.rec.group(), &with_bad), 1).unwrap();
+    assert!(!report.verified, "{kind}");
+    let named: Vec<&str> = report
+        .problems
+        .iter()
+        .filter(|p| p.entry_id.as_deref() == Some(bad_id.to_string().as_str()))
+        .map(|p| p.kind.as_str())
+        .collect();
+    assert_eq!(
+        named,
+        [kind],
+        "{kind}: the auditor said {:?}",
+        report.problems
+    );
+    if let Some(good) = good {
+        let good_id = id_of(&good);
+        let mut with_good = g.log.clone();
+        with_good.push(good);
+        let (rec, out) = Record::from_entries(g.rec.group(), with_good.clone());
+        let said: Vec<String> = out.rejected.iter().map(|r| r.reason.to_string()).collect();
+        assert!(
+            rec.contains(&good_id),
+            "{kind}: the twin was refused: {said:?}"
+        );
+        let report = audit(&bundle::encode(&g.rec.group(), &with_good), 1).unwrap();
+        assert!(report.verified, "{kind}: {:?}", report.problems);
+    }
+}
+
+fn rows() -> Vec<(&'static str, Box<dyn Fn() -> Case>)> {
+    let mut v: Vec<(&'static str, Box<dyn Fn() -> Case>)> = Vec::new();
+    v.push((
+        "not_member",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let bad = g.forge_as(&key(7), &message(g.thread, "hi"));
+            let good = Some(g.forge(1, &message(g.thread, "hi")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "after_removal",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            g.write(1, Body::MemberLeave);
+            let bad = g.forge(1, &message(g.thread, "still here"));
+            let good = Some(g.forge(0, &message(g.thread, "still here")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "add_without_decision",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let bad = g.forge(
+                0,
+                &Body::MemberAdd {
+                    member: key(7).device_id(),
+                    name: "X".into(),
+                    needs: String::new(),
+                },
+            );
+            let body = governance::group_proposal(
+                &g.rec,
+                Effect::Add {
+                    member: key(7).device_id(),
+                    name: "X".into(),
+                    needs: String::new(),
+                },
+                "X",
+            )
+            .unwrap();
+            let good = Some(g.forge(0, &body));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "removal_without_decision",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let p = g.proposal(Some(Effect::Remove { member: g.id(2) }));
+            let bad = g.forge(
+                0,
+                &Body::MemberRemove {
+                    member: g.id(2),
+                    decision: p,
+                },
+            );
+            let good = Some(g.forge(0, &stance(p, StanceKind::Agree, "")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "auditor_without_decision",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let bad = g.forge(
+                0,
+                &Body::AuditorAdd {
+                    device: key(8).device_id(),
+                    name: "Inspector".into(),
+                },
+            );
+            let body = governance::group_proposal(
+                &g.rec,
+                Effect::Auditor {
+                    device: key(8).device_id(),
+                    name: "Inspector".into(),
+                },
+                "Inspector",
+            )
+            .unwrap();
+            Case {
+                good: Some(g.forge(0, &body)),
+                g,
+                bad,
+            }
+        }),
+    ));
+    v.push((
+        "below_policy",
+        Box::new(|| {
+            let g = G::new(3, Rule::Consent, 3);
+            let p = |rule, quorum| Body::Proposal {
+                thread: g.thread,
+                title: "P".into(),
+                text: String::new(),
+                easy_read: "E".into(),
+                rule,
+                quorum,
+                effect: None,
+            };
+            let bad = g.forge(0, &p(Rule::Consent, 2));
+            let good = Some(g.forge(0, &p(Rule::Consent, 3)));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "already_closed",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let p = g.proposal(None);
+            g.stance(0, p, StanceKind::Agree);
+            g.stance(1, p, StanceKind::Agree);
+            let close = g.outcome(p);
+            g.write(0, close);
+            let bad = g.forge(1, &stance(p, StanceKind::Block, "late"));
+            let good = Some(g.forge(1, &message(g.thread, "late")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "outcome_mismatch",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let p = g.proposal(None);
+            g.stance(0, p, StanceKind::Agree);
+            g.stance(1, p, StanceKind::Block);
+            let good_body = g.outcome(p);
+            let bad = g.forge(
+                0,
+                &Body::Outcome {
+                    proposal: p,
+                    outcome: "done".into(),
+                    decision: Decision::Passed,
+                    counts: Counts {
+                        agree: 2,
+                        ..Counts::default()
+                    },
+                },
+            );
+            let good = Some(g.forge(0, &good_body));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "not_quorate",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let p = g.proposal(None);
+            g.stance(0, p, StanceKind::Agree);
+            let bad = g.forge(0, &g.outcome(p));
+            let good = Some(g.forge(1, &stance(p, StanceKind::Agree, "")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "unknown_referent",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let bad = g.forge(0, &message(EntryId([5; 32]), "where"));
+            let good = Some(g.forge(0, &message(g.thread, "here")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "empty_text",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let bad = g.forge(0, &message(g.thread, "  "));
+            let good = Some(g.forge(0, &message(g.thread, "words")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "reason_needed",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let p = g.proposal(None);
+            let bad = g.forge(1, &stance(p, StanceKind::Block, " "));
+            let good = Some(g.forge(1, &stance(p, StanceKind::Block, "it harms us")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "sealed_thread_only",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let sealed = g.write(0, g.sealed_thread(&[0, 1]));
+            let bad = g.forge(0, &message(sealed, "in the open"));
+            let good = Some(g.forge(0, &message(g.thread, "in the open")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "already_member",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let add = |m| {
+                governance::group_proposal(
+                    &g.rec,
+                    Effect::Add {
+                        member: m,
+                        name: "N".into(),
+                        needs: String::new(),
+                    },
+                    "N",
+                )
+                .unwrap()
+            };
+            let bad = g.forge(0, &add(g.id(1)));
+            let good = Some(g.forge(0, &add(key(7).device_id())));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "remove_self",
+        Box::new(|| {
+            let g = G::new(3, Rule::Consent, 1);
+            let rm =
+                |m| governance::group_proposal(&g.rec, Effect::Remove { member: m }, "N").unwrap();
+            let bad = g.forge(0, &rm(g.id(0)));
+            let good = Some(g.forge(0, &rm(g.id(1))));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "zero_quorum",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let set = |quorum| {
+                governance::group_proposal(
+                    &g.rec,
+                    Effect::Policy {
+                        rule: Rule::Majority,
+                        quorum,
+                    },
+                    "",
+                )
+                .unwrap()
+            };
+            let bad = g.forge(0, &set(0));
+            let good = Some(g.forge(0, &set(2)));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "bad_confirm",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let m = g.write(0, message(g.thread, "my point"));
+            let u = g.write(
+                1,
+                Body::Understand {
+                    target: m,
+                    text: "you mean this".into(),
+                },
+            );
+            let bad = g.forge(2, &Body::Confirm { target: u });
+            let good = Some(g.forge(0, &Body::Confirm { target: u }));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "correct_not_own",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let m = g.write(0, message(g.thread, "my point"));
+            let fix = Body::Correct {
+                target: m,
+                text: "what I meant".into(),
+            };
+            let bad = g.forge(1, &fix);
+            let good = Some(g.forge(0, &fix));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "not_active",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let act = |owner| Body::Action {
+                thread: g.thread,
+                text: "Book the room".into(),
+                owner,
+                due: None,
+            };
+            let bad = g.forge(0, &act(key(7).device_id()));
+            let good = Some(g.forge(0, &act(g.id(1))));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "bad_date",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let act = |due: &str| Body::Action {
+                thread: g.thread,
+                text: "Book the room".into(),
+                owner: g.id(1),
+                due: Some(due.into()),
+            };
+            let bad = g.forge(0, &act("2026-13-01"));
+            let good = Some(g.forge(0, &act("2026-12-01")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "bad_encryption_key",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let bad = g.forge(1, &Body::Profile { enc_key: [0; 32] });
+            let good = Some(g.forge(1, &Body::Profile { enc_key: [1; 32] }));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "starter_not_reader",
+        Box::new(|| {
+            let g = G::new(3, Rule::Consent, 1);
+            let bad = g.forge(0, &g.sealed_thread(&[1, 2]));
+            let good = Some(g.forge(0, &g.sealed_thread(&[0, 2])));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "wrong_key",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let mut body = g.sealed_thread(&[0, 1]);
+            if let Body::SealedThread { wraps, .. } = &mut body {
+                wraps[0].key = [0x77; 32];
+            }
+            let bad = g.forge(0, &body);
+            let good = Some(g.forge(0, &g.sealed_thread(&[0, 1])));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "reader_only",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let sealed = Body::Sealed {
+                thread: t,
+                epoch: t,
+                ct: vec![1; BUCKETS[0] + NONCE_LEN + TAG_LEN],
+            };
+            let bad = g.forge(2, &sealed);
+            let good = Some(g.forge(1, &sealed));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "bad_padding",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let sealed = |len| Body::Sealed {
+                thread: t,
+                epoch: t,
+                ct: vec![1; len],
+            };
+            let bad = g.forge(1, &sealed(BUCKETS[0] + NONCE_LEN + TAG_LEN + 1));
+            let good = Some(g.forge(1, &sealed(BUCKETS[0] + NONCE_LEN + TAG_LEN)));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "unknown_epoch",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let sealed = |epoch| Body::Sealed {
+                thread: t,
+                epoch,
+                ct: vec![1; BUCKETS[0] + NONCE_LEN + TAG_LEN],
+            };
+            let bad = g.forge(1, &sealed(g.thread));
+            let good = Some(g.forge(1, &sealed(t)));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "already_reader",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let add = |m: usize| Body::ReaderAdd {
+                thread: t,
+                member: g.id(m),
+                wraps: vec![EpochWrap {
+                    epoch: t,
+                    key: enc(m),
+                    enc: [9; 32],
+                    ct: vec![7; WRAPPED_KEY_LEN],
+                }],
+            };
+            let bad = g.forge(0, &add(1));
+            let good = Some(g.forge(0, &add(2)));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "last_reader",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            g.write(
+                0,
+                Body::Rekey {
+                    thread: t,
+                    removes: Some(g.id(1)),
+                    commit: [4; 32],
+                    wraps: g.wraps(&[0]),
+                },
+            );
+            let bad = g.forge(
+                0,
+                &Body::Rekey {
+                    thread: t,
+                    removes: Some(g.id(0)),
+                    commit: [5; 32],
+                    wraps: g.wraps(&[0]),
+                },
+            );
+            let good = Some(g.forge(
+                0,
+                &Body::Rekey {
+                    thread: t,
+                    removes: None,
+                    commit: [5; 32],
+                    wraps: g.wraps(&[0]),
+                },
+            ));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "not_asked",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let asker = g.id(2);
+            let decline = move || Body::Decline {
+                thread: t,
+                member: asker,
+                reason: "not now".into(),
+            };
+            let bad = g.forge(0, &decline());
+            g.write(
+                2,
+                Body::Ask {
+                    thread: t,
+                    why: "I support M1".into(),
+                },
+            );
+            let good = Some(g.forge(0, &decline()));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "would_unseal",
+        Box::new(|| {
+            let mut g = G::new(2, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let sealed = g.write(
+                0,
+                Body::Sealed {
+                    thread: t,
+                    epoch: t,
+                    ct: vec![1; BUCKETS[0] + NONCE_LEN + TAG_LEN],
+                },
+            );
+            let m = g.write(0, message(g.thread, "open words"));
+            let restate = |target| Body::Understand {
+                target,
+                text: "you mean".into(),
+            };
+            let bad = g.forge(1, &restate(sealed));
+            let good = Some(g.forge(1, &restate(m)));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "not_a_reader",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let rekey = |removes, wraps| Body::Rekey {
+                thread: t,
+                removes,
+                commit: [6; 32],
+                wraps,
+            };
+            let bad = g.forge(0, &rekey(Some(g.id(2)), g.wraps(&[0, 1])));
+            let good = Some(g.forge(0, &rekey(Some(g.id(1)), g.wraps(&[0]))));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "wrong_wraps",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let rekey = |wraps| Body::Rekey {
+                thread: t,
+                removes: Some(g.id(1)),
+                commit: [6; 32],
+                wraps,
+            };
+            let bad = g.forge(0, &rekey(g.wraps(&[0, 1])));
+            let good = Some(g.forge(0, &rekey(g.wraps(&[0]))));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "stale_epoch",
+        Box::new(|| {
+            let mut g = G::new(3, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1, 2]));
+            let next = g.write(
+                0,
+                Body::Rekey {
+                    thread: t,
+                    removes: Some(g.id(2)),
+                    commit: [6; 32],
+                    wraps: g.wraps(&[0, 1]),
+                },
+            );
+            let sealed = |epoch| Body::Sealed {
+                thread: t,
+                epoch,
+                ct: vec![1; BUCKETS[0] + NONCE_LEN + TAG_LEN],
+            };
+            let bad = g.forge(1, &sealed(t));
+            let good = Some(g.forge(1, &sealed(next)));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "member_and_auditor",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let auditor = |device| {
+                governance::group_proposal(
+                    &g.rec,
+                    Effect::Auditor {
+                        device,
+                        name: "Inspector".into(),
+                    },
+                    "Inspector",
+                )
+                .unwrap()
+            };
+            let bad = g.forge(0, &auditor(g.id(1)));
+            let good = Some(g.forge(0, &auditor(key(8).device_id())));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "bad_sequence",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let bad = g.forge_at(&key(1), &message(g.thread, "skips"), 1, 0);
+            let good = Some(g.forge_at(&key(1), &message(g.thread, "skips"), 0, 0));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "bad_op_counter",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            let bad = g.forge_at(&key(1), &message(g.thread, "overlaps"), 0, -1);
+            let good = Some(g.forge_at(&key(1), &message(g.thread, "overlaps"), 0, 5));
+            Case { g, bad, good }
+        }),
+    ));
+    v
+}
+
+#[test]
+fn every_rule_has_one_kind_that_members_and_the_auditor_agree_on() {
+    let rows = rows();
+    let mut kinds: Vec<&str> = rows.iter().map(|(k, _)| *k).collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(kinds.len(), rows.len(), "one row per kind");
+    for (kind, case) in rows {
+        check(kind, case());
+    }
+}
