@@ -256,8 +256,11 @@ fn check(kind: &str, c: Case) {
     }
 }
 
-fn rows() -> Vec<(&'static str, Box<dyn Fn() -> Case>)> {
-    let mut v: Vec<(&'static str, Box<dyn Fn() -> Case>)> = Vec::new();
+/// A rule's kind and how to build its case.
+type Row = (&'static str, Box<dyn Fn() -> Case>);
+
+fn rows() -> Vec<Row> {
+    let mut v: Vec<Row> = Vec::new();
     v.push((
         "not_member",
         Box::new(|| {
