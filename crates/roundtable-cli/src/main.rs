@@ -350,6 +350,19 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     2
 }
 
+/// What to type next, for the errors whose remedy is a command or a flag (the libraries' messages
+/// never name one: the web page shows them too).
+fn hint(e: &anyhow::Error) -> &'static str {
+    for cause in e.chain() {
+        match cause.downcast_ref::<StoreError>() {
+            Some(StoreError::NoHome(_)) => return " (run `roundtable init --name NAME`)",
+            Some(StoreError::PassphraseNeeded) => return " (with --passphrase-env VAR)",
+            _ => {}
+        }
+    }
+    ""
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
@@ -371,7 +384,7 @@ fn main() -> ExitCode {
         },
         Err(e) => {
             let code = exit_code(&e);
-            eprintln!("roundtable: {e:#}");
+            eprintln!("roundtable: {e:#}{}", hint(&e));
             ExitCode::from(code)
         }
     }

@@ -87,13 +87,13 @@ pub enum StoreError {
     DiskErrorEarlier,
     #[error("the home at {0} stayed busy (another roundtable command is using it); try again")]
     Busy(PathBuf),
-    #[error("no Roundtable home at {0}: run `roundtable init --name NAME` first")]
+    #[error("no Roundtable home at {0}: set this device up first")]
     NoHome(PathBuf),
     #[error("a Roundtable home already exists at {0}")]
     HomeExists(PathBuf),
     #[error("{0}")]
     KeyFile(String),
-    #[error("the device key is protected by a passphrase: give it with --passphrase-env VAR")]
+    #[error("the device key is protected by a passphrase: give the passphrase to unlock it")]
     PassphraseNeeded,
     #[error("the passphrase is wrong; the device key was not unlocked and nothing was changed")]
     WrongPassphrase,
