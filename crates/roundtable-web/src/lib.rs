@@ -214,6 +214,8 @@ pub fn router(state: AppState) -> Router {
         .route("/actions", get(pages::actions::actions))
         .route("/actions/{id}/done", post(pages::actions::done))
         .route("/members", get(pages::members))
+        .route("/members/propose", post(pages::propose_member))
+        .route("/members/{id}/remove", post(pages::propose_removal))
         .route("/help", get(pages::help))
         .route("/words", get(pages::words::words).post(pages::words::save))
         .route("/glossary.json", get(pages::words::glossary_json))

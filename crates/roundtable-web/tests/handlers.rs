@@ -1330,3 +1330,83 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
     assert!(page.contains("<strong>Its readers:</strong> Ana, Ben, Chloe"));
     assert!(!page.contains("Let Chloe read it"));
 }
+
+#[tokio::test]
+async fn members_page_asks_the_group_to_add_or_remove_never_decides_alone() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let page = text(send(&f.state, get(&f.state, "/members")).await).await;
+    assert!(page.contains(r#"action="/members/propose""#), "{page}");
+    let ben = DeviceKey::from_secret(&[1; 32]).device_id().to_string();
+    assert!(page.contains(&format!(r#"action="/members/{ben}/remove""#)));
+    // A wrong id is refused in words, and nothing is written.
+    let before = entry_count(&f);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/members/propose",
+            &[("csrf", &csrf), ("member_id", "abc"), ("name", "Dee")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(entry_count(&f), before);
+    // Asking for Dee: a proposal with Ana's agree; Dee is not a member until the others agree.
+    let dee = DeviceKey::from_secret(&[9; 32]).device_id().to_string();
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/members/propose",
+            &[
+                ("csrf", &csrf),
+                ("member_id", &dee),
+                ("name", "Dee"),
+                ("needs", "pictures, short meetings"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("Should Dee join the group?"), "{page}");
+    assert!(page.contains("It is about the group itself"), "{page}");
+    assert!(page.contains("1 of 3 members has given a view."), "{page}");
+    let (_, g) = open_group(&f);
+    assert!(!g.record.governance().active(&dee.parse().unwrap()));
+    drop(g);
+    let members = text(send(&f.state, get(&f.state, "/members")).await).await;
+    assert!(members.contains("The group is asked"), "{members}");
+    assert!(members.contains("Should Dee join the group?"));
+    // Asking whether Ben should go: a proposal, and Ben stays a member.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/members/{ben}/remove"),
+            &[("csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = text(send(&f.state, get(&f.state, &location(&r))).await).await;
+    assert!(page.contains("Should Ben stop being a member?"), "{page}");
+    assert!(page.contains("only Ben may block it"), "{page}");
+    let (_, g) = open_group(&f);
+    assert!(g.record.governance().active(&ben.parse().unwrap()));
+    // Without the form's token nothing is written.
+    let before = entry_count(&f);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/members/propose",
+            &[("csrf", "wrong"), ("member_id", &dee), ("name", "Dee")],
+        ),
+    )
+    .await;
+    assert_ne!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(entry_count(&f), before);
+}

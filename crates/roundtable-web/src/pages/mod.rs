@@ -99,6 +99,7 @@ struct MembersPage {
     asked: Vec<AskedRow>,
     /// How the group decides, in words.
     policy: String,
+    csrf: String,
 }
 
 pub(crate) struct AskedRow {
@@ -114,6 +115,7 @@ struct HelpPage {
 }
 
 pub(crate) struct MemberRow {
+    id: String,
     name: String,
     needs: String,
     status: &'static str,
@@ -439,6 +441,7 @@ pub(crate) async fn members(
             .members()
             .into_iter()
             .map(|m| MemberRow {
+                id: m.id.to_string(),
                 me: m.id == st.inner.device,
                 name: m.name,
                 needs: m.needs,
@@ -480,10 +483,96 @@ pub(crate) async fn members(
             members,
             asked,
             policy,
+            csrf: st.csrf_token().to_string(),
         })
     })
     .await?;
     page(p)
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct AddForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    member_id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    needs: String,
+}
+
+/// Asks the group whether someone should join: a proposal with this member's agree (decided at once
+/// while this member is the only one). Then shows the proposal.
+pub(crate) async fn propose_member(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::Form(form): axum::Form<AddForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let name = plain(form.name).trim().to_string();
+    let needs = plain(form.needs).trim().to_string();
+    if name.is_empty() {
+        return Err(Problem::refused(
+            "Please write the name of the person who would join.",
+        ));
+    }
+    let member: DeviceId = form.member_id.trim().parse().map_err(|_| {
+        Problem::refused(
+            "That member id is not right: it is 64 letters and numbers, shown on their device.",
+        )
+    })?;
+    let effect = roundtable_core::Effect::Add {
+        member,
+        name: name.clone(),
+        needs,
+    };
+    let p = with_group(&state, move |home, st, g| {
+        propose(home, st, g, effect, &name)
+    })
+    .await?;
+    Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
+}
+
+/// Asks the group whether a member should stop being one.
+pub(crate) async fn propose_removal(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let member: DeviceId = id.parse().map_err(|_| Problem::not_found("such member"))?;
+    let p = with_group(&state, move |home, st, g| {
+        let name = name_of(&names(&g.record), &member);
+        propose(
+            home,
+            st,
+            g,
+            roundtable_core::Effect::Remove { member },
+            &name,
+        )
+    })
+    .await?;
+    Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A change to the group itself, through the same store call as the command line.
+fn propose(
+    home: &Home,
+    st: &AppState,
+    g: &mut Group,
+    effect: roundtable_core::Effect,
+    name: &str,
+) -> Result<EntryId, Problem> {
+    publish_profile(home, st, g)?;
+    Ok(home
+        .propose_change(g, &st.inner.key, effect, name, (st.inner.clock)())?
+        .proposal)
 }
 
 /// "2 of 5 members have given a view. 3 are needed before it can be closed."
