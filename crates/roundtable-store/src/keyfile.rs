@@ -2,6 +2,11 @@
 //!
 //! With a passphrase the secret is sealed with XChaCha20-Poly1305 under a key derived by Argon2id;
 //! without one it is stored plainly and the caller warns the member.
+//! Argon2id runs at [`ARGON2`] (m = 64 MiB, t = 3, p = 1: RFC 9106's second recommended option, about
+//! three times the memory-time of OWASP's minimum of m = 19 MiB, t = 2); the parameters are stored in
+//! each file, so a file written with older ones still opens. Parameters read from a file are bounded
+//! ([`MAX_ARGON2`]) before any memory is allocated. A new passphrase has at least
+//! [`MIN_PASSPHRASE_CHARS`] characters.
 //! **Invariant:** the file is replaced atomically (write to a temporary file, fsync, rename), so a crash
 //! never leaves a device without its key.
 
@@ -20,6 +25,26 @@ use crate::StoreError;
 
 const AAD: &[u8] = b"roundtable/device-key/v1";
 const ENC_AAD: &[u8] = b"roundtable/encryption-key/v1";
+
+/// Argon2id cost for new key files: (memory KiB, passes, lanes). See `docs/security.md`.
+pub const ARGON2: (u32, u32, u32) = (64 * 1024, 3, 1);
+
+/// The largest Argon2id cost a key file may ask for: (1 GiB, 16 passes, 8 lanes). A damaged or
+/// hostile file can never make the device allocate more.
+pub const MAX_ARGON2: (u32, u32, u32) = (1024 * 1024, 16, 8);
+
+/// The shortest passphrase accepted for a new key, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+
+/// Refuses a new passphrase shorter than [`MIN_PASSPHRASE_CHARS`].
+pub fn check_new_passphrase(pass: &str) -> Result<(), StoreError> {
+    if pass.chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(StoreError::PassphraseTooShort {
+            min: MIN_PASSPHRASE_CHARS,
+        });
+    }
+    Ok(())
+}
 
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
@@ -44,6 +69,12 @@ fn kdf(
     salt: &[u8],
     (m, t, p): (u32, u32, u32),
 ) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    if m > MAX_ARGON2.0 || t > MAX_ARGON2.1 || p > MAX_ARGON2.2 {
+        return Err(StoreError::KeyFile(
+            "the device key file asks for more work than any Roundtable device uses: it is damaged"
+                .into(),
+        ));
+    }
     let params = Params::new(m, t, p, Some(32))
         .map_err(|e| StoreError::KeyFile(format!("bad key settings: {e}")))?;
     let mut out = Zeroizing::new([0u8; 32]);
@@ -105,13 +136,10 @@ fn seal_secret(
             argon2: None,
         },
         Some(pass) => {
+            check_new_passphrase(pass)?;
             let salt: [u8; 16] = random()?;
             let nonce: [u8; 24] = random()?;
-            let cost = (
-                Params::DEFAULT_M_COST,
-                Params::DEFAULT_T_COST,
-                Params::DEFAULT_P_COST,
-            );
+            let cost = ARGON2;
             let k = kdf(pass, &salt, cost)?;
             let cipher = XChaCha20Poly1305::new(&(*k).into());
             let ct = cipher
@@ -175,8 +203,66 @@ pub fn is_protected(path: &Path) -> Result<bool, StoreError> {
 
 fn read_file(path: &Path) -> Result<KeyFile, StoreError> {
     let text = fs::read(path).map_err(StoreError::io("reading the device key"))?;
-    serde_json::from_slice(&text)
-        .map_err(|e| StoreError::KeyFile(format!("the device key file is damaged: {e}")))
+    decode(&text)
+}
+
+/// The largest key file read: a real one is under 1 KiB.
+const MAX_FILE: usize = 64 * 1024;
+
+/// Decodes a key file's bytes and checks its shape (never its passphrase): the protection is known,
+/// the fields it needs are there with the right lengths, and the Argon2id cost is within
+/// [`MAX_ARGON2`].
+fn decode(text: &[u8]) -> Result<KeyFile, StoreError> {
+    let damaged =
+        |what: &str| StoreError::KeyFile(format!("the device key file is damaged: {what}"));
+    if text.len() > MAX_FILE {
+        return Err(damaged("it is far too long"));
+    }
+    let f: KeyFile = serde_json::from_slice(text).map_err(|e| damaged(&e.to_string()))?;
+    let hex_len = |s: &Option<String>, n: usize, what: &str| -> Result<(), StoreError> {
+        match s.as_deref().map(hex::decode) {
+            Some(Ok(b)) if b.len() == n => Ok(()),
+            Some(Ok(_)) => Err(damaged(&format!("its {what} has the wrong length"))),
+            Some(Err(_)) => Err(damaged(&format!("its {what} is not hex"))),
+            None => Err(damaged(&format!("it has no {what}"))),
+        }
+    };
+    match f.protection.as_str() {
+        "none" => hex_len(&f.secret, 32, "secret")?,
+        "argon2id-xchacha20poly1305" => {
+            hex_len(&f.salt, 16, "salt")?;
+            hex_len(&f.nonce, 24, "nonce")?;
+            // 32 bytes of secret and the 16-byte tag.
+            hex_len(&f.ciphertext, 48, "ciphertext")?;
+            let (m, t, p) = f.argon2.ok_or_else(|| damaged("it has no key settings"))?;
+            if m > MAX_ARGON2.0 || t > MAX_ARGON2.1 || p > MAX_ARGON2.2 {
+                return Err(damaged(
+                    "its key settings ask for more work than any device uses",
+                ));
+            }
+            Params::new(m, t, p, Some(32))
+                .map_err(|e| damaged(&format!("its key settings are not usable ({e})")))?;
+        }
+        other => return Err(damaged(&format!("unknown key protection '{other}'"))),
+    }
+    Ok(f)
+}
+
+/// The public device id a key file names, readable without its passphrase.
+pub fn device_id(path: &Path) -> Result<String, StoreError> {
+    Ok(read_file(path)?.device_id)
+}
+
+/// For fuzzing: decodes `data` as a key file and, when it is a valid one with a small cost,
+/// tries to open it with a wrong passphrase. Never panics.
+pub fn fuzz_decode(data: &[u8]) {
+    if let Ok(f) = decode(data) {
+        let cheap = f.argon2.is_none_or(|(m, t, p)| m <= 64 && t <= 1 && p <= 1);
+        if cheap {
+            let _ = open_secret(&f, Some("not the passphrase"), AAD);
+            let _ = open_secret(&f, None, AAD);
+        }
+    }
 }
 
 /// Reads the key file, unsealing it with `passphrase` when it is protected.
