@@ -272,6 +272,7 @@ pub fn thread_json(
     let (author, meta) = record.entry(t)?;
     let name = |m: &MemberId| member_name(record, m);
     let reader = me.is_some_and(|m| info.state.readers.contains(&m));
+    let unlocked = keys.is_some();
     // A former reader still holds the keys of the epochs they were given: they see those messages.
     let view = keys.and_then(|k| thread::open(record, k, t).ok());
     let former = !reader && view.as_ref().is_some_and(|v| !v.messages.is_empty());
@@ -302,9 +303,13 @@ pub fn thread_json(
             "You are no longer one of its readers: you see only what was written while you were. It is sealed because: {}",
             info.reason
         ))
+    } else if reader && !unlocked {
+        json!(
+            "You are one of its readers: give your passphrase to read this sealed thread (with --passphrase-env VAR)."
+        )
     } else if reader {
         json!(
-            "You are a reader, but this device could not unlock its key: give your passphrase with --passphrase-env."
+            "You are one of its readers, but this device holds no key for its messages yet: a reader's device sends it on the next sync."
         )
     } else {
         json!(format!(
@@ -365,13 +370,27 @@ fn reader_changes(record: &Record, t: &EntryId) -> Vec<Value> {
         .collect()
 }
 
-/// The device's keys for `show`, if it can unlock them (never an error: without them, sealed
-/// threads show what everyone sees).
-pub fn show_keys(ctx: &Ctx, cli: &Cli) -> Option<(MemberId, EncSecret)> {
-    let pass = passphrase(cli).ok()?;
-    let key = ctx.key(cli).ok()?;
-    let secret = enc_secret(&ctx.home, pass.as_deref()).ok()?;
-    Some((key.device_id(), secret))
+/// The device's member id (read from the key file, no passphrase needed) and, when it can unlock
+/// it, its encryption secret for `show`. Without a passphrase for a protected key there is no
+/// secret: sealed threads show what everyone sees, and their readers are told to give it. A wrong
+/// passphrase is an error (exit 1), never a quiet "not a reader".
+pub fn show_keys(ctx: &Ctx, cli: &Cli) -> anyhow::Result<(Option<MemberId>, Option<EncSecret>)> {
+    let me = ctx.home.device_id().ok();
+    let pass = passphrase(cli)?;
+    match enc_secret(&ctx.home, pass.as_deref()) {
+        Ok(secret) => Ok((me, Some(secret))),
+        Err(e)
+            if e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<StoreError>(),
+                    Some(StoreError::PassphraseNeeded)
+                )
+            }) =>
+        {
+            Ok((me, None))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Words for one sealed thread in `show`.
