@@ -123,6 +123,16 @@ fn seal_secret(
     passphrase: Option<&str>,
     aad: &[u8],
 ) -> Result<KeyFile, StoreError> {
+    seal_with_cost(label, secret, passphrase, aad, ARGON2)
+}
+
+fn seal_with_cost(
+    label: String,
+    secret: &[u8; 32],
+    passphrase: Option<&str>,
+    aad: &[u8],
+    cost: (u32, u32, u32),
+) -> Result<KeyFile, StoreError> {
     let device_id = label;
     Ok(match passphrase {
         None => KeyFile {
@@ -139,7 +149,6 @@ fn seal_secret(
             check_new_passphrase(pass)?;
             let salt: [u8; 16] = random()?;
             let nonce: [u8; 24] = random()?;
-            let cost = ARGON2;
             let k = kdf(pass, &salt, cost)?;
             let cipher = XChaCha20Poly1305::new(&(*k).into());
             let ct = cipher
@@ -325,4 +334,84 @@ fn open_secret(
             }
         };
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key file written before this version (Argon2id at OWASP's minimum, m = 19 MiB, t = 2) still
+    /// opens: its parameters are read from the file.
+    #[test]
+    fn a_key_file_with_the_old_parameters_still_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("device.key");
+        let key = DeviceKey::from_secret(&[9; 32]);
+        let old = (19 * 1024, 2, 1);
+        let f = seal_with_cost(
+            key.device_id().to_string(),
+            &key.secret_bytes(),
+            Some("correct horse battery"),
+            AAD,
+            old,
+        )
+        .unwrap();
+        write_file(&path, &f).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("19456"),
+            "the old cost is in the file: {text}"
+        );
+        let back = read(&path, Some("correct horse battery")).unwrap();
+        assert_eq!(back.device_id(), key.device_id());
+        assert!(matches!(
+            read(&path, Some("correct horse battery!")),
+            Err(StoreError::WrongPassphrase)
+        ));
+        // A new file uses the new cost.
+        write(&path, &key, Some("correct horse battery")).unwrap();
+        let f: KeyFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(f.argon2, Some(ARGON2));
+        assert_eq!(ARGON2, (65536, 3, 1));
+    }
+
+    #[test]
+    fn short_passphrases_are_refused_before_anything_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("device.key");
+        let key = DeviceKey::from_secret(&[9; 32]);
+        for short in ["", "x", "elevenchars", "ünïcödé_10"] {
+            assert!(
+                matches!(
+                    write(&path, &key, Some(short)),
+                    Err(StoreError::PassphraseTooShort { min: 12 })
+                ),
+                "{short:?} is refused"
+            );
+            assert!(!path.exists());
+        }
+        // Twelve characters, however many bytes.
+        write(&path, &key, Some("ünïcödé_1234")).unwrap();
+        assert!(path.exists());
+    }
+
+    #[test]
+    fn a_hostile_cost_is_refused_before_argon2_runs() {
+        let f = br#"{"version":1,"device_id":"x","protection":"argon2id-xchacha20poly1305","salt":"00000000000000000000000000000000","nonce":"010101010101010101010101010101010101010101010101","ciphertext":"020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202","argon2":[4294967295,1,1]}"#;
+        let e = decode(f).err().expect("refused");
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
+
+    /// The cost of one guess at the new parameters, on this machine (for `docs/security.md`).
+    #[test]
+    fn cost_of_one_guess_is_measured() {
+        let t = std::time::Instant::now();
+        kdf("correct horse battery", &[0; 16], ARGON2).unwrap();
+        let new = t.elapsed();
+        let t = std::time::Instant::now();
+        kdf("correct horse battery", &[0; 16], (19 * 1024, 2, 1)).unwrap();
+        let old = t.elapsed();
+        eprintln!("argon2id one guess: m=64 MiB t=3 p=1: {new:?}; m=19 MiB t=2 p=1: {old:?}");
+        assert!(new > old, "the new cost is higher than the old");
+    }
 }

@@ -86,13 +86,6 @@ fn claimed_author(e: &Entry) -> Option<[u8; 32]> {
     e.parse().ok().map(|p| p.actor)
 }
 
-/// Whether `e` is the valid genesis of group `id`: its entry id is the group id, its signature
-/// verifies and the rules accept it as the group's first entry.
-fn is_genesis_of(id: &GroupId, e: &Entry) -> bool {
-    e.parse().is_ok_and(|p| p.hash.0 == id.0)
-        && Record::new(*id).ingest(vec![e.clone()]).accepted.len() == 1
-}
-
 /// What went wrong in the store. Nothing committed before the error is lost.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -999,7 +992,7 @@ impl Home {
         if !entries.is_empty()
             && group.record.is_empty()
             && !self.holds(&id)?
-            && !entries.iter().any(|e| is_genesis_of(&id, e))
+            && roundtable_core::bundle::genesis_of(&id, &entries).is_none()
         {
             return Err(StoreError::NoGenesis(id));
         }
