@@ -517,6 +517,12 @@ fn entry_out(key: &str, id: EntryId, words: String) -> Out {
 
 fn run(cli: Cli) -> anyhow::Result<Out> {
     let dir = home_dir(&cli)?;
+    // A new key's passphrase is checked before anything else is done.
+    if matches!(cli.cmd, Cmd::Init { .. } | Cmd::Join { .. })
+        && let Some(p) = passphrase(&cli)?
+    {
+        roundtable_store::keyfile::check_new_passphrase(&p)?;
+    }
     if let Cmd::Init { name, needs } = &cli.cmd {
         return init(&cli, &dir, name, needs);
     }
