@@ -1330,3 +1330,74 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
     assert!(page.contains("<strong>Its readers:</strong> Ana, Ben, Chloe"));
     assert!(!page.contains("Let Chloe read it"));
 }
+
+/// Issue 15: a group is removed from this device only after a confirmation page, and only that
+/// group goes.
+#[tokio::test]
+async fn a_group_is_forgotten_from_this_device_after_a_confirmation_step() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let before = entry_count(&f);
+    let (mine, other) = {
+        let home = Home::open(&f.home_dir).unwrap();
+        let mine = home.groups().unwrap();
+        let key = home.device_key(None).unwrap();
+        let g = home
+            .create_group(&key, "Carers' Forum", Rule::Majority, 1, "Ana", "", T0)
+            .unwrap();
+        (mine, g.id())
+    };
+    let page = text(send(&f.state, get(&f.state, "/groups")).await).await;
+    assert!(page.contains(r#"action="/groups/forget""#), "{page}");
+    // The first step only asks.
+    let o = other.to_string();
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/groups/forget",
+            &[("csrf", &csrf), ("group", &o)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = text(r).await;
+    assert!(
+        page.contains("Remove “Carers&#39; Forum” from this device?"),
+        "{page}"
+    );
+    assert!(page.contains("Other members keep the group"), "{page}");
+    assert!(page.contains(r#"name="confirm" value="yes""#), "{page}");
+    assert_eq!(Home::open(&f.home_dir).unwrap().groups().unwrap().len(), 2);
+    // Without the CSRF token: refused.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/groups/forget",
+            &[("csrf", "x"), ("group", &o), ("confirm", "yes")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Confirmed: gone, and only it.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/groups/forget",
+            &[("csrf", &csrf), ("group", &o), ("confirm", "yes")],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), "/");
+    let home = Home::open(&f.home_dir).unwrap();
+    let left = home.groups().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left, mine);
+    assert!(home.entries(&other).unwrap().is_empty());
+    drop(home);
+    assert_eq!(entry_count(&f), before, "the group shown is whole");
+    let page = text(send(&f.state, get(&f.state, "/")).await).await;
+    assert!(page.contains("Riverside Partnership Board"), "{page}");
+}
