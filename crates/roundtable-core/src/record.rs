@@ -1161,16 +1161,38 @@ impl Record {
             } => {
                 let st = self.sealed_referent(clock, thread, gov)?;
                 Self::must_read(&st, author, "add a reader")?;
-                if st.readers.contains(member) {
-                    return Err(Self::rule("that member is already a reader"));
-                }
                 let ids: Vec<EntryId> = wraps.iter().map(|w| w.epoch).collect();
-                let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
-                want.sort();
-                if ids != want {
-                    return Err(Self::rule(
-                        "a new reader must be given the key of every epoch of the thread",
-                    ));
+                if st.readers.contains(member) {
+                    // A reader who lacks keys (added at the same moment as a new key was made) is
+                    // given exactly keys they lack, by any reader: format.md section 10.
+                    let lacking: BTreeSet<EntryId> = st
+                        .epochs
+                        .iter()
+                        .filter(|e| !e.wraps.contains_key(member))
+                        .map(|e| e.id)
+                        .collect();
+                    if lacking.is_empty() {
+                        return Err(Self::rule("that member is already a reader"));
+                    }
+                    if ids.is_empty() || !ids.iter().all(|i| lacking.contains(i)) {
+                        return Err(Self::rule(
+                            "a reader may be given only keys of the thread they do not hold yet",
+                        ));
+                    }
+                } else {
+                    if st.readers.len() >= crate::sealed::MAX_READERS {
+                        return Err(Self::rule(format!(
+                            "this sealed thread has {} readers, the most it can have: start another sealed thread",
+                            crate::sealed::MAX_READERS
+                        )));
+                    }
+                    let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
+                    want.sort();
+                    if ids != want {
+                        return Err(Self::rule(
+                            "a new reader must be given the key of every epoch of the thread",
+                        ));
+                    }
                 }
                 for w in wraps {
                     self.check_reader_key(clock, &active, member, &w.key)?;
@@ -1385,8 +1407,11 @@ impl Record {
                     wraps,
                     ..
                 } => {
+                    // A removal that would leave no active reader removes no one: of two readers
+                    // removing each other at the same moment, the first in linear order stands.
                     if let Some(r) = removes
                         && !void
+                        && readers.iter().any(|x| x != r && gov.active(x))
                     {
                         readers.remove(r);
                     }
