@@ -1401,3 +1401,39 @@ async fn a_group_is_forgotten_from_this_device_after_a_confirmation_step() {
     let page = text(send(&f.state, get(&f.state, "/")).await).await;
     assert!(page.contains("Riverside Partnership Board"), "{page}");
 }
+
+/// Issue 15: a reader whose keys are not unlocked is told to give the passphrase, never that they
+/// are not a reader.
+#[tokio::test]
+async fn a_reader_without_unlocked_keys_is_asked_for_the_passphrase() {
+    let f = fixture();
+    let (thread, key) = {
+        let (home, mut g) = open_group(&f);
+        let key = home.device_key(None).unwrap();
+        let enc = roundtable_seal::EncSecret::from_bytes(&*home.enc_secret(None).unwrap());
+        let enc_key = enc.public().unwrap();
+        if g.record.profile_key(&key.device_id()) != Some(enc_key) {
+            home.append(&mut g, &key, Body::Profile { enc_key }, T0 + 200_000)
+                .unwrap();
+        }
+        let body = roundtable_seal::thread::start(
+            &g.record,
+            "Ana's health",
+            "It is private",
+            &[key.device_id()],
+        )
+        .unwrap();
+        (home.append(&mut g, &key, body, T0 + 300_000).unwrap(), key)
+    };
+    let locked = AppState::with_key(f.home_dir.clone(), key, PORT, "t".repeat(64));
+    let page = text(send(&locked, get(&locked, &format!("/threads/{thread}"))).await).await;
+    assert!(
+        page.contains("Give your passphrase to read this sealed thread"),
+        "{page}"
+    );
+    assert!(!page.contains("You are not one of its readers"), "{page}");
+    // Unlocked, the same reader is simply a reader.
+    let page = text(send(&f.state, get(&f.state, &format!("/threads/{thread}"))).await).await;
+    assert!(page.contains("You are one of its readers.</p>"), "{page}");
+    assert!(!page.contains("Give your passphrase"), "{page}");
+}
