@@ -1410,7 +1410,7 @@ async fn a_reader_without_unlocked_keys_is_asked_for_the_passphrase() {
     let (thread, key) = {
         let (home, mut g) = open_group(&f);
         let key = home.device_key(None).unwrap();
-        let enc = roundtable_seal::EncSecret::from_bytes(&*home.enc_secret(None).unwrap());
+        let enc = roundtable_seal::EncSecret::from_bytes(&home.enc_secret(None).unwrap());
         let enc_key = enc.public().unwrap();
         if g.record.profile_key(&key.device_id()) != Some(enc_key) {
             home.append(&mut g, &key, Body::Profile { enc_key }, T0 + 200_000)
