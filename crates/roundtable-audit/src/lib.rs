@@ -432,6 +432,17 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
             ),
         });
     }
+    // Without the genesis nothing can be checked: not who the members are, nor the group's rules.
+    if record.genesis().is_none() {
+        problems.push(Problem {
+            kind: "no_genesis".into(),
+            entry_id: None,
+            detail: format!(
+                "the bundle does not hold the group's first entry (its genesis, whose id is the group id {group}), so none of its {} can be verified",
+                plural(n, "entry", "entries")
+            ),
+        });
+    }
     let damaged = (!failures.is_empty()).then(|| Damage {
         failures,
         declared_entries: salvaged.count,
@@ -439,7 +450,7 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
             entries: n,
             valid_entries: record.len(),
             // Everything read is accepted: the only problem is the damage itself.
-            verified: problems.len() == 1 && !record.is_empty(),
+            verified: problems.len() == 1 && record.genesis().is_some(),
         },
     });
     let report = build(
@@ -761,7 +772,15 @@ fn summary(
         "unreadable_entry",
         "truncated_entry",
     ]);
-    let missing = problems.iter().any(|p| p.kind == "missing_dependency")
+    let no_genesis = problems.iter().any(|p| p.kind == "no_genesis");
+    if no_genesis {
+        s.push(
+            "The bundle does not hold the group's first entry (its genesis), so nothing in it can be verified."
+                .into(),
+        );
+    }
+    let missing = no_genesis
+        || problems.iter().any(|p| p.kind == "missing_dependency")
         || failed(&["truncated_entry", "truncated_bundle"]);
     if !changed && !missing {
         s.push("Nothing was changed and nothing is missing.".into());

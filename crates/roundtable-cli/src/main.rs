@@ -229,6 +229,13 @@ enum GroupCmd {
     },
     /// The groups on this device.
     List,
+    /// Remove a group from this device only (other devices keep theirs); needs --yes.
+    Forget {
+        group_id: String,
+        /// Confirm: every entry of that group on this device is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -342,7 +349,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             return match s {
                 StoreError::Refused(_)
                 | StoreError::WrongPassphrase
-                | StoreError::PassphraseNeeded => 1,
+                | StoreError::PassphraseNeeded
+                | StoreError::PassphraseTooShort { .. }
+                | StoreError::NotPrivate { .. }
+                | StoreError::NoGenesis(_) => 1,
                 _ => 2,
             };
         }
@@ -520,6 +530,12 @@ fn entry_out(key: &str, id: EntryId, words: String) -> Out {
 
 fn run(cli: Cli) -> anyhow::Result<Out> {
     let dir = home_dir(&cli)?;
+    // A new key's passphrase is checked before anything else is done.
+    if matches!(cli.cmd, Cmd::Init { .. } | Cmd::Join { .. })
+        && let Some(p) = passphrase(&cli)?
+    {
+        roundtable_store::keyfile::check_new_passphrase(&p)?;
+    }
     if let Cmd::Init { name, needs } = &cli.cmd {
         return init(&cli, &dir, name, needs);
     }
@@ -625,6 +641,36 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                         .collect::<Vec<_>>()
                         .join("\n")
                 },
+            })
+        }
+        Cmd::Group {
+            cmd: GroupCmd::Forget { group_id, yes },
+        } => {
+            let id: GroupId = parse_id(group_id)?;
+            let name = ctx
+                .home
+                .groups()?
+                .into_iter()
+                .find(|(g, _)| *g == id)
+                .map(|(_, n)| n)
+                .ok_or_else(|| refuse(format!("this device does not hold group {id}")))?;
+            let shown = if name.is_empty() {
+                "(no name)".to_string()
+            } else {
+                format!("\"{name}\"")
+            };
+            if !*yes {
+                return Err(refuse(format!(
+                    "this would delete the group {shown} ({id}) from this device: every entry of it \
+                     here. Other devices keep their copies. To go ahead, run the same command with --yes"
+                )));
+            }
+            let removed = ctx.home.forget_group(&id)?;
+            Ok(Out {
+                json: json!({ "forgotten": id.to_string(), "entries_removed": removed }),
+                words: format!(
+                    "The group {shown} ({id}) is no longer on this device ({removed} entries removed). Other devices keep theirs."
+                ),
             })
         }
         Cmd::Member { cmd } => member(&ctx, &cli, cmd),
@@ -837,8 +883,8 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 return Err(refuse(format!("there is no thread {t} in this group")));
             }
             let stored = ctx.home.entries(&g.id())?;
-            let keys = sealed::show_keys(&ctx, &cli);
-            Ok(show::show(&g.record, only, *all, &stored, keys))
+            let (me, secret) = sealed::show_keys(&ctx, &cli)?;
+            Ok(show::show(&g.record, only, *all, &stored, me, secret))
         }
         Cmd::Heads => {
             let g = ctx.group(&cli)?;
@@ -860,12 +906,8 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 audit::export_automerge(&mut ctx.group(&cli)?, dir)?;
             }
             let id = ctx.group_id(&cli)?;
-            let entries: Vec<_> = ctx
-                .home
-                .entries(&id)?
-                .into_iter()
-                .map(|s| s.entry)
-                .collect();
+            // Rejected bytes that were never signed for this group stay on this device.
+            let entries = ctx.home.export_entries(&id)?;
             let bytes = bundle::encode(&id, &entries);
             write_atomically(path, &bytes)?;
             Ok(Out {
@@ -1175,8 +1217,17 @@ fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {
             )));
         }
     }
+    if entries.is_empty() && !ctx.home.holds(&group)? {
+        return Err(refuse(format!(
+            "{} holds no entries, and this device does not hold its group {group}; nothing was imported",
+            file.display()
+        )));
+    }
     let mut g = ctx.home.open_or_new_group(&group)?;
-    let out = ctx.home.ingest(&mut g, entries)?;
+    let out = ctx
+        .home
+        .ingest(&mut g, entries)
+        .with_context(|| format!("{} was not imported", file.display()))?;
     // The first time this device holds a group it was added to, it publishes its encryption key.
     if let Ok(key) = ctx.key(cli)
         && let Err(e) =
@@ -1189,6 +1240,31 @@ fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {
     }
     for r in out.rejected.iter().take(20) {
         eprintln!("roundtable: rejected {}: {}", r.id, r.reason);
+    }
+    if g.evidence_not_kept > 0 {
+        eprintln!(
+            "roundtable: {} rejected entries were not kept: this device keeps at most {} rejected entries per author and {} per group as evidence",
+            g.evidence_not_kept,
+            roundtable_store::EVIDENCE_PER_AUTHOR,
+            roundtable_store::EVIDENCE_TOTAL
+        );
+    }
+    if out.accepted.is_empty() && !out.rejected.is_empty() {
+        return Err(refuse(format!(
+            "nothing was imported from {}: all {} new entries were rejected{} ({} kept aside as evidence with the reason, {} were already here)",
+            file.display(),
+            out.rejected.len(),
+            if out.pending.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " or wait for entries not seen yet ({} waiting)",
+                    out.pending.len()
+                )
+            },
+            out.rejected.len() - g.evidence_not_kept.min(out.rejected.len()),
+            out.duplicates
+        )));
     }
     Ok(Out {
         json: json!({

@@ -484,9 +484,14 @@ pub fn web(dir: &Path, pass: Option<String>, port: u16) -> anyhow::Result<Out> {
             passphrase: pass,
             port,
         };
-        let (_addr, url, server) = roundtable_web::serve(cfg)
-            .await
-            .context("could not start the web page")?;
+        // A store refusal (a wrong passphrase, a home open to others) keeps its type: exit 1.
+        let (_addr, url, server) = match roundtable_web::serve(cfg).await {
+            Ok(s) => s,
+            Err(roundtable_web::WebError::Store(e)) => {
+                return Err(anyhow::Error::new(e).context("could not start the web page"));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("could not start the web page")),
+        };
         // The first line is the contract: one JSON object, whatever --json says.
         crate::write_stdout(&json!({ "url": url }).to_string())
             .context("could not write to standard output")?;

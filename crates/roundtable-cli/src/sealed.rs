@@ -25,12 +25,38 @@ pub fn publish_profile(
     if !g.record.active_devices().contains(&me) {
         return Ok(false);
     }
-    let public = enc_secret(home, pass)?.public()?;
-    if g.record.profile_key(&me) == Some(public) {
-        return Ok(false);
+    let secret = enc_secret(home, pass)?;
+    let public = secret.public()?;
+    let mut wrote = false;
+    if g.record.profile_key(&me) != Some(public) {
+        home.append(g, key, Body::Profile { enc_key: public }, now_ms())?;
+        wrote = true;
     }
-    home.append(g, key, Body::Profile { enc_key: public }, now_ms())?;
-    Ok(true)
+    Ok(send_missing_keys(home, key, &secret, g)? || wrote)
+}
+
+/// Gives every reader of a sealed thread this device reads the keys they lack and this device
+/// holds (a reader added at the same moment as a new key was made), so they can read what was
+/// written under it. Runs wherever the profile is published: after an import, a sync, a write.
+/// Returns whether an entry was written.
+pub fn send_missing_keys(
+    home: &Home,
+    key: &DeviceKey,
+    secret: &EncSecret,
+    g: &mut Group,
+) -> anyhow::Result<bool> {
+    let mut keys = Keyring::new(key.device_id(), secret);
+    let bodies = thread::all_missing_keys(&g.record, &mut keys)?;
+    let mut wrote = false;
+    for body in bodies {
+        // Another reader's device may have sent it first; the rules then refuse this one.
+        match home.append(g, key, body, now_ms()) {
+            Ok(_) => wrote = true,
+            Err(StoreError::Refused(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(wrote)
 }
 
 /// [`publish_profile`] for a group by id, after a sync or a join; a failure is only a note.
@@ -217,7 +243,25 @@ pub fn run(ctx: &Ctx, cli: &Cli, action: Action) -> anyhow::Result<Out> {
         }
     };
     let id = ctx.append(&mut g, &key, body)?;
+    let mut words = words;
+    if let Some(note) = limits_note(&g.record, &id) {
+        eprintln!("roundtable: note: {note}");
+        words = format!("{words}\n{note}");
+    }
     Ok(entry_out(out_key, id, words))
+}
+
+/// The limits of the sealed thread `entry` belongs to (or is), in words, once they are near.
+fn limits_note(record: &Record, entry: &EntryId) -> Option<String> {
+    let t = match record.entry(entry).map(|(_, m)| m.body.clone()) {
+        Some(
+            Body::ReaderAdd { thread, .. }
+            | Body::Rekey { thread, .. }
+            | Body::Sealed { thread, .. },
+        ) => thread,
+        _ => *entry,
+    };
+    thread::limits_note(&record.sealed_thread(&t)?.state)
 }
 
 /// `post` into a sealed thread: seals the message for the thread's readers. When a reader has gone
@@ -252,13 +296,14 @@ pub fn post(ctx: &Ctx, cli: &Cli, t: EntryId, text: &str) -> anyhow::Result<Out>
                 .join(", ")
         })
         .unwrap_or_default();
-    Ok(entry_out(
-        "entry_id",
-        id,
-        format!(
-            "Your message is sealed: only the readers ({readers}) can read it. Everyone can see that a message was written. It cannot be deleted, only corrected."
-        ),
-    ))
+    let mut words = format!(
+        "Your message is sealed: only the readers ({readers}) can read it. Everyone can see that a message was written. It cannot be deleted, only corrected."
+    );
+    if let Some(note) = limits_note(&g.record, &id) {
+        eprintln!("roundtable: note: {note}");
+        words = format!("{words}\n{note}");
+    }
+    Ok(entry_out("entry_id", id, words))
 }
 
 /// What `show` says about one sealed thread, for this device.
@@ -272,6 +317,7 @@ pub fn thread_json(
     let (author, meta) = record.entry(t)?;
     let name = |m: &MemberId| member_name(record, m);
     let reader = me.is_some_and(|m| info.state.readers.contains(&m));
+    let unlocked = keys.is_some();
     // A former reader still holds the keys of the epochs they were given: they see those messages.
     let view = keys.and_then(|k| thread::open(record, k, t).ok());
     let former = !reader && view.as_ref().is_some_and(|v| !v.messages.is_empty());
@@ -302,9 +348,13 @@ pub fn thread_json(
             "You are no longer one of its readers: you see only what was written while you were. It is sealed because: {}",
             info.reason
         ))
+    } else if reader && !unlocked {
+        json!(
+            "You are one of its readers: give your passphrase to read this sealed thread (with --passphrase-env VAR)."
+        )
     } else if reader {
         json!(
-            "You are a reader, but this device could not unlock its key: give your passphrase with --passphrase-env."
+            "You are one of its readers, but this device holds no key for its messages yet: a reader's device sends it on the next sync."
         )
     } else {
         json!(format!(
@@ -365,13 +415,27 @@ fn reader_changes(record: &Record, t: &EntryId) -> Vec<Value> {
         .collect()
 }
 
-/// The device's keys for `show`, if it can unlock them (never an error: without them, sealed
-/// threads show what everyone sees).
-pub fn show_keys(ctx: &Ctx, cli: &Cli) -> Option<(MemberId, EncSecret)> {
-    let pass = passphrase(cli).ok()?;
-    let key = ctx.key(cli).ok()?;
-    let secret = enc_secret(&ctx.home, pass.as_deref()).ok()?;
-    Some((key.device_id(), secret))
+/// The device's member id (read from the key file, no passphrase needed) and, when it can unlock
+/// it, its encryption secret for `show`. Without a passphrase for a protected key there is no
+/// secret: sealed threads show what everyone sees, and their readers are told to give it. A wrong
+/// passphrase is an error (exit 1), never a quiet "not a reader".
+pub fn show_keys(ctx: &Ctx, cli: &Cli) -> anyhow::Result<(Option<MemberId>, Option<EncSecret>)> {
+    let me = ctx.home.device_id().ok();
+    let pass = passphrase(cli)?;
+    match enc_secret(&ctx.home, pass.as_deref()) {
+        Ok(secret) => Ok((me, Some(secret))),
+        Err(e)
+            if e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<StoreError>(),
+                    Some(StoreError::PassphraseNeeded)
+                )
+            }) =>
+        {
+            Ok((me, None))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Words for one sealed thread in `show`.

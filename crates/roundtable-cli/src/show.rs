@@ -276,7 +276,8 @@ pub fn show(
     only: Option<EntryId>,
     all: bool,
     stored: &[Stored],
-    keys: Option<(DeviceId, EncSecret)>,
+    me: Option<DeviceId>,
+    secret: Option<EncSecret>,
 ) -> Out {
     let members = record.members();
     let names = members.iter().map(|m| (m.id, m.name.clone())).collect();
@@ -285,8 +286,10 @@ pub fn show(
         Some(t) => vec![t],
         None => record.threads(),
     };
-    let me = keys.as_ref().map(|k| k.0);
-    let mut ring = keys.as_ref().map(|(m, s)| Keyring::new(*m, s));
+    let mut ring = match (me, secret.as_ref()) {
+        (Some(m), Some(s)) => Some(Keyring::new(m, s)),
+        _ => None,
+    };
     let threads: Vec<Value> = ids
         .iter()
         .filter_map(|t| match record.sealed_thread(t) {
@@ -318,7 +321,15 @@ pub fn show(
         .iter()
         .filter_map(|s| match &s.status {
             StoredStatus::Quarantined { kind, reason } => {
-                Some(json!({"entry_id": s.id.to_string(), "kind": kind, "reason": reason}))
+                // Evidence signed for this group travels with it; bytes whose signature failed
+                // (or that belong elsewhere) stay on this device.
+                let shared = !matches!(
+                    kind.as_str(),
+                    "malformed" | "bad_signature" | "unsupported_document" | "not_in_group"
+                );
+                Some(
+                    json!({"entry_id": s.id.to_string(), "kind": kind, "reason": reason, "evidence": true, "shared": shared}),
+                )
             }
             _ => None,
         })
@@ -347,11 +358,11 @@ pub fn show(
         "pending": pending,
         "quarantined": quarantined,
     });
-    let words = words(&json, &members);
+    let words = words(&json, &members, all);
     Out { json, words }
 }
 
-fn words(v: &Value, members: &[roundtable_core::Member]) -> String {
+fn words(v: &Value, members: &[roundtable_core::Member], all: bool) -> String {
     let mut w = String::new();
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
     w += &format!("Group: {}\n", s(&v["group"]["name"]));
@@ -436,6 +447,21 @@ fn words(v: &Value, members: &[roundtable_core::Member]) -> String {
     let q = v["quarantined"].as_array().map(|a| a.len()).unwrap_or(0);
     if q > 0 {
         w += &format!("\n{q} entries were rejected and are kept aside with the reason.\n");
+        if all {
+            w += "Kept as evidence (never part of the record):\n";
+            for e in v["quarantined"].as_array().into_iter().flatten() {
+                w += &format!(
+                    "- {}: {}{}\n",
+                    e["entry_id"].as_str().unwrap_or_default(),
+                    e["reason"].as_str().unwrap_or_default(),
+                    if e["shared"] == true {
+                        ""
+                    } else {
+                        " (kept on this device only)"
+                    }
+                );
+            }
+        }
     }
     if v["pending"].as_u64().unwrap_or(0) > 0 {
         w += &format!(

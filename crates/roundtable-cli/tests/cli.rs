@@ -1231,18 +1231,25 @@ fn entries_waiting_for_missing_entries_are_pending_until_they_arrive() {
     assert_eq!(b.heads(), a.heads());
     assert_eq!(b.show(), a.show());
 
-    // A home that does not know the group gets everything but the first entries, in two goes.
+    // A home that does not know the group is given everything but the first entries: without the
+    // group's genesis it is refused and nothing is stored (issue 15). With the first entries, and
+    // then the rest, it has the group.
     let e = Home::init("Eve");
     let k = 2;
     let late = a.path("late.bundle");
     let early = a.path("early.bundle");
     write_bundle(&late, &group, &entries[k..]);
     write_bundle(&early, &group, &entries[..k]);
-    let v = e.import(&late);
-    assert_eq!(v["imported"], 0, "{v}");
-    assert_eq!(v["pending"], n - k, "{v}");
-    assert_eq!(v["rejected"], 0, "{v}");
+    let refused = e
+        .cmd([std::ffi::OsStr::new("import"), late.as_os_str()])
+        .fails(1);
+    assert!(refused.stderr.contains("genesis"), "{}", refused.stderr);
+    assert_eq!(e.ok(["group", "list"])["groups"], serde_json::json!([]));
     let v = e.import(&early);
+    assert_eq!(v["pending"], 0, "{v}");
+    assert_eq!(v["rejected"], 0, "{v}");
+    let v = e.import(&late);
+    assert_eq!(v["imported"], n - k, "{v}");
     assert_eq!(v["pending"], 0, "{v}");
     assert_eq!(v["rejected"], 0, "{v}");
     assert_eq!(e.show()["pending"], 0);
@@ -1504,8 +1511,14 @@ fn copies_of_a_home_that_forked_converge() {
         let (a, a2, one, two) = forked_homes(a_loses);
         let fa = a.export();
         let fa2 = a2.export();
-        a.import(&fa2);
-        a2.import(&fa);
+        // The side whose only new entry loses the fork took nothing: that import exits 1 (the
+        // loser is kept as evidence); the other side's import takes the winner.
+        for (h, f) in [(&a, &fa2), (&a2, &fa)] {
+            let out = h
+                .cmd([std::ffi::OsStr::new("import"), f.as_os_str()])
+                .output();
+            assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+        }
         assert_eq!(a.heads(), a2.heads());
         assert_eq!(a.show(), a2.show());
         let winner = if a_loses { &two } else { &one };
@@ -1520,7 +1533,11 @@ fn copies_of_a_home_that_forked_converge() {
         assert!(loser_quarantined, "{show}");
         let x = Home::init("X");
         x.import(&fa2);
-        x.import(&fa);
+        // The second file's only new entry may be the fork's loser: then nothing is taken (exit 1).
+        let out = x
+            .cmd([std::ffi::OsStr::new("import"), fa.as_os_str()])
+            .output();
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
         assert_eq!(x.heads(), a.heads());
     }
 }

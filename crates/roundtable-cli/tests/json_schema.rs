@@ -358,9 +358,22 @@ fn show_import_and_export_output_match_their_schemas() {
         let v = sync(a, h);
         assert_valid("import", &v, "import");
     }
+    // A rejected entry kept as evidence: another group's entry relabelled into this one.
+    let (zed, _) = util::Home::with_group("Zed", "Elsewhere");
+    let (_, theirs) = read_bundle(&zed.export());
+    let gid: roundtable_core::GroupId =
+        id_at(&a.ok(["show"])["group"], "group_id").parse().unwrap();
+    let relabelled = a.fresh_path("relabelled");
+    write_bundle(&relabelled, &gid, &theirs);
+    a.cmd([OsStr::new("import"), relabelled.as_os_str()])
+        .fails(1);
 
     // The output holds every shape the schema gives, so each is checked.
     let v = a.ok(["show", "--all"]);
+    assert!(
+        v["quarantined"].as_array().is_some_and(|q| !q.is_empty()),
+        "evidence is listed: {v}"
+    );
     let threads = v["threads"].as_array().unwrap();
     let open_t = threads
         .iter()

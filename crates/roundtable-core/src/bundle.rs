@@ -40,6 +40,20 @@ pub enum BundleError {
     Trailing(usize),
 }
 
+/// The valid genesis of `group` among `entries`, if there is one: an entry whose id is the group id,
+/// whose signature verifies and that the rules accept as the group's first entry. A device starts a
+/// group it does not hold only from this; a file that names a group without it is refused.
+pub fn genesis_of<'a>(group: &GroupId, entries: &'a [Entry]) -> Option<&'a Entry> {
+    entries.iter().find(|e| {
+        e.parse().is_ok_and(|p| p.hash.0 == group.0)
+            && crate::record::Record::new(*group)
+                .ingest(vec![(*e).clone()])
+                .accepted
+                .len()
+                == 1
+    })
+}
+
 /// Writes a bundle.
 pub fn encode(group: &GroupId, entries: &[Entry]) -> Vec<u8> {
     let mut out =

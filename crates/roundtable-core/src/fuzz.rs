@@ -48,6 +48,42 @@ pub fn bundle(data: &[u8]) {
     }
 }
 
+/// A bundle header (`RTBUNDLE`, version, group id, count: the first 49 bytes of the input, the rest
+/// taken from the real header)
+/// in front of a real group's genesis and one message, with a correct digest: decoding never
+/// panics, and the file can start a group on a device only when its header names the genesis's
+/// own group.
+pub fn bundle_header(data: &[u8]) {
+    use sha2::{Digest, Sha256};
+    let key = DeviceKey::from_secret(&[3; 32]);
+    let Ok((mut rec, genesis)) = Record::create(&key, "Fuzz", Rule::Consent, 1, "Ana", "", 0)
+    else {
+        panic!("genesis must build");
+    };
+    let Ok((_, thread)) = rec.author(&key, Body::Thread { title: "T".into() }, 1) else {
+        panic!("a thread must build");
+    };
+    let real = crate::bundle::encode(&rec.group(), &[genesis.clone(), thread.clone()]);
+    // Header bytes the input does not give are the real header's (so a short input names the group).
+    let mut head = real[..49].to_vec();
+    let given = data.len().min(49);
+    head[..given].copy_from_slice(&data[..given]);
+    let mut bytes = head;
+    bytes.extend_from_slice(&real[49..real.len() - 32]);
+    bytes.extend_from_slice(data.get(49..).unwrap_or_default());
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    if let Ok((g, entries)) = crate::bundle::decode(&bytes) {
+        let starts = crate::bundle::genesis_of(&g, &entries).is_some();
+        assert_eq!(
+            starts,
+            g == rec.group() && entries.contains(&genesis),
+            "only the genesis of the named group starts it"
+        );
+    }
+    let _ = crate::bundle::decode_lenient(&bytes);
+}
+
 /// Arbitrary change bytes, correctly signed by a member, through the full rules of a live record.
 ///
 /// The input is split on the byte sequence `"\xffNEXT"` into changes. Each is signed with a member's

@@ -108,6 +108,10 @@ pub enum Invalid {
     LastReader,
     #[error("this sealed thread has had as many keys as it can: start a new sealed thread")]
     TooManyEpochs,
+    #[error(
+        "this sealed thread has {0} readers, the most it can have: start another sealed thread"
+    )]
+    TooManyReaders(usize),
     #[error("{0}")]
     WrongWraps(String),
     #[error("that member has not asked to read this thread")]
@@ -175,6 +179,7 @@ impl Invalid {
             Invalid::NotAReader => "not_a_reader",
             Invalid::LastReader => "last_reader",
             Invalid::TooManyEpochs => "too_many_epochs",
+            Invalid::TooManyReaders(_) => "too_many_readers",
             Invalid::WrongWraps(_) => "wrong_wraps",
             Invalid::NotAsked => "not_asked",
             Invalid::BadPadding => "bad_padding",

@@ -236,8 +236,11 @@ impl Record {
                     wraps,
                     ..
                 } => {
+                    // A removal that would leave no active reader removes no one: of two readers
+                    // removing each other at the same moment, the first in linear order stands.
                     if let Some(r) = removes
                         && !void
+                        && readers.iter().any(|x| x != r && gov.active(x))
                     {
                         readers.remove(r);
                     }
@@ -582,18 +585,37 @@ pub(crate) fn validate_reader_add(
 ) -> Result<(), Invalid> {
     let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
     must_read(&st, p.author, "add a reader")?;
-    if st.readers.contains(member) {
-        return Err(Invalid::AlreadyReader(
-            "that member is already a reader".into(),
-        ));
-    }
     let ids: Vec<EntryId> = wraps.iter().map(|w| w.epoch).collect();
-    let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
-    want.sort();
-    if ids != want {
-        return Err(Invalid::WrongWraps(
-            "a new reader must be given the key of every epoch of the thread".into(),
-        ));
+    if st.readers.contains(member) {
+        // A reader who lacks keys (added at the same moment as a new key was made) is given
+        // exactly the keys they lack, by any reader: format.md section 10.
+        let lacking: BTreeSet<EntryId> = st
+            .epochs
+            .iter()
+            .filter(|e| !e.wraps.contains_key(member))
+            .map(|e| e.id)
+            .collect();
+        if lacking.is_empty() {
+            return Err(Invalid::AlreadyReader(
+                "that member is already a reader".into(),
+            ));
+        }
+        if ids.is_empty() || !ids.iter().all(|i| lacking.contains(i)) {
+            return Err(Invalid::WrongWraps(
+                "a reader may be given only keys of the thread they do not hold yet".into(),
+            ));
+        }
+    } else {
+        if st.readers.len() >= crate::sealed::MAX_READERS {
+            return Err(Invalid::TooManyReaders(crate::sealed::MAX_READERS));
+        }
+        let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
+        want.sort();
+        if ids != want {
+            return Err(Invalid::WrongWraps(
+                "a new reader must be given the key of every epoch of the thread".into(),
+            ));
+        }
     }
     for w in wraps {
         p.r.check_reader_key(p.clock, &|m: &MemberId| p.gov.active(m), member, &w.key)?;

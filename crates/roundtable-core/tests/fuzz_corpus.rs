@@ -31,6 +31,11 @@ fn bundle_corpus() {
 }
 
 #[test]
+fn bundle_header_corpus() {
+    replay("bundle_header", roundtable_core::fuzz::bundle_header);
+}
+
+#[test]
 fn ingest_corpus() {
     replay("ingest", roundtable_core::fuzz::ingest);
 }

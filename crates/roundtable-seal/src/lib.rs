@@ -67,6 +67,10 @@ pub enum SealError {
     #[error("you do not hold the key of an earlier part of this thread, so you cannot pass it on")]
     MissingEpoch,
     #[error(
+        "this sealed thread has {0} readers, the most it can have: start another sealed thread for more"
+    )]
+    TooManyReaders(usize),
+    #[error(
         "a reader has left or was removed since the thread's key was made: a new key is needed first"
     )]
     NeedsRekey,

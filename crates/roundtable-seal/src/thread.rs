@@ -147,6 +147,9 @@ pub fn add_reader(
     if !info.state.readers.contains(&keys.me) {
         return Err(SealError::NotReader);
     }
+    if !info.state.readers.contains(member) && info.state.readers.len() >= sealed::MAX_READERS {
+        return Err(SealError::TooManyReaders(sealed::MAX_READERS));
+    }
     let pk = rec.profile_key(member).ok_or(SealError::NoKey(*member))?;
     let mut wraps = Vec::new();
     for e in &info.state.epochs {
@@ -165,6 +168,90 @@ pub fn add_reader(
         member: *member,
         wraps,
     })
+}
+
+/// The keys other readers of `thread` lack and this device holds, each as a `thread.reader.add`
+/// for that reader with exactly those epochs (format.md section 10). A reader added at the same
+/// moment as a new key was made lacks that key; any reader's device that holds it sends it, so
+/// nobody has to notice. Readers whose published key is not yet known are skipped.
+pub fn missing_keys(
+    rec: &Record,
+    keys: &mut Keyring,
+    thread: &EntryId,
+) -> Result<Vec<Body>, SealError> {
+    let info = rec
+        .sealed_thread(thread)
+        .ok_or(SealError::NotSealed(*thread))?;
+    if !info.state.readers.contains(&keys.me) {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for member in &info.state.readers {
+        let Some(pk) = rec.profile_key(member) else {
+            continue;
+        };
+        let mut wraps = Vec::new();
+        for e in info
+            .state
+            .epochs
+            .iter()
+            .filter(|e| !e.wraps.contains_key(member))
+        {
+            // An epoch this device cannot open (not given it, or damaged) is someone else's to send.
+            let Ok(Some(key)) = keys.key(rec, e) else {
+                continue;
+            };
+            let (enc, ct) = wrap::wrap(&pk, &wrap_info(&rec.group(), member, &e.commit), &key)?;
+            wraps.push(EpochWrap {
+                epoch: e.id,
+                key: pk,
+                enc,
+                ct,
+            });
+        }
+        if !wraps.is_empty() {
+            wraps.sort_by_key(|w| w.epoch);
+            wraps.truncate(sealed::MAX_EPOCHS);
+            out.push(Body::ReaderAdd {
+                thread: *thread,
+                member: *member,
+                wraps,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// [`missing_keys`] for every sealed thread of the record this device reads.
+pub fn all_missing_keys(rec: &Record, keys: &mut Keyring) -> Result<Vec<Body>, SealError> {
+    let mut out = Vec::new();
+    for t in rec.threads() {
+        if rec.sealed_thread(&t).is_some() {
+            out.extend(missing_keys(rec, keys, &t)?);
+        }
+    }
+    Ok(out)
+}
+
+/// In words, how close a thread is to its limits ([`sealed::MAX_READERS`] readers,
+/// [`sealed::MAX_EPOCHS`] keys), once it is within 8 readers or 50 keys of one; `None` before.
+pub fn limits_note(state: &SealedState) -> Option<String> {
+    let readers = state.readers.len();
+    let epochs = state.epochs.len();
+    let mut notes = Vec::new();
+    if readers + 8 >= sealed::MAX_READERS {
+        notes.push(format!(
+            "This sealed thread has {readers} readers; it can have at most {}. For more, start another sealed thread.",
+            sealed::MAX_READERS
+        ));
+    }
+    if epochs + 50 >= sealed::MAX_EPOCHS {
+        notes.push(format!(
+            "This sealed thread has had {epochs} keys (a new one each time a reader is removed); it can have at most {}, and then no reader can be removed. Before then, start a new sealed thread.",
+            sealed::MAX_EPOCHS
+        ));
+    }
+    (!notes.is_empty()).then(|| notes.join(" "))
 }
 
 /// A sealed message by `author` (this device) for the thread's current epoch. Fails with

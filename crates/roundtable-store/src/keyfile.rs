@@ -2,6 +2,11 @@
 //!
 //! With a passphrase the secret is sealed with XChaCha20-Poly1305 under a key derived by Argon2id;
 //! without one it is stored plainly and the caller warns the member.
+//! Argon2id runs at [`ARGON2`] (m = 64 MiB, t = 3, p = 1: RFC 9106's second recommended option, about
+//! three times the memory-time of OWASP's minimum of m = 19 MiB, t = 2); the parameters are stored in
+//! each file, so a file written with older ones still opens. Parameters read from a file are bounded
+//! ([`MAX_ARGON2`]) before any memory is allocated. A new passphrase has at least
+//! [`MIN_PASSPHRASE_CHARS`] characters.
 //! **Invariant:** the file is replaced atomically (write to a temporary file, fsync, rename), so a crash
 //! never leaves a device without its key.
 
@@ -20,6 +25,26 @@ use crate::StoreError;
 
 const AAD: &[u8] = b"roundtable/device-key/v1";
 const ENC_AAD: &[u8] = b"roundtable/encryption-key/v1";
+
+/// Argon2id cost for new key files: (memory KiB, passes, lanes). See `docs/security.md`.
+pub const ARGON2: (u32, u32, u32) = (64 * 1024, 3, 1);
+
+/// The largest Argon2id cost a key file may ask for: (1 GiB, 16 passes, 8 lanes). A damaged or
+/// hostile file can never make the device allocate more.
+pub const MAX_ARGON2: (u32, u32, u32) = (1024 * 1024, 16, 8);
+
+/// The shortest passphrase accepted for a new key, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+
+/// Refuses a new passphrase shorter than [`MIN_PASSPHRASE_CHARS`].
+pub fn check_new_passphrase(pass: &str) -> Result<(), StoreError> {
+    if pass.chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(StoreError::PassphraseTooShort {
+            min: MIN_PASSPHRASE_CHARS,
+        });
+    }
+    Ok(())
+}
 
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
@@ -44,6 +69,12 @@ fn kdf(
     salt: &[u8],
     (m, t, p): (u32, u32, u32),
 ) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    if m > MAX_ARGON2.0 || t > MAX_ARGON2.1 || p > MAX_ARGON2.2 {
+        return Err(StoreError::KeyFile(
+            "the device key file asks for more work than any Roundtable device uses: it is damaged"
+                .into(),
+        ));
+    }
     let params = Params::new(m, t, p, Some(32))
         .map_err(|e| StoreError::KeyFile(format!("bad key settings: {e}")))?;
     let mut out = Zeroizing::new([0u8; 32]);
@@ -92,6 +123,16 @@ fn seal_secret(
     passphrase: Option<&str>,
     aad: &[u8],
 ) -> Result<KeyFile, StoreError> {
+    seal_with_cost(label, secret, passphrase, aad, ARGON2)
+}
+
+fn seal_with_cost(
+    label: String,
+    secret: &[u8; 32],
+    passphrase: Option<&str>,
+    aad: &[u8],
+    cost: (u32, u32, u32),
+) -> Result<KeyFile, StoreError> {
     let device_id = label;
     Ok(match passphrase {
         None => KeyFile {
@@ -105,13 +146,9 @@ fn seal_secret(
             argon2: None,
         },
         Some(pass) => {
+            check_new_passphrase(pass)?;
             let salt: [u8; 16] = random()?;
             let nonce: [u8; 24] = random()?;
-            let cost = (
-                Params::DEFAULT_M_COST,
-                Params::DEFAULT_T_COST,
-                Params::DEFAULT_P_COST,
-            );
             let k = kdf(pass, &salt, cost)?;
             let cipher = XChaCha20Poly1305::new(&(*k).into());
             let ct = cipher
@@ -175,8 +212,66 @@ pub fn is_protected(path: &Path) -> Result<bool, StoreError> {
 
 fn read_file(path: &Path) -> Result<KeyFile, StoreError> {
     let text = fs::read(path).map_err(StoreError::io("reading the device key"))?;
-    serde_json::from_slice(&text)
-        .map_err(|e| StoreError::KeyFile(format!("the device key file is damaged: {e}")))
+    decode(&text)
+}
+
+/// The largest key file read: a real one is under 1 KiB.
+const MAX_FILE: usize = 64 * 1024;
+
+/// Decodes a key file's bytes and checks its shape (never its passphrase): the protection is known,
+/// the fields it needs are there with the right lengths, and the Argon2id cost is within
+/// [`MAX_ARGON2`].
+fn decode(text: &[u8]) -> Result<KeyFile, StoreError> {
+    let damaged =
+        |what: &str| StoreError::KeyFile(format!("the device key file is damaged: {what}"));
+    if text.len() > MAX_FILE {
+        return Err(damaged("it is far too long"));
+    }
+    let f: KeyFile = serde_json::from_slice(text).map_err(|e| damaged(&e.to_string()))?;
+    let hex_len = |s: &Option<String>, n: usize, what: &str| -> Result<(), StoreError> {
+        match s.as_deref().map(hex::decode) {
+            Some(Ok(b)) if b.len() == n => Ok(()),
+            Some(Ok(_)) => Err(damaged(&format!("its {what} has the wrong length"))),
+            Some(Err(_)) => Err(damaged(&format!("its {what} is not hex"))),
+            None => Err(damaged(&format!("it has no {what}"))),
+        }
+    };
+    match f.protection.as_str() {
+        "none" => hex_len(&f.secret, 32, "secret")?,
+        "argon2id-xchacha20poly1305" => {
+            hex_len(&f.salt, 16, "salt")?;
+            hex_len(&f.nonce, 24, "nonce")?;
+            // 32 bytes of secret and the 16-byte tag.
+            hex_len(&f.ciphertext, 48, "ciphertext")?;
+            let (m, t, p) = f.argon2.ok_or_else(|| damaged("it has no key settings"))?;
+            if m > MAX_ARGON2.0 || t > MAX_ARGON2.1 || p > MAX_ARGON2.2 {
+                return Err(damaged(
+                    "its key settings ask for more work than any device uses",
+                ));
+            }
+            Params::new(m, t, p, Some(32))
+                .map_err(|e| damaged(&format!("its key settings are not usable ({e})")))?;
+        }
+        other => return Err(damaged(&format!("unknown key protection '{other}'"))),
+    }
+    Ok(f)
+}
+
+/// The public device id a key file names, readable without its passphrase.
+pub fn device_id(path: &Path) -> Result<String, StoreError> {
+    Ok(read_file(path)?.device_id)
+}
+
+/// For fuzzing: decodes `data` as a key file and, when it is a valid one with a small cost,
+/// tries to open it with a wrong passphrase. Never panics.
+pub fn fuzz_decode(data: &[u8]) {
+    if let Ok(f) = decode(data) {
+        let cheap = f.argon2.is_none_or(|(m, t, p)| m <= 64 && t <= 1 && p <= 1);
+        if cheap {
+            let _ = open_secret(&f, Some("not the passphrase"), AAD);
+            let _ = open_secret(&f, None, AAD);
+        }
+    }
 }
 
 /// Reads the key file, unsealing it with `passphrase` when it is protected.
@@ -239,4 +334,84 @@ fn open_secret(
             }
         };
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key file written before this version (Argon2id at OWASP's minimum, m = 19 MiB, t = 2) still
+    /// opens: its parameters are read from the file.
+    #[test]
+    fn a_key_file_with_the_old_parameters_still_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("device.key");
+        let key = DeviceKey::from_secret(&[9; 32]);
+        let old = (19 * 1024, 2, 1);
+        let f = seal_with_cost(
+            key.device_id().to_string(),
+            &key.secret_bytes(),
+            Some("correct horse battery"),
+            AAD,
+            old,
+        )
+        .unwrap();
+        write_file(&path, &f).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("19456"),
+            "the old cost is in the file: {text}"
+        );
+        let back = read(&path, Some("correct horse battery")).unwrap();
+        assert_eq!(back.device_id(), key.device_id());
+        assert!(matches!(
+            read(&path, Some("correct horse battery!")),
+            Err(StoreError::WrongPassphrase)
+        ));
+        // A new file uses the new cost.
+        write(&path, &key, Some("correct horse battery")).unwrap();
+        let f: KeyFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(f.argon2, Some(ARGON2));
+        assert_eq!(ARGON2, (65536, 3, 1));
+    }
+
+    #[test]
+    fn short_passphrases_are_refused_before_anything_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("device.key");
+        let key = DeviceKey::from_secret(&[9; 32]);
+        for short in ["", "x", "elevenchars", "ünïcödé_10"] {
+            assert!(
+                matches!(
+                    write(&path, &key, Some(short)),
+                    Err(StoreError::PassphraseTooShort { min: 12 })
+                ),
+                "{short:?} is refused"
+            );
+            assert!(!path.exists());
+        }
+        // Twelve characters, however many bytes.
+        write(&path, &key, Some("ünïcödé_1234")).unwrap();
+        assert!(path.exists());
+    }
+
+    #[test]
+    fn a_hostile_cost_is_refused_before_argon2_runs() {
+        let f = br#"{"version":1,"device_id":"x","protection":"argon2id-xchacha20poly1305","salt":"00000000000000000000000000000000","nonce":"010101010101010101010101010101010101010101010101","ciphertext":"020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202020202","argon2":[4294967295,1,1]}"#;
+        let e = decode(f).err().expect("refused");
+        assert!(e.to_string().contains("damaged"), "{e}");
+    }
+
+    /// The cost of one guess at the new parameters, on this machine (for `docs/security.md`).
+    #[test]
+    fn cost_of_one_guess_is_measured() {
+        let t = std::time::Instant::now();
+        kdf("correct horse battery", &[0; 16], ARGON2).unwrap();
+        let new = t.elapsed();
+        let t = std::time::Instant::now();
+        kdf("correct horse battery", &[0; 16], (19 * 1024, 2, 1)).unwrap();
+        let old = t.elapsed();
+        eprintln!("argon2id one guess: m=64 MiB t=3 p=1: {new:?}; m=19 MiB t=2 p=1: {old:?}");
+        assert!(new > old, "the new cost is higher than the old");
+    }
 }

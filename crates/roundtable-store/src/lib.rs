@@ -54,6 +54,38 @@ pub const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How many entries an import commits per transaction.
 pub const IMPORT_BATCH: usize = 1000;
 
+/// The most rejected entries a home keeps as evidence for one group from one author (the device
+/// the change names; entries that do not parse count as one author). More are refused, counted and
+/// not stored, so a hostile file cannot grow every store that imports it.
+pub const EVIDENCE_PER_AUTHOR: usize = 64;
+
+/// The most rejected entries a home keeps as evidence for one group in all.
+pub const EVIDENCE_TOTAL: usize = 1024;
+
+/// Whether a status value (status byte, then the reason kind) is one that other devices should
+/// receive: valid, pending, or rejected by a rule on an entry signed for this group (evidence such
+/// as a fork). Bytes whose signature failed, that did not parse, or that belong to another document
+/// stay on this device: passing them on would let anyone grow every store with one file.
+fn relayable(v: &[u8]) -> bool {
+    match v.first() {
+        Some(&VALID) | Some(&PENDING) => true,
+        Some(&QUARANTINED) => {
+            let kind = String::from_utf8_lossy(&v[1..]);
+            let kind = kind.split('\n').next().unwrap_or_default();
+            !matches!(
+                kind,
+                "malformed" | "bad_signature" | "unsupported_document" | "not_in_group"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// The author an entry names (the change's actor), for the evidence limits.
+fn claimed_author(e: &Entry) -> Option<[u8; 32]> {
+    e.parse().ok().map(|p| p.actor)
+}
+
 /// What went wrong in the store. Nothing committed before the error is lost.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -97,6 +129,25 @@ pub enum StoreError {
     PassphraseNeeded,
     #[error("the passphrase is wrong; the device key was not unlocked and nothing was changed")]
     WrongPassphrase,
+    /// A new passphrase that is too short to protect the key.
+    #[error(
+        "a passphrase needs at least {min} characters (a few words of your own make a good one); \
+         nothing was saved"
+    )]
+    PassphraseTooShort { min: usize },
+    /// The home folder or a clear-text key is open to other users of this computer.
+    #[error(
+        "other users of this computer can read this home ({what}); Roundtable will not use it until \
+         it is private again. Fix it with: {fix}"
+    )]
+    NotPrivate { what: String, fix: String },
+    /// A file names a group this device does not hold, without that group's genesis.
+    #[error(
+        "this file is for group {0}, which this device does not hold, and it does not contain that \
+         group's first entry (its genesis), so it cannot start the group here; nothing was stored. \
+         Ask a member for a full copy of the group"
+    )]
+    NoGenesis(GroupId),
     #[error("the operating system's random generator failed: {0}")]
     Random(String),
     #[error("this home does not hold group {0}")]
@@ -206,6 +257,9 @@ pub struct Group {
     /// A commit failed and reading the group back failed too: the record was emptied (it must never
     /// run ahead of the disk) and the next `refresh` loads the group again.
     stale: bool,
+    /// Rejected entries the last [`Home::ingest`] did not keep, because the evidence limits
+    /// ([`EVIDENCE_PER_AUTHOR`], [`EVIDENCE_TOTAL`]) were reached.
+    pub evidence_not_kept: usize,
 }
 
 impl Group {
@@ -218,6 +272,7 @@ impl Group {
             generation: 0,
             seen: (0, 0),
             stale: false,
+            evidence_not_kept: 0,
         }
     }
 
@@ -238,6 +293,18 @@ fn log_key(group: &GroupId, pos: u64) -> [u8; 40] {
     k[..32].copy_from_slice(&group.0);
     k[32..].copy_from_slice(&pos.to_be_bytes());
     k
+}
+
+/// `s` as one shell word: unchanged when it holds only safe characters, else in single quotes.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,@".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// One stored entry with its status, as listed by [`Home::entries`].
@@ -271,6 +338,9 @@ impl Home {
     ) -> Result<(Home, DeviceKey), StoreError> {
         if dir.join(Self::KEY).exists() {
             return Err(StoreError::HomeExists(dir.to_path_buf()));
+        }
+        if let Some(p) = passphrase {
+            keyfile::check_new_passphrase(p)?;
         }
         std::fs::create_dir_all(dir).map_err(StoreError::io("creating the home folder"))?;
         #[cfg(unix)]
@@ -316,11 +386,62 @@ impl Home {
         self.new_enc_secret(passphrase)
     }
 
-    /// Opens an existing home.
+    /// Refuses a home that other users of this computer can read, like ssh does: a home folder
+    /// with any permission for group or others, or a key kept in clear text that they can read.
+    /// The error names the command that makes the home private again.
+    pub fn check_private(dir: &Path) -> Result<(), StoreError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| -> Result<u32, StoreError> {
+                Ok(std::fs::metadata(p)
+                    .map_err(StoreError::io("checking who can read the home"))?
+                    .permissions()
+                    .mode()
+                    & 0o777)
+            };
+            let mut open = Vec::new();
+            let dir_mode = mode(dir)?;
+            if dir_mode & 0o077 != 0 {
+                open.push(format!("the folder is {dir_mode:o}, not 700"));
+            }
+            let mut keys = Vec::new();
+            for name in [Self::KEY, Self::ENC_KEY] {
+                let p = dir.join(name);
+                if !p.exists() {
+                    continue;
+                }
+                keys.push(p.display().to_string());
+                let m = mode(&p)?;
+                if m & 0o077 != 0 && !keyfile::is_protected(&p)? {
+                    open.push(format!(
+                        "{name} is kept in clear text with mode {m:o}, not 600"
+                    ));
+                }
+            }
+            if !open.is_empty() {
+                return Err(StoreError::NotPrivate {
+                    what: open.join("; "),
+                    fix: format!(
+                        "chmod 700 {} && chmod 600 {}",
+                        shell_quote(&dir.display().to_string()),
+                        keys.iter()
+                            .map(|k| shell_quote(k))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens an existing home. A home open to other users is refused ([`Home::check_private`]).
     pub fn open(dir: &Path) -> Result<Home, StoreError> {
         if !dir.join(Self::KEY).exists() || !dir.join(Self::DB).exists() {
             return Err(StoreError::NoHome(dir.to_path_buf()));
         }
+        Self::check_private(dir)?;
         // Another process (a running `serve`) may hold the file for a moment: wait for it, briefly.
         let deadline = std::time::Instant::now() + OPEN_WAIT;
         let mut pause = std::time::Duration::from_millis(2);
@@ -381,6 +502,13 @@ impl Home {
     /// Whether the device key needs a passphrase.
     pub fn key_is_protected(&self) -> Result<bool, StoreError> {
         keyfile::is_protected(&self.dir.join(Self::KEY))
+    }
+
+    /// This device's public id, as its key file names it: known without the passphrase.
+    pub fn device_id(&self) -> Result<roundtable_core::DeviceId, StoreError> {
+        keyfile::device_id(&self.dir.join(Self::KEY))?
+            .parse()
+            .map_err(|_| StoreError::KeyFile("the device key file's device id is damaged".into()))
     }
 
     /// Unlocks the device key.
@@ -515,6 +643,7 @@ impl Home {
             generation: facts.generation,
             seen: (self.instance, self.commits.load(Ordering::SeqCst)),
             stale: false,
+            evidence_not_kept: 0,
         })
     }
 
@@ -680,16 +809,7 @@ impl Home {
         for row in status.range(lo.as_slice()..=hi.as_slice())? {
             let (k, v) = row?;
             let v = v.value();
-            let relay = match v.first() {
-                Some(&PENDING) => true,
-                Some(&QUARANTINED) => {
-                    let kind = String::from_utf8_lossy(&v[1..]);
-                    let kind = kind.split('\n').next().unwrap_or_default();
-                    !matches!(kind, "malformed" | "bad_signature" | "unsupported_document")
-                }
-                _ => false,
-            };
-            if relay {
+            if v.first() != Some(&VALID) && relayable(v) {
                 out.push(EntryId(
                     k.value()[32..]
                         .try_into()
@@ -698,6 +818,69 @@ impl Home {
             }
         }
         Ok(out)
+    }
+
+    /// What a bundle of this group holds ([`Home::entries`] without what must stay on this device):
+    /// valid entries in causal order, pending ones, and evidence signed for this group. Bytes whose
+    /// signature failed or that belong elsewhere are kept here as evidence, never exported as if
+    /// they belonged to the group.
+    pub fn export_entries(&self, group: &GroupId) -> Result<Vec<Entry>, StoreError> {
+        Ok(self
+            .entries(group)?
+            .into_iter()
+            .filter(|s| match &s.status {
+                StoredStatus::Valid | StoredStatus::Pending => true,
+                StoredStatus::Quarantined { kind, .. } => {
+                    let mut v = vec![QUARANTINED];
+                    v.extend_from_slice(kind.as_bytes());
+                    relayable(&v)
+                }
+            })
+            .map(|s| s.entry)
+            .collect())
+    }
+
+    /// Whether this home holds group `id` (even one with no valid entry yet).
+    pub fn holds(&self, id: &GroupId) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(GROUPS)?;
+        Ok(t.get(id.0.as_slice())?.is_some())
+    }
+
+    /// Removes group `id` from this home, and only it: its entries, statuses, log, snapshot,
+    /// invitations and every setting that names it, in one durable transaction. Other devices keep
+    /// their copies; nothing is written to the group. Returns how many entries were removed.
+    pub fn forget_group(&self, id: &GroupId) -> Result<usize, StoreError> {
+        if !self.holds(id)? {
+            return Err(StoreError::NoSuchGroup(*id));
+        }
+        let lo = key2(id, &EntryId([0; 32]));
+        let hi = key2(id, &EntryId([0xff; 32]));
+        let hex = id.to_string();
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        let mut removed = 0;
+        {
+            let mut entries = tx.open_table(ENTRIES)?;
+            entries.retain_in(lo.as_slice()..=hi.as_slice(), |_, _| {
+                removed += 1;
+                false
+            })?;
+            tx.open_table(STATUS)?
+                .retain_in(lo.as_slice()..=hi.as_slice(), |_, _| false)?;
+            tx.open_table(LOG)?.retain_in(
+                log_key(id, 0).as_slice()..=log_key(id, u64::MAX).as_slice(),
+                |_, _| false,
+            )?;
+            tx.open_table(SNAPSHOTS)?.remove(id.0.as_slice())?;
+            tx.open_table(GROUPS)?.remove(id.0.as_slice())?;
+            tx.open_table(INVITES)?
+                .retain(|_, v| v.get(..32) != Some(id.0.as_slice()))?;
+            tx.open_table(SETTINGS)?.retain(|k, _| !k.contains(&hex))?;
+        }
+        tx.commit()?;
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(removed)
     }
 
     /// Records an invitation: only the secret's hash is kept.
@@ -799,8 +982,20 @@ impl Home {
     }
 
     /// Verifies and stores entries (from a bundle or a peer), committing durably every [`IMPORT_BATCH`].
+    ///
+    /// A group this home does not hold yet is started only from its own genesis: when `entries`
+    /// lack it, nothing is stored and the answer is [`StoreError::NoGenesis`].
     pub fn ingest(&self, group: &mut Group, entries: Vec<Entry>) -> Result<Ingested, StoreError> {
         self.refresh(group)?;
+        group.evidence_not_kept = 0;
+        let id = group.id();
+        if !entries.is_empty()
+            && group.record.is_empty()
+            && !self.holds(&id)?
+            && roundtable_core::bundle::genesis_of(&id, &entries).is_none()
+        {
+            return Err(StoreError::NoGenesis(id));
+        }
         let mut total = Ingested::default();
         let mut rest = entries;
         while !rest.is_empty() {
@@ -958,14 +1153,44 @@ impl Home {
                 entries.insert(k.as_slice(), e.encode().as_slice())?;
                 status.insert(k.as_slice(), [PENDING].as_slice())?;
             }
+            // Evidence is bounded: count what is kept already (only when there is more to keep).
+            let mut kept_total = 0usize;
+            let mut kept_by: std::collections::HashMap<Option<[u8; 32]>, usize> =
+                std::collections::HashMap::new();
+            if !out.rejected.is_empty() {
+                let lo = key2(&id, &EntryId([0; 32]));
+                let hi = key2(&id, &EntryId([0xff; 32]));
+                for row in status.range(lo.as_slice()..=hi.as_slice())? {
+                    let (k, v) = row?;
+                    if v.value().first() != Some(&QUARANTINED) {
+                        continue;
+                    }
+                    kept_total += 1;
+                    let author = entries
+                        .get(k.value())?
+                        .and_then(|e| Entry::decode(e.value()).ok())
+                        .and_then(|e| claimed_author(&e));
+                    *kept_by.entry(author).or_default() += 1;
+                }
+            }
             for r in &out.rejected {
                 let k = key2(&id, &r.id);
-                // A forged copy must never overwrite a valid entry with the same change hash.
-                if status
+                let before = status
                     .get(k.as_slice())?
-                    .is_some_and(|v| v.value().first() == Some(&VALID))
-                {
+                    .map(|v| v.value().first().copied());
+                // A forged copy must never overwrite a valid entry with the same change hash.
+                if before == Some(Some(VALID)) {
                     continue;
+                }
+                if before.is_none() {
+                    let author = claimed_author(&r.entry);
+                    let by = kept_by.entry(author).or_default();
+                    if kept_total >= EVIDENCE_TOTAL || *by >= EVIDENCE_PER_AUTHOR {
+                        group.evidence_not_kept += 1;
+                        continue;
+                    }
+                    kept_total += 1;
+                    *by += 1;
                 }
                 entries.insert(k.as_slice(), r.entry.encode().as_slice())?;
                 let mut v = vec![QUARANTINED];

@@ -273,6 +273,9 @@ fn template() -> Template {
 /// A fresh copy of the template home.
 fn fresh(t: &Template, to: &Path) {
     std::fs::create_dir_all(to).expect("the home folder");
+    // A home is private (mode 0700), or Roundtable refuses to open it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).expect("chmod 700");
     for f in std::fs::read_dir(&t.dir).expect("the template folder") {
         let f = f.expect("a template file");
         std::fs::copy(f.path(), to.join(f.file_name())).expect("copy a template file");

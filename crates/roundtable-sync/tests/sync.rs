@@ -48,6 +48,9 @@ fn tick() -> i64 {
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create the copy's folder");
+    // A home is private (mode 0700), or Roundtable refuses to open it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).expect("chmod 700");
     for e in std::fs::read_dir(from).expect("read the home folder") {
         let e = e.expect("a folder entry");
         let dest = to.join(e.file_name());

@@ -182,6 +182,7 @@ pub fn router(state: AppState) -> Router {
             "/groups",
             get(pages::home::groups).post(pages::home::choose_group),
         )
+        .route("/groups/forget", post(pages::home::forget_group))
         .route("/threads", get(pages::threads::threads))
         .route(
             "/threads/new",

@@ -1410,3 +1410,110 @@ async fn members_page_asks_the_group_to_add_or_remove_never_decides_alone() {
     assert_ne!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(entry_count(&f), before);
 }
+
+/// Issue 15: a group is removed from this device only after a confirmation page, and only that
+/// group goes.
+#[tokio::test]
+async fn a_group_is_forgotten_from_this_device_after_a_confirmation_step() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let before = entry_count(&f);
+    let (mine, other) = {
+        let home = Home::open(&f.home_dir).unwrap();
+        let mine = home.groups().unwrap();
+        let key = home.device_key(None).unwrap();
+        let g = home
+            .create_group(&key, "Carers' Forum", Rule::Majority, 1, "Ana", "", T0)
+            .unwrap();
+        (mine, g.id())
+    };
+    let page = text(send(&f.state, get(&f.state, "/groups")).await).await;
+    assert!(page.contains(r#"action="/groups/forget""#), "{page}");
+    // The first step only asks.
+    let o = other.to_string();
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/groups/forget",
+            &[("csrf", &csrf), ("group", &o)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = text(r).await;
+    assert!(
+        page.contains("Remove “Carers&#39; Forum” from this device?"),
+        "{page}"
+    );
+    assert!(page.contains("Other members keep the group"), "{page}");
+    assert!(page.contains(r#"name="confirm" value="yes""#), "{page}");
+    assert_eq!(Home::open(&f.home_dir).unwrap().groups().unwrap().len(), 2);
+    // Without the CSRF token: refused.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/groups/forget",
+            &[("csrf", "x"), ("group", &o), ("confirm", "yes")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Confirmed: gone, and only it.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/groups/forget",
+            &[("csrf", &csrf), ("group", &o), ("confirm", "yes")],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), "/");
+    let home = Home::open(&f.home_dir).unwrap();
+    let left = home.groups().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left, mine);
+    assert!(home.entries(&other).unwrap().is_empty());
+    drop(home);
+    assert_eq!(entry_count(&f), before, "the group shown is whole");
+    let page = text(send(&f.state, get(&f.state, "/")).await).await;
+    assert!(page.contains("Riverside Partnership Board"), "{page}");
+}
+
+/// Issue 15: a reader whose keys are not unlocked is told to give the passphrase, never that they
+/// are not a reader.
+#[tokio::test]
+async fn a_reader_without_unlocked_keys_is_asked_for_the_passphrase() {
+    let f = fixture();
+    let (thread, key) = {
+        let (home, mut g) = open_group(&f);
+        let key = home.device_key(None).unwrap();
+        let enc = roundtable_seal::EncSecret::from_bytes(&home.enc_secret(None).unwrap());
+        let enc_key = enc.public().unwrap();
+        if g.record.profile_key(&key.device_id()) != Some(enc_key) {
+            home.append(&mut g, &key, Body::Profile { enc_key }, T0 + 200_000)
+                .unwrap();
+        }
+        let body = roundtable_seal::thread::start(
+            &g.record,
+            "Ana's health",
+            "It is private",
+            &[key.device_id()],
+        )
+        .unwrap();
+        (home.append(&mut g, &key, body, T0 + 300_000).unwrap(), key)
+    };
+    let locked = AppState::with_key(f.home_dir.clone(), key, PORT, "t".repeat(64));
+    let page = text(send(&locked, get(&locked, &format!("/threads/{thread}"))).await).await;
+    assert!(
+        page.contains("Give your passphrase to read this sealed thread"),
+        "{page}"
+    );
+    assert!(!page.contains("You are not one of its readers"), "{page}");
+    // Unlocked, the same reader is simply a reader.
+    let page = text(send(&f.state, get(&f.state, &format!("/threads/{thread}"))).await).await;
+    assert!(page.contains("You are one of its readers.</p>"), "{page}");
+    assert!(!page.contains("Give your passphrase"), "{page}");
+}

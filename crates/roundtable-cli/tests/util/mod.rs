@@ -443,6 +443,10 @@ impl Home {
     pub fn copy(&self) -> Home {
         let h = Home::empty();
         std::fs::create_dir_all(&h.dir).expect("create home copy");
+        // A home is private (mode 0700), or Roundtable refuses to open it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&h.dir, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod 700");
         for e in std::fs::read_dir(&self.dir).expect("read home") {
             let e = e.expect("dir entry");
             if e.file_type().expect("file type").is_file() {

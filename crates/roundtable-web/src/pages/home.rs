@@ -42,6 +42,17 @@ struct GroupsPage {
     csrf: String,
 }
 
+/// The confirmation step before a group is removed from this device.
+#[derive(Template)]
+#[template(path = "forget.html")]
+struct ForgetPage {
+    nav: Nav,
+    id: String,
+    name: String,
+    entries: usize,
+    csrf: String,
+}
+
 struct GroupRow {
     id: String,
     name: String,
@@ -403,6 +414,53 @@ pub(crate) struct GroupForm {
     csrf: String,
     #[serde(default)]
     group: String,
+    /// "yes" on the confirmation step of removing a group.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Removing a group from this device: first a page that says what will go, then, confirmed, the
+/// removal. Other devices keep the group; nothing is written to it.
+pub(crate) async fn forget_group(
+    State(state): State<AppState>,
+    Form(form): Form<GroupForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let id: GroupId = form
+        .group
+        .parse()
+        .map_err(|_| Problem::not_found("such group"))?;
+    let confirmed = form.confirm == "yes";
+    let confirm_page = with_home(&state, move |home, st| {
+        let Some((_, name)) = home.groups()?.into_iter().find(|(g, _)| *g == id) else {
+            return Err(Problem::not_found("such group"));
+        };
+        if !confirmed {
+            return Ok(Some(ForgetPage {
+                nav: Nav::Home,
+                id: id.to_string(),
+                name: if name.is_empty() {
+                    "(a group with no name)".into()
+                } else {
+                    name
+                },
+                entries: home.entries(&id)?.len(),
+                csrf: st.csrf_token().to_string(),
+            }));
+        }
+        home.forget_group(&id)?;
+        if let Ok(mut g) = st.inner.group.lock()
+            && *g == Some(id)
+        {
+            *g = None;
+        }
+        Ok(None)
+    })
+    .await?;
+    match confirm_page {
+        Some(p) => page(p),
+        None => Ok(back_to("/")),
+    }
 }
 
 pub(crate) async fn choose_group(

@@ -291,6 +291,17 @@ pub(crate) fn publish_profile(home: &Home, st: &AppState, g: &mut Group) -> Resu
             (st.inner.clock)(),
         )?;
     }
+    // Readers who lack a key this device holds (added at the same moment as a new key was made)
+    // are given it, as the command line does after an import or a sync.
+    let mut keys = Keyring::new(me, enc);
+    let bodies =
+        roundtable_seal::thread::all_missing_keys(&g.record, &mut keys).map_err(Problem::from)?;
+    for body in bodies {
+        match home.append(g, &st.inner.key, body, (st.inner.clock)()) {
+            Ok(_) | Err(roundtable_store::StoreError::Refused(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(())
 }
 

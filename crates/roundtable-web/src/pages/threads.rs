@@ -121,6 +121,8 @@ pub(crate) struct SealedView {
     reason: String,
     readers: String,
     is_reader: bool,
+    /// This device holds its encryption secret (unlocked with the passphrase at start).
+    unlocked: bool,
     /// Messages were opened (a reader, or a former reader who keeps what they were given).
     readable: bool,
     count: usize,
@@ -296,6 +298,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
             reason: info.reason.clone(),
             readers: rs.join(", "),
             is_reader,
+            unlocked: keyring(st).is_some(),
             readable,
             count: info.entries.len(),
             asks,
