@@ -186,21 +186,25 @@ impl View<'_> {
         v["removes"] = json!(removes);
         v["effect"] = match effect {
             None => Value::Null,
-            Some(Effect::Add {
-                member,
-                name,
-                needs,
-            }) => {
-                json!({"kind": "member.add", "member_id": member.to_string(), "name": name, "needs": needs})
-            }
-            Some(Effect::Remove { member }) => {
-                json!({"kind": "member.remove", "member_id": member.to_string(), "name": self.name(member)})
-            }
-            Some(Effect::Auditor { device, name }) => {
-                json!({"kind": "auditor.add", "device_id": device.to_string(), "name": name})
-            }
-            Some(Effect::Policy { rule, quorum }) => {
-                json!({"kind": "policy", "rule": rule.as_str(), "quorum": quorum})
+            Some(e) => {
+                let mut j = match e {
+                    Effect::Add {
+                        member,
+                        name,
+                        needs,
+                    } => json!({"member_id": member.to_string(), "name": name, "needs": needs}),
+                    Effect::Remove { member } => {
+                        json!({"member_id": member.to_string(), "name": self.name(member)})
+                    }
+                    Effect::Auditor { device, name } => {
+                        json!({"device_id": device.to_string(), "name": name})
+                    }
+                    Effect::Policy { rule, quorum } => {
+                        json!({"rule": rule.as_str(), "quorum": quorum})
+                    }
+                };
+                j["kind"] = json!(e.kind());
+                j
             }
         };
         v["stances"] = json!(self.stances(id));
@@ -393,10 +397,7 @@ fn words(v: &Value, members: &[roundtable_core::Member], all: bool) -> String {
         );
         for e in t["entries"].as_array().into_iter().flatten() {
             let who = s(&e["author"]["name"]);
-            let mark = if e["marks"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|x| x == "written_concurrently_with_removal"))
-            {
+            let mark = if has_mark(e, "written_concurrently_with_removal") {
                 " [written at the same time as their removal]"
             } else {
                 ""
@@ -472,12 +473,16 @@ fn words(v: &Value, members: &[roundtable_core::Member], all: bool) -> String {
     w
 }
 
+/// Whether an entry's JSON carries `mark` in its `marks`.
+fn has_mark(e: &Value, mark: &str) -> bool {
+    e["marks"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|x| x == mark))
+}
+
 fn proposal_words(w: &mut String, e: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let mark = if e["marks"]
-        .as_array()
-        .is_some_and(|m| m.iter().any(|x| x == "written_concurrently_with_removal"))
-    {
+    let mark = if has_mark(e, "written_concurrently_with_removal") {
         " [written at the same time as their removal]"
     } else {
         ""
@@ -501,10 +506,7 @@ fn proposal_words(w: &mut String, e: &Value) {
         } else {
             " (waiting for them to confirm)"
         };
-        let void = if st["marks"]
-            .as_array()
-            .is_some_and(|m| m.iter().any(|x| x == "no_effect"))
-        {
+        let void = if has_mark(st, "no_effect") {
             " (does not count: written at the same time as their removal)"
         } else {
             ""

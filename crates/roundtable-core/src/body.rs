@@ -142,6 +142,16 @@ pub enum Effect {
 }
 
 impl Effect {
+    /// A short stable name: `member.add`, `member.remove`, `auditor.add` or `policy`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Effect::Add { .. } => "member.add",
+            Effect::Remove { .. } => "member.remove",
+            Effect::Auditor { .. } => "auditor.add",
+            Effect::Policy { .. } => "policy",
+        }
+    }
+
     /// The member a membership effect is about.
     pub fn member(&self) -> Option<MemberId> {
         match self {
