@@ -252,8 +252,11 @@ fn r3(n: usize) -> anyhow::Result<Ratio> {
     })
 }
 
+/// Copies a home; the copy is private like the original (homes open to others are refused).
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(to)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700))?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
         std::fs::copy(e.path(), to.join(e.file_name()))?;
