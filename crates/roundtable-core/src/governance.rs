@@ -312,10 +312,7 @@ impl Record {
         let at_proposal = self.governance_at(&pm.clock);
         let members = at_proposal.active_count();
         let group_quorum = at_proposal.policy.map(|(_, q)| q).unwrap_or(0);
-        let needed = (*quorum)
-            .max(group_quorum)
-            .max(members / 2 + 1)
-            .min(members);
+        let needed = views_needed(*quorum, group_quorum, members);
         let g = self.governance_at(clock);
         let mut latest: BTreeMap<MemberId, ((u64, EntryId), StanceKind)> = BTreeMap::new();
         for h in self.ix.refs.get(proposal).into_iter().flatten() {
@@ -395,6 +392,15 @@ impl Record {
                 .is_some_and(|m| matches!(m.body, Body::Confirm { .. }) && self.actor_of(m) == *who)
         })
     }
+}
+
+/// Views a proposal needs before it can be closed: the largest of its own quorum, the group's quorum
+/// and a majority of the `members` active when it was proposed, but never more than `members`.
+pub fn views_needed(proposal_quorum: u64, group_quorum: u64, members: u64) -> u64 {
+    proposal_quorum
+        .max(group_quorum)
+        .max(members / 2 + 1)
+        .min(members)
 }
 
 fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {

@@ -615,7 +615,7 @@ pub(crate) fn views_words(t: &roundtable_core::Tally) -> String {
 
 /// How the group decides, in words.
 pub(crate) fn policy_words(rule: roundtable_core::Rule, quorum: u64, members: u64) -> String {
-    let needed = quorum.max(members / 2 + 1).min(members.max(1));
+    let needed = roundtable_core::governance::views_needed(quorum, quorum, members);
     let rule = match rule {
         roundtable_core::Rule::Consent => "a proposal passes when nobody blocks it",
         roundtable_core::Rule::Majority => {

@@ -254,7 +254,6 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         text,
         easy_read,
         rule,
-        quorum,
         effect,
         ..
     } = &meta.body
@@ -270,7 +269,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
     let tally = r
         .tally_now(&pid)
         .ok_or_else(|| Problem::not_found("such proposal"))?;
-    let needed = tally.needed.max(*quorum).min(tally.members);
+    let needed = tally.needed;
     let mut how = match rule {
         Rule::Consent => {
             format!("It passes if nobody blocks it and at least {needed} members give their view.")
