@@ -1186,21 +1186,18 @@ fn close(
     proposal: EntryId,
     outcome: &str,
 ) -> anyhow::Result<(EntryId, roundtable_core::Decision, roundtable_core::Counts)> {
-    let g = ctx.group(cli)?;
-    let t = g
-        .record
-        .tally_now(&proposal)
-        .ok_or_else(|| refuse(format!("there is no proposal {proposal} in this group")))?;
-    drop(g);
-    let id = ctx.write(
-        cli,
-        Body::Outcome {
-            proposal,
-            outcome: outcome.to_string(),
-            decision: t.decision,
-            counts: t.counts,
-        },
-    )?;
+    let key = ctx.key(cli)?;
+    let mut g = ctx.group(cli)?;
+    if let Err(e) = sealed::publish_profile(&ctx.home, &key, passphrase(cli)?.as_deref(), &mut g) {
+        eprintln!("roundtable: note: could not publish this device's encryption key ({e:#})");
+    }
+    let (id, t) = ctx
+        .home
+        .close_proposal(&mut g, &key, proposal, outcome, now_ms())
+        .map_err(sealed::refused)?;
+    if let Err(e) = ctx.home.checkpoint(&mut g) {
+        eprintln!("roundtable: note: could not save a snapshot ({e}); the entry is safe");
+    }
     Ok((id, t.decision, t.counts))
 }
 

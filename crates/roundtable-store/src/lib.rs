@@ -1220,6 +1220,35 @@ impl Home {
         Ok(())
     }
 
+    /// Closes a proposal with this device's recount of the stances it holds: the outcome entry and
+    /// the tally it records. The rules refuse it until enough members have given a view.
+    pub fn close_proposal(
+        &self,
+        group: &mut Group,
+        key: &DeviceKey,
+        proposal: EntryId,
+        outcome: &str,
+        time_ms: i64,
+    ) -> Result<(EntryId, roundtable_core::Tally), StoreError> {
+        self.refresh(group)?;
+        let t = group
+            .record
+            .tally_now(&proposal)
+            .ok_or(StoreError::Refused(roundtable_core::Refused::Invalid(
+                roundtable_core::Invalid::UnknownReferent {
+                    what: "proposal".into(),
+                    id: proposal,
+                },
+            )))?;
+        let body = Body::Outcome {
+            proposal,
+            outcome: outcome.to_string(),
+            decision: t.decision,
+            counts: t.counts,
+        };
+        Ok((self.append(group, key, body, time_ms)?, t))
+    }
+
     /// Asks the group for a change to itself (a member in or out, an auditor, the policy): writes
     /// the proposal and the proposer's own agree. While the proposer is the group's only active
     /// member, it also closes it, which is how a group is founded; otherwise the others decide.
@@ -1251,20 +1280,12 @@ impl Home {
             time_ms,
         )?;
         let alone = group.record.governance().active_count() == 1;
-        let tally = group.record.tally_now(&proposal);
-        let outcome = match tally {
-            Some(t) if alone && t.quorate() => Some(self.append(
-                group,
-                key,
-                Body::Outcome {
-                    proposal,
-                    outcome: "Agreed by the only member".into(),
-                    decision: t.decision,
-                    counts: t.counts,
-                },
-                time_ms,
-            )?),
-            _ => None,
+        let outcome = match alone {
+            true => Some(
+                self.close_proposal(group, key, proposal, "Agreed by the only member", time_ms)?
+                    .0,
+            ),
+            false => None,
         };
         let mut written = vec![proposal, agree];
         written.extend(outcome);

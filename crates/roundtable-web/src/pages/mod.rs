@@ -480,7 +480,7 @@ pub(crate) async fn members(
                 Some(AskedRow {
                     id: p.to_string(),
                     question: easy_read.clone(),
-                    views: views_words(&t),
+                    views: views_words(t.given, t.needed, t.members),
                 })
             })
             .collect();
@@ -587,27 +587,27 @@ fn propose(
 }
 
 /// "2 of 5 members have given a view. 3 are needed before it can be closed."
-pub(crate) fn views_words(t: &roundtable_core::Tally) -> String {
-    let of = if t.members == 1 {
+pub(crate) fn views_words(given_n: u64, needed: u64, members: u64) -> String {
+    let of = if members == 1 {
         "1 member".to_string()
     } else {
-        format!("{} members", t.members)
+        format!("{members} members")
     };
-    let given = if t.given == 1 {
+    let given = if given_n == 1 {
         "has given a view".to_string()
     } else {
         "have given a view".to_string()
     };
-    let more = t.needed.saturating_sub(t.given);
+    let more = needed.saturating_sub(given_n);
     if more == 0 {
         format!(
             "{} of {of} {given}. That is enough: any member can close it now.",
-            t.given
+            given_n
         )
     } else {
         format!(
             "{} of {of} {given}. {more} more {} needed before it can be closed.",
-            t.given,
+            given_n,
             if more == 1 { "is" } else { "are" }
         )
     }

@@ -347,7 +347,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         ),
         choices: &CHOICES,
         back: format!("/proposals/{pid}"),
-        views: super::views_words(&tally),
+        views: super::views_words(tally.given, tally.needed, tally.members),
         quorate: tally.quorate(),
         conflict,
         about_group: Some(*thread) == r.genesis(),
@@ -500,28 +500,24 @@ pub(crate) async fn close(
     let back = format!("/proposals/{id}");
     with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
-        let t = g
-            .record
-            .tally_now(&proposal)
-            .ok_or_else(|| Problem::not_found("such proposal"))?;
-        if !t.quorate() {
-            return Err(Problem::refused(format!(
+        super::publish_profile(home, st, g)?;
+        match home.close_proposal(g, &st.inner.key, proposal, &outcome, (st.inner.clock)()) {
+            Ok(_) => Ok(()),
+            Err(roundtable_store::StoreError::Refused(roundtable_core::Refused::Invalid(
+                roundtable_core::Invalid::NotQuorate {
+                    given,
+                    needed,
+                    members,
+                },
+            ))) => Err(Problem::refused(format!(
                 "It cannot be closed yet. {} Nothing was saved.",
-                super::views_words(&t)
-            )));
+                super::views_words(given, needed, members)
+            ))),
+            Err(roundtable_store::StoreError::Refused(roundtable_core::Refused::Invalid(
+                roundtable_core::Invalid::UnknownReferent { .. },
+            ))) => Err(Problem::not_found("such proposal")),
+            Err(e) => Err(e.into()),
         }
-        let (counts, decision) = (t.counts, t.decision);
-        write(
-            home,
-            st,
-            g,
-            Body::Outcome {
-                proposal,
-                outcome,
-                decision,
-                counts,
-            },
-        )
     })
     .await?;
     Ok(back_to(&back))
