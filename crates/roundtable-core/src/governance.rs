@@ -1,5 +1,6 @@
-//! Equal authority: who is in the group, what its policy is, which decisions stand, and how a
-//! proposal is counted. Everything here is a pure function of a causal past (a [`Clock`]).
+//! Equal authority: who is in the group, what its policy is, and which decisions stand (how a
+//! proposal is counted is in [`crate::recount`]). Everything here is a pure function of a causal
+//! past (a [`Clock`]).
 //!
 //! **Invariant (no one acts for the group alone):** the members, the auditors and the policy change
 //! only through the *standing* outcome of a passed proposal with an [`Effect`], a member's own
@@ -20,9 +21,42 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::body::{Body, Counts, Decision, Effect, Rule, StanceKind};
 use crate::id::{DeviceId, EntryId, MemberId};
-use crate::record::{Clock, Member, Meta, Record, Status};
+use crate::record::{Clock, Meta, Record};
+
+// The tally lives in `crate::recount`; these names keep `governance::Tally` and
+// `governance::views_needed` working.
+pub use crate::recount::{Tally, views_needed};
+
+/// A member's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Active,
+    Left,
+    Removed,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Left => "left",
+            Status::Removed => "removed",
+        }
+    }
+}
+
+/// A member as the membership rules see them at some point of the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: MemberId,
+    pub name: String,
+    pub needs: String,
+    pub status: Status,
+}
 
 /// The group's state at one causal point.
 #[derive(Debug, Clone, Default)]
@@ -53,29 +87,6 @@ impl Governance {
             .values()
             .filter(|m| m.status == Status::Active)
             .count() as u64
-    }
-}
-
-/// How a proposal stands when counted at one point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tally {
-    pub counts: Counts,
-    pub decision: Decision,
-    /// The rule it is decided by (the proposal's own, never weaker than the group's).
-    pub rule: Rule,
-    /// Active members when it was proposed.
-    pub members: u64,
-    /// Views needed before it can be closed: the largest of the proposal's quorum, the group's
-    /// quorum and a majority of `members`, but never more than `members`.
-    pub needed: u64,
-    /// Views counted.
-    pub given: u64,
-}
-
-impl Tally {
-    /// Whether enough members have given a view for the proposal to be closed.
-    pub fn quorate(&self) -> bool {
-        self.given >= self.needed
     }
 }
 
@@ -295,112 +306,6 @@ impl Record {
         }
         self.pick_standing(&outs)
     }
-
-    /// Counts a proposal from the stances in the past `clock`: each active member's latest stance
-    /// counts; a stance typed for someone counts once they confirmed it.
-    pub fn tally(&self, proposal: &EntryId, clock: &Clock) -> Option<Tally> {
-        let pm = self.ix.entries.get(proposal)?;
-        let Body::Proposal {
-            rule,
-            quorum,
-            effect,
-            ..
-        } = &pm.body
-        else {
-            return None;
-        };
-        let at_proposal = self.governance_at(&pm.clock);
-        let members = at_proposal.active_count();
-        let group_quorum = at_proposal.policy.map(|(_, q)| q).unwrap_or(0);
-        let needed = views_needed(*quorum, group_quorum, members);
-        let g = self.governance_at(clock);
-        let mut latest: BTreeMap<MemberId, ((u64, EntryId), StanceKind)> = BTreeMap::new();
-        for h in self.ix.refs.get(proposal).into_iter().flatten() {
-            let Some(m) = self.in_past(clock, h) else {
-                continue;
-            };
-            let Body::Stance {
-                stance, on_behalf, ..
-            } = &m.body
-            else {
-                continue;
-            };
-            let voter = match on_behalf {
-                None => self.actor_of(m),
-                Some(v) => {
-                    if !self.confirmed_by(h, v, clock) {
-                        continue;
-                    }
-                    *v
-                }
-            };
-            let key = (m.max_op, *h);
-            if latest.get(&voter).is_none_or(|(k, _)| *k < key) {
-                latest.insert(voter, (key, *stance));
-            }
-        }
-        latest.retain(|voter, _| g.active(voter));
-        let mut counts = Counts::default();
-        for (_, s) in latest.values() {
-            counts.add(*s);
-        }
-        let given = counts.total();
-        let mut decision = counts.decide(*rule, needed);
-        if let Some(Effect::Remove { member }) = effect {
-            // Two thirds of the others agree, and only the person removed may block.
-            let others: Vec<&MemberId> = at_proposal
-                .members
-                .values()
-                .filter(|m| m.status == Status::Active && m.id != *member)
-                .map(|m| &m.id)
-                .collect();
-            let agree = others
-                .iter()
-                .filter(|o| matches!(latest.get(**o), Some((_, StanceKind::Agree))))
-                .count() as u64;
-            let blocks = latest
-                .iter()
-                .filter(|(v, (_, s))| *v != member && *s == StanceKind::Block)
-                .count();
-            let mut c = counts;
-            if matches!(latest.get(member), Some((_, StanceKind::Block))) && *rule == Rule::Consent
-            {
-                c.block -= 1;
-                c.disagree += 1;
-            }
-            let base = c.decide(*rule, needed) == Decision::Passed;
-            let pass = base && blocks == 0 && agree * 3 >= 2 * others.len() as u64;
-            decision = if pass {
-                Decision::Passed
-            } else {
-                Decision::NotPassed
-            };
-        }
-        Some(Tally {
-            counts,
-            decision,
-            rule: *rule,
-            members,
-            needed,
-            given,
-        })
-    }
-
-    fn confirmed_by(&self, target: &EntryId, who: &MemberId, clock: &Clock) -> bool {
-        self.ix.refs.get(target).into_iter().flatten().any(|c| {
-            self.in_past(clock, c)
-                .is_some_and(|m| matches!(m.body, Body::Confirm { .. }) && self.actor_of(m) == *who)
-        })
-    }
-}
-
-/// Views a proposal needs before it can be closed: the largest of its own quorum, the group's quorum
-/// and a majority of the `members` active when it was proposed, but never more than `members`.
-pub fn views_needed(proposal_quorum: u64, group_quorum: u64, members: u64) -> u64 {
-    proposal_quorum
-        .max(group_quorum)
-        .max(members / 2 + 1)
-        .min(members)
 }
 
 fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {

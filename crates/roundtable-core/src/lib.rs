@@ -13,7 +13,7 @@
 //! assert!(record.contains(&thread));
 //! ```
 //!
-//! This crate does no I/O: storage is `roundtable-store`, transport comes later.
+//! This crate does no I/O: storage is `roundtable-store`, transport `roundtable-sync`.
 
 pub mod body;
 pub mod bundle;
@@ -26,14 +26,16 @@ pub mod id;
 pub mod identity;
 pub mod invalid;
 pub mod record;
+pub mod recount;
 mod rules;
 pub mod sealed;
 
 pub use body::{Body, Counts, Decision, Effect, Rule, StanceKind};
 pub use entry::{DocRef, Entry};
-pub use governance::{Governance, Standing, Tally};
+pub use governance::{Governance, Standing};
 pub use id::{DeviceId, EntryId, GroupId, MemberId, ParseIdError};
 pub use identity::DeviceKey;
 pub use record::{
     Epoch, Ingested, Invalid, Member, Record, Refused, SealedInfo, SealedState, Status,
 };
+pub use recount::Tally;

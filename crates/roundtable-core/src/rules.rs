@@ -1,7 +1,9 @@
 //! The per-record validity rules: what an entry may say in its causal past (the thread exists, a
 //! disagree gives a reason, only readers write in a sealed thread, ...). The governance rules (who is
-//! in the group, quorum, which outcome stands) are in [`crate::governance`]; both are specified in
-//! `docs/rules.md`, and each refusal is its own [`Invalid`] variant.
+//! in the group, which outcome stands) are in [`crate::governance`] and the recount and quorum in
+//! [`crate::recount`]; all are specified in `docs/rules.md`, and each refusal is its own [`Invalid`]
+//! variant. Also here: a sealed thread's readers and epochs at a point ([`SealedState`]), which its
+//! rules read.
 //!
 //! **Invariant:** every rule reads only the entry and its causal past (`clock`), so its verdict is the
 //! same on every device and for the auditor.
@@ -12,8 +14,42 @@ use crate::body::{Body, Counts, Decision, Effect, Rule, StanceKind};
 use crate::governance::Governance;
 use crate::id::{DeviceId, EntryId, MemberId};
 use crate::invalid::Invalid;
-use crate::record::{Clock, Epoch, Meta, Record, SealedState};
+use crate::record::{Clock, Meta, Record};
 use crate::sealed::{EpochWrap, Wrap};
+
+/// A wrap as its holder opens it: (their encryption key, HPKE enc, sealed key).
+pub type HeldWrap = ([u8; 32], [u8; 32], Vec<u8>);
+
+/// One key epoch of a sealed thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Epoch {
+    /// The entry that started it: the thread itself, or a `thread.rekey`.
+    pub id: EntryId,
+    /// The key commitment every holder checks the key they unwrap against.
+    pub commit: [u8; 32],
+    /// Who holds its key, with the wrap each can open.
+    pub wraps: BTreeMap<MemberId, HeldWrap>,
+}
+
+/// A sealed thread as the rules see it at some point of the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedState {
+    /// Readers now: added, not removed, and still active members.
+    pub readers: BTreeSet<MemberId>,
+    /// Epochs in the order they started.
+    pub epochs: Vec<Epoch>,
+}
+
+impl SealedState {
+    /// The epoch a new message must use: the latest whose key is held by exactly the readers.
+    /// `None` means a new epoch (a rekey) must be written first.
+    pub fn writable_epoch(&self) -> Option<&Epoch> {
+        self.epochs
+            .iter()
+            .rev()
+            .find(|e| e.wraps.keys().copied().collect::<BTreeSet<_>>() == self.readers)
+    }
+}
 
 impl Record {
     /// The entry `id` must be valid, in the past, and of a kind `want` accepts.
