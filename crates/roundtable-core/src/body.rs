@@ -49,12 +49,14 @@ impl Rule {
     pub fn at_least(self, group: Rule) -> bool {
         self == group || self == Rule::Consent
     }
+    /// The rule's name in a record's `rule` field and in the CLI: `consent` or `majority`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Rule::Consent => "consent",
             Rule::Majority => "majority",
         }
     }
+    /// Reads a name [`Rule::as_str`] gives; `None` for any other text.
     pub fn parse(s: &str) -> Option<Rule> {
         match s {
             "consent" => Some(Rule::Consent),
@@ -69,13 +71,18 @@ impl Rule {
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub enum StanceKind {
+    /// For the proposal.
     Agree,
+    /// Counted as a view given, for neither side.
     Abstain,
+    /// Against, with a reason; under consent it does not stop the proposal.
     Disagree,
+    /// Under consent, stops the proposal; under majority, counts as a disagree. Needs a reason.
     Block,
 }
 
 impl StanceKind {
+    /// The stance's name in a record's `stance` field: `agree`, `abstain`, `disagree` or `block`.
     pub fn as_str(&self) -> &'static str {
         match self {
             StanceKind::Agree => "agree",
@@ -84,6 +91,7 @@ impl StanceKind {
             StanceKind::Block => "block",
         }
     }
+    /// Reads a name [`StanceKind::as_str`] gives; `None` for any other text.
     pub fn parse(s: &str) -> Option<StanceKind> {
         match s {
             "agree" => Some(StanceKind::Agree),
@@ -102,17 +110,21 @@ impl StanceKind {
 /// Whether a closed proposal passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Decision {
+    /// The proposal passed (and its effect, if any, applies once this outcome stands).
     Passed,
+    /// The proposal did not pass; it changes nothing.
     NotPassed,
 }
 
 impl Decision {
+    /// The decision's name in a record's `decision` field: `passed` or `not_passed`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Decision::Passed => "passed",
             Decision::NotPassed => "not_passed",
         }
     }
+    /// Reads a name [`Decision::as_str`] gives; `None` for any other text.
     pub fn parse(s: &str) -> Option<Decision> {
         match s {
             "passed" => Some(Decision::Passed),
@@ -128,17 +140,33 @@ impl Decision {
 pub enum Effect {
     /// Adds (or re-adds) a member, with the name and needs they gave themselves.
     Add {
+        /// The newcomer's device id (an ed25519 public key).
         member: MemberId,
+        /// The name they go by in the group; never empty.
         name: String,
+        /// What they need in order to take part (access needs, in their words; may be empty).
         needs: String,
     },
     /// Removes a member. Besides the group's rule it needs two thirds of the other members to
     /// agree and no block except from the person removed.
-    Remove { member: MemberId },
+    Remove {
+        /// The active member removed; never the proposer.
+        member: MemberId,
+    },
     /// Lets an auditor's device sync the record (public entries and sealed ciphertext, never keys).
-    Auditor { device: DeviceId, name: String },
+    Auditor {
+        /// The auditor's device id; never a member's.
+        device: DeviceId,
+        /// How members call the auditor; never empty.
+        name: String,
+    },
     /// Changes the group's own rule and quorum.
-    Policy { rule: Rule, quorum: u64 },
+    Policy {
+        /// The rule every later proposal must ask at least.
+        rule: Rule,
+        /// The views every later proposal needs at least; never 0.
+        quorum: u64,
+    },
 }
 
 impl Effect {
@@ -166,13 +194,18 @@ impl Effect {
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub struct Counts {
+    /// Members whose stance is agree.
     pub agree: u64,
+    /// Members whose stance is abstain.
     pub abstain: u64,
+    /// Members whose stance is disagree.
     pub disagree: u64,
+    /// Members whose stance is block.
     pub block: u64,
 }
 
 impl Counts {
+    /// Counts one more stance of kind `s`.
     pub fn add(&mut self, s: StanceKind) {
         match s {
             StanceKind::Agree => self.agree += 1,
@@ -181,6 +214,7 @@ impl Counts {
             StanceKind::Block => self.block += 1,
         }
     }
+    /// Views given: every stance counted, abstentions included.
     pub fn total(&self) -> u64 {
         self.agree + self.abstain + self.disagree + self.block
     }
@@ -205,17 +239,25 @@ impl Counts {
 pub enum Body {
     /// The first entry of a group. Its author is the first member.
     Genesis {
+        /// The group's name.
         name: String,
+        /// How the group decides, until a policy decision changes it.
         rule: Rule,
+        /// The views every proposal needs at least, until a policy decision changes it.
         quorum: u64,
+        /// The first member's name.
         creator_name: String,
+        /// The first member's needs, in their words (may be empty).
         creator_needs: String,
     },
     /// No longer valid to write (kept so that old entries decode as evidence): a member joins when
     /// the group passes a proposal with [`Effect::Add`].
     MemberAdd {
+        /// Whom it claimed to add.
         member: MemberId,
+        /// Their name.
         name: String,
+        /// Their needs.
         needs: String,
     },
     /// The author leaves the group.
@@ -223,110 +265,165 @@ pub enum Body {
     /// No longer valid to write (kept so that old entries decode as evidence): a removal takes
     /// effect when its proposal ([`Effect::Remove`]) passes.
     MemberRemove {
+        /// Whom it claimed to remove.
         member: MemberId,
+        /// The decision it claimed to carry out.
         decision: EntryId,
     },
+    /// Starts an open thread: a topic messages and proposals are written in.
     Thread {
+        /// The thread's title; never empty.
         title: String,
     },
+    /// A message in an open thread.
     Message {
+        /// The thread it is written in (a valid, open thread in its past).
         thread: EntryId,
+        /// The words; never empty.
         text: String,
     },
+    /// Asks the group to decide something; stances on it follow, and an outcome closes it.
     Proposal {
+        /// The open thread it is made in, or the genesis for a proposal with an effect.
         thread: EntryId,
+        /// Its title; never empty.
         title: String,
+        /// The full text (may be empty).
         text: String,
+        /// The same in plain, short words; never empty.
         easy_read: String,
+        /// The rule it is decided by; never weaker than the group's.
         rule: Rule,
+        /// The views it asks for at least; never below the group's quorum.
         quorum: u64,
         /// What passing it changes in the group itself, if anything.
         effect: Option<Effect>,
     },
     /// A stance; with `on_behalf`, typed by a supporter for that member, who later confirms it.
     Stance {
+        /// The open proposal it is on.
         proposal: EntryId,
+        /// The view given.
         stance: StanceKind,
+        /// Why; required (not blank) for disagree and block.
         reason: String,
+        /// The active member it was typed for, if not the author.
         on_behalf: Option<MemberId>,
     },
     /// Closes a proposal with the counts and decision the closer recounted.
     Outcome {
+        /// The proposal it closes.
         proposal: EntryId,
+        /// What was decided, in the closer's words.
         outcome: String,
+        /// The decision; must equal the recount in its past.
         decision: Decision,
+        /// The counts; must equal the recount in its past.
         counts: Counts,
     },
     /// "I understood this as ...".
     Understand {
+        /// The entry restated (not a sealed one).
         target: EntryId,
+        /// The restatement; never empty.
         text: String,
     },
     /// The author of an understood entry says "yes, that's right", or a member confirms a stance typed for them.
     Confirm {
+        /// The restatement or the typed stance confirmed.
         target: EntryId,
     },
     /// Hides a mistake from the default view and shows `text` instead; the original keeps its hash.
     Correct {
+        /// The entry corrected: the author's own, or an understanding of one of theirs; not sealed.
         target: EntryId,
+        /// What to show instead; never empty.
         text: String,
     },
+    /// Someone will do something, in an open thread.
     Action {
+        /// The open thread it belongs to.
         thread: EntryId,
+        /// What is to be done; never empty.
         text: String,
+        /// The active member who does it.
         owner: MemberId,
+        /// By when, as `YYYY-MM-DD`, if a date was set.
         due: Option<String>,
     },
+    /// An action is done.
     ActionDone {
+        /// The action.
         action: EntryId,
     },
     /// A member's public encryption key (X25519), so others can make them a reader of sealed threads.
     Profile {
+        /// The author's X25519 public key (RFC 7748); never all zeros.
         enc_key: [u8; 32],
     },
     /// Starts a sealed thread. Its readers are the members its first epoch key is wrapped for;
     /// its title, readers and reason are public.
     SealedThread {
+        /// The thread's title (public).
         title: String,
+        /// Why it is sealed (public).
         reason: String,
         /// Key commitment of the first epoch key.
         commit: [u8; 32],
+        /// The first epoch key, wrapped for each reader (the author among them).
         wraps: Vec<Wrap>,
     },
     /// A reader makes another member a reader: every past epoch key, wrapped for them.
     ReaderAdd {
+        /// The sealed thread.
         thread: EntryId,
+        /// The active member made a reader (or a reader given keys they lack).
         member: MemberId,
+        /// That epoch's key for `member`, for every epoch (for a reader already: only those they lack).
         wraps: Vec<EpochWrap>,
     },
     /// A new epoch key wrapped for the remaining readers; with `removes`, that reader is removed.
     Rekey {
+        /// The sealed thread.
         thread: EntryId,
+        /// The reader removed, if any.
         removes: Option<MemberId>,
+        /// Key commitment of the new epoch key.
         commit: [u8; 32],
+        /// The new epoch key, wrapped for each remaining reader.
         wraps: Vec<Wrap>,
     },
     /// A member asks to read a sealed thread.
     Ask {
+        /// The sealed thread.
         thread: EntryId,
+        /// Why they ask; never empty.
         why: String,
     },
     /// A reader declines a member's request, with a reason the member sees.
     Decline {
+        /// The sealed thread.
         thread: EntryId,
+        /// Who asked.
         member: MemberId,
+        /// Why not; never empty.
         reason: String,
     },
     /// A message of a sealed thread: its inner change, encrypted under the epoch's key.
     Sealed {
+        /// The sealed thread.
         thread: EntryId,
+        /// The epoch whose key encrypts it (the entry that started the epoch).
         epoch: EntryId,
+        /// Nonce, ciphertext and tag of the padded inner change; its length is a size bucket plus 40.
         ct: Vec<u8>,
     },
     /// No longer valid to write (kept so that old entries decode as evidence): an auditor is
     /// let in when the group passes a proposal with [`Effect::Auditor`].
     AuditorAdd {
+        /// The auditor's device it claimed to let in.
         device: DeviceId,
+        /// Its name.
         name: String,
     },
 }
@@ -335,12 +432,16 @@ pub enum Body {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShapeError {
+    /// The operations are not one new map of scalar puts at the author's key.
     #[error("the change does not have the shape of a record: {0}")]
     Shape(String),
+    /// A field is missing, of the wrong type, or not in its canonical encoding.
     #[error("the record has a missing or malformed field '{0}'")]
     Field(&'static str),
+    /// The `type` field names no record type.
     #[error("the record's type '{0}' is unknown")]
     Type(String),
+    /// A text field is over [`MAX_TEXT`] bytes (or a bytes field over [`MAX_BYTES`]).
     #[error("a text field is longer than {MAX_TEXT} bytes")]
     TooLong,
 }
@@ -614,10 +715,15 @@ pub fn record_key(actor: &DeviceId, seq: u64) -> String {
 
 /// What the author of a new change must say about where it sits in the document.
 pub struct ChangeFrame {
+    /// The author's device.
     pub actor: DeviceId,
+    /// The author's sequence number: 1 + their previous entry's, 1 for their first.
     pub seq: u64,
+    /// The first operation's counter: above every counter in the change's past.
     pub start_op: NonZeroU64,
+    /// The entries it builds on (the author's heads); empty only for a genesis.
     pub deps: Vec<EntryId>,
+    /// The author's clock, in milliseconds since the Unix epoch (informational only).
     pub time_ms: i64,
 }
 

@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use crate::entry::{DecodeError, Entry};
 use crate::id::GroupId;
 
+/// The first 8 bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"RTBUNDLE";
+/// The format version this program writes and reads (`docs/format.md` section 5).
 pub const VERSION: u8 = 1;
 const HEADER: usize = 8 + 1 + 32 + 8;
 /// The smallest encoded entry (public document, empty change), used to bound `count` before allocating.
@@ -22,20 +24,32 @@ const MIN_ENTRY: usize = 1 + 64 + 4;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BundleError {
+    /// The file does not start with [`MAGIC`].
     #[error("this is not a Roundtable bundle (it does not start with RTBUNDLE)")]
     NotABundle,
+    /// A format version other than [`VERSION`].
     #[error(
         "this bundle has format version {0}, and this program reads version 1 (a newer Roundtable may read it)"
     )]
     Version(u8),
+    /// Shorter than a header and a digest.
     #[error("the bundle is cut short: it ends before its header and check digest")]
     Truncated,
+    /// The SHA-256 digest at the end does not match the bytes before it.
     #[error("the bundle is damaged or cut short: its check digest does not match its contents")]
     Digest,
+    /// The header's count is more entries than the file's size could hold.
     #[error("the bundle says it holds {0} entries, more than its size allows")]
     Count(u64),
     #[error("entry {index} of the bundle cannot be read: {error}")]
-    Entry { index: u64, error: DecodeError },
+    /// An entry's framing is broken.
+    Entry {
+        /// The entry's position in the bundle, from 0.
+        index: u64,
+        /// What is wrong with it.
+        error: DecodeError,
+    },
+    /// Bytes between the last entry (by the header's count) and the digest.
     #[error("the bundle has {0} unexpected bytes after its last entry")]
     Trailing(usize),
 }
@@ -122,6 +136,7 @@ pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
 /// What a lenient read of a bundle found: everything readable, and every problem with the framing.
 #[derive(Debug)]
 pub struct Salvaged {
+    /// The group the header names (every entry is verified against it).
     pub group: GroupId,
     /// The entry count the header gives (what a whole bundle would hold).
     pub count: u64,

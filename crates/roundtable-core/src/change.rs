@@ -19,18 +19,26 @@ pub const MAX_CHANGE_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChangeError {
+    /// Too short to hold a chunk header, or over [`MAX_CHANGE_BYTES`].
     #[error("the change is empty or larger than {MAX_CHANGE_BYTES} bytes")]
     Size,
+    /// The first 4 bytes are not [`MAGIC`].
     #[error("the change does not start with Automerge's magic bytes")]
     Magic,
+    /// A chunk type other than [`CHUNK_CHANGE`] (a document or a compressed change).
     #[error("the change is not an uncompressed Automerge change (chunk type {0})")]
     ChunkType(u8),
+    /// The body length is not shortest-form LEB128 or differs from the bytes that follow, or
+    /// Automerge's hash of what it read differs from the hash of the raw bytes.
     #[error("the change's length field is malformed or does not match its size")]
     Length,
+    /// The checksum is not the first 4 bytes of the hash recomputed from the bytes.
     #[error("the change's checksum does not match its contents (it was damaged)")]
     Checksum,
+    /// Automerge refused (or panicked on) the bytes; its message.
     #[error("Automerge could not read the change: {0}")]
     Automerge(String),
+    /// The actor id is not 32 bytes.
     #[error("the change's author is not a device key (actor ids are 32-byte ed25519 keys)")]
     Actor,
 }
@@ -38,8 +46,11 @@ pub enum ChangeError {
 /// A change that parsed, with the hash recomputed from its raw bytes.
 #[derive(Debug, Clone)]
 pub struct ParsedChange {
+    /// The change hash recomputed from the raw bytes (equal to Automerge's): the entry id.
     pub hash: EntryId,
+    /// The change as Automerge read it.
     pub change: automerge::Change,
+    /// The author's device id: the change's 32-byte actor id.
     pub actor: [u8; 32],
 }
 

@@ -45,8 +45,11 @@ impl DocRef {
 /// A signed entry as it travels and as it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The document it belongs to; outside the signature except through the doc id it implies.
     pub doc: DocRef,
+    /// The author's ed25519 signature (`R || S`) of the signed message (`signing_message`).
     pub signature: [u8; 64],
+    /// The raw Automerge change chunk, exactly as signed; never rebuilt.
     pub change: Vec<u8>,
 }
 
@@ -54,14 +57,18 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
+    /// The bytes end inside the entry; how many more were needed.
     #[error("the entry ends early: {0} more bytes were expected")]
     Truncated(usize),
+    /// The first byte is neither [`DOC_PUBLIC`] nor [`DOC_OTHER`].
     #[error(
         "unknown document kind {0} (this program reads kinds 1 and 2; a newer version may have written it)"
     )]
     DocKind(u8),
+    /// The change length field is over [`MAX_CHANGE_BYTES`] (checked before allocating).
     #[error("the entry says its change is {0} bytes; the most allowed is {MAX_CHANGE_BYTES}")]
     TooLarge(u64),
+    /// Bytes left over after one whole entry.
     #[error("{0} unexpected bytes after the entry")]
     Trailing(usize),
 }
@@ -70,14 +77,22 @@ pub enum DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignatureError {
+    /// The change's actor id is not a valid ed25519 public key.
     #[error("the change's author is not a valid device key")]
     BadKey,
+    /// `verify_strict` failed against the change's actor, and no known key made it.
     #[error(
         "the signature does not match the author's key (a forged or damaged entry, or one from another group)"
     )]
     Mismatch,
     #[error("the change's author is {actor}, but the entry was signed by {signer}")]
-    WrongActor { actor: DeviceId, signer: DeviceId },
+    /// Another known device signed it: the change claims an author who did not sign it.
+    WrongActor {
+        /// The author the change claims.
+        actor: DeviceId,
+        /// The device whose key the signature verifies with.
+        signer: DeviceId,
+    },
 }
 
 /// The exact bytes a device signs for a change.

@@ -34,12 +34,16 @@ pub use crate::recount::{Tally, views_needed};
 /// A member's standing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Status {
+    /// A member now: their entries count.
     Active,
+    /// Left the group by their own `member.leave`.
     Left,
+    /// Removed by a passed proposal with [`Effect::Remove`].
     Removed,
 }
 
 impl Status {
+    /// The standing in words for output: `active`, `left` or `removed`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Status::Active => "active",
@@ -52,9 +56,13 @@ impl Status {
 /// A member as the membership rules see them at some point of the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
+    /// Their device id.
     pub id: MemberId,
+    /// The name they joined with.
     pub name: String,
+    /// What they need in order to take part, in their words (may be empty).
     pub needs: String,
+    /// Their standing at that point.
     pub status: Status,
 }
 
@@ -93,7 +101,9 @@ impl Governance {
 /// Which outcome of a proposal counts at one point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Standing {
+    /// The outcome entry that stands.
     pub outcome: EntryId,
+    /// Its decision (only a passed one applies an effect).
     pub decision: Decision,
     /// Every outcome not in the past of another (more than one: a conflict shown to everyone).
     pub frontier: Vec<EntryId>,

@@ -15,6 +15,8 @@
 //!
 //! This crate does no I/O: storage is `roundtable-store`, transport `roundtable-sync`.
 
+#![deny(missing_docs)]
+
 pub mod body;
 pub mod bundle;
 pub mod change;

@@ -17,7 +17,9 @@ use crate::record::{Clock, Record, Status};
 /// How a proposal stands when counted at one point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tally {
+    /// Each counted member's latest stance, by kind.
     pub counts: Counts,
+    /// What closing here would decide (the removal rule included).
     pub decision: Decision,
     /// The rule it is decided by (the proposal's own, never weaker than the group's).
     pub rule: Rule,

@@ -97,6 +97,7 @@ pub fn wrap_info(group: &GroupId, member: &MemberId, commit: &[u8; 32]) -> Vec<u
 /// An epoch key sealed for one reader with HPKE (X25519, HKDF-SHA256, ChaCha20-Poly1305).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wrap {
+    /// The reader it is for.
     pub member: MemberId,
     /// The reader's published encryption key it was sealed to.
     pub key: [u8; 32],
@@ -111,8 +112,11 @@ pub struct Wrap {
 pub struct EpochWrap {
     /// The entry that started the epoch (the thread itself, or a `thread.rekey`).
     pub epoch: EntryId,
+    /// The new reader's published encryption key it was sealed to.
     pub key: [u8; 32],
+    /// HPKE encapsulated key.
     pub enc: [u8; 32],
+    /// The sealed epoch key, [`WRAPPED_KEY_LEN`] bytes.
     pub ct: Vec<u8>,
 }
 
@@ -195,10 +199,15 @@ pub fn decode_epoch_wraps(b: &[u8]) -> Result<Vec<EpochWrap>, ShapeError> {
 /// `seq` counts the author's sealed messages in the thread, `deps` names the author's previous inner
 /// change. The causal order across authors is the public record's (the outer entries').
 pub struct InnerFrame {
+    /// The author's device (the inner change's actor).
     pub actor: DeviceId,
+    /// The author's sealed messages in this thread so far, plus one.
     pub seq: u64,
+    /// The first operation's counter in the thread's document.
     pub start_op: NonZeroU64,
+    /// The author's previous inner change in this thread; empty for their first.
     pub deps: Vec<automerge::ChangeHash>,
+    /// The author's clock, in milliseconds since the Unix epoch (informational only).
     pub time_ms: i64,
 }
 

@@ -19,12 +19,14 @@ use crate::id::{DeviceId, EntryId};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
     pub(crate) actor: u32,
+    /// The author's sequence number: the entry is their `seq`-th in the group.
     pub seq: u64,
     /// The change's highest op counter; strictly greater than any in its past, so it orders causally.
     pub max_op: u64,
     /// Author's timestamp in milliseconds (informational; never used by a rule).
     pub time_ms: i64,
     pub(crate) clock: Clock,
+    /// What the entry says.
     pub body: Body,
 }
 

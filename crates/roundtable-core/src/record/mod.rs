@@ -54,7 +54,9 @@ pub struct Rejection {
     /// The change hash when the entry was rejected by a rule; the SHA-256 of its encoded bytes when it
     /// could not be parsed or its signature failed (so a forged copy never shares the real entry's id).
     pub id: EntryId,
+    /// The entry, verbatim, kept as evidence.
     pub entry: Entry,
+    /// Why: the first rule it fails, with its stable kind ([`Invalid::kind`]).
     pub reason: Invalid,
 }
 
@@ -67,6 +69,7 @@ pub struct Ingested {
     pub entries: HashMap<EntryId, Entry>,
     /// Entries now waiting for entries they build on.
     pub pending: Vec<(EntryId, Entry)>,
+    /// Entries refused in this batch, including those that depend on a refused entry.
     pub rejected: Vec<Rejection>,
     /// Entries the record already held.
     pub duplicates: usize,
@@ -79,8 +82,10 @@ pub struct Ingested {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refused {
+    /// The rules refuse it (the first rule it fails); it is not part of the record.
     #[error("{0}")]
     Invalid(#[from] Invalid),
+    /// Randomness for a key or nonce could not be had; nothing was written.
     #[error("the device's random number generator failed: {0}")]
     Random(String),
 }
@@ -175,6 +180,7 @@ impl Record {
         (r, out)
     }
 
+    /// The group's id (its genesis entry's id), known even before the genesis is.
     pub fn group(&self) -> GroupId {
         self.group
     }

@@ -16,8 +16,11 @@ use crate::invalid::Invalid;
 /// Everything public about a sealed thread, at the heads.
 #[derive(Debug, Clone)]
 pub struct SealedInfo {
+    /// The thread's public title.
     pub title: String,
+    /// Why it is sealed, as its starter said.
     pub reason: String,
+    /// Its readers and epochs at the heads.
     pub state: SealedState,
     /// Its sealed messages, in a causal order.
     pub entries: Vec<EntryId>,
@@ -40,6 +43,7 @@ impl Record {
         self.ix.entries.len()
     }
 
+    /// Whether no entry is valid yet (not even the genesis).
     pub fn is_empty(&self) -> bool {
         self.ix.entries.is_empty()
     }

@@ -84,10 +84,13 @@ pub(super) enum Doc {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotError {
+    /// The index could not be serialised.
     #[error("could not encode the snapshot: {0}")]
     Encode(String),
+    /// The saved index or document could not be read back.
     #[error("the snapshot is damaged ({0}); the record can be rebuilt from its entries")]
     Decode(String),
+    /// Automerge refused changes the rules accepted: a bug, never a verdict on the entries.
     #[error("Automerge refused validated changes ({0}); please report this. The entries are safe")]
     Apply(String),
 }
