@@ -7,6 +7,8 @@ use roundtable_core::sealed::{BUCKETS, bucket_for};
 
 use crate::SealError;
 
+/// Pads `bytes` to the smallest bucket that holds them with their 4-byte length; fails with
+/// [`SealError::TooLarge`] when none does.
 pub fn pad(bytes: &[u8]) -> Result<Vec<u8>, SealError> {
     let size = bucket_for(bytes.len()).ok_or(SealError::TooLarge)?;
     let mut out = Vec::with_capacity(size);

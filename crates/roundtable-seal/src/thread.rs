@@ -35,6 +35,8 @@ pub struct Keyring<'s> {
 }
 
 impl<'s> Keyring<'s> {
+    /// An empty keyring for member `me`, who unwraps epoch keys with `secret`. Keys are opened
+    /// on first use and kept (zeroed on drop) for the keyring's life.
     pub fn new(me: MemberId, secret: &'s EncSecret) -> Self {
         Keyring {
             me,
@@ -336,6 +338,8 @@ pub enum Unreadable {
 }
 
 impl Unreadable {
+    /// A short stable name for output and JSON: `not_for_you`, `damaged`, `malformed` or
+    /// `builds_on_unreadable`.
     pub fn kind(&self) -> &'static str {
         match self {
             Unreadable::NotForYou => "not_for_you",
@@ -364,9 +368,13 @@ impl std::fmt::Display for Unreadable {
 /// A sealed message as a reader sees it.
 #[derive(Debug, Clone)]
 pub struct SealedMessage {
+    /// The sealed entry's id in the public record.
     pub id: EntryId,
+    /// Who wrote it (the outer entry's signer).
     pub author: MemberId,
+    /// The author's timestamp, in milliseconds since the Unix epoch (informational).
     pub time_ms: i64,
+    /// The words, decrypted.
     pub text: String,
 }
 
@@ -374,7 +382,9 @@ pub struct SealedMessage {
 pub struct ThreadView {
     /// Whether this device is a reader now.
     pub reader: bool,
+    /// The messages this device could read, in the record's causal order.
     pub messages: Vec<SealedMessage>,
+    /// Every other sealed message of the thread, with why it is not shown.
     pub unreadable: Vec<(EntryId, Unreadable)>,
     /// The thread's own Automerge document, built from the messages that were read.
     pub doc: Automerge,

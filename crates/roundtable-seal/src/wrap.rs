@@ -24,10 +24,13 @@ impl EncSecret {
         Ok(EncSecret(Zeroizing::new(crate::random()?)))
     }
 
+    /// The secret from its 32 stored bytes (as `to_bytes` gave them). Any 32 bytes are accepted;
+    /// an unusable secret fails later, in [`EncSecret::public`] or an unwrap, with `BadKey`.
     pub fn from_bytes(b: &[u8; 32]) -> EncSecret {
         EncSecret(Zeroizing::new(*b))
     }
 
+    /// The 32 secret bytes, to store at rest; zeroed when dropped.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
         self.0.clone()
     }
