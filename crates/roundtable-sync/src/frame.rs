@@ -33,8 +33,11 @@ const WELCOME: u8 = 6;
 /// What a device has: for each author, the highest sequence number and its entry id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
+    /// The sender's protocol version ([`VERSION`]).
     pub version: u8,
+    /// The group to sync; the acceptor refuses a sender who is not allowed to sync it.
     pub group: GroupId,
+    /// Per author of valid entries: (device, highest seq, that entry's id), as `Record::summary`.
     pub tips: Vec<(DeviceId, u64, EntryId)>,
     /// Ids of pending entries and rule-rejected evidence (such as forks) this device holds.
     pub evidence: Vec<EntryId>,
@@ -43,19 +46,33 @@ pub struct Hello {
 /// A new device proves its invitation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Join {
+    /// The group the invitation is for.
     pub group: GroupId,
+    /// The invitation's one-time secret, from the ticket.
     pub secret: [u8; 32],
+    /// The name the newcomer goes by; at most [`MAX_JOIN_TEXT`] bytes.
     pub name: String,
+    /// What they need in order to take part; at most [`MAX_JOIN_TEXT`] bytes.
     pub needs: String,
 }
 
+/// One message of `roundtable/sync/1` or `roundtable/join/1` (layouts in the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
+    /// Opens a sync: what the sender has.
     Hello(Hello),
+    /// Entries, verbatim as signed; checked by the receiver like an import.
     Entries(Vec<Entry>),
-    Done { sent: u64 },
+    /// The sender has sent everything the other lacked.
+    Done {
+        /// How many entries it sent in this sync.
+        sent: u64,
+    },
+    /// The sender will not sync, and why (at most [`MAX_REASON`] bytes).
     Refuse(String),
+    /// A new device proves its invitation.
     Join(Join),
+    /// The invitation was accepted: the id of the entry that added the joiner.
     Welcome(EntryId),
 }
 
@@ -63,14 +80,19 @@ pub enum Frame {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FrameError {
+    /// The length prefix is over [`MAX_FRAME`] (refused before reading the body).
     #[error("the other device sent a frame of {0} bytes; the most allowed is {MAX_FRAME}")]
     TooLarge(u64),
+    /// A length of 0: no type byte.
     #[error("the other device sent an empty frame")]
     Empty,
+    /// A type byte this version does not know.
     #[error("the other device sent an unknown frame type {0} (is it a newer version?)")]
     Type(u8),
+    /// A count, length or field does not fit the bytes present (which one, in words).
     #[error("the other device sent a damaged frame: {0}")]
     Malformed(&'static str),
+    /// An entry inside an Entries frame does not decode.
     #[error("the other device sent a damaged entry: {0}")]
     Entry(roundtable_core::entry::DecodeError),
 }

@@ -19,6 +19,8 @@
 //! **Invariant:** no traffic leaves for the internet by default: endpoints use `presets::Minimal`,
 //! relays disabled, no portmapper, and only the addresses in a ticket (or found on the LAN).
 
+#![deny(missing_docs)]
+
 pub mod frame;
 pub mod lan;
 pub mod net;

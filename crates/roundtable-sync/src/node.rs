@@ -31,20 +31,29 @@ const FRAME_BYTES: usize = 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncError {
+    /// The other device sent Refuse (this device may not sync that group there, or an invitation
+    /// was not accepted): its reason.
     #[error("the other device refused: {0}")]
     Refused(String),
+    /// No frame arrived within the idle timeout (20 s by default).
     #[error("could not reach the other device in time")]
     Timeout,
+    /// The endpoint, a connection or a stream failed (iroh's error, in words).
     #[error("network problem: {0}")]
     Network(String),
+    /// A device id that is not a key, or an address that cannot be listened on.
     #[error("{0}")]
     BadAddress(String),
+    /// The other device sent bytes that are not a frame; the connection is closed.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The home could not be read or written (nothing acknowledged is lost).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A frame out of order, for another group, or a stream that ended early.
     #[error("the other device broke the protocol: {0}")]
     Protocol(String),
+    /// A blocking store task panicked or was cancelled (a panic poisons the groups for this node).
     #[error("internal task failed: {0}")]
     Task(String),
 }
@@ -60,6 +69,7 @@ pub struct SyncStats {
     pub rejected: u64,
     /// Bytes of frames sent and received.
     pub bytes_sent: u64,
+    /// Bytes of frames received.
     pub bytes_received: u64,
 }
 
@@ -201,6 +211,7 @@ impl Node {
         }
     }
 
+    /// This device's id: also its iroh endpoint id.
     pub fn device_id(&self) -> DeviceId {
         self.inner.key.device_id()
     }

@@ -14,27 +14,36 @@ use roundtable_core::{DeviceId, GroupId};
 const PREFIX: &str = "rt";
 const MAX_ADDRS: usize = 16;
 
+/// Where to find a device of a group, and for an invitation the secret that lets a newcomer join.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
+    /// The group.
     pub group: GroupId,
+    /// The device to connect to (its id is its iroh endpoint id).
     pub device: DeviceId,
+    /// Its direct addresses; at most 16 are written.
     pub addrs: Vec<SocketAddr>,
     /// For an invitation: the one-time secret and when it expires (ms since the epoch).
     pub invite: Option<([u8; 32], i64)>,
 }
 
+/// Why a text is not a ticket.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TicketError {
+    /// It does not start with `rt`.
     #[error("this is not a Roundtable ticket (it should start with \"rt\"); copy the whole ticket")]
     Prefix,
+    /// Not base32, too long, cut short, or a field out of range (which one, in words).
     #[error("the ticket is damaged or incomplete ({0}); copy the whole ticket again")]
     Damaged(&'static str),
+    /// A version byte other than 1.
     #[error("this ticket was made by a newer version of Roundtable")]
     Version,
 }
 
 impl Ticket {
+    /// The ticket's text: `rt` and lowercase base32 without padding (layout in the module doc).
     pub fn encode(&self) -> String {
         let mut b = vec![1u8, u8::from(self.invite.is_some())];
         b.extend_from_slice(&self.group.0);
@@ -64,6 +73,8 @@ impl Ticket {
         )
     }
 
+    /// Reads a ticket's text (surrounding whitespace ignored). Does not check an invitation's
+    /// expiry: the inviting device does.
     pub fn decode(s: &str) -> Result<Ticket, TicketError> {
         let s = s.trim();
         let body = s.strip_prefix(PREFIX).ok_or(TicketError::Prefix)?;
