@@ -23,6 +23,8 @@
 //! section 2) whenever the change's bytes give one, so a refused entry and the entries waiting on it
 //! carry the same id. Only an entry whose change has no hash is named by the SHA-256 of its bytes.
 
+#![deny(missing_docs)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use roundtable_core::body::Body;
@@ -41,8 +43,10 @@ pub use html::render_html;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
+    /// The header is unreadable (not a bundle, another version, too short): nothing to audit.
     #[error("this is not a Roundtable bundle it can read: {0}")]
     Unreadable(#[from] BundleError),
+    /// The HTML page could not be rendered.
     #[error("could not write the report: {0}")]
     Report(String),
 }
@@ -50,10 +54,12 @@ pub enum AuditError {
 /// One problem found: a report with any problem is not verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// A stable kind: a framing, change or rule check (`docs/format.md` section 11).
     pub kind: String,
     /// The entry concerned, when there is one: its entry id (`docs/format.md` section 2); only for an
     /// entry whose change has no hash, the SHA-256 of its encoded bytes (the detail then says so).
     pub entry_id: Option<String>,
+    /// What is wrong, in words.
     pub detail: String,
 }
 
@@ -63,23 +69,29 @@ pub struct Problem {
 pub struct Note {
     /// `out_of_order` or `duplicate`.
     pub kind: String,
+    /// The entry concerned, by its entry id.
     pub entry_id: Option<String>,
+    /// What was seen, in words.
     pub detail: String,
 }
 
 /// One way the file's framing fails (`docs/format.md` section 5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
+    /// `bundle_digest`, `bundle_count`, `truncated_bundle`, `truncated_entry`, `trailing_bytes`, ...
     pub kind: String,
+    /// The failure in words.
     pub detail: String,
 }
 
 /// The file is not a whole bundle: how its framing fails, and what its readable part proves alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Damage {
+    /// Every framing failure found, not only the first.
     pub failures: Vec<Failure>,
     /// The entry count the header gives.
     pub declared_entries: u64,
+    /// What the readable entries prove on their own.
     pub salvaged: Salvage,
 }
 
@@ -95,27 +107,41 @@ pub struct Salvage {
     pub verified: bool,
 }
 
+/// Someone who has been a member, as the record stands at the end of the bundle.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberRow {
+    /// Their member id, in hex.
     pub member_id: String,
+    /// The name they joined with.
     pub name: String,
+    /// `active`, `left` or `removed`.
     pub status: String,
 }
 
+/// An auditor the group let in (by a passed proposal), at the end of the bundle.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditorRow {
+    /// The auditor's device id, in hex.
     pub device_id: String,
+    /// The name the group gave it.
     pub name: String,
 }
 
 /// A decision: what was recorded when it closed, and what the stances that counted then give.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionRow {
+    /// The proposal's entry id.
     pub proposal_id: String,
+    /// The proposal's title.
     pub title: String,
+    /// The closing outcome's entry id.
     pub outcome_id: String,
+    /// What the outcome entry says.
     pub recorded: Count,
+    /// The recount from the stances in the outcome's causal past.
     pub recounted: Count,
+    /// Whether both agree. Every row is a valid close, so it is always true (the rules refuse a
+    /// close that does not match, as the problem `outcome_mismatch`); the report shows it checked.
     pub matches: bool,
     /// Whether this is the outcome that stands now: false for a close that conflicts with another
     /// and lost (fewer views counted, or a tie against "not passed"), or one made by a member
@@ -123,12 +149,18 @@ pub struct DecisionRow {
     pub stands: bool,
 }
 
+/// A decision and the stance counts behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Count {
+    /// `passed` or `not_passed`.
     pub decision: String,
+    /// Members counted as agreeing.
     pub agree: u64,
+    /// Members counted as abstaining.
     pub abstain: u64,
+    /// Members counted as disagreeing.
     pub disagree: u64,
+    /// Members counted as blocking.
     pub block: u64,
 }
 
@@ -144,25 +176,39 @@ impl Count {
     }
 }
 
+/// A sealed thread's public facts at the end of the bundle (its words stay sealed).
 #[derive(Debug, Clone, Serialize)]
 pub struct SealedRow {
+    /// The thread's entry id.
     pub thread_id: String,
+    /// Its public title.
     pub title: String,
+    /// Why it is sealed, as its starter said.
     pub reason: String,
+    /// Its readers' member ids, sorted.
     pub readers: Vec<String>,
+    /// The same readers' names, in the same order.
     pub reader_names: Vec<String>,
+    /// Its sealed messages.
     pub entries: usize,
+    /// Its key epochs (1 + the rekeys).
     pub epochs: usize,
 }
 
 /// Equal voice: what each member did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Participation {
+    /// The member's id, in hex.
     pub member_id: String,
+    /// Their name.
     pub name: String,
+    /// Threads they started, open and sealed.
     pub threads: u64,
+    /// Messages they wrote, open and sealed.
     pub messages: u64,
+    /// Proposals they made.
     pub proposals: u64,
+    /// Stances given, including those typed for them by a supporter.
     pub stances: u64,
     /// Stances that gave a reason.
     pub reasons: u64,
@@ -175,9 +221,13 @@ pub struct Participation {
 /// An entry written concurrently with its author's removal: kept, shown, never counted after it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Flag {
+    /// `written_concurrently_with_removal`.
     pub kind: String,
+    /// The entry flagged.
     pub entry_id: String,
+    /// Its author.
     pub member_id: String,
+    /// What it means, in words.
     pub detail: String,
 }
 
@@ -186,7 +236,9 @@ pub struct Flag {
 pub struct Report {
     /// No problem at all: the file is a whole bundle and every entry in it is accepted.
     pub verified: bool,
+    /// The group id the bundle's header names.
     pub group_id: String,
+    /// The group's name from its genesis (empty when the genesis is not valid here).
     pub group_name: String,
     /// Entries in the bundle that could be read (every copy of a repeated entry counts).
     pub entries: usize,
@@ -195,14 +247,21 @@ pub struct Report {
     /// `None` for a whole bundle. For a damaged file, its framing failures; everything else in the
     /// report then describes only the entries that could be read.
     pub damaged: Option<Damage>,
+    /// Everyone who has been a member, with their standing.
     pub members: Vec<MemberRow>,
+    /// The auditors let in.
     pub auditors: Vec<AuditorRow>,
+    /// Every problem found; any one makes `verified` false.
     pub problems: Vec<Problem>,
     /// What the file does that forges nothing: never a reason for `verified` to be false.
     pub notes: Vec<Note>,
+    /// Every valid close, recounted.
     pub decisions: Vec<DecisionRow>,
+    /// Every sealed thread's public facts.
     pub sealed_threads: Vec<SealedRow>,
+    /// What each member did.
     pub participation: Vec<Participation>,
+    /// Entries written concurrently with their author's removal.
     pub flags: Vec<Flag>,
     /// The plain-words summary the HTML report opens with.
     pub summary: Vec<String>,
