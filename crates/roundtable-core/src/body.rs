@@ -692,7 +692,7 @@ impl Body {
     }
 
     /// Checks the limits every record must keep (text sizes). The rules that need the record's
-    /// context live in `record.rs`.
+    /// context live in `rules.rs`.
     pub fn check_limits(&self) -> Result<(), ShapeError> {
         for (_, v) in self.fields() {
             match v {
