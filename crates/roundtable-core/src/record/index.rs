@@ -2,9 +2,9 @@
 //! rules and the views need (referrers, governance entries, profiles, sealed threads' events and
 //! chains), all built as each entry is admitted.
 //!
-//! **Invariant:** only `Record::admit` writes the index, once per valid entry and in a causal order,
-//! and the index is exactly what a snapshot saves; so a restored record judges new entries as the
-//! one that took the snapshot would.
+//! **Invariant:** only `Record::admit` adds to the index, once per valid entry and in a causal
+//! order (`Record::restore` loads a saved one whole), and the index is exactly what a snapshot
+//! saves; so a restored record judges new entries as the one that took the snapshot would.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
