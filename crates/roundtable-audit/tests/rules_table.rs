@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use roundtable_audit::audit;
 use roundtable_core::body::{ChangeFrame, build_change, decode_change};
@@ -217,12 +219,157 @@ fn id_of(e: &Entry) -> EntryId {
     e.parse().unwrap().hash
 }
 
-/// Core and the auditor agree on `kind` for the bad entry, and accept the good one.
-fn check(kind: &str, c: Case) {
+/// The workspace root (this crate is `crates/roundtable-audit`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root")
+}
+
+const SETUP: &str =
+    "run `bash tests/setup.sh` (it installs Node, Python 3 and the pinned npm packages)";
+
+/// Runs an independent verifier (`program script FILE`) on `bytes` written as a bundle file; returns its
+/// exit code and its stdout lines. Fails loudly when the program or the script cannot be run: these
+/// checks are never skipped.
+fn run_verifier(program: &str, script: &Path, name: &str, bytes: &[u8]) -> (i32, Vec<String>) {
+    assert!(
+        script.is_file(),
+        "{} is missing: this test runs it; {SETUP}",
+        script.display()
+    );
+    if program == "node" {
+        let automerge = root().join("tests/js/node_modules/@automerge/automerge");
+        assert!(
+            automerge.is_dir(),
+            "{} is missing: the rules verifier needs the reference Automerge; {SETUP}",
+            automerge.display()
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{name}.bundle"));
+    std::fs::write(&path, bytes).unwrap();
+    if let Some(keep) = std::env::var_os("RULES_TABLE_KEEP") {
+        // For debugging a row: RULES_TABLE_KEEP=DIR keeps every bundle the test writes.
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&path, Path::new(&keep).join(format!("{name}.bundle"))).unwrap();
+    }
+    let out = Command::new(program)
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "`{program}` could not be run ({e}): this test needs it to run {}; {SETUP}",
+                script.display()
+            )
+        });
+    let stdout = String::from_utf8(out.stdout).expect("the verifier prints UTF-8");
+    let code = out.status.code().unwrap_or_else(|| {
+        panic!(
+            "{} was killed by a signal; stderr: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    if code == 2 {
+        panic!(
+            "{} could not read {name}: {stdout}{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (code, stdout.lines().map(str::to_string).collect())
+}
+
+/// The verdict a verifier's line gives its entry: `(id, "ok")` or `(id, kind)`.
+fn verdict(line: &str) -> (String, String) {
+    let (id, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let kind = rest.split_once(':').map_or(rest, |(k, _)| k);
+    (id.to_string(), kind.to_string())
+}
+
+/// What an independent verifier must say of `entries`: `ok` for each but `bad`, and `kind` for `bad`.
+/// Returns what it said otherwise, for the failure report.
+fn verifier_agrees(
+    program: &str,
+    script: &str,
+    name: &str,
+    group: &EntryId,
+    entries: &[Entry],
+    bad: Option<(&EntryId, &str)>,
+) -> Result<(), String> {
+    let script = root().join(script);
+    let (code, lines) = run_verifier(program, &script, name, &bundle::encode(group, entries));
+    let want: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            let id = id_of(e);
+            let v = match bad {
+                Some((b, kind)) if *b == id => kind.to_string(),
+                _ => "ok".to_string(),
+            };
+            (id.to_string(), v)
+        })
+        .collect();
+    let got: Vec<(String, String)> = lines.iter().map(|l| verdict(l)).collect();
+    let want_code = if bad.is_some() { 1 } else { 0 };
+    if got == want && code == want_code {
+        Ok(())
+    } else {
+        let wrong: Vec<String> = lines
+            .iter()
+            .zip(&want)
+            .filter(|(l, w)| verdict(l) != **w)
+            .map(|(l, w)| format!("said `{l}`, want `{}`", w.1))
+            .collect();
+        Err(format!(
+            "{name}: {} exited {code} (want {want_code}), {} lines for {} entries: {wrong:?}",
+            script.display(),
+            lines.len(),
+            want.len()
+        ))
+    }
+}
+
+/// Core and the auditor agree on `kind` for the bad entry, and accept the good one. Then the two
+/// independent verifiers read the same entries as bundle files: the rules verifier written from the
+/// docs (`tests/js/verify_rules.mjs`) must name the same kind for the bad entry and `ok` for every
+/// other entry; the integrity verifier (`tests/independent_verify.py`) must say `ok` for every entry
+/// (the rows break rules, never signatures). Their disagreements are returned, not panicked on, so
+/// one run lists every row that differs.
+fn check(kind: &str, c: Case) -> Vec<String> {
     let Case { g, bad, good } = c;
     let bad_id = id_of(&bad);
     let mut with_bad = g.log.clone();
     with_bad.push(bad);
+    let gid = g.rec.group();
+    let mut failures = Vec::new();
+    let js = "tests/js/verify_rules.mjs";
+    let py = "tests/independent_verify.py";
+    failures.extend(
+        verifier_agrees(
+            "node",
+            js,
+            &format!("{kind}-breaks"),
+            &gid,
+            &with_bad,
+            Some((&bad_id, kind)),
+        )
+        .err(),
+    );
+    failures.extend(
+        verifier_agrees(
+            "python3",
+            py,
+            &format!("{kind}-breaks-py"),
+            &gid,
+            &with_bad,
+            None,
+        )
+        .err(),
+    );
     let (rec, out) = Record::from_entries(g.rec.group(), with_bad.clone());
     let core_kind = rec.rejected().get(&bad_id).map(|r| r.kind());
     let said: Vec<String> = out.rejected.iter().map(|r| r.reason.to_string()).collect();
@@ -253,7 +400,22 @@ fn check(kind: &str, c: Case) {
         );
         let report = audit(&bundle::encode(&g.rec.group(), &with_good), 1).unwrap();
         assert!(report.verified, "{kind}: {:?}", report.problems);
+        failures.extend(
+            verifier_agrees("node", js, &format!("{kind}-keeps"), &gid, &with_good, None).err(),
+        );
+        failures.extend(
+            verifier_agrees(
+                "python3",
+                py,
+                &format!("{kind}-keeps-py"),
+                &gid,
+                &with_good,
+                None,
+            )
+            .err(),
+        );
     }
+    failures
 }
 
 /// A rule's kind and how to build its case.
@@ -848,7 +1010,14 @@ fn every_rule_has_one_kind_that_members_and_the_auditor_agree_on() {
     kinds.sort();
     kinds.dedup();
     assert_eq!(kinds.len(), rows.len(), "one row per kind");
+    let mut failures = Vec::new();
     for (kind, case) in rows {
-        check(kind, case());
+        failures.extend(check(kind, case()));
     }
+    assert!(
+        failures.is_empty(),
+        "the independent verifiers disagree on {} bundles:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
