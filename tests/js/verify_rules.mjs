@@ -9,15 +9,17 @@
 //   - the change decoded by the reference JavaScript Automerge (`Automerge.decodeChange`), whose hash
 //     must equal the recomputed one;
 //   - the ed25519 signature, with Node's crypto (OpenSSL). This is NOT ed25519-dalek's verify_strict
-//     (format.md section 4): OpenSSL refuses a non-canonical S but accepts small-order keys, and its
-//     handling of non-canonical points may differ. tests/independent_verify.py is the strict signature
-//     verifier; this one is about the rules;
+//     (format.md section 4): for one, OpenSSL accepts small-order keys, and its handling of
+//     non-canonical points may differ. tests/independent_verify.py is the strict signature verifier;
+//     this one is about the rules;
 //   - doc_kind 02 is refused (unsupported_document);
-//   - then the rules, in causal order: forks, depends_on_rejected, not_in_group, bad_sequence,
+//   - then the rules: forks first, among every entry read; then in causal order depends_on_rejected
+//     (pending entries are missing_dependency), not_in_group, bad_sequence,
 //     bad_op_counter (format.md section 3), the record's shape rebuilt from the Automerge operations
 //     (format.md section 6, and section 10 for the records of sealed threads), membership (R1, R2), the
 //     governance fold, the tally and the standing outcome (rules.md sections 2 to 4), and the rules
-//     of every record type (rules.md section 5: R3 to R10, S1 to S29).
+//     of every record type (rules.md section 5: R3 to R10, S1 to S29, in the order of "The order of the
+//     checks"), the readers and epochs of sealed threads (format.md section 10).
 //
 // What it does not check: no ciphertext is opened (no rule needs a key, format.md section 10), so
 // nothing of "what a reader checks"; the auditor's notes and flags (out_of_order, duplicate,
@@ -689,8 +691,6 @@ class Judge {
     const refuse = (kind, reason) => {
       throw new Refused(kind, reason);
     };
-    // E4: a fork, settled first.
-    if (e.forkOf) refuse("fork", `its author also signed ${e.forkOf} at seq ${e.seq}; the lower entry id is kept`);
     // E5
     const rejected = e.deps.filter((d) => this.verdict.has(d)).sort();
     if (rejected.length) refuse("depends_on_rejected", `it builds on ${rejected[0]}, which was refused (${this.verdict.get(rejected[0]).kind})`);
@@ -970,10 +970,16 @@ class Judge {
     }
     for (const e of this.byId.values()) {
       const kept = at.get(`${e.actor}/${e.seq}`);
-      if (kept.id !== e.id) e.forkOf = kept.id;
+      if (kept.id !== e.id) {
+        // Settled before anything is judged, whatever else is wrong with it (rules.md section 5, E4).
+        this.verdict.set(e.id, {
+          kind: "fork",
+          reason: `its author also signed ${kept.id} at seq ${e.seq}; the lower entry id is kept`,
+        });
+      }
     }
     // Causal order: judge an entry once every dependency is judged. The genesis first.
-    const pending = [...this.byId.values()].sort(Judge.linear);
+    const pending = [...this.byId.values()].filter((e) => !this.verdict.has(e.id)).sort(Judge.linear);
     let progress = true;
     while (progress) {
       progress = false;

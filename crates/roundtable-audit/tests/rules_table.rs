@@ -1,6 +1,19 @@
 //! The rules as a table (`docs/rules.md`): one row per rule kind, each a small group whose next entry
 //! breaks exactly that rule, and a near twin that keeps it. Every member's rules (`Record`) and the
 //! auditor (`audit`) must name the same kind for the entry that breaks it, and accept the twin.
+//!
+//! Then each row's entries are written as bundle files (`bundle::encode`, what `audit` reads), once
+//! with the breaking entry and once with the twin, and run through the two independent verifiers:
+//!
+//! - `tests/js/verify_rules.mjs` (Node, with the reference JavaScript Automerge), written from
+//!   `docs/format.md` and `docs/rules.md` alone, must name the same kind for the breaking entry, `ok` for
+//!   every entry before it and for every entry of the twin's bundle, and exit 1 and 0;
+//! - `tests/independent_verify.py` (integrity and signatures only) must say `ok` for every entry of
+//!   both bundles: the rows break rules, never signatures.
+//!
+//! The verifiers' disagreements are gathered over all rows and reported together. The test needs
+//! `node`, the packages of `tests/js` and `python3` (`bash tests/setup.sh`); without them it fails,
+//! it is never skipped. `RULES_TABLE_KEEP=DIR` keeps the bundles it writes, to run a verifier by hand.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
