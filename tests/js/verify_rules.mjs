@@ -468,6 +468,7 @@ class Judge {
     this.confirms = [];
     this.profiles = [];
     this.readerChanges = [];
+    this.readerAsks = [];
   }
 
   // Linear order: (max_op, id).
@@ -961,7 +962,6 @@ class Judge {
   }
 
   run() {
-    this.readerAsks = [];
     // E4 forks: among the entries that read and verify, the lowest entry id at (actor, seq) is kept.
     const at = new Map();
     for (const e of this.byId.values()) {

@@ -286,13 +286,12 @@ fn run_verifier(program: &str, script: &Path, name: &str, bytes: &[u8]) -> (i32,
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    if code == 2 {
-        panic!(
-            "{} could not read {name}: {stdout}{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    assert!(
+        code == 2 || !stdout.is_empty(),
+        "{} printed nothing for {name}; stderr: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (code, stdout.lines().map(str::to_string).collect())
 }
 
@@ -315,6 +314,12 @@ fn verifier_agrees(
 ) -> Result<(), String> {
     let script = root().join(script);
     let (code, lines) = run_verifier(program, &script, name, &bundle::encode(group, entries));
+    assert_ne!(
+        code,
+        2,
+        "{} could not read {name}: {lines:?}",
+        script.display()
+    );
     let want: Vec<(String, String)> = entries
         .iter()
         .map(|e| {
@@ -1033,4 +1038,55 @@ fn every_rule_has_one_kind_that_members_and_the_auditor_agree_on() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A file that is not a whole bundle: the rules verifier says why in one `bundle: KIND: reason` line
+/// and exits 2, as `roundtable audit` does (docs/format.md section 11), never crashing.
+#[test]
+fn the_rules_verifier_refuses_a_damaged_bundle_in_one_line_with_exit_code_2() {
+    use sha2::{Digest, Sha256};
+    let g = G::new(2, Rule::Consent, 1);
+    let whole = bundle::encode(&g.rec.group(), &g.log);
+    let redigest = |mut b: Vec<u8>| {
+        let n = b.len() - 32;
+        let d = Sha256::digest(&b[..n]);
+        b[n..].copy_from_slice(&d);
+        b
+    };
+    let mut cut = whole.clone();
+    cut.truncate(whole.len() - 10);
+    let mut flipped = whole.clone();
+    flipped[60] ^= 1;
+    let mut count = whole.clone();
+    count[41..49].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut fewer = whole.clone();
+    fewer[41..49].copy_from_slice(&((g.log.len() as u64) - 1).to_le_bytes());
+    let mut doc_kind = whole.clone();
+    doc_kind[49] = 7;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "not-a-bundle",
+            b"not a bundle at all".to_vec(),
+            "unreadable",
+        ),
+        ("header-only", whole[..49].to_vec(), "bundle_digest"),
+        ("cut", cut, "bundle_digest"),
+        ("flipped", flipped, "bundle_digest"),
+        ("count", redigest(count), "bundle_count"),
+        ("fewer", redigest(fewer), "trailing_bytes"),
+        ("doc-kind", redigest(doc_kind), "unknown_doc_kind"),
+    ];
+    let script = root().join("tests/js/verify_rules.mjs");
+    for (name, bytes, kind) in cases {
+        let (code, lines) = run_verifier("node", &script, name, &bytes);
+        assert_eq!(code, 2, "{name}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{name}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("bundle: {kind}: ")),
+            "{name}: {lines:?}"
+        );
+    }
+    // The whole bundle itself reads, and every entry is valid.
+    let (code, lines) = run_verifier("node", &script, "whole", &whole);
+    assert_eq!((code, lines.len()), (0, g.log.len()), "{lines:?}");
 }
