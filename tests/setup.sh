@@ -30,8 +30,9 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
 fi
 [ -x /usr/bin/chromium ] || { echo "setup: need chromium (/usr/bin/chromium, Debian's chromium package)" >&2; exit 2; }
 [ -x /usr/bin/chromedriver ] || { echo "setup: need chromedriver (/usr/bin/chromedriver, Debian's chromium-driver package)" >&2; exit 2; }
-# The JavaScript checks (the reference Automerge implementation loads our exports) use Node and the
-# packages pinned by tests/js/package-lock.json.
+# The JavaScript checks (the reference Automerge implementation loads our exports, and decodes every
+# change for the independent rules verifier tests/js/verify_rules.mjs) use Node and the packages pinned
+# by tests/js/package-lock.json.
 if ! command -v npm >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then apt-get update -qq && apt-get install -y -qq nodejs npm; fi
 fi

@@ -1,9 +1,24 @@
 //! The rules as a table (`docs/rules.md`): one row per rule kind, each a small group whose next entry
 //! breaks exactly that rule, and a near twin that keeps it. Every member's rules (`Record`) and the
 //! auditor (`audit`) must name the same kind for the entry that breaks it, and accept the twin.
+//!
+//! Then each row's entries are written as bundle files (`bundle::encode`, what `audit` reads), once
+//! with the breaking entry and once with the twin, and run through the two independent verifiers:
+//!
+//! - `tests/js/verify_rules.mjs` (Node, with the reference JavaScript Automerge), written from
+//!   `docs/format.md` and `docs/rules.md` alone, must name the same kind for the breaking entry, `ok` for
+//!   every entry before it and for every entry of the twin's bundle, and exit 1 and 0;
+//! - `tests/independent_verify.py` (integrity and signatures only) must say `ok` for every entry of
+//!   both bundles: the rows break rules, never signatures.
+//!
+//! The verifiers' disagreements are gathered over all rows and reported together. The test needs
+//! `node`, the packages of `tests/js` and `python3` (`bash tests/setup.sh`); without them it fails,
+//! it is never skipped. `RULES_TABLE_KEEP=DIR` keeps the bundles it writes, to run a verifier by hand.
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use roundtable_audit::audit;
 use roundtable_core::body::{ChangeFrame, build_change, decode_change};
@@ -217,12 +232,162 @@ fn id_of(e: &Entry) -> EntryId {
     e.parse().unwrap().hash
 }
 
-/// Core and the auditor agree on `kind` for the bad entry, and accept the good one.
-fn check(kind: &str, c: Case) {
+/// The workspace root (this crate is `crates/roundtable-audit`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root")
+}
+
+const SETUP: &str =
+    "run `bash tests/setup.sh` (it installs Node, Python 3 and the pinned npm packages)";
+
+/// Runs an independent verifier (`program script FILE`) on `bytes` written as a bundle file; returns its
+/// exit code and its stdout lines. Fails loudly when the program or the script cannot be run: these
+/// checks are never skipped.
+fn run_verifier(program: &str, script: &Path, name: &str, bytes: &[u8]) -> (i32, Vec<String>) {
+    assert!(
+        script.is_file(),
+        "{} is missing: this test runs it; {SETUP}",
+        script.display()
+    );
+    if program == "node" {
+        let automerge = root().join("tests/js/node_modules/@automerge/automerge");
+        assert!(
+            automerge.is_dir(),
+            "{} is missing: the rules verifier needs the reference Automerge; {SETUP}",
+            automerge.display()
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{name}.bundle"));
+    std::fs::write(&path, bytes).unwrap();
+    if let Some(keep) = std::env::var_os("RULES_TABLE_KEEP") {
+        // For debugging a row: RULES_TABLE_KEEP=DIR keeps every bundle the test writes.
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&path, Path::new(&keep).join(format!("{name}.bundle"))).unwrap();
+    }
+    let out = Command::new(program)
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "`{program}` could not be run ({e}): this test needs it to run {}; {SETUP}",
+                script.display()
+            )
+        });
+    let stdout = String::from_utf8(out.stdout).expect("the verifier prints UTF-8");
+    let code = out.status.code().unwrap_or_else(|| {
+        panic!(
+            "{} was killed by a signal; stderr: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        code == 2 || !stdout.is_empty(),
+        "{} printed nothing for {name}; stderr: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code, stdout.lines().map(str::to_string).collect())
+}
+
+/// The verdict a verifier's line gives its entry: `(id, "ok")` or `(id, kind)`.
+fn verdict(line: &str) -> (String, String) {
+    let (id, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let kind = rest.split_once(':').map_or(rest, |(k, _)| k);
+    (id.to_string(), kind.to_string())
+}
+
+/// What an independent verifier must say of `entries`: `ok` for each but `bad`, and `kind` for `bad`.
+/// Returns what it said otherwise, for the failure report.
+fn verifier_agrees(
+    program: &str,
+    script: &str,
+    name: &str,
+    group: &EntryId,
+    entries: &[Entry],
+    bad: Option<(&EntryId, &str)>,
+) -> Result<(), String> {
+    let script = root().join(script);
+    let (code, lines) = run_verifier(program, &script, name, &bundle::encode(group, entries));
+    assert_ne!(
+        code,
+        2,
+        "{} could not read {name}: {lines:?}",
+        script.display()
+    );
+    let want: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            let id = id_of(e);
+            let v = match bad {
+                Some((b, kind)) if *b == id => kind.to_string(),
+                _ => "ok".to_string(),
+            };
+            (id.to_string(), v)
+        })
+        .collect();
+    let got: Vec<(String, String)> = lines.iter().map(|l| verdict(l)).collect();
+    let want_code = if bad.is_some() { 1 } else { 0 };
+    if got == want && code == want_code {
+        Ok(())
+    } else {
+        let wrong: Vec<String> = lines
+            .iter()
+            .zip(&want)
+            .filter(|(l, w)| verdict(l) != **w)
+            .map(|(l, w)| format!("said `{l}`, want `{}`", w.1))
+            .collect();
+        Err(format!(
+            "{name}: {} exited {code} (want {want_code}), {} lines for {} entries: {wrong:?}",
+            script.display(),
+            lines.len(),
+            want.len()
+        ))
+    }
+}
+
+/// Core and the auditor agree on `kind` for the bad entry, and accept the good one. Then the two
+/// independent verifiers read the same entries as bundle files: the rules verifier written from the
+/// docs (`tests/js/verify_rules.mjs`) must name the same kind for the bad entry and `ok` for every
+/// other entry; the integrity verifier (`tests/independent_verify.py`) must say `ok` for every entry
+/// (the rows break rules, never signatures). Their disagreements are returned, not panicked on, so
+/// one run lists every row that differs.
+fn check(kind: &str, c: Case) -> Vec<String> {
     let Case { g, bad, good } = c;
     let bad_id = id_of(&bad);
     let mut with_bad = g.log.clone();
     with_bad.push(bad);
+    let gid = g.rec.group();
+    let mut failures = Vec::new();
+    let js = "tests/js/verify_rules.mjs";
+    let py = "tests/independent_verify.py";
+    failures.extend(
+        verifier_agrees(
+            "node",
+            js,
+            &format!("{kind}-breaks"),
+            &gid,
+            &with_bad,
+            Some((&bad_id, kind)),
+        )
+        .err(),
+    );
+    failures.extend(
+        verifier_agrees(
+            "python3",
+            py,
+            &format!("{kind}-breaks-py"),
+            &gid,
+            &with_bad,
+            None,
+        )
+        .err(),
+    );
     let (rec, out) = Record::from_entries(g.rec.group(), with_bad.clone());
     let core_kind = rec.rejected().get(&bad_id).map(|r| r.kind());
     let said: Vec<String> = out.rejected.iter().map(|r| r.reason.to_string()).collect();
@@ -253,7 +418,22 @@ fn check(kind: &str, c: Case) {
         );
         let report = audit(&bundle::encode(&g.rec.group(), &with_good), 1).unwrap();
         assert!(report.verified, "{kind}: {:?}", report.problems);
+        failures.extend(
+            verifier_agrees("node", js, &format!("{kind}-keeps"), &gid, &with_good, None).err(),
+        );
+        failures.extend(
+            verifier_agrees(
+                "python3",
+                py,
+                &format!("{kind}-keeps-py"),
+                &gid,
+                &with_good,
+                None,
+            )
+            .err(),
+        );
     }
+    failures
 }
 
 /// A rule's kind and how to build its case.
@@ -848,7 +1028,65 @@ fn every_rule_has_one_kind_that_members_and_the_auditor_agree_on() {
     kinds.sort();
     kinds.dedup();
     assert_eq!(kinds.len(), rows.len(), "one row per kind");
+    let mut failures = Vec::new();
     for (kind, case) in rows {
-        check(kind, case());
+        failures.extend(check(kind, case()));
     }
+    assert!(
+        failures.is_empty(),
+        "the independent verifiers disagree on {} bundles:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A file that is not a whole bundle: the rules verifier says why in one `bundle: KIND: reason` line
+/// and exits 2, as `roundtable audit` does (docs/format.md section 11), never crashing.
+#[test]
+fn the_rules_verifier_refuses_a_damaged_bundle_in_one_line_with_exit_code_2() {
+    use sha2::{Digest, Sha256};
+    let g = G::new(2, Rule::Consent, 1);
+    let whole = bundle::encode(&g.rec.group(), &g.log);
+    let redigest = |mut b: Vec<u8>| {
+        let n = b.len() - 32;
+        let d = Sha256::digest(&b[..n]);
+        b[n..].copy_from_slice(&d);
+        b
+    };
+    let mut cut = whole.clone();
+    cut.truncate(whole.len() - 10);
+    let mut flipped = whole.clone();
+    flipped[60] ^= 1;
+    let mut count = whole.clone();
+    count[41..49].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut fewer = whole.clone();
+    fewer[41..49].copy_from_slice(&((g.log.len() as u64) - 1).to_le_bytes());
+    let mut doc_kind = whole.clone();
+    doc_kind[49] = 7;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "not-a-bundle",
+            b"not a bundle at all".to_vec(),
+            "unreadable",
+        ),
+        ("header-only", whole[..49].to_vec(), "bundle_digest"),
+        ("cut", cut, "bundle_digest"),
+        ("flipped", flipped, "bundle_digest"),
+        ("count", redigest(count), "bundle_count"),
+        ("fewer", redigest(fewer), "trailing_bytes"),
+        ("doc-kind", redigest(doc_kind), "unknown_doc_kind"),
+    ];
+    let script = root().join("tests/js/verify_rules.mjs");
+    for (name, bytes, kind) in cases {
+        let (code, lines) = run_verifier("node", &script, name, &bytes);
+        assert_eq!(code, 2, "{name}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{name}: {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("bundle: {kind}: ")),
+            "{name}: {lines:?}"
+        );
+    }
+    // The whole bundle itself reads, and every entry is valid.
+    let (code, lines) = run_verifier("node", &script, "whole", &whole);
+    assert_eq!((code, lines.len()), (0, g.log.len()), "{lines:?}");
 }

@@ -1,0 +1,1093 @@
+// An independent rules verifier of a Roundtable bundle, written from docs/format.md and docs/rules.md
+// alone (not from the Rust code).
+//
+// Usage: node tests/js/verify_rules.mjs BUNDLE_FILE
+//
+// What it checks, for every entry of the bundle:
+//   - the bundle's framing and SHA-256 trailer digest (format.md section 5);
+//   - the entry id, recomputed from the raw change bytes, and the change's actor (format.md section 3);
+//   - the change decoded by the reference JavaScript Automerge (`Automerge.decodeChange`), whose hash
+//     must equal the recomputed one;
+//   - the ed25519 signature, with Node's crypto (OpenSSL). This is NOT ed25519-dalek's verify_strict
+//     (format.md section 4): for one, OpenSSL accepts small-order keys, and its handling of
+//     non-canonical points may differ. tests/independent_verify.py is the strict signature verifier;
+//     this one is about the rules;
+//   - doc_kind 02 is refused (unsupported_document);
+//   - then the rules: forks first, among every entry read; then in causal order depends_on_rejected
+//     (pending entries are missing_dependency), not_in_group, bad_sequence,
+//     bad_op_counter (format.md section 3), the record's shape rebuilt from the Automerge operations
+//     (format.md section 6, and section 10 for the records of sealed threads), membership (R1, R2), the
+//     governance fold, the tally and the standing outcome (rules.md sections 2 to 4), and the rules
+//     of every record type (rules.md section 5: R3 to R10, S1 to S29, in the order of "The order of the
+//     checks"), the readers and epochs of sealed threads (format.md section 10).
+//
+// What it does not check: no ciphertext is opened (no rule needs a key, format.md section 10), so
+// nothing of "what a reader checks"; the auditor's notes and flags (out_of_order, duplicate,
+// written_concurrently_with_removal) and its decision table are not printed.
+//
+// Output: one line per entry of the bundle, in the bundle's order: "ENTRY_ID ok" or
+// "ENTRY_ID KIND: reason", with the kinds and ids of format.md section 11 (ENTRY_ID is the entry id, or
+// the SHA-256 of the encoded entry when the change has no hash). Then one line
+// "PROPOSAL_ID conflicting_outcomes: reason" for each proposal whose outcomes conflict at the heads, and
+// "group: no_genesis: reason" when the bundle holds no valid genesis. A file that is not a whole bundle
+// gets one line, "bundle: KIND: reason". Exit codes, as `roundtable audit`: 0 every entry is valid,
+// 1 some entry is refused or pending (or outcomes conflict, or there is no genesis), 2 the file is not
+// a whole bundle, cannot be read, or on a usage error.
+
+import { readFileSync } from "node:fs";
+import { createHash, createPublicKey, verify as edVerify } from "node:crypto";
+
+// ------------------------------------------------------------------------------------------------
+// Constants (format.md)
+
+const BUNDLE_MAGIC = Buffer.from("RTBUNDLE", "ascii");
+const BUNDLE_HEADER = 8 + 1 + 32 + 8;
+const DIGEST_LEN = 32;
+const MIN_ENTRY = 1 + 64 + 4;
+const MAX_CHANGE_BYTES = 262144;
+const CHANGE_MAGIC = Buffer.from([0x85, 0x6f, 0x4a, 0x83]);
+const ENTRY_TAG = Buffer.from("roundtable/entry/v1", "ascii");
+const MAX_OPS = 32;
+const MAX_TEXT = 16384;
+const MAX_BYTES = 131112;
+const WRAP_LEN = 144;
+const MAX_READERS = 64;
+const MAX_EPOCHS = 900;
+const BUCKETS = [
+  256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152,
+  65536, 98304, 131072,
+];
+const CONTAINERS = [
+  "members", "threads", "messages", "proposals", "stances", "outcomes", "checks", "corrections", "actions",
+];
+
+class Refused extends Error {
+  constructor(kind, message) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+const hex = (b) => Buffer.from(b).toString("hex");
+const sha256 = (b) => createHash("sha256").update(b).digest();
+
+// ------------------------------------------------------------------------------------------------
+// Bundle framing (format.md section 5)
+
+function readBundle(b) {
+  if (b.length < 8 || !b.subarray(0, 8).equals(BUNDLE_MAGIC)) {
+    throw new Refused("unreadable", "not a Roundtable bundle (it does not start with RTBUNDLE)");
+  }
+  if (b.length < 9) throw new Refused("unreadable", "the bundle is cut short");
+  if (b[8] !== 1) throw new Refused("unreadable", `unknown bundle format version ${b[8]}`);
+  if (b.length < BUNDLE_HEADER) throw new Refused("unreadable", "the bundle is cut short inside its header");
+  if (b.length < BUNDLE_HEADER + DIGEST_LEN) {
+    throw new Refused("bundle_digest", "the bundle is cut short: it ends before its check digest");
+  }
+  const body = b.subarray(0, b.length - DIGEST_LEN);
+  if (!sha256(body).equals(b.subarray(b.length - DIGEST_LEN))) {
+    throw new Refused("bundle_digest", "the bundle is damaged or cut short: its check digest does not match");
+  }
+  const group = body.subarray(9, 41);
+  const count = body.readBigUInt64LE(41);
+  if (count > BigInt(Math.floor((body.length - BUNDLE_HEADER) / MIN_ENTRY))) {
+    throw new Refused("bundle_count", `the bundle says it holds ${count} entries, more than its size allows`);
+  }
+  const entries = [];
+  let at = BUNDLE_HEADER;
+  for (let i = 0; i < Number(count); i++) {
+    if (at === body.length) {
+      throw new Refused("truncated_bundle", `the file ends after ${i} entries, but its header says ${count}`);
+    }
+    const start = at;
+    const take = (n) => {
+      if (at + n > body.length) {
+        throw new Refused("truncated_entry", `entry ${i} ends early: ${at + n - body.length} more bytes expected`);
+      }
+      const s = body.subarray(at, at + n);
+      at += n;
+      return s;
+    };
+    const kind = take(1)[0];
+    let docId = null;
+    if (kind === 2) docId = take(32);
+    else if (kind !== 1) throw new Refused("unknown_doc_kind", `entry ${i} has unknown document kind ${kind}`);
+    const signature = take(64);
+    const n = take(4).readUInt32LE(0);
+    if (n > MAX_CHANGE_BYTES) {
+      throw new Refused("change_too_large", `entry ${i} says its change is ${n} bytes; at most ${MAX_CHANGE_BYTES}`);
+    }
+    const change = take(n);
+    entries.push({ docId, signature, change, encoded: body.subarray(start, at) });
+  }
+  if (at !== body.length) {
+    throw new Refused("trailing_bytes", `${body.length - at} unexpected bytes after the last entry`);
+  }
+  return { group, entries };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The change, its id and actor (format.md sections 1 and 3)
+
+function readUleb(b, at, kind) {
+  let value = 0n;
+  let shift = 0n;
+  for (;;) {
+    if (at >= b.length) throw new Refused(kind, "a LEB128 number runs past the end of the change");
+    const byte = b[at++];
+    value |= BigInt(byte & 0x7f) << shift;
+    shift += 7n;
+    if ((byte & 0x80) === 0) {
+      if (shift > 7n && byte === 0) throw new Refused(kind, "a LEB128 number is not in its shortest form");
+      if (value >= 1n << 64n) throw new Refused(kind, "a LEB128 number is larger than 64 bits");
+      return [value, at];
+    }
+    if (shift >= 70n) throw new Refused(kind, "a LEB128 number is larger than 64 bits");
+  }
+}
+
+function changeHash(c) {
+  if (c.length < 10 || c.length > MAX_CHANGE_BYTES) {
+    throw new Refused("change_size", `the change is shorter than 10 bytes or longer than ${MAX_CHANGE_BYTES}`);
+  }
+  if (!c.subarray(0, 4).equals(CHANGE_MAGIC)) throw new Refused("change_magic", "no Automerge magic bytes");
+  if (c[8] !== 1) throw new Refused("change_chunk_type", `chunk type ${c[8]} is not an uncompressed change`);
+  const [len, b] = readUleb(c, 9, "change_length");
+  if (len !== BigInt(c.length - b)) throw new Refused("change_length", "the body length does not match the change");
+  const h = sha256(c.subarray(8));
+  if (!h.subarray(0, 4).equals(c.subarray(4, 8))) throw new Refused("change_checksum", "the checksum does not match");
+  return { hash: h, bodyStart: b };
+}
+
+function changeActor(c, at) {
+  const [d, a1] = readUleb(c, at, "change_undecodable");
+  if (d > BigInt(Math.floor((c.length - a1) / 32))) {
+    throw new Refused("change_undecodable", "more dependencies than the change has bytes for");
+  }
+  const a2 = a1 + 32 * Number(d);
+  const [n, a3] = readUleb(c, a2, "change_undecodable");
+  if (n > BigInt(c.length - a3)) throw new Refused("change_undecodable", "the change ends inside its actor");
+  if (n !== 32n) throw new Refused("change_actor", "the change's actor is not a 32-byte device key");
+  return c.subarray(a3, a3 + 32);
+}
+
+function signatureHolds(actor, msg, signature) {
+  try {
+    const key = createPublicKey({
+      key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(actor).toString("base64url") },
+      format: "jwk",
+    });
+    return edVerify(null, msg, key, signature);
+  } catch {
+    return false;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Is 32 bytes an ed25519 public key? (format.md section 4, step 1 of verify_strict: y modulo p, x
+// recovered, a non-canonical y is not refused.)
+
+const P = 2n ** 255n - 19n;
+const modp = (x) => ((x % P) + P) % P;
+function powmod(b, e) {
+  let r = 1n;
+  b = modp(b);
+  while (e > 0n) {
+    if (e & 1n) r = (r * b) % P;
+    b = (b * b) % P;
+    e >>= 1n;
+  }
+  return r;
+}
+const D = modp(-121665n * powmod(121666n, P - 2n));
+
+function isPoint(bytes) {
+  let y = 0n;
+  for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(bytes[i]);
+  y &= (1n << 255n) - 1n;
+  y = modp(y);
+  const u = modp(y * y - 1n);
+  const v = modp(D * y * y + 1n);
+  const v3 = modp(v * v * v);
+  let x = modp(u * v3 * powmod(u * v3 * v3 * v, (P - 5n) / 8n));
+  const vx2 = modp(v * x * x);
+  if (vx2 === u) return true;
+  return vx2 === modp(-u); // then x * sqrt(-1) is a root
+
+}
+
+// ------------------------------------------------------------------------------------------------
+// The record inside a change (format.md sections 6 and 10)
+
+const ID = "id";
+const STR = "str";
+const UINT = "uint";
+const BYTES = "bytes";
+
+// type -> [container, required fields, optional fields]
+const RECORDS = {
+  "member.add": ["members", { member: ID, name: STR, needs: STR }, {}],
+  "member.leave": ["members", {}, {}],
+  "member.remove": ["members", { member: ID, decision: ID }, {}],
+  "auditor.add": ["members", { device: ID, name: STR }, {}],
+  profile: ["members", { enc_key: BYTES }, {}],
+  thread: ["threads", { title: STR }, {}],
+  "thread.sealed": ["threads", { title: STR, reason: STR, commit: BYTES, wraps: BYTES }, {}],
+  "thread.reader.add": ["threads", { thread: ID, member: ID, wraps: BYTES }, {}],
+  "thread.rekey": ["threads", { thread: ID, commit: BYTES, wraps: BYTES }, { removes: ID }],
+  "thread.ask": ["threads", { thread: ID, why: STR }, {}],
+  "thread.decline": ["threads", { thread: ID, member: ID, reason: STR }, {}],
+  message: ["messages", { thread: ID, text: STR }, {}],
+  "message.sealed": ["messages", { thread: ID, epoch: ID, ct: BYTES }, {}],
+  proposal: [
+    "proposals",
+    { thread: ID, title: STR, text: STR, easy_read: STR, rule: STR, quorum: UINT },
+    {
+      removes: ID, adds: ID, adds_name: STR, adds_needs: STR, auditor: ID, auditor_name: STR,
+      sets_rule: STR, sets_quorum: UINT,
+    },
+  ],
+  stance: ["stances", { proposal: ID, stance: STR, reason: STR }, { for: ID }],
+  outcome: [
+    "outcomes",
+    { proposal: ID, outcome: STR, decision: STR, agree: UINT, abstain: UINT, disagree: UINT, block: UINT },
+    {},
+  ],
+  understand: ["checks", { target: ID, text: STR }, {}],
+  confirm: ["checks", { target: ID }, {}],
+  correct: ["corrections", { target: ID, text: STR }, {}],
+  action: ["actions", { thread: ID, text: STR, owner: ID }, { due: STR }],
+  "action.done": ["actions", { action: ID }, {}],
+};
+const EFFECTS = [["removes"], ["adds", "adds_name", "adds_needs"], ["auditor", "auditor_name"], ["sets_rule", "sets_quorum"]];
+const ENUMS = {
+  rule: ["consent", "majority"],
+  sets_rule: ["consent", "majority"],
+  stance: ["agree", "abstain", "disagree", "block"],
+  decision: ["passed", "not_passed"],
+};
+
+// The type of an operation's value, as Automerge's decodeChange gives it.
+function valueType(op) {
+  if (op.datatype === "uint") return UINT;
+  if (op.datatype === undefined && typeof op.value === "string") return STR;
+  if (op.datatype === undefined && (Array.isArray(op.value) || op.value instanceof Uint8Array)) return BYTES;
+  if (op.datatype === "bytes") return BYTES;
+  return `other (${op.datatype ?? typeof op.value})`;
+}
+
+function shapeError(msg) {
+  return new Refused("bad_shape", msg);
+}
+
+const isId = (s) => typeof s === "string" && /^[0-9a-f]{64}$/.test(s);
+
+function checkOp(op, i) {
+  if (op.insert) throw shapeError(`operation ${i + 1} is an insert`);
+  if (!Array.isArray(op.pred) || op.pred.length !== 0) throw shapeError(`operation ${i + 1} has predecessors`);
+  if (typeof op.key !== "string") throw shapeError(`operation ${i + 1} has no map key`);
+}
+
+// The genesis: a map at root["group"], its fields, then the nine containers. Returns the group record
+// and the containers' object ids.
+function genesisShape(ch) {
+  const actor = ch.actor;
+  const ops = ch.ops;
+  if (ops.length > MAX_OPS) throw shapeError(`${ops.length} operations, more than ${MAX_OPS}`);
+  if (ops.length === 0) throw shapeError("the genesis has no operation");
+  ops.forEach(checkOp);
+  if (ops[0].action !== "makeMap" || ops[0].obj !== "_root" || ops[0].key !== "group") {
+    throw shapeError('the genesis does not start by making root["group"]');
+  }
+  // Then puts into the group's map and the nine containers at the root, in any order (Roundtable
+  // writes the fields first, then the containers in the order of CONTAINERS).
+  const fields = {};
+  const containers = {};
+  const groupObj = `${ch.startOp}@${actor}`;
+  ops.forEach((op, i) => {
+    if (i === 0) return;
+    if (op.action === "set" && op.obj === groupObj) {
+      if (op.key in fields) throw shapeError(`the group's field ${op.key} is written twice`);
+      fields[op.key] = { t: valueType(op), v: op.value };
+    } else if (op.action === "makeMap" && op.obj === "_root" && CONTAINERS.includes(op.key) && !(op.key in containers)) {
+      containers[op.key] = `${ch.startOp + i}@${actor}`;
+    } else {
+      throw shapeError(`operation ${i + 1} of the genesis is neither a field of the group nor a new container`);
+    }
+  });
+  if (Object.keys(containers).length !== CONTAINERS.length) throw shapeError("the genesis must make every container");
+  const body = fieldsToRecord(fields, { name: STR, rule: STR, quorum: UINT, creator_name: STR, creator_needs: STR }, {}, "group");
+  return { body, containers };
+}
+
+function fieldsToRecord(fields, required, optional, type) {
+  if (!fields.type || fields.type.t !== STR || fields.type.v !== type) throw shapeError("the type field is wrong");
+  const rec = { type };
+  for (const [k, f] of Object.entries(fields)) {
+    if (k === "type") continue;
+    const t = required[k] ?? optional[k];
+    if (!t) throw shapeError(`unknown field ${k} in a ${type} record`);
+    if (t === ID) {
+      if (f.t !== STR || !isId(f.v)) throw shapeError(`${k} is not a 64-character lowercase hex id`);
+    } else if (f.t !== t) {
+      throw shapeError(`${k} is ${f.t}, not ${t}`);
+    }
+    if (t === STR || t === ID) {
+      if (Buffer.byteLength(f.v, "utf8") > MAX_TEXT) throw shapeError(`${k} is longer than ${MAX_TEXT} bytes`);
+    }
+    if (t === BYTES) {
+      f.v = Uint8Array.from(f.v);
+      if (f.v.length > MAX_BYTES) throw shapeError(`${k} is longer than ${MAX_BYTES} bytes`);
+    }
+    if (t === UINT && typeof f.v !== "number" && typeof f.v !== "bigint") throw shapeError(`${k} is not a number`);
+    if (t === STR && ENUMS[k] && !ENUMS[k].includes(f.v)) throw shapeError(`${k} is "${f.v}", not one of ${ENUMS[k].join(", ")}`);
+    rec[k] = t === UINT ? Number(f.v) : f.v;
+  }
+  for (const k of Object.keys(required)) if (!(k in rec)) throw shapeError(`a ${type} record lacks ${k}`);
+  return rec;
+}
+
+// A wrap list (format.md section 10): rows of 144 bytes, sorted by id, none twice.
+function wrapRows(bytes, max, name) {
+  if (bytes.length === 0 || bytes.length % WRAP_LEN !== 0 || bytes.length / WRAP_LEN > max) {
+    throw shapeError(`${name} is not 1 to ${max} rows of ${WRAP_LEN} bytes`);
+  }
+  const rows = [];
+  for (let at = 0; at < bytes.length; at += WRAP_LEN) {
+    rows.push({ id: hex(bytes.subarray(at, at + 32)), recipient: hex(bytes.subarray(at + 32, at + 64)) });
+  }
+  for (let i = 1; i < rows.length; i++) {
+    if (!(rows[i - 1].id < rows[i].id)) throw shapeError(`the rows of ${name} are not sorted by id, each once`);
+  }
+  return rows;
+}
+
+// Every other change: one new map at "{actor}.{seq}" of its record's container, then only puts into it.
+function recordShape(ch, containers) {
+  const ops = ch.ops;
+  if (ops.length > MAX_OPS) throw shapeError(`${ops.length} operations, more than ${MAX_OPS}`);
+  if (ops.length === 0) throw shapeError("no operation");
+  ops.forEach(checkOp);
+  const first = ops[0];
+  const key = `${ch.actor}.${ch.seq}`;
+  if (first.action !== "makeMap" || first.key !== key) throw shapeError(`the change does not make a map at "${key}"`);
+  const container = Object.keys(containers).find((c) => containers[c] === first.obj);
+  if (!container) throw shapeError("the new map is not in a container of the record");
+  const obj = `${ch.startOp}@${ch.actor}`;
+  const fields = {};
+  for (let i = 1; i < ops.length; i++) {
+    const op = ops[i];
+    if (op.action !== "set" || op.obj !== obj) throw shapeError(`operation ${i + 1} is not a put into the new map`);
+    if (op.key in fields) throw shapeError(`the field ${op.key} is written twice`);
+    fields[op.key] = { t: valueType(op), v: op.value };
+  }
+  const type = fields.type && fields.type.t === STR ? fields.type.v : null;
+  const spec = RECORDS[type];
+  if (!spec || type === "group") throw shapeError(`unknown record type ${JSON.stringify(type)}`);
+  if (spec[0] !== container) throw shapeError(`a ${type} record is in ${container}, not ${spec[0]}`);
+  const rec = fieldsToRecord(fields, spec[1], spec[2], type);
+  if (type === "proposal") {
+    const given = EFFECTS.filter((g) => g.some((k) => k in rec));
+    if (given.length > 1) throw shapeError("a proposal carries more than one effect");
+    if (given.length === 1 && !given[0].every((k) => k in rec)) throw shapeError(`an effect lacks one of ${given[0]}`);
+    rec.effect = given.length ? given[0][0] : null;
+  }
+  if (type === "profile" && rec.enc_key.length !== 32) throw shapeError("enc_key is not 32 bytes");
+  if ((type === "thread.sealed" || type === "thread.rekey") && rec.commit.length !== 32) throw shapeError("commit is not 32 bytes");
+  if (type === "thread.sealed" || type === "thread.rekey") rec.rows = wrapRows(rec.wraps, MAX_READERS, "wraps");
+  if (type === "thread.reader.add") rec.rows = wrapRows(rec.wraps, MAX_EPOCHS, "wraps");
+  return rec;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Reading the bundle's entries (format.md sections 3 and 4)
+
+function readEntries(group, raw, Automerge) {
+  const lines = []; // per occurrence: { id, verdict } ; verdict null = judged by the rules
+  const byId = new Map();
+  for (const e of raw) {
+    let hash, bodyStart;
+    try {
+      ({ hash, bodyStart } = changeHash(e.change));
+    } catch (err) {
+      lines.push({ id: hex(sha256(e.encoded)), kind: err.kind, reason: err.message });
+      continue;
+    }
+    const id = hex(hash);
+    try {
+      const actor = changeActor(e.change, bodyStart);
+      let ch;
+      try {
+        ch = Automerge.decodeChange(new Uint8Array(e.change));
+      } catch (err) {
+        throw new Refused("change_undecodable", `Automerge cannot decode the change: ${err.message ?? err}`);
+      }
+      if (ch.hash !== id) throw new Refused("change_length", "Automerge's hash of the change differs from the recomputed one");
+      if (ch.actor !== hex(actor)) throw new Refused("change_actor", "Automerge reads another actor");
+      const doc = e.docId ?? group;
+      const msg = Buffer.concat([ENTRY_TAG, group, doc, hash]);
+      if (!signatureHolds(actor, msg, e.signature)) {
+        throw new Refused("bad_signature", `the signature does not verify against the change's author ${hex(actor)}`);
+      }
+      if (e.docId) throw new Refused("unsupported_document", "this version reads entries of the public record only");
+      lines.push({ id, kind: null });
+      if (!byId.has(id)) {
+        byId.set(id, {
+          id,
+          actor: ch.actor,
+          seq: Number(ch.seq),
+          startOp: Number(ch.startOp),
+          maxOp: Number(ch.startOp) + ch.ops.length - 1,
+          deps: [...ch.deps],
+          ops: ch.ops,
+          ch,
+        });
+      }
+    } catch (err) {
+      if (!(err instanceof Refused)) throw err;
+      lines.push({ id, kind: err.kind, reason: err.message });
+    }
+  }
+  return { lines, byId };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The rules (rules.md)
+
+class Judge {
+  constructor(group, byId) {
+    this.group = group;
+    this.byId = byId;
+    this.valid = new Map(); // id -> entry (with .clock and .rec)
+    this.verdict = new Map(); // id -> {kind, reason} for refused entries
+    this.containers = null;
+    // Valid entries by role, in linear order once sorted.
+    this.gov = [];
+    this.stances = [];
+    this.outcomes = [];
+    this.confirms = [];
+    this.profiles = [];
+    this.readerChanges = [];
+    this.readerAsks = [];
+  }
+
+  // Linear order: (max_op, id).
+  static linear(a, b) {
+    return a.maxOp - b.maxOp || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  }
+
+  // P as a vector clock: X is in P iff clock[X.actor] >= X.seq.
+  static inClock(clock, x) {
+    return (clock.get(x.actor) ?? 0) >= x.seq;
+  }
+
+  clockOf(deps) {
+    const clock = new Map();
+    for (const d of deps) {
+      for (const [a, s] of this.valid.get(d).clock) if ((clock.get(a) ?? 0) < s) clock.set(a, s);
+    }
+    return clock;
+  }
+
+  // X is before Y (both valid).
+  before(x, y) {
+    return x.id !== y.id && Judge.inClock(y.clock, x);
+  }
+
+  concurrent(x, y) {
+    return x.id !== y.id && !this.before(x, y) && !this.before(y, x);
+  }
+
+  // ---- rules.md section 2: the governance fold ----
+
+  governance(clock) {
+    const events = this.gov.filter((e) => Judge.inClock(clock, e));
+    let voided = new Set();
+    for (;;) {
+      const [state, found] = this.foldOnce(events, voided);
+      if ([...found].every((id) => voided.has(id))) {
+        state.void = voided;
+        return state;
+      }
+      voided = new Set([...voided, ...found]);
+    }
+  }
+
+  foldOnce(events, voided) {
+    const byProposal = new Map();
+    for (const e of events) {
+      if (e.rec.type === "outcome" && !voided.has(e.id)) {
+        if (!byProposal.has(e.rec.proposal)) byProposal.set(e.rec.proposal, []);
+        byProposal.get(e.rec.proposal).push(e);
+      }
+    }
+    const standing = new Set();
+    for (const outs of byProposal.values()) standing.add(this.standingOf(outs).stands.id);
+    const state = { members: new Map(), auditors: new Set(), policy: null, changedBy: new Map() };
+    const found = new Set();
+    const applied = [];
+    const active = (m) => state.members.get(m)?.status === "active";
+    for (const e of events) {
+      const a = e.actor;
+      if (e.rec.type === "group") {
+        state.members.set(a, { status: "active", name: e.rec.creator_name, needs: e.rec.creator_needs });
+        state.policy = { rule: e.rec.rule, quorum: e.rec.quorum };
+        state.changedBy.set(a, e);
+        continue;
+      }
+      if (voided.has(e.id)) continue;
+      if (!active(a)) {
+        found.add(e.id);
+        continue;
+      }
+      if (e.rec.type === "member.leave") {
+        state.members.get(a).status = "left";
+        state.changedBy.set(a, e);
+      } else if (e.rec.type === "outcome" && standing.has(e.id) && e.rec.decision === "passed") {
+        const p = this.valid.get(e.rec.proposal).rec;
+        if (p.effect === "adds") {
+          if (!active(p.adds)) {
+            state.members.set(p.adds, { status: "active", name: p.adds_name, needs: p.adds_needs });
+            state.changedBy.set(p.adds, e);
+          }
+        } else if (p.effect === "removes") {
+          if (active(p.removes)) {
+            state.members.get(p.removes).status = "removed";
+            state.changedBy.set(p.removes, e);
+          }
+        } else if (p.effect === "auditor") {
+          if (!state.members.has(p.auditor)) state.auditors.add(p.auditor);
+        } else if (p.effect === "sets_rule") {
+          state.policy = { rule: p.sets_rule, quorum: p.sets_quorum };
+        }
+      } else {
+        continue;
+      }
+      applied.push([e, a]);
+    }
+    for (const [e, a] of applied) {
+      const by = state.changedBy.get(a);
+      if (!active(a) && by !== e && this.concurrent(e, by)) found.add(e.id);
+    }
+    return [state, found];
+  }
+
+  // rules.md section 4. `outs`: the outcomes of one proposal, none void.
+  standingOf(outs) {
+    const frontier = outs.filter((o) => !outs.some((x) => this.before(o, x)));
+    if (frontier.length === 1) return { stands: frontier[0], frontier };
+    const total = (o) => o.rec.agree + o.rec.abstain + o.rec.disagree + o.rec.block;
+    const sorted = [...frontier].sort(
+      (a, b) =>
+        total(b) - total(a) ||
+        (a.rec.decision === "not_passed" ? 0 : 1) - (b.rec.decision === "not_passed" ? 0 : 1) ||
+        (a.id < b.id ? -1 : 1),
+    );
+    return { stands: sorted[0], frontier };
+  }
+
+  // A valid entry X is void at a point (rules.md section 2).
+  isVoid(x, gov) {
+    if (gov.void.has(x.id)) return true;
+    const m = gov.members.get(x.actor);
+    if (m?.status === "active") return false;
+    const by = gov.changedBy.get(x.actor);
+    return by !== undefined && this.concurrent(x, by);
+  }
+
+  // The standing outcome of proposal `p` at `clock`, or null.
+  standingAt(p, clock, gov) {
+    const outs = this.outcomes.filter((o) => o.rec.proposal === p && Judge.inClock(clock, o) && !this.isVoid(o, gov));
+    if (outs.length === 0) return null;
+    return this.standingOf(outs);
+  }
+
+  // ---- rules.md section 3: the tally ----
+
+  tally(pid, clock) {
+    const p = this.valid.get(pid);
+    const g0 = this.governance(p.clock);
+    const activeIn = (g, m) => g.members.get(m)?.status === "active";
+    const members0 = [...g0.members.keys()].filter((m) => activeIn(g0, m));
+    const n = members0.length;
+    const needed = Math.min(n, Math.max(p.rec.quorum, g0.policy.quorum, Math.floor(n / 2) + 1));
+    const g = this.governance(clock);
+    const latest = new Map();
+    for (const s of this.stances) {
+      if (s.rec.proposal !== pid || !Judge.inClock(clock, s)) continue;
+      let voter = s.actor;
+      if (s.rec.for !== undefined) {
+        const confirmed = this.confirms.some(
+          (c) => c.rec.target === s.id && c.actor === s.rec.for && Judge.inClock(clock, c),
+        );
+        if (!confirmed) continue;
+        voter = s.rec.for;
+      }
+      latest.set(voter, s.rec.stance);
+    }
+    for (const v of [...latest.keys()]) if (!activeIn(g, v)) latest.delete(v);
+    const count = (m) => {
+      const c = { agree: 0, abstain: 0, disagree: 0, block: 0 };
+      for (const s of m.values()) c[s]++;
+      return c;
+    };
+    const counts = count(latest);
+    const given = latest.size;
+    const decide = (c, rule) => {
+      const quorate = c.agree + c.abstain + c.disagree + c.block >= needed;
+      if (rule === "consent") return quorate && c.block === 0;
+      return quorate && c.agree > c.disagree + c.block;
+    };
+    let passed = decide(counts, p.rec.rule);
+    if (p.rec.effect === "removes") {
+      const m = p.rec.removes;
+      const others = members0.filter((x) => x !== m);
+      const agree = others.filter((x) => latest.get(x) === "agree").length;
+      const blocks = [...latest.entries()].filter(([v, s]) => v !== m && s === "block").length;
+      const c = { ...counts };
+      if (p.rec.rule === "consent" && latest.get(m) === "block") {
+        c.block--;
+        c.disagree++;
+      }
+      passed = decide(c, p.rec.rule) && blocks === 0 && 3 * agree >= 2 * others.length;
+    }
+    return { counts, decision: passed ? "passed" : "not_passed", needed, given, n };
+  }
+
+  // ---- the sealed threads at a point (format.md section 10) ----
+
+  publishedKey(member, clock) {
+    let best = null;
+    for (const e of this.profiles) if (e.actor === member && Judge.inClock(clock, e)) best = e; // linear order
+    return best ? hex(best.rec.enc_key) : null;
+  }
+
+  sealedAt(tid, clock, gov) {
+    const active = (m) => gov.members.get(m)?.status === "active";
+    const t = this.valid.get(tid);
+    const readers = new Set(t.rec.rows.map((r) => r.id));
+    const epochs = new Map([[tid, new Set(t.rec.rows.map((r) => r.id))]]);
+    for (const e of this.readerChanges) {
+      if (e.rec.thread !== tid || !Judge.inClock(clock, e)) continue;
+      // A reader change whose author's removal is concurrent with it (void, rules.md section 2)
+      // adds and removes no one; a void rekey still starts its epoch.
+      const voided = this.isVoid(e, gov);
+      if (e.rec.type === "thread.reader.add") {
+        if (voided) continue;
+        readers.add(e.rec.member);
+        for (const r of e.rec.rows) epochs.get(r.id)?.add(e.rec.member);
+      } else {
+        const m = e.rec.removes;
+        if (m !== undefined && !voided && readers.has(m) && [...readers].some((r) => r !== m && active(r))) readers.delete(m);
+        epochs.set(e.id, new Set(e.rec.rows.map((r) => r.id)));
+      }
+    }
+    for (const r of [...readers]) if (!active(r)) readers.delete(r);
+    return { readers, epochs };
+  }
+
+  // ---- judging one entry ----
+
+  judge(e) {
+    const refuse = (kind, reason) => {
+      throw new Refused(kind, reason);
+    };
+    // E5
+    const rejected = e.deps.filter((d) => this.verdict.has(d)).sort();
+    if (rejected.length) refuse("depends_on_rejected", `it builds on ${rejected[0]}, which was refused (${this.verdict.get(rejected[0]).kind})`);
+    // E6
+    if (e.deps.length === 0) {
+      if (e.id !== this.group) refuse("not_in_group", "it has no dependencies but is not this group's genesis");
+      if (e.seq !== 1 || e.startOp !== 1) refuse("not_in_group", "the genesis must have seq 1 and start_op 1");
+      const { body, containers } = genesisShape(e.ch);
+      this.containers = containers;
+      e.clock = new Map([[e.actor, e.seq]]);
+      return body;
+    }
+    if (!this.containers) refuse("not_in_group", "it builds on nothing of the group");
+    const clock = this.clockOf(e.deps);
+    // E7
+    const want = (clock.get(e.actor) ?? 0) + 1;
+    if (e.seq !== want) refuse("bad_sequence", `its seq is ${e.seq}, but its author's next in its past is ${want}`);
+    // E8
+    const depMax = Math.max(...e.deps.map((d) => this.valid.get(d).maxOp));
+    if (e.ops.length === 0) refuse("bad_op_counter", "the change has no operation");
+    if (!(e.startOp > depMax)) refuse("bad_op_counter", `its start_op ${e.startOp} is not above its dependencies' max_op ${depMax}`);
+    // E9
+    const rec = recordShape(e.ch, this.containers);
+    e.rec = rec;
+    // E10: R1, R2
+    const gov = this.governance(clock);
+    const me = gov.members.get(e.actor);
+    if (!me) refuse("not_member", "its author was not a member of the group when they wrote it");
+    if (me.status !== "active") refuse("after_removal", `its author had already ${me.status === "left" ? "left" : "been removed"}`);
+    this.checkRecord(e, rec, clock, gov, refuse);
+    e.clock = new Map(clock);
+    e.clock.set(e.actor, e.seq);
+    return rec;
+  }
+
+  // A valid entry in the past, of one of `types`, or refuse with unknown_referent.
+  referent(id, clock, types, what, refuse) {
+    const x = this.valid.get(id);
+    if (!x || !Judge.inClock(clock, x) || (types && !types.includes(x.rec.type))) {
+      refuse("unknown_referent", `the ${what} it refers to (${id}) is not in its past`);
+    }
+    return x;
+  }
+
+  checkRecord(e, rec, clock, gov, refuse) {
+    const empty = (s) => s.trim() === "";
+    const needText = (k, what) => {
+      if (empty(rec[k])) refuse("empty_text", `its ${what} is empty`);
+    };
+    const active = (m) => gov.members.get(m)?.status === "active";
+    const openThread = (id) => {
+      const t = this.referent(id, clock, ["thread", "thread.sealed"], "thread", refuse);
+      if (t.rec.type === "thread.sealed") refuse("sealed_thread_only", "its thread is sealed: only sealed messages go there");
+      return t;
+    };
+    const sealed = (id) => {
+      this.referent(id, clock, ["thread.sealed"], "sealed thread", refuse);
+      return this.sealedAt(id, clock, gov);
+    };
+    const keyOf = (member, recipient) => {
+      const k = this.publishedKey(member, clock);
+      if (k === null) refuse("key_not_published", `${member} has published no encryption key`);
+      if (k !== recipient) refuse("wrong_key", `a wrap for ${member} is not sealed to the key they published`);
+    };
+    switch (rec.type) {
+      case "member.add":
+        refuse("add_without_decision", "a member joins only when the group passes a proposal to add them");
+      case "member.remove":
+        refuse("removal_without_decision", "a removal takes effect only when the group passes a proposal");
+      case "auditor.add":
+        refuse("auditor_without_decision", "an auditor is let in only when the group passes a proposal for it");
+      case "member.leave":
+        return;
+      case "profile":
+        if (rec.enc_key.every((b) => b === 0)) refuse("bad_encryption_key", "the encryption key is all zeros");
+        return;
+      case "thread":
+        needText("title", "title");
+        return;
+      case "message":
+        needText("text", "text");
+        openThread(rec.thread);
+        return;
+      case "proposal": {
+        needText("title", "title");
+        needText("easy_read", "easy-read version");
+        // A proposal with an effect may sit in the group itself (its thread is the group id).
+        if (!(rec.effect && rec.thread === this.group)) openThread(rec.thread);
+        const pol = gov.policy ?? { rule: "consent", quorum: 0 };
+        if (rec.rule === "majority" && pol.rule === "consent") refuse("below_policy", "this group decides by consent: a proposal may not ask for majority");
+        if (rec.quorum < pol.quorum) refuse("below_policy", `this group needs at least ${pol.quorum} members to give a view on every proposal`);
+        if (rec.effect === "adds") {
+          needText("adds_name", "newcomer's name");
+          if (active(rec.adds)) refuse("already_member", "that member is active already");
+          if (gov.auditors.has(rec.adds)) refuse("member_and_auditor", "that device is an auditor's");
+          if (!isPoint(Buffer.from(rec.adds, "hex"))) refuse("not_a_key", "the member to add is not an ed25519 public key");
+        } else if (rec.effect === "removes") {
+          if (rec.removes === e.actor) refuse("remove_self", "one does not propose one's own removal: leave instead");
+          if (!active(rec.removes)) refuse("not_active", "the member to remove is not active");
+        } else if (rec.effect === "auditor") {
+          needText("auditor_name", "auditor's name");
+          if (gov.members.has(rec.auditor)) refuse("member_and_auditor", "that device is or was a member's");
+          if (gov.auditors.has(rec.auditor)) refuse("already_auditor", "that device is an auditor already");
+          if (!isPoint(Buffer.from(rec.auditor, "hex"))) refuse("not_a_key", "the auditor's device is not an ed25519 public key");
+        } else if (rec.effect === "sets_rule") {
+          if (rec.sets_quorum === 0) refuse("zero_quorum", "a quorum of 0");
+        }
+        return;
+      }
+      case "stance": {
+        this.referent(rec.proposal, clock, ["proposal"], "proposal", refuse);
+        if ((rec.stance === "disagree" || rec.stance === "block") && empty(rec.reason)) {
+          refuse("reason_needed", `a ${rec.stance} needs a reason`);
+        }
+        if (this.standingAt(rec.proposal, clock, gov)) refuse("already_closed", "this proposal is already closed");
+        if (rec.for !== undefined && !active(rec.for)) refuse("not_active", "the member it was typed for is not active");
+        return;
+      }
+      case "outcome": {
+        this.referent(rec.proposal, clock, ["proposal"], "proposal", refuse);
+        const st = this.standingAt(rec.proposal, clock, gov);
+        if (st && st.frontier.length === 1) refuse("already_closed", "this proposal is already closed");
+        const t = this.tally(rec.proposal, clock);
+        const c = t.counts;
+        if (c.agree !== rec.agree || c.abstain !== rec.abstain || c.disagree !== rec.disagree || c.block !== rec.block || t.decision !== rec.decision) {
+          refuse("outcome_mismatch", `the recount gives ${JSON.stringify(c)}, ${t.decision}`);
+        }
+        if (t.given < t.needed) {
+          refuse("not_quorate", `${t.given} of ${t.n} members have given a view; ${t.needed - t.given} more needed`);
+        }
+        return;
+      }
+      case "understand": {
+        needText("text", "text");
+        const t = this.referent(rec.target, clock, null, "entry", refuse);
+        if (t.rec.type === "message.sealed") refuse("would_unseal", "restating a sealed message in the open would unseal it");
+        return;
+      }
+      case "confirm": {
+        const t = this.referent(rec.target, clock, null, "entry", refuse);
+        if (t.rec.type === "understand") {
+          const orig = this.referent(t.rec.target, clock, null, "entry", refuse);
+          if (orig.actor !== e.actor) refuse("bad_confirm", "only the author of what was understood confirms it");
+        } else if (t.rec.type === "stance" && t.rec.for !== undefined) {
+          if (t.rec.for !== e.actor) refuse("bad_confirm", "only the member a stance was typed for confirms it");
+        } else {
+          refuse("bad_confirm", `a ${t.rec.type} cannot be confirmed`);
+        }
+        return;
+      }
+      case "correct": {
+        needText("text", "text");
+        const t = this.referent(rec.target, clock, null, "entry", refuse);
+        if (t.rec.type === "message.sealed") refuse("would_unseal", "correcting a sealed message in the open would unseal it");
+        const orig = t.rec.type === "understand" ? this.valid.get(t.rec.target) : undefined;
+        const own = t.actor === e.actor || (orig !== undefined && Judge.inClock(clock, orig) && orig.actor === e.actor);
+        if (!own) refuse("correct_not_own", "one corrects only one's own words, or an understanding of them");
+        return;
+      }
+      case "action": {
+        needText("text", "text");
+        openThread(rec.thread);
+        if (!active(rec.owner)) refuse("not_active", "the action's owner is not an active member");
+        if (rec.due !== undefined) {
+          const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(rec.due);
+          if (!m || +m[2] < 1 || +m[2] > 12 || +m[3] < 1 || +m[3] > 31) refuse("bad_date", `due "${rec.due}" is not YYYY-MM-DD`);
+        }
+        return;
+      }
+      case "action.done":
+        this.referent(rec.action, clock, ["action"], "action", refuse);
+        return;
+      case "thread.sealed": {
+        needText("title", "title");
+        needText("reason", "reason");
+        if (!rec.rows.some((r) => r.id === e.actor)) refuse("starter_not_reader", "its author is not among its readers");
+        for (const r of rec.rows) {
+          if (!active(r.id)) refuse("not_active", `the reader ${r.id} is not an active member`);
+          keyOf(r.id, r.recipient);
+        }
+        return;
+      }
+      case "thread.reader.add": {
+        const s = sealed(rec.thread);
+        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        const named = rec.rows.map((r) => r.id);
+        if (!s.readers.has(rec.member)) {
+          if (s.readers.size >= MAX_READERS) refuse("too_many_readers", `the thread has ${MAX_READERS} readers already`);
+          const all = [...s.epochs.keys()];
+          if (named.length !== all.length || !all.every((x) => named.includes(x))) {
+            refuse("wrong_wraps", "a new reader must be given every epoch's key, and nothing else");
+          }
+        } else {
+          const lacking = [...s.epochs.entries()].filter(([, h]) => !h.has(rec.member)).map(([id]) => id);
+          if (lacking.length === 0) refuse("already_reader", "that member is a reader already");
+          if (!named.every((x) => lacking.includes(x))) refuse("wrong_wraps", "the wraps name an epoch the reader holds, or none of the thread's");
+        }
+        for (const r of rec.rows) {
+          if (!active(rec.member)) refuse("not_active", "the member to add is not active");
+          keyOf(rec.member, r.recipient);
+        }
+        return;
+      }
+      case "thread.rekey": {
+        const s = sealed(rec.thread);
+        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        const remaining = new Set(s.readers);
+        if (rec.removes !== undefined) {
+          if (!s.readers.has(rec.removes)) refuse("not_a_reader", "it removes someone who is not a reader");
+          remaining.delete(rec.removes);
+        }
+        if (remaining.size === 0) refuse("last_reader", "it would leave the thread with no reader");
+        if (s.epochs.size >= MAX_EPOCHS) refuse("too_many_epochs", `the thread has had ${MAX_EPOCHS} epochs`);
+        const ids = rec.rows.map((r) => r.id);
+        if (ids.length !== remaining.size || !ids.every((x) => remaining.has(x))) {
+          refuse("wrong_wraps", "the new epoch is not wrapped for exactly the remaining readers");
+        }
+        for (const r of rec.rows) {
+          if (!active(r.id)) refuse("not_active", `the reader ${r.id} is not an active member`);
+          keyOf(r.id, r.recipient);
+        }
+        return;
+      }
+      case "thread.ask": {
+        const s = sealed(rec.thread);
+        needText("why", "why");
+        if (s.readers.has(e.actor)) refuse("already_reader", "its author is a reader already");
+        return;
+      }
+      case "thread.decline": {
+        const s = sealed(rec.thread);
+        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        needText("reason", "reason");
+        const asked = this.readerAsks.some((a) => a.rec.thread === rec.thread && a.actor === rec.member && Judge.inClock(clock, a));
+        if (!asked) refuse("not_asked", "that member has not asked to read the thread");
+        return;
+      }
+      case "message.sealed": {
+        const s = sealed(rec.thread);
+        if (!BUCKETS.includes(rec.ct.length - 40)) refuse("bad_padding", `a ciphertext of ${rec.ct.length} bytes is not 40 + a bucket`);
+        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        const holders = s.epochs.get(rec.epoch);
+        if (!holders) refuse("unknown_epoch", "the epoch it names is not one of the thread's in its past");
+        if (!holders.has(e.actor)) refuse("no_epoch_key", "its author was not given that epoch's key");
+        for (const h of holders) if (!s.readers.has(h)) refuse("stale_epoch", `${h} holds that epoch's key but is no longer a reader`);
+        return;
+      }
+      default:
+        refuse("bad_shape", `unknown record type ${rec.type}`);
+    }
+  }
+
+  accept(e) {
+    this.valid.set(e.id, e);
+    const ins = (list) => {
+      list.push(e);
+      list.sort(Judge.linear);
+    };
+    const t = e.rec.type;
+    const p = t === "outcome" ? this.valid.get(e.rec.proposal).rec : null;
+    if (t === "group" || t === "member.leave" || (t === "outcome" && p.effect)) ins(this.gov);
+    if (t === "stance") ins(this.stances);
+    if (t === "outcome") ins(this.outcomes);
+    if (t === "confirm") ins(this.confirms);
+    if (t === "profile") ins(this.profiles);
+    if (t === "thread.reader.add" || t === "thread.rekey") ins(this.readerChanges);
+    if (t === "thread.ask") ins(this.readerAsks);
+  }
+
+  run() {
+    // E4 forks: among the entries that read and verify, the lowest entry id at (actor, seq) is kept.
+    const at = new Map();
+    for (const e of this.byId.values()) {
+      const k = `${e.actor}/${e.seq}`;
+      if (!at.has(k) || e.id < at.get(k).id) at.set(k, e);
+    }
+    for (const e of this.byId.values()) {
+      const kept = at.get(`${e.actor}/${e.seq}`);
+      if (kept.id !== e.id) {
+        // Settled before anything is judged, whatever else is wrong with it (rules.md section 5, E4).
+        this.verdict.set(e.id, {
+          kind: "fork",
+          reason: `its author also signed ${kept.id} at seq ${e.seq}; the lower entry id is kept`,
+        });
+      }
+    }
+    // Causal order: judge an entry once every dependency is judged. The genesis first.
+    const pending = [...this.byId.values()].filter((e) => !this.verdict.has(e.id)).sort(Judge.linear);
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (let i = 0; i < pending.length; i++) {
+        const e = pending[i];
+        if (!e.deps.every((d) => this.valid.has(d) || this.verdict.has(d))) continue;
+        pending.splice(i--, 1);
+        progress = true;
+        try {
+          e.rec = this.judge(e);
+          this.accept(e);
+        } catch (err) {
+          if (err instanceof Refused) this.verdict.set(e.id, { kind: err.kind, reason: err.message });
+          else this.verdict.set(e.id, { kind: "malformed", reason: `the check failed unexpectedly: ${err.message ?? err}` });
+        }
+      }
+    }
+    for (const e of pending) {
+      const missing = e.deps.filter((d) => !this.valid.has(d) && !this.verdict.has(d));
+      this.verdict.set(e.id, {
+        kind: "missing_dependency",
+        reason: `it builds on ${missing.sort()[0]}, which the bundle does not hold or which is not valid or is waiting`,
+      });
+    }
+  }
+
+  // Proposals whose outcomes conflict at the heads (rules.md section 6).
+  conflicts() {
+    const heads = new Map();
+    for (const e of this.valid.values()) for (const [a, s] of e.clock) if ((heads.get(a) ?? 0) < s) heads.set(a, s);
+    const gov = this.governance(heads);
+    const seen = new Set();
+    const out = [];
+    for (const o of this.outcomes) {
+      const p = o.rec.proposal;
+      if (seen.has(p)) continue;
+      seen.add(p);
+      const st = this.standingAt(p, heads, gov);
+      if (st && st.frontier.length > 1) {
+        out.push([p, `outcomes ${st.frontier.map((x) => x.id).join(", ")} disagree; ${st.stands.id} stands`]);
+      }
+    }
+    return out;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+async function main(argv) {
+  if (argv.length !== 1) {
+    console.error("usage: node verify_rules.mjs BUNDLE_FILE");
+    return 2;
+  }
+  let Automerge;
+  try {
+    Automerge = await import("@automerge/automerge");
+  } catch (err) {
+    console.error(`verify_rules: cannot load @automerge/automerge (run \`bash tests/setup.sh\`): ${err.message}`);
+    return 2;
+  }
+  let data;
+  try {
+    data = readFileSync(argv[0]);
+  } catch (err) {
+    console.log(`bundle: unreadable: cannot read ${argv[0]}: ${err.message}`);
+    return 2;
+  }
+  let group, raw;
+  try {
+    ({ group, entries: raw } = readBundle(data));
+  } catch (err) {
+    if (!(err instanceof Refused)) throw err;
+    console.log(`bundle: ${err.kind}: ${err.message}`);
+    return 2;
+  }
+  const { lines, byId } = readEntries(group, raw, Automerge);
+  const judge = new Judge(hex(group), byId);
+  judge.run();
+  let ok = true;
+  const out = [];
+  for (const l of lines) {
+    const v = l.kind ? l : judge.verdict.get(l.id);
+    if (v) {
+      ok = false;
+      out.push(`${l.id} ${v.kind}: ${v.reason}`);
+    } else {
+      out.push(`${l.id} ok`);
+    }
+  }
+  for (const [p, reason] of judge.conflicts()) {
+    ok = false;
+    out.push(`${p} conflicting_outcomes: ${reason}`);
+  }
+  if (!judge.valid.has(hex(group))) {
+    ok = false;
+    out.push("group: no_genesis: the bundle does not hold the group's genesis, valid");
+  }
+  process.stdout.write(out.map((l) => l + "\n").join(""));
+  console.error(`group ${hex(group)}: ${lines.length} entries, ${ok ? "all valid" : "NOT all valid"}`);
+  return ok ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    console.log(`bundle: internal: the verifier failed: ${err?.stack ?? err}`);
+    process.exitCode = 2;
+  },
+);
