@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
-use roundtable_core::bundle::{self, BundleError};
-use roundtable_core::{Body, DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
+use roundtable_app::{AppError, Draft, Seat};
+use roundtable_core::bundle::BundleError;
+use roundtable_core::{DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
 use roundtable_store::{Group, Home, StoreError};
 use serde_json::{Value, json};
 
@@ -345,6 +346,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.is::<Refusal>() || cause.is::<BundleError>() {
             return 1;
         }
+        if let Some(a) = cause.downcast_ref::<AppError>() {
+            return if a.is_refusal() { 1 } else { 2 };
+        }
         if let Some(s) = cause.downcast_ref::<StoreError>() {
             return match s {
                 StoreError::Refused(_)
@@ -364,7 +368,13 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 /// never name one: the web page shows them too).
 fn hint(e: &anyhow::Error) -> &'static str {
     for cause in e.chain() {
-        match cause.downcast_ref::<StoreError>() {
+        let store = match cause.downcast_ref::<AppError>() {
+            Some(AppError::Store(s)) => Some(s),
+            Some(AppError::ReasonNeeded { .. }) => return " (add --reason \"...\")",
+            Some(AppError::SealedLocked) => return " (with --passphrase-env VAR)",
+            _ => cause.downcast_ref::<StoreError>(),
+        };
+        match store {
             Some(StoreError::NoHome(_)) => return " (run `roundtable init --name NAME`)",
             Some(StoreError::PassphraseNeeded) => return " (with --passphrase-env VAR)",
             _ => {}
@@ -428,13 +438,6 @@ pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn home_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     if let Some(h) = &cli.home {
         return Ok(h.clone());
@@ -496,28 +499,16 @@ impl Ctx {
         }
     }
 
-    fn write(&self, cli: &Cli, body: Body) -> anyhow::Result<EntryId> {
-        let key = self.key(cli)?;
+    /// Runs one member action through the application layer, with this device's keys unlocked.
+    fn act<T>(
+        &self,
+        cli: &Cli,
+        f: impl FnOnce(&Seat, &mut Group) -> Result<T, AppError>,
+    ) -> anyhow::Result<T> {
+        let (key, enc) = roundtable_app::unlock(&self.home, passphrase(cli)?.as_deref())?;
+        let seat = Seat::new(&self.home, &key, Some(&enc));
         let mut g = self.group(cli)?;
-        if let Err(e) =
-            sealed::publish_profile(&self.home, &key, passphrase(cli)?.as_deref(), &mut g)
-        {
-            eprintln!("roundtable: note: could not publish this device's encryption key ({e:#})");
-        }
-        self.append(&mut g, &key, body)
-    }
-
-    /// Writes one entry durably, then checkpoints.
-    fn append(&self, g: &mut Group, key: &DeviceKey, body: Body) -> anyhow::Result<EntryId> {
-        let id = self
-            .home
-            .append(g, key, body, now_ms())
-            .map_err(sealed::refused)?;
-        // A snapshot failing does not lose the entry, which is already committed.
-        if let Err(e) = self.home.checkpoint(g) {
-            eprintln!("roundtable: note: could not save a snapshot ({e}); the entry is safe");
-        }
-        Ok(id)
+        Ok(f(&seat, &mut g)?)
     }
 }
 
@@ -609,16 +600,11 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
         Cmd::Group {
             cmd: GroupCmd::Create { name, rule, quorum },
         } => {
-            let key = ctx.key(&cli)?;
-            let me = setting(&ctx.home, "name")?;
-            let needs = setting(&ctx.home, "needs")?;
             let rule = Rule::parse(rule).ok_or_else(|| anyhow!("unknown rule {rule}"))?;
-            let mut g = ctx
-                .home
-                .create_group(&key, name, rule, *quorum, &me, &needs, now_ms())?;
-            ctx.home.snapshot(&mut g)?;
-            sealed::publish_profile(&ctx.home, &key, passphrase(&cli)?.as_deref(), &mut g)?;
-            let id = g.id();
+            let (key, enc) = roundtable_app::unlock(&ctx.home, passphrase(&cli)?.as_deref())?;
+            let id = Seat::new(&ctx.home, &key, Some(&enc))
+                .create_group(name, rule, *quorum)?
+                .id();
             Ok(Out {
                 json: json!({ "group_id": id.to_string() }),
                 words: format!(
@@ -653,7 +639,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 .into_iter()
                 .find(|(g, _)| *g == id)
                 .map(|(_, n)| n)
-                .ok_or_else(|| refuse(format!("this device does not hold group {id}")))?;
+                .ok_or(AppError::NoSuchGroup(id))?;
             let shown = if name.is_empty() {
                 "(no name)".to_string()
             } else {
@@ -665,7 +651,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                      here. Other devices keep their copies. To go ahead, run the same command with --yes"
                 )));
             }
-            let removed = ctx.home.forget_group(&id)?;
+            let (_, removed) = roundtable_app::forget_group(&ctx.home, &id)?;
             Ok(Out {
                 json: json!({ "forgotten": id.to_string(), "entries_removed": removed }),
                 words: format!(
@@ -675,29 +661,16 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
         }
         Cmd::Member { cmd } => member(&ctx, &cli, cmd),
         Cmd::Thread { cmd } => thread_cmd(&ctx, &cli, cmd),
-        Cmd::Post { thread_id, text }
-            if ctx
-                .group(&cli)?
-                .record
-                .sealed_thread(&parse_id(thread_id)?)
-                .is_some() =>
-        {
-            sealed::post(&ctx, &cli, parse_id(thread_id)?, text)
-        }
         Cmd::Post { thread_id, text } => {
-            let id = ctx.write(
-                &cli,
-                Body::Message {
-                    thread: parse_id(thread_id)?,
-                    text: text.clone(),
-                },
-            )?;
-            Ok(entry_out(
-                "entry_id",
-                id,
-                "Your message is shared with the group. It cannot be deleted, only corrected."
-                    .into(),
-            ))
+            let t: EntryId = parse_id(thread_id)?;
+            let (id, words) = ctx.act(&cli, |seat, g| {
+                let id = seat.post(g, t, text)?;
+                Ok((id, match g.record.sealed_thread(&t) {
+                    Some(_) => sealed::posted_words(&g.record, &t, &id),
+                    None => "Your message is shared with the group. It cannot be deleted, only corrected.".into(),
+                }))
+            })?;
+            Ok(entry_out("entry_id", id, words))
         }
         Cmd::Propose {
             thread_id,
@@ -710,15 +683,10 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             sets_rule,
             sets_quorum,
         } => {
-            let g = ctx.group(&cli)?;
-            let (_, default_rule, default_quorum) = g
-                .record
-                .group_info()
-                .ok_or_else(|| refuse("the group is not complete on this device yet"))?;
-            let rule = match rule {
-                Some(r) => Rule::parse(r).ok_or_else(|| anyhow!("unknown rule {r}"))?,
-                None => default_rule,
-            };
+            let rule = rule
+                .as_deref()
+                .map(|r| Rule::parse(r).ok_or_else(|| anyhow!("unknown rule {r}")))
+                .transpose()?;
             let effect = match (removes, sets_rule, sets_quorum) {
                 (Some(m), _, _) => Some(Effect::Remove {
                     member: parse_id::<MemberId>(m)?,
@@ -729,18 +697,16 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 }),
                 _ => None,
             };
-            let id = ctx.write(
-                &cli,
-                Body::Proposal {
-                    thread: parse_id(thread_id)?,
-                    title: title.clone(),
-                    text: text.clone(),
-                    easy_read: easy_read.clone(),
-                    rule,
-                    quorum: quorum.unwrap_or(default_quorum),
-                    effect,
-                },
-            )?;
+            let draft = Draft {
+                thread: parse_id(thread_id)?,
+                title: title.clone(),
+                text: text.clone(),
+                easy_read: easy_read.clone(),
+                rule,
+                quorum: *quorum,
+                effect,
+            };
+            let id = ctx.act(&cli, |seat, g| seat.propose(g, draft))?;
             Ok(entry_out(
                 "proposal_id",
                 id,
@@ -754,24 +720,14 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             for_member,
         } => {
             let s = StanceKind::parse(stance).ok_or_else(|| anyhow!("unknown stance {stance}"))?;
-            if s.needs_reason() && reason.trim().is_empty() {
-                return Err(refuse(format!(
-                    "please say why you {stance}: add --reason \"...\""
-                )));
-            }
             let on_behalf = for_member
                 .as_deref()
                 .map(parse_id::<MemberId>)
                 .transpose()?;
-            let id = ctx.write(
-                &cli,
-                Body::Stance {
-                    proposal: parse_id(proposal_id)?,
-                    stance: s,
-                    reason: reason.clone(),
-                    on_behalf,
-                },
-            )?;
+            let proposal = parse_id(proposal_id)?;
+            let id = ctx.act(&cli, |seat, g| {
+                seat.stance(g, proposal, s, reason, on_behalf)
+            })?;
             let words = match on_behalf {
                 Some(m) => {
                     format!("Stance \"{stance}\" recorded for {m}. It counts once they confirm it.")
@@ -781,13 +737,8 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             Ok(entry_out("entry_id", id, words))
         }
         Cmd::Understand { entry_id, as_text } => {
-            let id = ctx.write(
-                &cli,
-                Body::Understand {
-                    target: parse_id(entry_id)?,
-                    text: as_text.clone(),
-                },
-            )?;
+            let target = parse_id(entry_id)?;
+            let id = ctx.act(&cli, |seat, g| seat.understand(g, target, as_text))?;
             Ok(entry_out(
                 "entry_id",
                 id,
@@ -795,22 +746,13 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             ))
         }
         Cmd::Confirm { entry_id } => {
-            let id = ctx.write(
-                &cli,
-                Body::Confirm {
-                    target: parse_id(entry_id)?,
-                },
-            )?;
+            let target = parse_id(entry_id)?;
+            let id = ctx.act(&cli, |seat, g| seat.confirm(g, target))?;
             Ok(entry_out("entry_id", id, "Confirmed.".into()))
         }
         Cmd::Correct { entry_id, text } => {
-            let id = ctx.write(
-                &cli,
-                Body::Correct {
-                    target: parse_id(entry_id)?,
-                    text: text.clone(),
-                },
-            )?;
+            let target = parse_id(entry_id)?;
+            let id = ctx.act(&cli, |seat, g| seat.correct(g, target, text))?;
             Ok(entry_out(
                 "entry_id",
                 id,
@@ -823,7 +765,8 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             outcome,
         } => {
             let proposal: EntryId = parse_id(proposal_id)?;
-            let (_, decision, counts) = close(&ctx, &cli, proposal, outcome)?;
+            let (_, t) = ctx.act(&cli, |seat, g| seat.close(g, proposal, outcome))?;
+            let (decision, counts) = (t.decision, t.counts);
             Ok(Out {
                 json: json!({
                     "decision": decision.as_str(),
@@ -852,26 +795,17 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                     due,
                 },
         } => {
-            let id = ctx.write(
-                &cli,
-                Body::Action {
-                    thread: parse_id(thread_id)?,
-                    text: text.clone(),
-                    owner: parse_id(owner)?,
-                    due: due.clone(),
-                },
-            )?;
+            let (thread, owner) = (parse_id(thread_id)?, parse_id(owner)?);
+            let id = ctx.act(&cli, |seat, g| {
+                seat.action(g, thread, text, owner, due.clone())
+            })?;
             Ok(entry_out("action_id", id, "Action added.".into()))
         }
         Cmd::Action {
             cmd: ActionCmd::Done { action_id },
         } => {
-            let id = ctx.write(
-                &cli,
-                Body::ActionDone {
-                    action: parse_id(action_id)?,
-                },
-            )?;
+            let action = parse_id(action_id)?;
+            let id = ctx.act(&cli, |seat, g| seat.action_done(g, action))?;
             Ok(entry_out("entry_id", id, "Marked as done.".into()))
         }
         Cmd::Show { thread_id, all } => {
@@ -906,13 +840,11 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 audit::export_automerge(&mut ctx.group(&cli)?, dir)?;
             }
             let id = ctx.group_id(&cli)?;
-            // Rejected bytes that were never signed for this group stay on this device.
-            let entries = ctx.home.export_entries(&id)?;
-            let bytes = bundle::encode(&id, &entries);
+            let (bytes, entries) = roundtable_app::export_bundle(&ctx.home, &id)?;
             write_atomically(path, &bytes)?;
             Ok(Out {
-                json: json!({ "entries": entries.len(), "bytes": bytes.len(), "file": path.display().to_string() }),
-                words: format!("Wrote {} entries to {}.", entries.len(), path.display()),
+                json: json!({ "entries": entries, "bytes": bytes.len(), "file": path.display().to_string() }),
+                words: format!("Wrote {} entries to {}.", entries, path.display()),
             })
         }
         Cmd::Import { file } => import(&ctx, &cli, file),
@@ -946,20 +878,9 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
     }
 }
 
-fn setting(home: &Home, name: &str) -> anyhow::Result<String> {
-    Ok(home
-        .setting(name)?
-        .map(|v| String::from_utf8_lossy(&v).to_string())
-        .unwrap_or_default())
-}
-
 fn init(cli: &Cli, dir: &Path, name: &str, needs: &str) -> anyhow::Result<Out> {
-    if name.trim().is_empty() {
-        return Err(anyhow!("please give your name with --name"));
-    }
     let pass = passphrase(cli)?;
-    let (home, key) = Home::init(dir, name, pass.as_deref())?;
-    home.set_setting("needs", needs.as_bytes())?;
+    let (_, key) = roundtable_app::init(dir, name, needs, pass.as_deref())?;
     if pass.is_none() {
         eprintln!(
             "roundtable: warning: your device key is stored without a passphrase (readable only by you). \
@@ -982,12 +903,7 @@ fn thread_cmd(ctx: &Ctx, cli: &Cli, cmd: &ThreadCmd) -> anyhow::Result<Out> {
             sealed: false,
             ..
         } => {
-            let id = ctx.write(
-                cli,
-                Body::Thread {
-                    title: title.clone(),
-                },
-            )?;
+            let id = ctx.act(cli, |seat, g| seat.new_thread(g, title))?;
             return Ok(entry_out(
                 "thread_id",
                 id,
@@ -1058,7 +974,7 @@ fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
             })
         }
         MemberCmd::Leave => {
-            let id = ctx.write(cli, Body::MemberLeave)?;
+            let id = ctx.act(cli, |seat, g| seat.leave(g))?;
             Ok(entry_out(
                 "entry_id",
                 id,
@@ -1071,20 +987,8 @@ fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
         } => {
             let member: MemberId = parse_id(member_id)?;
             let proposal: EntryId = parse_id(decision)?;
-            let g = ctx.group(cli)?;
-            match g.record.entry(&proposal).map(|(_, m)| &m.body) {
-                Some(Body::Proposal {
-                    effect: Some(Effect::Remove { member: m }),
-                    ..
-                }) if *m == member => {}
-                _ => {
-                    return Err(refuse(format!(
-                        "proposal {proposal} is not a proposal to remove {member}"
-                    )));
-                }
-            }
-            drop(g);
-            let (id, decision, _) = close(ctx, cli, proposal, "Closed to decide the removal")?;
+            let (id, t) = ctx.act(cli, |seat, g| seat.close_removal(g, member, proposal))?;
+            let decision = t.decision;
             Ok(entry_out(
                 "entry_id",
                 id,
@@ -1149,20 +1053,9 @@ fn change(
     name: &str,
     words: impl FnOnce(bool) -> String,
 ) -> anyhow::Result<Out> {
-    let key = ctx.key(cli)?;
-    let mut g = ctx.group(cli)?;
-    if let Err(e) = sealed::publish_profile(&ctx.home, &key, passphrase(cli)?.as_deref(), &mut g) {
-        eprintln!("roundtable: note: could not publish this device's encryption key ({e:#})");
-    }
     let roundtable_store::Proposed {
         proposal, outcome, ..
-    } = ctx
-        .home
-        .propose_change(&mut g, &key, effect, name, now_ms())
-        .map_err(sealed::refused)?;
-    if let Err(e) = ctx.home.checkpoint(&mut g) {
-        eprintln!("roundtable: note: could not save a snapshot ({e}); the entries are safe");
-    }
+    } = ctx.act(cli, |seat, g| seat.ask_group(g, effect, name))?;
     let passed = outcome.is_some();
     let mut json = json!({ "proposal_id": proposal.to_string() });
     if let Some(o) = outcome {
@@ -1178,53 +1071,35 @@ The proposal's id is {proposal}",
     })
 }
 
-/// Closes a proposal with this device's recount; refused (exit 1) until enough members have given
-/// a view.
-fn close(
-    ctx: &Ctx,
-    cli: &Cli,
-    proposal: EntryId,
-    outcome: &str,
-) -> anyhow::Result<(EntryId, roundtable_core::Decision, roundtable_core::Counts)> {
-    let key = ctx.key(cli)?;
-    let mut g = ctx.group(cli)?;
-    if let Err(e) = sealed::publish_profile(&ctx.home, &key, passphrase(cli)?.as_deref(), &mut g) {
-        eprintln!("roundtable: note: could not publish this device's encryption key ({e:#})");
-    }
-    let (id, t) = ctx
-        .home
-        .close_proposal(&mut g, &key, proposal, outcome, now_ms())
-        .map_err(sealed::refused)?;
-    if let Err(e) = ctx.home.checkpoint(&mut g) {
-        eprintln!("roundtable: note: could not save a snapshot ({e}); the entry is safe");
-    }
-    Ok((id, t.decision, t.counts))
-}
-
 fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {
     let bytes =
         std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
-    let (group, entries) = bundle::decode(&bytes)
-        .with_context(|| format!("{} was not imported; nothing was changed", file.display()))?;
-    if let Some(g) = &cli.group {
-        let want: GroupId = parse_id(g)?;
-        if want != group {
-            return Err(refuse(format!(
-                "the bundle is for group {group}, not {want}; nothing was imported"
-            )));
-        }
+    let want = cli.group.as_deref().map(parse_id::<GroupId>).transpose()?;
+    let taken = roundtable_app::import_bundle(&ctx.home, &bytes, want);
+    let rejected = match &taken {
+        Ok(t) => (&t.ingested.rejected[..], t.group.evidence_not_kept),
+        Err(AppError::NothingTaken {
+            rejections,
+            not_kept,
+            ..
+        }) => (&rejections[..], *not_kept),
+        Err(_) => (&[][..], 0),
+    };
+    for r in rejected.0.iter().take(20) {
+        eprintln!("roundtable: rejected {}: {}", r.id, r.reason);
     }
-    if entries.is_empty() && !ctx.home.holds(&group)? {
-        return Err(refuse(format!(
-            "{} holds no entries, and this device does not hold its group {group}; nothing was imported",
-            file.display()
-        )));
+    if rejected.1 > 0 {
+        eprintln!(
+            "roundtable: {} rejected entries were not kept: this device keeps at most {} rejected entries per author and {} per group as evidence",
+            rejected.1,
+            roundtable_store::EVIDENCE_PER_AUTHOR,
+            roundtable_store::EVIDENCE_TOTAL
+        );
     }
-    let mut g = ctx.home.open_or_new_group(&group)?;
-    let out = ctx
-        .home
-        .ingest(&mut g, entries)
-        .with_context(|| format!("{} was not imported", file.display()))?;
+    let roundtable_app::Imported {
+        group: mut g,
+        ingested: out,
+    } = taken.with_context(|| format!("{} was not imported", file.display()))?;
     // The first time this device holds a group it was added to, it publishes its encryption key.
     if let Ok(key) = ctx.key(cli)
         && let Err(e) =
@@ -1232,44 +1107,13 @@ fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {
     {
         eprintln!("roundtable: note: could not publish this device's encryption key yet ({e:#})");
     }
-    if let Err(e) = ctx.home.checkpoint(&mut g) {
-        eprintln!("roundtable: note: could not save a snapshot ({e}); the entries are safe");
-    }
-    for r in out.rejected.iter().take(20) {
-        eprintln!("roundtable: rejected {}: {}", r.id, r.reason);
-    }
-    if g.evidence_not_kept > 0 {
-        eprintln!(
-            "roundtable: {} rejected entries were not kept: this device keeps at most {} rejected entries per author and {} per group as evidence",
-            g.evidence_not_kept,
-            roundtable_store::EVIDENCE_PER_AUTHOR,
-            roundtable_store::EVIDENCE_TOTAL
-        );
-    }
-    if out.accepted.is_empty() && !out.rejected.is_empty() {
-        return Err(refuse(format!(
-            "nothing was imported from {}: all {} new entries were rejected{} ({} kept aside as evidence with the reason, {} were already here)",
-            file.display(),
-            out.rejected.len(),
-            if out.pending.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " or wait for entries not seen yet ({} waiting)",
-                    out.pending.len()
-                )
-            },
-            out.rejected.len() - g.evidence_not_kept.min(out.rejected.len()),
-            out.duplicates
-        )));
-    }
     Ok(Out {
         json: json!({
             "imported": out.accepted.len(),
             "rejected": out.rejected.len(),
             "pending": out.pending.len(),
             "already_had": out.duplicates,
-            "group_id": group.to_string(),
+            "group_id": g.id().to_string(),
         }),
         words: format!(
             "Imported {} new entries. {} were rejected (kept aside with the reason). {} wait for entries not seen yet. {} were already here.",

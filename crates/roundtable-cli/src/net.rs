@@ -370,8 +370,7 @@ pub fn join(
     let key = match Home::open(dir) {
         Ok(home) => home.device_key(pass)?,
         Err(roundtable_store::StoreError::NoHome(_)) => {
-            let (home, key) = Home::init(dir, name, pass)?;
-            home.set_setting("needs", needs.as_bytes())?;
+            let (_, key) = roundtable_app::init(dir, name, needs, pass)?;
             if pass.is_none() {
                 eprintln!(
                     "roundtable: warning: your device key is stored without a passphrase (readable only by you)."

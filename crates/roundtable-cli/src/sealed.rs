@@ -1,62 +1,29 @@
-//! Sealed threads on the command line: publishing this device's encryption key, the `thread`
-//! subcommands for sealed threads, sealed posts, and what `show` may reveal to whom.
+//! Sealed threads on the command line: the `thread` subcommands for sealed threads, and what
+//! `show` may reveal to whom. The entries themselves are built by `roundtable-app`.
 
+use roundtable_app::{Seat, limits_note, member_name};
 use roundtable_core::{Body, DeviceKey, EntryId, GroupId, MemberId, Record};
-use roundtable_seal::{EncSecret, Keyring, SealError, thread};
+use roundtable_seal::{EncSecret, Keyring, thread};
 use roundtable_store::{Group, Home, StoreError};
 use serde_json::{Value, json};
 
-use crate::{Cli, Ctx, Out, entry_out, now_ms, parse_id, passphrase, refuse};
+use crate::{Cli, Ctx, Out, entry_out, parse_id, passphrase};
 
 /// The device's encryption secret.
 pub fn enc_secret(home: &Home, pass: Option<&str>) -> anyhow::Result<EncSecret> {
     Ok(EncSecret::from_bytes(&*home.enc_secret(pass)?))
 }
 
-/// Publishes this device's encryption key in a signed profile entry, once, as soon as the device
-/// holds a group it is an active member of. Until then nobody can make it a reader.
+/// Publishes this device's encryption key and hands readers the keys they lack
+/// ([`Seat::prepare`]). Returns whether an entry was written.
 pub fn publish_profile(
     home: &Home,
     key: &DeviceKey,
     pass: Option<&str>,
     g: &mut Group,
 ) -> anyhow::Result<bool> {
-    let me = key.device_id();
-    if !g.record.active_devices().contains(&me) {
-        return Ok(false);
-    }
     let secret = enc_secret(home, pass)?;
-    let public = secret.public()?;
-    let mut wrote = false;
-    if g.record.profile_key(&me) != Some(public) {
-        home.append(g, key, Body::Profile { enc_key: public }, now_ms())?;
-        wrote = true;
-    }
-    Ok(send_missing_keys(home, key, &secret, g)? || wrote)
-}
-
-/// Gives every reader of a sealed thread this device reads the keys they lack and this device
-/// holds (a reader added at the same moment as a new key was made), so they can read what was
-/// written under it. Runs wherever the profile is published: after an import, a sync, a write.
-/// Returns whether an entry was written.
-pub fn send_missing_keys(
-    home: &Home,
-    key: &DeviceKey,
-    secret: &EncSecret,
-    g: &mut Group,
-) -> anyhow::Result<bool> {
-    let mut keys = Keyring::new(key.device_id(), secret);
-    let bodies = thread::all_missing_keys(&g.record, &mut keys)?;
-    let mut wrote = false;
-    for body in bodies {
-        // Another reader's device may have sent it first; the rules then refuse this one.
-        match home.append(g, key, body, now_ms()) {
-            Ok(_) => wrote = true,
-            Err(StoreError::Refused(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(wrote)
+    Ok(Seat::new(home, key, Some(&secret)).prepare(g)?)
 }
 
 /// [`publish_profile`] for a group by id, after a sync or a join; a failure is only a note.
@@ -81,24 +48,6 @@ pub fn publish_after_sync(
             );
             false
         }
-    }
-}
-
-fn seal_refusal(e: SealError, record: &Record) -> anyhow::Error {
-    match e {
-        SealError::NoKey(m) => {
-            let name = record
-                .members()
-                .into_iter()
-                .find(|x| x.id == m)
-                .map(|x| x.name)
-                .unwrap_or_else(|| m.to_string());
-            refuse(format!(
-                "not written: {name} cannot be made a reader yet, because their device has not opened the group since they were added (it publishes their encryption key then). Ask {name} to sync once, then try again"
-            ))
-        }
-        SealError::Random(_) => anyhow::Error::new(e),
-        other => refuse(format!("not written: {other}")),
     }
 }
 
@@ -128,170 +77,99 @@ pub enum Action<'a> {
     },
 }
 
-fn member_name(record: &Record, m: &MemberId) -> String {
-    record
-        .members()
-        .into_iter()
-        .find(|x| x.id == *m)
-        .map(|x| x.name)
-        .unwrap_or_else(|| format!("member {}", &m.to_string()[..8]))
-}
-
-fn sealed_or_refuse(record: &Record, t: &EntryId) -> anyhow::Result<roundtable_core::SealedInfo> {
-    record
-        .sealed_thread(t)
-        .ok_or_else(|| refuse(format!("there is no sealed thread {t} in this group")))
-}
-
-/// Runs a sealed-thread subcommand: builds the entry (or entries) and writes them.
+/// Runs a sealed-thread subcommand through the application layer, and says what it did.
 pub fn run(ctx: &Ctx, cli: &Cli, action: Action) -> anyhow::Result<Out> {
-    let pass = passphrase(cli)?;
-    let key = ctx.key(cli)?;
-    let me = key.device_id();
-    let mut g = ctx.group(cli)?;
-    publish_profile(&ctx.home, &key, pass.as_deref(), &mut g)?;
-    let secret = enc_secret(&ctx.home, pass.as_deref())?;
-    let mut keys = Keyring::new(me, &secret);
-    let (out_key, body, words) = match action {
+    let (out_key, id, words) = match action {
         Action::New {
             title,
             readers,
             reason,
         } => {
-            let mut ids: Vec<MemberId> = readers
+            let ids: Vec<MemberId> = readers
                 .iter()
                 .map(|r| parse_id(r))
                 .collect::<anyhow::Result<_>>()?;
-            ids.push(me);
-            let body = thread::start(&g.record, title, reason, &ids)
-                .map_err(|e| seal_refusal(e, &g.record))?;
-            let mut names: Vec<String> = ids.iter().map(|m| member_name(&g.record, m)).collect();
-            names.sort();
-            names.dedup();
-            (
-                "thread_id",
-                body,
-                format!(
-                    "Sealed thread \"{title}\" started. Only its readers can read what is written in it: {}.\nEveryone in the group can see its title, its readers and why it is sealed: \"{reason}\".",
-                    names.join(", ")
-                ),
-            )
+            ctx.act(cli, |seat, g| {
+                let id = seat.new_sealed_thread(g, title, reason, &ids)?;
+                let mut names: Vec<String> = ids
+                    .iter()
+                    .chain([seat.member()].iter())
+                    .map(|m| member_name(&g.record, m))
+                    .collect();
+                names.sort();
+                names.dedup();
+                let mut w = format!(
+                        "Sealed thread \"{title}\" started. Only its readers can read what is written in it: {}.\nEveryone in the group can see its title, its readers and why it is sealed: \"{reason}\".",
+                        names.join(", ")
+                    );
+                with_limits(&g.record, &id, &mut w);
+                Ok(("thread_id", id, w))
+            })?
         }
         Action::AddReader { thread, member } => {
-            let t: EntryId = parse_id(thread)?;
-            let m: MemberId = parse_id(member)?;
-            sealed_or_refuse(&g.record, &t)?;
-            let body = thread::add_reader(&g.record, &mut keys, &t, &m)
-                .map_err(|e| seal_refusal(e, &g.record))?;
-            let name = member_name(&g.record, &m);
-            (
-                "entry_id",
-                body,
-                format!("{name} is now a reader, and can read everything written in the thread."),
-            )
+            let (t, m): (EntryId, MemberId) = (parse_id(thread)?, parse_id(member)?);
+            ctx.act(cli, |seat, g| {
+                let id = seat.add_reader(g, t, m)?;
+                let name = member_name(&g.record, &m);
+                let mut w = format!(
+                    "{name} is now a reader, and can read everything written in the thread."
+                );
+                with_limits(&g.record, &id, &mut w);
+                Ok(("entry_id", id, w))
+            })?
         }
         Action::RemoveReader { thread, member } => {
-            let t: EntryId = parse_id(thread)?;
-            let m: MemberId = parse_id(member)?;
-            let info = sealed_or_refuse(&g.record, &t)?;
-            if !info.state.readers.contains(&m) {
-                return Err(refuse(
-                    "not written: that member is not a reader of this thread",
-                ));
-            }
-            let body =
-                thread::rekey(&g.record, &t, Some(m)).map_err(|e| seal_refusal(e, &g.record))?;
-            let name = member_name(&g.record, &m);
-            (
-                "entry_id",
-                body,
-                format!(
+            let (t, m): (EntryId, MemberId) = (parse_id(thread)?, parse_id(member)?);
+            ctx.act(cli, |seat, g| {
+                let id = seat.remove_reader(g, t, m)?;
+                let name = member_name(&g.record, &m);
+                let mut w = format!(
                     "{name} is no longer a reader. A new key is in use: they cannot read anything written from now on."
-                ),
-            )
+                );
+                with_limits(&g.record, &id, &mut w);
+                Ok(("entry_id", id, w))
+            })?
         }
         Action::Ask { thread, why } => {
             let t: EntryId = parse_id(thread)?;
-            sealed_or_refuse(&g.record, &t)?;
-            (
-                "entry_id",
-                Body::Ask {
-                    thread: t,
-                    why: why.to_string(),
-                },
-                "Your request is shared. A reader can add you, or say why not.".to_string(),
-            )
+            ctx.act(cli, |seat, g| {
+                Ok((
+                    "entry_id",
+                    seat.ask_to_read(g, t, why)?,
+                    "Your request is shared. A reader can add you, or say why not.".to_string(),
+                ))
+            })?
         }
         Action::Decline {
             thread,
             member,
             reason,
         } => {
-            let t: EntryId = parse_id(thread)?;
-            let m: MemberId = parse_id(member)?;
-            sealed_or_refuse(&g.record, &t)?;
-            let name = member_name(&g.record, &m);
-            (
-                "entry_id",
-                Body::Decline {
-                    thread: t,
-                    member: m,
-                    reason: reason.to_string(),
-                },
-                format!("Your answer and its reason are shared; {name} will see them."),
-            )
+            let (t, m): (EntryId, MemberId) = (parse_id(thread)?, parse_id(member)?);
+            ctx.act(cli, |seat, g| {
+                let id = seat.decline(g, t, m, reason)?;
+                let name = member_name(&g.record, &m);
+                Ok((
+                    "entry_id",
+                    id,
+                    format!("Your answer and its reason are shared; {name} will see them."),
+                ))
+            })?
         }
     };
-    let id = ctx.append(&mut g, &key, body)?;
-    let mut words = words;
-    if let Some(note) = limits_note(&g.record, &id) {
-        eprintln!("roundtable: note: {note}");
-        words = format!("{words}\n{note}");
-    }
     Ok(entry_out(out_key, id, words))
 }
 
-/// The limits of the sealed thread `entry` belongs to (or is), in words, once they are near.
-fn limits_note(record: &Record, entry: &EntryId) -> Option<String> {
-    let t = match record.entry(entry).map(|(_, m)| m.body.clone()) {
-        Some(
-            Body::ReaderAdd { thread, .. }
-            | Body::Rekey { thread, .. }
-            | Body::Sealed { thread, .. },
-        ) => thread,
-        _ => *entry,
-    };
-    thread::limits_note(&record.sealed_thread(&t)?.state)
-}
-
-/// `post` into a sealed thread: seals the message for the thread's readers. When a reader has gone
-/// since the key was made, a new key is written first.
-pub fn post(ctx: &Ctx, cli: &Cli, t: EntryId, text: &str) -> anyhow::Result<Out> {
-    let pass = passphrase(cli)?;
-    let key = ctx.key(cli)?;
-    let me = key.device_id();
-    let mut g = ctx.group(cli)?;
-    publish_profile(&ctx.home, &key, pass.as_deref(), &mut g)?;
-    let secret = enc_secret(&ctx.home, pass.as_deref())?;
-    let mut keys = Keyring::new(me, &secret);
-    let body = match thread::message(&g.record, &mut keys, &t, &me, text, now_ms()) {
-        Err(SealError::NeedsRekey) => {
-            let rk = thread::rekey(&g.record, &t, None).map_err(|e| seal_refusal(e, &g.record))?;
-            ctx.append(&mut g, &key, rk)?;
-            thread::message(&g.record, &mut keys, &t, &me, text, now_ms())
-        }
-        other => other,
-    }
-    .map_err(|e| seal_refusal(e, &g.record))?;
-    let id = ctx.append(&mut g, &key, body)?;
-    let readers = g
-        .record
-        .sealed_thread(&t)
+/// What `post` says about a message written in a sealed thread, with the thread's limits once
+/// they are near (also as a note on stderr).
+pub fn posted_words(record: &Record, t: &EntryId, id: &EntryId) -> String {
+    let readers = record
+        .sealed_thread(t)
         .map(|i| {
             i.state
                 .readers
                 .iter()
-                .map(|m| member_name(&g.record, m))
+                .map(|m| member_name(record, m))
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -299,11 +177,16 @@ pub fn post(ctx: &Ctx, cli: &Cli, t: EntryId, text: &str) -> anyhow::Result<Out>
     let mut words = format!(
         "Your message is sealed: only the readers ({readers}) can read it. Everyone can see that a message was written. It cannot be deleted, only corrected."
     );
-    if let Some(note) = limits_note(&g.record, &id) {
+    with_limits(record, id, &mut words);
+    words
+}
+
+/// Adds the limits note of `id`'s sealed thread to `words` (and to stderr), once they are near.
+pub fn with_limits(record: &Record, id: &EntryId, words: &mut String) {
+    if let Some(note) = limits_note(record, id) {
         eprintln!("roundtable: note: {note}");
-        words = format!("{words}\n{note}");
+        *words = format!("{words}\n{note}");
     }
-    Ok(entry_out("entry_id", id, words))
 }
 
 /// What `show` says about one sealed thread, for this device.
@@ -494,12 +377,4 @@ pub fn words(t: &Value) -> String {
         );
     }
     w
-}
-
-/// Maps a store refusal of a sealed write to the CLI's refusal.
-pub fn refused(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::Refused(r) => refuse(format!("not written: {r}")),
-        other => anyhow::Error::new(other),
-    }
 }

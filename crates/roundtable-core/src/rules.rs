@@ -777,9 +777,35 @@ fn valid_date(d: &str) -> bool {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let num = |s: &str| s.parse::<u32>().ok();
+    // Digits only: `u32::from_str` would also take a leading `+`, which `YYYY-MM-DD` does not.
+    let num = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
     match (num(&d[0..4]), num(&d[5..7]), num(&d[8..10])) {
         (Some(_), Some(m), Some(day)) => (1..=12).contains(&m) && (1..=31).contains(&day),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::valid_date;
+
+    #[test]
+    fn a_due_date_is_digits_only() {
+        assert!(valid_date("2026-12-01"));
+        for bad in [
+            "2026-+1-01",
+            "+026-12-01",
+            "2026-12-+1",
+            "2026-13-01",
+            "2026-12-00",
+            "26-12-01xx",
+        ] {
+            assert!(!valid_date(bad), "{bad} must be refused");
+        }
     }
 }

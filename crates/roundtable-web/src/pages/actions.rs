@@ -9,8 +9,8 @@ use roundtable_core::{Body, DeviceId, EntryId, MemberId, Record};
 use serde::Deserialize;
 
 use super::{
-    Nav, PageResult, Problem, back_to, csrf_ok, day, name_of, names, page, parse_id, plain, when,
-    with_group, write,
+    Nav, PageResult, Problem, back_to, csrf_ok, day, name_of, names, page, parse_id, plain, seat,
+    when, with_group,
 };
 use crate::AppState;
 
@@ -131,17 +131,7 @@ pub(crate) async fn add(
     let back = format!("/threads/{id}");
     with_group(&state, move |home, st, g| {
         let thread = parse_id(&id, "thread")?;
-        write(
-            home,
-            st,
-            g,
-            Body::Action {
-                thread,
-                text,
-                owner,
-                due,
-            },
-        )
+        Ok(seat(home, st).action(g, thread, &text, owner, due)?)
     })
     .await?;
     Ok(back_to(&back))
@@ -161,7 +151,7 @@ pub(crate) async fn done(
     csrf_ok(&state, &form.csrf)?;
     with_group(&state, move |home, st, g| {
         let action = parse_id(&id, "action")?;
-        write(home, st, g, Body::ActionDone { action })
+        Ok(seat(home, st).action_done(g, action)?)
     })
     .await?;
     Ok(back_to("/actions"))

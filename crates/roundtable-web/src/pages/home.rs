@@ -448,7 +448,7 @@ pub(crate) async fn forget_group(
                 csrf: st.csrf_token().to_string(),
             }));
         }
-        home.forget_group(&id)?;
+        roundtable_app::forget_group(home, &id)?;
         if let Ok(mut g) = st.inner.group.lock()
             && *g == Some(id)
         {

@@ -16,6 +16,7 @@ use askama::Template;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use roundtable_app::{AppError, Seat};
 use roundtable_core::{Body, DeviceId, EntryId, Record, Status};
 use roundtable_seal::{Keyring, SealError};
 use roundtable_store::{Group, Home, StoreError};
@@ -167,6 +168,48 @@ impl From<StoreError> for Problem {
     }
 }
 
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Problem {
+        match e {
+            AppError::Store(e) => e.into(),
+            AppError::Refused(roundtable_core::Invalid::NotQuorate {
+                given,
+                needed,
+                members,
+            }) => Problem::refused(format!(
+                "It cannot be closed yet. {} Nothing was saved.",
+                views_words(given, needed, members)
+            )),
+            AppError::Refused(why) => Problem::refused(format!(
+                "The group's rules do not allow it: {why}. Nothing was saved."
+            )),
+            AppError::NotFound { what, .. } => Problem::not_found(&format!("such {what}")),
+            AppError::Seal(roundtable_seal::SealError::Random(r)) => Problem {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                title: "Something went wrong",
+                text: format!(
+                    "This computer could not make a random number: {r}. Nothing was saved."
+                ),
+            },
+            e => Problem::refused(sentence(&e.to_string())),
+        }
+    }
+}
+
+/// A library message as a sentence: a capital first letter and a full stop.
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    let mut out: String = c
+        .next()
+        .map(|f| f.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(c.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
 impl From<SealError> for Problem {
     fn from(e: SealError) -> Problem {
         Problem::refused(format!("{e}. Nothing was saved."))
@@ -262,47 +305,10 @@ pub(crate) fn the_group(home: &Home, st: &AppState) -> Result<Group, Problem> {
     Ok(home.open_group(&id)?)
 }
 
-/// Writes one entry as this device. Publishes the device's encryption key first when the record
-/// lacks it, as the command line does, so that others can make this member a reader.
-pub(crate) fn write(
-    home: &Home,
-    st: &AppState,
-    g: &mut Group,
-    body: Body,
-) -> Result<EntryId, Problem> {
-    publish_profile(home, st, g)?;
-    Ok(home.append(g, &st.inner.key, body, (st.inner.clock)())?)
-}
-
-pub(crate) fn publish_profile(home: &Home, st: &AppState, g: &mut Group) -> Result<(), Problem> {
-    let me = st.inner.device;
-    let Some(enc) = &st.inner.enc else {
-        return Ok(());
-    };
-    if !g.record.active_devices().contains(&me) {
-        return Ok(());
-    }
-    let public = enc.public()?;
-    if g.record.profile_key(&me) != Some(public) {
-        home.append(
-            g,
-            &st.inner.key,
-            Body::Profile { enc_key: public },
-            (st.inner.clock)(),
-        )?;
-    }
-    // Readers who lack a key this device holds (added at the same moment as a new key was made)
-    // are given it, as the command line does after an import or a sync.
-    let mut keys = Keyring::new(me, enc);
-    let bodies =
-        roundtable_seal::thread::all_missing_keys(&g.record, &mut keys).map_err(Problem::from)?;
-    for body in bodies {
-        match home.append(g, &st.inner.key, body, (st.inner.clock)()) {
-            Ok(_) | Err(roundtable_store::StoreError::Refused(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+/// This member's seat: every write of the page goes through the application layer, as the
+/// command line's do.
+pub(crate) fn seat<'a>(home: &'a Home, st: &'a AppState) -> Seat<'a> {
+    Seat::new(home, &st.inner.key, st.inner.enc.as_ref()).with_clock(st.inner.clock)
 }
 
 /// This device's keys for sealed threads, when it holds them.
@@ -580,10 +586,7 @@ fn propose(
     effect: roundtable_core::Effect,
     name: &str,
 ) -> Result<EntryId, Problem> {
-    publish_profile(home, st, g)?;
-    Ok(home
-        .propose_change(g, &st.inner.key, effect, name, (st.inner.clock)())?
-        .proposal)
+    Ok(seat(home, st).ask_group(g, effect, name)?.proposal)
 }
 
 /// "2 of 5 members have given a view. 3 are needed before it can be closed."

@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use super::threads::shown_text;
 use super::{
-    Nav, PageResult, Problem, back_to, csrf_ok, name_of, names, page, parse_id, plain, when,
-    with_group, write,
+    Nav, PageResult, Problem, back_to, csrf_ok, name_of, names, page, parse_id, plain, seat, when,
+    with_group,
 };
 use crate::AppState;
 
@@ -460,17 +460,7 @@ pub(crate) async fn stance(
     let back = format!("/proposals/{id}");
     with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
-        write(
-            home,
-            st,
-            g,
-            Body::Stance {
-                proposal,
-                stance: kind,
-                reason,
-                on_behalf: None,
-            },
-        )
+        Ok(seat(home, st).stance(g, proposal, kind, &reason, None)?)
     })
     .await?;
     Ok(back_to(&back))
@@ -500,24 +490,7 @@ pub(crate) async fn close(
     let back = format!("/proposals/{id}");
     with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
-        super::publish_profile(home, st, g)?;
-        match home.close_proposal(g, &st.inner.key, proposal, &outcome, (st.inner.clock)()) {
-            Ok(_) => Ok(()),
-            Err(roundtable_store::StoreError::Refused(roundtable_core::Refused::Invalid(
-                roundtable_core::Invalid::NotQuorate {
-                    given,
-                    needed,
-                    members,
-                },
-            ))) => Err(Problem::refused(format!(
-                "It cannot be closed yet. {} Nothing was saved.",
-                super::views_words(given, needed, members)
-            ))),
-            Err(roundtable_store::StoreError::Refused(roundtable_core::Refused::Invalid(
-                roundtable_core::Invalid::UnknownReferent { .. },
-            ))) => Err(Problem::not_found("such proposal")),
-            Err(e) => Err(e.into()),
-        }
+        Ok(seat(home, st).close(g, proposal, &outcome).map(|_| ())?)
     })
     .await?;
     Ok(back_to(&back))
@@ -596,24 +569,16 @@ pub(crate) async fn propose(
     }
     let pid = with_group(&state, move |home, st, g| {
         let thread = parse_id(&id, "thread")?;
-        let (_, rule, quorum) = g
-            .record
-            .group_info()
-            .ok_or_else(|| Problem::refused("The group is not complete on this device yet."))?;
-        write(
-            home,
-            st,
-            g,
-            Body::Proposal {
-                thread,
-                title,
-                text,
-                easy_read,
-                rule,
-                quorum,
-                effect: None,
-            },
-        )
+        let draft = roundtable_app::Draft {
+            thread,
+            title,
+            text,
+            easy_read,
+            rule: None,
+            quorum: None,
+            effect: None,
+        };
+        Ok(seat(home, st).propose(g, draft)?)
     })
     .await?;
     Ok(Redirect::to(&format!("/proposals/{pid}")).into_response())
@@ -636,7 +601,12 @@ async fn write_about(
     id: String,
     form: TextForm,
     needs: Option<&'static str>,
-    body: fn(EntryId, String) -> Body,
+    act: fn(
+        &roundtable_app::Seat,
+        &mut roundtable_store::Group,
+        EntryId,
+        &str,
+    ) -> Result<EntryId, roundtable_app::AppError>,
 ) -> Result<Response, Problem> {
     csrf_ok(&state, &form.csrf)?;
     let text = plain(form.text).trim().to_string();
@@ -647,7 +617,7 @@ async fn write_about(
     }
     with_group(&state, move |home, st, g| {
         let target = parse_id(&id, "entry")?;
-        write(home, st, g, body(target, text))
+        Ok(act(&seat(home, st), g, target, &text)?)
     })
     .await?;
     Ok(back_to(&form.back))
@@ -660,8 +630,8 @@ pub(crate) async fn understand(
     Form(form): Form<TextForm>,
 ) -> Result<Response, Problem> {
     let needs = "Please write what you understood, then share it.";
-    write_about(state, id, form, Some(needs), |target, text| {
-        Body::Understand { target, text }
+    write_about(state, id, form, Some(needs), |s, g, target, text| {
+        s.understand(g, target, text)
     })
     .await
 }
@@ -672,7 +642,10 @@ pub(crate) async fn confirm(
     Path(id): Path<String>,
     Form(form): Form<TextForm>,
 ) -> Result<Response, Problem> {
-    write_about(state, id, form, None, |target, _| Body::Confirm { target }).await
+    write_about(state, id, form, None, |s, g, target, _| {
+        s.confirm(g, target)
+    })
+    .await
 }
 
 /// The author's correction of an understanding: what they meant.
@@ -682,9 +655,8 @@ pub(crate) async fn correct(
     Form(form): Form<TextForm>,
 ) -> Result<Response, Problem> {
     let needs = "Please write what you meant, then send it.";
-    write_about(state, id, form, Some(needs), |target, text| Body::Correct {
-        target,
-        text,
+    write_about(state, id, form, Some(needs), |s, g, target, text| {
+        s.correct(g, target, text)
     })
     .await
 }

@@ -8,15 +8,16 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
+use roundtable_app::AppError;
 use roundtable_core::{Body, DeviceId, EntryId, MemberId, Record, Status};
-use roundtable_seal::{SealError, thread as sealed};
+use roundtable_seal::thread as sealed;
 use serde::Deserialize;
 
 use super::actions::{ActionRow, action_rows};
 use super::proposals::{UnderstandingRow, understandings};
 use super::{
     Nav, PageResult, Problem, audience, back_to, csrf_ok, group_name, keyring, name_of, names,
-    page, parse_id, plain, when, with_group, write as write_entry,
+    page, parse_id, plain, seat, when, with_group,
 };
 use crate::AppState;
 use crate::jargon::{self, Advice};
@@ -427,25 +428,18 @@ pub(crate) async fn start_thread(
     let (t2, r2, c2) = (title.clone(), reason.clone(), chosen.clone());
     let made = with_group(&state, move |home, st, g| {
         if !sealed {
-            return write_entry(home, st, g, Body::Thread { title }).map(Ok);
+            return Ok(Ok(seat(home, st).new_thread(g, &title)?));
         }
-        super::publish_profile(home, st, g)?;
         let mut readers: Vec<MemberId> = Vec::new();
         for id in &chosen {
             readers.push(id.parse().map_err(|_| Problem::not_found("such member"))?);
         }
-        readers.push(st.inner.device);
-        match sealed::start(&g.record, &title, &reason, &readers) {
-            Ok(body) => Ok(Ok(home.append(
-                g,
-                &st.inner.key,
-                body,
-                (st.inner.clock)(),
-            )?)),
+        match seat(home, st).new_sealed_thread(g, &title, &reason, &readers) {
+            Ok(id) => Ok(Ok(id)),
             // A chosen member's device has not published its key yet: say so, keep the form.
-            Err(SealError::NoKey(m)) => Ok(Err(no_key_yet(
+            Err(AppError::NoKeyYet { member, .. }) => Ok(Err(no_key_yet(
                 &g.record,
-                &m,
+                &member,
                 "Ask them to open Roundtable once, or start the thread without them and add them \
                  later.",
             ))),
@@ -492,26 +486,18 @@ pub(crate) async fn answer(
         if !is_sealed {
             return Err(Problem::not_found("such sealed thread"));
         }
-        super::publish_profile(home, st, g)?;
-        let body = if form.answer == "add" {
-            match sealed::add_reader(&g.record, &mut my_keys(st)?, &tid, &m) {
-                Err(SealError::NoKey(_)) => {
-                    return Err(Problem::refused(no_key_yet(
-                        &g.record,
-                        &m,
-                        "Ask them to open Roundtable once, then try again.",
-                    )));
-                }
-                other => other?,
-            }
-        } else {
-            Body::Decline {
-                thread: tid,
-                member: m,
-                reason,
-            }
-        };
-        Ok(home.append(g, &st.inner.key, body, (st.inner.clock)())?)
+        let seat = seat(home, st);
+        if form.answer != "add" {
+            return Ok(seat.decline(g, tid, m, &reason)?);
+        }
+        match seat.add_reader(g, tid, m) {
+            Err(AppError::NoKeyYet { .. }) => Err(Problem::refused(no_key_yet(
+                &g.record,
+                &m,
+                "Ask them to open Roundtable once, then try again.",
+            ))),
+            other => Ok(other?),
+        }
     })
     .await?;
     Ok(back_to(&back))
@@ -524,13 +510,6 @@ fn no_key_yet(r: &Record, m: &MemberId, then: &str) -> String {
          {then}",
         name_of(&names(r), m)
     )
-}
-
-/// This device's keys for sealed threads, or why not.
-fn my_keys(st: &AppState) -> Result<roundtable_seal::Keyring<'_>, Problem> {
-    keyring(st).ok_or(Problem::refused(
-        "This device could not unlock its key for sealed threads.",
-    ))
 }
 
 /// A thread this member may write in: (id, title, sealed). Sealed threads only for their readers.
@@ -662,25 +641,8 @@ pub(crate) async fn share(
         return write_page(state, id, text, "Please write your message first.").await;
     }
     let tid = with_group(&state, move |home, st, g| {
-        let (tid, _, is_sealed) = writable(st, &g.record, &id)?;
-        if !is_sealed {
-            write_entry(home, st, g, Body::Message { thread: tid, text })?;
-            return Ok(tid);
-        }
-        super::publish_profile(home, st, g)?;
-        let me = st.inner.device;
-        let mut keys = my_keys(st)?;
-        let now = (st.inner.clock)();
-        let body = match sealed::message(&g.record, &mut keys, &tid, &me, &text, now) {
-            // A reader has gone since the key was made: a new key first, as the command line does.
-            Err(SealError::NeedsRekey) => {
-                let rk = sealed::rekey(&g.record, &tid, None)?;
-                home.append(g, &st.inner.key, rk, now)?;
-                sealed::message(&g.record, &mut keys, &tid, &me, &text, now)
-            }
-            other => other,
-        }?;
-        home.append(g, &st.inner.key, body, now)?;
+        let (tid, _, _) = writable(st, &g.record, &id)?;
+        seat(home, st).post(g, tid, &text)?;
         Ok(tid)
     })
     .await?;
@@ -714,7 +676,7 @@ pub(crate) async fn ask(
         if !sealed {
             return Err(Problem::not_found("such sealed thread"));
         }
-        write_entry(home, st, g, Body::Ask { thread: tid, why })
+        Ok(seat(home, st).ask_to_read(g, tid, &why)?)
     })
     .await?;
     Ok(back_to(&back))

@@ -1,0 +1,173 @@
+//! What can go wrong when a member acts, in words a member can act on.
+
+use roundtable_core::bundle::BundleError;
+use roundtable_core::{EntryId, GroupId, Invalid, MemberId};
+use roundtable_seal::SealError;
+use roundtable_store::StoreError;
+
+/// Why an action was not carried out. Nothing is written when one of these is returned, except
+/// where a variant says so.
+///
+/// **API boundary:** messages never name a command, a flag or a page: each front end adds its own
+/// hint (the command line's flags, the web page's buttons). [`AppError::kind`] is stable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The group's rules refuse the entry (its kind is the rule's, as in `docs/rules.md`).
+    #[error("not written: {0}")]
+    Refused(Invalid),
+    /// Something the member must give is empty: `what` is said as "please write {what} first".
+    #[error("please write {what} first; nothing was saved")]
+    Missing {
+        /// What is missing, in words ("the title", "what you understood").
+        what: &'static str,
+    },
+    /// Disagreeing or blocking needs a reason, so that others can understand.
+    #[error("please say why you {stance}; nothing was saved")]
+    ReasonNeeded {
+        /// "disagree" or "block".
+        stance: &'static str,
+    },
+    /// An id that names nothing of that kind in this group.
+    #[error("there is no {what} {id} in this group")]
+    NotFound {
+        /// What was looked for ("thread", "sealed thread", "proposal").
+        what: &'static str,
+        /// The id given.
+        id: EntryId,
+    },
+    /// The proposal given to decide a removal is about something else.
+    #[error("proposal {proposal} is not a proposal to remove {member}")]
+    NotThatRemoval {
+        /// The proposal given.
+        proposal: EntryId,
+        /// The member whose removal was meant.
+        member: MemberId,
+    },
+    /// A member cannot be made a reader before their device has published its encryption key.
+    #[error(
+        "not written: {name} cannot be made a reader yet, because their device has not opened the \
+         group since they were added (it publishes their encryption key then). Ask {name} to sync \
+         once, then try again"
+    )]
+    NoKeyYet {
+        /// The member.
+        member: MemberId,
+        /// Their name in the group.
+        name: String,
+    },
+    /// Removing a reader who is not one.
+    #[error("not written: {name} is not a reader of this thread")]
+    NotAReader {
+        /// The member's name.
+        name: String,
+    },
+    /// This device has no key for sealed threads unlocked.
+    #[error(
+        "not written: this device's key for sealed threads is locked; give the passphrase to unlock it"
+    )]
+    SealedLocked,
+    /// The group's first entry has not reached this device yet.
+    #[error("the group is not complete on this device yet: sync with a member first")]
+    Incomplete,
+    /// The device holds no such group.
+    #[error("this device does not hold group {0}")]
+    NoSuchGroup(GroupId),
+    /// A bundle for another group than the one asked for.
+    #[error("the file is for group {found}, not {wanted}; nothing was imported")]
+    WrongGroup {
+        /// The group the file is for.
+        found: GroupId,
+        /// The group asked for.
+        wanted: GroupId,
+    },
+    /// A file with no entries for a group this device does not hold.
+    #[error(
+        "the file holds no entries, and this device does not hold its group {0}; nothing was imported"
+    )]
+    EmptyBundle(GroupId),
+    /// Every new entry of a file was refused (or waits for entries not seen yet, beside them).
+    #[error(
+        "nothing was imported: all {} new entries were rejected{} ({} kept aside as evidence with \
+         the reason, {already} were already here)",
+        rejections.len(),
+        match waiting { 0 => String::new(), n => format!(" or wait for entries not seen yet ({n} waiting)") },
+        rejections.len() - not_kept.min(&rejections.len())
+    )]
+    NothingTaken {
+        /// The entries refused, with why.
+        rejections: Vec<roundtable_core::record::Rejection>,
+        /// Entries that wait for entries not seen yet.
+        waiting: usize,
+        /// Refused entries not kept as evidence (over the limits).
+        not_kept: usize,
+        /// Entries this device already held.
+        already: usize,
+    },
+    /// A bundle that is not whole or not a bundle.
+    #[error("{0}; nothing was changed")]
+    Bundle(#[from] BundleError),
+    /// Sealing or opening failed for a reason other than the ones above.
+    #[error("not written: {0}")]
+    Seal(SealError),
+    /// The store could not read or save (disk, database, key file).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> AppError {
+        match e {
+            StoreError::Refused(roundtable_core::Refused::Invalid(i)) => AppError::Refused(i),
+            e => AppError::Store(e),
+        }
+    }
+}
+
+impl From<SealError> for AppError {
+    fn from(e: SealError) -> AppError {
+        AppError::Seal(e)
+    }
+}
+
+impl AppError {
+    /// A stable name for the case: the rule's kind for a refusal, else this enum's own.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AppError::Refused(i) => i.kind(),
+            AppError::Missing { .. } => "missing",
+            AppError::ReasonNeeded { .. } => "reason_needed",
+            AppError::NotFound { .. } => "not_found",
+            AppError::NotThatRemoval { .. } => "not_that_removal",
+            AppError::NoKeyYet { .. } => "no_key_yet",
+            AppError::NotAReader { .. } => "not_a_reader",
+            AppError::SealedLocked => "sealed_locked",
+            AppError::Incomplete => "incomplete",
+            AppError::NoSuchGroup(_) => "no_such_group",
+            AppError::WrongGroup { .. } => "wrong_group",
+            AppError::EmptyBundle(_) => "empty_bundle",
+            AppError::NothingTaken { .. } => "nothing_taken",
+            AppError::Bundle(_) => "bundle_damaged",
+            AppError::Seal(SealError::Random(_)) => "random",
+            AppError::Seal(_) => "seal",
+            AppError::Store(_) => "store",
+        }
+    }
+
+    /// Whether the action was understood and refused (a front end's "no", exit 1), rather than
+    /// failing for want of a working disk, key file or random generator (exit 2).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            AppError::Seal(SealError::Random(_)) => false,
+            AppError::Store(s) => matches!(
+                s,
+                StoreError::WrongPassphrase
+                    | StoreError::PassphraseNeeded
+                    | StoreError::PassphraseTooShort { .. }
+                    | StoreError::NotPrivate { .. }
+                    | StoreError::NoGenesis(_)
+            ),
+            _ => true,
+        }
+    }
+}

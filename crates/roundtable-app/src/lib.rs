@@ -1,0 +1,232 @@
+//! Roundtable's application layer: every action a member takes, written once.
+//!
+//! The command line (`roundtable`), the web page (`roundtable-web`) and the sync node are front
+//! ends: they turn a command, a form or a peer's request into one call here, and the result or the
+//! [`AppError`] into their own words. The rules themselves live in `roundtable-core`; this crate
+//! builds the entries a member's action needs (sealing them when the thread is sealed), checks what
+//! a member must give (a reason to disagree, a title), and writes through the store.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), roundtable_app::AppError> {
+//! use roundtable_app::{Seat, unlock};
+//! use roundtable_store::Home;
+//!
+//! let home = Home::open(std::path::Path::new("/path/to/home"))?;
+//! let (key, enc) = unlock(&home, None)?;
+//! let seat = Seat::new(&home, &key, Some(&enc));
+//! let (id, _) = home.groups()?[0];
+//! let mut group = home.open_group(&id)?;
+//! let thread = seat.new_thread(&mut group, "Our next meeting")?;
+//! seat.post(&mut group, thread, "Can we meet on the ground floor? There is no lift.")?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Invariant:** a front end never builds an entry body nor calls the store's `append`: every
+//! write goes through a [`Seat`] (checked by the workspace's architecture test).
+//!
+//! **Invariant (equal authority):** nothing here can change who is in the group, who reads a
+//! sealed thread beyond what one reader may do, or the group's rules, except by a proposal the
+//! group decides ([`Seat::ask_group`]); the rules in core refuse anything else on every device.
+#![deny(missing_docs)]
+
+mod error;
+mod sealed;
+mod transfer;
+mod write;
+
+pub use error::AppError;
+pub use sealed::limits_note;
+pub use transfer::{Imported, export_bundle, import_bundle};
+pub use write::Draft;
+
+use roundtable_core::{Body, DeviceKey, EntryId, MemberId, Record};
+use roundtable_seal::{EncSecret, Keyring};
+use roundtable_store::{Group, Home};
+
+/// A member's seat at the table on this device: the home, the device key that signs, and the key
+/// that opens sealed threads (absent when it is locked). Borrowed, so a front end can keep the
+/// keys as long as it likes and make a seat per action.
+pub struct Seat<'a> {
+    home: &'a Home,
+    key: &'a DeviceKey,
+    enc: Option<&'a EncSecret>,
+    clock: fn() -> i64,
+}
+
+/// Milliseconds since 1970 by this computer's clock (0 if it is set before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Unlocks this device's keys: the signing key and the key for sealed threads. Fails with the
+/// store's `PassphraseNeeded` or `WrongPassphrase`, changing nothing.
+pub fn unlock(home: &Home, passphrase: Option<&str>) -> Result<(DeviceKey, EncSecret), AppError> {
+    let key = home.device_key(passphrase)?;
+    let enc = EncSecret::from_bytes(&*home.enc_secret(passphrase)?);
+    Ok((key, enc))
+}
+
+/// A member's name in the record, or the start of their id when the record does not know them.
+pub fn member_name(record: &Record, m: &MemberId) -> String {
+    record
+        .governance()
+        .members
+        .get(m)
+        .map(|x| x.name.clone())
+        .unwrap_or_else(|| format!("member {}", &m.to_string()[..8]))
+}
+
+impl<'a> Seat<'a> {
+    /// A seat for the member whose device key is `key`. Without `enc`, sealed threads can be
+    /// neither read nor written, and this device's encryption key is not published.
+    pub fn new(home: &'a Home, key: &'a DeviceKey, enc: Option<&'a EncSecret>) -> Seat<'a> {
+        Seat {
+            home,
+            key,
+            enc,
+            clock: now_ms,
+        }
+    }
+
+    /// The same seat with another clock (tests give a fixed one).
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Seat<'a> {
+        self.clock = clock;
+        self
+    }
+
+    /// The home this seat writes to.
+    pub fn home(&self) -> &'a Home {
+        self.home
+    }
+
+    /// The member this device signs for.
+    pub fn member(&self) -> MemberId {
+        self.key.device_id()
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn keyring(&self) -> Result<Keyring<'a>, AppError> {
+        let enc = self.enc.ok_or(AppError::SealedLocked)?;
+        Ok(Keyring::new(self.member(), enc))
+    }
+
+    /// Writes one entry durably, then saves a snapshot when one is due.
+    fn append(&self, g: &mut Group, body: Body) -> Result<EntryId, AppError> {
+        let id = self.home.append(g, self.key, body, self.now())?;
+        self.checkpoint(g);
+        Ok(id)
+    }
+
+    fn checkpoint(&self, g: &mut Group) {
+        // A snapshot only speeds up the next open: the entries are already durable, and the next
+        // write tries again, so a failure here is not the member's concern.
+        let _ = self.home.checkpoint(g);
+    }
+
+    /// Makes the group ready for this member to write: publishes this device's encryption key
+    /// when the record lacks it (until then nobody can make this member a reader), and gives the
+    /// readers of sealed threads this device reads the keys they lack and it holds (a reader added
+    /// at the same moment as a new key was made). Runs before every write, and after an import, a
+    /// sync or a join. Returns whether it wrote anything. Without an unlocked key it does nothing.
+    pub fn prepare(&self, g: &mut Group) -> Result<bool, AppError> {
+        let Some(enc) = self.enc else {
+            return Ok(false);
+        };
+        let me = self.member();
+        if !g.record.active_devices().contains(&me) {
+            return Ok(false);
+        }
+        let public = enc.public()?;
+        let mut wrote = false;
+        if g.record.profile_key(&me) != Some(public) {
+            self.append(g, Body::Profile { enc_key: public })?;
+            wrote = true;
+        }
+        let mut keys = Keyring::new(me, enc);
+        for body in roundtable_seal::thread::all_missing_keys(&g.record, &mut keys)? {
+            // Another reader's device may have sent it first; the rules then refuse this one.
+            match self.append(g, body) {
+                Ok(_) => wrote = true,
+                Err(AppError::Refused(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// [`Seat::prepare`], then the entry.
+    fn write(&self, g: &mut Group, body: Body) -> Result<EntryId, AppError> {
+        self.prepare(g)?;
+        self.append(g, body)
+    }
+}
+
+/// Sets up this device for a member: a new home with a new device key (protected by
+/// `passphrase` when given: at least 12 characters), the member's name and needs in their words.
+pub fn init(
+    dir: &std::path::Path,
+    name: &str,
+    needs: &str,
+    passphrase: Option<&str>,
+) -> Result<(Home, DeviceKey), AppError> {
+    if name.trim().is_empty() {
+        return Err(AppError::Missing { what: "your name" });
+    }
+    let (home, key) = Home::init(dir, name, passphrase)?;
+    home.set_setting("needs", needs.as_bytes())?;
+    Ok((home, key))
+}
+
+/// A setting of this home as text ("name", "needs"), empty when unset.
+pub fn setting(home: &Home, name: &str) -> Result<String, AppError> {
+    Ok(home
+        .setting(name)?
+        .map(|v| String::from_utf8_lossy(&v).to_string())
+        .unwrap_or_default())
+}
+
+/// Removes a group from this device only (other devices keep theirs). Returns the group's name
+/// and how many entries were removed.
+pub fn forget_group(
+    home: &Home,
+    id: &roundtable_core::GroupId,
+) -> Result<(String, usize), AppError> {
+    let name = home
+        .groups()?
+        .into_iter()
+        .find(|(g, _)| g == id)
+        .map(|(_, n)| n)
+        .ok_or(AppError::NoSuchGroup(*id))?;
+    Ok((name, home.forget_group(id)?))
+}
+
+impl Seat<'_> {
+    /// Starts a new group with this member as its first member, under its name and needs from
+    /// [`init`]; `rule` and `quorum` are how the group decides until it decides otherwise.
+    pub fn create_group(
+        &self,
+        name: &str,
+        rule: roundtable_core::Rule,
+        quorum: u64,
+    ) -> Result<Group, AppError> {
+        if name.trim().is_empty() {
+            return Err(AppError::Missing {
+                what: "the group's name",
+            });
+        }
+        let me = setting(self.home, "name")?;
+        let needs = setting(self.home, "needs")?;
+        let mut g =
+            self.home
+                .create_group(self.key, name, rule, quorum, &me, &needs, self.now())?;
+        self.home.snapshot(&mut g)?;
+        self.prepare(&mut g)?;
+        Ok(g)
+    }
+}

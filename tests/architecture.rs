@@ -1,0 +1,116 @@
+//! Keeps `ARCHITECTURE.md` true where the code can be read for it.
+//!
+//! (a) The front ends (`roundtable-cli`, `roundtable-web`) never write on their own: no store append,
+//!     no proposal or close built by hand, no sealing, no bundle encoding. Every member action goes
+//!     through `roundtable-app`'s `Seat`, so a rule or a check is written once.
+//! (b) Every crate under `crates/` has its section in the code map, and every section names a crate
+//!     that exists.
+//! (c) The library crates the map says deny `missing_docs` do.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for e in entries {
+        let p = e.expect("a readable directory entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Calls that write to the record, seal, or frame bundles: the application layer's work.
+const WRITES: &[&str] = &[
+    ".append(",
+    ".propose_change(",
+    ".close_proposal(",
+    "Home::init(",
+    ".set_setting(\"needs\"",
+    ".export_entries(",
+    "bundle::encode(",
+    "bundle::decode(",
+    "thread::start(",
+    "thread::add_reader(",
+    "thread::rekey(",
+    "thread::message(",
+    "all_missing_keys(",
+    "Record::create(",
+    "record.author(",
+];
+
+#[test]
+fn front_ends_write_only_through_the_application_layer() {
+    let mut found = Vec::new();
+    for front in ["crates/roundtable-cli/src", "crates/roundtable-web/src"] {
+        let mut files = Vec::new();
+        rust_files(&root().join(front), &mut files);
+        assert!(!files.is_empty(), "no sources found under {front}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("a readable source file");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for w in WRITES {
+                    if code.contains(w) {
+                        found.push(format!("{}:{}: {w}", f.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "front ends must call roundtable-app's Seat instead of writing themselves:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_code_map_names_every_crate() {
+    let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let mut crates: Vec<String> = std::fs::read_dir(root().join("crates"))
+        .expect("crates/")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    crates.sort();
+    for c in &crates {
+        assert!(
+            arch.contains(&format!("### `crates/{c}`")),
+            "ARCHITECTURE.md's code map has no section for crates/{c}"
+        );
+    }
+    for line in arch.lines() {
+        if let Some(rest) = line.strip_prefix("### `crates/") {
+            let name = rest.trim_end_matches('`');
+            assert!(
+                crates.iter().any(|c| c == name),
+                "ARCHITECTURE.md maps crates/{name}, which does not exist"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_documented_libraries_deny_missing_docs() {
+    let arch = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    assert!(arch.contains("`-app` deny `missing_docs`"));
+    for c in ["core", "seal", "sync", "audit", "app"] {
+        let lib = root().join(format!("crates/roundtable-{c}/src/lib.rs"));
+        let text = std::fs::read_to_string(&lib).expect("lib.rs");
+        assert!(
+            text.contains("#![deny(missing_docs)]"),
+            "{} lacks #![deny(missing_docs)], which ARCHITECTURE.md promises",
+            lib.display()
+        );
+    }
+}
