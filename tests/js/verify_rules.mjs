@@ -230,6 +230,7 @@ const RECORDS = {
   "member.leave": ["members", {}, {}],
   "member.remove": ["members", { member: ID, decision: ID }, {}],
   "auditor.add": ["members", { device: ID, name: STR }, {}],
+  "member.about": ["members", { name: STR, needs: STR }, {}],
   profile: ["members", { enc_key: BYTES }, {}],
   thread: ["threads", { title: STR }, {}],
   "thread.sealed": ["threads", { title: STR, reason: STR, commit: BYTES, wraps: BYTES }, {}],
@@ -543,6 +544,10 @@ class Judge {
       if (e.rec.type === "member.leave") {
         state.members.get(a).status = "left";
         state.changedBy.set(a, e);
+      } else if (e.rec.type === "member.about") {
+        const m = state.members.get(a);
+        m.name = e.rec.name;
+        m.needs = e.rec.needs;
       } else if (e.rec.type === "outcome" && standing.has(e.id) && e.rec.decision === "passed") {
         const p = this.valid.get(e.rec.proposal).rec;
         if (p.effect === "adds") {
@@ -765,6 +770,9 @@ class Judge {
         refuse("auditor_without_decision", "an auditor is let in only when the group passes a proposal for it");
       case "member.leave":
         return;
+      case "member.about":
+        needText("name", "name");
+        return;
       case "profile":
         if (rec.enc_key.every((b) => b === 0)) refuse("bad_encryption_key", "the encryption key is all zeros");
         return;
@@ -952,7 +960,8 @@ class Judge {
     };
     const t = e.rec.type;
     const p = t === "outcome" ? this.valid.get(e.rec.proposal).rec : null;
-    if (t === "group" || t === "member.leave" || (t === "outcome" && p.effect)) ins(this.gov);
+    if (t === "group" || t === "member.leave" || t === "member.about" || (t === "outcome" && p.effect))
+      ins(this.gov);
     if (t === "stance") ins(this.stances);
     if (t === "outcome") ins(this.outcomes);
     if (t === "confirm") ins(this.confirms);

@@ -148,6 +148,7 @@ impl<'a> Seat<'a> {
             self.append(g, Body::Profile { enc_key: public })?;
             wrote = true;
         }
+        wrote |= self.own_words_once(g)?;
         let mut keys = Keyring::new(me, enc);
         for body in roundtable_seal::thread::all_missing_keys(&g.record, &mut keys)? {
             // Another reader's device may have sent it first; the rules then refuse this one.
@@ -158,6 +159,57 @@ impl<'a> Seat<'a> {
             }
         }
         Ok(wrote)
+    }
+
+    /// A member added by someone else was named and described in that member's words. The first
+    /// time this device writes in the group, it says the member's own words (from [`init`] or
+    /// [`Seat::set_about`]) when they differ; after that, only [`Seat::set_about`] changes them.
+    fn own_words_once(&self, g: &mut Group) -> Result<bool, AppError> {
+        let me = self.member();
+        // The group's founder gave the words in the genesis themselves.
+        let founder = g
+            .record
+            .genesis()
+            .and_then(|h| g.record.entry(&h).map(|(a, _)| a));
+        if founder == Some(me) || g.record.governance().own_words.contains(&me) {
+            return Ok(false);
+        }
+        let (name, needs) = (setting(self.home, "name")?, setting(self.home, "needs")?);
+        let now = g.record.governance().members.get(&me).cloned();
+        match now {
+            // Needs left empty at set-up mean "not said yet", not "none": the group's words stay.
+            Some(m)
+                if !name.trim().is_empty()
+                    && (m.name != name || (!needs.trim().is_empty() && m.needs != needs)) =>
+            {
+                let needs = if needs.trim().is_empty() {
+                    m.needs
+                } else {
+                    needs
+                };
+                self.append(g, Body::About { name, needs })?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Changes the name this member goes by and what helps them take part, in their own words:
+    /// an entry everyone sees, and this device's own settings for groups started later.
+    pub fn set_about(&self, g: &mut Group, name: &str, needs: &str) -> Result<EntryId, AppError> {
+        if name.trim().is_empty() {
+            return Err(AppError::Missing { what: "your name" });
+        }
+        let id = self.write(
+            g,
+            Body::About {
+                name: name.trim().to_string(),
+                needs: needs.trim().to_string(),
+            },
+        )?;
+        self.home.set_setting("name", name.trim().as_bytes())?;
+        self.home.set_setting("needs", needs.trim().as_bytes())?;
+        Ok(id)
     }
 
     /// [`Seat::prepare`], then the entry.

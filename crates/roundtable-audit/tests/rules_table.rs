@@ -78,6 +78,14 @@ impl G {
         for i in 0..n {
             g.write(i, Body::Profile { enc_key: enc(i) });
         }
+        // A member's own words about themselves (`member.about`), in every row's past.
+        g.write(
+            n - 1,
+            Body::About {
+                name: format!("M{} (own words)", n - 1),
+                needs: "large print".into(),
+            },
+        );
         g.thread = g.write(
             0,
             Body::Thread {

@@ -251,6 +251,15 @@ enum MemberCmd {
     },
     /// Leave the group yourself.
     Leave,
+    /// Say, in your own words, the name you go by and what helps you take part (everyone sees it).
+    #[command(group(clap::ArgGroup::new("about").required(true).multiple(true)))]
+    About {
+        #[arg(long, group = "about")]
+        name: Option<String>,
+        /// Your communication and access needs, in your words ("" to say none).
+        #[arg(long, group = "about")]
+        needs: Option<String>,
+    },
     /// Propose that a member is removed; with --decision, close that proposal instead.
     Remove {
         member_id: String,
@@ -972,6 +981,24 @@ fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
                     )
                 }
             })
+        }
+        MemberCmd::About { name, needs } => {
+            let (id, now) = ctx.act(cli, |seat, g| {
+                let me = g.record.governance().members.get(&seat.member()).cloned();
+                let (old_name, old_needs) = me.map(|m| (m.name, m.needs)).unwrap_or_default();
+                let name = name.clone().unwrap_or(old_name);
+                let needs = needs.clone().unwrap_or(old_needs);
+                Ok((seat.set_about(g, &name, &needs)?, (name, needs)))
+            })?;
+            let needs = match now.1.is_empty() {
+                true => "You have not said what helps you take part.".to_string(),
+                false => format!("What helps you take part: {}", now.1),
+            };
+            Ok(entry_out(
+                "entry_id",
+                id,
+                format!("Everyone in the group now sees you as {}.\n{needs}", now.0),
+            ))
         }
         MemberCmd::Leave => {
             let id = ctx.act(cli, |seat, g| seat.leave(g))?;

@@ -353,3 +353,57 @@ fn two_members_removing_each_other_alone_changes_nothing() {
     let words = show_words(a);
     assert!(words.contains("About the group"), "{words}");
 }
+
+/// A member's name and needs are their own: a newcomer's words from `init` reach the group even
+/// when whoever asked the group to add them typed other words, and only the member changes them
+/// later (`member about`), for everyone.
+#[test]
+fn my_name_and_needs_are_mine() {
+    let (a, _g) = Home::with_group("Ana", "Board");
+    let mut b = Home::empty();
+    let out = b
+        .cmd([
+            "init",
+            "--name",
+            "Ben",
+            "--needs",
+            "pictures, short meetings",
+        ])
+        .run();
+    b.member_id = id_at(&out.json, "member_id");
+    // Ana, alone in the group, adds Ben with words of her own.
+    let asked = a.ok(["member", "add", &b.member_id, "--name", "Benjamin"]);
+    assert!(asked.get("outcome_id").is_some(), "{asked}");
+    // Ben's device opens the group: his own words are written once, signed by him.
+    b.import(&a.export());
+    sync(&b, &a);
+    let ben = |h: &Home| {
+        let v = h.ok(["member", "list"]);
+        v["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["member_id"] == b.member_id.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("no Ben in {v}"))
+    };
+    assert_eq!(ben(&a)["name"], "Ben");
+    assert_eq!(ben(&a)["needs"], "pictures, short meetings");
+    // Ben changes his needs; everyone sees it once synced.
+    b.ok(["member", "about", "--needs", "large print"]);
+    sync(&b, &a);
+    assert_eq!(ben(&a)["needs"], "large print");
+    assert_eq!(ben(&a)["name"], "Ben");
+    // Ana's `member about` changes only Ana: nobody can change another member's words.
+    a.ok(["member", "about", "--name", "Ana R"]);
+    sync(&a, &b);
+    assert_eq!(ben(&b)["needs"], "large print");
+    let names: Vec<String> = b.members().into_iter().map(|(_, n, _)| n).collect();
+    assert!(names.contains(&"Ana R".to_string()), "{names:?}");
+    // An empty name is refused with nothing written; no flag at all is a usage error.
+    let before = b.stored();
+    let err = b.fails(1, ["member", "about", "--name", " "]);
+    assert!(err.contains("your name"), "{err}");
+    assert_eq!(b.stored(), before);
+    b.cmd(["member", "about"]).fails(2);
+}

@@ -426,6 +426,14 @@ pub enum Body {
         /// Its name.
         name: String,
     },
+    /// A member says, in their own words, what they are called and what helps them take part.
+    /// Only the member themselves writes it; the latest in the causal order counts.
+    About {
+        /// The name they want to be called by (not empty).
+        name: String,
+        /// Their communication and access needs, in their words (may be empty).
+        needs: String,
+    },
 }
 
 /// Why a change's operations are not a well-formed record.
@@ -476,6 +484,7 @@ impl Body {
             Body::Decline { .. } => "thread.decline",
             Body::Sealed { .. } => "message.sealed",
             Body::AuditorAdd { .. } => "auditor.add",
+            Body::About { .. } => "member.about",
         }
     }
 
@@ -487,7 +496,8 @@ impl Body {
             | Body::MemberLeave
             | Body::MemberRemove { .. }
             | Body::Profile { .. }
-            | Body::AuditorAdd { .. } => "members",
+            | Body::AuditorAdd { .. }
+            | Body::About { .. } => "members",
             Body::Thread { .. }
             | Body::SealedThread { .. }
             | Body::ReaderAdd { .. }
@@ -686,6 +696,10 @@ impl Body {
             Body::AuditorAdd { device, name } => {
                 f.push(("device", id(device)));
                 f.push(("name", s(name)));
+            }
+            Body::About { name, needs } => {
+                f.push(("name", s(name)));
+                f.push(("needs", s(needs)));
             }
         }
         f
@@ -1055,6 +1069,10 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
         "auditor.add" => Body::AuditorAdd {
             device: parse_id(str_of("device")?, "device")?,
             name: str_of("name")?,
+        },
+        "member.about" => Body::About {
+            name: str_of("name")?,
+            needs: str_of("needs")?,
         },
         "message.sealed" => Body::Sealed {
             thread: parse_id(str_of("thread")?, "thread")?,

@@ -75,6 +75,8 @@ pub struct Governance {
     pub auditors: BTreeMap<DeviceId, String>,
     /// The group's rule and minimum quorum, as the genesis or the last policy decision set them.
     pub policy: Option<(Rule, u64)>,
+    /// Members who have said their name and needs in their own words (a `member.about`).
+    pub own_words: BTreeSet<MemberId>,
     /// The entry that last changed each member's standing.
     changed_by: BTreeMap<MemberId, EntryId>,
     /// Governance entries that are valid but void (their author was removed concurrently).
@@ -199,6 +201,13 @@ impl Record {
                         x.status = Status::Left;
                     }
                     g.changed_by.insert(author, *h);
+                }
+                Body::About { name, needs } => {
+                    if let Some(x) = g.members.get_mut(&author) {
+                        x.name = name.clone();
+                        x.needs = needs.clone();
+                    }
+                    g.own_words.insert(author);
                 }
                 Body::Outcome { proposal, .. } if standing.contains(h) => {
                     let Some(Body::Proposal {

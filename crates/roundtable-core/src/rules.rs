@@ -95,6 +95,7 @@ impl Record {
             Body::AuditorAdd { .. } => Err(Invalid::AuditorWithoutDecision),
             // A member may always leave.
             Body::MemberLeave => Ok(()),
+            Body::About { name, .. } => validate_about(name),
             Body::Thread { title } => validate_thread(title),
             Body::Message { thread, text } => validate_message(p, thread, text),
             Body::Proposal {
@@ -328,6 +329,13 @@ fn not_sealed(p: &Point, target: &EntryId) -> Result<(), Invalid> {
 
 fn must_read(st: &SealedState, author: &DeviceId, what: &str) -> Result<(), Invalid> {
     Record::must_read(st, author, what)
+}
+
+/// A member's own words about themselves have a name. (Only its author can write it: it is about
+/// whoever signs it, so nobody can change another member's name or needs.)
+pub(crate) fn validate_about(name: &str) -> Result<(), Invalid> {
+    nonempty(name, "your name")?;
+    Ok(())
 }
 
 /// A thread has a title.

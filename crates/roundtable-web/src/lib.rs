@@ -216,6 +216,7 @@ pub fn router(state: AppState) -> Router {
         .route("/actions/{id}/done", post(pages::actions::done))
         .route("/members", get(pages::members))
         .route("/members/propose", post(pages::propose_member))
+        .route("/members/me", post(pages::about_me))
         .route("/members/{id}/remove", post(pages::propose_removal))
         .route("/help", get(pages::help))
         .route("/words", get(pages::words::words).post(pages::words::save))

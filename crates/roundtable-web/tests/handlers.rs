@@ -1517,3 +1517,70 @@ async fn a_reader_without_unlocked_keys_is_asked_for_the_passphrase() {
     assert!(page.contains("You are one of its readers.</p>"), "{page}");
     assert!(!page.contains("Give your passphrase"), "{page}");
 }
+
+/// A member's name and needs are theirs: changed on the page by them, shown to everyone, and an
+/// empty name is refused with nothing written.
+#[tokio::test]
+async fn a_member_changes_their_own_name_and_needs_on_the_page() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let page = text(send(&f.state, get(&f.state, "/members")).await).await;
+    assert!(page.contains(r#"action="/members/me""#), "{page}");
+    let before = entry_count(&f);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/members/me",
+            &[("csrf", &csrf), ("name", "  "), ("needs", "large print")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("Please write your name first"));
+    assert_eq!(entry_count(&f), before);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/members/me",
+            &[
+                ("csrf", &csrf),
+                ("name", "Ana B"),
+                ("needs", "large print, <b>short</b> meetings"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), "/members");
+    let (_, g) = open_group(&f);
+    let me = g
+        .record
+        .members()
+        .into_iter()
+        .find(|m| m.name == "Ana B")
+        .expect("Ana's new name is in the record");
+    assert!(!g.record.members().iter().any(|m| m.name == "Ana"));
+    assert_eq!(me.needs, "large print, <b>short</b> meetings");
+    drop(g);
+    let page = text(send(&f.state, get(&f.state, "/members")).await).await;
+    assert!(
+        page.contains(
+            "What helps Ana B:</strong> large print, &#60;b&#62;short&#60;/b&#62; meetings"
+        ),
+        "{page}"
+    );
+    // Without the form's token nothing is written.
+    let before = entry_count(&f);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/members/me",
+            &[("csrf", "x"), ("name", "Mallory")],
+        ),
+    )
+    .await;
+    assert_ne!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(entry_count(&f), before);
+}

@@ -80,7 +80,7 @@ impl Record {
         }
         self.ix.heads.insert(h);
         let governs = match &meta.body {
-            Body::Genesis { .. } | Body::MemberLeave => true,
+            Body::Genesis { .. } | Body::MemberLeave | Body::About { .. } => true,
             Body::Outcome { proposal, .. } => matches!(
                 self.ix.entries.get(proposal).map(|p| &p.body),
                 Some(Body::Proposal {
@@ -147,6 +147,7 @@ fn references(b: &Body) -> Vec<EntryId> {
         | Body::Thread { .. }
         | Body::Profile { .. }
         | Body::SealedThread { .. }
-        | Body::AuditorAdd { .. } => vec![],
+        | Body::AuditorAdd { .. }
+        | Body::About { .. } => vec![],
     }
 }

@@ -235,6 +235,14 @@ fn describe(
             format!("{who} let {name} check the record as an auditor."),
             "/members".into(),
         ),
+        Body::About { needs, .. } if needs.trim().is_empty() => (
+            format!("{who} changed the name they go by."),
+            "/members".into(),
+        ),
+        Body::About { needs, .. } => (
+            format!("{who} said what helps them take part: {needs}"),
+            "/members".into(),
+        ),
         Body::Profile { .. } | Body::Rekey { .. } => return None,
     })
 }

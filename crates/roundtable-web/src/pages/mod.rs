@@ -550,6 +550,30 @@ pub(crate) async fn propose_member(
     Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
 }
 
+#[derive(serde::Deserialize)]
+pub(crate) struct AboutForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    needs: String,
+}
+
+/// A member changes their own name and needs: an entry signed by them, shown to everyone.
+pub(crate) async fn about_me(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::Form(form): axum::Form<AboutForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let (name, needs) = (plain(form.name), plain(form.needs));
+    with_group(&state, move |home, st, g| {
+        Ok(seat(home, st).set_about(g, &name, &needs)?)
+    })
+    .await?;
+    Ok(axum::response::Redirect::to("/members").into_response())
+}
+
 /// Asks the group whether a member should stop being one.
 pub(crate) async fn propose_removal(
     axum::extract::State(state): axum::extract::State<AppState>,
