@@ -14,6 +14,8 @@
 //! **API boundary:** the store never judges entries itself; [`roundtable_core::Record`] does. The store
 //! persists the verdicts and reloads the record quickly from a snapshot plus the log written after it.
 
+#![deny(missing_docs)]
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,70 +92,111 @@ fn claimed_author(e: &Entry) -> Option<[u8; 32]> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// A file operation outside the database failed: creating or protecting the home folder,
+    /// checking who can read it, or reading or writing a key file.
     #[error("{context}: {source}")]
     Io {
+        /// What the store was doing, in words ("writing the device key").
         context: &'static str,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// redb failed for a reason other than the disk's I/O (the database file is damaged or not a
+    /// Roundtable one, a table is missing or of the wrong type, a transaction could not start); the
+    /// text is redb's.
     #[error("the database could not be used ({0}); if the disk is full, free space and try again")]
     Database(String),
-    /// The file system refused a write for want of space (or quota).
+    /// The file system refused a write for want of space (or quota); the text is the operating
+    /// system's. A group whose commit failed so was reloaded from what is committed.
     #[error(
         "the disk is full ({0}): this change may not have been saved, and nothing saved before it \
          is lost. Free space on the disk, then try again"
     )]
     DiskFull(String),
-    /// The disk (or the file system) reported an error other than a full disk, such as EIO.
+    /// The disk (or the file system) reported an error other than a full disk, such as EIO. A group
+    /// whose commit failed so was reloaded from what is committed (or emptied and marked stale until
+    /// its next `refresh`, if that read failed too).
     #[error(
         "the disk reported an error while saving ({0}): this change may not have been saved, and \
          nothing saved before it is lost. Check the disk, then try again; Roundtable reopens the \
          record from what was saved"
     )]
     DiskError(String),
-    /// An earlier disk error on this open home: redb refuses everything until it is opened again.
+    /// An earlier disk error on this open home: redb refuses everything until it is opened again, so
+    /// the caller must drop this [`Home`] and open it anew.
     #[error(
         "the disk reported an error earlier, so this home stopped saving until it is opened again; \
          nothing saved before is lost. Check the disk (if the disk is full, free space), then try \
          again"
     )]
     DiskErrorEarlier,
+    /// Another process still held the home's database (the folder named) after [`OPEN_WAIT`]
+    /// ([`Home::open`]), or at once ([`Home::open_with_backend`], which does not wait).
     #[error("the home at {0} stayed busy (another roundtable command is using it); try again")]
     Busy(PathBuf),
+    /// The folder named has no `device.key` (for [`Home::open`], or no `roundtable.redb`): no home
+    /// was set up there.
     #[error("no Roundtable home at {0}: set this device up first")]
     NoHome(PathBuf),
+    /// [`Home::init`] found a `device.key` in the folder named; nothing was written.
     #[error("a Roundtable home already exists at {0}")]
     HomeExists(PathBuf),
+    /// A key file is damaged or unusable (not its JSON shape, wrong lengths, an unknown protection,
+    /// an Argon2id cost above [`keyfile::MAX_ARGON2`], a key that does not match its device id), or
+    /// sealing a key failed. The text is the whole message.
     #[error("{0}")]
     KeyFile(String),
+    /// A passphrase-protected key was opened without a passphrase.
     #[error("the device key is protected by a passphrase: give the passphrase to unlock it")]
     PassphraseNeeded,
+    /// A protected key did not decrypt with the passphrase given (a tampered file looks the same).
+    /// Nothing was changed.
     #[error("the passphrase is wrong; the device key was not unlocked and nothing was changed")]
     WrongPassphrase,
-    /// A new passphrase that is too short to protect the key.
+    /// A new passphrase that is too short to protect the key, refused before anything is written.
     #[error(
         "a passphrase needs at least {min} characters (a few words of your own make a good one); \
          nothing was saved"
     )]
-    PassphraseTooShort { min: usize },
-    /// The home folder or a clear-text key is open to other users of this computer.
+    PassphraseTooShort {
+        /// The shortest accepted, in characters ([`keyfile::MIN_PASSPHRASE_CHARS`]).
+        min: usize,
+    },
+    /// The home folder or a clear-text key is open to other users of this computer
+    /// ([`Home::check_private`]); the home is not used.
     #[error(
         "other users of this computer can read this home ({what}); Roundtable will not use it until \
          it is private again. Fix it with: {fix}"
     )]
-    NotPrivate { what: String, fix: String },
-    /// A file names a group this device does not hold, without that group's genesis.
+    NotPrivate {
+        /// Each problem found, in words, separated by "; ".
+        what: String,
+        /// The `chmod` commands that fix them all, one shell line, its paths quoted for a POSIX shell.
+        fix: String,
+    },
+    /// A file names a group this device does not hold, without that group's genesis
+    /// ([`Home::ingest`]); nothing was stored.
     #[error(
         "this file is for group {0}, which this device does not hold, and it does not contain that \
          group's first entry (its genesis), so it cannot start the group here; nothing was stored. \
          Ask a member for a full copy of the group"
     )]
     NoGenesis(GroupId),
+    /// The operating system's random generator failed while making a device key, an encryption
+    /// secret, or a key file's salt or nonce.
     #[error("the operating system's random generator failed: {0}")]
     Random(String),
+    /// The group named is not in this home ([`Home::open_group`], [`Home::forget_group`]).
     #[error("this home does not hold group {0}")]
     NoSuchGroup(GroupId),
+    /// Stored data fails the store's own checks when read (a row of the wrong length, group facts that
+    /// are not JSON, a log entry whose bytes are missing or do not decode, a log the rules now
+    /// refuse), or a snapshot or the group facts could not be encoded. A damaged snapshot is not an
+    /// error: the record is rebuilt from its entries.
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    /// The rules refused a write by this device ([`Home::append`] and the methods built on it,
+    /// [`Home::create_group`]); nothing was stored.
     #[error(transparent)]
     Refused(#[from] roundtable_core::Refused),
 }
@@ -202,12 +245,16 @@ db_err!(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InviteRefusal {
+    /// No invitation with this secret is recorded for this group (or its stored row is damaged).
     #[error("this invitation is not known here; ask a member for a new one")]
     Unknown,
+    /// The invitation was used already: each is good for one join.
     #[error("this invitation has already been used; ask a member for a new one")]
     Used,
+    /// The time given is after the invitation's expiry.
     #[error("this invitation has expired; ask a member for a new one")]
     Expired,
+    /// The store failed while checking or marking the invitation; the text is the [`StoreError`].
     #[error("the inviting device could not check the invitation: {0}")]
     Store(String),
 }
@@ -237,6 +284,7 @@ static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 /// What [`Home::propose_change`] wrote.
 #[derive(Debug, Clone)]
 pub struct Proposed {
+    /// The proposal entry (the first of `written`).
     pub proposal: EntryId,
     /// The outcome, when the proposer was the only member and so closed it.
     pub outcome: Option<EntryId>,
@@ -246,6 +294,8 @@ pub struct Proposed {
 
 /// An open group: its record and where its log stands.
 pub struct Group {
+    /// The group's record as committed: never ahead of the disk. Write to it only through [`Home`]
+    /// ([`Home::append`], [`Home::ingest`]), which keeps the two in step.
     pub record: Record,
     log_len: u64,
     snap_pos: u64,
@@ -276,6 +326,7 @@ impl Group {
         }
     }
 
+    /// The group's id (its genesis entry's id), known even while nothing is loaded.
     pub fn id(&self) -> GroupId {
         self.record.group()
     }
@@ -310,18 +361,28 @@ fn shell_quote(s: &str) -> String {
 /// One stored entry with its status, as listed by [`Home::entries`].
 #[derive(Debug, Clone)]
 pub struct Stored {
+    /// The id it is stored under: its change hash, or for bytes that did not parse or whose
+    /// signature failed, the SHA-256 of the encoded entry (so a forgery never takes a real id).
     pub id: EntryId,
+    /// The entry exactly as signed and received.
     pub entry: Entry,
+    /// Its verdict as last committed.
     pub status: StoredStatus,
 }
 
+/// An entry's verdict as stored. The store only records what [`Record`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredStatus {
+    /// Accepted by the rules: in the group's log, in causal order.
     Valid,
+    /// Waiting for entries it builds on; judged when they arrive.
     Pending,
     /// Quarantined, with the reason kind and the reason in words.
     Quarantined {
+        /// The rule's stable kind ([`roundtable_core::Invalid::kind`]), or `unknown` when the stored
+        /// reason has no kind.
         kind: String,
+        /// The reason in words, for people.
         reason: String,
     },
 }
@@ -330,7 +391,10 @@ impl Home {
     const DB: &'static str = "roundtable.redb";
     const KEY: &'static str = "device.key";
 
-    /// Creates a new home with a fresh device key. Returns whether the key is passphrase-protected.
+    /// Creates a new home with a fresh device key and encryption secret, both protected by
+    /// `passphrase` when one is given. Returns the open home and the device key. Refuses a folder
+    /// that already holds a `device.key` ([`StoreError::HomeExists`]) and a short passphrase
+    /// ([`StoreError::PassphraseTooShort`]) before writing anything.
     pub fn init(
         dir: &Path,
         name: &str,
@@ -495,6 +559,7 @@ impl Home {
         }
     }
 
+    /// The home folder, as it was given when opened.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -516,6 +581,8 @@ impl Home {
         keyfile::read(&self.dir.join(Self::KEY), passphrase)
     }
 
+    /// A device setting's bytes (`name`, the member's own name; `web.seen.GROUP`, ...), or `None`
+    /// when it was never set. Settings stay in this home: no bundle or sync carries them.
     pub fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let tx = self.db.begin_read()?;
         // Every table exists from `Home::init` on.
@@ -523,6 +590,8 @@ impl Home {
         Ok(t.get(name)?.map(|v| v.value().to_vec()))
     }
 
+    /// Sets or replaces a device setting, committed before it returns. A setting whose name holds a
+    /// group's id is removed with that group ([`Home::forget_group`]).
     pub fn set_setting(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         let tx = self.db.begin_write()?;
         tx.open_table(SETTINGS)?.insert(name, value)?;

@@ -10,7 +10,10 @@ pub const MAX_WORDS: usize = 15;
 /// One glossary line: a word or phrase and its plain alternative.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Term {
+    /// The word or phrase to flag, as the glossary writes it; [`check`] matches it as whole words,
+    /// ignoring case and the punctuation around words.
     pub word: String,
+    /// The plain words to suggest instead.
     pub plain: String,
 }
 
@@ -24,6 +27,7 @@ pub struct Advice {
 }
 
 impl Advice {
+    /// Whether there is nothing to advise: no glossary word and no long sentence.
     pub fn is_empty(&self) -> bool {
         self.words.is_empty() && self.long.is_empty()
     }
@@ -68,6 +72,9 @@ fn sentences(text: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
+/// Advises on `text`: the glossary terms it contains as whole words (case ignored), and its
+/// sentences (split at `.`, `!`, `?` and line ends) of more than [`MAX_WORDS`] words. Advice only:
+/// the caller shows it and lets the member share the text unchanged.
 pub fn check(text: &str, glossary: &[Term]) -> Advice {
     let ws = words(text);
     let mut advice = Advice::default();

@@ -18,6 +18,8 @@
 //! the CLI keeps working alongside. The device key and the encryption secret (for sealed threads) are
 //! unlocked once, when the state is made.
 
+#![deny(missing_docs)]
+
 pub mod jargon;
 mod pages;
 mod security;
@@ -46,14 +48,19 @@ pub struct WebConfig {
     pub port: u16,
 }
 
+/// Why the web page could not start ([`serve`], [`AppState::new`]) or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
+    /// Opening the home or unlocking its keys failed (no home, a busy home, a wrong passphrase).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Listening on 127.0.0.1 failed (the port is taken, say), or the server failed while serving.
     #[error("could not listen on 127.0.0.1: {0}")]
     Io(#[from] std::io::Error),
+    /// The operating system's random generator could not make the launch token.
     #[error("could not make a random token: {0}")]
     Random(String),
+    /// The blocking task that opens the home panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(String),
 }
