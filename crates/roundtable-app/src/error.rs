@@ -4,6 +4,7 @@ use roundtable_core::bundle::BundleError;
 use roundtable_core::{EntryId, GroupId, Invalid, MemberId};
 use roundtable_seal::SealError;
 use roundtable_store::StoreError;
+use roundtable_sync::{SyncError, TicketError};
 
 /// Why an action was not carried out. Nothing is written when one of these is returned, except
 /// where a variant says so.
@@ -113,6 +114,32 @@ pub enum AppError {
     /// The store could not read or save (disk, database, key file).
     #[error(transparent)]
     Store(StoreError),
+    /// A text that is not a whole ticket.
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+    /// An invitation was given where a member's device to sync with was meant.
+    #[error(
+        "this ticket is an invitation for a new member's device, not a device to sync with: join \
+         the group with it instead"
+    )]
+    IsAnInvitation,
+    /// A ticket to sync with was given where an invitation was meant.
+    #[error("this ticket is not an invitation: it is for syncing with a member's device")]
+    NotAnInvitation,
+    /// The invitation's time is over (checked before anything is dialed or made).
+    #[error("this invitation has expired; ask a member for a new one")]
+    InvitationExpired,
+    /// A sync or a join did not complete: the other device refused, could not be reached in
+    /// time, or broke the protocol; or the network or the home failed. Nothing already stored is
+    /// lost.
+    #[error(transparent)]
+    Sync(SyncError),
+}
+
+impl From<SyncError> for AppError {
+    fn from(e: SyncError) -> AppError {
+        AppError::Sync(e)
+    }
 }
 
 impl From<StoreError> for AppError {
@@ -151,14 +178,39 @@ impl AppError {
             AppError::Seal(SealError::Random(_)) => "random",
             AppError::Seal(_) => "seal",
             AppError::Store(_) => "store",
+            AppError::Ticket(_) => "bad_ticket",
+            AppError::IsAnInvitation => "is_an_invitation",
+            AppError::NotAnInvitation => "not_an_invitation",
+            AppError::InvitationExpired => "invitation_expired",
+            AppError::Sync(s) => match s {
+                SyncError::Refused(_) => "sync_refused",
+                SyncError::Timeout => "sync_timeout",
+                SyncError::Network(_) => "network",
+                SyncError::BadAddress(_) => "bad_address",
+                SyncError::Frame(_) | SyncError::Protocol(_) => "sync_protocol",
+                SyncError::Store(_) => "store",
+                _ => "sync_internal",
+            },
         }
     }
 
     /// Whether the action was understood and refused (a front end's "no", exit 1), rather than
-    /// failing for want of a working disk, key file or random generator (exit 2).
+    /// failing for want of a working disk, key file or random generator (exit 2). Of the network
+    /// cases, a refusal is: a ticket of the wrong kind, an expired invitation, the other device's
+    /// refusal, no answer in time, a network failure, and a broken protocol; a damaged ticket, an
+    /// address that cannot be used and a failing home during a sync are not.
     pub fn is_refusal(&self) -> bool {
         match self {
             AppError::Seal(SealError::Random(_)) => false,
+            AppError::Ticket(_) => false,
+            AppError::Sync(s) => matches!(
+                s,
+                SyncError::Refused(_)
+                    | SyncError::Timeout
+                    | SyncError::Network(_)
+                    | SyncError::Protocol(_)
+                    | SyncError::Frame(_)
+            ),
             AppError::Store(s) => matches!(
                 s,
                 StoreError::WrongPassphrase

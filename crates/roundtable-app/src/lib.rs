@@ -21,6 +21,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The network actions live in [`net`]: one sync with a member's device ([`net::sync_once`]),
+//! a one-time invitation ([`net::invite`]), joining with one ([`net::join`]) and the devices
+//! synced with ([`net::peers`]); async, printing nothing, so the web page can call them as the
+//! command line does. A front end keeps only its words, its flags and a long-running `serve`.
+//!
 //! **Invariant:** a front end never builds an entry body nor calls the store's `append`: every
 //! write goes through a [`Seat`] (checked by the workspace's architecture test).
 //!
@@ -30,11 +35,13 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod net;
 mod sealed;
 mod transfer;
 mod write;
 
 pub use error::AppError;
+pub use net::publish_after_sync;
 pub use sealed::limits_note;
 pub use transfer::{Imported, export_bundle, import_bundle};
 pub use write::Draft;
