@@ -134,6 +134,9 @@ pub enum AppError {
     /// lost.
     #[error(transparent)]
     Sync(SyncError),
+    /// The auditor could not read this device's own copy of the record as a bundle.
+    #[error("the audit could not read the record: {0}")]
+    Audit(#[from] roundtable_audit::AuditError),
 }
 
 impl From<SyncError> for AppError {
@@ -182,6 +185,7 @@ impl AppError {
             AppError::IsAnInvitation => "is_an_invitation",
             AppError::NotAnInvitation => "not_an_invitation",
             AppError::InvitationExpired => "invitation_expired",
+            AppError::Audit(_) => "audit",
             AppError::Sync(s) => match s {
                 SyncError::Refused(_) => "sync_refused",
                 SyncError::Timeout => "sync_timeout",

@@ -37,13 +37,14 @@
 mod error;
 pub mod net;
 mod sealed;
+pub mod serve;
 mod transfer;
 mod write;
 
 pub use error::AppError;
 pub use net::publish_after_sync;
 pub use sealed::limits_note;
-pub use transfer::{Imported, export_bundle, import_bundle};
+pub use transfer::{Imported, audit_group, export_bundle, import_bundle};
 pub use write::Draft;
 
 use roundtable_core::{Body, DeviceKey, EntryId, MemberId, Record};

@@ -27,10 +27,10 @@ use roundtable_seal::EncSecret;
 use roundtable_store::{Home, StoreError};
 use roundtable_sync::frame::Join;
 use roundtable_sync::net::{bind, dial_addr, local_addrs};
-use roundtable_sync::{ALPN, JOIN_ALPN, Node, SyncError, Ticket};
+use roundtable_sync::{ALPN, JOIN_ALPN, Node, Ticket};
 
-pub use roundtable_sync::SyncStats;
 pub use roundtable_sync::net::NetConfig;
+pub use roundtable_sync::{SyncError, SyncStats};
 
 use crate::{AppError, Seat};
 
@@ -66,7 +66,7 @@ pub fn publish_after_sync(
 }
 
 /// [`publish_after_sync`] off the async workers.
-async fn publish_in_background(
+pub(crate) async fn publish_in_background(
     dir: &Path,
     key: &DeviceKey,
     passphrase: Option<&str>,

@@ -58,3 +58,14 @@ pub fn export_bundle(home: &Home, group: &GroupId) -> Result<(Vec<u8>, usize), A
     let entries = home.export_entries(group)?;
     Ok((bundle::encode(group, &entries), entries.len()))
 }
+
+/// The auditor's report on this device's copy of the group's record: the same program and the same
+/// verdict an outside auditor gets from the exported bundle (`threads` threads check signatures).
+pub fn audit_group(
+    home: &Home,
+    group: &GroupId,
+    threads: usize,
+) -> Result<roundtable_audit::Report, AppError> {
+    let (bytes, _) = export_bundle(home, group)?;
+    Ok(roundtable_audit::audit(&bytes, threads)?)
+}

@@ -215,6 +215,13 @@ enum Cmd {
         /// Port on 127.0.0.1 (default: any free port).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Where the page's sync listens (repeatable), e.g. 127.0.0.1:0. Default: every
+        /// interface, a random port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<std::net::SocketAddr>,
+        /// Do not look for other devices on the local network.
+        #[arg(long)]
+        no_mdns: bool,
     },
 }
 
@@ -547,10 +554,19 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
     {
         return net::join(&dir, passphrase(&cli)?.as_deref(), ticket, name, needs);
     }
+    // The page works on a device not set up yet (its welcome page) or locked (its passphrase page).
+    if let Cmd::Web {
+        port,
+        listen,
+        no_mdns,
+    } = &cli.cmd
+    {
+        return net::web(&dir, passphrase(&cli)?, *port, listen, !no_mdns);
+    }
     let home = Home::open(&dir)?;
     let ctx = Ctx { home };
     match &cli.cmd {
-        Cmd::Init { .. } | Cmd::Join { .. } => unreachable!("handled above"),
+        Cmd::Init { .. } | Cmd::Join { .. } | Cmd::Web { .. } => unreachable!("handled above"),
         Cmd::Serve {
             listen,
             no_mdns,
@@ -574,10 +590,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 web: web.then_some(web_port.unwrap_or(0)),
             })
         }
-        Cmd::Web { port } => {
-            drop(ctx);
-            net::web(&dir, passphrase(&cli)?, *port)
-        }
+
         Cmd::Sync { ticket, timeout } => {
             let key = ctx.key(&cli)?;
             drop(ctx);

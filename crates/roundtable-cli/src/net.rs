@@ -152,6 +152,8 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
                 home_dir: a.dir.to_path_buf(),
                 passphrase: a.pass.clone(),
                 port,
+                // `serve` serves sync itself.
+                sync: None,
             };
             let (_addr, url, server) = roundtable_web::serve_with(cfg, true)
                 .await
@@ -475,13 +477,24 @@ pub fn peers(
 }
 
 /// `web`: the members' web page on 127.0.0.1. Prints `{"url"}` as its first line, serves until stopped.
-pub fn web(dir: &Path, pass: Option<String>, port: u16) -> anyhow::Result<Out> {
+pub fn web(
+    dir: &Path,
+    pass: Option<String>,
+    port: u16,
+    listen: &[SocketAddr],
+    mdns: bool,
+) -> anyhow::Result<Out> {
     let rt = runtime()?;
     rt.block_on(async {
         let cfg = roundtable_web::WebConfig {
             home_dir: dir.to_path_buf(),
             passphrase: pass,
             port,
+            // The page serves sync too, so that `roundtable web` alone is enough.
+            sync: Some(roundtable_web::SyncConfig {
+                net: net_config(listen, &None)?,
+                mdns,
+            }),
         };
         // A store refusal (a wrong passphrase, a home open to others) keeps its type: exit 1.
         let (_addr, url, server) = match roundtable_web::serve(cfg).await {

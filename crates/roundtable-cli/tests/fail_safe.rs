@@ -264,19 +264,13 @@ fn a_locked_key_never_reads_as_not_a_reader() {
         let v = ana.cmd(&args).passphrase(VAR, PASS).ok();
         assert!(v.to_string().contains("A quiet room, please"), "{v}");
     }
-    // The web page unlocks the keys when it starts: a wrong passphrase, or none, stops it there
-    // with exit 1 and says which.
+    // A wrong passphrase given to the web page stops it at once, with exit 1 and why. Without
+    // one the page starts and asks for it on its passphrase page (tested in roundtable-web).
     let f = ana
-        .cmd(["web", "--port", "0"])
+        .cmd(["web", "--port", "0", "--listen", "127.0.0.1:0", "--no-mdns"])
         .passphrase(VAR, "not my passphrase")
         .fails(1);
     assert!(f.stderr.contains("the passphrase is wrong"), "{}", f.stderr);
-    let f = ana.cmd(["web", "--port", "0"]).fails(1);
-    assert!(
-        f.stderr.contains("protected by a passphrase"),
-        "{}",
-        f.stderr
-    );
 }
 
 // ----- 6. passphrases -----

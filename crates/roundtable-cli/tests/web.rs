@@ -44,7 +44,7 @@ fn web_prints_its_url_first_and_needs_the_launch_token() {
     let mut child = Command::new(BIN)
         .arg("--home")
         .arg(h.dir())
-        .args(["web", "--port", "0"])
+        .args(["web", "--port", "0", "--listen", "127.0.0.1:0", "--no-mdns"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -58,3 +58,27 @@ pub async fn discover_and_sync(ep: Endpoint, node: Node, group: GroupId) -> Resu
     }
     Ok(())
 }
+
+/// Advertises this device on the LAN and calls `found` with every Roundtable device seen there
+/// (its id and where it answers). Runs until the endpoint closes. What to do with a device found
+/// (sync once, keep a live sync, only list it) is the caller's choice.
+pub async fn discover(
+    ep: Endpoint,
+    found: impl Fn(DeviceId, iroh::EndpointAddr) + Send + 'static,
+) -> Result<(), SyncError> {
+    let mdns = MdnsAddressLookup::builder()
+        .service_name(SERVICE)
+        .build(ep.id())
+        .map_err(|e| SyncError::Network(format!("local network discovery could not start: {e}")))?;
+    ep.address_lookup()
+        .map_err(|e| SyncError::Network(format!("local network discovery could not start: {e}")))?
+        .add(mdns.clone());
+    let mut events = mdns.subscribe().await;
+    while let Some(ev) = events.next().await {
+        if let DiscoveryEvent::Discovered { endpoint_info, .. } = ev {
+            let peer = DeviceId(*endpoint_info.endpoint_id.as_bytes());
+            found(peer, endpoint_info.into_endpoint_addr());
+        }
+    }
+    Ok(())
+}

@@ -283,6 +283,14 @@ impl Node {
         Ok(n)
     }
 
+    /// The groups loaded so far ([`Node::load_groups`], [`Node::poll_local`]).
+    pub fn groups(&self) -> Vec<GroupId> {
+        match self.inner.groups.lock() {
+            Ok(g) => g.keys().copied().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Whether `device` may sync `group`: an active member, or an auditor a member granted access.
     pub fn is_member(&self, group: &GroupId, device: &DeviceId) -> bool {
         match self.inner.groups.lock() {

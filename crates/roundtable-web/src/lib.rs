@@ -28,10 +28,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::routing::{get, post};
+use roundtable_app::net::NetConfig;
+use roundtable_app::serve::Serving;
 use roundtable_core::{DeviceId, DeviceKey, GroupId};
 use roundtable_seal::EncSecret;
 use roundtable_store::{Home, StoreError};
@@ -40,18 +42,33 @@ use sha2::{Digest, Sha256};
 /// What `roundtable web` is started with.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
-    /// The device home (the folder holding `roundtable.redb` and `device.key`).
+    /// The device home (the folder holding `roundtable.redb` and `device.key`). When there is none
+    /// yet, the page starts with the welcome page that sets this device up.
     pub home_dir: PathBuf,
-    /// The passphrase of the device key, when it is protected.
+    /// The passphrase of the device key, when it is protected. Without it a protected key is
+    /// unlocked on the page.
     pub passphrase: Option<String>,
     /// The port on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// Whether the page also serves sync (as `roundtable web` does), and how. `None`: the page only
+    /// shows the record (tests, or `serve --web`, which serves sync itself).
+    pub sync: Option<SyncConfig>,
+}
+
+/// How the page serves sync once this device's key is unlocked.
+#[derive(Debug, Clone, Default)]
+pub struct SyncConfig {
+    /// Where the sync endpoint listens, and the relay (none by default).
+    pub net: NetConfig,
+    /// Whether to look for members' devices on the local network (mDNS).
+    pub mdns: bool,
 }
 
 /// Why the web page could not start ([`serve`], [`AppState::new`]) or stopped serving.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WebError {
-    /// Opening the home or unlocking its keys failed (no home, a busy home, a wrong passphrase).
+    /// Opening the home or unlocking its keys failed (a busy home, a wrong passphrase).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Listening on 127.0.0.1 failed (the port is taken, say), or the server failed while serving.
@@ -63,6 +80,9 @@ pub enum WebError {
     /// The blocking task that opens the home panicked or was cancelled.
     #[error("a background task failed: {0}")]
     Task(String),
+    /// Sync could not start serving (the network endpoint could not open).
+    #[error("could not serve sync: {0}")]
+    Sync(#[from] roundtable_app::AppError),
 }
 
 /// Shared by every request: the home, the unlocked device key, the launch token.
@@ -71,22 +91,38 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// This device's keys, once unlocked (at launch, on the passphrase page, or by the welcome page
+/// that made them).
+pub(crate) struct Me {
+    pub(crate) key: DeviceKey,
+    pub(crate) device: DeviceId,
+    /// This device's encryption secret, for reading and writing sealed threads.
+    pub(crate) enc: Option<EncSecret>,
+    /// Kept for the sync that publishes this device's encryption key (never shown, never in a URL).
+    pub(crate) passphrase: Option<String>,
+}
+
 struct Inner {
     home_dir: PathBuf,
-    key: DeviceKey,
-    device: DeviceId,
     port: u16,
     token: String,
     csrf: String,
     clock: fn() -> i64,
-    /// This device's encryption secret, for reading and writing sealed threads.
-    enc: Option<EncSecret>,
-    /// Whether sync runs alongside (`serve --web`): the status words differ.
+    /// Set once; a page that needs the keys before then sends the member to the welcome page
+    /// (no home yet) or the passphrase page.
+    me: OnceLock<Me>,
+    /// Whether sync runs alongside in another part of this process (`serve --web`).
     syncing: bool,
+    /// How to serve sync from this page, when it does.
+    sync: Option<SyncConfig>,
+    /// The sync this page serves, once started.
+    serving: tokio::sync::OnceCell<Arc<Serving>>,
     /// The group shown, once a member chose one (else the first).
     group: Mutex<Option<GroupId>>,
     /// Per group, what this launch counts as already seen: each device's highest sequence number.
     seen: Mutex<HashMap<GroupId, BTreeMap<DeviceId, u64>>>,
+    /// Serialises the welcome and passphrase forms, so two tabs cannot set up two keys.
+    setup: tokio::sync::Mutex<()>,
 }
 
 fn now_ms() -> i64 {
@@ -99,43 +135,117 @@ fn now_ms() -> i64 {
 impl AppState {
     /// Opens the home once to unlock the device key (a wrong passphrase fails here, not on the first
     /// page), and makes a fresh random launch token. `port` is the port the server answers on: the
-    /// `Host` header must name it.
+    /// `Host` header must name it. With no home yet, or a protected key and no passphrase, the state
+    /// starts without keys: the welcome page or the passphrase page comes first.
     pub fn new(cfg: &WebConfig, port: u16) -> Result<AppState, WebError> {
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|e| WebError::Random(e.to_string()))?;
-        let home = Home::open(&cfg.home_dir)?;
-        let key = home.device_key(cfg.passphrase.as_deref())?;
-        let enc = EncSecret::from_bytes(&*home.enc_secret(cfg.passphrase.as_deref())?);
-        Ok(AppState::with_key(cfg.home_dir.clone(), key, port, hex::encode(raw)).with_enc(enc))
+        let st = AppState::bare(
+            cfg.home_dir.clone(),
+            port,
+            hex::encode(raw),
+            cfg.sync.clone(),
+        );
+        match Home::open(&cfg.home_dir) {
+            Err(StoreError::NoHome(_)) => return Ok(st),
+            Err(e) => return Err(e.into()),
+            Ok(home) => match roundtable_app::unlock(&home, cfg.passphrase.as_deref()) {
+                Ok((key, enc)) => st.set_me(key, Some(enc), cfg.passphrase.clone()),
+                Err(roundtable_app::AppError::Store(StoreError::PassphraseNeeded))
+                    if cfg.passphrase.is_none() => {}
+                Err(roundtable_app::AppError::Store(e)) => return Err(e.into()),
+                Err(e) => return Err(e.into()),
+            },
+        }
+        Ok(st)
     }
 
-    /// A state with a given key and token (tests, and callers that already hold the key).
-    pub fn with_key(home_dir: PathBuf, key: DeviceKey, port: u16, token: String) -> AppState {
+    fn bare(home_dir: PathBuf, port: u16, token: String, sync: Option<SyncConfig>) -> AppState {
         let csrf = hex::encode(Sha256::digest(
             [b"roundtable-web csrf\0".as_slice(), token.as_bytes()].concat(),
         ));
         AppState {
             inner: Arc::new(Inner {
                 home_dir,
-                device: key.device_id(),
-                key,
                 port,
                 token,
                 csrf,
                 clock: now_ms,
-                enc: None,
+                me: OnceLock::new(),
                 syncing: false,
+                sync,
+                serving: tokio::sync::OnceCell::new(),
                 group: Mutex::new(None),
                 seen: Mutex::new(HashMap::new()),
+                setup: tokio::sync::Mutex::new(()),
             }),
         }
     }
 
+    /// A state with a given key and token (tests, and callers that already hold the key).
+    pub fn with_key(home_dir: PathBuf, key: DeviceKey, port: u16, token: String) -> AppState {
+        let st = AppState::bare(home_dir, port, token, None);
+        st.set_me(key, None, None);
+        st
+    }
+
+    /// Keeps this device's keys; the first keys given stay (a second call changes nothing).
+    pub(crate) fn set_me(
+        &self,
+        key: DeviceKey,
+        enc: Option<EncSecret>,
+        passphrase: Option<String>,
+    ) {
+        let device = key.device_id();
+        let _ = self.inner.me.set(Me {
+            key,
+            device,
+            enc,
+            passphrase,
+        });
+    }
+
+    /// This device's keys, when unlocked.
+    pub(crate) fn me(&self) -> Option<&Me> {
+        self.inner.me.get()
+    }
+
+    /// The sync this page serves, once started.
+    pub(crate) fn serving(&self) -> Option<Arc<Serving>> {
+        self.inner.serving.get().cloned()
+    }
+
+    /// Starts serving sync, when this page does and the keys are unlocked (once; later calls only
+    /// pick up groups new to the home).
+    pub(crate) async fn start_serving(&self) -> Result<(), WebError> {
+        let (Some(cfg), Some(me)) = (&self.inner.sync, self.me()) else {
+            return Ok(());
+        };
+        if let Some(s) = self.inner.serving.get() {
+            s.reload().await?;
+            return Ok(());
+        }
+        // A serving device already runs on this home (`roundtable serve`): it answers; the page
+        // syncs through its own endpoint only when asked.
+        let s = Serving::start(
+            &self.inner.home_dir,
+            &me.key,
+            me.passphrase.as_deref(),
+            &cfg.net,
+            cfg.mdns,
+        )
+        .await?;
+        let _ = self.inner.serving.set(Arc::new(s));
+        Ok(())
+    }
+
     /// Gives the state this device's encryption secret, so readers can read and write sealed threads.
-    /// Call before cloning.
+    /// Call before cloning, on a state made [`AppState::with_key`].
     pub fn with_enc(mut self, enc: EncSecret) -> AppState {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.enc = Some(enc);
+        if let Some(inner) = Arc::get_mut(&mut self.inner)
+            && let Some(me) = inner.me.get_mut()
+        {
+            me.enc = Some(enc);
         }
         self
     }
@@ -184,6 +294,16 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::home::home))
+        .route(
+            "/welcome",
+            get(pages::setup::welcome).post(pages::setup::set_up),
+        )
+        .route(
+            "/unlock",
+            get(pages::setup::unlock_page).post(pages::setup::unlock),
+        )
+        .route("/groups/join", post(pages::setup::join_another))
+        .route("/groups/new", post(pages::home::new_group))
         .route("/seen", post(pages::home::mark_seen))
         .route(
             "/groups",
@@ -225,6 +345,18 @@ pub fn router(state: AppState) -> Router {
         .route("/members/propose", post(pages::propose_member))
         .route("/members/me", post(pages::about_me))
         .route("/members/{id}/remove", post(pages::propose_removal))
+        .route(
+            "/invite",
+            get(pages::devices::invite_form).post(pages::devices::invite),
+        )
+        .route("/devices", get(pages::devices::devices))
+        .route("/devices/sync", post(pages::devices::sync_now))
+        .route("/devices/live", post(pages::devices::live))
+        .route("/audit", get(pages::audit::audit))
+        .route(
+            "/members/leave",
+            get(pages::audit::leave_form).post(pages::audit::leave),
+        )
         .route("/help", get(pages::help))
         .route("/words", get(pages::words::words).post(pages::words::save))
         .route("/glossary.json", get(pages::words::glossary_json))
@@ -273,6 +405,7 @@ pub async fn serve_with(
         .await
         .map_err(|e| WebError::Task(e.to_string()))??
         .with_syncing(syncing);
+    state.start_serving().await?;
     let url = state.url();
     let app = router(state);
     let fut = async move {

@@ -97,7 +97,17 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         ));
     }
     if cookie_token(&state, headers).is_some_and(|t| same(t, state.token())) {
-        return secure(next.run(req).await);
+        // Until this device is set up and unlocked, every page but those two (and the styles and
+        // pictures they use) leads there.
+        let path = req.uri().path();
+        if state.me().is_none()
+            && !matches!(path, "/welcome" | "/unlock" | "/help")
+            && !path.starts_with("/static/")
+        {
+            return secure(Redirect::to(crate::pages::setup::setup_path(&state)).into_response());
+        }
+        let r = next.run(req).await;
+        return secure(crate::pages::devices::with_sync_line(&state, r).await);
     }
     if req.method() == Method::GET
         && query_token(req.uri().query()).is_some_and(|t| same(t, state.token()))

@@ -83,6 +83,7 @@ fn fixture() -> Fixture {
         home_dir: home_dir.clone(),
         passphrase: None,
         port: PORT,
+        sync: None,
     };
     let state = AppState::new(&cfg, PORT).unwrap().with_clock(fixed_clock);
     Fixture {
@@ -501,6 +502,7 @@ async fn serve_binds_loopback_only_and_prints_a_token_url() {
         home_dir: f.home_dir.clone(),
         passphrase: None,
         port: 0,
+        sync: None,
     };
     let (addr, url, fut) = roundtable_web::serve(cfg).await.unwrap();
     assert!(addr.ip().is_loopback());
@@ -682,7 +684,11 @@ fn open_group(f: &Fixture) -> (Home, roundtable_store::Group) {
 }
 
 fn location(r: &Response<HttpBody>) -> String {
-    r.headers()[header::LOCATION].to_str().unwrap().to_string()
+    r.headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -1146,6 +1152,7 @@ async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() 
             home_dir: f.home_dir.clone(),
             passphrase: None,
             port: PORT,
+            sync: None,
         },
         PORT,
     )
@@ -1583,4 +1590,300 @@ async fn a_member_changes_their_own_name_and_needs_on_the_page() {
     .await;
     assert_ne!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(entry_count(&f), before);
+}
+
+fn state_for(home_dir: &std::path::Path, passphrase: Option<&str>) -> AppState {
+    AppState::new(
+        &WebConfig {
+            home_dir: home_dir.to_path_buf(),
+            passphrase: passphrase.map(str::to_string),
+            port: PORT,
+            sync: None,
+        },
+        PORT,
+    )
+    .unwrap()
+}
+
+/// A device with no home: every page leads to the welcome page; bad forms make nothing; a good one
+/// sets the device up and starts a group, and the pages then work.
+#[tokio::test]
+async fn the_welcome_page_sets_up_a_new_device_and_starts_a_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let home_dir = dir.path().join("new-home");
+    let st = state_for(&home_dir, None);
+    let csrf = st.csrf_token().to_string();
+    for path in ["/", "/threads", "/members", "/devices", "/audit", "/unlock"] {
+        let r = send(&st, get(&st, path)).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&r), "/welcome", "{path}");
+    }
+    let page = text(send(&st, get(&st, "/welcome")).await).await;
+    assert!(page.contains("What is your name?"), "{page}");
+    assert!(page.contains("What helps you take part?"), "{page}");
+    assert!(page.contains(r#"type="password""#), "{page}");
+    let long = "x".repeat(100_000);
+    let bad: [(&[(&str, &str)], &str); 7] = [
+        (
+            &[("name", ""), ("choice", "start"), ("group", "Board")],
+            "Please write your name",
+        ),
+        (
+            &[("name", "Ana"), ("choice", "start"), ("group", "")],
+            "what the group is called",
+        ),
+        (
+            &[("name", &long), ("choice", "start"), ("group", "Board")],
+            "shorter",
+        ),
+        (
+            &[("name", "Ana"), ("choice", "join"), ("invitation", "")],
+            "Please paste the invitation",
+        ),
+        (
+            &[
+                ("name", "Ana"),
+                ("choice", "join"),
+                ("invitation", "rtnotaticket"),
+            ],
+            "not an invitation Roundtable can read",
+        ),
+        (
+            &[
+                ("name", "Ana"),
+                ("choice", "start"),
+                ("group", "Board"),
+                ("passphrase", "short"),
+            ],
+            "too short",
+        ),
+        (&[("name", "Ana"), ("choice", "nothing")], "Please choose"),
+    ];
+    for (form, words) in bad {
+        let mut f = vec![("csrf", csrf.as_str())];
+        f.extend_from_slice(form);
+        let r = send(&st, post(&st, "/welcome", &f)).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{form:?}");
+        let page = text(r).await;
+        assert!(page.contains(words), "{words}: {page}");
+        assert!(
+            !home_dir.join("device.key").exists(),
+            "nothing made for {form:?}"
+        );
+    }
+    // Markup typed in is shown as text, never as markup.
+    let r = send(
+        &st,
+        post(
+            &st,
+            "/welcome",
+            &[
+                ("csrf", &csrf),
+                ("name", "<b>Ana</b>"),
+                ("choice", "start"),
+                ("group", ""),
+            ],
+        ),
+    )
+    .await;
+    let page = text(r).await;
+    assert!(
+        page.contains("&lt;b&gt;Ana&lt;/b&gt;") || page.contains("&#60;b&#62;Ana"),
+        "{page}"
+    );
+    assert!(!page.contains("<b>Ana</b>"), "{page}");
+    // A form without the CSRF token is refused.
+    let r = send(
+        &st,
+        post(
+            &st,
+            "/welcome",
+            &[("name", "Ana"), ("choice", "start"), ("group", "Board")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(!home_dir.join("device.key").exists());
+
+    let r = send(
+        &st,
+        post(
+            &st,
+            "/welcome",
+            &[
+                ("csrf", &csrf),
+                ("name", "Ana"),
+                ("needs", "Large print, please"),
+                ("choice", "start"),
+                ("group", "Garden board"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
+    let page = text(send(&st, get(&st, "/members")).await).await;
+    assert!(page.contains("Ana"), "{page}");
+    assert!(page.contains("Large print, please"), "{page}");
+    assert!(page.contains(r#"href="/invite""#), "{page}");
+    let page = text(send(&st, get(&st, "/")).await).await;
+    assert!(page.contains("Garden board"), "{page}");
+    assert!(
+        page.contains("Not synced with another member"),
+        "the header's sync line: {page}"
+    );
+    // Set up now: the welcome page sends the member home, and a second setup is refused.
+    let r = send(&st, get(&st, "/welcome")).await;
+    assert_eq!(location(&r), "/");
+    let home = Home::open(&home_dir).unwrap();
+    assert_eq!(home.groups().unwrap().len(), 1);
+}
+
+/// A protected key is unlocked on the page: the passphrase only in a POST body, a wrong one said
+/// plainly with nothing changed, the right one opens every page.
+#[tokio::test]
+async fn a_locked_device_asks_for_its_passphrase_on_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let home_dir = dir.path().join("home");
+    let pass = "a long passphrase for Ana";
+    {
+        let (home, key) = roundtable_app::init(&home_dir, "Ana", "", Some(pass)).unwrap();
+        let (key2, enc) = roundtable_app::unlock(&home, Some(pass)).unwrap();
+        assert_eq!(key.device_id(), key2.device_id());
+        roundtable_app::Seat::new(&home, &key2, Some(&enc))
+            .create_group("Board", Rule::Consent, 1)
+            .unwrap();
+    }
+    let st = state_for(&home_dir, None);
+    let csrf = st.csrf_token().to_string();
+    let r = send(&st, get(&st, "/proposals")).await;
+    assert_eq!(location(&r), "/unlock");
+    let r = send(&st, get(&st, "/welcome")).await;
+    assert_eq!(location(&r), "/unlock");
+    let page = text(send(&st, get(&st, "/unlock")).await).await;
+    assert!(page.contains(r#"method="post" action="/unlock""#), "{page}");
+    for wrong in ["", "not the passphrase at all"] {
+        let r = send(
+            &st,
+            post(&st, "/unlock", &[("csrf", &csrf), ("passphrase", wrong)]),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let page = text(r).await;
+        assert!(page.contains("passphrase"), "{page}");
+        assert!(
+            !page.contains(wrong) || wrong.is_empty(),
+            "never shown back: {page}"
+        );
+        assert_eq!(location(&send(&st, get(&st, "/")).await), "/unlock");
+    }
+    let r = send(
+        &st,
+        post(&st, "/unlock", &[("csrf", &csrf), ("passphrase", pass)]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = text(send(&st, get(&st, "/")).await).await;
+    assert!(page.contains("Board"), "{page}");
+    // A wrong passphrase given at launch still stops the page there.
+    let e = AppState::new(
+        &WebConfig {
+            home_dir: home_dir.clone(),
+            passphrase: Some("wrong wrong wrong".into()),
+            port: PORT,
+            sync: None,
+        },
+        PORT,
+    );
+    assert!(e.is_err());
+}
+
+/// The audit page says what `roundtable audit` says; leaving asks "Are you sure?" first.
+#[tokio::test]
+async fn the_audit_page_and_leaving_with_a_check_first() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let page = text(send(&f.state, get(&f.state, "/audit")).await).await;
+    assert!(page.contains("The record checks out."), "{page}");
+    assert!(page.contains("Ana"), "{page}");
+    assert!(page.contains("<th scope=\"col\">Messages</th>"), "{page}");
+    let page = text(send(&f.state, get(&f.state, "/members/leave")).await).await;
+    assert!(page.contains("Are you sure"), "{page}");
+    assert!(
+        page.contains("Everything you wrote stays in the record"),
+        "{page}"
+    );
+    let before = entry_count(&f);
+    let r = send(
+        &f.state,
+        post(&f.state, "/members/leave", &[("csrf", "wrong")]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(entry_count(&f), before);
+    let r = send(
+        &f.state,
+        post(&f.state, "/members/leave", &[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The leave itself, and this device's encryption key when it was not published yet.
+    assert!(entry_count(&f) > before);
+    let page = text(send(&f.state, get(&f.state, "/members")).await).await;
+    assert!(page.contains("left"), "{page}");
+}
+
+/// The invitation page makes a one-time invitation with a QR code and its expiry in words; the
+/// Devices page without sync of its own says so, and a bad code changes nothing.
+#[tokio::test]
+async fn invitations_and_devices_on_the_page() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let page = text(send(&f.state, get(&f.state, "/invite")).await).await;
+    assert!(page.contains("How long should it work?"), "{page}");
+    let r = send(
+        &f.state,
+        post(&f.state, "/invite", &[("csrf", &csrf), ("minutes", "7")]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = send(
+        &f.state,
+        post(&f.state, "/invite", &[("csrf", &csrf), ("minutes", "60")]),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = text(r).await;
+    assert!(page.contains("<svg role=\"img\""), "a QR code: {page}");
+    assert!(page.contains("one hour"), "{page}");
+    assert!(page.contains("id=\"invitation-code\""), "{page}");
+    let page = text(send(&f.state, get(&f.state, "/devices")).await).await;
+    assert!(page.contains("does not serve sync itself"), "{page}");
+    assert!(
+        page.contains("Ben's device") || page.contains("None yet"),
+        "{page}"
+    );
+    let before = entry_count(&f);
+    for bad in [
+        "",
+        "rt-not-a-ticket",
+        &"x".repeat(100_000),
+        "<script>alert(1)</script>",
+    ] {
+        let r = send(
+            &f.state,
+            post(
+                &f.state,
+                "/devices/sync",
+                &[("csrf", &csrf), ("ticket", bad)],
+            ),
+        )
+        .await;
+        assert!(
+            r.status().is_client_error() || r.status().is_server_error(),
+            "{bad:.20}"
+        );
+        let page = text(r).await;
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert_eq!(entry_count(&f), before);
+    }
 }

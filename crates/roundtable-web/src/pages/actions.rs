@@ -85,7 +85,7 @@ pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> 
 
 pub(crate) async fn actions(State(state): State<AppState>) -> PageResult {
     let p = with_group(&state, |_, st, g| {
-        let (todo, done) = action_rows(&g.record, &st.inner.device, None)
+        let (todo, done) = action_rows(&g.record, &super::my_id(st)?, None)
             .into_iter()
             .partition(|a| a.done.is_empty());
         Ok(ActionsPage {
@@ -131,7 +131,7 @@ pub(crate) async fn add(
     let back = format!("/threads/{id}");
     with_group(&state, move |home, st, g| {
         let thread = parse_id(&id, "thread")?;
-        Ok(seat(home, st).action(g, thread, &text, owner, due)?)
+        Ok(seat(home, st)?.action(g, thread, &text, owner, due)?)
     })
     .await?;
     Ok(back_to(&back))
@@ -151,7 +151,7 @@ pub(crate) async fn done(
     csrf_ok(&state, &form.csrf)?;
     with_group(&state, move |home, st, g| {
         let action = parse_id(&id, "action")?;
-        Ok(seat(home, st).action_done(g, action)?)
+        Ok(seat(home, st)?.action_done(g, action)?)
     })
     .await?;
     Ok(back_to("/actions"))

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use roundtable_core::{Body, Decision, DeviceId, Effect, GroupId, Record};
 use roundtable_store::Home;
 use serde::Deserialize;
@@ -298,7 +298,7 @@ fn link_of(r: &Record, id: &roundtable_core::EntryId) -> String {
 /// Shared when every entry of this device was written before the last exchange with another device
 /// of the group (both times are this device's own clock).
 fn status(home: &Home, st: &AppState, r: &Record) -> Result<Status, Problem> {
-    let me = st.inner.device;
+    let me = super::my_id(st)?;
     let devices = r.sync_devices();
     let names = names(r);
     let last = home
@@ -349,15 +349,20 @@ fn status(home: &Home, st: &AppState, r: &Record) -> Result<Status, Problem> {
 }
 
 pub(crate) async fn home(State(state): State<AppState>) -> PageResult {
+    // A device set up but in no group yet (a join that did not reach the other device): its
+    // Groups page offers to start one or join one.
+    if with_home(&state, |home, _| Ok(home.groups()?.is_empty())).await? {
+        return Ok(Redirect::to("/groups").into_response());
+    }
     let p = with_group(&state, |home, st, g| {
         let r = &g.record;
         let now = marks(r);
         let seen = baseline(home, st, &g.id(), &now)?;
-        let (new, more) = new_rows(r, &seen, &st.inner.device);
+        let (new, more) = new_rows(r, &seen, &super::my_id(st)?);
         Ok(HomePage {
             nav: Nav::Home,
             group: group_name(r),
-            me: name_of(&names(r), &st.inner.device),
+            me: name_of(&names(r), &super::my_id(st)?),
             status: status(home, st, r)?,
             new,
             more,
@@ -396,12 +401,12 @@ pub(crate) async fn mark_seen(
 
 pub(crate) async fn groups(State(state): State<AppState>) -> PageResult {
     let p = with_home(&state, |home, st| {
-        let current = the_group(home, st)?.id();
+        let current = the_group(home, st).ok().map(|g| g.id());
         let groups = home
             .groups()?
             .into_iter()
             .map(|(id, name)| GroupRow {
-                current: id == current,
+                current: Some(id) == current,
                 id: id.to_string(),
                 name,
             })
@@ -491,4 +496,29 @@ pub(crate) async fn choose_group(
     })
     .await?;
     Ok(back_to("/"))
+}
+
+pub(crate) async fn new_group(
+    State(state): State<AppState>,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> PageResult {
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    super::csrf_ok(&state, &field("csrf"))?;
+    let name = field("name").trim().to_string();
+    if name.is_empty() {
+        return Err(Problem::refused(
+            "Please write what the group is called. Nothing was made.",
+        ));
+    }
+    let id = with_home(&state, move |home, st| {
+        Ok(super::seat(home, st)?
+            .create_group(&name, roundtable_core::Rule::Consent, 1)?
+            .id())
+    })
+    .await?;
+    if let Ok(mut g) = state.inner.group.lock() {
+        *g = Some(id);
+    }
+    let _ = state.start_serving().await;
+    Ok(Redirect::to("/").into_response())
 }

@@ -5,8 +5,11 @@
 //! JavaScript; `roundtable.js` only adds read-aloud buttons and live writing advice.
 
 pub(crate) mod actions;
+pub(crate) mod audit;
+pub(crate) mod devices;
 pub(crate) mod home;
 pub(crate) mod proposals;
+pub(crate) mod setup;
 pub(crate) mod threads;
 pub(crate) mod words;
 
@@ -78,6 +81,8 @@ pub(crate) enum Nav {
     Proposals,
     Actions,
     Members,
+    Devices,
+    Audit,
     Help,
     None,
 }
@@ -141,6 +146,15 @@ impl Problem {
         }
     }
 
+    /// The device's key is not unlocked yet (the guard sends members to the right page first).
+    pub(crate) fn locked() -> Problem {
+        Problem {
+            status: StatusCode::FORBIDDEN,
+            title: "This device is not open yet",
+            text: "Please set up this device, or give your passphrase, on the first page.".into(),
+        }
+    }
+
     /// The record refused a write (a rule), or the form was not complete.
     pub(crate) fn refused(text: impl Into<String>) -> Problem {
         Problem {
@@ -197,7 +211,7 @@ impl From<AppError> for Problem {
 }
 
 /// A library message as a sentence: a capital first letter and a full stop.
-fn sentence(s: &str) -> String {
+pub(crate) fn sentence(s: &str) -> String {
     let mut c = s.chars();
     let mut out: String = c
         .next()
@@ -307,16 +321,20 @@ pub(crate) fn the_group(home: &Home, st: &AppState) -> Result<Group, Problem> {
 
 /// This member's seat: every write of the page goes through the application layer, as the
 /// command line's do.
-pub(crate) fn seat<'a>(home: &'a Home, st: &'a AppState) -> Seat<'a> {
-    Seat::new(home, &st.inner.key, st.inner.enc.as_ref()).with_clock(st.inner.clock)
+pub(crate) fn seat<'a>(home: &'a Home, st: &'a AppState) -> Result<Seat<'a>, Problem> {
+    let me = st.me().ok_or_else(Problem::locked)?;
+    Ok(Seat::new(home, &me.key, me.enc.as_ref()).with_clock(st.inner.clock))
+}
+
+/// This device's id (the member it speaks for), once its key is unlocked.
+pub(crate) fn my_id(st: &AppState) -> Result<DeviceId, Problem> {
+    st.me().map(|m| m.device).ok_or_else(Problem::locked)
 }
 
 /// This device's keys for sealed threads, when it holds them.
 pub(crate) fn keyring(st: &AppState) -> Option<Keyring<'_>> {
-    st.inner
-        .enc
-        .as_ref()
-        .map(|e| Keyring::new(st.inner.device, e))
+    let me = st.me()?;
+    me.enc.as_ref().map(|e| Keyring::new(me.device, e))
 }
 
 pub(crate) fn csrf_ok(state: &AppState, csrf: &str) -> Result<(), Problem> {
@@ -459,7 +477,7 @@ pub(crate) async fn members(
             .into_iter()
             .map(|m| MemberRow {
                 id: m.id.to_string(),
-                me: m.id == st.inner.device,
+                me: st.me().is_some_and(|me| me.device == m.id),
                 name: m.name,
                 needs: m.needs,
                 status: match m.status {
@@ -568,7 +586,7 @@ pub(crate) async fn about_me(
     csrf_ok(&state, &form.csrf)?;
     let (name, needs) = (plain(form.name), plain(form.needs));
     with_group(&state, move |home, st, g| {
-        Ok(seat(home, st).set_about(g, &name, &needs)?)
+        Ok(seat(home, st)?.set_about(g, &name, &needs)?)
     })
     .await?;
     Ok(axum::response::Redirect::to("/members").into_response())
@@ -610,7 +628,7 @@ fn propose(
     effect: roundtable_core::Effect,
     name: &str,
 ) -> Result<EntryId, Problem> {
-    Ok(seat(home, st).ask_group(g, effect, name)?.proposal)
+    Ok(seat(home, st)?.ask_group(g, effect, name)?.proposal)
 }
 
 /// "2 of 5 members have given a view. 3 are needed before it can be closed."

@@ -244,7 +244,7 @@ fn latest_stances(r: &Record, proposal: &EntryId) -> BTreeMap<DeviceId, (StanceK
 
 fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Problem> {
     let pid = parse_id(id, "proposal")?;
-    let me = st.inner.device;
+    let me = super::my_id(st)?;
     let (author, meta) = r
         .entry(&pid)
         .ok_or_else(|| Problem::not_found("such proposal"))?;
@@ -460,7 +460,7 @@ pub(crate) async fn stance(
     let back = format!("/proposals/{id}");
     with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
-        Ok(seat(home, st).stance(g, proposal, kind, &reason, None)?)
+        Ok(seat(home, st)?.stance(g, proposal, kind, &reason, None)?)
     })
     .await?;
     Ok(back_to(&back))
@@ -490,7 +490,7 @@ pub(crate) async fn close(
     let back = format!("/proposals/{id}");
     with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
-        Ok(seat(home, st).close(g, proposal, &outcome).map(|_| ())?)
+        Ok(seat(home, st)?.close(g, proposal, &outcome).map(|_| ())?)
     })
     .await?;
     Ok(back_to(&back))
@@ -578,7 +578,7 @@ pub(crate) async fn propose(
             quorum: None,
             effect: None,
         };
-        Ok(seat(home, st).propose(g, draft)?)
+        Ok(seat(home, st)?.propose(g, draft)?)
     })
     .await?;
     Ok(Redirect::to(&format!("/proposals/{pid}")).into_response())
@@ -617,7 +617,7 @@ async fn write_about(
     }
     with_group(&state, move |home, st, g| {
         let target = parse_id(&id, "entry")?;
-        Ok(act(&seat(home, st), g, target, &text)?)
+        Ok(act(&seat(home, st)?, g, target, &text)?)
     })
     .await?;
     Ok(back_to(&form.back))

@@ -206,7 +206,7 @@ pub(crate) fn active_members(r: &Record) -> Vec<(String, String)> {
 }
 
 fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Problem> {
-    let me: DeviceId = st.inner.device;
+    let me: DeviceId = super::my_id(st)?;
     let (tid, title, is_sealed) = parse_thread(r, id)?;
     let names = names(r);
     let (author, meta) = r
@@ -352,7 +352,7 @@ pub(crate) async fn thread(State(state): State<AppState>, Path(id): Path<String>
 }
 
 fn other_members(st: &AppState, r: &Record, chosen: &[String]) -> Vec<(String, String, bool)> {
-    let me = st.inner.device.to_string();
+    let me = st.me().map(|m| m.device.to_string()).unwrap_or_default();
     active_members(r)
         .into_iter()
         .filter(|(id, _)| *id != me)
@@ -428,13 +428,13 @@ pub(crate) async fn start_thread(
     let (t2, r2, c2) = (title.clone(), reason.clone(), chosen.clone());
     let made = with_group(&state, move |home, st, g| {
         if !sealed {
-            return Ok(Ok(seat(home, st).new_thread(g, &title)?));
+            return Ok(Ok(seat(home, st)?.new_thread(g, &title)?));
         }
         let mut readers: Vec<MemberId> = Vec::new();
         for id in &chosen {
             readers.push(id.parse().map_err(|_| Problem::not_found("such member"))?);
         }
-        match seat(home, st).new_sealed_thread(g, &title, &reason, &readers) {
+        match seat(home, st)?.new_sealed_thread(g, &title, &reason, &readers) {
             Ok(id) => Ok(Ok(id)),
             // A chosen member's device has not published its key yet: say so, keep the form.
             Err(AppError::NoKeyYet { member, .. }) => Ok(Err(no_key_yet(
@@ -486,7 +486,7 @@ pub(crate) async fn answer(
         if !is_sealed {
             return Err(Problem::not_found("such sealed thread"));
         }
-        let seat = seat(home, st);
+        let seat = seat(home, st)?;
         if form.answer != "add" {
             return Ok(seat.decline(g, tid, m, &reason)?);
         }
@@ -518,7 +518,7 @@ fn writable(st: &AppState, r: &Record, id: &str) -> Result<(EntryId, String, boo
     if sealed
         && !r
             .sealed_state(&tid)
-            .is_some_and(|s| s.readers.contains(&st.inner.device))
+            .is_some_and(|s| st.me().is_some_and(|me| s.readers.contains(&me.device)))
     {
         return Err(Problem {
             status: StatusCode::FORBIDDEN,
@@ -642,7 +642,7 @@ pub(crate) async fn share(
     }
     let tid = with_group(&state, move |home, st, g| {
         let (tid, _, _) = writable(st, &g.record, &id)?;
-        seat(home, st).post(g, tid, &text)?;
+        seat(home, st)?.post(g, tid, &text)?;
         Ok(tid)
     })
     .await?;
@@ -676,7 +676,7 @@ pub(crate) async fn ask(
         if !sealed {
             return Err(Problem::not_found("such sealed thread"));
         }
-        Ok(seat(home, st).ask_to_read(g, tid, &why)?)
+        Ok(seat(home, st)?.ask_to_read(g, tid, &why)?)
     })
     .await?;
     Ok(back_to(&back))

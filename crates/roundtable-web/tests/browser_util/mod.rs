@@ -435,6 +435,7 @@ where
             home_dir: fixture.home_dir.clone(),
             passphrase: None,
             port: 0,
+            sync: None,
         })
         .await
         .expect("start the web server");
