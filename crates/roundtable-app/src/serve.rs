@@ -357,3 +357,12 @@ async fn remember(dir: &Path, device: DeviceId, addrs: &[SocketAddr]) {
     })
     .await;
 }
+
+/// Remembers where the device a ticket (or an invitation) names answered, so that a later
+/// [`Serving::sync_device`] with it works without its code. A ticket that cannot be read is
+/// ignored: this is only a convenience.
+pub async fn remember_ticket(dir: &Path, ticket: &str) {
+    if let Ok(t) = Ticket::decode(ticket.trim()) {
+        remember(dir, t.device, &t.addrs).await;
+    }
+}

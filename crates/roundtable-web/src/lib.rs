@@ -4,9 +4,30 @@
 //! **Pages** (one thing per page, the same menu everywhere): home (what is new since the last visit,
 //! whether the record is shared), groups, threads and a thread (open or sealed), writing with a
 //! "Check before you share" step, proposals (easy read first, stances with pictures and reasons,
-//! understanding checks, the outcome), actions ("You said, we did"), members and their needs, the
-//! members' list of hard words ([`jargon`]), help. `static/roundtable.js` only adds read-aloud buttons
-//! and live writing advice.
+//! understanding checks, the outcome), actions ("You said, we did"), members and their needs, devices
+//! and sync, the auditor's check, the members' list of hard words ([`jargon`]), help.
+//! `static/roundtable.js` only adds read-aloud buttons and live writing advice.
+//!
+//! **A member's whole life in the group, on the page** (pictures taken by `tests/two_devices.rs`,
+//! in `docs/pictures/`):
+//!
+//! | Task | Page |
+//! |---|---|
+//! | Set up this device (name, needs, optional passphrase) | `/welcome` on a device with no home ([welcome](../../docs/pictures/welcome.png)) |
+//! | Start a group | `/welcome` ("Start a new group"), or `/groups` |
+//! | Join a group | `/welcome` ("Join a group": paste the invitation, or scan its QR code), or `/groups` ([joined](../../docs/pictures/joined.png)) |
+//! | Invite someone | `/invite` from Members: the invitation as text and QR code, its expiry in words ([invite](../../docs/pictures/invite.png)) |
+//! | Agree to a new member, or to someone leaving | Members ("The group is asked") → the proposal's page, a view with a picture |
+//! | Ask the group to add or remove someone | Members ("Someone new", "Ask the group") |
+//! | Start a thread, open or sealed (reason and readers) | `/threads/new` |
+//! | Add or remove readers, answer an ask | the sealed thread's page |
+//! | Write, correct, understand, give a view, propose, close, actions | the thread and proposal pages |
+//! | Change my own name and needs | Members ("Change your name or what helps you") |
+//! | Sync with the person next to me | `/devices`: "Sync now", this device's code as QR and text, live sync ([devices](../../docs/pictures/devices.png)) |
+//! | See whether this device is up to date | the sync line in every page's header ("Up to date with Ben's device, 2 minutes ago") |
+//! | Leave the group | Members → `/members/leave` ("Are you sure?" says what happens) |
+//! | Unlock a passphrase-protected key | `/unlock` (the passphrase in a POST body only) |
+//! | See the audit and participation report | `/audit`, "Check the record" ([audit](../../docs/pictures/audit.png)) |
 //!
 //! **Security:** the server binds 127.0.0.1 only. Every request needs the per-launch token (first as
 //! `?t=TOKEN` in the printed URL, then from an HttpOnly, SameSite=Strict cookie); a `Host` header other
@@ -16,7 +37,8 @@
 //!
 //! **Store access:** the home is opened per operation inside `spawn_blocking` (like the sync node), so
 //! the CLI keeps working alongside. The device key and the encryption secret (for sealed threads) are
-//! unlocked once, when the state is made.
+//! unlocked once: when the state is made, or on the passphrase page, or by the welcome page that made
+//! them.
 
 #![deny(missing_docs)]
 
@@ -323,6 +345,7 @@ pub fn router(state: AppState) -> Router {
         .route("/threads/{id}/check", post(pages::threads::check))
         .route("/threads/{id}/share", post(pages::threads::share))
         .route("/threads/{id}/ask", post(pages::threads::ask))
+        .route("/threads/{id}/readers", post(pages::threads::change_reader))
         .route(
             "/threads/{id}/readers/{member}",
             post(pages::threads::answer),

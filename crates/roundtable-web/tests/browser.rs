@@ -141,7 +141,7 @@ fn pages(ids: &Ids, port: u16) -> Vec<Case> {
         Case {
             name: "groups",
             open: get("/groups"),
-            h1: "Choose a group",
+            h1: "Your groups",
             styled: true,
         },
         Case {
@@ -154,6 +154,40 @@ fn pages(ids: &Ids, port: u16) -> Vec<Case> {
             name: "members",
             open: get("/members"),
             h1: "Members",
+            styled: true,
+        },
+        Case {
+            name: "invite-form",
+            open: get("/invite"),
+            h1: "Invite someone",
+            styled: true,
+        },
+        Case {
+            name: "invite",
+            open: Open::Form {
+                path: "/invite".into(),
+                fill: vec![],
+                submit: "form[action='/invite'] button[type=submit]",
+            },
+            h1: "Invite someone",
+            styled: true,
+        },
+        Case {
+            name: "devices",
+            open: get("/devices"),
+            h1: "Devices",
+            styled: true,
+        },
+        Case {
+            name: "audit",
+            open: get("/audit"),
+            h1: "Check the record",
+            styled: true,
+        },
+        Case {
+            name: "leave",
+            open: get("/members/leave"),
+            h1: "Are you sure",
             styled: true,
         },
         Case {

@@ -1336,6 +1336,57 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
     assert!(page.contains("<strong>Its readers:</strong> Ana, Ben, Chloe"));
     assert!(!page.contains("Let Chloe read it"));
+
+    // A reader takes a reader out, and lets them in again, from the thread's own page.
+    assert!(page.contains("Take a reader out"), "{page}");
+    let readers = format!("/threads/{thread}/readers");
+    let ben_id = ben.device_id().to_string();
+    for bad in [
+        vec![
+            ("csrf", csrf.as_str()),
+            ("change", "remove"),
+            ("member", "nobody"),
+        ],
+        vec![
+            ("csrf", csrf.as_str()),
+            ("change", "shout"),
+            ("member", ben_id.as_str()),
+        ],
+    ] {
+        let r = send(&f.state, post(&f.state, &readers, &bad)).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &readers,
+            &[("csrf", &csrf), ("change", "remove"), ("member", &ben_id)],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), at);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(
+        page.contains("<strong>Its readers:</strong> Ana, Chloe"),
+        "{page}"
+    );
+    assert!(page.contains("Let another member read it"), "{page}");
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &readers,
+            &[("csrf", &csrf), ("change", "add"), ("member", &ben_id)],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), at);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(
+        page.contains("<strong>Its readers:</strong> Ana, Ben, Chloe"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -1805,7 +1856,10 @@ async fn the_audit_page_and_leaving_with_a_check_first() {
     let page = text(send(&f.state, get(&f.state, "/audit")).await).await;
     assert!(page.contains("The record checks out."), "{page}");
     assert!(page.contains("Ana"), "{page}");
-    assert!(page.contains("<th scope=\"col\">Messages</th>"), "{page}");
+    assert!(
+        page.contains("<li><strong>Ana</strong>: "),
+        "each member's part: {page}"
+    );
     let page = text(send(&f.state, get(&f.state, "/members/leave")).await).await;
     assert!(page.contains("Are you sure"), "{page}");
     assert!(
@@ -1885,5 +1939,55 @@ async fn invitations_and_devices_on_the_page() {
         let page = text(r).await;
         assert!(!page.contains("<script>alert"), "{page}");
         assert_eq!(entry_count(&f), before);
+    }
+}
+
+/// An invitation whose time is over is refused on the welcome page before anything is made, and
+/// a code for syncing is not taken for an invitation.
+#[tokio::test]
+async fn an_expired_invitation_or_a_sync_code_makes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let home_dir = dir.path().join("new-home");
+    let st = state_for(&home_dir, None);
+    let csrf = st.csrf_token().to_string();
+    let other = DeviceKey::generate().unwrap();
+    let group = roundtable_core::EntryId([7; 32]);
+    let expired = roundtable_sync::Ticket {
+        group,
+        device: other.device_id(),
+        addrs: vec!["127.0.0.1:9".parse().unwrap()],
+        invite: Some(([1; 32], T0)),
+    }
+    .encode();
+    let sync_code = roundtable_sync::Ticket {
+        group,
+        device: other.device_id(),
+        addrs: vec!["127.0.0.1:9".parse().unwrap()],
+        invite: None,
+    }
+    .encode();
+    for (code, words) in [
+        (expired.as_str(), "This invitation has expired"),
+        (sync_code.as_str(), "not an invitation"),
+    ] {
+        let r = send(
+            &st,
+            post(
+                &st,
+                "/welcome",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Ben"),
+                    ("choice", "join"),
+                    ("invitation", code),
+                ],
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = text(r).await;
+        assert!(page.contains(words), "{words}: {page}");
+        assert!(page.contains("Nothing was made"), "{page}");
+        assert!(!home_dir.exists() || !home_dir.join("device.key").exists());
     }
 }

@@ -84,6 +84,8 @@ pub(crate) enum Nav {
     Devices,
     Audit,
     Help,
+    /// Before the device is set up or unlocked: no menu (every item would lead back here).
+    Setup,
     None,
 }
 

@@ -80,7 +80,7 @@ pub(crate) async fn welcome(State(state): State<AppState>) -> Response {
         return Redirect::to("/unlock").into_response();
     }
     page(WelcomePage {
-        nav: Nav::None,
+        nav: Nav::Setup,
         csrf: state.csrf_token().to_string(),
         problem: String::new(),
         name: String::new(),
@@ -141,7 +141,7 @@ pub(crate) async fn set_up(
         with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             page(WelcomePage {
-                nav: Nav::None,
+                nav: Nav::Setup,
                 csrf: state.csrf_token().to_string(),
                 problem,
                 name: name.clone(),
@@ -249,6 +249,8 @@ pub(crate) async fn join(
         tracing_note(&format!("sync could not pick up the group: {e}"));
     }
     let joined = finished.map_err(JoinFailed::After)?;
+    // "Sync now" with the inviting device then works from the Devices page.
+    roundtable_app::serve::remember_ticket(&state.inner.home_dir, invitation).await;
     Ok(joined_page(state, &joined).await)
 }
 
@@ -362,7 +364,7 @@ pub(crate) async fn unlock_page(State(state): State<AppState>) -> Response {
         return Redirect::to("/welcome").into_response();
     }
     page(UnlockPage {
-        nav: Nav::None,
+        nav: Nav::Setup,
         csrf: state.csrf_token().to_string(),
         problem: String::new(),
     })
@@ -384,7 +386,7 @@ pub(crate) async fn unlock(
         with_status(
             StatusCode::UNAUTHORIZED,
             page(UnlockPage {
-                nav: Nav::None,
+                nav: Nav::Setup,
                 csrf: state.csrf_token().to_string(),
                 problem: problem.into(),
             }),

@@ -133,6 +133,10 @@ pub(crate) struct SealedView {
     can_ask: bool,
     /// Requests a reader can answer: (member id, name, why).
     pending: Vec<(String, String, String)>,
+    /// For a reader: the members who could be let in (id, name).
+    others: Vec<(String, String)>,
+    /// For a reader: the other readers, who could be taken out (id, name).
+    fellow: Vec<(String, String)>,
 }
 
 pub(crate) fn thread_rows(r: &Record) -> Vec<ThreadRow> {
@@ -295,7 +299,27 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
         } else {
             Vec::new()
         };
+        let (mut others, mut fellow) = (Vec::new(), Vec::new());
+        if is_reader {
+            for m in r
+                .members()
+                .into_iter()
+                .filter(|m| r.active_devices().contains(&m.id))
+            {
+                if m.id == me {
+                    continue;
+                }
+                let row = (m.id.to_string(), m.name.clone());
+                if info.state.readers.contains(&m.id) {
+                    fellow.push(row);
+                } else {
+                    others.push(row);
+                }
+            }
+        }
         Some(SealedView {
+            others,
+            fellow,
             reason: info.reason.clone(),
             readers: rs.join(", "),
             is_reader,
@@ -461,6 +485,62 @@ pub(crate) struct AnswerForm {
     answer: String,
     #[serde(default)]
     reason: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ReaderForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    member: String,
+    /// "add" or "remove".
+    #[serde(default)]
+    change: String,
+}
+
+/// A reader lets another member read the thread, or takes a reader out (the thread then gets a new
+/// key before anyone writes again). One reader may do this, as on the command line; the thread's
+/// page shows everyone who let whom in.
+pub(crate) async fn change_reader(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Form(form): Form<ReaderForm>,
+) -> PageResult {
+    csrf_ok(&state, &form.csrf)?;
+    let back = format!("/threads/{id}");
+    let m: MemberId = form
+        .member
+        .parse()
+        .map_err(|_| Problem::refused("Please choose a member. Nothing was changed."))?;
+    let remove = match form.change.as_str() {
+        "add" => false,
+        "remove" => true,
+        _ => {
+            return Err(Problem::refused(
+                "Please choose what to change. Nothing was changed.",
+            ));
+        }
+    };
+    with_group(&state, move |home, st, g| {
+        let (tid, _, is_sealed) = parse_thread(&g.record, &id)?;
+        if !is_sealed {
+            return Err(Problem::not_found("such sealed thread"));
+        }
+        let seat = seat(home, st)?;
+        if remove {
+            return Ok(seat.remove_reader(g, tid, m)?);
+        }
+        match seat.add_reader(g, tid, m) {
+            Err(AppError::NoKeyYet { .. }) => Err(Problem::refused(no_key_yet(
+                &g.record,
+                &m,
+                "Ask them to open Roundtable once, then try again.",
+            ))),
+            other => Ok(other?),
+        }
+    })
+    .await?;
+    Ok(back_to(&back))
 }
 
 /// A reader answers a request to read: lets the member read everything, or says no with a reason

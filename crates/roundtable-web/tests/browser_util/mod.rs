@@ -1,6 +1,9 @@
 //! The harness for `tests/browser.rs`: a real home, the real server on 127.0.0.1, and Debian's headless
 //! Chromium driven through Debian's chromedriver. Small helpers keep each flow a few lines: open a page,
 //! run axe on it, take its screenshots, and move through it with the keyboard only.
+//!
+//! Shared by two test binaries (`browser.rs`, `two_devices.rs`), each using part of it.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -982,4 +985,195 @@ pub fn screenshot_dir() -> PathBuf {
         None => root.join("target"),
     };
     target.join("screenshots")
+}
+
+// ---------- several devices, each starting from nothing ----------
+
+/// Starts `n` web pages, each on its own empty home that serves sync on 127.0.0.1 (no mDNS), and
+/// one Chromium; opens each page's launch link (each port keeps its own cookie) and runs `body`
+/// with one [`Browser`] per device. Bounded by `limit`; everything started here is ended here.
+pub async fn with_devices<F, Fut>(limit: Duration, n: usize, body: F)
+where
+    F: FnOnce(Vec<Browser>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let trail = Trail::default();
+    let steps = trail.clone();
+    let outcome = tokio::time::timeout(limit, async move {
+        let homes = tempfile::tempdir().expect("a temporary folder for the homes");
+        let mut servers = Vec::new();
+        let mut links = Vec::new();
+        for i in 0..n {
+            let (addr, url, serving) = roundtable_web::serve(WebConfig {
+                home_dir: homes.path().join(format!("device-{i}")),
+                passphrase: None,
+                port: 0,
+                sync: Some(roundtable_web::SyncConfig {
+                    net: roundtable_app::net::NetConfig {
+                        listen: vec!["127.0.0.1:0".parse().expect("an address")],
+                        relay: None,
+                    },
+                    mdns: false,
+                }),
+            })
+            .await
+            .expect("start a web page");
+            servers.push(AbortOnDrop(tokio::spawn(async move {
+                if let Err(e) = serving.await {
+                    panic!("a web server stopped: {e}");
+                }
+            })));
+            links.push((addr, url));
+        }
+        let profile = tempfile::tempdir().expect("a temporary browser profile");
+        let mut driver = Driver::spawn(profile.path());
+        driver.wait_ready().await;
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(chrome_capabilities(&profile.path().join("chromium")))
+            .connect(&driver.url())
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "could not start Chromium through chromedriver: {e}\nchromedriver's log:\n{}",
+                    driver.log_tail()
+                )
+            });
+        let mut browsers = Vec::new();
+        for (addr, url) in &links {
+            client.goto(url).await.expect("open the launch link");
+            browsers.push(Browser {
+                c: client.clone(),
+                base: format!("http://{addr}"),
+                port: addr.port(),
+                ids: Ids {
+                    thread: String::new(),
+                    sealed_other: String::new(),
+                    sealed_mine: String::new(),
+                    proposal: String::new(),
+                },
+                trail: steps.clone(),
+            });
+        }
+        let mut task = AbortOnDrop(tokio::spawn(body(browsers)));
+        let result = (&mut task.0).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
+        drop(driver);
+        drop(servers);
+        drop(homes);
+        result
+    })
+    .await;
+    match outcome {
+        Err(_) => {
+            let steps = trail.lock().map(|t| t.join("\n  ")).unwrap_or_default();
+            panic!("the browser test took longer than {limit:?}; its last steps:\n  {steps}")
+        }
+        Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Ok(Err(e)) => panic!("the browser test was cancelled: {e}"),
+        Ok(Ok(())) => {}
+    }
+}
+
+impl Browser {
+    /// Types `text` into the field `css` (replacing what was there), as a member would.
+    pub async fn fill(&self, css: &str, text: &str) {
+        self.note(format!("fill {css}"));
+        // A field in a closed <details> is opened first, as a member would open it.
+        self.js(
+            "const el = document.querySelector(arguments[0]); for (let d = el && el.closest('details'); d; d = d.parentElement && d.parentElement.closest('details')) d.open = true; return true;",
+            vec![json!(css)],
+        )
+        .await;
+        let Ok(el) = self.c.find(Locator::Css(css)).await else {
+            let (path, text) = (self.path().await, self.main_text().await);
+            panic!("no field {css} on {}{path}; it shows:\n{text}", self.base);
+        };
+        el.clear()
+            .await
+            .unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        // Long texts are set at once: typing 100 kB key by key would take minutes.
+        if text.len() > 200 {
+            self.js(
+                "document.querySelector(arguments[0]).value = arguments[1]; return true;",
+                vec![json!(css), json!(text)],
+            )
+            .await;
+        } else {
+            el.send_keys(text)
+                .await
+                .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+        }
+    }
+
+    /// Ticks (or chooses) the checkbox or radio button `css`.
+    pub async fn check(&self, css: &str) {
+        self.note(format!("check {css}"));
+        let el = self
+            .c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no choice {css}: {e}"));
+        if !el.is_selected().await.unwrap_or(false) {
+            el.click()
+                .await
+                .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        }
+    }
+
+    /// Presses the button `css` and waits for the page it leads to.
+    pub async fn press(&self, css: &str) {
+        let path = self.path().await;
+        self.note(format!("press {css} on {path}"));
+        self.js("window.__roundtable_before = true; return true;", vec![])
+            .await;
+        self.c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no button {css} on {path}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("press {css}: {e}"));
+        let start = std::time::Instant::now();
+        loop {
+            let v = self
+                .c
+                .execute(
+                    "return typeof window.__roundtable_before === 'undefined' && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await;
+            if matches!(v, Ok(Value::Bool(true))) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "pressing {css} did not load a new page"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The value of the field `css` (a read-only code, say).
+    pub async fn value(&self, css: &str) -> String {
+        self.js(
+            "return document.querySelector(arguments[0]).value;",
+            vec![json!(css)],
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Runs axe and fails on any violation, naming the page.
+    pub async fn assert_axe_clean(&self, what: &str) {
+        let axe = self.axe().await;
+        assert!(
+            axe.violations.is_empty(),
+            "axe found violations on {what} ({}): {:#?}",
+            self.path().await,
+            axe.violations
+        );
+    }
 }

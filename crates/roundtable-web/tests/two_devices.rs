@@ -1,0 +1,222 @@
+//! A member who never opens a terminal: two devices, each from an empty home, driven in a real
+//! Chromium through the pages only. Ana's first run starts a group and makes an invitation; Ben's
+//! first run joins with it; they sync with "Sync now"; Ben changes his needs; Ana starts a sealed
+//! thread with Ben as its reader and Ben writes in it; Ana proposes, Ben gives his view with a
+//! reason, Ana closes it; both devices then show the same record, and the audit page agrees. Every
+//! page on the way passes axe-core, and the new pages are photographed for `docs/pictures/`.
+
+mod browser_util;
+
+use std::path::Path;
+use std::time::Duration;
+
+use browser_util::{Browser, with_devices};
+
+/// Where the docs keep the pictures of the new pages.
+fn pictures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/pictures")
+}
+
+/// Screenshots the page at 1024 px into `docs/pictures/NAME.png` (the docs show them).
+async fn picture(b: &Browser, name: &str) {
+    let shot = b.screenshot(name, 1024).await;
+    let dir = pictures();
+    std::fs::create_dir_all(&dir).expect("docs/pictures");
+    std::fs::copy(&shot, dir.join(format!("{name}.png"))).expect("copy the screenshot");
+    b.viewport(1024, 800).await;
+}
+
+async fn sync_with_first_peer(b: &Browser) {
+    b.open("/devices").await;
+    b.press("ul.devices form button").await;
+    b.assert_shows(&["Synced with"]).await;
+}
+
+/// The href of the first link in `<main>` whose text contains `words`.
+async fn link_to(b: &Browser, words: &str) -> String {
+    let v = b
+        .js(
+            "for (const a of document.querySelectorAll('main a')) { if (a.textContent.includes(arguments[0])) return a.getAttribute('href'); } return null;",
+            vec![serde_json::json!(words)],
+        )
+        .await;
+    let path = b.path().await;
+    v.as_str()
+        .unwrap_or_else(|| panic!("no link with {words:?} on {path}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
+    with_devices(Duration::from_secs(400), 2, |devices| async move {
+        let (ana, ben) = (devices[0].clone(), devices[1].clone());
+
+        // Ana's first run: the welcome page, then a new group.
+        ana.open("/").await;
+        assert_eq!(ana.path().await, "/welcome");
+        ana.assert_h1("Welcome to Roundtable").await;
+        ana.assert_axe_clean("the welcome page").await;
+        picture(&ana, "welcome").await;
+        // Bad input changes nothing and says why.
+        ana.press("button[value=start]").await;
+        ana.assert_shows(&["Please write your name"]).await;
+        ana.fill("#name", "Ana").await;
+        ana.fill("#needs", "Large print, please").await;
+        ana.fill("#group", "Garden board").await;
+        ana.press("button[value=start]").await;
+        assert_eq!(ana.path().await, "/");
+        ana.assert_shows(&["Garden board"]).await;
+
+        // An invitation, with its QR code and when it stops working.
+        ana.open("/members").await;
+        let invite = link_to(&ana, "Invite someone").await;
+        ana.open(&invite).await;
+        ana.assert_axe_clean("the invitation form").await;
+        ana.press("form[action='/invite'] button").await;
+        ana.assert_shows(&["works once", "one hour"]).await;
+        ana.assert_axe_clean("the invitation").await;
+        picture(&ana, "invite").await;
+        let invitation = ana.value("#invitation-code").await;
+        assert!(invitation.starts_with("rt"), "{invitation}");
+
+        // Ben's first run: a wrong invitation first, then Ana's.
+        ben.open("/").await;
+        assert_eq!(ben.path().await, "/welcome");
+        ben.fill("#name", "Ben").await;
+        ben.fill("#needs", "Read aloud").await;
+        ben.fill("#invitation", "rt-this-is-not-it").await;
+        ben.press("button[value=join]").await;
+        ben.assert_shows(&["not an invitation Roundtable can read", "Nothing was made"])
+            .await;
+        assert_eq!(ben.path().await, "/welcome");
+        ben.fill("#invitation", &invitation).await;
+        ben.press("button[value=join]").await;
+        ben.assert_shows(&["You are in the group Garden board"])
+            .await;
+        ben.assert_axe_clean("the page after joining").await;
+        picture(&ben, "joined").await;
+
+        // Sync now, from Ben's Devices page.
+        sync_with_first_peer(&ben).await;
+        ben.assert_axe_clean("the Devices page").await;
+        picture(&ben, "devices").await;
+        ben.assert_shows(&["Ana's device: last synced"]).await;
+
+        // Ben's needs are his to change; they reach Ana with the next sync.
+        ben.open("/members").await;
+        ben.fill("#my_needs", "Read aloud, and short sentences")
+            .await;
+        ben.press("form[action='/members/me'] button").await;
+        sync_with_first_peer(&ben).await;
+        ana.open("/members").await;
+        ana.assert_shows(&["Ben", "Read aloud, and short sentences"])
+            .await;
+        let line = ana
+            .js(
+                "return document.querySelector('header .sync-line').textContent;",
+                vec![],
+            )
+            .await;
+        assert!(
+            line.as_str()
+                .is_some_and(|l| l.starts_with("Up to date with Ben's device")),
+            "the header's sync line: {line}"
+        );
+
+        // A sealed thread for Ana and Ben, with its reason.
+        ana.open("/threads/new").await;
+        ana.fill("#title", "Ana and Ben only").await;
+        ana.check("input[name=who][value=sealed]").await;
+        ana.js(
+            "document.querySelector('details.sealed-options').open = true; return true;",
+            vec![],
+        )
+        .await;
+        ana.check("input[type=checkbox][name^=reader-]").await;
+        ana.fill("#reason", "It is about Ben's support at meetings")
+            .await;
+        ana.press("form[action='/threads/new'] button[type=submit]")
+            .await;
+        let sealed = ana.path().await;
+        assert!(sealed.starts_with("/threads/"), "{sealed}");
+        ana.assert_shows(&["It is about Ben's support at meetings"])
+            .await;
+
+        // Ben gets it with the next sync, reads it and writes in it.
+        sync_with_first_peer(&ben).await;
+        ben.open("/threads").await;
+        let href = link_to(&ben, "Ana and Ben only").await;
+        ben.open(&format!("{href}/write")).await;
+        ben.fill("#text", "Please keep a seat for my supporter next to me.")
+            .await;
+        ben.press("form button[type=submit]").await;
+        ben.press("button[value=share]").await;
+        ben.assert_shows(&["Please keep a seat for my supporter"])
+            .await;
+        sync_with_first_peer(&ben).await;
+        ana.open(&sealed).await;
+        ana.assert_shows(&["Please keep a seat for my supporter next to me."])
+            .await;
+
+        // A proposal in an open thread: Ben disagrees with a reason, Ana closes it.
+        ana.open("/threads/new").await;
+        ana.fill("#title", "Meeting rooms").await;
+        ana.press("form[action='/threads/new'] button[type=submit]")
+            .await;
+        let open_thread = ana.path().await;
+        ana.open(&format!("{open_thread}/propose")).await;
+        ana.fill("#title", "A seat for supporters").await;
+        ana.fill("#easy_read", "Supporters sit next to the member they help.")
+            .await;
+        ana.fill(
+            "#full",
+            "At every meeting, each supporter has a seat next to the member they support.",
+        )
+        .await;
+        ana.press("form button[type=submit]").await;
+        let proposal = ana.path().await;
+        assert!(proposal.starts_with("/proposals/"), "{proposal}");
+        sync_with_first_peer(&ben).await;
+        ben.open(&proposal).await;
+        ben.check("input[name=stance][value=disagree]").await;
+        ben.press("form[action$='/stance'] button").await;
+        ben.assert_shows(&["reason"]).await;
+        ben.check("input[name=stance][value=disagree]").await;
+        ben.fill("#reason", "There is no lift to the room").await;
+        ben.press("form[action$='/stance'] button").await;
+        sync_with_first_peer(&ben).await;
+        ana.open(&proposal).await;
+        ana.assert_shows(&["There is no lift to the room"]).await;
+        ana.check("input[name=stance][value=agree]").await;
+        ana.press("form[action$='/stance'] button").await;
+        ana.fill("#outcome", "We ask for a room with a lift first.")
+            .await;
+        ana.press("form[action$='/close'] button").await;
+        sync_with_first_peer(&ben).await;
+
+        // The same record on both devices, and the auditor's check on the page.
+        let mut seen = Vec::new();
+        for b in [&ana, &ben] {
+            b.open(&proposal).await;
+            // The record's part of the page; what follows is addressed to the viewer.
+            let text = b.main_text().await;
+            let shared = text
+                .split("What people understood")
+                .next()
+                .unwrap_or_default();
+            assert!(shared.contains("It is decided: it passed"), "{text}");
+            assert!(shared.contains("1 agree, 0 not sure, 1 disagree"), "{text}");
+            seen.push(shared.to_string());
+            b.open("/audit").await;
+            b.assert_shows(&["The record checks out."]).await;
+        }
+        assert_eq!(seen[0], seen[1], "both devices show the proposal alike");
+        ana.assert_axe_clean("the audit page").await;
+        picture(&ana, "audit").await;
+        ana.open("/members/leave").await;
+        ana.assert_axe_clean("the leave page").await;
+        ana.open("/groups").await;
+        ana.assert_axe_clean("the Groups page").await;
+    })
+    .await;
+}
