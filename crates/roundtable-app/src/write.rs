@@ -148,7 +148,11 @@ impl Seat<'_> {
         outcome: &str,
     ) -> Result<(EntryId, Tally), AppError> {
         required(outcome, "what was decided")?;
-        if g.record.tally_now(&proposal).is_none() {
+        // The store counts the views once, at the close; here only whether it is a proposal.
+        if !matches!(
+            g.record.entry(&proposal).map(|(_, m)| &m.body),
+            Some(Body::Proposal { .. })
+        ) {
             return Err(AppError::NotFound {
                 what: "proposal",
                 id: proposal,

@@ -367,6 +367,8 @@ pub fn router(state: AppState) -> Router {
         .route("/members", get(pages::members))
         .route("/members/propose", post(pages::propose_member))
         .route("/members/me", post(pages::about_me))
+        .route("/members/policy", post(pages::propose_policy))
+        .route("/members/auditor", post(pages::propose_auditor))
         .route("/members/{id}/remove", post(pages::propose_removal))
         .route(
             "/invite",

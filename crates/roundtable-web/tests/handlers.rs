@@ -1991,3 +1991,86 @@ async fn an_expired_invitation_or_a_sync_code_makes_nothing() {
         assert!(!home_dir.exists() || !home_dir.join("device.key").exists());
     }
 }
+
+/// How the group decides, and who audits it, are asked of the group on the Members page: bad
+/// forms write nothing; good ones become proposals, never changes.
+#[tokio::test]
+async fn policy_and_auditor_are_asked_of_the_group_on_the_page() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let page = text(send(&f.state, get(&f.state, "/members")).await).await;
+    assert!(page.contains(r#"action="/members/policy""#), "{page}");
+    assert!(page.contains(r#"action="/members/auditor""#), "{page}");
+    let before = entry_count(&f);
+    let long = "9".repeat(100_000);
+    for (path, form) in [
+        (
+            "/members/policy",
+            vec![("rule", "consent"), ("quorum", "0")],
+        ),
+        (
+            "/members/policy",
+            vec![("rule", "consent"), ("quorum", "two")],
+        ),
+        (
+            "/members/policy",
+            vec![("rule", "shouting"), ("quorum", "2")],
+        ),
+        (
+            "/members/policy",
+            vec![("rule", "majority"), ("quorum", long.as_str())],
+        ),
+        (
+            "/members/auditor",
+            vec![("device_id", "nope"), ("name", "Dee")],
+        ),
+        (
+            "/members/auditor",
+            vec![("device_id", &"a".repeat(64)), ("name", " ")],
+        ),
+    ] {
+        let mut full = vec![("csrf", csrf.as_str())];
+        full.extend(form.iter().copied());
+        let r = send(&f.state, post(&f.state, path, &full)).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {form:?}"
+        );
+        assert!(text(r).await.contains("Nothing was changed"));
+        assert_eq!(entry_count(&f), before);
+    }
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/members/policy",
+            &[("csrf", &csrf), ("rule", "majority"), ("quorum", "2")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(&r).starts_with("/proposals/"));
+    let auditor = DeviceKey::from_secret(&[9; 32]).device_id().to_string();
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/members/auditor",
+            &[
+                ("csrf", &csrf),
+                ("device_id", &auditor),
+                ("name", "Dee the auditor"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    assert!(at.starts_with("/proposals/"), "{at}");
+    // Asked, not decided: the group has three members, so nothing changed yet.
+    let (_, g) = open_group(&f);
+    assert!(g.record.auditors().is_empty());
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("Dee the auditor"), "{page}");
+}

@@ -10,7 +10,7 @@ mod browser_util;
 use std::path::Path;
 use std::time::Duration;
 
-use browser_util::{Browser, with_devices};
+use browser_util::{Browser, with_devices, with_prepared_devices};
 
 /// Where the docs keep the pictures of the new pages.
 fn pictures() -> std::path::PathBuf {
@@ -218,5 +218,53 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
         ana.open("/groups").await;
         ana.assert_axe_clean("the Groups page").await;
     })
+    .await;
+}
+
+const PASSPHRASE: &str = "a long passphrase for Ana";
+
+fn locked_home(dir: &Path, _: usize) {
+    let (home, _) = roundtable_app::init(dir, "Ana", "", Some(PASSPHRASE)).expect("init");
+    let (key, enc) = roundtable_app::unlock(&home, Some(PASSPHRASE)).expect("unlock");
+    roundtable_app::Seat::new(&home, &key, Some(&enc))
+        .create_group("Garden board", roundtable_core::Rule::Consent, 1)
+        .expect("a group");
+}
+
+/// A locked device asks for its passphrase on the page: a wrong one is said plainly and changes
+/// nothing, the right one opens the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_device_opens_with_its_passphrase_on_the_page() {
+    with_prepared_devices(
+        Duration::from_secs(120),
+        1,
+        locked_home,
+        |devices| async move {
+            let ana = devices[0].clone();
+            ana.open("/").await;
+            assert_eq!(ana.path().await, "/unlock");
+            ana.assert_h1("This device is locked").await;
+            ana.assert_axe_clean("the passphrase page").await;
+            picture(&ana, "unlock").await;
+            ana.fill("#passphrase", "not my passphrase").await;
+            ana.press("form[action='/unlock'] button").await;
+            ana.assert_shows(&["That passphrase is not right. Nothing was changed."])
+                .await;
+            ana.assert_axe_clean("the passphrase page with its message")
+                .await;
+            assert!(
+                !ana.c
+                    .current_url()
+                    .await
+                    .expect("url")
+                    .as_str()
+                    .contains("passphrase")
+            );
+            ana.fill("#passphrase", PASSPHRASE).await;
+            ana.press("form[action='/unlock'] button").await;
+            assert_eq!(ana.path().await, "/");
+            ana.assert_shows(&["Garden board"]).await;
+        },
+    )
     .await;
 }

@@ -355,6 +355,11 @@ pub(crate) fn names(r: &Record) -> BTreeMap<DeviceId, String> {
     r.members().into_iter().map(|m| (m.id, m.name)).collect()
 }
 
+/// Each member's needs in their own words (empty when they have not said).
+pub(crate) fn needs_of(r: &Record) -> BTreeMap<DeviceId, String> {
+    r.members().into_iter().map(|m| (m.id, m.needs)).collect()
+}
+
 pub(crate) fn name_of(names: &BTreeMap<DeviceId, String>, id: &DeviceId) -> String {
     names
         .get(id)
@@ -611,6 +616,85 @@ pub(crate) async fn propose_removal(
             roundtable_core::Effect::Remove { member },
             &name,
         )
+    })
+    .await?;
+    Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct PolicyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rule: String,
+    #[serde(default)]
+    quorum: String,
+}
+
+/// Asks the group to change how it decides: never decided by one member (the rules count it).
+pub(crate) async fn propose_policy(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::Form(form): axum::Form<PolicyForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let rule = roundtable_core::Rule::parse(&form.rule).ok_or_else(|| {
+        Problem::refused("Please choose how the group decides. Nothing was changed.")
+    })?;
+    let quorum: u64 = form
+        .quorum
+        .trim()
+        .parse()
+        .ok()
+        .filter(|q| (1..=1000).contains(q))
+        .ok_or_else(|| {
+            Problem::refused(
+                "Please write how many members must give a view, as a number from 1. Nothing was \
+                 changed.",
+            )
+        })?;
+    let effect = roundtable_core::Effect::Policy { rule, quorum };
+    let p = with_group(&state, move |home, st, g| {
+        let name = group_name(&g.record);
+        propose(home, st, g, effect, &name)
+    })
+    .await?;
+    Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct AuditorForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    device_id: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Asks the group to let an auditor's device read the record (never write, never sealed words).
+pub(crate) async fn propose_auditor(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::Form(form): axum::Form<AuditorForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let name = plain(form.name).trim().to_string();
+    if name.is_empty() {
+        return Err(Problem::refused(
+            "Please write the auditor's name. Nothing was changed.",
+        ));
+    }
+    let device: DeviceId = form.device_id.trim().parse().map_err(|_| {
+        Problem::refused(
+            "That device id is not right: it is 64 letters and numbers, shown on the auditor's \
+             device. Nothing was changed.",
+        )
+    })?;
+    let effect = roundtable_core::Effect::Auditor {
+        device,
+        name: name.clone(),
+    };
+    let p = with_group(&state, move |home, st, g| {
+        propose(home, st, g, effect, &name)
     })
     .await?;
     Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())

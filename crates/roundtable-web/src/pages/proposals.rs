@@ -93,6 +93,8 @@ const CHOICES: [Choice; 4] = [
 
 struct StanceRow {
     name: String,
+    /// What helps them take part, in their words.
+    needs: String,
     words: &'static str,
     picture: &'static str,
     reason: String,
@@ -261,6 +263,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         return Err(Problem::not_found("such proposal"));
     };
     let names = names(r);
+    let needs = super::needs_of(r);
     let (text, _) = shown_text(r, &pid, text);
     let thread_title = match r.entry(thread).map(|(_, m)| &m.body) {
         Some(Body::Thread { title }) => title.clone(),
@@ -298,6 +301,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
             let (words, picture) = stance_words(*s);
             StanceRow {
                 name: name_of(&names, who),
+                needs: needs.get(who).cloned().unwrap_or_default(),
                 words,
                 picture,
                 reason: reason.clone(),

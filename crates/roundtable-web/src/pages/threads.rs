@@ -95,6 +95,8 @@ pub(crate) struct MessageRow {
     can_understand: bool,
     /// Written by this member: others say what they understood, not the author.
     own: bool,
+    /// What helps the author take part, in their words, shown beside their name.
+    needs: String,
 }
 
 pub(crate) struct ProposalLink {
@@ -213,6 +215,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
     let me: DeviceId = super::my_id(st)?;
     let (tid, title, is_sealed) = parse_thread(r, id)?;
     let names = names(r);
+    let needs = super::needs_of(r);
     let (author, meta) = r
         .entry(&tid)
         .ok_or_else(|| Problem::not_found("such thread"))?;
@@ -226,6 +229,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
                 messages.push(MessageRow {
                     id: h.to_string(),
                     author: name_of(&names, &a),
+                    needs: needs.get(&a).cloned().unwrap_or_default(),
                     time: when(m.time_ms),
                     corrected,
                     text,
@@ -259,6 +263,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
             messages.push(MessageRow {
                 id: m.id.to_string(),
                 author: name_of(&names, &m.author),
+                needs: needs.get(&m.author).cloned().unwrap_or_default(),
                 time: when(m.time_ms),
                 text: m.text.clone(),
                 corrected: false,
@@ -437,29 +442,33 @@ pub(crate) async fn start_thread(
         .keys()
         .filter_map(|k| k.strip_prefix("reader-").map(str::to_string))
         .collect();
-    let problem = if title.is_empty() {
-        "Please give the thread a title."
-    } else if sealed && reason.is_empty() {
-        "Please say why only some members can read it. Everyone will see this reason."
-    } else if sealed && chosen.is_empty() {
-        "Please choose at least one other member who can read it."
-    } else {
-        ""
-    };
-    if !problem.is_empty() {
+    // The title and the reason are the application layer's to check; choosing a reader is the
+    // page's own question (a sealed thread for oneself alone is allowed on the command line).
+    if sealed && chosen.is_empty() && !title.is_empty() && !reason.is_empty() {
+        let problem = "Please choose at least one other member who can read it.";
         return new_thread_page(state, title, sealed, reason, chosen, problem.into()).await;
     }
     let (t2, r2, c2) = (title.clone(), reason.clone(), chosen.clone());
     let made = with_group(&state, move |home, st, g| {
-        if !sealed {
-            return Ok(Ok(seat(home, st)?.new_thread(g, &title)?));
-        }
         let mut readers: Vec<MemberId> = Vec::new();
         for id in &chosen {
             readers.push(id.parse().map_err(|_| Problem::not_found("such member"))?);
         }
-        match seat(home, st)?.new_sealed_thread(g, &title, &reason, &readers) {
+        let seat = seat(home, st)?;
+        let r = if sealed {
+            seat.new_sealed_thread(g, &title, &reason, &readers)
+        } else {
+            seat.new_thread(g, &title)
+        };
+        match r {
             Ok(id) => Ok(Ok(id)),
+            Err(AppError::Missing { what }) if what.starts_with("the thread's title") => {
+                Ok(Err("Please give the thread a title.".to_string()))
+            }
+            Err(AppError::Missing { .. }) => Ok(Err(
+                "Please say why only some members can read it. Everyone will see this reason."
+                    .to_string(),
+            )),
             // A chosen member's device has not published its key yet: say so, keep the form.
             Err(AppError::NoKeyYet { member, .. }) => Ok(Err(no_key_yet(
                 &g.record,
@@ -473,7 +482,7 @@ pub(crate) async fn start_thread(
     .await?;
     match made {
         Ok(id) => Ok(Redirect::to(&format!("/threads/{id}")).into_response()),
-        Err(problem) => new_thread_page(state, t2, true, r2, c2, problem).await,
+        Err(problem) => new_thread_page(state, t2, sealed, r2, c2, problem).await,
     }
 }
 

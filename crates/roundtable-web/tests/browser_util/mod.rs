@@ -997,6 +997,20 @@ where
     F: FnOnce(Vec<Browser>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    with_prepared_devices(limit, n, |_, _| {}, body).await
+}
+
+/// [`with_devices`], with `prepare(home_dir, i)` run on each device's home before its page starts
+/// (a home made beforehand, say, with a passphrase).
+pub async fn with_prepared_devices<F, Fut>(
+    limit: Duration,
+    n: usize,
+    prepare: fn(&Path, usize),
+    body: F,
+) where
+    F: FnOnce(Vec<Browser>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let trail = Trail::default();
     let steps = trail.clone();
     let outcome = tokio::time::timeout(limit, async move {
@@ -1004,8 +1018,13 @@ where
         let mut servers = Vec::new();
         let mut links = Vec::new();
         for i in 0..n {
+            let dir = homes.path().join(format!("device-{i}"));
+            let d = dir.clone();
+            tokio::task::spawn_blocking(move || prepare(&d, i))
+                .await
+                .expect("prepare the home");
             let (addr, url, serving) = roundtable_web::serve(WebConfig {
-                home_dir: homes.path().join(format!("device-{i}")),
+                home_dir: dir,
                 passphrase: None,
                 port: 0,
                 sync: Some(roundtable_web::SyncConfig {
