@@ -40,4 +40,4 @@ pub use identity::DeviceKey;
 pub use record::{
     Epoch, Ingested, Invalid, Member, Record, Refused, SealedInfo, SealedState, Status,
 };
-pub use recount::Tally;
+pub use recount::{CountedView, Tally, Unconfirmed};

@@ -30,6 +30,37 @@ pub struct Tally {
     pub needed: u64,
     /// Views counted.
     pub given: u64,
+    /// Each counted member's view (what the counts are made of).
+    pub views: BTreeMap<MemberId, CountedView>,
+    /// Views typed for a member by someone else that the member has not confirmed: they do not
+    /// count until the member says yes. The latest per member, when later than their counted view.
+    pub unconfirmed: Vec<Unconfirmed>,
+    /// Members active at this point with no counted view: those the group is waiting for.
+    pub waiting: Vec<MemberId>,
+}
+
+/// One member's view as counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedView {
+    /// What they said.
+    pub stance: StanceKind,
+    /// The stance entry.
+    pub entry: EntryId,
+    /// Who typed it, when a supporter did and the member confirmed it.
+    pub typed_by: Option<MemberId>,
+}
+
+/// A view typed for someone that waits for their yes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unconfirmed {
+    /// The member it is for.
+    pub member: MemberId,
+    /// Who typed it.
+    pub typed_by: MemberId,
+    /// What it says.
+    pub stance: StanceKind,
+    /// The stance entry (the member confirms this one).
+    pub entry: EntryId,
 }
 
 impl Tally {
@@ -59,6 +90,8 @@ impl Record {
         let needed = views_needed(*quorum, group_quorum, members);
         let g = self.governance_at(clock);
         let mut latest: BTreeMap<MemberId, ((u64, EntryId), StanceKind)> = BTreeMap::new();
+        let mut typed: BTreeMap<MemberId, MemberId> = BTreeMap::new();
+        let mut asked: BTreeMap<MemberId, ((u64, EntryId), Unconfirmed)> = BTreeMap::new();
         for h in self.ix.refs.get(proposal).into_iter().flatten() {
             let Some(m) = self.in_past(clock, h) else {
                 continue;
@@ -69,18 +102,31 @@ impl Record {
             else {
                 continue;
             };
+            let key = (m.max_op, *h);
             let voter = match on_behalf {
                 None => self.actor_of(m),
                 Some(v) => {
                     if !self.confirmed_by(h, v, clock) {
+                        if asked.get(v).is_none_or(|(k, _)| *k < key) {
+                            let u = Unconfirmed {
+                                member: *v,
+                                typed_by: self.actor_of(m),
+                                stance: *stance,
+                                entry: *h,
+                            };
+                            asked.insert(*v, (key, u));
+                        }
                         continue;
                     }
                     *v
                 }
             };
-            let key = (m.max_op, *h);
             if latest.get(&voter).is_none_or(|(k, _)| *k < key) {
                 latest.insert(voter, (key, *stance));
+                match on_behalf {
+                    Some(_) => typed.insert(voter, self.actor_of(m)),
+                    None => typed.remove(&voter),
+                };
             }
         }
         latest.retain(|voter, _| g.active(voter));
@@ -120,6 +166,28 @@ impl Record {
                 Decision::NotPassed
             };
         }
+        let unconfirmed = asked
+            .into_iter()
+            .filter(|(v, (k, _))| g.active(v) && latest.get(v).is_none_or(|(lk, _)| lk < k))
+            .map(|(_, (_, u))| u)
+            .collect();
+        let waiting = g
+            .members
+            .values()
+            .filter(|m| m.status == Status::Active && !latest.contains_key(&m.id))
+            .map(|m| m.id)
+            .collect();
+        let views = latest
+            .iter()
+            .map(|(v, ((_, entry), stance))| {
+                let cv = CountedView {
+                    stance: *stance,
+                    entry: *entry,
+                    typed_by: typed.get(v).copied(),
+                };
+                (*v, cv)
+            })
+            .collect();
         Some(Tally {
             counts,
             decision,
@@ -127,6 +195,9 @@ impl Record {
             members,
             needed,
             given,
+            views,
+            unconfirmed,
+            waiting,
         })
     }
 

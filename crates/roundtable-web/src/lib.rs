@@ -358,7 +358,10 @@ pub fn router(state: AppState) -> Router {
         .route("/proposals", get(pages::proposals::proposals))
         .route("/proposals/{id}", get(pages::proposals::proposal))
         .route("/proposals/{id}/stance", post(pages::proposals::stance))
-        .route("/proposals/{id}/close", post(pages::proposals::close))
+        .route(
+            "/proposals/{id}/close",
+            get(pages::proposals::close_form).post(pages::proposals::close),
+        )
         .route("/understand/{id}", post(pages::proposals::understand))
         .route("/confirm/{id}", post(pages::proposals::confirm))
         .route("/correct/{id}", post(pages::proposals::correct))

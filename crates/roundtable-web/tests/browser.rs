@@ -489,7 +489,7 @@ async fn keyboard_proposes_then_gives_a_stance_that_needs_a_reason() {
         b.activate(ENTER).await;
         b.assert_shows(&[
             "You said: Disagree",
-            "Ana: Disagree",
+            "You: Disagree",
             "Why: Some of us cannot get to the centre easily.",
         ])
         .await;

@@ -189,6 +189,10 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
         ana.assert_shows(&["There is no lift to the room"]).await;
         ana.check("input[name=stance][value=agree]").await;
         ana.press("form[action$='/stance'] button").await;
+        ana.assert_shows(&["Everyone has answered."]).await;
+        ana.open(&format!("{proposal}/close")).await;
+        ana.assert_h1("Close").await;
+        ana.assert_axe_clean("the close step").await;
         ana.fill("#outcome", "We ask for a room with a lift first.")
             .await;
         ana.press("form[action$='/close'] button").await;
@@ -196,7 +200,7 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
 
         // The same record on both devices, and the auditor's check on the page.
         let mut seen = Vec::new();
-        for b in [&ana, &ben] {
+        for (b, name) in [(&ana, "Ana"), (&ben, "Ben")] {
             b.open(&proposal).await;
             // The record's part of the page; what follows is addressed to the viewer.
             let text = b.main_text().await;
@@ -206,7 +210,11 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
                 .unwrap_or_default();
             assert!(shared.contains("It is decided: it passed"), "{text}");
             assert!(shared.contains("1 agree, 0 not sure, 1 disagree"), "{text}");
-            seen.push(shared.to_string());
+            // Each page says "You" to its reader.
+            let shared = shared
+                .replace("You: ", &format!("{name}: "))
+                .replace("What helps you:", &format!("What helps {name}:"));
+            seen.push(shared);
             b.open("/audit").await;
             b.assert_shows(&["The record checks out."]).await;
         }

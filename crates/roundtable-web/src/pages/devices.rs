@@ -462,8 +462,8 @@ pub(crate) async fn with_sync_line(
         return r;
     }
     let (parts, body) = r.into_parts();
-    // Our own pages are small; anything larger is left as it is.
-    let Ok(bytes) = axum::body::to_bytes(body, 4 << 20).await else {
+    // The body is a page this server has just rendered in memory: no limit to guard.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
         return axum::response::Response::from_parts(parts, axum::body::Body::empty());
     };
     let text = String::from_utf8_lossy(&bytes);

@@ -32,6 +32,28 @@ struct HomePage {
     threads: Vec<ThreadRow>,
     several_groups: bool,
     csrf: String,
+    /// Open proposals this member has not answered yet: (id, title).
+    to_answer: Vec<(String, String)>,
+}
+
+/// Open proposals `me` has not given a counted view on (core's recount says who is waited for).
+fn to_answer(r: &Record, me: &DeviceId) -> Vec<(String, String)> {
+    r.causal_order()
+        .iter()
+        .filter_map(|id| {
+            let (_, m) = r.entry(id)?;
+            let Body::Proposal { title, .. } = &m.body else {
+                return None;
+            };
+            if r.outcome(id).is_some() {
+                return None;
+            }
+            let t = r.tally_now(id)?;
+            t.waiting
+                .contains(me)
+                .then(|| (id.to_string(), title.clone()))
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -369,6 +391,7 @@ pub(crate) async fn home(State(state): State<AppState>) -> PageResult {
             threads: thread_rows(r),
             several_groups: home.groups()?.len() > 1,
             csrf: st.csrf_token().to_string(),
+            to_answer: to_answer(r, &super::my_id(st)?),
         })
     })
     .await?;

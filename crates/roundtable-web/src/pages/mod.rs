@@ -136,7 +136,7 @@ pub(crate) struct MemberRow {
 pub(crate) struct Problem {
     status: StatusCode,
     title: &'static str,
-    text: String,
+    pub(crate) text: String,
 }
 
 impl Problem {

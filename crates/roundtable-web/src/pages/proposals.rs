@@ -7,7 +7,10 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use roundtable_core::{Body, Decision, DeviceId, Effect, EntryId, Record, Rule, StanceKind};
+use roundtable_app::AppError;
+use roundtable_core::{
+    Body, Decision, DeviceId, Effect, EntryId, MemberId, Record, Rule, StanceKind,
+};
 use serde::Deserialize;
 
 use super::threads::shown_text;
@@ -91,8 +94,45 @@ const CHOICES: [Choice; 4] = [
     },
 ];
 
+/// The four answers with hints that say what each does under `rule`.
+fn choices(rule: Rule) -> Vec<Choice> {
+    CHOICES
+        .iter()
+        .map(|c| Choice {
+            hint: match (c.value, rule) {
+                ("disagree", Rule::Consent) => {
+                    "I do not like this. Please say why. It does not stop the proposal: only Block does."
+                }
+                ("block", Rule::Consent) => {
+                    "This must not happen. Please say why. One Block stops the proposal."
+                }
+                ("disagree", Rule::Majority) => {
+                    "I do not like this. Please say why. It counts against the proposal."
+                }
+                ("block", Rule::Majority) => {
+                    "This must not happen. Please say why. Under a majority vote it counts against, like Disagree."
+                }
+                ("abstain", _) => "I do not mind, or I do not know yet. It counts as a view, not for or against.",
+                _ => c.hint,
+            },
+            ..*c
+        })
+        .collect()
+}
+
+/// Names joined in words: "Dan", "Dan and Eve", "Cara, Dan and Eve".
+pub(crate) fn and_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 struct StanceRow {
     name: String,
+    /// Whose needs they are, in the reader's words ("you" for the reader).
+    needs_of: String,
     /// What helps them take part, in their words.
     needs: String,
     words: &'static str,
@@ -125,8 +165,25 @@ struct ProposalView {
     conflict: String,
     /// The proposal is about the group itself (it sits in the group, not a thread).
     about_group: bool,
-    choices: &'static [Choice],
+    choices: Vec<Choice>,
     back: String,
+    /// "2 of 3 have answered; waiting for Chloe."
+    answered: String,
+    /// The names of those not answered yet, joined in words ("Dan and Eve"), empty when none.
+    waiting: String,
+    /// Views typed for someone that wait for their yes, in words.
+    pending: Vec<String>,
+    /// A view someone typed for this member, waiting for this member's yes.
+    confirm: Option<ConfirmView>,
+    /// The other active members this member could be helping (id, name).
+    helping: Vec<(String, String)>,
+}
+
+struct ConfirmView {
+    entry: String,
+    by: String,
+    words: &'static str,
+    reason: String,
 }
 
 struct OutcomeView {
@@ -294,19 +351,94 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         ),
         _ => String::new(),
     };
-    let latest = latest_stances(r, &pid);
-    let stance_rows = latest
+    // Every list and count here is core's recount: the page can never disagree with the auditor.
+    let reason_of = |e: &EntryId| match r.entry(e).map(|(_, m)| &m.body) {
+        Some(Body::Stance { reason, .. }) => reason.clone(),
+        _ => String::new(),
+    };
+    let stance_rows = tally
+        .views
         .iter()
-        .map(|(who, (s, reason))| {
-            let (words, picture) = stance_words(*s);
+        .map(|(who, v)| {
+            let (words, picture) = stance_words(v.stance);
+            let name = if *who == me {
+                "You".to_string()
+            } else {
+                name_of(&names, who)
+            };
+            let by = v.typed_by.map(|b| {
+                format!(
+                    " ({} wrote this for {}, and {} said yes)",
+                    name_of(&names, &b),
+                    name_of(&names, who),
+                    name_of(&names, who)
+                )
+            });
             StanceRow {
-                name: name_of(&names, who),
+                needs_of: if *who == me {
+                    "you".into()
+                } else {
+                    name_of(&names, who)
+                },
+                name: format!("{name}{}", by.unwrap_or_default()),
                 needs: needs.get(who).cloned().unwrap_or_default(),
                 words,
                 picture,
-                reason: reason.clone(),
+                reason: reason_of(&v.entry),
             }
         })
+        .collect();
+    let pending = tally
+        .unconfirmed
+        .iter()
+        .map(|u| {
+            format!(
+                "{} wrote this for {}: {}. {} has not said yes yet, so it does not count.",
+                name_of(&names, &u.typed_by),
+                name_of(&names, &u.member),
+                stance_words(u.stance).0,
+                name_of(&names, &u.member)
+            )
+        })
+        .collect();
+    let confirm = tally
+        .unconfirmed
+        .iter()
+        .find(|u| u.member == me)
+        .map(|u| ConfirmView {
+            entry: u.entry.to_string(),
+            by: name_of(&names, &u.typed_by),
+            words: stance_words(u.stance).0,
+            reason: reason_of(&u.entry),
+        });
+    let mut waiting_names: Vec<String> = tally
+        .waiting
+        .iter()
+        .filter(|w| **w != me)
+        .map(|w| name_of(&names, w))
+        .collect();
+    waiting_names.sort();
+    if tally.waiting.contains(&me) {
+        waiting_names.push("you".into());
+    }
+    let active = tally.views.len() + tally.waiting.len();
+    let answered = match (tally.views.len(), waiting_names.is_empty()) {
+        (_, true) => "Everyone has answered.".to_string(),
+        (0, false) => format!(
+            "Nobody has answered yet; waiting for {}.",
+            and_list(&waiting_names)
+        ),
+        (n, false) => format!(
+            "{n} of {active} {} answered; waiting for {}.",
+            if n == 1 { "has" } else { "have" },
+            and_list(&waiting_names)
+        ),
+    };
+    let helping = r
+        .members()
+        .into_iter()
+        .filter(|m| m.id != me && r.active_devices().contains(&m.id))
+        .map(|m| (m.id.to_string(), m.name))
         .collect();
     let outcome = r.outcome(&pid).and_then(|(oid, d)| {
         let (by, om) = r.entry(&oid)?;
@@ -325,6 +457,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         })
     });
     let (counts, decision) = (tally.counts, tally.decision);
+    let tally_views = (tally.given, tally.needed, tally.members, tally.quorate());
     Ok(ProposalView {
         id: pid.to_string(),
         title: title.clone(),
@@ -336,7 +469,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         text,
         how,
         stances: stance_rows,
-        mine: latest.get(&me).map(|(s, _)| stance_words(*s).0),
+        mine: tally.views.get(&me).map(|v| stance_words(v.stance).0),
         understandings: understandings(r, &names, &pid, &me),
         is_author: author == me,
         outcome,
@@ -349,10 +482,15 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
             },
             counts_words(&counts)
         ),
-        choices: &CHOICES,
+        choices: choices(*rule),
         back: format!("/proposals/{pid}"),
-        views: super::views_words(tally.given, tally.needed, tally.members),
-        quorate: tally.quorate(),
+        answered,
+        waiting: and_list(&waiting_names),
+        pending,
+        confirm,
+        helping,
+        views: super::views_words(tally_views.0, tally_views.1, tally_views.2),
+        quorate: tally_views.3,
         conflict,
         about_group: Some(*thread) == r.genesis(),
     })
@@ -428,6 +566,9 @@ pub(crate) async fn proposal(State(state): State<AppState>, Path(id): Path<Strin
 pub(crate) struct StanceForm {
     #[serde(default)]
     csrf: String,
+    /// The member this answer is typed for, when a supporter helps them.
+    #[serde(default, rename = "for")]
+    on_behalf: String,
     #[serde(default)]
     stance: String,
     #[serde(default)]
@@ -462,9 +603,14 @@ pub(crate) async fn stance(
         .await;
     }
     let back = format!("/proposals/{id}");
+    // "I am helping Ben": the view is typed for Ben and counts once Ben says yes.
+    let on_behalf: Option<MemberId> = match form.on_behalf.trim() {
+        "" => None,
+        m => Some(m.parse().map_err(|_| Problem::not_found("such member"))?),
+    };
     with_group(&state, move |home, st, g| {
         let proposal = parse_id(&id, "proposal")?;
-        Ok(seat(home, st)?.stance(g, proposal, kind, &reason, None)?)
+        Ok(seat(home, st)?.stance(g, proposal, kind, &reason, on_behalf)?)
     })
     .await?;
     Ok(back_to(&back))
@@ -479,6 +625,45 @@ pub(crate) struct OutcomeForm {
 }
 
 /// Closes a proposal: the stances are recounted here and the outcome recorded with them.
+#[derive(Template)]
+#[template(path = "close_form.html")]
+struct ClosePage {
+    nav: Nav,
+    p: ProposalView,
+    outcome: String,
+    problem: String,
+    csrf: String,
+}
+
+async fn close_page(state: AppState, id: String, outcome: String, problem: String) -> PageResult {
+    let failed = !problem.is_empty();
+    let p = with_group(&state, move |_, st, g| {
+        Ok(ClosePage {
+            nav: Nav::Proposals,
+            p: proposal_view(st, &g.record, &id)?,
+            outcome,
+            problem,
+            csrf: st.csrf_token().to_string(),
+        })
+    })
+    .await?;
+    let r = page(p)?;
+    Ok(if failed {
+        (axum::http::StatusCode::UNPROCESSABLE_ENTITY, r).into_response()
+    } else {
+        r
+    })
+}
+
+/// The "Are you sure?" step before closing: who has not answered, and what closing would record.
+pub(crate) async fn close_form(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> PageResult {
+    close_page(state, id, String::new(), String::new()).await
+}
+
+/// Closes a proposal. A refusal keeps the page and the typed words.
 pub(crate) async fn close(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -486,18 +671,25 @@ pub(crate) async fn close(
 ) -> PageResult {
     csrf_ok(&state, &form.csrf)?;
     let outcome = plain(form.outcome).trim().to_string();
-    if outcome.is_empty() {
-        return Err(Problem::refused(
-            "Please write what was decided, in plain words, then close the proposal.",
-        ));
-    }
     let back = format!("/proposals/{id}");
-    with_group(&state, move |home, st, g| {
-        let proposal = parse_id(&id, "proposal")?;
-        Ok(seat(home, st)?.close(g, proposal, &outcome).map(|_| ())?)
+    let (id2, o2) = (id.clone(), outcome.clone());
+    let r = with_group(&state, move |home, st, g| {
+        let proposal = parse_id(&id2, "proposal")?;
+        Ok(seat(home, st)?.close(g, proposal, &o2).map(|_| ()))
     })
     .await?;
-    Ok(back_to(&back))
+    match r {
+        Ok(()) => Ok(back_to(&back)),
+        Err(AppError::Missing { .. }) => {
+            let words = "Please write what was decided, in plain words, then close the proposal.";
+            close_page(state, id, outcome, words.into()).await
+        }
+        Err(e @ AppError::Refused(_)) => {
+            let words = Problem::from(e).text;
+            close_page(state, id, outcome, words).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(crate) async fn new_proposal(
