@@ -2190,3 +2190,55 @@ fn g_unconfirmed(f: &Fixture, pid: &EntryId) -> EntryId {
     let (_, g) = open_group(f);
     g.record.tally_now(pid).unwrap().unconfirmed[0].entry
 }
+
+/// A member corrects their own message on the page: the new words are shown, marked corrected,
+/// with the earlier words one click away; nobody else's message offers the form.
+#[tokio::test]
+async fn a_member_corrects_their_own_message_on_the_page() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let at = format!("/threads/{}", f.thread);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    let id = page
+        .split(r#"action="/correct/"#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a correction form on Ana's own message")
+        .to_string();
+    let before = entry_count(&f);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/correct/{id}"),
+            &[("csrf", &csrf), ("text", " "), ("back", &at)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(entry_count(&f), before);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/correct/{id}"),
+            &[
+                ("csrf", &csrf),
+                ("text", "Who needs a bus pass this summer?"),
+                ("back", &at),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("Who needs a bus pass this summer?"), "{page}");
+    assert!(
+        page.contains("This message was corrected. See the earlier words"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Who needs a pass?"),
+        "the earlier words: {page}"
+    );
+}

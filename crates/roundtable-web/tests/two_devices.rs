@@ -202,12 +202,18 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
         let mut seen = Vec::new();
         for (b, name) in [(&ana, "Ana"), (&ben, "Ben")] {
             b.open(&proposal).await;
-            // The record's part of the page; what follows is addressed to the viewer.
+            // The record's part of the page: all but the understanding checks, which are
+            // addressed to the viewer.
             let text = b.main_text().await;
-            let shared = text
+            let head = text
                 .split("What people understood")
                 .next()
                 .unwrap_or_default();
+            let tail = text
+                .find("It is decided")
+                .map(|i| &text[i..])
+                .unwrap_or_default();
+            let shared = format!("{head}{tail}");
             assert!(shared.contains("It is decided: it passed"), "{text}");
             assert!(shared.contains("1 agree, 0 not sure, 1 disagree"), "{text}");
             // Each page says "You" to its reader.
@@ -221,6 +227,69 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
         assert_eq!(seen[0], seen[1], "both devices show the proposal alike");
         ana.assert_axe_clean("the audit page").await;
         picture(&ana, "audit").await;
+        // Ana helps Ben answer: it waits for Ben's yes, on Ben's own page.
+        ana.open(&format!("{open_thread}/propose")).await;
+        ana.fill("#title", "Tea at every meeting").await;
+        ana.fill("#easy_read", "We have tea at every meeting.")
+            .await;
+        ana.fill("#full", "Tea and biscuits at every meeting.")
+            .await;
+        ana.press("form button[type=submit]").await;
+        let tea = ana.path().await;
+        ana.check("input[name=stance][value=agree]").await;
+        ana.js(
+            "document.querySelector('details.helping').open = true; return true;",
+            vec![],
+        )
+        .await;
+        ana.check("input[name=for]:not([value=''])").await;
+        ana.press("form[action$='/stance'] button[type=submit]")
+            .await;
+        ana.assert_shows(&["Ana wrote this for Ben: Agree. Ben has not said yes yet"])
+            .await;
+        sync_with_first_peer(&ben).await;
+        ben.open("/").await;
+        ben.assert_shows(&[
+            "The group is waiting for your answer",
+            "Tea at every meeting",
+        ])
+        .await;
+        ben.open(&tea).await;
+        ben.assert_shows(&[
+            "Ana wrote this answer for you: Agree.",
+            "Is this what you think?",
+        ])
+        .await;
+        ben.assert_axe_clean("a view typed for Ben").await;
+        picture(&ben, "supporter").await;
+        ben.press(".confirm-view button").await;
+        ben.assert_shows(&["You (Ana wrote this for Ben, and Ben said yes): Agree"])
+            .await;
+        // Ben corrects his own words in an open thread (sealed words are never corrected).
+        ben.open(&format!("{open_thread}/write")).await;
+        ben.fill("#text", "I can come on Tuesdays.").await;
+        ben.press("form button[type=submit]").await;
+        ben.press("button[value=share]").await;
+        ben.fill(
+            "textarea[id^=fix-]",
+            "I can come on Tuesdays and Thursdays.",
+        )
+        .await;
+        ben.press("details.correct button").await;
+        ben.assert_shows(&[
+            "I can come on Tuesdays and Thursdays.",
+            "This message was corrected.",
+        ])
+        .await;
+        sync_with_first_peer(&ben).await;
+        ana.open(&tea).await;
+        ana.assert_shows(&[
+            "Ben (Ana wrote this for Ben, and Ben said yes): Agree",
+            "1 of 2 has answered; waiting for you.",
+        ])
+        .await;
+        ana.open(&format!("{tea}/close")).await;
+        picture(&ana, "close-check").await;
         ana.open("/members/leave").await;
         ana.assert_axe_clean("the leave page").await;
         ana.open("/groups").await;

@@ -754,7 +754,8 @@ pub(crate) fn policy_words(rule: roundtable_core::Rule, quorum: u64, members: u6
         }
     };
     format!(
-        "In this group {rule}, and at least {needed} members must give a view first. Nobody decides alone: joining, leaving and the rules are decided the same way."
+        "In this group {rule}, and at least {needed} {} must give a view first. Nobody decides alone: joining, leaving and the rules are decided the same way.",
+        if needed == 1 { "member" } else { "members" }
     )
 }
 

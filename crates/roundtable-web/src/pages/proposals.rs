@@ -330,13 +330,15 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         .tally_now(&pid)
         .ok_or_else(|| Problem::not_found("such proposal"))?;
     let needed = tally.needed;
+    let least = match needed {
+        1 => "at least 1 member gives their view".to_string(),
+        n => format!("at least {n} members give their view"),
+    };
     let mut how = match rule {
-        Rule::Consent => {
-            format!("It passes if nobody blocks it and at least {needed} members give their view.")
+        Rule::Consent => format!("It passes if nobody blocks it and {least}."),
+        Rule::Majority => {
+            format!("It passes if more members agree than disagree or block, and {least}.")
         }
-        Rule::Majority => format!(
-            "It passes if more members agree than disagree or block, and at least {needed} members give their view."
-        ),
     };
     if let Some(Effect::Remove { member }) = effect {
         let who = name_of(&names, member);

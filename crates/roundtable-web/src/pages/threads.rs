@@ -97,6 +97,23 @@ pub(crate) struct MessageRow {
     own: bool,
     /// What helps the author take part, in their words, shown beside their name.
     needs: String,
+    /// Earlier words of a corrected message, oldest first (the original, then older corrections).
+    history: Vec<String>,
+}
+
+/// The words an open entry showed before its latest correction: the original, then every
+/// correction but the last.
+fn history(r: &Record, id: &EntryId, original: &str) -> Vec<String> {
+    let mut v = vec![original.to_string()];
+    for c in r.corrections(id) {
+        if let Some((_, cm)) = r.entry(&c)
+            && let Body::Correct { text, .. } = &cm.body
+        {
+            v.push(text.clone());
+        }
+    }
+    v.pop();
+    v
 }
 
 pub(crate) struct ProposalLink {
@@ -225,8 +242,10 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
         let Some((a, m)) = r.entry(&h) else { continue };
         match &m.body {
             Body::Message { text, .. } => {
+                let earlier = history(r, &h, text);
                 let (text, corrected) = shown_text(r, &h, text);
                 messages.push(MessageRow {
+                    history: if corrected { earlier } else { Vec::new() },
                     id: h.to_string(),
                     author: name_of(&names, &a),
                     needs: needs.get(&a).cloned().unwrap_or_default(),
@@ -267,6 +286,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
                 time: when(m.time_ms),
                 text: m.text.clone(),
                 corrected: false,
+                history: Vec::new(),
                 understandings: Vec::new(),
                 can_understand: false,
                 own: m.author == me,
