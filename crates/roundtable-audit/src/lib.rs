@@ -147,6 +147,11 @@ pub struct DecisionRow {
     /// and lost (fewer views counted, or a tie against "not passed"), or one made by a member
     /// concurrently with their removal.
     pub stands: bool,
+    /// Members whose view counted when it closed.
+    pub answered: u64,
+    /// Members active when it closed: a decision with `answered < members` was taken without
+    /// every voice (allowed by the group's quorum; the report says so).
+    pub members: u64,
 }
 
 /// A decision and the stance counts behind it.
@@ -461,7 +466,18 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
         ) = (&r.reason, record.body_of(&r.entry))
         {
             let recounted = record.recount_now(&proposal);
+            let (answered, members) = record
+                .tally_now(&proposal)
+                .map(|t| {
+                    (
+                        t.views.len() as u64,
+                        (t.views.len() + t.waiting.len()) as u64,
+                    )
+                })
+                .unwrap_or_default();
             decisions.push(DecisionRow {
+                answered,
+                members,
                 proposal_id: proposal.to_string(),
                 title: proposal_title(&record, &proposal),
                 outcome_id: r.id.to_string(),
@@ -589,7 +605,18 @@ fn decisions(record: &Record) -> Vec<DecisionRow> {
         let Some((rc, rd)) = record.recount_at(proposal, id) else {
             continue;
         };
+        let (answered, members) = record
+            .tally_at(proposal, id)
+            .map(|t| {
+                (
+                    t.views.len() as u64,
+                    (t.views.len() + t.waiting.len()) as u64,
+                )
+            })
+            .unwrap_or_default();
         rows.push(DecisionRow {
+            answered,
+            members,
             proposal_id: proposal.to_string(),
             title: proposal_title(record, proposal),
             outcome_id: id.to_string(),
@@ -865,6 +892,16 @@ fn summary(
         s.push(format!(
             "{} written at the same time as the author's removal (kept, and not counted after it).",
             plural(flags.len(), "entry was", "entries were")
+        ));
+    }
+    let partial = decisions
+        .iter()
+        .filter(|d| d.stands && d.answered < d.members)
+        .count();
+    if partial > 0 {
+        s.push(format!(
+            "{} taken without every member's view (as the group's quorum allows); the table shows how many answered.",
+            plural(partial, "decision was", "decisions were")
         ));
     }
     if !notes.is_empty() {

@@ -216,6 +216,13 @@ impl Record {
     }
 
     /// The recount of a proposal at a valid entry's causal point (for an outcome: what it should say).
+    /// [`Record::tally`] in the causal past of entry `at` (an outcome, say), `at` excluded.
+    pub fn tally_at(&self, proposal: &EntryId, at: &EntryId) -> Option<Tally> {
+        let m = self.ix.entries.get(at)?;
+        self.tally(proposal, &m.clock)
+    }
+
+    /// Recounts a proposal in the causal past of entry `at`.
     pub fn recount_at(&self, proposal: &EntryId, at: &EntryId) -> Option<(Counts, Decision)> {
         let m = self.ix.entries.get(at)?;
         Some(self.recount(proposal, &m.clock))

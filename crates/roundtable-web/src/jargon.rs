@@ -125,3 +125,63 @@ mod tests {
         assert!(parse(DEFAULT_GLOSSARY).len() >= 20);
     }
 }
+
+/// Words that usually mean a message is private: health, care and money. A nudge only, never a
+/// block: the member decides.
+const PRIVATE_WORDS: &[&str] = &[
+    "health",
+    "doctor",
+    "hospital",
+    "medication",
+    "medicine",
+    "diagnosis",
+    "illness",
+    "ill",
+    "mental",
+    "depression",
+    "anxiety",
+    "therapy",
+    "nurse",
+    "gp",
+    "surgery",
+    "pain",
+    "disability",
+    "benefit",
+    "benefits",
+    "debt",
+    "debts",
+    "money",
+    "bank",
+    "pension",
+    "salary",
+    "wages",
+    "rent",
+    "arrears",
+    "loan",
+    "safeguarding",
+    "abuse",
+];
+
+/// The first word of `text` that suggests it is private (health, care or money), if any.
+pub fn private_word(text: &str) -> Option<&'static str> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .find_map(|w| {
+            let w = w.to_lowercase();
+            PRIVATE_WORDS.iter().find(|p| **p == w).copied()
+        })
+}
+
+#[cfg(test)]
+mod private_tests {
+    use super::private_word;
+
+    #[test]
+    fn health_and_money_words_are_noticed_as_whole_words() {
+        assert_eq!(private_word("My Doctor says no stairs."), Some("doctor"));
+        assert_eq!(private_word("I am in debt."), Some("debt"));
+        assert_eq!(private_word("The bus is late."), None);
+        // A word inside another is not that word.
+        assert_eq!(private_word("Banking hours"), None);
+    }
+}

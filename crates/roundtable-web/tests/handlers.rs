@@ -2242,3 +2242,42 @@ async fn a_member_corrects_their_own_message_on_the_page() {
         "the earlier words: {page}"
     );
 }
+
+/// Health or money words in an open thread get a gentle nudge towards a sealed thread; the
+/// member may still share.
+#[tokio::test]
+async fn private_words_in_an_open_thread_get_a_nudge_never_a_block() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let check = format!("/threads/{}/check", f.thread);
+    let page = text(
+        send(
+            &f.state,
+            post(
+                &f.state,
+                &check,
+                &[("csrf", &csrf), ("text", "My doctor says I need the lift.")],
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert!(page.contains("This looks private"), "{page}");
+    assert!(
+        page.contains(r#"value="share""#),
+        "sharing is still possible: {page}"
+    );
+    let page = text(
+        send(
+            &f.state,
+            post(
+                &f.state,
+                &check,
+                &[("csrf", &csrf), ("text", "The bus comes at ten.")],
+            ),
+        )
+        .await,
+    )
+    .await;
+    assert!(!page.contains("This looks private"), "{page}");
+}

@@ -43,6 +43,11 @@ pub(crate) async fn audit(State(state): State<AppState>) -> PageResult {
             .unwrap_or(1);
         let r = roundtable_app::audit_group(home, &g.id(), threads)?;
         let matching = r.decisions.iter().filter(|d| d.matches).count();
+        let partial = r
+            .decisions
+            .iter()
+            .filter(|d| d.stands && d.answered < d.members)
+            .count();
         let decisions = match r.decisions.len() {
             0 => "No decision has been closed yet.".to_string(),
             n if matching == n => format!(
@@ -55,6 +60,11 @@ pub(crate) async fn audit(State(state): State<AppState>) -> PageResult {
                  result for {} of them.",
                 n - matching
             ),
+        };
+        let decisions = match partial {
+            0 => decisions,
+            1 => format!("{decisions} 1 of them was taken without every member's view."),
+            n => format!("{decisions} {n} of them were taken without every member's view."),
         };
         Ok(AuditPage {
             nav: Nav::Audit,

@@ -73,6 +73,8 @@ struct CheckPage {
     audience: String,
     sealed: bool,
     advice: Advice,
+    /// In an open thread, a word that suggests the message is private ("doctor", "debt").
+    private: String,
     csrf: String,
 }
 
@@ -726,6 +728,11 @@ pub(crate) async fn check(
             id: tid.to_string(),
             title,
             advice: jargon::check(&text, &glossary(st)),
+            private: if sealed {
+                String::new()
+            } else {
+                jargon::private_word(&text).unwrap_or_default().to_string()
+            },
             text,
             audience,
             sealed,
