@@ -1384,6 +1384,14 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
         "{page}"
     );
     assert!(page.contains("Let another member read it"), "{page}");
+    assert!(
+        page.contains("Ana let Chloe read it, on"),
+        "who let whom in: {page}"
+    );
+    assert!(
+        page.contains("Ana took Ben out of the readers, on"),
+        "{page}"
+    );
     let r = send(
         &f.state,
         post(

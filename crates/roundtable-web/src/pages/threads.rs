@@ -158,6 +158,49 @@ pub(crate) struct SealedView {
     others: Vec<(String, String)>,
     /// For a reader: the other readers, who could be taken out (id, name).
     fellow: Vec<(String, String)>,
+    /// Who let whom in, and who took whom out, in words, in order (everyone sees this).
+    changes: Vec<String>,
+}
+
+/// The thread's reader changes in words: "Ana let Chloe read it, on 3 December 2026, 14:05 UTC."
+fn reader_changes(
+    r: &Record,
+    tid: &EntryId,
+    names: &std::collections::BTreeMap<DeviceId, String>,
+) -> Vec<String> {
+    let mut readers: std::collections::BTreeSet<MemberId> = match r.entry(tid).map(|(_, m)| &m.body)
+    {
+        Some(Body::SealedThread { wraps, .. }) => wraps.iter().map(|w| w.member).collect(),
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    let refs: std::collections::HashSet<EntryId> = r.referrers(tid).into_iter().collect();
+    for id in r.causal_order() {
+        if !refs.contains(id) {
+            continue;
+        }
+        let Some((by, m)) = r.entry(id) else { continue };
+        match &m.body {
+            // A ReaderAdd for a reader already is only keys they lacked: not a change.
+            Body::ReaderAdd { member, .. } if readers.insert(*member) => out.push(format!(
+                "{} let {} read it, on {}.",
+                name_of(names, &by),
+                name_of(names, member),
+                when(m.time_ms)
+            )),
+            Body::Rekey {
+                removes: Some(member),
+                ..
+            } if readers.remove(member) => out.push(format!(
+                "{} took {} out of the readers, on {}.",
+                name_of(names, &by),
+                name_of(names, member),
+                when(m.time_ms)
+            )),
+            _ => {}
+        }
+    }
+    out
 }
 
 pub(crate) fn thread_rows(r: &Record) -> Vec<ThreadRow> {
@@ -345,6 +388,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
             }
         }
         Some(SealedView {
+            changes: reader_changes(r, &tid, &names),
             others,
             fellow,
             reason: info.reason.clone(),
