@@ -29,7 +29,8 @@
 //! | Unlock a passphrase-protected key | `/unlock` (the passphrase in a POST body only) |
 //! | See the audit and participation report | `/audit`, "Check the record" ([audit](../../docs/pictures/audit.png)) |
 //!
-//! **Security:** the server binds 127.0.0.1 only. Every request needs the per-launch token (first as
+//! **Security:** the server binds 127.0.0.1 only. Every request needs the page's token (kept in the home with the port, so a bookmark survives a
+//! restart, until "Sign out every other browser" on the Devices page replaces it; first as
 //! `?t=TOKEN` in the printed URL, then from an HttpOnly, SameSite=Strict cookie); a `Host` header other
 //! than `127.0.0.1:PORT` or `localhost:PORT` is refused (DNS rebinding); every POST carries a CSRF token
 //! derived from the launch token; every response has `Content-Security-Policy: default-src 'self'`,
@@ -127,8 +128,9 @@ pub(crate) struct Me {
 struct Inner {
     home_dir: PathBuf,
     port: u16,
-    token: String,
-    csrf: String,
+    /// The launch token and the CSRF token derived from it. Kept in the home, so a bookmark and a
+    /// signed-in browser keep working across launches; replaced by "Sign out every browser".
+    tokens: std::sync::RwLock<(String, String)>,
     clock: fn() -> i64,
     /// Set once; a page that needs the keys before then sends the member to the welcome page
     /// (no home yet) or the passphrase page.
@@ -147,6 +149,23 @@ struct Inner {
     setup: tokio::sync::Mutex<()>,
 }
 
+/// The home setting that keeps the page's token across launches.
+const TOKEN_SETTING: &str = "web-token";
+/// The home setting that keeps the page's port across launches (so a bookmark works).
+const PORT_SETTING: &str = "web-port";
+
+fn random_token() -> Result<String, WebError> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| WebError::Random(e.to_string()))?;
+    Ok(hex::encode(raw))
+}
+
+fn csrf_of(token: &str) -> String {
+    hex::encode(Sha256::digest(
+        [b"roundtable-web csrf\0".as_slice(), token.as_bytes()].concat(),
+    ))
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -156,22 +175,34 @@ fn now_ms() -> i64 {
 
 impl AppState {
     /// Opens the home once to unlock the device key (a wrong passphrase fails here, not on the first
-    /// page), and makes a fresh random launch token. `port` is the port the server answers on: the
+    /// page), and takes the token kept in the home (or makes a random one). `port` is the port the server answers on: the
     /// `Host` header must name it. With no home yet, or a protected key and no passphrase, the state
     /// starts without keys: the welcome page or the passphrase page comes first.
     pub fn new(cfg: &WebConfig, port: u16) -> Result<AppState, WebError> {
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).map_err(|e| WebError::Random(e.to_string()))?;
-        let st = AppState::bare(
-            cfg.home_dir.clone(),
-            port,
-            hex::encode(raw),
-            cfg.sync.clone(),
-        );
-        match Home::open(&cfg.home_dir) {
-            Err(StoreError::NoHome(_)) => return Ok(st),
+        let home = match Home::open(&cfg.home_dir) {
+            Err(StoreError::NoHome(_)) => None,
             Err(e) => return Err(e.into()),
-            Ok(home) => match roundtable_app::unlock(&home, cfg.passphrase.as_deref()) {
+            Ok(home) => Some(home),
+        };
+        let kept = home
+            .as_ref()
+            .and_then(|h| h.setting(TOKEN_SETTING).ok().flatten())
+            .and_then(|v| String::from_utf8(v).ok())
+            .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+        let token = match kept {
+            Some(t) => t,
+            None => {
+                let t = random_token()?;
+                if let Some(h) = &home {
+                    h.set_setting(TOKEN_SETTING, t.as_bytes())?;
+                }
+                t
+            }
+        };
+        let st = AppState::bare(cfg.home_dir.clone(), port, token, cfg.sync.clone());
+        match home {
+            None => return Ok(st),
+            Some(home) => match roundtable_app::unlock(&home, cfg.passphrase.as_deref()) {
                 Ok((key, enc)) => st.set_me(key, Some(enc), cfg.passphrase.clone()),
                 Err(roundtable_app::AppError::Store(StoreError::PassphraseNeeded))
                     if cfg.passphrase.is_none() => {}
@@ -183,15 +214,12 @@ impl AppState {
     }
 
     fn bare(home_dir: PathBuf, port: u16, token: String, sync: Option<SyncConfig>) -> AppState {
-        let csrf = hex::encode(Sha256::digest(
-            [b"roundtable-web csrf\0".as_slice(), token.as_bytes()].concat(),
-        ));
+        let csrf = csrf_of(&token);
         AppState {
             inner: Arc::new(Inner {
                 home_dir,
                 port,
-                token,
-                csrf,
+                tokens: std::sync::RwLock::new((token, csrf)),
                 clock: now_ms,
                 me: OnceLock::new(),
                 syncing: false,
@@ -288,14 +316,40 @@ impl AppState {
         self
     }
 
-    /// The per-launch token the URL carries.
-    pub fn token(&self) -> &str {
-        &self.inner.token
+    /// The token the URL carries (kept in the home across launches).
+    pub fn token(&self) -> String {
+        self.inner
+            .tokens
+            .read()
+            .map(|t| t.0.clone())
+            .unwrap_or_default()
     }
 
     /// The CSRF token every form carries (derived from the launch token).
-    pub fn csrf_token(&self) -> &str {
-        &self.inner.csrf
+    pub fn csrf_token(&self) -> String {
+        self.inner
+            .tokens
+            .read()
+            .map(|t| t.1.clone())
+            .unwrap_or_default()
+    }
+
+    /// Signs out every browser: a new token (kept in the home when there is one); the old link and
+    /// every cookie stop working. Returns the new link.
+    pub(crate) fn new_token(&self) -> Result<String, WebError> {
+        let token = random_token()?;
+        if let Ok(home) = Home::open(&self.inner.home_dir) {
+            home.set_setting(TOKEN_SETTING, token.as_bytes())?;
+        }
+        if let Ok(mut t) = self.inner.tokens.write() {
+            *t = (token.clone(), csrf_of(&token));
+        }
+        Ok(self.url())
+    }
+
+    /// Keeps the current token in the home (after the welcome page made one).
+    pub(crate) fn keep_token(&self, home: &Home) {
+        let _ = home.set_setting(TOKEN_SETTING, self.token().as_bytes());
     }
 
     /// The port the `Host` header must name.
@@ -305,10 +359,7 @@ impl AppState {
 
     /// The URL to open: `http://127.0.0.1:PORT/?t=TOKEN`.
     pub fn url(&self) -> String {
-        format!(
-            "http://127.0.0.1:{}/?t={}",
-            self.inner.port, self.inner.token
-        )
+        format!("http://127.0.0.1:{}/?t={}", self.inner.port, self.token())
     }
 }
 
@@ -380,6 +431,7 @@ pub fn router(state: AppState) -> Router {
         .route("/devices", get(pages::devices::devices))
         .route("/devices/sync", post(pages::devices::sync_now))
         .route("/devices/live", post(pages::devices::live))
+        .route("/devices/sign-out", post(pages::devices::sign_out))
         .route("/audit", get(pages::audit::audit))
         .route(
             "/members/leave",
@@ -426,9 +478,38 @@ pub async fn serve_with(
     ),
     WebError,
 > {
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, cfg.port)).await?;
+    // Port 0 means "the port of the last launch if it is free, else any": a bookmark keeps working.
+    let last = if cfg.port == 0 {
+        let dir = cfg.home_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let home = Home::open(&dir).ok()?;
+            let v = home.setting(PORT_SETTING).ok().flatten()?;
+            String::from_utf8(v).ok()?.parse::<u16>().ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    } else {
+        None
+    };
+    let listener = match last {
+        Some(p) => match tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).await {
+            Ok(l) => l,
+            Err(_) => tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?,
+        },
+        None => tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, cfg.port)).await?,
+    };
     let addr = listener.local_addr()?;
     let port = addr.port();
+    if cfg.port == 0 {
+        let dir = cfg.home_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(home) = Home::open(&dir) {
+                let _ = home.set_setting(PORT_SETTING, port.to_string().as_bytes());
+            }
+        })
+        .await;
+    }
     let state = tokio::task::spawn_blocking(move || AppState::new(&cfg, port))
         .await
         .map_err(|e| WebError::Task(e.to_string()))??

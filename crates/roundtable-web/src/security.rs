@@ -52,6 +52,16 @@ fn cookie_token<'a>(state: &AppState, headers: &'a HeaderMap) -> Option<&'a str>
         .map(|(_, v)| v)
 }
 
+/// The cookie that keeps this browser signed in: the token, HttpOnly, this site only. It lasts a
+/// year, until "Sign out every browser" on the Devices page replaces the token.
+pub(crate) fn cookie(state: &AppState) -> String {
+    format!(
+        "{}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000",
+        cookie_name(state),
+        state.token()
+    )
+}
+
 fn query_token(query: Option<&str>) -> Option<&str> {
     query?
         .split('&')
@@ -96,7 +106,7 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
             "Nothing was saved. Please use the form on the Roundtable page.",
         ));
     }
-    if cookie_token(&state, headers).is_some_and(|t| same(t, state.token())) {
+    if cookie_token(&state, headers).is_some_and(|t| same(t, &state.token())) {
         // Until this device is set up and unlocked, every page but those two (and the styles and
         // pictures they use) leads there.
         let path = req.uri().path();
@@ -110,14 +120,10 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         return secure(crate::pages::devices::with_sync_line(&state, r).await);
     }
     if req.method() == Method::GET
-        && query_token(req.uri().query()).is_some_and(|t| same(t, state.token()))
+        && query_token(req.uri().query()).is_some_and(|t| same(t, &state.token()))
     {
         // Keep the token in a cookie and take it out of the address bar (and the history).
-        let cookie = format!(
-            "{}={}; HttpOnly; SameSite=Strict; Path=/",
-            cookie_name(&state),
-            state.token()
-        );
+        let cookie = cookie(&state);
         let mut r = Redirect::to(req.uri().path()).into_response();
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             r.headers_mut().insert(header::SET_COOKIE, v);

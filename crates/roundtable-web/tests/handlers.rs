@@ -214,7 +214,7 @@ async fn the_token_in_the_link_becomes_a_strict_cookie_and_leaves_the_address() 
     assert_eq!(
         set,
         format!(
-            "roundtable_{PORT}={}; HttpOnly; SameSite=Strict; Path=/",
+            "roundtable_{PORT}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000",
             f.state.token()
         )
     );
@@ -338,7 +338,7 @@ async fn a_post_without_the_csrf_token_is_refused_and_writes_nothing() {
         vec![("text", "Sneaky"), ("action", "share")],
         vec![("csrf", "0000"), ("text", "Sneaky"), ("action", "share")],
         vec![
-            ("csrf", f.state.token()),
+            ("csrf", &f.state.token()),
             ("text", "Sneaky"),
             ("action", "share"),
         ],
@@ -352,7 +352,7 @@ async fn a_post_without_the_csrf_token_is_refused_and_writes_nothing() {
         &f.state,
         &uri,
         &[
-            ("csrf", f.state.csrf_token()),
+            ("csrf", &f.state.csrf_token()),
             ("text", "Sneaky"),
             ("action", "share"),
         ],
@@ -585,7 +585,7 @@ async fn snapshots() {
                 &f.state,
                 &format!("/threads/{t}/check"),
                 &[
-                    ("csrf", f.state.csrf_token()),
+                    ("csrf", &f.state.csrf_token()),
                     ("text", "Me, please.\nThanks!"),
                 ],
             ),
@@ -1185,7 +1185,7 @@ async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() 
     assert!(page.contains("Garden day"));
     let r = send(
         &relaunch,
-        post(&relaunch, "/seen", &[("csrf", relaunch.csrf_token())]),
+        post(&relaunch, "/seen", &[("csrf", &relaunch.csrf_token())]),
     )
     .await;
     assert_eq!(location(&r), "/");
@@ -2176,7 +2176,7 @@ async fn a_supporter_types_a_view_that_counts_once_the_member_says_yes() {
         post(
             &ben_page,
             &format!("/confirm/{stance}"),
-            &[("csrf", ben_page.csrf_token()), ("back", &at)],
+            &[("csrf", &ben_page.csrf_token()), ("back", &at)],
         ),
     )
     .await;
@@ -2288,4 +2288,53 @@ async fn private_words_in_an_open_thread_get_a_nudge_never_a_block() {
     )
     .await;
     assert!(!page.contains("This looks private"), "{page}");
+}
+
+/// The link and a signed-in browser keep working across launches (the token is kept in the home),
+/// until "Sign out every other browser" replaces it: then the old cookie is refused.
+#[tokio::test]
+async fn a_bookmark_survives_a_relaunch_until_every_other_browser_is_signed_out() {
+    let f = fixture();
+    let again = state_for(&f.home_dir, None);
+    assert_eq!(
+        again.token(),
+        f.state.token(),
+        "the same link after a relaunch"
+    );
+    let old = f.state.token();
+    let r = send(
+        &again,
+        post(
+            &again,
+            "/devices/sign-out",
+            &[("csrf", &again.csrf_token())],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let set = r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    assert_ne!(again.token(), old);
+    assert!(
+        set.contains(&again.token()),
+        "this browser gets the new token: {set}"
+    );
+    let with_old = Request::get("/")
+        .header(header::HOST, host())
+        .header(header::COOKIE, format!("roundtable_{PORT}={old}"))
+        .body(HttpBody::empty())
+        .unwrap();
+    assert_eq!(send(&again, with_old).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(&again, get(&again, "/")).await.status(),
+        StatusCode::OK
+    );
+    // The next launch keeps the new token.
+    assert_eq!(state_for(&f.home_dir, None).token(), again.token());
 }

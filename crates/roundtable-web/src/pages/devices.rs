@@ -506,3 +506,26 @@ fn askama_escape(s: &str) -> String {
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
 }
+
+/// Signs out every other browser: a new token, kept in the home; this browser gets it at once.
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    csrf_ok(&state, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || st.new_token())
+        .await
+        .map_err(|e| Problem::refused(format!("A background task failed: {e}.")))?
+        .map_err(|e| Problem::refused(format!("Nothing was changed: {e}.")))?;
+    let mut r = devices_page(
+        state.clone(),
+        "Every other browser is signed out. This one stays signed in.".into(),
+    )
+    .await?;
+    let cookie = crate::security::cookie(&state);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(axum::http::header::SET_COOKIE, v);
+    }
+    Ok(r)
+}

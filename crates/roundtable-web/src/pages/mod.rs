@@ -340,7 +340,7 @@ pub(crate) fn keyring(st: &AppState) -> Option<Keyring<'_>> {
 }
 
 pub(crate) fn csrf_ok(state: &AppState, csrf: &str) -> Result<(), Problem> {
-    if same(csrf, state.csrf_token()) {
+    if same(csrf, &state.csrf_token()) {
         Ok(())
     } else {
         Err(Problem {

@@ -105,6 +105,8 @@ async fn open_keys(state: &AppState, passphrase: Option<String>) -> Result<(), P
     let pass = passphrase.clone();
     let (key, enc) = tokio::task::spawn_blocking(move || {
         let home = Home::open(&st.inner.home_dir)?;
+        // The link and this browser's sign-in keep working after a restart.
+        st.keep_token(&home);
         roundtable_app::unlock(&home, pass.as_deref())
     })
     .await
