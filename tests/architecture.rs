@@ -3,6 +3,8 @@
 //! (a) The front ends (`roundtable-cli`, `roundtable-web`) never write on their own: no store append,
 //!     no proposal or close built by hand, no sealing, no bundle encoding. Every member action goes
 //!     through `roundtable-app`'s `Seat`, so a rule or a check is written once.
+//! (a') The command line's network commands other than `serve` (`sync`, `invite`, `join`, `peers`)
+//!     call `roundtable_app::net`: no node, ticket, sync or invitation handled by the CLI itself.
 //! (b) Every crate under `crates/` has its section in the code map, and every section names a crate
 //!     that exists.
 //! (c) The library crates the map says deny `missing_docs` do.
@@ -66,6 +68,71 @@ fn front_ends_write_only_through_the_application_layer() {
     assert!(
         found.is_empty(),
         "front ends must call roundtable-app's Seat instead of writing themselves:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Network work that `roundtable_app::net` does for the command line: allowed only in `serve`
+/// (a long-running node, still built by the CLI), and `serve.json` not even there.
+const NET_ACTIONS: &[&str] = &[
+    "Node::new(",
+    "Node::join(",
+    "Ticket::decode(",
+    ".sync_with(",
+    ".invite(",
+    ".invite_used(",
+    "secret_hash(",
+];
+
+/// The lines of `text` outside the body of `pub fn serve(` (up to its closing `}` in column 0).
+fn outside_serve(text: &str) -> Vec<(usize, &str)> {
+    let mut in_serve = false;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with("pub fn serve(") {
+            in_serve = true;
+        } else if in_serve && line == "}" {
+            in_serve = false;
+        } else if !in_serve {
+            out.push((n, line));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_cli_network_commands_call_the_application_layer() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/roundtable-cli/src"), &mut files);
+    assert!(
+        files.iter().any(|f| f.ends_with("net.rs")),
+        "no net.rs in the CLI"
+    );
+    let mut found = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("a readable source file");
+        for (n, line) in text.lines().enumerate() {
+            if line
+                .split("//")
+                .next()
+                .unwrap_or("")
+                .contains("\"serve.json\"")
+            {
+                found.push(format!("{}:{}: \"serve.json\"", f.display(), n + 1));
+            }
+        }
+        for (n, line) in outside_serve(&text) {
+            let code = line.split("//").next().unwrap_or("");
+            for w in NET_ACTIONS {
+                if code.contains(w) {
+                    found.push(format!("{}:{}: {w}", f.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the CLI's sync, invite, join and peers must call roundtable_app::net:\n{}",
         found.join("\n")
     );
 }

@@ -602,15 +602,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             drop(ctx);
             net::invite(&dir, key, group, *expires, cli.json)
         }
-        Cmd::Peers => {
-            let mut names = std::collections::BTreeMap::new();
-            for (id, _) in ctx.home.groups()? {
-                for m in ctx.home.open_group(&id)?.record.members() {
-                    names.insert(m.id, m.name);
-                }
-            }
-            net::peers(&ctx.home, &names)
-        }
+        Cmd::Peers => net::peers(&ctx.home),
         Cmd::Id => {
             let key = ctx.key(&cli)?;
             let id = key.device_id();

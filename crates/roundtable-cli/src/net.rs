@@ -1,4 +1,8 @@
 //! The network commands: `serve`, `sync`, `invite`, `join`, `peers`.
+//!
+//! `sync`, `invite`, `join` and `peers` are thin callers of `roundtable_app::net`: this file makes
+//! the runtime, picks the timeouts, and turns what the application layer returns into words and
+//! JSON. `serve` (a long-running node with live sync, mDNS and the web page) is still built here.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,17 +10,18 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use iroh::protocol::Router;
+use roundtable_app::AppError;
+use roundtable_app::net::{self as app, NetConfig};
 use roundtable_core::{DeviceKey, GroupId};
 use roundtable_store::Home;
-use roundtable_sync::frame::Join;
-use roundtable_sync::net::{NetConfig, bind, dial_addr, local_addrs};
-use roundtable_sync::{ALPN, JOIN_ALPN, Node, SyncError, Ticket};
+use roundtable_sync::net::{bind, dial_addr, local_addrs};
+use roundtable_sync::{ALPN, JOIN_ALPN, Node, Ticket};
 use serde_json::json;
 
 use crate::{Out, refuse};
 
-/// Where a running `serve` says how to reach it, so `invite` can use its addresses.
-const SERVE_FILE: &str = "serve.json";
+/// How long `join` waits for the group's record (and again to pass on this device's key).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -25,14 +30,25 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("could not start the network runtime")
 }
 
-fn sync_error(e: SyncError) -> anyhow::Error {
+/// The application layer's error, with the command to type instead where a ticket of the other
+/// kind was given (its messages name no command).
+fn net_error(e: AppError) -> anyhow::Error {
     match e {
-        SyncError::Refused(_)
-        | SyncError::Timeout
-        | SyncError::Network(_)
-        | SyncError::Protocol(_)
-        | SyncError::Frame(_) => refuse(e.to_string()),
-        other => anyhow::Error::new(other),
+        AppError::IsAnInvitation => {
+            refuse("this is an invitation: use `roundtable join TICKET --name NAME`")
+        }
+        AppError::NotAnInvitation => {
+            refuse("this ticket is not an invitation: use `roundtable sync TICKET`")
+        }
+        e => anyhow::Error::new(e),
+    }
+}
+
+/// Says why this device's encryption key is not published yet; the sync itself succeeded.
+fn key_note(note: Option<AppError>) {
+    if let Some(e) = note {
+        let e = anyhow::Error::new(e);
+        eprintln!("roundtable: note: could not publish this device's encryption key yet ({e:#})");
     }
 }
 
@@ -131,16 +147,24 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
     rt.block_on(async {
         let cfg = net_config(a.listen, a.relay)?;
         let device = a.key.device_id();
-        let ep = bind(&a.key, &cfg, vec![ALPN.to_vec(), JOIN_ALPN.to_vec()]).await.map_err(sync_error)?;
+        let ep = bind(&a.key, &cfg, vec![ALPN.to_vec(), JOIN_ALPN.to_vec()])
+            .await
+            .map_err(AppError::from)?;
         spawn_profile_publisher(a.dir.to_path_buf(), &a.key, a.pass.clone(), a.group);
         let node = Node::new(a.dir.to_path_buf(), a.key);
-        node.load_groups().await.map_err(sync_error)?;
+        node.load_groups().await.map_err(AppError::from)?;
         let router = Router::builder(ep.clone())
             .accept(ALPN, node.sync_handler())
             .accept(JOIN_ALPN, node.join_handler())
             .spawn();
         let addrs = local_addrs(&ep);
-        let ticket = Ticket { group: a.group, device, addrs: addrs.clone(), invite: None }.encode();
+        let ticket = Ticket {
+            group: a.group,
+            device,
+            addrs: addrs.clone(),
+            invite: None,
+        }
+        .encode();
         let mut line = json!({
             "ticket": ticket,
             "device_id": device.to_string(),
@@ -165,9 +189,9 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
                 }
             });
         }
-        let serve_file = a.dir.join(SERVE_FILE);
-        let note = json!({ "pid": std::process::id(), "addrs": line["addrs"], "device_id": line["device_id"] });
-        std::fs::write(&serve_file, note.to_string()).context("could not write serve.json in the home")?;
+        // For `invite` run on this home meanwhile: it names these addresses, and this node answers.
+        app::announce_serve(a.dir, device, &addrs)
+            .context("could not write serve.json in the home")?;
         crate::write_stdout(&line.to_string()).context("could not write to standard output")?;
         if a.mdns {
             let (ep, node, group) = (ep.clone(), node.clone(), a.group);
@@ -177,7 +201,9 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
                 }
             });
         } else {
-            eprintln!("roundtable: local network discovery is off (--no-mdns); share the ticket instead");
+            eprintln!(
+                "roundtable: local network discovery is off (--no-mdns); share the ticket instead"
+            );
         }
         spawn_poller(node.clone());
         for t in a.connect {
@@ -185,9 +211,14 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
             let (node, ep) = (node.clone(), ep.clone());
             tokio::spawn(async move {
                 loop {
-                    let Ok(addr) = dial_addr(&t.device, &t.addrs) else { return };
+                    let Ok(addr) = dial_addr(&t.device, &t.addrs) else {
+                        return;
+                    };
                     if let Err(e) = node.sync_with(&ep, addr, t.group, true).await {
-                        eprintln!("roundtable: live sync with {} stopped: {e}; trying again", t.device);
+                        eprintln!(
+                            "roundtable: live sync with {} stopped: {e}; trying again",
+                            t.device
+                        );
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -195,9 +226,12 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
         }
         eprintln!("roundtable: serving; stop with Ctrl+C");
         wait_for_stop().await;
-        let _ = std::fs::remove_file(&serve_file);
+        app::withdraw_serve(a.dir);
         let _ = tokio::time::timeout(Duration::from_secs(3), router.shutdown()).await;
-        Ok(Out { json: serde_json::Value::Null, words: String::new() })
+        Ok(Out {
+            json: serde_json::Value::Null,
+            words: String::new(),
+        })
     })
 }
 
@@ -209,42 +243,19 @@ pub fn sync(
     ticket: &str,
     timeout: u64,
 ) -> anyhow::Result<Out> {
-    let t = Ticket::decode(ticket)?;
-    if t.invite.is_some() {
-        return Err(refuse(
-            "this is an invitation: use `roundtable join TICKET --name NAME`",
-        ));
-    }
     let rt = runtime()?;
-    let stats = rt.block_on(async {
-        let ep = bind(&key, &NetConfig::default(), vec![ALPN.to_vec()])
-            .await
-            .map_err(sync_error)?;
-        let node = Node::new(
-            dir.to_path_buf(),
-            DeviceKey::from_secret(&key.secret_bytes()),
-        );
-        let addr = dial_addr(&t.device, &t.addrs).map_err(sync_error)?;
-        let r = tokio::time::timeout(
+    let report = rt
+        .block_on(app::sync_once(
+            dir,
+            &key,
+            pass,
+            ticket,
+            &NetConfig::default(),
             Duration::from_secs(timeout),
-            node.sync_with(&ep, addr.clone(), t.group, false),
-        )
-        .await;
-        // A device that now holds a group it was added to publishes its encryption key, and
-        // passes it on at once so that others can make it a reader.
-        if matches!(r, Ok(Ok(_))) && crate::sealed::publish_after_sync(dir, &key, pass, &t.group) {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(timeout),
-                node.sync_with(&ep, addr, t.group, false),
-            )
-            .await;
-        }
-        ep.close().await;
-        match r {
-            Err(_) => Err(sync_error(SyncError::Timeout)),
-            Ok(r) => r.map_err(sync_error),
-        }
-    })?;
+        ))
+        .map_err(net_error)?;
+    key_note(report.key_note);
+    let stats = report.stats;
     Ok(Out {
         json: json!({ "received": stats.received, "sent": stats.sent, "rejected": stats.rejected,
                       "bytes_sent": stats.bytes_sent, "bytes_received": stats.bytes_received }),
@@ -253,22 +264,6 @@ pub fn sync(
             stats.received, stats.sent, stats.rejected
         ),
     })
-}
-
-fn serve_note(dir: &Path) -> Option<Vec<SocketAddr>> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join(SERVE_FILE)).ok()?).ok()?;
-    let pid = v["pid"].as_u64()?;
-    if cfg!(target_os = "linux") && !Path::new(&format!("/proc/{pid}")).exists() {
-        return None;
-    }
-    Some(
-        v["addrs"]
-            .as_array()?
-            .iter()
-            .filter_map(|a| a.as_str()?.parse().ok())
-            .collect(),
-    )
 }
 
 fn qr(text: &str) -> String {
@@ -291,58 +286,33 @@ pub fn invite(
 ) -> anyhow::Result<Out> {
     let rt = runtime()?;
     rt.block_on(async {
-        let device = key.device_id();
-        let running = serve_note(dir);
-        let (ep, node) = match running {
-            Some(_) => (None, Node::new(dir.to_path_buf(), key)),
-            None => {
-                let ep = bind(&key, &NetConfig::default(), vec![ALPN.to_vec(), JOIN_ALPN.to_vec()]).await.map_err(sync_error)?;
-                (Some(ep), Node::new(dir.to_path_buf(), key))
-            }
-        };
-        let (secret, expires) = node.invite(group, minutes).await.map_err(sync_error)?;
-        let addrs = match (&running, &ep) {
-            (Some(a), _) => a.clone(),
-            (None, Some(ep)) => local_addrs(ep),
-            (None, None) => vec![],
-        };
-        let ticket = Ticket { group, device, addrs, invite: Some((secret, expires)) }.encode();
+        let inv = app::invite(dir, &key, group, minutes, &NetConfig::default())
+            .await
+            .map_err(net_error)?;
+        let ticket = &inv.ticket;
         let words = format!(
             "Give this invitation to the new member. It works once, for {minutes} minutes.\n{ticket}\n{}",
-            qr(&ticket)
+            qr(ticket)
         );
-        let out = Out { json: json!({ "ticket": ticket }), words };
-        let Some(ep) = ep else { return Ok(out) };
+        let out = Out {
+            json: json!({ "ticket": ticket }),
+            words,
+        };
+        let Some(host) = inv.host else {
+            return Ok(out);
+        };
         // No `serve` here: serve this invitation until it is used (and the newcomer has synced) or expires.
         crate::print_out(&out, json_mode).context("could not write to standard output")?;
-        node.load_groups().await.map_err(sync_error)?;
-        let router = Router::builder(ep.clone())
-            .accept(ALPN, node.sync_handler())
-            .accept(JOIN_ALPN, node.join_handler())
-            .spawn();
-        spawn_poller(node.clone());
+        let hosted = host
+            .start(|e| eprintln!("roundtable: could not read new local entries: {e}"))
+            .await
+            .map_err(net_error)?;
         eprintln!("roundtable: waiting for the new member to join (Ctrl+C to stop)");
-        let hash = roundtable_sync::node::secret_hash(&secret);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(minutes.saturating_mul(60));
-        let used_at = loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => break None,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-            let home = match Home::open(dir) {
-                Ok(h) => h,
-                Err(_) => continue,
-            };
-            if home.invite_used(&hash)? {
-                break Some(tokio::time::Instant::now());
-            }
-        };
-        if used_at.is_some() {
-            // Give the newcomer a moment to sync the record.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(3), router.shutdown()).await;
-        Ok(Out { json: serde_json::Value::Null, words: String::new() })
+        hosted.until_used().await.map_err(net_error)?;
+        Ok(Out {
+            json: serde_json::Value::Null,
+            words: String::new(),
+        })
     })
 }
 
@@ -354,79 +324,19 @@ pub fn join(
     name: &str,
     needs: &str,
 ) -> anyhow::Result<Out> {
-    let t = Ticket::decode(ticket)?;
-    let Some((secret, expires)) = t.invite else {
-        return Err(refuse(
-            "this ticket is not an invitation: use `roundtable sync TICKET`",
-        ));
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    if now > expires {
-        return Err(refuse(
-            "this invitation has expired; ask a member for a new one",
-        ));
-    }
-    let key = match Home::open(dir) {
-        Ok(home) => home.device_key(pass)?,
-        Err(roundtable_store::StoreError::NoHome(_)) => {
-            let (_, key) = roundtable_app::init(dir, name, needs, pass)?;
-            if pass.is_none() {
-                eprintln!(
-                    "roundtable: warning: your device key is stored without a passphrase (readable only by you)."
-                );
-            }
-            key
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let me = key.device_id();
-    let rt = runtime()?;
-    let (proposal, stats) = rt.block_on(async {
-        let ep = bind(&key, &NetConfig::default(), vec![ALPN.to_vec()])
-            .await
-            .map_err(sync_error)?;
-        let addr = dial_addr(&t.device, &t.addrs).map_err(sync_error)?;
-        let j = Join {
-            group: t.group,
-            secret,
-            name: name.to_string(),
-            needs: needs.to_string(),
-        };
-        let proposal =
-            tokio::time::timeout(Duration::from_secs(30), Node::join(&ep, addr.clone(), j))
-                .await
-                .map_err(|_| sync_error(SyncError::Timeout))?
-                .map_err(sync_error)?;
-        let node = Node::new(
-            dir.to_path_buf(),
-            DeviceKey::from_secret(&key.secret_bytes()),
+    let joining = app::Joining::start(dir, pass, ticket, name, needs).map_err(net_error)?;
+    if joining.new_home() && pass.is_none() {
+        eprintln!(
+            "roundtable: warning: your device key is stored without a passphrase (readable only by you)."
         );
-        let r = tokio::time::timeout(
-            Duration::from_secs(60),
-            node.sync_with(&ep, addr.clone(), t.group, false),
-        )
-        .await;
-        // A device that now holds a group it was added to publishes its encryption key, and
-        // passes it on at once so that others can make it a reader.
-        if matches!(r, Ok(Ok(_))) && crate::sealed::publish_after_sync(dir, &key, pass, &t.group) {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(60),
-                node.sync_with(&ep, addr, t.group, false),
-            )
-            .await;
-        }
-        ep.close().await;
-        match r {
-            Err(_) => Err(sync_error(SyncError::Timeout)),
-            // Not a member yet: the group has not agreed to the proposal so far.
-            Ok(Err(SyncError::Refused(_))) => Ok((proposal, None)),
-            Ok(r) => r.map(|s| (proposal, Some(s))).map_err(sync_error),
-        }
-    })?;
-    let words = match &stats {
+    }
+    let rt = runtime()?;
+    let joined = rt
+        .block_on(joining.finish(&NetConfig::default(), JOIN_TIMEOUT))
+        .map_err(net_error)?;
+    key_note(joined.key_note);
+    let me = joined.member;
+    let words = match &joined.stats {
         Some(stats) => format!(
             "Welcome, {name}. You are now a member, and this device holds the group's record ({} entries received).\nYour member id: {me}",
             stats.received
@@ -438,33 +348,32 @@ pub fn join(
     Ok(Out {
         json: json!({
             "member_id": me.to_string(),
-            "group_id": t.group.to_string(),
-            "proposal_id": proposal.to_string(),
-            "joined": stats.is_some(),
+            "group_id": joined.group.to_string(),
+            "proposal_id": joined.proposal.to_string(),
+            "joined": joined.joined,
         }),
         words,
     })
 }
 
 /// `peers`: devices this one has synced with.
-pub fn peers(
-    home: &Home,
-    names: &std::collections::BTreeMap<roundtable_core::DeviceId, String>,
-) -> anyhow::Result<Out> {
-    let peers = home.peers()?;
+pub fn peers(home: &Home) -> anyhow::Result<Out> {
+    let peers = app::peers(home)?;
     let list: Vec<_> = peers
         .iter()
-        .map(|(d, t)| json!({ "device_id": d.to_string(), "name": names.get(d).cloned().unwrap_or_default(), "last_sync": t }))
+        .map(|p| json!({ "device_id": p.device.to_string(), "name": p.name.clone().unwrap_or_default(), "last_sync": p.last_sync_ms }))
         .collect();
     let words = if peers.is_empty() {
         "This device has not synced with anyone yet.".to_string()
     } else {
         peers
             .iter()
-            .map(|(d, t)| {
+            .map(|p| {
                 format!(
-                    "{} ({d}), last synced at {t} ms",
-                    names.get(d).map(String::as_str).unwrap_or("unknown device")
+                    "{} ({}), last synced at {} ms",
+                    p.name.as_deref().unwrap_or("unknown device"),
+                    p.device,
+                    p.last_sync_ms
                 )
             })
             .collect::<Vec<_>>()

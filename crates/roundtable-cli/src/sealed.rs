@@ -2,7 +2,7 @@
 //! `show` may reveal to whom. The entries themselves are built by `roundtable-app`.
 
 use roundtable_app::{Seat, limits_note, member_name};
-use roundtable_core::{Body, DeviceKey, EntryId, GroupId, MemberId, Record};
+use roundtable_core::{Body, DeviceKey, EntryId, MemberId, Record};
 use roundtable_seal::{EncSecret, Keyring, thread};
 use roundtable_store::{Group, Home, StoreError};
 use serde_json::{Value, json};
@@ -24,31 +24,6 @@ pub fn publish_profile(
 ) -> anyhow::Result<bool> {
     let secret = enc_secret(home, pass)?;
     Ok(Seat::new(home, key, Some(&secret)).prepare(g)?)
-}
-
-/// [`publish_profile`] for a group by id, after a sync or a join; a failure is only a note.
-/// Returns whether a profile entry was written.
-pub fn publish_after_sync(
-    dir: &std::path::Path,
-    key: &DeviceKey,
-    pass: Option<&str>,
-    group: &GroupId,
-) -> bool {
-    let r = Home::open(dir)
-        .map_err(anyhow::Error::new)
-        .and_then(|home| {
-            let mut g = home.open_group(group)?;
-            publish_profile(&home, key, pass, &mut g)
-        });
-    match r {
-        Ok(wrote) => wrote,
-        Err(e) => {
-            eprintln!(
-                "roundtable: note: could not publish this device's encryption key yet ({e:#})"
-            );
-            false
-        }
-    }
 }
 
 /// What the `thread` subcommands for sealed threads need to do.
