@@ -8,6 +8,7 @@
 //! (b) Every crate under `crates/` has its section in the code map, and every section names a crate
 //!     that exists.
 //! (c) The library crates the map says deny `missing_docs` do.
+//! (d) No library error message names a command or a flag: the web page shows them too.
 
 use std::path::{Path, PathBuf};
 
@@ -180,4 +181,58 @@ fn the_documented_libraries_deny_missing_docs() {
             lib.display()
         );
     }
+}
+
+/// The error messages of a library crate (`#[error("...")]`, up to the attribute's end).
+fn error_messages(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (n, line) in text.lines().enumerate() {
+        if let Some((_, buf)) = current.as_mut() {
+            buf.push_str(line);
+        } else if line.trim_start().starts_with("#[error(") {
+            current = Some((n + 1, line.to_string()));
+        }
+        if current
+            .as_ref()
+            .is_some_and(|(_, b)| b.trim_end().ends_with(")]"))
+        {
+            out.extend(current.take());
+        }
+    }
+    out
+}
+
+#[test]
+fn no_library_message_names_a_command_or_a_flag() {
+    let mut found = Vec::new();
+    let mut seen = 0;
+    for dir in std::fs::read_dir(root().join("crates")).expect("crates/") {
+        let dir = dir.expect("a readable directory entry").path();
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // The binaries add the commands and flags to the libraries' words.
+        if matches!(name, "roundtable-cli" | "roundtable-bench") {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("a readable source file");
+            for (n, msg) in error_messages(&text) {
+                seen += 1;
+                if msg.contains("`roundtable ") || msg.contains(" --") {
+                    found.push(format!("{}:{n}: {}", f.display(), msg.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        seen > 50,
+        "only {seen} error messages found: the scan is broken"
+    );
+    assert!(
+        found.is_empty(),
+        "library messages are shown on the web page too; the CLI adds commands and flags:\n{}",
+        found.join("\n")
+    );
 }

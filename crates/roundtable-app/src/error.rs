@@ -3,7 +3,7 @@
 use roundtable_core::bundle::BundleError;
 use roundtable_core::{EntryId, GroupId, Invalid, MemberId};
 use roundtable_seal::SealError;
-use roundtable_store::StoreError;
+use roundtable_store::{KeyError, OpenError, StoreError};
 use roundtable_sync::{SyncError, TicketError};
 
 /// Why an action was not carried out. Nothing is written when one of these is returned, except
@@ -154,6 +154,18 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<OpenError> for AppError {
+    fn from(e: OpenError) -> AppError {
+        AppError::from(StoreError::from(e))
+    }
+}
+
+impl From<KeyError> for AppError {
+    fn from(e: KeyError) -> AppError {
+        AppError::Store(StoreError::Key(e))
+    }
+}
+
 impl From<SealError> for AppError {
     fn from(e: SealError) -> AppError {
         AppError::Seal(e)
@@ -215,14 +227,18 @@ impl AppError {
                     | SyncError::Protocol(_)
                     | SyncError::Frame(_)
             ),
-            AppError::Store(s) => matches!(
-                s,
-                StoreError::WrongPassphrase
-                    | StoreError::PassphraseNeeded
-                    | StoreError::PassphraseTooShort { .. }
-                    | StoreError::NotPrivate { .. }
-                    | StoreError::NoGenesis(_)
-            ),
+            AppError::Store(s) => {
+                matches!(s, StoreError::NoGenesis(_))
+                    || matches!(s.as_open(), Some(OpenError::NotPrivate { .. }))
+                    || matches!(
+                        s.as_key(),
+                        Some(
+                            KeyError::WrongPassphrase
+                                | KeyError::PassphraseNeeded
+                                | KeyError::PassphraseTooShort { .. }
+                        )
+                    )
+            }
             _ => true,
         }
     }

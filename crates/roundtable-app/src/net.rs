@@ -24,7 +24,7 @@ use iroh::Endpoint;
 use iroh::protocol::Router;
 use roundtable_core::{DeviceId, DeviceKey, EntryId, GroupId, MemberId};
 use roundtable_seal::EncSecret;
-use roundtable_store::{Home, StoreError};
+use roundtable_store::{Home, OpenError};
 use roundtable_sync::frame::Join;
 use roundtable_sync::net::{bind, dial_addr, local_addrs};
 use roundtable_sync::{ALPN, JOIN_ALPN, Node, Ticket};
@@ -393,7 +393,7 @@ impl Joining {
         }
         let (key, new_home) = match Home::open(dir) {
             Ok(home) => (home.device_key(passphrase)?, false),
-            Err(StoreError::NoHome(_)) => {
+            Err(OpenError::NoHome(_)) => {
                 let (_, key) = crate::init(dir, name, needs, passphrase)?;
                 (key, true)
             }

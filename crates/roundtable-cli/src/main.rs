@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use roundtable_app::{AppError, Draft, Seat};
 use roundtable_core::bundle::BundleError;
 use roundtable_core::{DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
-use roundtable_store::{Group, Home, StoreError};
+use roundtable_store::{Group, Home, KeyError, OpenError, StoreError};
 use serde_json::{Value, json};
 
 mod audit;
@@ -365,35 +365,78 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(a) = cause.downcast_ref::<AppError>() {
             return if a.is_refusal() { 1 } else { 2 };
         }
+        if matches!(
+            key_error(cause),
+            Some(
+                KeyError::WrongPassphrase
+                    | KeyError::PassphraseNeeded
+                    | KeyError::PassphraseTooShort { .. }
+            )
+        ) || matches!(open_error(cause), Some(OpenError::NotPrivate { .. }))
+        {
+            return 1;
+        }
         if let Some(s) = cause.downcast_ref::<StoreError>() {
             return match s {
-                StoreError::Refused(_)
-                | StoreError::WrongPassphrase
-                | StoreError::PassphraseNeeded
-                | StoreError::PassphraseTooShort { .. }
-                | StoreError::NotPrivate { .. }
-                | StoreError::NoGenesis(_) => 1,
+                StoreError::Refused(_) | StoreError::NoGenesis(_) => 1,
                 _ => 2,
             };
         }
+        if cause.is::<KeyError>() || cause.is::<OpenError>() {
+            return 2;
+        }
     }
     2
+}
+
+/// The key's error in `cause`, whichever of the store's errors (or the application's) carries it.
+pub(crate) fn key_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a KeyError> {
+    if let Some(k) = cause.downcast_ref::<KeyError>() {
+        return Some(k);
+    }
+    match cause.downcast_ref::<OpenError>() {
+        Some(OpenError::Key(k)) => return Some(k),
+        Some(OpenError::Store(s)) => return s.as_key(),
+        _ => {}
+    }
+    match cause.downcast_ref::<AppError>() {
+        Some(AppError::Store(s)) => s.as_key(),
+        _ => cause
+            .downcast_ref::<StoreError>()
+            .and_then(StoreError::as_key),
+    }
+}
+
+/// The opening error in `cause`, whichever of the store's errors (or the application's) carries it.
+fn open_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a OpenError> {
+    if let Some(o) = cause.downcast_ref::<OpenError>() {
+        return Some(o);
+    }
+    match cause.downcast_ref::<AppError>() {
+        Some(AppError::Store(s)) => s.as_open(),
+        _ => cause
+            .downcast_ref::<StoreError>()
+            .and_then(StoreError::as_open),
+    }
 }
 
 /// What to type next, for the errors whose remedy is a command or a flag (the libraries' messages
 /// never name one: the web page shows them too).
 fn hint(e: &anyhow::Error) -> &'static str {
     for cause in e.chain() {
-        let store = match cause.downcast_ref::<AppError>() {
-            Some(AppError::Store(s)) => Some(s),
+        match cause.downcast_ref::<AppError>() {
             Some(AppError::ReasonNeeded { .. }) => return " (add --reason \"...\")",
             Some(AppError::SealedLocked) => return " (with --passphrase-env VAR)",
-            _ => cause.downcast_ref::<StoreError>(),
-        };
-        match store {
-            Some(StoreError::NoHome(_)) => return " (run `roundtable init --name NAME`)",
-            Some(StoreError::PassphraseNeeded) => return " (with --passphrase-env VAR)",
             _ => {}
+        }
+        if cause.is::<roundtable_core::ParseIdError>() {
+            return " (copy it from `roundtable show` or `roundtable id`)";
+        }
+        if let Some(OpenError::NoHome(_)) = open_error(cause) {
+            return " (run `roundtable init --name NAME`)";
+        }
+        if let Some(KeyError::PassphraseNeeded) = key_error(cause) {
+            return " (with --passphrase-env VAR)";
         }
     }
     ""

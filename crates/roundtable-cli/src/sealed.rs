@@ -4,7 +4,7 @@
 use roundtable_app::{Seat, limits_note, member_name};
 use roundtable_core::{Body, DeviceKey, EntryId, MemberId, Record};
 use roundtable_seal::{EncSecret, Keyring, thread};
-use roundtable_store::{Group, Home, StoreError};
+use roundtable_store::{Group, Home, KeyError};
 use serde_json::{Value, json};
 
 use crate::{Cli, Ctx, Out, entry_out, parse_id, passphrase};
@@ -283,12 +283,8 @@ pub fn show_keys(ctx: &Ctx, cli: &Cli) -> anyhow::Result<(Option<MemberId>, Opti
     match enc_secret(&ctx.home, pass.as_deref()) {
         Ok(secret) => Ok((me, Some(secret))),
         Err(e)
-            if e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<StoreError>(),
-                    Some(StoreError::PassphraseNeeded)
-                )
-            }) =>
+            if e.chain()
+                .any(|c| matches!(crate::key_error(c), Some(KeyError::PassphraseNeeded))) =>
         {
             Ok((me, None))
         }

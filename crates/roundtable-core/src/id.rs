@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub enum ParseIdError {
     /// Not 64 hexadecimal characters.
     #[error(
-        "'{0}' is not an id: an id is 64 characters, 0-9 and a-f (copy it from `roundtable show` or `roundtable id`)"
+        "'{0}' is not an id: an id is 64 characters, 0-9 and a-f; copy it whole from where it is shown"
     )]
     Malformed(String),
 }

@@ -21,7 +21,7 @@ use roundtable_core::DeviceKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::StoreError;
+use crate::KeyError;
 
 const AAD: &[u8] = b"roundtable/device-key/v1";
 const ENC_AAD: &[u8] = b"roundtable/encryption-key/v1";
@@ -37,9 +37,9 @@ pub const MAX_ARGON2: (u32, u32, u32) = (1024 * 1024, 16, 8);
 pub const MIN_PASSPHRASE_CHARS: usize = 12;
 
 /// Refuses a new passphrase shorter than [`MIN_PASSPHRASE_CHARS`].
-pub fn check_new_passphrase(pass: &str) -> Result<(), StoreError> {
+pub fn check_new_passphrase(pass: &str) -> Result<(), KeyError> {
     if pass.chars().count() < MIN_PASSPHRASE_CHARS {
-        return Err(StoreError::PassphraseTooShort {
+        return Err(KeyError::PassphraseTooShort {
             min: MIN_PASSPHRASE_CHARS,
         });
     }
@@ -68,30 +68,30 @@ fn kdf(
     pass: &str,
     salt: &[u8],
     (m, t, p): (u32, u32, u32),
-) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     if m > MAX_ARGON2.0 || t > MAX_ARGON2.1 || p > MAX_ARGON2.2 {
-        return Err(StoreError::KeyFile(
+        return Err(KeyError::Damaged(
             "the device key file asks for more work than any Roundtable device uses: it is damaged"
                 .into(),
         ));
     }
     let params = Params::new(m, t, p, Some(32))
-        .map_err(|e| StoreError::KeyFile(format!("bad key settings: {e}")))?;
+        .map_err(|e| KeyError::Damaged(format!("bad key settings: {e}")))?;
     let mut out = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(pass.as_bytes(), salt, out.as_mut())
-        .map_err(|e| StoreError::KeyFile(format!("could not derive the key: {e}")))?;
+        .map_err(|e| KeyError::Damaged(format!("could not derive the key: {e}")))?;
     Ok(out)
 }
 
-fn random<const N: usize>() -> Result<[u8; N], StoreError> {
+fn random<const N: usize>() -> Result<[u8; N], KeyError> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| StoreError::Random(e.to_string()))?;
+    getrandom::fill(&mut b).map_err(|e| KeyError::Random(e.to_string()))?;
     Ok(b)
 }
 
 /// Writes the key file. Returns whether it is protected by a passphrase.
-pub fn write(path: &Path, key: &DeviceKey, passphrase: Option<&str>) -> Result<bool, StoreError> {
+pub fn write(path: &Path, key: &DeviceKey, passphrase: Option<&str>) -> Result<bool, KeyError> {
     let file = seal_secret(
         key.device_id().to_string(),
         &key.secret_bytes(),
@@ -103,17 +103,13 @@ pub fn write(path: &Path, key: &DeviceKey, passphrase: Option<&str>) -> Result<b
 }
 
 /// Writes the device's encryption secret (for sealed threads), protected like the device key.
-pub fn write_enc(
-    path: &Path,
-    secret: &[u8; 32],
-    passphrase: Option<&str>,
-) -> Result<(), StoreError> {
+pub fn write_enc(path: &Path, secret: &[u8; 32], passphrase: Option<&str>) -> Result<(), KeyError> {
     let file = seal_secret("encryption".into(), secret, passphrase, ENC_AAD)?;
     write_file(path, &file)
 }
 
 /// Reads the device's encryption secret.
-pub fn read_enc(path: &Path, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+pub fn read_enc(path: &Path, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, KeyError> {
     open_secret(&read_file(path)?, passphrase, ENC_AAD)
 }
 
@@ -122,7 +118,7 @@ fn seal_secret(
     secret: &[u8; 32],
     passphrase: Option<&str>,
     aad: &[u8],
-) -> Result<KeyFile, StoreError> {
+) -> Result<KeyFile, KeyError> {
     seal_with_cost(label, secret, passphrase, aad, ARGON2)
 }
 
@@ -132,7 +128,7 @@ fn seal_with_cost(
     passphrase: Option<&str>,
     aad: &[u8],
     cost: (u32, u32, u32),
-) -> Result<KeyFile, StoreError> {
+) -> Result<KeyFile, KeyError> {
     let device_id = label;
     Ok(match passphrase {
         None => KeyFile {
@@ -159,7 +155,7 @@ fn seal_with_cost(
                         aad,
                     },
                 )
-                .map_err(|_| StoreError::KeyFile("could not encrypt the key".into()))?;
+                .map_err(|_| KeyError::Damaged("could not encrypt the key".into()))?;
             KeyFile {
                 version: 1,
                 device_id,
@@ -174,22 +170,22 @@ fn seal_with_cost(
     })
 }
 
-fn write_file(path: &Path, file: &KeyFile) -> Result<(), StoreError> {
-    let text = serde_json::to_vec_pretty(file).map_err(|e| StoreError::KeyFile(e.to_string()))?;
+fn write_file(path: &Path, file: &KeyFile) -> Result<(), KeyError> {
+    let text = serde_json::to_vec_pretty(file).map_err(|e| KeyError::Damaged(e.to_string()))?;
     let tmp = path.with_extension("key.tmp");
     {
         let mut f = open_private(&tmp)?;
         f.write_all(&text)
-            .map_err(StoreError::io("writing the device key"))?;
+            .map_err(KeyError::io("writing the device key"))?;
         f.sync_all()
-            .map_err(StoreError::io("writing the device key"))?;
+            .map_err(KeyError::io("writing the device key"))?;
     }
-    fs::rename(&tmp, path).map_err(StoreError::io("saving the device key"))?;
+    fs::rename(&tmp, path).map_err(KeyError::io("saving the device key"))?;
     Ok(())
 }
 
 #[cfg(unix)]
-fn open_private(path: &Path) -> Result<fs::File, StoreError> {
+fn open_private(path: &Path) -> Result<fs::File, KeyError> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
         .write(true)
@@ -197,21 +193,21 @@ fn open_private(path: &Path) -> Result<fs::File, StoreError> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(StoreError::io("creating the device key file"))
+        .map_err(KeyError::io("creating the device key file"))
 }
 
 #[cfg(not(unix))]
-fn open_private(path: &Path) -> Result<fs::File, StoreError> {
-    fs::File::create(path).map_err(StoreError::io("creating the device key file"))
+fn open_private(path: &Path) -> Result<fs::File, KeyError> {
+    fs::File::create(path).map_err(KeyError::io("creating the device key file"))
 }
 
 /// Whether the key file needs a passphrase.
-pub fn is_protected(path: &Path) -> Result<bool, StoreError> {
+pub fn is_protected(path: &Path) -> Result<bool, KeyError> {
     Ok(read_file(path)?.protection != "none")
 }
 
-fn read_file(path: &Path) -> Result<KeyFile, StoreError> {
-    let text = fs::read(path).map_err(StoreError::io("reading the device key"))?;
+fn read_file(path: &Path) -> Result<KeyFile, KeyError> {
+    let text = fs::read(path).map_err(KeyError::io("reading the device key"))?;
     decode(&text)
 }
 
@@ -221,14 +217,13 @@ const MAX_FILE: usize = 64 * 1024;
 /// Decodes a key file's bytes and checks its shape (never its passphrase): the protection is known,
 /// the fields it needs are there with the right lengths, and the Argon2id cost is within
 /// [`MAX_ARGON2`].
-fn decode(text: &[u8]) -> Result<KeyFile, StoreError> {
-    let damaged =
-        |what: &str| StoreError::KeyFile(format!("the device key file is damaged: {what}"));
+fn decode(text: &[u8]) -> Result<KeyFile, KeyError> {
+    let damaged = |what: &str| KeyError::Damaged(format!("the device key file is damaged: {what}"));
     if text.len() > MAX_FILE {
         return Err(damaged("it is far too long"));
     }
     let f: KeyFile = serde_json::from_slice(text).map_err(|e| damaged(&e.to_string()))?;
-    let hex_len = |s: &Option<String>, n: usize, what: &str| -> Result<(), StoreError> {
+    let hex_len = |s: &Option<String>, n: usize, what: &str| -> Result<(), KeyError> {
         match s.as_deref().map(hex::decode) {
             Some(Ok(b)) if b.len() == n => Ok(()),
             Some(Ok(_)) => Err(damaged(&format!("its {what} has the wrong length"))),
@@ -258,7 +253,7 @@ fn decode(text: &[u8]) -> Result<KeyFile, StoreError> {
 }
 
 /// The public device id a key file names, readable without its passphrase.
-pub fn device_id(path: &Path) -> Result<String, StoreError> {
+pub fn device_id(path: &Path) -> Result<String, KeyError> {
     Ok(read_file(path)?.device_id)
 }
 
@@ -275,12 +270,12 @@ pub fn fuzz_decode(data: &[u8]) {
 }
 
 /// Reads the key file, unsealing it with `passphrase` when it is protected.
-pub fn read(path: &Path, passphrase: Option<&str>) -> Result<DeviceKey, StoreError> {
+pub fn read(path: &Path, passphrase: Option<&str>) -> Result<DeviceKey, KeyError> {
     let f = read_file(path)?;
     let secret = open_secret(&f, passphrase, AAD)?;
     let key = DeviceKey::from_secret(&secret);
     if key.device_id().to_string() != f.device_id {
-        return Err(StoreError::KeyFile(
+        return Err(KeyError::Damaged(
             "the device key does not match its device id".into(),
         ));
     }
@@ -291,48 +286,50 @@ fn open_secret(
     f: &KeyFile,
     passphrase: Option<&str>,
     aad: &[u8],
-) -> Result<Zeroizing<[u8; 32]>, StoreError> {
-    let hex32 = |s: &Option<String>, what: &str| -> Result<Vec<u8>, StoreError> {
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let hex32 = |s: &Option<String>, what: &str| -> Result<Vec<u8>, KeyError> {
         let s = s
             .as_deref()
-            .ok_or_else(|| StoreError::KeyFile(format!("the device key file has no {what}")))?;
+            .ok_or_else(|| KeyError::Damaged(format!("the device key file has no {what}")))?;
         hex::decode(s)
-            .map_err(|_| StoreError::KeyFile(format!("the device key file's {what} is damaged")))
+            .map_err(|_| KeyError::Damaged(format!("the device key file's {what} is damaged")))
     };
-    let secret: Zeroizing<[u8; 32]> =
-        match f.protection.as_str() {
-            "none" => {
-                Zeroizing::new(hex32(&f.secret, "secret")?.try_into().map_err(|_| {
-                    StoreError::KeyFile("the device key has the wrong length".into())
-                })?)
-            }
-            "argon2id-xchacha20poly1305" => {
-                let pass = passphrase.ok_or(StoreError::PassphraseNeeded)?;
-                let salt = hex32(&f.salt, "salt")?;
-                let nonce: [u8; 24] = hex32(&f.nonce, "nonce")?.try_into().map_err(|_| {
-                    StoreError::KeyFile("the device key file's nonce is damaged".into())
-                })?;
-                let ct = hex32(&f.ciphertext, "ciphertext")?;
-                let cost = f.argon2.ok_or_else(|| {
-                    StoreError::KeyFile("the device key file has no key settings".into())
-                })?;
-                let k = kdf(pass, &salt, cost)?;
-                let cipher = XChaCha20Poly1305::new(&(*k).into());
-                let plain = Zeroizing::new(
-                    cipher
-                        .decrypt(&XNonce::from(nonce), Payload { msg: &ct, aad })
-                        .map_err(|_| StoreError::WrongPassphrase)?,
-                );
-                Zeroizing::new(plain.as_slice().try_into().map_err(|_| {
-                    StoreError::KeyFile("the device key has the wrong length".into())
-                })?)
-            }
-            other => {
-                return Err(StoreError::KeyFile(format!(
-                    "unknown key protection '{other}'"
-                )));
-            }
-        };
+    let secret: Zeroizing<[u8; 32]> = match f.protection.as_str() {
+        "none" => Zeroizing::new(
+            hex32(&f.secret, "secret")?
+                .try_into()
+                .map_err(|_| KeyError::Damaged("the device key has the wrong length".into()))?,
+        ),
+        "argon2id-xchacha20poly1305" => {
+            let pass = passphrase.ok_or(KeyError::PassphraseNeeded)?;
+            let salt = hex32(&f.salt, "salt")?;
+            let nonce: [u8; 24] = hex32(&f.nonce, "nonce")?
+                .try_into()
+                .map_err(|_| KeyError::Damaged("the device key file's nonce is damaged".into()))?;
+            let ct = hex32(&f.ciphertext, "ciphertext")?;
+            let cost = f.argon2.ok_or_else(|| {
+                KeyError::Damaged("the device key file has no key settings".into())
+            })?;
+            let k = kdf(pass, &salt, cost)?;
+            let cipher = XChaCha20Poly1305::new(&(*k).into());
+            let plain = Zeroizing::new(
+                cipher
+                    .decrypt(&XNonce::from(nonce), Payload { msg: &ct, aad })
+                    .map_err(|_| KeyError::WrongPassphrase)?,
+            );
+            Zeroizing::new(
+                plain
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| KeyError::Damaged("the device key has the wrong length".into()))?,
+            )
+        }
+        other => {
+            return Err(KeyError::Damaged(format!(
+                "unknown key protection '{other}'"
+            )));
+        }
+    };
     Ok(secret)
 }
 
@@ -366,7 +363,7 @@ mod tests {
         assert_eq!(back.device_id(), key.device_id());
         assert!(matches!(
             read(&path, Some("correct horse battery!")),
-            Err(StoreError::WrongPassphrase)
+            Err(KeyError::WrongPassphrase)
         ));
         // A new file uses the new cost.
         write(&path, &key, Some("correct horse battery")).unwrap();
@@ -384,7 +381,7 @@ mod tests {
             assert!(
                 matches!(
                     write(&path, &key, Some(short)),
-                    Err(StoreError::PassphraseTooShort { min: 12 })
+                    Err(KeyError::PassphraseTooShort { min: 12 })
                 ),
                 "{short:?} is refused"
             );

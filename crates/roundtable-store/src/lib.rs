@@ -92,15 +92,6 @@ fn claimed_author(e: &Entry) -> Option<[u8; 32]> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// A file operation outside the database failed: creating or protecting the home folder,
-    /// checking who can read it, or reading or writing a key file.
-    #[error("{context}: {source}")]
-    Io {
-        /// What the store was doing, in words ("writing the device key").
-        context: &'static str,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
     /// redb failed for a reason other than the disk's I/O (the database file is damaged or not a
     /// Roundtable one, a table is missing or of the wrong type, a transaction could not start); the
     /// text is redb's.
@@ -130,22 +121,53 @@ pub enum StoreError {
          again"
     )]
     DiskErrorEarlier,
-    /// Another process still held the home's database (the folder named) after [`OPEN_WAIT`]
-    /// ([`Home::open`]), or at once ([`Home::open_with_backend`], which does not wait).
-    #[error("the home at {0} stayed busy (another roundtable command is using it); try again")]
-    Busy(PathBuf),
-    /// The folder named has no `device.key` (for [`Home::open`], or no `roundtable.redb`): no home
-    /// was set up there.
-    #[error("no Roundtable home at {0}: set this device up first")]
-    NoHome(PathBuf),
-    /// [`Home::init`] found a `device.key` in the folder named; nothing was written.
-    #[error("a Roundtable home already exists at {0}")]
-    HomeExists(PathBuf),
-    /// A key file is damaged or unusable (not its JSON shape, wrong lengths, an unknown protection,
+    /// A file names a group this device does not hold, without that group's genesis
+    /// ([`Home::ingest`]); nothing was stored.
+    #[error(
+        "this file is for group {0}, which this device does not hold, and it does not contain that \
+         group's first entry (its genesis), so it cannot start the group here; nothing was stored. \
+         Ask a member for a full copy of the group"
+    )]
+    NoGenesis(GroupId),
+    /// The group named is not in this home ([`Home::open_group`], [`Home::forget_group`]).
+    #[error("this home does not hold group {0}")]
+    NoSuchGroup(GroupId),
+    /// Stored data fails the store's own checks when read (a row of the wrong length, group facts that
+    /// are not JSON, a log entry whose bytes are missing or do not decode, a log the rules now
+    /// refuse), or a snapshot or the group facts could not be encoded. A damaged snapshot is not an
+    /// error: the record is rebuilt from its entries.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// The rules refused a write by this device ([`Home::append`] and the methods built on it,
+    /// [`Home::create_group`]); nothing was stored.
+    #[error(transparent)]
+    Refused(#[from] roundtable_core::Refused),
+    /// The home could not be opened or made ([`OpenError`]).
+    #[error(transparent)]
+    Open(OpenError),
+    /// A device key or the encryption secret could not be made, unlocked or saved ([`KeyError`]).
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Why a device key or the encryption secret could not be made, unlocked or saved
+/// ([`Home::device_key`], [`Home::enc_secret`], [`keyfile`]). Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing a key file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the store was doing, in words ("writing the device key").
+        context: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The key file is damaged or unusable (not its JSON shape, wrong lengths, an unknown protection,
     /// an Argon2id cost above [`keyfile::MAX_ARGON2`], a key that does not match its device id), or
     /// sealing a key failed. The text is the whole message.
     #[error("{0}")]
-    KeyFile(String),
+    Damaged(String),
     /// A passphrase-protected key was opened without a passphrase.
     #[error("the device key is protected by a passphrase: give the passphrase to unlock it")]
     PassphraseNeeded,
@@ -162,6 +184,42 @@ pub enum StoreError {
         /// The shortest accepted, in characters ([`keyfile::MIN_PASSPHRASE_CHARS`]).
         min: usize,
     },
+    /// The operating system's random generator failed while making a device key, an encryption
+    /// secret, or a key file's salt or nonce.
+    #[error("the operating system's random generator failed: {0}")]
+    Random(String),
+}
+
+impl KeyError {
+    fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> KeyError {
+        move |source| KeyError::Io { context, source }
+    }
+}
+
+/// Why a home could not be opened or made ([`Home::open`], [`Home::open_with_backend`],
+/// [`Home::init`], [`Home::check_private`]). Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Creating or protecting the home folder, or checking who can read it, failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the store was doing, in words ("writing the device key").
+        context: &'static str,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Another process still held the home's database (the folder named) after [`OPEN_WAIT`]
+    /// ([`Home::open`]), or at once ([`Home::open_with_backend`], which does not wait).
+    #[error("the home at {0} stayed busy (another roundtable command is using it); try again")]
+    Busy(PathBuf),
+    /// The folder named has no `device.key` (for [`Home::open`], or no `roundtable.redb`): no home
+    /// was set up there.
+    #[error("no Roundtable home at {0}: set this device up first")]
+    NoHome(PathBuf),
+    /// [`Home::init`] found a `device.key` in the folder named; nothing was written.
+    #[error("a Roundtable home already exists at {0}")]
+    HomeExists(PathBuf),
     /// The home folder or a clear-text key is open to other users of this computer
     /// ([`Home::check_private`]); the home is not used.
     #[error(
@@ -174,38 +232,59 @@ pub enum StoreError {
         /// The `chmod` commands that fix them all, one shell line, its paths quoted for a POSIX shell.
         fix: String,
     },
-    /// A file names a group this device does not hold, without that group's genesis
-    /// ([`Home::ingest`]); nothing was stored.
-    #[error(
-        "this file is for group {0}, which this device does not hold, and it does not contain that \
-         group's first entry (its genesis), so it cannot start the group here; nothing was stored. \
-         Ask a member for a full copy of the group"
-    )]
-    NoGenesis(GroupId),
-    /// The operating system's random generator failed while making a device key, an encryption
-    /// secret, or a key file's salt or nonce.
-    #[error("the operating system's random generator failed: {0}")]
-    Random(String),
-    /// The group named is not in this home ([`Home::open_group`], [`Home::forget_group`]).
-    #[error("this home does not hold group {0}")]
-    NoSuchGroup(GroupId),
-    /// Stored data fails the store's own checks when read (a row of the wrong length, group facts that
-    /// are not JSON, a log entry whose bytes are missing or do not decode, a log the rules now
-    /// refuse), or a snapshot or the group facts could not be encoded. A damaged snapshot is not an
-    /// error: the record is rebuilt from its entries.
-    #[error("stored data is damaged: {0}")]
-    Corrupt(String),
-    /// The rules refused a write by this device ([`Home::append`] and the methods built on it,
-    /// [`Home::create_group`]); nothing was stored.
+    /// The home's key could not be made or saved ([`Home::init`]).
     #[error(transparent)]
-    Refused(#[from] roundtable_core::Refused),
+    Key(#[from] KeyError),
+    /// The database failed while it was opened or set up.
+    #[error(transparent)]
+    Store(Box<StoreError>),
+}
+
+impl OpenError {
+    fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> OpenError {
+        move |source| OpenError::Io { context, source }
+    }
+}
+
+impl From<StoreError> for OpenError {
+    fn from(e: StoreError) -> OpenError {
+        match e {
+            StoreError::Open(o) => o,
+            StoreError::Key(k) => OpenError::Key(k),
+            e => OpenError::Store(Box::new(e)),
+        }
+    }
+}
+
+impl From<OpenError> for StoreError {
+    fn from(e: OpenError) -> StoreError {
+        match e {
+            OpenError::Store(s) => *s,
+            OpenError::Key(k) => StoreError::Key(k),
+            o => StoreError::Open(o),
+        }
+    }
 }
 
 impl StoreError {
-    fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> StoreError {
-        move |source| StoreError::Io { context, source }
+    /// The key's own error, when this is one ([`KeyError`]).
+    pub fn as_key(&self) -> Option<&KeyError> {
+        match self {
+            StoreError::Key(k) | StoreError::Open(OpenError::Key(k)) => Some(k),
+            _ => None,
+        }
     }
 
+    /// The opening error, when this is one ([`OpenError`]).
+    pub fn as_open(&self) -> Option<&OpenError> {
+        match self {
+            StoreError::Open(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+impl StoreError {
     /// A redb error in words: an I/O error says what the disk did and that nothing saved is lost.
     fn from_redb(e: redb::Error) -> StoreError {
         use std::io::ErrorKind;
@@ -393,36 +472,36 @@ impl Home {
 
     /// Creates a new home with a fresh device key and encryption secret, both protected by
     /// `passphrase` when one is given. Returns the open home and the device key. Refuses a folder
-    /// that already holds a `device.key` ([`StoreError::HomeExists`]) and a short passphrase
-    /// ([`StoreError::PassphraseTooShort`]) before writing anything.
+    /// that already holds a `device.key` ([`OpenError::HomeExists`]) and a short passphrase
+    /// ([`KeyError::PassphraseTooShort`]) before writing anything.
     pub fn init(
         dir: &Path,
         name: &str,
         passphrase: Option<&str>,
-    ) -> Result<(Home, DeviceKey), StoreError> {
+    ) -> Result<(Home, DeviceKey), OpenError> {
         if dir.join(Self::KEY).exists() {
-            return Err(StoreError::HomeExists(dir.to_path_buf()));
+            return Err(OpenError::HomeExists(dir.to_path_buf()));
         }
         if let Some(p) = passphrase {
             keyfile::check_new_passphrase(p)?;
         }
-        std::fs::create_dir_all(dir).map_err(StoreError::io("creating the home folder"))?;
+        std::fs::create_dir_all(dir).map_err(OpenError::io("creating the home folder"))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(StoreError::io("protecting the home folder"))?;
+                .map_err(OpenError::io("protecting the home folder"))?;
         }
-        let key = DeviceKey::generate().map_err(|e| StoreError::Random(e.to_string()))?;
-        let db = Database::create(dir.join(Self::DB))?;
+        let key = DeviceKey::generate().map_err(|e| KeyError::Random(e.to_string()))?;
+        let db = Database::create(dir.join(Self::DB)).map_err(StoreError::from)?;
         let home = Home::with_db(dir, db);
         // Every table exists from the start, so readers never meet a missing one.
-        let tx = home.db.begin_write()?;
+        let tx = home.db.begin_write().map_err(StoreError::from)?;
         for t in [ENTRIES, STATUS, LOG, GROUPS, SNAPSHOTS, INVITES, PEERS] {
-            tx.open_table(t)?;
+            tx.open_table(t).map_err(StoreError::from)?;
         }
-        tx.open_table(SETTINGS)?;
-        tx.commit()?;
+        tx.open_table(SETTINGS).map_err(StoreError::from)?;
+        tx.commit().map_err(StoreError::from)?;
         home.set_setting("name", name.as_bytes())?;
         keyfile::write(&dir.join(Self::KEY), &key, passphrase)?;
         home.new_enc_secret(passphrase)?;
@@ -431,16 +510,16 @@ impl Home {
 
     const ENC_KEY: &'static str = "encryption.key";
 
-    fn new_enc_secret(&self, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    fn new_enc_secret(&self, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         let mut secret = Zeroizing::new([0u8; 32]);
-        getrandom::fill(secret.as_mut()).map_err(|e| StoreError::Random(e.to_string()))?;
+        getrandom::fill(secret.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
         keyfile::write_enc(&self.dir.join(Self::ENC_KEY), &secret, passphrase)?;
         Ok(secret)
     }
 
     /// Unlocks the device's encryption secret (X25519, for sealed threads), protected like the
     /// device key. A home made before sealed threads existed gets one now.
-    pub fn enc_secret(&self, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    pub fn enc_secret(&self, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, KeyError> {
         let path = self.dir.join(Self::ENC_KEY);
         if path.exists() {
             return keyfile::read_enc(&path, passphrase);
@@ -453,13 +532,13 @@ impl Home {
     /// Refuses a home that other users of this computer can read, like ssh does: a home folder
     /// with any permission for group or others, or a key kept in clear text that they can read.
     /// The error names the command that makes the home private again.
-    pub fn check_private(dir: &Path) -> Result<(), StoreError> {
+    pub fn check_private(dir: &Path) -> Result<(), OpenError> {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = |p: &Path| -> Result<u32, StoreError> {
+            let mode = |p: &Path| -> Result<u32, OpenError> {
                 Ok(std::fs::metadata(p)
-                    .map_err(StoreError::io("checking who can read the home"))?
+                    .map_err(OpenError::io("checking who can read the home"))?
                     .permissions()
                     .mode()
                     & 0o777)
@@ -484,7 +563,7 @@ impl Home {
                 }
             }
             if !open.is_empty() {
-                return Err(StoreError::NotPrivate {
+                return Err(OpenError::NotPrivate {
                     what: open.join("; "),
                     fix: format!(
                         "chmod 700 {} && chmod 600 {}",
@@ -501,9 +580,9 @@ impl Home {
     }
 
     /// Opens an existing home. A home open to other users is refused ([`Home::check_private`]).
-    pub fn open(dir: &Path) -> Result<Home, StoreError> {
+    pub fn open(dir: &Path) -> Result<Home, OpenError> {
         if !dir.join(Self::KEY).exists() || !dir.join(Self::DB).exists() {
-            return Err(StoreError::NoHome(dir.to_path_buf()));
+            return Err(OpenError::NoHome(dir.to_path_buf()));
         }
         Self::check_private(dir)?;
         // Another process (a running `serve`) may hold the file for a moment: wait for it, briefly.
@@ -519,9 +598,9 @@ impl Home {
                     pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 }
                 Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                    return Err(StoreError::Busy(dir.to_path_buf()));
+                    return Err(OpenError::Busy(dir.to_path_buf()));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(StoreError::from(e).into()),
             }
         };
         Ok(Home::with_db(dir, db))
@@ -531,20 +610,20 @@ impl Home {
     /// `roundtable.redb`: for fault-injection tests (a backend that wraps redb's `FileBackend` and
     /// fails a chosen write) and for embedders with their own storage. The backend must hold this
     /// home's database; as for [`Home::open`], the key file must exist. There is no waiting: a
-    /// database another process holds is [`StoreError::Busy`] at once.
+    /// database another process holds is [`OpenError::Busy`] at once.
     pub fn open_with_backend(
         dir: &Path,
         backend: impl redb::StorageBackend,
-    ) -> Result<Home, StoreError> {
+    ) -> Result<Home, OpenError> {
         if !dir.join(Self::KEY).exists() {
-            return Err(StoreError::NoHome(dir.to_path_buf()));
+            return Err(OpenError::NoHome(dir.to_path_buf()));
         }
         let db = match redb::Builder::new().create_with_backend(backend) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(StoreError::Busy(dir.to_path_buf()));
+                return Err(OpenError::Busy(dir.to_path_buf()));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(StoreError::from(e).into()),
         };
         Ok(Home::with_db(dir, db))
     }
@@ -565,19 +644,19 @@ impl Home {
     }
 
     /// Whether the device key needs a passphrase.
-    pub fn key_is_protected(&self) -> Result<bool, StoreError> {
+    pub fn key_is_protected(&self) -> Result<bool, KeyError> {
         keyfile::is_protected(&self.dir.join(Self::KEY))
     }
 
     /// This device's public id, as its key file names it: known without the passphrase.
-    pub fn device_id(&self) -> Result<roundtable_core::DeviceId, StoreError> {
+    pub fn device_id(&self) -> Result<roundtable_core::DeviceId, KeyError> {
         keyfile::device_id(&self.dir.join(Self::KEY))?
             .parse()
-            .map_err(|_| StoreError::KeyFile("the device key file's device id is damaged".into()))
+            .map_err(|_| KeyError::Damaged("the device key file's device id is damaged".into()))
     }
 
     /// Unlocks the device key.
-    pub fn device_key(&self, passphrase: Option<&str>) -> Result<DeviceKey, StoreError> {
+    pub fn device_key(&self, passphrase: Option<&str>) -> Result<DeviceKey, KeyError> {
         keyfile::read(&self.dir.join(Self::KEY), passphrase)
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use roundtable_core::{Body, DeviceKey, Entry, GroupId, Record, Rule};
 use roundtable_store::{
-    EVIDENCE_PER_AUTHOR, EVIDENCE_TOTAL, Group, Home, StoreError, StoredStatus,
+    EVIDENCE_PER_AUTHOR, EVIDENCE_TOTAL, Group, Home, OpenError, StoreError, StoredStatus,
 };
 
 fn key() -> DeviceKey {
@@ -213,7 +213,7 @@ fn a_home_open_to_others_is_refused_with_the_command_that_fixes_it() {
     );
     chmod(&dir, 0o755);
     let e = Home::open(&dir).err().expect("refused");
-    assert!(matches!(e, StoreError::NotPrivate { .. }), "{e}");
+    assert!(matches!(e, OpenError::NotPrivate { .. }), "{e}");
     assert!(e.to_string().contains(&fix), "{e}");
     chmod(&dir, 0o700);
     chmod(&dir.join("device.key"), 0o644);

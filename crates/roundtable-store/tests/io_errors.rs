@@ -420,6 +420,7 @@ fn run(t: &Template, root: &Path, kind: Kind, k: u64) -> RunReport {
     match opened {
         Err(e) => {
             assert!(s.hit(), "{ctx}: the home did not open: {e}");
+            let e = StoreError::from(e);
             assert!(
                 matches!(e, StoreError::DiskError(_)) && is_clear(&e),
                 "{ctx}: open: the error is not clear: {e}"

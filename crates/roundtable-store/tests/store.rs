@@ -16,7 +16,7 @@ use std::time::Instant;
 use redb::{ReadableDatabase, TableDefinition};
 use roundtable_core::body::{ChangeFrame, build_change, decode_change};
 use roundtable_core::{Body, DeviceKey, DocRef, Entry, EntryId, GroupId, Member, Record, Rule};
-use roundtable_store::{Group, Home, IMPORT_BATCH, StoreError, StoredStatus};
+use roundtable_store::{Group, Home, IMPORT_BATCH, KeyError, OpenError, StoredStatus};
 
 // ----- helpers -----
 
@@ -813,7 +813,7 @@ fn protected_key_wrong_passphrase_right_passphrase_and_none() {
     );
     assert!(matches!(
         home.device_key(Some("correct horse battery")),
-        Err(StoreError::WrongPassphrase)
+        Err(KeyError::WrongPassphrase)
     ));
     assert_eq!(
         std::fs::read(&file).unwrap(),
@@ -822,7 +822,7 @@ fn protected_key_wrong_passphrase_right_passphrase_and_none() {
     );
     assert!(matches!(
         home.device_key(None),
-        Err(StoreError::PassphraseNeeded)
+        Err(KeyError::PassphraseNeeded)
     ));
     assert_eq!(std::fs::read(&file).unwrap(), bytes);
     drop(home);
@@ -859,11 +859,11 @@ fn unprotected_key_file_and_home_are_private() {
     drop(home);
     assert!(matches!(
         Home::init(&dir, "Ana", None),
-        Err(StoreError::HomeExists(_))
+        Err(OpenError::HomeExists(_))
     ));
     assert!(matches!(
         Home::open(&tmp.path().join("nowhere")),
-        Err(StoreError::NoHome(_))
+        Err(OpenError::NoHome(_))
     ));
     let home = Home::open(&dir).unwrap();
     assert_eq!(home.device_key(None).unwrap().device_id(), k.device_id());

@@ -13,7 +13,7 @@ use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use iroh::{Endpoint, EndpointAddr};
 use roundtable_core::{DeviceId, DeviceKey, Entry, EntryId, GroupId};
-use roundtable_store::{Group, Home, InviteRefusal, StoreError};
+use roundtable_store::{Group, Home, InviteRefusal, KeyError, OpenError, StoreError};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
@@ -56,6 +56,18 @@ pub enum SyncError {
     /// A blocking store task panicked or was cancelled (a panic poisons the groups for this node).
     #[error("internal task failed: {0}")]
     Task(String),
+}
+
+impl From<OpenError> for SyncError {
+    fn from(e: OpenError) -> SyncError {
+        SyncError::Store(e.into())
+    }
+}
+
+impl From<KeyError> for SyncError {
+    fn from(e: KeyError) -> SyncError {
+        SyncError::Store(e.into())
+    }
 }
 
 /// What one sync did.

@@ -59,7 +59,7 @@ use roundtable_app::net::NetConfig;
 use roundtable_app::serve::Serving;
 use roundtable_core::{DeviceId, DeviceKey, GroupId};
 use roundtable_seal::EncSecret;
-use roundtable_store::{Home, StoreError};
+use roundtable_store::{Home, KeyError, OpenError, StoreError};
 use sha2::{Digest, Sha256};
 
 /// What `roundtable web` is started with.
@@ -106,6 +106,18 @@ pub enum WebError {
     /// Sync could not start serving (the network endpoint could not open).
     #[error("could not serve sync: {0}")]
     Sync(#[from] roundtable_app::AppError),
+}
+
+impl From<OpenError> for WebError {
+    fn from(e: OpenError) -> WebError {
+        WebError::Store(e.into())
+    }
+}
+
+impl From<KeyError> for WebError {
+    fn from(e: KeyError) -> WebError {
+        WebError::Store(e.into())
+    }
 }
 
 /// Shared by every request: the home, the unlocked device key, the launch token.
@@ -180,7 +192,7 @@ impl AppState {
     /// starts without keys: the welcome page or the passphrase page comes first.
     pub fn new(cfg: &WebConfig, port: u16) -> Result<AppState, WebError> {
         let home = match Home::open(&cfg.home_dir) {
-            Err(StoreError::NoHome(_)) => None,
+            Err(OpenError::NoHome(_)) => None,
             Err(e) => return Err(e.into()),
             Ok(home) => Some(home),
         };
@@ -204,8 +216,9 @@ impl AppState {
             None => return Ok(st),
             Some(home) => match roundtable_app::unlock(&home, cfg.passphrase.as_deref()) {
                 Ok((key, enc)) => st.set_me(key, Some(enc), cfg.passphrase.clone()),
-                Err(roundtable_app::AppError::Store(StoreError::PassphraseNeeded))
-                    if cfg.passphrase.is_none() => {}
+                Err(roundtable_app::AppError::Store(StoreError::Key(
+                    KeyError::PassphraseNeeded,
+                ))) if cfg.passphrase.is_none() => {}
                 Err(roundtable_app::AppError::Store(e)) => return Err(e.into()),
                 Err(e) => return Err(e.into()),
             },

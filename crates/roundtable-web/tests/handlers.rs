@@ -1452,6 +1452,17 @@ async fn members_page_asks_the_group_to_add_or_remove_never_decides_alone() {
     assert!(page.contains("Should Dee join the group?"), "{page}");
     assert!(page.contains("It is about the group itself"), "{page}");
     assert!(page.contains("1 of 3 members has given a view."), "{page}");
+    // What passing it does, in plain words with a picture, and the newcomer's needs.
+    assert!(page.contains("What changes if it passes"), "{page}");
+    assert!(
+        page.contains("Dee becomes a member, with an equal say"),
+        "{page}"
+    );
+    assert!(
+        page.contains("What helps Dee take part, in their own words: pictures, short meetings"),
+        "{page}"
+    );
+    assert!(page.contains("/static/pictures/members.svg"), "{page}");
     let (_, g) = open_group(&f);
     assert!(!g.record.governance().active(&dee.parse().unwrap()));
     drop(g);
@@ -1472,6 +1483,7 @@ async fn members_page_asks_the_group_to_add_or_remove_never_decides_alone() {
     let page = text(send(&f.state, get(&f.state, &location(&r))).await).await;
     assert!(page.contains("Should Ben stop being a member?"), "{page}");
     assert!(page.contains("only Ben may block it"), "{page}");
+    assert!(page.contains("Ben stops being a member."), "{page}");
     let (_, g) = open_group(&f);
     assert!(g.record.governance().active(&ben.parse().unwrap()));
     // Without the form's token nothing is written.
@@ -2071,6 +2083,13 @@ async fn policy_and_auditor_are_asked_of_the_group_on_the_page() {
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(&r).starts_with("/proposals/"));
+    let page = text(send(&f.state, get(&f.state, &location(&r))).await).await;
+    assert!(
+        page.contains(
+            "rules become these. In this group a proposal passes when more members agree"
+        ),
+        "{page}"
+    );
     let auditor = DeviceKey::from_secret(&[9; 32]).device_id().to_string();
     let r = send(
         &f.state,

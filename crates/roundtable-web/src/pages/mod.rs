@@ -167,6 +167,18 @@ impl Problem {
     }
 }
 
+impl From<roundtable_store::OpenError> for Problem {
+    fn from(e: roundtable_store::OpenError) -> Problem {
+        Problem::from(StoreError::from(e))
+    }
+}
+
+impl From<roundtable_store::KeyError> for Problem {
+    fn from(e: roundtable_store::KeyError) -> Problem {
+        Problem::from(StoreError::from(e))
+    }
+}
+
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
         match e {

@@ -177,6 +177,58 @@ struct ProposalView {
     confirm: Option<ConfirmView>,
     /// The other active members this member could be helping (id, name).
     helping: Vec<(String, String)>,
+    /// What passing it changes in the group, in words and a picture, when it changes the group.
+    effect: Option<EffectView>,
+}
+
+/// What a proposal about the group itself changes if it passes.
+struct EffectView {
+    picture: &'static str,
+    words: String,
+    /// The newcomer's own words about what helps them (only for someone joining).
+    needs: String,
+}
+
+/// What passing `effect` changes, in plain words, for the proposal's page.
+fn effect_view(effect: &Effect, names: &BTreeMap<MemberId, String>, members: u64) -> EffectView {
+    match effect {
+        Effect::Add { name, needs, .. } => EffectView {
+            picture: "members",
+            words: format!(
+                "If the group says yes, {name} becomes a member, with an equal say like everyone else."
+            ),
+            needs: if needs.trim().is_empty() {
+                format!("{name} has not said what helps them yet.")
+            } else {
+                format!("What helps {name} take part, in their own words: {needs}")
+            },
+        },
+        Effect::Remove { member } => {
+            let who = name_of(names, member);
+            EffectView {
+                picture: "members",
+                words: format!(
+                    "If the group says yes, {who} stops being a member. {who} can still read what was written before, on their own device, but cannot write or answer any more."
+                ),
+                needs: String::new(),
+            }
+        }
+        Effect::Auditor { name, .. } => EffectView {
+            picture: "check",
+            words: format!(
+                "If the group says yes, {name} may check the group's record as an auditor. {name} can see what is written in open threads and check that every entry is genuine, but cannot write, answer, or read sealed threads."
+            ),
+            needs: String::new(),
+        },
+        Effect::Policy { rule, quorum } => EffectView {
+            picture: "group",
+            words: format!(
+                "If the group says yes, the group's rules become these. {}",
+                super::policy_words(*rule, *quorum, members)
+            ),
+            needs: String::new(),
+        },
+    }
 }
 
 struct ConfirmView {
@@ -495,6 +547,9 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         quorate: tally_views.3,
         conflict,
         about_group: Some(*thread) == r.genesis(),
+        effect: effect
+            .as_ref()
+            .map(|e| effect_view(e, &names, tally_views.2)),
     })
 }
 

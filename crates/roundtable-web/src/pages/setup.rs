@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use roundtable_app::AppError;
 use roundtable_app::net::{Joined, Joining, NetConfig};
 use roundtable_core::Rule;
-use roundtable_store::{Home, StoreError};
+use roundtable_store::{Home, KeyError, StoreError};
 
 use super::{Nav, PageResult, Problem, csrf_ok, group_name, page, plain};
 use crate::AppState;
@@ -318,12 +318,12 @@ pub(crate) fn join_words(e: &AppError) -> String {
                                         one. Nothing was made."
                 .into()
         }
-        AppError::Store(StoreError::PassphraseTooShort { .. }) => {
+        AppError::Store(StoreError::Key(KeyError::PassphraseTooShort { .. })) => {
             "The passphrase is too short: use at least 12 letters, numbers or spaces. Nothing was \
              made."
                 .into()
         }
-        AppError::Store(StoreError::WrongPassphrase) => {
+        AppError::Store(StoreError::Key(KeyError::WrongPassphrase)) => {
             "That passphrase is not right. Nothing was changed.".into()
         }
         e => format!("{} Nothing was made.", super::sentence(&e.to_string())),
@@ -413,7 +413,7 @@ pub(crate) async fn unlock(
             }
             Ok(Redirect::to("/").into_response())
         }
-        Err(AppError::Store(StoreError::WrongPassphrase)) => {
+        Err(AppError::Store(StoreError::Key(KeyError::WrongPassphrase))) => {
             again("That passphrase is not right. Nothing was changed. Please try again.")
         }
         Err(e) => Err(e.into()),
