@@ -45,6 +45,8 @@
 
 pub mod jargon;
 mod pages;
+
+pub use pages::time::show_times_in_utc;
 mod security;
 
 use std::collections::{BTreeMap, HashMap};

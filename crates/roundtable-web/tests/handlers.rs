@@ -85,6 +85,7 @@ fn fixture() -> Fixture {
         port: PORT,
         sync: None,
     };
+    roundtable_web::show_times_in_utc();
     let state = AppState::new(&cfg, PORT).unwrap().with_clock(fixed_clock);
     Fixture {
         _dir: dir,
@@ -443,7 +444,7 @@ async fn writing_a_message_checks_who_will_see_it_then_shares_it() {
     let page = text(send(&f.state, get(&f.state, &format!("/threads/{t}"))).await).await;
     assert!(page.contains("Who needs a pass?"));
     assert!(page.contains("I need one. &#60;b&#62;Thanks&#60;/b&#62; &#38; see you"));
-    assert!(page.contains("1 January 2026, 01:00 UTC"));
+    assert!(page.contains("on 1 January 2026 at 01:00 UTC"));
 
     // The entry is a real signed message in the record, by this device.
     let home = Home::open(&f.home_dir).unwrap();
@@ -958,7 +959,7 @@ async fn actions_who_what_by_when_then_you_said_we_did() {
     assert!(
         page[did..].contains("<strong>We did:</strong> Ask the council about bus passes (Ben).")
     );
-    assert!(page[did..].contains("Done by Ana on 1 January 2026, 01:00 UTC."));
+    assert!(page[did..].contains("Done by Ana on 1 January 2026 at 01:00 UTC."));
     assert!(page.contains("Nothing is waiting to be done."));
     // An action with no owner chosen is refused in words.
     let r = send(
@@ -1159,6 +1160,7 @@ async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() 
         // This device last exchanged with Ben after its own last entry.
         home.record_peer(&ben.device_id(), T0 + 700_000).unwrap();
     }
+    roundtable_web::show_times_in_utc();
     let relaunch = AppState::new(
         &WebConfig {
             home_dir: f.home_dir.clone(),
@@ -1179,7 +1181,7 @@ async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() 
     assert!(garden < wrote, "newest first");
     assert!(page.contains(&format!(r#"href="/threads/{}""#, f.thread)));
     assert!(page.contains("Shared with the group"));
-    assert!(page.contains("Last shared with Ben&#39;s device on 1 January 2026, 00:11 UTC."));
+    assert!(page.contains("Last shared with Ben&#39;s device on 1 January 2026 at 00:11 UTC."));
     // Reloading keeps the list; "I have seen these" clears it.
     let page = text(send(&relaunch, get(&relaunch, "/")).await).await;
     assert!(page.contains("Garden day"));
@@ -1385,11 +1387,11 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
     );
     assert!(page.contains("Let another member read it"), "{page}");
     assert!(
-        page.contains("Ana let Chloe read it, on"),
+        page.contains("Ana let Chloe read it on 1 January 2026 at"),
         "who let whom in: {page}"
     );
     assert!(
-        page.contains("Ana took Ben out of the readers, on"),
+        page.contains("Ana took Ben out of the readers on 1 January 2026 at"),
         "{page}"
     );
     let r = send(
@@ -1676,6 +1678,7 @@ async fn a_member_changes_their_own_name_and_needs_on_the_page() {
 }
 
 fn state_for(home_dir: &std::path::Path, passphrase: Option<&str>) -> AppState {
+    roundtable_web::show_times_in_utc();
     AppState::new(
         &WebConfig {
             home_dir: home_dir.to_path_buf(),
@@ -1868,6 +1871,7 @@ async fn a_locked_device_asks_for_its_passphrase_on_the_page() {
     let page = text(send(&st, get(&st, "/")).await).await;
     assert!(page.contains("Board"), "{page}");
     // A wrong passphrase given at launch still stops the page there.
+    roundtable_web::show_times_in_utc();
     let e = AppState::new(
         &WebConfig {
             home_dir: home_dir.clone(),

@@ -57,7 +57,7 @@ pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> 
         let done = r.referrers(id).into_iter().find_map(|h| {
             let (by, dm) = r.entry(&h)?;
             matches!(dm.body, Body::ActionDone { .. })
-                .then(|| format!("Done by {} on {}.", name_of(&names, &by), when(dm.time_ms)))
+                .then(|| format!("Done by {} {}.", name_of(&names, &by), when(dm.time_ms)))
         });
         let thread_title = match r.entry(thread).map(|(_, tm)| &tm.body) {
             Some(Body::Thread { title }) => title.clone(),

@@ -18,6 +18,7 @@ use roundtable_core::DeviceId;
 use roundtable_store::Home;
 
 use super::setup::{JoinedPage, net_config};
+use super::time::ago;
 use super::{Nav, PageResult, Problem, csrf_ok, group_name, name_of, names, page, when};
 use crate::AppState;
 
@@ -95,39 +96,6 @@ pub(crate) fn qr_svg(text: &str, label: &str) -> String {
         // Too long for a QR code: the text beside it is enough.
         Err(_) => String::new(),
     }
-}
-
-/// A past time relative to `now`, in words: "just now", "5 minutes ago", "yesterday", "on Tuesday".
-pub(crate) fn ago(now: i64, t: i64) -> String {
-    let mins = (now - t).max(0) / 60_000;
-    match mins {
-        0 => "just now".into(),
-        1 => "1 minute ago".into(),
-        2..=59 => format!("{mins} minutes ago"),
-        60..=119 => "1 hour ago".into(),
-        120..=1439 => format!("{} hours ago", mins / 60),
-        1440..=2879 => "yesterday".into(),
-        2880..=10079 => format!("on {}", weekday(t)),
-        _ => format!("on {}", day_words(t)),
-    }
-}
-
-fn weekday(ms: i64) -> &'static str {
-    const DAYS: [&str; 7] = [
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-    ];
-    DAYS[ms.div_euclid(86_400_000).rem_euclid(7) as usize]
-}
-
-/// "3 December 2026" (the date part of [`when`]).
-fn day_words(ms: i64) -> String {
-    when(ms).split(',').next().unwrap_or_default().to_string()
 }
 
 /// The header's sync line: "Up to date with Ben's device, 2 minutes ago" or "Not synced since

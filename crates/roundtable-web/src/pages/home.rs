@@ -341,7 +341,7 @@ fn status(home: &Home, st: &AppState, r: &Record) -> Result<Status, Problem> {
     let since = last
         .map(|(d, t)| {
             format!(
-                "Last shared with {}'s device on {}.",
+                "Last shared with {}'s device {}.",
                 name_of(&names, &d),
                 when(t)
             )

@@ -11,7 +11,10 @@ pub(crate) mod home;
 pub(crate) mod proposals;
 pub(crate) mod setup;
 pub(crate) mod threads;
+pub(crate) mod time;
 pub(crate) mod words;
+
+pub(crate) use time::{due_words as day, when};
 
 use std::collections::BTreeMap;
 
@@ -398,67 +401,6 @@ pub(crate) fn plain(text: String) -> String {
     } else {
         text
     }
-}
-
-/// Milliseconds since 1970 as "2 March 2025, 14:05 UTC".
-pub(crate) fn when(ms: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{d} {} {y}, {:02}:{:02} UTC",
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        (rem % 3600) / 60
-    )
-}
-
-/// A due date "2026-12-31" as "31 December 2026"; anything else as it is.
-pub(crate) fn day(date: &str) -> String {
-    let parts: Vec<&str> = date.split('-').collect();
-    if let [y, m, d] = parts[..]
-        && let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<i64>(), d.parse::<i64>())
-        && (1..=12).contains(&m)
-    {
-        // Noon avoids any edge of the day.
-        let days = days_from_civil(y, m, d);
-        let s = when(days * 86_400_000 + 43_200_000);
-        return s.split(',').next().unwrap_or(date).to_string();
-    }
-    date.to_string()
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Who will see an entry in an open thread, in words.

@@ -572,10 +572,14 @@ pub(crate) async fn proposals(State(state): State<AppState>) -> PageResult {
             };
             match r.outcome(id) {
                 None => open.push(row(format!(
-                    "Proposed by {} on {}. {} stance(s) so far.",
+                    "Proposed by {} {}. {} so far.",
                     name_of(&names, &a),
                     when(m.time_ms),
-                    latest_stances(r, id).len()
+                    match latest_stances(r, id).len() {
+                        0 => "Nobody has answered".to_string(),
+                        1 => "1 member has answered".to_string(),
+                        n => format!("{n} members have answered"),
+                    }
                 ))),
                 Some((_, d)) => decided.push(row(if d == Decision::Passed {
                     "It passed.".to_string()

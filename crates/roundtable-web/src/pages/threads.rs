@@ -183,7 +183,7 @@ fn reader_changes(
         match &m.body {
             // A ReaderAdd for a reader already is only keys they lacked: not a change.
             Body::ReaderAdd { member, .. } if readers.insert(*member) => out.push(format!(
-                "{} let {} read it, on {}.",
+                "{} let {} read it {}.",
                 name_of(names, &by),
                 name_of(names, member),
                 when(m.time_ms)
@@ -192,7 +192,7 @@ fn reader_changes(
                 removes: Some(member),
                 ..
             } if readers.remove(member) => out.push(format!(
-                "{} took {} out of the readers, on {}.",
+                "{} took {} out of the readers {}.",
                 name_of(names, &by),
                 name_of(names, member),
                 when(m.time_ms)
