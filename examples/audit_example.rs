@@ -141,6 +141,7 @@ pub fn build() -> Vec<u8> {
             rule: Rule::Consent,
             quorum: 3,
             effect: None,
+            closes: None,
         },
     );
     let understood = w.write(

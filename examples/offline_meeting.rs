@@ -181,6 +181,7 @@ fn main() -> anyhow::Result<()> {
         rule: Rule::Consent,
         quorum: 3,
         effect: None,
+        closes: None,
     })?;
 
     println!("3. They meet and swap bundles.");

@@ -40,6 +40,12 @@ import { createHash, createPublicKey, verify as edVerify } from "node:crypto";
 // ------------------------------------------------------------------------------------------------
 // Constants (format.md)
 
+
+/** S9: `YYYY-MM-DD`, digits only, with a month 1-12 and a day 1-31. */
+function isDate(d) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(d);
+  return !!m && +m[2] >= 1 && +m[2] <= 12 && +m[3] >= 1 && +m[3] <= 31;
+}
 const BUNDLE_MAGIC = Buffer.from("RTBUNDLE", "ascii");
 const BUNDLE_HEADER = 8 + 1 + 32 + 8;
 const DIGEST_LEN = 32;
@@ -245,7 +251,7 @@ const RECORDS = {
     { thread: ID, title: STR, text: STR, easy_read: STR, rule: STR, quorum: UINT },
     {
       removes: ID, adds: ID, adds_name: STR, adds_needs: STR, auditor: ID, auditor_name: STR,
-      sets_rule: STR, sets_quorum: UINT,
+      sets_rule: STR, sets_quorum: UINT, closes: STR,
     },
   ],
   stance: ["stances", { proposal: ID, stance: STR, reason: STR }, { for: ID }],
@@ -786,6 +792,7 @@ class Judge {
       case "proposal": {
         needText("title", "title");
         needText("easy_read", "easy-read version");
+        if (rec.closes !== undefined && !isDate(rec.closes)) refuse("bad_date", `closes "${rec.closes}" is not YYYY-MM-DD`);
         // A proposal with an effect may sit in the group itself (its thread is the group id).
         if (!(rec.effect && rec.thread === this.group)) openThread(rec.thread);
         const pol = gov.policy ?? { rule: "consent", quorum: 0 };
@@ -864,8 +871,7 @@ class Judge {
         openThread(rec.thread);
         if (!active(rec.owner)) refuse("not_active", "the action's owner is not an active member");
         if (rec.due !== undefined) {
-          const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(rec.due);
-          if (!m || +m[2] < 1 || +m[2] > 12 || +m[3] < 1 || +m[3] > 31) refuse("bad_date", `due "${rec.due}" is not YYYY-MM-DD`);
+          if (!isDate(rec.due)) refuse("bad_date", `due "${rec.due}" is not YYYY-MM-DD`);
         }
         return;
       }

@@ -23,6 +23,9 @@ pub struct Draft {
     pub quorum: Option<u64>,
     /// What it does to the group when it passes (remove a member, change the policy).
     pub effect: Option<Effect>,
+    /// The day it is meant to close by, `YYYY-MM-DD` (shown to members; the rules refuse any other
+    /// form).
+    pub closes: Option<String>,
 }
 
 fn required(text: &str, what: &'static str) -> Result<(), AppError> {
@@ -75,6 +78,7 @@ impl Seat<'_> {
                 rule: d.rule.unwrap_or(rule),
                 quorum: d.quorum.unwrap_or(quorum),
                 effect: d.effect,
+                closes: d.closes,
             },
         )
     }

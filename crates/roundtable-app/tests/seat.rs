@@ -42,6 +42,7 @@ fn a_member_starts_a_group_talks_proposes_and_closes() {
                 rule: None,
                 quorum: None,
                 effect: None,
+                closes: None,
             },
         )
         .expect("proposal");

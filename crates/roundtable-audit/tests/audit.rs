@@ -175,6 +175,7 @@ impl Ext {
                 effect: removes.map(|r| roundtable_core::Effect::Remove {
                     member: r.device_id(),
                 }),
+                closes: None,
             },
         )
     }

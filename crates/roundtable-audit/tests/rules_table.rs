@@ -166,6 +166,7 @@ impl G {
                 rule,
                 quorum,
                 effect,
+                closes: None,
             },
         )
     }
@@ -549,6 +550,7 @@ fn rows() -> Vec<Row> {
                 rule,
                 quorum,
                 effect: None,
+                closes: None,
             };
             let bad = g.forge(0, &p(Rule::Consent, 2));
             let good = Some(g.forge(0, &p(Rule::Consent, 3)));
@@ -1046,6 +1048,30 @@ fn every_rule_has_one_kind_that_members_and_the_auditor_agree_on() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// S9 holds for a proposal's closing day as for an action's due date, in every verifier.
+#[test]
+fn a_proposals_closing_day_is_checked_like_a_due_date() {
+    let case = || {
+        let g = G::new(2, Rule::Consent, 1);
+        let (rule, quorum) = g.rec.policy().unwrap();
+        let prop = |closes: &str| Body::Proposal {
+            thread: g.thread,
+            title: "Summer trip".into(),
+            text: String::new(),
+            easy_read: "We go to the sea.".into(),
+            rule,
+            quorum,
+            effect: None,
+            closes: Some(closes.into()),
+        };
+        let bad = g.forge(0, &prop("2026-12-32"));
+        let good = Some(g.forge(0, &prop("2026-12-11")));
+        Case { g, bad, good }
+    };
+    let failures = check("bad_date", case());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// A file that is not a whole bundle: the rules verifier says why in one `bundle: KIND: reason` line

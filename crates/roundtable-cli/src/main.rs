@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use roundtable_app::{AppError, Draft, Seat};
 use roundtable_core::bundle::BundleError;
-use roundtable_core::{DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
+use roundtable_core::{Body, DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
 use roundtable_store::{Group, Home, KeyError, OpenError, StoreError};
 use serde_json::{Value, json};
 
@@ -96,6 +96,9 @@ enum Cmd {
         /// This proposal, if passed, changes the group's quorum (with --sets-rule).
         #[arg(long, requires = "sets_rule")]
         sets_quorum: Option<u64>,
+        /// The day you mean it to close by (shown to everyone; closing stays a member's step).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        closes: Option<String>,
     },
     /// Give your stance on a proposal (or record one for another member with --for).
     Stance {
@@ -739,6 +742,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             removes,
             sets_rule,
             sets_quorum,
+            closes,
         } => {
             let rule = rule
                 .as_deref()
@@ -762,6 +766,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 rule,
                 quorum: *quorum,
                 effect,
+                closes: closes.clone(),
             };
             let id = ctx.act(&cli, |seat, g| seat.propose(g, draft))?;
             Ok(entry_out(
@@ -863,7 +868,19 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
         } => {
             let action = parse_id(action_id)?;
             let id = ctx.act(&cli, |seat, g| seat.action_done(g, action))?;
-            Ok(entry_out("entry_id", id, "Marked as done.".into()))
+            // Only the owner's word makes it done; anyone else's is a suggestion (core's action_state).
+            let me = ctx.home.device_id()?;
+            let g = ctx.group(&cli)?;
+            let owner = match g.record.entry(&action).map(|(_, m)| &m.body) {
+                Some(Body::Action { owner, .. }) => Some(*owner),
+                _ => None,
+            };
+            let words = if owner == Some(me) {
+                "Marked as done.".to_string()
+            } else {
+                "You said it looks done. It counts as done when its owner says so too.".to_string()
+            };
+            Ok(entry_out("entry_id", id, words))
         }
         Cmd::Show { thread_id, all } => {
             let g = ctx.group(&cli)?;

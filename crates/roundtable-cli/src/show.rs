@@ -143,11 +143,15 @@ impl View<'_> {
                     v["text"] = json!(self.text_of(&id, text).0);
                     v["owner"] = self.author(owner);
                     v["due"] = json!(due);
-                    v["done"] = json!(self.record.referrers(&id).iter().any(|d| {
-                        self.record
-                            .entry(d)
-                            .is_some_and(|(_, m)| matches!(m.body, Body::ActionDone { .. }))
-                    }));
+                    let state = self.record.action_state(&id).unwrap_or_default();
+                    v["done"] = json!(state.done.is_some());
+                    v["suggested_done_by"] = json!(
+                        state
+                            .suggested
+                            .iter()
+                            .map(|s| self.author(&s.member))
+                            .collect::<Vec<_>>()
+                    );
                 }
                 _ => continue,
             }
@@ -167,12 +171,14 @@ impl View<'_> {
             rule,
             quorum,
             effect,
+            closes,
             ..
         } = &meta.body
         else {
             return None;
         };
         v["kind"] = json!("proposal");
+        v["closes"] = json!(closes);
         v["proposal_id"] = json!(id.to_string());
         v["title"] = json!(title);
         v["easy_read"] = json!(easy_read);
@@ -421,7 +427,22 @@ fn words(v: &Value, members: &[roundtable_core::Member], all: bool) -> String {
                         .as_str()
                         .map(|d| format!(" by {d}"))
                         .unwrap_or_default();
-                    let done = if e["done"] == true { " — done" } else { "" };
+                    let suggested: Vec<&str> = e["suggested_done_by"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a["name"].as_str())
+                        .collect();
+                    let done = if e["done"] == true {
+                        " — done".to_string()
+                    } else if !suggested.is_empty() {
+                        format!(
+                            " — {} said it is done; waiting for its owner",
+                            suggested.join(", ")
+                        )
+                    } else {
+                        String::new()
+                    };
                     w += &format!(
                         "  Action for {}: {}{due}{done}\n    id {}\n",
                         s(&e["owner"]["name"]),
@@ -487,8 +508,12 @@ fn proposal_words(w: &mut String, e: &Value) {
     } else {
         ""
     };
+    let closes = match e["closes"].as_str() {
+        Some(d) => format!("\n    Meant to close by {d}"),
+        None => String::new(),
+    };
     *w += &format!(
-        "* Proposal by {}: {}{mark}\n    In short: {}\n    id {}\n",
+        "* Proposal by {}: {}{mark}\n    In short: {}{closes}\n    id {}\n",
         s(&e["author"]["name"]),
         s(&e["title"]),
         s(&e["easy_read"]),

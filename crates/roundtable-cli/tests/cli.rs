@@ -482,6 +482,37 @@ fn threads_posts_and_show() {
 // ----- proposals, stances, close -----
 
 #[test]
+fn a_closing_day_is_a_date_kept_with_the_proposal() {
+    let (a, _g) = Home::with_group("Ana", "Board");
+    let t = id_at(&a.ok(["thread", "new", "T"]), "thread_id");
+    let before = a.stored();
+    for bad in ["2026-13-01", "Friday", "2026-12-1"] {
+        let err = a.fails(1, ["propose", &t, "P", "--easy-read", "E", "--closes", bad]);
+        assert!(err.contains("2026-12-31"), "{bad}: {err}");
+    }
+    assert_eq!(a.stored(), before);
+    let p = id_at(
+        &a.ok([
+            "propose",
+            &t,
+            "P",
+            "--easy-read",
+            "E",
+            "--closes",
+            "2026-12-11",
+        ]),
+        "proposal_id",
+    );
+    let q = id_at(
+        &a.ok(["propose", &t, "Q", "--easy-read", "E"]),
+        "proposal_id",
+    );
+    let show = a.show();
+    assert_eq!(entry(&show, &p)["closes"], "2026-12-11");
+    assert!(entry(&show, &q)["closes"].is_null());
+}
+
+#[test]
 fn stance_needs_a_reason_to_disagree_or_block() {
     let (a, _g) = Home::with_group("Ana", "Board");
     let t = id_at(&a.ok(["thread", "new", "T"]), "thread_id");
@@ -1051,10 +1082,20 @@ fn actions_have_an_owner_a_due_date_and_can_be_done() {
 
     sync(a, b);
     id_at(&b.ok(["action", "done", &x]), "entry_id");
+    // Bo is not the owner of y: his word is a suggestion, and y stays to do until Ana says so.
+    id_at(&b.ok(["action", "done", &y]), "entry_id");
     sync(b, a);
     let show = a.show();
     assert_eq!(entry(&show, &x)["done"], true);
+    assert_eq!(entry(&show, &x)["suggested_done_by"], json!([]));
     assert_eq!(entry(&show, &y)["done"], false);
+    assert_eq!(
+        entry(&show, &y)["suggested_done_by"][0]["name"],
+        "Bo",
+        "{show}"
+    );
+    id_at(&a.ok(["action", "done", &y]), "entry_id");
+    assert_eq!(entry(&a.show(), &y)["done"], true);
 }
 
 // ----- heads and exchanging bundles -----

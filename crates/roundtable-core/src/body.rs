@@ -298,6 +298,9 @@ pub enum Body {
         quorum: u64,
         /// What passing it changes in the group itself, if anything.
         effect: Option<Effect>,
+        /// The day the proposer means it to close by, as `YYYY-MM-DD`, if one was chosen: shown to
+        /// members and in reminders. Closing is still a member's step, before or after it.
+        closes: Option<String>,
     },
     /// A stance; with `on_behalf`, typed by a supporter for that member, who later confirms it.
     Stance {
@@ -566,6 +569,7 @@ impl Body {
                 rule,
                 quorum,
                 effect,
+                closes,
             } => {
                 f.push(("thread", id(thread)));
                 f.push(("title", s(title)));
@@ -593,6 +597,9 @@ impl Body {
                         f.push(("sets_rule", s(rule.as_str())));
                         f.push(("sets_quorum", ScalarValue::Uint(*quorum)));
                     }
+                }
+                if let Some(d) = closes {
+                    f.push(("closes", s(d)));
                 }
             }
             Body::Stance {
@@ -960,6 +967,11 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
             easy_read: str_of("easy_read")?,
             rule: Rule::parse(&str_of("rule")?).ok_or(ShapeError::Field("rule"))?,
             quorum: uint("quorum")?,
+            closes: match opt("closes") {
+                None => None,
+                Some(ScalarValue::Str(s)) => Some(s.to_string()),
+                Some(_) => return Err(ShapeError::Field("closes")),
+            },
             effect: {
                 let adds = opt_id("adds")?;
                 let removes = opt_id("removes")?;

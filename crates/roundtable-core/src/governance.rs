@@ -416,6 +416,7 @@ pub fn group_proposal(record: &Record, effect: Effect, name: &str) -> Option<Bod
         rule,
         quorum,
         effect: Some(effect),
+        closes: None,
     })
 }
 
@@ -447,6 +448,7 @@ pub fn add_members<E>(
                     name: name.to_string(),
                     needs: needs.to_string(),
                 }),
+                closes: None,
             },
         )?;
         for v in &voters {

@@ -145,8 +145,8 @@ pub enum Invalid {
     /// `correct_not_own`: a correction of someone else's entry.
     #[error("you can correct your own entries, or an understanding of them")]
     CorrectNotOwn,
-    /// `bad_date`: an action's due date is not `YYYY-MM-DD`.
-    #[error("the due date must look like 2026-12-31")]
+    /// `bad_date`: an action's due date or a proposal's closing day is not `YYYY-MM-DD`.
+    #[error("a date (a due date, a closing day) must look like 2026-12-31: year, month, day")]
     BadDate,
     /// `bad_encryption_key`: a profile's encryption key is all zeros.
     #[error("the encryption key is not a valid key")]

@@ -38,6 +38,7 @@ pub use governance::{Governance, Standing};
 pub use id::{DeviceId, EntryId, GroupId, MemberId, ParseIdError};
 pub use identity::DeviceKey;
 pub use record::{
-    Epoch, Ingested, Invalid, Member, Record, Refused, SealedInfo, SealedState, Status,
+    ActionDoneBy, ActionState, Epoch, Ingested, Invalid, Member, Record, Refused, SealedInfo,
+    SealedState, Status,
 };
 pub use recount::{CountedView, Tally, Unconfirmed};

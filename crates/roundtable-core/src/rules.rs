@@ -105,8 +105,9 @@ impl Record {
                 rule,
                 quorum,
                 effect,
+                closes,
                 ..
-            } => validate_proposal(p, thread, title, easy_read, rule, quorum, effect),
+            } => validate_proposal(p, thread, title, easy_read, rule, quorum, effect, closes),
             Body::Stance {
                 proposal,
                 stance,
@@ -353,8 +354,13 @@ pub(crate) fn validate_message(p: &Point, thread: &EntryId, text: &str) -> Resul
     Ok(())
 }
 
-/// A proposal has a title and an easy-read version, sits in an open thread (or, with an effect, in
-/// the group itself), asks no less than the group's policy, and its effect makes sense now.
+/// A proposal has a title and an easy-read version, a closing day (if any) that is a date, sits in
+/// an open thread (or, with an effect, in the group itself), asks no less than the group's policy,
+/// and its effect makes sense now.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per field of the record, like every validate_* function"
+)]
 pub(crate) fn validate_proposal(
     p: &Point,
     thread: &EntryId,
@@ -363,9 +369,15 @@ pub(crate) fn validate_proposal(
     rule: &Rule,
     quorum: &u64,
     effect: &Option<Effect>,
+    closes: &Option<String>,
 ) -> Result<(), Invalid> {
     nonempty(title, "the title")?;
     nonempty(easy_read, "the easy-read version")?;
+    if let Some(d) = closes
+        && !valid_date(d)
+    {
+        return Err(Invalid::BadDate);
+    }
     // A proposal about the group itself may sit in the group (its genesis) rather than a thread.
     if !(effect.is_some() && Some(*thread) == p.r.ix.genesis) {
         p.r.open_thread(p.clock, thread)?;

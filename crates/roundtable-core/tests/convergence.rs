@@ -380,6 +380,7 @@ fn body_of_kind(
             } else {
                 None
             },
+            closes: None,
         }),
         3 => stance(None),
         4 => stance(Some(pick(&others, p / 3)?)),

@@ -178,6 +178,7 @@ fn proposal_body(thread: EntryId, removes: Option<DeviceId>) -> Body {
         rule: Rule::Consent,
         quorum: 2,
         effect: removes.map(|member| Effect::Remove { member }),
+        closes: None,
     }
 }
 

@@ -951,6 +951,7 @@ fn the_record_refuses_what_the_sealed_rules_forbid() {
             rule: Rule::Consent,
             quorum: 1,
             effect: None,
+            closes: None,
         },
         "this thread is sealed",
     );

@@ -532,6 +532,7 @@ async fn snapshots() {
                     rule: Rule::Consent,
                     quorum: 2,
                     effect: None,
+                    closes: None,
                 },
                 T0 + 200_000,
             )
@@ -690,6 +691,64 @@ fn location(r: &Response<HttpBody>) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string()
+}
+
+/// Issue 19: the day the group means to decide by is chosen when proposing, kept in the record,
+/// said in words on the proposal and on the list, and a wrong choice changes nothing.
+#[tokio::test]
+async fn a_closing_day_is_chosen_when_proposing_and_said_in_words() {
+    let f = fixture();
+    let (t, csrf) = (f.thread.to_string(), f.state.csrf_token().to_string());
+    let form = |closes: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("title", "Summer trip".to_string()),
+            ("easy_read", "We go to the sea in July.".to_string()),
+            ("closes", closes.to_string()),
+        ]
+    };
+    let send_form = |fields: Vec<(&'static str, String)>| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post(&f.state, &format!("/threads/{t}/propose"), &fields)
+    };
+    let page = text(send(&f.state, get(&f.state, &format!("/threads/{t}/propose"))).await).await;
+    assert!(page.contains("When should the group decide?"), "{page}");
+    assert!(
+        page.contains(r#"value="7" checked"#),
+        "a week is the default: {page}"
+    );
+    // A choice the form does not offer: refused in words, the typed words kept, nothing written.
+    let before = entry_count(&f);
+    let page = text(send(&f.state, send_form(form("someday"))).await).await;
+    assert!(
+        page.contains("Please choose when the group should decide."),
+        "{page}"
+    );
+    assert!(page.contains(r#"value="Summer trip""#), "{page}");
+    assert_eq!(entry_count(&f), before);
+    // In 3 days: the record holds the day, the page says it in words.
+    let r = send(&f.state, send_form(form("3"))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    let pid: roundtable_core::EntryId = at.trim_start_matches("/proposals/").parse().unwrap();
+    let (_, g) = open_group(&f);
+    let Some((_, m)) = g.record.entry(&pid) else {
+        panic!("the proposal is in the record")
+    };
+    let Body::Proposal { closes, .. } = &m.body else {
+        panic!("a proposal")
+    };
+    let day = closes.clone().expect("a closing day");
+    assert_eq!(day.len(), 10, "YYYY-MM-DD: {day}");
+    drop(g);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("<strong>It closes on "), "{page}");
+    let list = text(send(&f.state, get(&f.state, "/proposals")).await).await;
+    assert!(list.contains("It closes on "), "{list}");
+    // No date: nothing is said, and nothing is kept.
+    let r = send(&f.state, send_form(form("none"))).await;
+    let page = text(send(&f.state, get(&f.state, &location(&r))).await).await;
+    assert!(!page.contains("It closes"), "{page}");
 }
 
 #[tokio::test]
@@ -939,6 +998,8 @@ async fn actions_who_what_by_when_then_you_said_we_did() {
     assert!(todo < at && at < did);
     assert!(page.contains("<strong>Who:</strong> Ben"));
     assert!(page.contains("<strong>By when:</strong> 31 March 2026"));
+    assert!(page.contains("Tell Ben it looks done"), "{page}");
+    assert!(page.contains("Only Ben can say it is done."), "{page}");
     let id = {
         let (_, g) = open_group(&f);
         *g.record
@@ -954,12 +1015,40 @@ async fn actions_who_what_by_when_then_you_said_we_did() {
     )
     .await;
     assert_eq!(location(&r), "/actions");
+    // Ana is not its owner: her word is a suggestion, and it stays to do until Ben says so.
+    let page = text(send(&f.state, get(&f.state, "/actions")).await).await;
+    let did = page.find("<h2>You said, we did</h2>").unwrap();
+    let at = page.find("Ask the council about bus passes").unwrap();
+    assert!(at < did, "still to do: {page}");
+    assert!(
+        page.contains("Ana said it is done. It counts as done when Ben says so too."),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Tell Ben it looks done"),
+        "said once: {page}"
+    );
+    assert!(page.contains("Nothing is done yet."), "{page}");
+    // Ben, the owner, says it is done (on his own device).
+    {
+        let (home, mut g) = open_group(&f);
+        home.append(
+            &mut g,
+            &DeviceKey::from_secret(&[1; 32]),
+            Body::ActionDone { action: id },
+            T0 + 3_700_000,
+        )
+        .unwrap();
+    }
     let page = text(send(&f.state, get(&f.state, "/actions")).await).await;
     let did = page.find("<h2>You said, we did</h2>").unwrap();
     assert!(
         page[did..].contains("<strong>We did:</strong> Ask the council about bus passes (Ben).")
     );
-    assert!(page[did..].contains("Done by Ana on 1 January 2026 at 01:00 UTC."));
+    assert!(
+        page[did..].contains("Done: Ben said so on 1 January 2026 at 01:01 UTC."),
+        "{page}"
+    );
     assert!(page.contains("Nothing is waiting to be done."));
     // An action with no owner chosen is refused in words.
     let r = send(

@@ -42,7 +42,7 @@ pub use crate::rules::{Epoch, HeldWrap, SealedState};
 pub use clock::Clock;
 pub(crate) use index::Index;
 pub use index::Meta;
-pub use query::SealedInfo;
+pub use query::{ActionDoneBy, ActionState, SealedInfo};
 use snapshot::Doc;
 pub use snapshot::SnapshotError;
 use verify::digest_id;

@@ -135,6 +135,38 @@ impl Record {
         v
     }
 
+    /// Where an action stands: done only when its owner says so; anyone else's `action.done` is a
+    /// suggestion that it is done, for the owner to confirm. `None` for an entry that is not an
+    /// action.
+    pub fn action_state(&self, id: &EntryId) -> Option<ActionState> {
+        let (_, m) = self.entry(id)?;
+        let Body::Action { owner, .. } = &m.body else {
+            return None;
+        };
+        let mut state = ActionState::default();
+        for h in self.referrers(id) {
+            let Some((by, dm)) = self.entry(&h) else {
+                continue;
+            };
+            if !matches!(dm.body, Body::ActionDone { .. }) {
+                continue;
+            }
+            let said = ActionDoneBy {
+                member: by,
+                time_ms: dm.time_ms,
+                entry: h,
+            };
+            if by == *owner {
+                if state.done.is_none() {
+                    state.done = Some(said);
+                }
+            } else {
+                state.suggested.push(said);
+            }
+        }
+        Some(state)
+    }
+
     /// Whether the entry has been corrected, and by which entries.
     pub fn corrections(&self, id: &EntryId) -> Vec<EntryId> {
         self.referrers(id)
@@ -360,4 +392,26 @@ impl Record {
             .map(|m| m.id)
             .collect()
     }
+}
+
+/// Where an action stands ([`Record::action_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActionState {
+    /// The owner's own "it is done", the first in causal order; `None` while it is open.
+    pub done: Option<ActionDoneBy>,
+    /// Others who said it is done, in causal order: suggestions the owner may confirm.
+    pub suggested: Vec<ActionDoneBy>,
+}
+
+/// Who said an action is done, when, and in which entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActionDoneBy {
+    /// The member who said it.
+    pub member: MemberId,
+    /// The time their entry claims, ms since the epoch.
+    pub time_ms: i64,
+    /// Their `action.done` entry.
+    pub entry: EntryId,
 }

@@ -33,6 +33,10 @@ pub(crate) struct ActionRow {
     pub(crate) thread_title: String,
     /// "Done by Ben on 3 March 2026", empty while open.
     pub(crate) done: String,
+    /// While open: who else said it is done, waiting for the owner ("Ana said it is done ...").
+    pub(crate) suggested: String,
+    /// Whether this member already said it is done (then the button is not shown again).
+    pub(crate) said: bool,
 }
 
 /// Actions of one thread, or of the whole group; open ones first, each list oldest first.
@@ -54,11 +58,33 @@ pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> 
         if only.is_some_and(|t| t != thread) {
             continue;
         }
-        let done = r.referrers(id).into_iter().find_map(|h| {
-            let (by, dm) = r.entry(&h)?;
-            matches!(dm.body, Body::ActionDone { .. })
-                .then(|| format!("Done by {} {}.", name_of(&names, &by), when(dm.time_ms)))
+        // Core says where it stands: done only by its owner's word; others suggest.
+        let state = r.action_state(id).unwrap_or_default();
+        let done = state.done.as_ref().map(|d| {
+            format!(
+                "Done: {} said so {}.",
+                name_of(&names, &d.member),
+                when(d.time_ms)
+            )
         });
+        let owner_name = if owner == me {
+            "you".to_string()
+        } else {
+            name_of(&names, owner)
+        };
+        let suggested = match state.suggested.as_slice() {
+            [] => String::new(),
+            s => format!(
+                "{} said it is done. It counts as done when {owner_name} {} so too.",
+                super::proposals::and_list(
+                    &s.iter()
+                        .map(|d| name_of(&names, &d.member))
+                        .collect::<Vec<_>>()
+                ),
+                if owner == me { "say" } else { "says" }
+            ),
+        };
+        let said = state.suggested.iter().any(|d| d.member == *me);
         let thread_title = match r.entry(thread).map(|(_, tm)| &tm.body) {
             Some(Body::Thread { title }) => title.clone(),
             _ => "a thread".into(),
@@ -72,6 +98,8 @@ pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> 
             thread: thread.to_string(),
             thread_title,
             done: done.clone().unwrap_or_default(),
+            suggested,
+            said,
         };
         if done.is_some() {
             finished.push(row);

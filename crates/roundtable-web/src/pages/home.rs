@@ -32,26 +32,30 @@ struct HomePage {
     threads: Vec<ThreadRow>,
     several_groups: bool,
     csrf: String,
-    /// Open proposals this member has not answered yet: (id, title).
-    to_answer: Vec<(String, String)>,
+    /// Open proposals this member has not answered yet: (id, title, when it closes in words).
+    to_answer: Vec<(String, String, String)>,
 }
 
 /// Open proposals `me` has not given a counted view on (core's recount says who is waited for).
-fn to_answer(r: &Record, me: &DeviceId) -> Vec<(String, String)> {
+fn to_answer(r: &Record, me: &DeviceId) -> Vec<(String, String, String)> {
     r.causal_order()
         .iter()
         .filter_map(|id| {
             let (_, m) = r.entry(id)?;
-            let Body::Proposal { title, .. } = &m.body else {
+            let Body::Proposal { title, closes, .. } = &m.body else {
                 return None;
             };
             if r.outcome(id).is_some() {
                 return None;
             }
             let t = r.tally_now(id)?;
+            let closes = closes
+                .as_deref()
+                .and_then(super::time::closes_words)
+                .unwrap_or_default();
             t.waiting
                 .contains(me)
-                .then(|| (id.to_string(), title.clone()))
+                .then(|| (id.to_string(), title.clone(), closes))
         })
         .collect()
 }

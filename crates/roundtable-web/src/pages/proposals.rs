@@ -51,7 +51,20 @@ struct NewProposalPage {
     text: String,
     problem: &'static str,
     csrf: String,
+    /// The closing choice to show as chosen: "3", "7", "14" or "none".
+    closes: String,
 }
+
+/// The choices for when the group should decide: (value, words).
+pub(crate) const CLOSES: [(&str, &str); 4] = [
+    ("3", "In 3 days"),
+    ("7", "In a week"),
+    ("14", "In two weeks"),
+    (
+        "none",
+        "No date: someone closes it when everyone has answered",
+    ),
+];
 
 struct ProposalRow {
     id: String,
@@ -179,6 +192,8 @@ struct ProposalView {
     helping: Vec<(String, String)>,
     /// What passing it changes in the group, in words and a picture, when it changes the group.
     effect: Option<EffectView>,
+    /// When it is meant to close, in words ("It closes on Friday."), while it is open.
+    closes: String,
 }
 
 /// What a proposal about the group itself changes if it passes.
@@ -366,6 +381,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         easy_read,
         rule,
         effect,
+        closes,
         ..
     } = &meta.body
     else {
@@ -550,6 +566,10 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
         effect: effect
             .as_ref()
             .map(|e| effect_view(e, &names, tally_views.2)),
+        closes: match (closes, r.outcome(&pid)) {
+            (Some(d), None) => super::time::closes_words(d).unwrap_or_default(),
+            _ => String::new(),
+        },
     })
 }
 
@@ -562,7 +582,7 @@ pub(crate) async fn proposals(State(state): State<AppState>) -> PageResult {
         let (mut open, mut decided) = (Vec::new(), Vec::new());
         for id in r.causal_order().iter().rev() {
             let Some((a, m)) = r.entry(id) else { continue };
-            let Body::Proposal { title, .. } = &m.body else {
+            let Body::Proposal { title, closes, .. } = &m.body else {
                 continue;
             };
             let row = |words| ProposalRow {
@@ -572,14 +592,19 @@ pub(crate) async fn proposals(State(state): State<AppState>) -> PageResult {
             };
             match r.outcome(id) {
                 None => open.push(row(format!(
-                    "Proposed by {} {}. {} so far.",
+                    "Proposed by {} {}. {} so far.{}",
                     name_of(&names, &a),
                     when(m.time_ms),
                     match latest_stances(r, id).len() {
                         0 => "Nobody has answered".to_string(),
                         1 => "1 member has answered".to_string(),
                         n => format!("{n} members have answered"),
-                    }
+                    },
+                    closes
+                        .as_deref()
+                        .and_then(super::time::closes_words)
+                        .map(|w| format!(" {w}"))
+                        .unwrap_or_default()
                 ))),
                 Some((_, d)) => decided.push(row(if d == Decision::Passed {
                     "It passed.".to_string()
@@ -757,15 +782,20 @@ pub(crate) async fn new_proposal(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> PageResult {
-    new_proposal_page(state, id, String::new(), String::new(), String::new(), "").await
+    new_proposal_page(
+        state,
+        id,
+        [String::new(), String::new(), String::new(), "7".into()],
+        "",
+    )
+    .await
 }
 
+/// The form, with what was typed (title, easy read, text, closing choice) kept.
 async fn new_proposal_page(
     state: AppState,
     id: String,
-    title: String,
-    easy_read: String,
-    text: String,
+    [title, easy_read, text, closes]: [String; 4],
     problem: &'static str,
 ) -> PageResult {
     let p = with_group(&state, move |_, st, g| {
@@ -785,6 +815,7 @@ async fn new_proposal_page(
             text,
             problem,
             csrf: st.csrf_token().to_string(),
+            closes,
         })
     })
     .await?;
@@ -801,6 +832,9 @@ pub(crate) struct ProposalForm {
     easy_read: String,
     #[serde(default)]
     text: String,
+    /// In how many days the group means to decide: "3", "7", "14", or "none".
+    #[serde(default)]
+    closes: String,
 }
 
 pub(crate) async fn propose(
@@ -821,9 +855,21 @@ pub(crate) async fn propose(
     } else {
         ""
     };
+    let closes = match form.closes.as_str() {
+        "none" => Ok(None),
+        "3" | "7" | "14" | "" => Ok(Some(super::time::date_in_days(
+            form.closes.parse().unwrap_or(7),
+        ))),
+        _ => Err("Please choose when the group should decide."),
+    };
+    let problem = match (&closes, problem) {
+        (Err(p), "") => p,
+        (_, p) => p,
+    };
     if !problem.is_empty() {
-        return new_proposal_page(state, id, title, easy_read, text, problem).await;
+        return new_proposal_page(state, id, [title, easy_read, text, form.closes], problem).await;
     }
+    let closes = closes.unwrap_or(None);
     let pid = with_group(&state, move |home, st, g| {
         let thread = parse_id(&id, "thread")?;
         let draft = roundtable_app::Draft {
@@ -834,6 +880,7 @@ pub(crate) async fn propose(
             rule: None,
             quorum: None,
             effect: None,
+            closes,
         };
         Ok(seat(home, st)?.propose(g, draft)?)
     })

@@ -139,6 +139,39 @@ fn ago_in(now: i64, t: i64, tz: &TimeZone) -> String {
     }
 }
 
+/// Today plus `days` in this device's zone, as `YYYY-MM-DD` (a proposal's closing day).
+pub(crate) fn date_in_days(days: i64) -> String {
+    let today = Timestamp::now().to_zoned(zone().clone()).date();
+    let d = today
+        .checked_add(jiff::Span::new().days(days))
+        .unwrap_or(today);
+    d.to_string()
+}
+
+/// When an open proposal is meant to close, in words: "It closes today.", "It closes on Friday.",
+/// "It was meant to close yesterday." `None` when `date` is not `YYYY-MM-DD`.
+pub(crate) fn closes_words(date: &str) -> Option<String> {
+    closes_words_at(date, now_ms(), zone())
+}
+
+fn closes_words_at(date: &str, now: i64, tz: &TimeZone) -> Option<String> {
+    let d = date.parse::<Date>().ok()?;
+    let today = Timestamp::from_millisecond(now)
+        .ok()?
+        .to_zoned(tz.clone())
+        .date();
+    let days = d.since(today).ok()?.get_days();
+    let day = weekday_words(d.weekday());
+    Some(match days {
+        0 => "It closes today.".into(),
+        1 => "It closes tomorrow.".into(),
+        2..=6 => format!("It closes on {day}."),
+        7.. => format!("It closes on {day} {}.", date_words(d)),
+        -1 => "It was meant to close yesterday.".into(),
+        _ => format!("It was meant to close on {day} {}.", date_words(d)),
+    })
+}
+
 /// A due date `YYYY-MM-DD` in words ("3 December 2026"); the text itself when it is not one.
 pub(crate) fn due_words(date: &str) -> String {
     match date.parse::<Date>() {
@@ -196,5 +229,27 @@ mod tests {
         );
         assert_eq!(due_words("2026-12-25"), "25 December 2026");
         assert_eq!(due_words("soon"), "soon");
+    }
+
+    #[test]
+    fn a_closing_day_is_said_from_today() {
+        let utc = TimeZone::UTC;
+        let w = |d: &str| closes_words_at(d, NOW, &utc);
+        assert_eq!(w("2026-12-03").as_deref(), Some("It closes today."));
+        assert_eq!(w("2026-12-04").as_deref(), Some("It closes tomorrow."));
+        assert_eq!(w("2026-12-07").as_deref(), Some("It closes on Monday."));
+        assert_eq!(
+            w("2026-12-17").as_deref(),
+            Some("It closes on Thursday 17 December 2026.")
+        );
+        assert_eq!(
+            w("2026-12-02").as_deref(),
+            Some("It was meant to close yesterday.")
+        );
+        assert_eq!(
+            w("2026-11-30").as_deref(),
+            Some("It was meant to close on Monday 30 November 2026.")
+        );
+        assert_eq!(w("next week"), None);
     }
 }

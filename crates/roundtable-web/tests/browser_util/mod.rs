@@ -117,6 +117,7 @@ pub fn fixture() -> Fixture {
                 rule: Rule::Consent,
                 quorum: 2,
                 effect: None,
+                closes: None,
             },
             T0 + 130_000,
         )
