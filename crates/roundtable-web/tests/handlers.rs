@@ -278,6 +278,89 @@ async fn every_response_carries_the_security_headers() {
     }
 }
 
+/// Issue 19: the page's own words ("thread", "sealed", "sync", ...) are explained on every page
+/// that shows them, in "Words on this page"; a page explains no word it does not show.
+#[tokio::test]
+async fn every_page_explains_the_words_it_uses() {
+    let f = fixture();
+    let t = f.thread.to_string();
+    // (word as listed, the forms it is found by).
+    let words: &[(&str, &[&str])] = &[
+        ("Thread", &["thread", "threads"]),
+        ("Sealed", &["sealed"]),
+        ("Sync", &["sync", "synced", "syncing"]),
+        ("Record", &["record"]),
+        ("Device", &["device", "devices"]),
+        ("Stance", &["stance", "stances"]),
+        ("Proposal", &["proposal", "proposals"]),
+        ("Auditor", &["auditor", "auditors"]),
+        ("Quorum", &["quorum"]),
+    ];
+    let mut explained = std::collections::BTreeSet::new();
+    for uri in [
+        "/".to_string(),
+        "/threads".into(),
+        format!("/threads/{t}"),
+        format!("/threads/{t}/write"),
+        format!("/threads/{t}/propose"),
+        "/threads/new".into(),
+        "/proposals".into(),
+        "/actions".into(),
+        "/members".into(),
+        "/help".into(),
+        "/words".into(),
+        "/devices".into(),
+        "/audit".into(),
+        "/invite".into(),
+        "/groups".into(),
+        "/no/such/page".into(),
+    ] {
+        let page = text(send(&f.state, get(&f.state, &uri)).await).await;
+        let (body, part) = match page.find("<h2 id=\"words-here-h\">") {
+            Some(at) => page.split_at(at),
+            None => (page.as_str(), ""),
+        };
+        // The visible words of the page before its "Words on this page".
+        let mut visible = String::new();
+        let mut in_tag = false;
+        let mut rest = body;
+        while let Some(c) = rest.chars().next() {
+            if rest.starts_with("<script") {
+                rest = rest.find("</script>").map_or("", |e| &rest[e + 9..]);
+                continue;
+            }
+            match c {
+                '<' => in_tag = true,
+                '>' => {
+                    in_tag = false;
+                    visible.push(' ');
+                }
+                c if !in_tag => visible.push(c.to_ascii_lowercase()),
+                _ => {}
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+        let shown: std::collections::BTreeSet<&str> = visible
+            .split(|c: char| !c.is_alphanumeric() && c != '-')
+            .collect();
+        for (word, forms) in words {
+            let uses = forms.iter().any(|f| shown.contains(f));
+            let says = part.contains(&format!("<dt>{word}</dt><dd>"));
+            assert_eq!(
+                uses, says,
+                "{uri}: {word} used {uses}, explained {says}\n{page}"
+            );
+            if says {
+                explained.insert(*word);
+            }
+        }
+    }
+    // The check found something to check: the common words are explained somewhere.
+    for w in ["Thread", "Proposal", "Device", "Record"] {
+        assert!(explained.contains(w), "{w} is never explained");
+    }
+}
+
 #[tokio::test]
 async fn pages_use_no_inline_style_or_script_and_share_one_menu() {
     let f = fixture();
@@ -1218,7 +1301,7 @@ async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() 
     // The first visit lists what others wrote: Ben's agree to Chloe joining.
     let page = text(send(&f.state, get(&f.state, "/")).await).await;
     assert!(
-        page.contains("Ben gave a stance on “Chloe joins the group”."),
+        page.contains("Ben answered “Chloe joins the group”."),
         "{page}"
     );
     assert!(page.contains("Not shared yet – no connection"));

@@ -416,7 +416,8 @@ pub(crate) async fn live(
 /// Where `layout.html` wants the header's sync line.
 const SYNC_MARK: &str = "<!--roundtable:sync-line-->";
 
-/// Puts the sync line into a page's header (every page extends `layout.html`).
+/// Puts the sync line into a page's header (every page extends `layout.html`), then the meaning
+/// of the page's own words at its end ([`super::own_words::explain`]), header included.
 pub(crate) async fn with_sync_line(
     state: &AppState,
     r: axum::response::Response,
@@ -463,7 +464,9 @@ pub(crate) async fn with_sync_line(
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     axum::response::Response::from_parts(
         parts,
-        axum::body::Body::from(text.replacen(SYNC_MARK, &fill, 1)),
+        axum::body::Body::from(super::own_words::explain(
+            text.replacen(SYNC_MARK, &fill, 1),
+        )),
     )
 }
 

@@ -206,7 +206,7 @@ fn describe(
         } => (format!("{who} asked the group: {easy_read}"), String::new()),
         Body::Proposal { title, .. } => (format!("{who} proposed “{title}”."), String::new()),
         Body::Stance { proposal, .. } => (
-            format!("{who} gave a stance on “{}”.", title(proposal)),
+            format!("{who} answered “{}”.", title(proposal)),
             format!("/proposals/{proposal}"),
         ),
         Body::Outcome { proposal, .. } => {

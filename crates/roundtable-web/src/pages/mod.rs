@@ -8,6 +8,7 @@ pub(crate) mod actions;
 pub(crate) mod audit;
 pub(crate) mod devices;
 pub(crate) mod home;
+pub(crate) mod own_words;
 pub(crate) mod proposals;
 pub(crate) mod setup;
 pub(crate) mod threads;

@@ -308,7 +308,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
                 state: match r.outcome(&h) {
                     Some((_, roundtable_core::Decision::Passed)) => "Decided: it passed.".into(),
                     Some(_) => "Decided: it did not pass.".into(),
-                    None => "Open: members can give their stance.".into(),
+                    None => "Open: members can give their answer.".into(),
                 },
             }),
             _ => {}
