@@ -2533,3 +2533,163 @@ async fn a_bookmark_survives_a_relaunch_until_every_other_browser_is_signed_out(
     // The next launch keeps the new token.
     assert_eq!(state_for(&f.home_dir, None).token(), again.token());
 }
+
+/// One step of a random record: a member answers (or a supporter types an answer for someone), or
+/// a member says yes to an answer typed for them.
+#[derive(Debug, Clone)]
+enum Step {
+    Answer {
+        proposal: usize,
+        by: usize,
+        stance: usize,
+        for_whom: Option<usize>,
+    },
+    SayYes {
+        proposal: usize,
+        by: usize,
+    },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (
+            0..2usize,
+            0..3usize,
+            0..4usize,
+            proptest::option::of(0..3usize)
+        )
+            .prop_map(|(proposal, by, stance, for_whom)| Step::Answer {
+                proposal,
+                by,
+                stance,
+                for_whom
+            }),
+        (0..2usize, 0..3usize).prop_map(|(proposal, by)| Step::SayYes { proposal, by }),
+    ]
+}
+
+/// The number before `after` in `page` (as in "2 of 3 have answered").
+fn number_before(page: &str, after: &str) -> Option<usize> {
+    let at = page.find(after)?;
+    let digits: String = page[..at]
+        .chars()
+        .rev()
+        .skip_while(|c| c.is_whitespace())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.chars().rev().collect::<String>().parse().ok()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// Issue 19: every count the pages show is core's recount, on random records with supporters'
+    /// answers waiting for a yes: the proposal's page (who answered, the counts if closed now, the
+    /// views given), the list of proposals, and the home page's "waiting for your answer".
+    #[test]
+    fn every_count_on_the_pages_is_cores_recount(steps in proptest::collection::vec(step(), 0..14)) {
+        use roundtable_core::{MemberId, StanceKind};
+        let f = fixture();
+        let keys = [
+            open_group(&f).0.device_key(None).unwrap(),
+            DeviceKey::from_secret(&[1; 32]),
+            DeviceKey::from_secret(&[2; 32]),
+        ];
+        let ids: Vec<MemberId> = keys.iter().map(DeviceKey::device_id).collect();
+        let kinds = [StanceKind::Agree, StanceKind::Abstain, StanceKind::Disagree, StanceKind::Block];
+        let (home, mut g) = open_group(&f);
+        let (rule, quorum) = g.record.policy().unwrap();
+        let mut t = T0 + 1_000_000;
+        let proposals: Vec<EntryId> = (0..2)
+            .map(|i| {
+                t += 1;
+                home.append(&mut g, &keys[i], Body::Proposal {
+                    thread: f.thread,
+                    title: format!("Proposal {i}"),
+                    text: String::new(),
+                    easy_read: "We do it.".into(),
+                    rule,
+                    quorum,
+                    effect: None,
+                    closes: None,
+                }, t).unwrap()
+            })
+            .collect();
+        let mut typed: Vec<(usize, usize, EntryId)> = Vec::new(); // (proposal, for whom, entry)
+        for s in steps {
+            t += 1;
+            match s {
+                Step::Answer { proposal, by, stance, for_whom } => {
+                    let on_behalf = for_whom.filter(|w| *w != by).map(|w| ids[w]);
+                    let e = home.append(&mut g, &keys[by], Body::Stance {
+                        proposal: proposals[proposal],
+                        stance: kinds[stance],
+                        reason: "because".into(),
+                        on_behalf,
+                    }, t);
+                    if let (Ok(e), Some(w)) = (e, for_whom.filter(|w| *w != by)) {
+                        typed.push((proposal, w, e));
+                    }
+                }
+                Step::SayYes { proposal, by } => {
+                    if let Some((_, _, e)) = typed.iter().rev().find(|(p, w, _)| *p == proposal && *w == by) {
+                        // A yes the rules refuse (say, to a view replaced since) writes nothing.
+                        let _ = home.append(&mut g, &keys[by], Body::Confirm { target: *e }, t);
+                    }
+                }
+            }
+        }
+        let tallies: Vec<_> = proposals.iter().map(|p| g.record.tally_now(p).unwrap()).collect();
+        drop((home, g));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let list = text(send(&f.state, get(&f.state, "/proposals")).await).await;
+            let home_page = text(send(&f.state, get(&f.state, "/")).await).await;
+            for (i, p) in proposals.iter().enumerate() {
+                let tally = &tallies[i];
+                let page = text(send(&f.state, get(&f.state, &format!("/proposals/{p}"))).await).await;
+                let answered = tally.views.len();
+                if tally.waiting.is_empty() {
+                    proptest::prop_assert!(page.contains("Everyone has answered."), "{page}");
+                } else if answered == 0 {
+                    proptest::prop_assert!(page.contains("Nobody has answered yet"), "{page}");
+                } else {
+                    let of = if answered == 1 { " of 3 has answered" } else { " of 3 have answered" };
+                    proptest::prop_assert_eq!(number_before(&page, of), Some(answered), "{}", page);
+                }
+                let c = tally.counts;
+                let counts = format!(
+                    "{} agree, {} not sure, {} disagree, {} block.",
+                    c.agree, c.abstain, c.disagree, c.block
+                );
+                // The close step says what closing now would record.
+                let close = text(send(&f.state, get(&f.state, &format!("/proposals/{p}/close"))).await).await;
+                proptest::prop_assert!(close.contains(&counts), "{counts}\n{close}");
+                let given = if tally.given == 1 { "1 of 3 members has given a view" } else { "" };
+                if !given.is_empty() {
+                    proptest::prop_assert!(page.contains(given), "{page}");
+                } else {
+                    proptest::prop_assert_eq!(
+                        number_before(&page, " of 3 members have given a view"),
+                        Some(tally.given as usize),
+                        "{}", page
+                    );
+                }
+                // The list: the same number answered.
+                let row_at = list.find(&format!("Proposal {i}</a>")).unwrap();
+                let row = &list[row_at..];
+                let row = &row[..row.find("</li>").unwrap()];
+                match answered {
+                    0 => proptest::prop_assert!(row.contains("Nobody has answered so far"), "{row}"),
+                    1 => proptest::prop_assert!(row.contains("1 member has answered so far"), "{row}"),
+                    n => proptest::prop_assert!(row.contains(&format!("{n} members have answered so far")), "{row}"),
+                }
+                // Home: Ana is reminded exactly when core waits for her.
+                let reminded = home_page.contains(&format!("/proposals/{p}\">Proposal {i}</a>"));
+                proptest::prop_assert_eq!(reminded, tally.waiting.contains(&ids[0]), "{}", home_page);
+            }
+            Ok(())
+        })?;
+    }
+}

@@ -350,24 +350,6 @@ pub(crate) fn understandings(
         .collect()
 }
 
-/// Each member's latest stance on a proposal, with its reason (a later stance replaces an earlier one).
-fn latest_stances(r: &Record, proposal: &EntryId) -> BTreeMap<DeviceId, (StanceKind, String)> {
-    let mut latest = BTreeMap::new();
-    for h in r.referrers(proposal) {
-        let Some((a, m)) = r.entry(&h) else { continue };
-        if let Body::Stance {
-            stance,
-            reason,
-            on_behalf,
-            ..
-        } = &m.body
-        {
-            latest.insert(on_behalf.unwrap_or(a), (*stance, reason.clone()));
-        }
-    }
-    latest
-}
-
 fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Problem> {
     let pid = parse_id(id, "proposal")?;
     let me = super::my_id(st)?;
@@ -595,7 +577,8 @@ pub(crate) async fn proposals(State(state): State<AppState>) -> PageResult {
                     "Proposed by {} {}. {} so far.{}",
                     name_of(&names, &a),
                     when(m.time_ms),
-                    match latest_stances(r, id).len() {
+                    // Core's recount: a view typed for someone counts once they say yes.
+                    match r.tally_now(id).map_or(0, |t| t.views.len()) {
                         0 => "Nobody has answered".to_string(),
                         1 => "1 member has answered".to_string(),
                         n => format!("{n} members have answered"),
