@@ -18,7 +18,7 @@
 //     bad_op_counter (format.md section 3), the record's shape rebuilt from the Automerge operations
 //     (format.md section 6, and section 10 for the records of sealed threads), membership (R1, R2), the
 //     governance fold, the tally and the standing outcome (rules.md sections 2 to 4), and the rules
-//     of every record type (rules.md section 5: R3 to R10, S1 to S29, in the order of "The order of the
+//     of every record type (rules.md section 5: R3 to R10, S1 to S31, in the order of "The order of the
 //     checks"), the readers and epochs of sealed threads (format.md section 10).
 //
 // What it does not check: no ciphertext is opened (no rule needs a key, format.md section 10), so
@@ -265,6 +265,7 @@ const RECORDS = {
   correct: ["corrections", { target: ID, text: STR }, {}],
   action: ["actions", { thread: ID, text: STR, owner: ID }, { due: STR }],
   "action.done": ["actions", { action: ID }, {}],
+  "action.undo": ["actions", { done: ID }, {}],
 };
 const EFFECTS = [["removes"], ["adds", "adds_name", "adds_needs"], ["auditor", "auditor_name"], ["sets_rule", "sets_quorum"]];
 const ENUMS = {
@@ -878,6 +879,13 @@ class Judge {
       case "action.done":
         this.referent(rec.action, clock, ["action"], "action", refuse);
         return;
+      case "action.undo": {
+        const d = this.referent(rec.done, clock, ["action.done"], "action.done", refuse);
+        if (d.actor !== e.actor) refuse("undo_not_own", "only who said an action is done can take it back");
+        // The changes' own times, in ms since the epoch (format.md section 3).
+        if (Number(e.ch.time) - Number(d.ch.time) > 86400000) refuse("undo_too_late", "more than a day after the done it takes back");
+        return;
+      }
       case "thread.sealed": {
         needText("title", "title");
         needText("reason", "reason");

@@ -208,9 +208,16 @@ impl Seat<'_> {
         )
     }
 
-    /// Marks an action as done.
+    /// Says an action is done: it is, when this member owns it; else it is a suggestion for its
+    /// owner ([`roundtable_core::Record::action_state`]).
     pub fn action_done(&self, g: &mut Group, action: EntryId) -> Result<EntryId, AppError> {
         self.write(g, Body::ActionDone { action })
+    }
+
+    /// Takes back this member's own `action.done` entry `done`, within a day of it (the rules
+    /// refuse anyone else's, and a later one).
+    pub fn action_undo(&self, g: &mut Group, done: EntryId) -> Result<EntryId, AppError> {
+        self.write(g, Body::ActionUndo { done })
     }
 
     /// Leaves the group. What this member wrote stays in the record.

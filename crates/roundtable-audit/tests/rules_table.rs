@@ -757,6 +757,44 @@ fn rows() -> Vec<Row> {
             Case { g, bad, good }
         }),
     ));
+    // B's action, with B's own "done" in the record.
+    let done_by_owner = || {
+        let mut g = G::new(2, Rule::Consent, 1);
+        let act = g.write(
+            0,
+            Body::Action {
+                thread: g.thread,
+                text: "Book the room".into(),
+                owner: g.id(1),
+                due: None,
+            },
+        );
+        let done = g.write(1, Body::ActionDone { action: act });
+        (g, done)
+    };
+    v.push((
+        "undo_not_own",
+        Box::new(move || {
+            let (g, done) = done_by_owner();
+            let undo = Body::ActionUndo { done };
+            let bad = g.forge(0, &undo);
+            let good = Some(g.forge(1, &undo));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "undo_too_late",
+        Box::new(move || {
+            let (mut g, done) = done_by_owner();
+            let undo = Body::ActionUndo { done };
+            // Forged at the done's time + 1 ms + the window: within a day is the twin.
+            g.t += roundtable_core::UNDO_WINDOW_MS - 2;
+            let good = Some(g.forge(1, &undo));
+            g.t += 2;
+            let bad = g.forge(1, &undo);
+            Case { g, bad, good }
+        }),
+    ));
     v.push((
         "bad_encryption_key",
         Box::new(|| {

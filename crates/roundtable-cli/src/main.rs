@@ -340,9 +340,10 @@ enum ActionCmd {
         #[arg(long, value_name = "YYYY-MM-DD")]
         due: Option<String>,
     },
-    Done {
-        action_id: String,
-    },
+    /// Say an action is done (only its owner's word makes it done; anyone else's is a suggestion).
+    Done { action_id: String },
+    /// Take back your own "done" (the entry id `action done` printed), within a day of it.
+    Undo { done_id: String },
 }
 
 /// A refusal: the command was understood but the rules or a check said no (exit 1).
@@ -862,6 +863,17 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 seat.action(g, thread, text, owner, due.clone())
             })?;
             Ok(entry_out("action_id", id, "Action added.".into()))
+        }
+        Cmd::Action {
+            cmd: ActionCmd::Undo { done_id },
+        } => {
+            let done = parse_id(done_id)?;
+            let id = ctx.act(&cli, |seat, g| seat.action_undo(g, done))?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                "Taken back: the action is not marked done by you any more.".into(),
+            ))
         }
         Cmd::Action {
             cmd: ActionCmd::Done { action_id },

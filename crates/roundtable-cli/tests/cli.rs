@@ -1094,8 +1094,17 @@ fn actions_have_an_owner_a_due_date_and_can_be_done() {
         "Bo",
         "{show}"
     );
-    id_at(&a.ok(["action", "done", &y]), "entry_id");
+    let done_y = id_at(&a.ok(["action", "done", &y]), "entry_id");
     assert_eq!(entry(&a.show(), &y)["done"], true);
+    // Only who said it is done takes it back; then it is open again.
+    sync(a, b);
+    let before = b.stored();
+    let err = b.fails(1, ["action", "undo", &done_y]);
+    assert!(err.contains("only the member who said"), "{err}");
+    assert_eq!(b.stored(), before);
+    a.fails(1, ["action", "undo", &x]);
+    id_at(&a.ok(["action", "undo", &done_y]), "entry_id");
+    assert_eq!(entry(&a.show(), &y)["done"], false);
 }
 
 // ----- heads and exchanging bundles -----

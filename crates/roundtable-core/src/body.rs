@@ -354,10 +354,15 @@ pub enum Body {
         /// By when, as `YYYY-MM-DD`, if a date was set.
         due: Option<String>,
     },
-    /// An action is done.
+    /// An action is done (the owner's word), or looks done (anyone else's).
     ActionDone {
         /// The action.
         action: EntryId,
+    },
+    /// Takes back an `action.done`, by whoever wrote it, within a day of it.
+    ActionUndo {
+        /// The `action.done` taken back.
+        done: EntryId,
     },
     /// A member's public encryption key (X25519), so others can make them a reader of sealed threads.
     Profile {
@@ -479,6 +484,7 @@ impl Body {
             Body::Correct { .. } => "correct",
             Body::Action { .. } => "action",
             Body::ActionDone { .. } => "action.done",
+            Body::ActionUndo { .. } => "action.undo",
             Body::Profile { .. } => "profile",
             Body::SealedThread { .. } => "thread.sealed",
             Body::ReaderAdd { .. } => "thread.reader.add",
@@ -513,7 +519,7 @@ impl Body {
             Body::Outcome { .. } => "outcomes",
             Body::Understand { .. } | Body::Confirm { .. } => "checks",
             Body::Correct { .. } => "corrections",
-            Body::Action { .. } | Body::ActionDone { .. } => "actions",
+            Body::Action { .. } | Body::ActionDone { .. } | Body::ActionUndo { .. } => "actions",
         }
     }
 
@@ -648,6 +654,7 @@ impl Body {
                 }
             }
             Body::ActionDone { action } => f.push(("action", id(action))),
+            Body::ActionUndo { done } => f.push(("done", id(done))),
             Body::Profile { enc_key } => f.push(("enc_key", bytes(enc_key))),
             Body::SealedThread {
                 title,
@@ -1048,6 +1055,9 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
         },
         "action.done" => Body::ActionDone {
             action: parse_id(str_of("action")?, "action")?,
+        },
+        "action.undo" => Body::ActionUndo {
+            done: parse_id(str_of("done")?, "done")?,
         },
         "profile" => Body::Profile {
             enc_key: b32("enc_key")?,

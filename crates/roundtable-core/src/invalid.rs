@@ -145,6 +145,12 @@ pub enum Invalid {
     /// `correct_not_own`: a correction of someone else's entry.
     #[error("you can correct your own entries, or an understanding of them")]
     CorrectNotOwn,
+    /// `undo_not_own`: an `action.undo` by someone other than who wrote the `action.done`.
+    #[error("only the member who said an action is done can take it back")]
+    UndoNotOwn,
+    /// `undo_too_late`: an `action.undo` more than a day after its `action.done`.
+    #[error("an action can be marked not done again only within a day of being marked done")]
+    UndoTooLate,
     /// `bad_date`: an action's due date or a proposal's closing day is not `YYYY-MM-DD`.
     #[error("a date (a due date, a closing day) must look like 2026-12-31: year, month, day")]
     BadDate,
@@ -242,6 +248,8 @@ impl Invalid {
             Invalid::ZeroQuorum => "zero_quorum",
             Invalid::BadConfirm(_) => "bad_confirm",
             Invalid::CorrectNotOwn => "correct_not_own",
+            Invalid::UndoNotOwn => "undo_not_own",
+            Invalid::UndoTooLate => "undo_too_late",
             Invalid::BadDate => "bad_date",
             Invalid::BadEncryptionKey => "bad_encryption_key",
             Invalid::StarterNotReader => "starter_not_reader",

@@ -42,3 +42,4 @@ pub use record::{
     SealedState, Status,
 };
 pub use recount::{CountedView, Tally, Unconfirmed};
+pub use rules::UNDO_WINDOW_MS;

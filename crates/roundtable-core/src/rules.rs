@@ -73,12 +73,14 @@ impl Record {
         &self,
         body: &Body,
         author: &DeviceId,
+        time_ms: i64,
         clock: &Clock,
         gov: &Governance,
     ) -> Result<(), Invalid> {
         let p = &Point {
             r: self,
             author,
+            time_ms,
             clock,
             gov,
         };
@@ -130,6 +132,7 @@ impl Record {
                 due,
             } => validate_action(p, thread, text, owner, due),
             Body::ActionDone { action } => validate_action_done(p, action),
+            Body::ActionUndo { done } => validate_action_undo(p, done),
             Body::Profile { enc_key } => validate_profile(enc_key),
             Body::SealedThread {
                 title,
@@ -300,6 +303,8 @@ impl Record {
 pub(crate) struct Point<'a> {
     pub(crate) r: &'a Record,
     pub(crate) author: &'a DeviceId,
+    /// The time the entry judged claims (its change's timestamp), ms since the epoch.
+    pub(crate) time_ms: i64,
     pub(crate) clock: &'a Clock,
     pub(crate) gov: &'a Governance,
 }
@@ -599,6 +604,24 @@ pub(crate) fn validate_action_done(p: &Point, action: &EntryId) -> Result<(), In
     p.r.referent(p.clock, action, "action", |b| {
         matches!(b, Body::Action { .. })
     })?;
+
+    Ok(())
+}
+
+/// How long after an `action.done` its author may take it back, in ms (by the entries' own times).
+pub const UNDO_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Only an `action.done` in the past can be taken back, by its own author, within a day of it.
+pub(crate) fn validate_action_undo(p: &Point, done: &EntryId) -> Result<(), Invalid> {
+    let d = p.r.referent(p.clock, done, "action.done", |b| {
+        matches!(b, Body::ActionDone { .. })
+    })?;
+    if p.r.actor_of(d) != *p.author {
+        return Err(Invalid::UndoNotOwn);
+    }
+    if p.time_ms.saturating_sub(d.time_ms) > UNDO_WINDOW_MS {
+        return Err(Invalid::UndoTooLate);
+    }
 
     Ok(())
 }

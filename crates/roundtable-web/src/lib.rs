@@ -433,6 +433,7 @@ pub fn router(state: AppState) -> Router {
         .route("/correct/{id}", post(pages::proposals::correct))
         .route("/actions", get(pages::actions::actions))
         .route("/actions/{id}/done", post(pages::actions::done))
+        .route("/actions/{id}/undo", post(pages::actions::undo))
         .route("/members", get(pages::members))
         .route("/members/propose", post(pages::propose_member))
         .route("/members/me", post(pages::about_me))

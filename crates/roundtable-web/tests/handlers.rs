@@ -1147,6 +1147,90 @@ async fn actions_who_what_by_when_then_you_said_we_did() {
     assert!(text(r).await.contains("Please choose who will do it."));
 }
 
+/// Issue 19: the owner takes back their own "done" for a day, on the page; nobody else can.
+#[tokio::test]
+async fn the_owner_takes_back_a_done_within_a_day_and_nobody_else_can() {
+    let f = fixture();
+    let (t, csrf) = (f.thread.to_string(), f.state.csrf_token().to_string());
+    let ana = open_group(&f).0.device_id().unwrap().to_string();
+    send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/threads/{t}/action"),
+            &[("csrf", &csrf), ("text", "Book the room"), ("owner", &ana)],
+        ),
+    )
+    .await;
+    let action = {
+        let (_, g) = open_group(&f);
+        *g.record
+            .causal_order()
+            .iter()
+            .rev()
+            .find(|h| matches!(g.record.entry(h).unwrap().1.body, Body::Action { .. }))
+            .unwrap()
+    };
+    let page = text(send(&f.state, get(&f.state, "/actions")).await).await;
+    assert!(page.contains("I have done it"), "{page}");
+    send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/actions/{action}/done"),
+            &[("csrf", &csrf)],
+        ),
+    )
+    .await;
+    let page = text(send(&f.state, get(&f.state, "/actions")).await).await;
+    assert!(page.contains("Done: Ana said so"), "{page}");
+    assert!(page.contains("Take it back: it is not done"), "{page}");
+    let done = {
+        let (_, g) = open_group(&f);
+        g.record.action_state(&action).unwrap().done.unwrap().entry
+    };
+    // Ben cannot take back Ana's done: the rules refuse it, and nothing is stored.
+    {
+        let (home, mut g) = open_group(&f);
+        let e = home
+            .append(
+                &mut g,
+                &DeviceKey::from_secret(&[1; 32]),
+                Body::ActionUndo { done },
+                T0 + 3_600_001,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("only the member who said"), "{e}");
+    }
+    let before = entry_count(&f);
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/actions/{action}/undo"),
+            &[("csrf", &csrf), ("done", &done.to_string())],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), "/actions");
+    assert_eq!(entry_count(&f), before + 1);
+    let page = text(send(&f.state, get(&f.state, "/actions")).await).await;
+    assert!(page.contains("Nothing is done yet."), "{page}");
+    assert!(page.contains("I have done it"), "open again: {page}");
+    // A wrong entry is refused in words and writes nothing.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/actions/{action}/undo"),
+            &[("csrf", &csrf), ("done", &action.to_string())],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(entry_count(&f), before + 1);
+}
+
 #[tokio::test]
 async fn a_reader_reads_and_writes_a_sealed_thread_and_the_words_stay_sealed() {
     let f = fixture();

@@ -136,6 +136,7 @@ fn references(b: &Body) -> Vec<EntryId> {
         | Body::Confirm { target }
         | Body::Correct { target, .. } => vec![*target],
         Body::ActionDone { action } => vec![*action],
+        Body::ActionUndo { done } => vec![*done],
         Body::ReaderAdd { thread, .. }
         | Body::Rekey { thread, .. }
         | Body::Ask { thread, .. }

@@ -557,7 +557,7 @@ impl Record {
             Some(_) => return Err(Invalid::AfterRemoval),
             None => return Err(Invalid::NotMember),
         }
-        self.check_rules(&body, &actor, &clock, &gov)?;
+        self.check_rules(&body, &actor, ch.timestamp(), &clock, &gov)?;
         clock.set(actor_ix, ch.seq());
         Ok(Meta {
             actor: actor_ix,

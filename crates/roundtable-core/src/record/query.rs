@@ -136,8 +136,8 @@ impl Record {
     }
 
     /// Where an action stands: done only when its owner says so; anyone else's `action.done` is a
-    /// suggestion that it is done, for the owner to confirm. `None` for an entry that is not an
-    /// action.
+    /// suggestion that it is done, for the owner to confirm. An `action.done` taken back
+    /// (`action.undo`) counts for nothing. `None` for an entry that is not an action.
     pub fn action_state(&self, id: &EntryId) -> Option<ActionState> {
         let (_, m) = self.entry(id)?;
         let Body::Action { owner, .. } = &m.body else {
@@ -149,6 +149,14 @@ impl Record {
                 continue;
             };
             if !matches!(dm.body, Body::ActionDone { .. }) {
+                continue;
+            }
+            // Taken back by its author (the rules allow no one else).
+            let undone = self.referrers(&h).iter().any(|u| {
+                self.entry(u)
+                    .is_some_and(|(_, um)| matches!(um.body, Body::ActionUndo { .. }))
+            });
+            if undone {
                 continue;
             }
             let said = ActionDoneBy {

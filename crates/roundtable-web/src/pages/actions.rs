@@ -37,10 +37,19 @@ pub(crate) struct ActionRow {
     pub(crate) suggested: String,
     /// Whether this member already said it is done (then the button is not shown again).
     pub(crate) said: bool,
+    /// This member's own "done" that can still be taken back (within a day): its entry id.
+    pub(crate) undo: String,
 }
 
 /// Actions of one thread, or of the whole group; open ones first, each list oldest first.
-pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> Vec<ActionRow> {
+/// `now` is the time this page stamps new entries with, so "take it back" shows only while the
+/// rules would take it.
+pub(crate) fn action_rows(
+    r: &Record,
+    me: &DeviceId,
+    only: Option<&EntryId>,
+    now: i64,
+) -> Vec<ActionRow> {
     let names = names(r);
     let mut open = Vec::new();
     let mut finished = Vec::new();
@@ -85,6 +94,14 @@ pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> 
             ),
         };
         let said = state.suggested.iter().any(|d| d.member == *me);
+        // Mine, and young enough for the rules to let me take it back.
+        let undo = state
+            .done
+            .iter()
+            .chain(&state.suggested)
+            .find(|d| d.member == *me && now - d.time_ms < roundtable_core::UNDO_WINDOW_MS)
+            .map(|d| d.entry.to_string())
+            .unwrap_or_default();
         let thread_title = match r.entry(thread).map(|(_, tm)| &tm.body) {
             Some(Body::Thread { title }) => title.clone(),
             _ => "a thread".into(),
@@ -100,6 +117,7 @@ pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> 
             done: done.clone().unwrap_or_default(),
             suggested,
             said,
+            undo,
         };
         if done.is_some() {
             finished.push(row);
@@ -113,7 +131,7 @@ pub(crate) fn action_rows(r: &Record, me: &DeviceId, only: Option<&EntryId>) -> 
 
 pub(crate) async fn actions(State(state): State<AppState>) -> PageResult {
     let p = with_group(&state, |_, st, g| {
-        let (todo, done) = action_rows(&g.record, &super::my_id(st)?, None)
+        let (todo, done) = action_rows(&g.record, &super::my_id(st)?, None, (st.inner.clock)())
             .into_iter()
             .partition(|a| a.done.is_empty());
         Ok(ActionsPage {
@@ -180,6 +198,30 @@ pub(crate) async fn done(
     with_group(&state, move |home, st, g| {
         let action = parse_id(&id, "action")?;
         Ok(seat(home, st)?.action_done(g, action)?)
+    })
+    .await?;
+    Ok(back_to("/actions"))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UndoForm {
+    #[serde(default)]
+    csrf: String,
+    /// The member's own `action.done` entry.
+    #[serde(default)]
+    done: String,
+}
+
+/// Takes back this member's own "done" on action `id` (the form names the entry).
+pub(crate) async fn undo(
+    State(state): State<AppState>,
+    Path(_id): Path<String>,
+    Form(form): Form<UndoForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    with_group(&state, move |home, st, g| {
+        let done = parse_id(&form.done, "answer")?;
+        Ok(seat(home, st)?.action_undo(g, done)?)
     })
     .await?;
     Ok(back_to("/actions"))

@@ -237,8 +237,9 @@ fn describe(
         Body::Confirm { .. } => (format!("{who} confirmed an understanding."), String::new()),
         Body::Correct { .. } => (format!("{who} corrected something."), String::new()),
         Body::Action { text, .. } => (format!("New action: {text}"), "/actions".into()),
-        Body::ActionDone { .. } => (
-            format!("{who} marked an action as done."),
+        Body::ActionDone { .. } => (format!("{who} said an action is done."), "/actions".into()),
+        Body::ActionUndo { .. } => (
+            format!("{who} said an action is not done after all."),
             "/actions".into(),
         ),
         Body::Ask { thread, .. } => (

@@ -414,7 +414,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
         started: when(meta.time_ms),
         messages,
         proposals,
-        actions: action_rows(r, &me, Some(&tid)),
+        actions: action_rows(r, &me, Some(&tid), (st.inner.clock)()),
         members: active_members(r),
         sealed,
     })
