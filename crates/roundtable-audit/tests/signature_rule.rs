@@ -6,9 +6,14 @@
 //! the auditor's signature phase (`record::verify_signatures`, through `entry::validate_signatures`)
 //! calls on every entry; and the vectors whose verdict the key alone decides (0, 1, 10, 11) are put
 //! in a bundle as the authors of entries, amid honest entries and a forged one, on 1 and 2 threads.
+//! The JavaScript rules verifier (`tests/js/verify_rules.mjs`, which applies the rule with its own
+//! arithmetic) must agree on both; it needs `node` and the packages of `tests/js` (`bash
+//! tests/setup.sh`), and fails without them, never skips.
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use roundtable_audit::audit;
 use roundtable_core::body::{ChangeFrame, build_change};
@@ -17,6 +22,25 @@ use roundtable_core::change::raw_change_hash;
 use roundtable_core::signature::{BATCH, Item, verify_batch};
 use roundtable_core::{Body, DeviceId, DeviceKey, DocRef, Entry, Record, Rule};
 use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `node tests/js/verify_rules.mjs ARGS...`: its exit code and stdout lines.
+fn node(args: &[&Path]) -> (i32, Vec<String>) {
+    let script = root().join("tests/js/verify_rules.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("`node` could not be run ({e}); run `bash tests/setup.sh` (it installs Node)")
+        });
+    let code = out.status.code().expect("node was killed by a signal");
+    let lines = String::from_utf8(out.stdout).expect("UTF-8");
+    (code, lines.lines().map(str::to_string).collect())
+}
 
 struct Case {
     key: [u8; 32],
@@ -45,6 +69,19 @@ fn cases() -> Vec<Case> {
             refusal: c["refusal"].as_str().map(str::to_string),
         })
         .collect()
+}
+
+#[test]
+fn the_js_rules_verifier_gives_each_vector_its_stated_verdict() {
+    let path = root().join("tests/data/ed25519-speccheck.json");
+    let (code, lines) = node(&[Path::new("--vectors"), &path]);
+    assert_eq!(code, 0, "{lines:?}");
+    let want: Vec<String> = cases()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{i} {}", c.refusal.as_deref().unwrap_or("ok")))
+        .collect();
+    assert_eq!(lines, want);
 }
 
 #[test]
@@ -173,4 +210,31 @@ fn the_auditor_refuses_the_vectors_keys_as_authors_on_any_number_of_threads() {
         "{:#?}",
         one.problems
     );
+
+    // The JavaScript rules verifier refuses the same entries for the same kinds.
+    let automerge = root().join("tests/js/node_modules/@automerge/automerge");
+    assert!(
+        automerge.is_dir(),
+        "{} is missing; run `bash tests/setup.sh`",
+        automerge.display()
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("vectors.bundle");
+    std::fs::write(&file, &bytes).expect("written");
+    let (code, lines) = node(&[&file]);
+    assert_eq!(code, 1, "{lines:?}");
+    let js: BTreeSet<(String, String)> = lines
+        .iter()
+        .filter_map(|l| {
+            let (id, rest) = l.split_once(' ')?;
+            let kind = rest.split(':').next()?;
+            (rest != "ok").then(|| (id.to_string(), kind.to_string()))
+        })
+        .collect();
+    let auditor: BTreeSet<(String, String)> = one
+        .problems
+        .iter()
+        .map(|p| (p.entry_id.clone().unwrap_or_default(), p.kind.clone()))
+        .collect();
+    assert_eq!(js, auditor);
 }
