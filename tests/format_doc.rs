@@ -413,7 +413,7 @@ fn a_key_with_a_torsion_component_signs_under_the_cofactored_rule() {
         signature[..32].copy_from_slice(&r_point);
         signature[32..].copy_from_slice(s.as_bytes());
         // The cofactorless equation holds only when 8 divides k + 1.
-        if (k + Scalar::ONE).as_bytes()[0] % 8 != 0 {
+        if !(k + Scalar::ONE).as_bytes()[0].is_multiple_of(8) {
             break;
         }
     }
