@@ -162,3 +162,90 @@ fn a_failed_batch_names_exactly_the_bad_signatures() {
     }
     assert!(signature::verify_batch(&[]).is_empty());
 }
+
+/// A member's device (`Record::ingest`, one single check per entry) and the auditor's signature phase
+/// (`verify_signatures`, in batches, on 2 threads) reach the same verdict on every entry of a bundle
+/// with forged entries and the vectors' refused keys as authors.
+#[test]
+fn a_member_and_the_auditors_batches_agree_entry_by_entry() {
+    use roundtable_core::body::{ChangeFrame, build_change};
+    use roundtable_core::record::verify_signatures;
+    use roundtable_core::{Body, DeviceId, DeviceKey, DocRef, Entry, Record, Rule};
+    use std::collections::BTreeSet;
+
+    let ana = DeviceKey::from_secret(&[1; 32]);
+    let (mut rec, genesis) = Record::create(&ana, "Board", Rule::Consent, 1, "Ana", "", 0).unwrap();
+    let (thread, e) = rec
+        .author(&ana, Body::Thread { title: "t".into() }, 1)
+        .unwrap();
+    let mut entries = vec![genesis, e];
+    while entries.len() < 2 * BATCH + 10 {
+        let i = entries.len() as i64;
+        let text = format!("message {i}");
+        entries.push(
+            rec.author(&ana, Body::Message { thread, text }, i)
+                .unwrap()
+                .1,
+        );
+    }
+    entries[BATCH - 1].signature[3] ^= 1;
+    entries[2 * BATCH + 2].signature[50] ^= 1;
+    for (i, c) in cases().iter().enumerate() {
+        let change = build_change(
+            &Body::Genesis {
+                name: format!("vector {i}"),
+                rule: Rule::Consent,
+                quorum: 1,
+                creator_name: "Nobody".into(),
+                creator_needs: String::new(),
+            },
+            &ChangeFrame {
+                actor: DeviceId::from_bytes(c.key),
+                seq: 1,
+                start_op: std::num::NonZeroU64::MIN,
+                deps: vec![],
+                time_ms: 0,
+            },
+            &Default::default(),
+        )
+        .unwrap();
+        let at = (7 + 23 * i).min(entries.len());
+        entries.insert(
+            at,
+            Entry {
+                doc: DocRef::Public,
+                signature: c.sig,
+                change: change.raw_bytes().to_vec(),
+            },
+        );
+    }
+    let group = rec.group();
+    let verdicts = |ingested: roundtable_core::Ingested| {
+        let rejected: BTreeSet<(String, String, String)> = ingested
+            .rejected
+            .iter()
+            .map(|r| {
+                (
+                    r.id.to_string(),
+                    r.reason.kind().to_string(),
+                    r.reason.to_string(),
+                )
+            })
+            .collect();
+        let accepted: BTreeSet<String> = ingested.accepted.iter().map(|a| a.to_string()).collect();
+        (accepted, rejected)
+    };
+    let member = verdicts(Record::new(group).ingest(entries.clone()));
+    let auditor =
+        verdicts(Record::new(group).ingest_verified(verify_signatures(&group, entries, 2)));
+    assert_eq!(member, auditor);
+    let bad: Vec<_> = member.1.iter().filter(|r| r.1 == "bad_signature").collect();
+    // The two forged entries and the twelve vectors (each signs its own message, not the entry's);
+    // four of them for their keys.
+    assert_eq!(bad.len(), 14, "{bad:#?}");
+    let for_key = bad
+        .iter()
+        .filter(|r| r.2.contains("small order") || r.2.contains("canonical"))
+        .count();
+    assert_eq!(for_key, 4, "{bad:#?}");
+}
