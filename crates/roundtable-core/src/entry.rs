@@ -274,21 +274,27 @@ pub fn validate_signatures(
     group: &GroupId,
     entries: &[(&Entry, &ParsedChange)],
 ) -> Vec<Result<(), SignatureError>> {
-    let msgs: Vec<Vec<u8>> = entries
-        .iter()
-        .map(|(e, p)| signing_message(group, &e.doc.doc_id(group), &p.hash))
-        .collect();
-    let items: Vec<Item<'_>> = entries
-        .iter()
-        .zip(&msgs)
-        .map(|((e, p), msg)| Item {
-            key: &p.actor,
-            msg,
-            sig: &e.signature,
-        })
-        .collect();
-    signature::verify_batch(&items)
-        .into_iter()
-        .map(|r| r.map_err(SignatureError::from))
-        .collect()
+    let mut out = Vec::with_capacity(entries.len());
+    // A batch's messages are built just before it is checked: little memory, warm caches.
+    for chunk in entries.chunks(signature::BATCH) {
+        let msgs: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|(e, p)| signing_message(group, &e.doc.doc_id(group), &p.hash))
+            .collect();
+        let items: Vec<Item<'_>> = chunk
+            .iter()
+            .zip(&msgs)
+            .map(|((e, p), msg)| Item {
+                key: &p.actor,
+                msg,
+                sig: &e.signature,
+            })
+            .collect();
+        out.extend(
+            signature::verify_batch(&items)
+                .into_iter()
+                .map(|r| r.map_err(SignatureError::from)),
+        );
+    }
+    out
 }
