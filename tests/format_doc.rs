@@ -253,9 +253,10 @@ fn a_rewritten_bundle_cannot_carry_a_forged_entry() {
     assert!(!lines[0].ends_with(" ok"));
 }
 
-/// The strict checks of `verify_strict` that a textbook ed25519 verifier lacks.
+/// The signature rule's refusals that a textbook ed25519 verifier lacks (docs/format.md, "Signature
+/// rule"): Rust, Python and the auditor refuse each entry, and Python names the same refusal.
 #[test]
-fn python_is_as_strict_as_verify_strict() {
+fn python_applies_the_signature_rule() {
     let ex = build();
     // 1. A malleated signature: S + L verifies the same equation as S, but S must be below L.
     const L: [u8; 32] = [
@@ -307,7 +308,22 @@ fn python_is_as_strict_as_verify_strict() {
         change: change.raw_bytes().to_vec(),
     };
 
-    for (name, entry) in [("S + L", &malleated), ("small-order key", &weak)] {
+    // 3. A non-canonical encoding of a point of large order (y = p + 3), which ed25519-dalek's
+    //    verify_strict took as a key; the rule refuses it whatever the signature.
+    let mut y = [0xffu8; 32];
+    y[0] = 0xf0;
+    y[31] = 0x7f;
+    let non_canonical = Entry {
+        doc: DocRef::Public,
+        signature: ex.message().1.signature,
+        change: genesis_by(DeviceId::from_bytes(y)),
+    };
+
+    for (name, entry, why) in [
+        ("S + L", &malleated, "mismatch"),
+        ("small-order key", &weak, "small_order_key"),
+        ("non-canonical key", &non_canonical, "non_canonical_key"),
+    ] {
         assert!(
             rust_verdict(&ex, entry).is_err(),
             "Rust accepted the {name} entry"
@@ -315,11 +331,165 @@ fn python_is_as_strict_as_verify_strict() {
         let b = bundle::encode(&ex.group, std::slice::from_ref(entry));
         let (code, lines) = verify_bytes(&b);
         assert_eq!(code, 1, "Python accepted the {name} entry: {lines:?}");
+        assert_eq!(audit_code(&b), 1, "the auditor, {name}");
         let id = raw_change_hash(&entry.change).unwrap();
         assert_eq!(lines.len(), 1);
         assert!(
-            lines[0].starts_with(&id.to_string()) && !lines[0].ends_with(" ok"),
+            lines[0].starts_with(&format!("{id} bad_signature:"))
+                && lines[0].ends_with(&format!("({why})")),
             "{name}: {lines:?}"
+        );
+    }
+}
+
+/// A genesis change whose author is `actor`.
+fn genesis_by(actor: DeviceId) -> Vec<u8> {
+    build_change(
+        &Body::Genesis {
+            name: "Torsion".into(),
+            rule: Rule::Consent,
+            quorum: 1,
+            creator_name: "Ana".into(),
+            creator_needs: String::new(),
+        },
+        &ChangeFrame {
+            actor,
+            seq: 1,
+            start_op: NonZeroU64::MIN,
+            deps: vec![],
+            time_ms: T0_MS,
+        },
+        &BTreeMap::new(),
+    )
+    .unwrap()
+    .raw_bytes()
+    .to_vec()
+}
+
+/// Signatures that only the cofactored equation accepts, made with a real secret key: the key
+/// `A' = [a]B + T` and `R = [r]B + T` with `T` of order 8. `[8][s]B = [8]R + [8][k]A'` holds, and
+/// `[s]B = R + [k]A'` does not (it is off by `[k + 1]T`). Members' devices, the auditor and
+/// Python accept the genesis signed so; ed25519-dalek's verify_strict, the old rule, refused it.
+#[test]
+fn a_key_with_a_torsion_component_signs_under_the_cofactored_rule() {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use curve25519_dalek::traits::IsIdentity;
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    use sha2::{Digest, Sha512};
+
+    let h = Sha512::digest([9u8; 32]);
+    let mut a_bytes: [u8; 32] = h[..32].try_into().unwrap();
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    // An order-8 point: the small key of speccheck vectors 0 and 1.
+    let t_bytes: [u8; 32] =
+        hex_32("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa");
+    let t = CompressedEdwardsY(t_bytes).decompress().unwrap();
+    assert!(
+        t.is_small_order() && !(t + t + t + t).is_identity(),
+        "T has order 8"
+    );
+    let key = (EdwardsPoint::mul_base(&a) + t).compress().to_bytes();
+    let change = genesis_by(DeviceId::from_bytes(key));
+    let id = raw_change_hash(&change).unwrap();
+    let group = id;
+    let msg = roundtable::core::entry::signing_message(&group, &group.0, &id);
+
+    let mut signature = [0u8; 64];
+    for nonce in 0u8.. {
+        let r = Scalar::from_bytes_mod_order_wide(&Sha512::digest([nonce; 7]).into());
+        let r_point = (EdwardsPoint::mul_base(&r) + t).compress().to_bytes();
+        let k = Scalar::from_bytes_mod_order_wide(
+            &Sha512::new()
+                .chain_update(r_point)
+                .chain_update(key)
+                .chain_update(&msg)
+                .finalize()
+                .into(),
+        );
+        let s = r + k * a;
+        signature[..32].copy_from_slice(&r_point);
+        signature[32..].copy_from_slice(s.as_bytes());
+        // The cofactorless equation holds only when 8 divides k + 1.
+        if !(k + Scalar::ONE).as_bytes()[0].is_multiple_of(8) {
+            break;
+        }
+    }
+    let entry = Entry {
+        doc: DocRef::Public,
+        signature,
+        change,
+    };
+    let parsed = entry.parse().unwrap();
+    assert_eq!(validate_signature(&entry, &parsed, &group, &[]), Ok(()));
+    let dalek = ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap();
+    assert!(
+        dalek
+            .verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&signature))
+            .is_err(),
+        "the cofactorless rule accepted it: the test proves nothing"
+    );
+
+    let b = bundle::encode(&group, std::slice::from_ref(&entry));
+    let (code, lines) = verify_bytes(&b);
+    assert_eq!((code, lines), (0, vec![format!("{id} ok")]), "Python");
+    let report = roundtable_audit::audit(&b, 1).expect("readable");
+    assert!(report.verified, "the auditor: {:?}", report.problems);
+}
+
+fn hex_32(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+/// The twelve edge cases of "Taming the many EdDSAs" (tests/data/ed25519-speccheck.json): the file,
+/// Rust's single check and the Python verifier give each the same verdict and the same refusal.
+#[test]
+fn python_rust_and_the_file_agree_on_the_speccheck_vectors() {
+    let path = root().join("tests/data/ed25519-speccheck.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 12);
+    let out = Command::new("python3")
+        .arg(root().join("tests/independent_verify.py"))
+        .arg("--vectors")
+        .arg(&path)
+        .output()
+        .expect("python3 could not be run: it is required by this test; install Python 3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let python: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(python.len(), 12, "{python:?}");
+    for (i, c) in cases.iter().enumerate() {
+        let expected = c["refusal"].as_str().unwrap_or("ok");
+        assert_eq!(c["valid"].as_bool(), Some(expected == "ok"), "vector {i}");
+        assert_eq!(python[i], format!("{i} {expected}"), "Python, vector {i}");
+        let bytes = |f: &str| -> Vec<u8> {
+            let s = c[f].as_str().unwrap();
+            (0..s.len() / 2)
+                .map(|j| u8::from_str_radix(&s[2 * j..2 * j + 2], 16).unwrap())
+                .collect()
+        };
+        let key: [u8; 32] = bytes("pub_key").try_into().unwrap();
+        let sig: [u8; 64] = bytes("signature").try_into().unwrap();
+        let rust = roundtable::core::signature::verify(&key, &bytes("message"), &sig);
+        assert_eq!(
+            rust.err().map_or("ok", |r| r.kind()),
+            expected,
+            "Rust, vector {i}"
         );
     }
 }

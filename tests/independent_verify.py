@@ -2,11 +2,13 @@
 """An independent verifier of a Roundtable bundle, written from docs/format.md alone.
 
 Usage: python3 tests/independent_verify.py BUNDLE_FILE
+       python3 tests/independent_verify.py --vectors VECTORS_JSON   (e.g. tests/data/ed25519-speccheck.json)
 
 Checks the bundle's framing and SHA-256 trailer digest, then for every entry: recomputes the change
 hash (the entry id) from the raw Automerge change bytes, reads the change's actor, and verifies the
-ed25519 signature over "roundtable/entry/v1" || group_id || doc_id || change_hash with the same strict
-rules as ed25519-dalek's verify_strict. Prints one line per entry, "ENTRY_ID ok" or "ENTRY_ID KIND: reason",
+ed25519 signature over "roundtable/entry/v1" || group_id || doc_id || change_hash by the signature rule
+of docs/format.md ("Signature rule": refuse a non-canonical or small-order key, then the cofactored
+ZIP-215 equation). Prints one line per entry, "ENTRY_ID ok" or "ENTRY_ID KIND: reason",
 with the kinds and ids of docs/format.md section 11 (ENTRY_ID is the change hash; when the change has
 none, the SHA-256 of the encoded entry). A file that is not a whole bundle gets one line,
 "bundle: KIND: reason". Exits as `roundtable audit` does: 0 if the bundle and every entry verify, 1 if an
@@ -15,11 +17,15 @@ entry does not, 2 if the file is not a whole bundle (or on a usage error).
 It checks integrity and authorship only. It does not decode Automerge operations, and it does not apply
 the group's rules (membership, shape of records, forks): that is the work of a full auditor.
 
+With --vectors, it checks each (message, pub_key, signature) of the file's "cases" by the same rule
+alone and prints "INDEX ok" or "INDEX KIND" (KIND as in the file's "refusal"), then exits 0.
+
 Python 3 standard library only. The ed25519 code follows RFC 8032, section 6 (the reference code), with
-the decoding and strictness checks changed to match ed25519-dalek 3.0's verify_strict exactly.
+the decoding changed to ZIP-215's (y taken modulo p) and the cofactored equation.
 """
 
 import hashlib
+import json
 import sys
 
 # ---------------------------------------------------------------------------------------------------
@@ -98,8 +104,8 @@ IDENTITY = (0, 1, 1, 0)
 def _recover_x(y, sign):
     """x from y and the sign bit, as curve25519-dalek does it: None if y is not on the curve.
 
-    Unlike RFC 8032, (x = 0, sign = 1) is accepted and gives x = 0 (dalek negates zero to zero). Both
-    such points (y = 1 and y = -1) have small order, so verify_strict refuses them anyway.
+    Unlike RFC 8032, (x = 0, sign = 1) is accepted and gives x = 0 (dalek negates zero to zero), as
+    ZIP-215 asks. Both such points (y = 1 and y = -1) have small order.
     """
     x2 = (y * y - 1) * _inv(D * y * y + 1) % P
     if x2 == 0:
@@ -119,14 +125,11 @@ G = (_recover_x(G_Y, 0), G_Y, 1, _recover_x(G_Y, 0) * G_Y % P)
 
 
 def _decompress(s):
-    """Decodes a 32-byte point encoding the way curve25519-dalek 5 does.
+    """Decodes a 32-byte point encoding as ZIP-215 (and curve25519-dalek) does.
 
-    The low 255 bits are y, taken modulo p: like dalek (and unlike RFC 8032) an encoding with y >= p
-    is not refused here. For R this never matters: verify_strict compares R's bytes with the canonical
-    encoding of the point it computes, so a non-canonical R never verifies. For a public key A,
-    verify_strict accepts the non-canonical encodings y = p + 3, 4, 5, 6, 9, 10, 14, 15, 16, 18 (those
-    of y = 0 and 1 are small-order points and refused), and so does this function, so that both reach
-    the same verdict. Nobody knows the secret key of such a point, so no signature under one can be made.
+    The low 255 bits are y, taken modulo p: an encoding with y >= p is not refused here, nor x = 0
+    with the sign bit set. For R that is the rule (R is decoded from any encoding and hashed as
+    given); a public key must also be canonical, which key_refusal checks by re-encoding.
     """
     if len(s) != 32:
         return None
@@ -150,25 +153,52 @@ def _small_order(pt):
     return _equal(_mul(8, pt), IDENTITY)
 
 
-def verify_strict(public, msg, signature):
-    """True iff ed25519-dalek 3.0's VerifyingKey::from_bytes(public)?.verify_strict(msg, signature) is Ok."""
-    if len(public) != 32 or len(signature) != 64:
-        return False
+def key_refusal(public):
+    """None if 32 bytes are a key the signature rule accepts, else why not (docs/format.md)."""
     a = _decompress(public)
     if a is None:
-        return False  # VerifyingKey::from_bytes fails
+        return "not_a_point"
+    if _compress(a) != public:
+        return "non_canonical_key"
+    if _small_order(a):
+        return "small_order_key"
+    return None
+
+
+def signature_refusal(public, msg, signature):
+    """None if the signature holds by the signature rule of docs/format.md, else why not.
+
+    The same verdicts as roundtable_core::signature::verify (kinds: Refusal::kind).
+    """
+    if len(public) != 32 or len(signature) != 64:
+        return "mismatch"
+    refusal = key_refusal(public)
+    if refusal is not None:
+        return refusal
+    a = _decompress(public)
     r_bytes = signature[:32]
     s = int.from_bytes(signature[32:], "little")
     if s >= L:
-        return False  # non-canonical S: the signature would be malleable
+        return "mismatch"  # non-canonical s: the signature would be malleable
     r = _decompress(r_bytes)
     if r is None:
-        return False
-    if _small_order(r) or _small_order(a):
-        return False  # weak key or weak R
+        return "mismatch"
     k = int.from_bytes(hashlib.sha512(r_bytes + public + msg).digest(), "little") % L
-    # Cofactorless check, on the bytes: R == encode([S]B - [k]A).
-    return _compress(_add(_mul(s, G), _mul(k, _neg(a)))) == r_bytes
+    # Cofactored (ZIP-215): [8]([s]B - [k]A - R) is the identity.
+    e = _add(_add(_mul(s, G), _mul(k, _neg(a))), _neg(r))
+    return None if _small_order(e) else "mismatch"
+
+
+def check_vectors(path):
+    """Prints each case's verdict by the signature rule alone: "INDEX ok" or "INDEX KIND"."""
+    with open(path) as f:
+        cases = json.load(f)["cases"]
+    for i, c in enumerate(cases):
+        refusal = signature_refusal(
+            bytes.fromhex(c["pub_key"]), bytes.fromhex(c["message"]), bytes.fromhex(c["signature"])
+        )
+        print("%d %s" % (i, refusal or "ok"))
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -317,8 +347,10 @@ def read_bundle(b):
 
 
 def main(argv):
+    if len(argv) == 3 and argv[1] == "--vectors":
+        return check_vectors(argv[2])
     if len(argv) != 2:
-        print("usage: independent_verify.py BUNDLE_FILE", file=sys.stderr)
+        print("usage: independent_verify.py BUNDLE_FILE | --vectors VECTORS_JSON", file=sys.stderr)
         return 2
     with open(argv[1], "rb") as f:
         data = f.read()
@@ -343,8 +375,12 @@ def main(argv):
             all_ok = False
             continue
         doc = group_id if doc_id is None else doc_id
-        if not verify_strict(actor, signing_message(group_id, doc, h), signature):
-            print("%s bad_signature: the signature does not verify against the change's author %s" % (h.hex(), actor.hex()))
+        refusal = signature_refusal(actor, signing_message(group_id, doc, h), signature)
+        if refusal is not None:
+            print(
+                "%s bad_signature: the signature does not hold for the change's author %s (%s)"
+                % (h.hex(), actor.hex(), refusal)
+            )
             all_ok = False
         elif doc_id is not None:
             # doc_kind 2 is outside the signature; this version refuses every such entry (section 4).

@@ -2,16 +2,18 @@
 // alone (not from the Rust code).
 //
 // Usage: node tests/js/verify_rules.mjs BUNDLE_FILE
+//        node tests/js/verify_rules.mjs --vectors VECTORS_JSON   (e.g. tests/data/ed25519-speccheck.json:
+//        each case by the signature rule alone, "INDEX ok" or "INDEX KIND"; exit 0)
 //
 // What it checks, for every entry of the bundle:
 //   - the bundle's framing and SHA-256 trailer digest (format.md section 5);
 //   - the entry id, recomputed from the raw change bytes, and the change's actor (format.md section 3);
 //   - the change decoded by the reference JavaScript Automerge (`Automerge.decodeChange`), whose hash
 //     must equal the recomputed one;
-//   - the ed25519 signature, with Node's crypto (OpenSSL). This is NOT ed25519-dalek's verify_strict
-//     (format.md section 4): for one, OpenSSL accepts small-order keys, and its handling of
-//     non-canonical points may differ. tests/independent_verify.py is the strict signature verifier;
-//     this one is about the rules;
+//   - the ed25519 signature, by the signature rule of format.md section 4 (refuse a non-canonical or
+//     small-order key, then the cofactored ZIP-215 equation), with its own BigInt arithmetic (Node's
+//     OpenSSL is cofactorless and accepts small-order keys). tests/independent_verify.py is the other
+//     independent signature verifier; this one is mostly about the rules;
 //   - doc_kind 02 is refused (unsupported_document);
 //   - then the rules: forks first, among every entry read; then in causal order depends_on_rejected
 //     (pending entries are missing_dependency), not_in_group, bad_sequence,
@@ -35,7 +37,7 @@
 // a whole bundle, cannot be read, or on a usage error.
 
 import { readFileSync } from "node:fs";
-import { createHash, createPublicKey, verify as edVerify } from "node:crypto";
+import { createHash } from "node:crypto";
 
 // ------------------------------------------------------------------------------------------------
 // Constants (format.md)
@@ -177,23 +179,13 @@ function changeActor(c, at) {
   return c.subarray(a3, a3 + 32);
 }
 
-function signatureHolds(actor, msg, signature) {
-  try {
-    const key = createPublicKey({
-      key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(actor).toString("base64url") },
-      format: "jwk",
-    });
-    return edVerify(null, msg, key, signature);
-  } catch {
-    return false;
-  }
-}
-
 // ------------------------------------------------------------------------------------------------
-// Is 32 bytes an ed25519 public key? (format.md section 4, step 1 of verify_strict: y modulo p, x
-// recovered, a non-canonical y is not refused.)
+// ed25519 by the signature rule (format.md section 4, "Signature rule"), RFC 8032's arithmetic in
+// extended coordinates. Also: is 32 bytes an ed25519 public key? (isPoint: y modulo p, x recovered,
+// a non-canonical y is not refused; the rules' not_a_key.)
 
 const P = 2n ** 255n - 19n;
+const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 const modp = (x) => ((x % P) + P) % P;
 function powmod(b, e) {
   let r = 1n;
@@ -206,20 +198,113 @@ function powmod(b, e) {
   return r;
 }
 const D = modp(-121665n * powmod(121666n, P - 2n));
+const SQRT_M1 = powmod(2n, (P - 1n) / 4n);
+const inv = (x) => powmod(x, P - 2n);
+const IDENTITY = [0n, 1n, 1n, 0n];
+
+function pointAdd(p, q) {
+  const a = modp((p[1] - p[0]) * (q[1] - q[0]));
+  const b = modp((p[1] + p[0]) * (q[1] + q[0]));
+  const c = modp(2n * p[3] * q[3] * D);
+  const d = modp(2n * p[2] * q[2]);
+  const e = b - a;
+  const f = d - c;
+  const g = d + c;
+  const h = b + a;
+  return [modp(e * f), modp(g * h), modp(f * g), modp(e * h)];
+}
+function pointMul(s, p) {
+  let q = IDENTITY;
+  while (s > 0n) {
+    if (s & 1n) q = pointAdd(q, p);
+    p = pointAdd(p, p);
+    s >>= 1n;
+  }
+  return q;
+}
+const pointNeg = (p) => [modp(-p[0]), p[1], p[2], modp(-p[3])];
+const smallOrder = (p) => {
+  const q = pointMul(8n, p);
+  return modp(q[0]) === 0n && modp(q[1] - q[2]) === 0n;
+};
+function leInt(b) {
+  let v = 0n;
+  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+  return v;
+}
+// x from y and the sign bit, as ZIP-215 (and curve25519-dalek) decode: null if not on the curve;
+// x = 0 with the sign bit set gives 0.
+function recoverX(y, sign) {
+  const x2 = modp((y * y - 1n) * inv(D * y * y + 1n));
+  if (x2 === 0n) return 0n;
+  let x = powmod(x2, (P + 3n) / 8n);
+  if (modp(x * x - x2) !== 0n) x = modp(x * SQRT_M1);
+  if (modp(x * x - x2) !== 0n) return null;
+  if ((x & 1n) !== sign) x = P - x;
+  return x;
+}
+// Any encoding decodes (y taken modulo p); key refusals check canonicality by re-encoding.
+function decompress(bytes) {
+  const v = leInt(bytes);
+  const y = (v & ((1n << 255n) - 1n)) % P;
+  const x = recoverX(y, v >> 255n);
+  return x === null ? null : [x, y, 1n, modp(x * y)];
+}
+function compress(p) {
+  const zi = inv(p[2]);
+  let v = modp(p[1] * zi) | ((modp(p[0] * zi) & 1n) << 255n);
+  const out = Buffer.alloc(32);
+  for (let i = 0; i < 32; i++) {
+    out[i] = Number(v & 255n);
+    v >>= 8n;
+  }
+  return out;
+}
+const GY = modp(4n * inv(5n));
+const GX = recoverX(GY, 0n);
+const BASE = [GX, GY, 1n, modp(GX * GY)];
+
+const keyVerdicts = new Map();
+function keyRefusal(pub) {
+  const a = decompress(pub);
+  if (a === null) return "not_a_point";
+  if (!compress(a).equals(Buffer.from(pub))) return "non_canonical_key";
+  if (smallOrder(a)) return "small_order_key";
+  return null;
+}
+// null if the signature holds by the signature rule, else why not (the kinds of
+// roundtable_core::signature::Refusal).
+function signatureRefusal(pub, msg, sig) {
+  const key = hex(pub);
+  if (!keyVerdicts.has(key)) keyVerdicts.set(key, keyRefusal(pub));
+  const refused = keyVerdicts.get(key);
+  if (refused) return refused;
+  const s = leInt(sig.subarray(32, 64));
+  if (s >= L) return "mismatch";
+  const r = decompress(sig.subarray(0, 32));
+  if (r === null) return "mismatch";
+  const k = leInt(createHash("sha512").update(sig.subarray(0, 32)).update(pub).update(msg).digest()) % L;
+  // Cofactored: [8]([s]B - [k]A - R) is the identity.
+  const e = pointAdd(pointAdd(pointMul(s, BASE), pointMul(k, pointNeg(decompress(pub)))), pointNeg(r));
+  return smallOrder(e) ? null : "mismatch";
+}
+
+function checkVectors(path) {
+  const cases = JSON.parse(readFileSync(path, "utf8")).cases;
+  const out = cases.map((c, i) => {
+    const why = signatureRefusal(
+      Buffer.from(c.pub_key, "hex"),
+      Buffer.from(c.message, "hex"),
+      Buffer.from(c.signature, "hex"),
+    );
+    return `${i} ${why ?? "ok"}\n`;
+  });
+  process.stdout.write(out.join(""));
+  return 0;
+}
 
 function isPoint(bytes) {
-  let y = 0n;
-  for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(bytes[i]);
-  y &= (1n << 255n) - 1n;
-  y = modp(y);
-  const u = modp(y * y - 1n);
-  const v = modp(D * y * y + 1n);
-  const v3 = modp(v * v * v);
-  let x = modp(u * v3 * powmod(u * v3 * v3 * v, (P - 5n) / 8n));
-  const vx2 = modp(v * x * x);
-  if (vx2 === u) return true;
-  return vx2 === modp(-u); // then x * sqrt(-1) is a root
-
+  return decompress(bytes) !== null;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -434,8 +519,9 @@ function readEntries(group, raw, Automerge) {
       if (ch.actor !== hex(actor)) throw new Refused("change_actor", "Automerge reads another actor");
       const doc = e.docId ?? group;
       const msg = Buffer.concat([ENTRY_TAG, group, doc, hash]);
-      if (!signatureHolds(actor, msg, e.signature)) {
-        throw new Refused("bad_signature", `the signature does not verify against the change's author ${hex(actor)}`);
+      const refused = signatureRefusal(actor, msg, e.signature);
+      if (refused) {
+        throw new Refused("bad_signature", `the signature does not hold for the change's author ${hex(actor)} (${refused})`);
       }
       if (e.docId) throw new Refused("unsupported_document", "this version reads entries of the public record only");
       lines.push({ id, kind: null });
@@ -1052,8 +1138,9 @@ class Judge {
 // ------------------------------------------------------------------------------------------------
 
 async function main(argv) {
+  if (argv.length === 2 && argv[0] === "--vectors") return checkVectors(argv[1]);
   if (argv.length !== 1) {
-    console.error("usage: node verify_rules.mjs BUNDLE_FILE");
+    console.error("usage: node verify_rules.mjs BUNDLE_FILE | --vectors VECTORS_JSON");
     return 2;
   }
   let Automerge;

@@ -3,7 +3,7 @@
 //! Council governance and inspectors must be able to check that a record is whole, that every entry
 //! came from a member, and that decisions were counted honestly, without being members. [`audit`]
 //! reads a bundle leniently (every framing failure is reported, not only the first), checks every
-//! signature with `verify_strict` on as many threads as asked, then applies exactly the rules every
+//! signature by the signature rule (`docs/format.md`), in batches, on as many threads as asked, then applies exactly the rules every
 //! member's device applies ([`roundtable_core::Record`]), and reports:
 //!
 //! - every problem, each with a stable `kind` (`docs/format.md` section 11 lists them all): a damaged

@@ -7,11 +7,10 @@
 //! ```
 //! **Invariant:** the change bytes are stored and relayed exactly as signed; nothing is ever re-encoded.
 
-use ed25519_dalek::{Signature, VerifyingKey};
-
 use crate::change::{MAX_CHANGE_BYTES, ParsedChange, parse_change};
 use crate::id::{DeviceId, EntryId, GroupId};
 use crate::identity::DeviceKey;
+use crate::signature::{self, Item, Refusal};
 
 /// Domain-separation tag of the signed message.
 pub const ENTRY_TAG: &[u8] = b"roundtable/entry/v1";
@@ -73,14 +72,22 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
-/// Why a signature check failed.
+/// Why a signature check failed (the rule is `docs/format.md`, "Signature rule").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignatureError {
-    /// The change's actor id is not a valid ed25519 public key.
+    /// The change's actor id is not a point of the curve.
     #[error("the change's author is not a valid device key")]
     BadKey,
-    /// `verify_strict` failed against the change's actor, and no known key made it.
+    /// The change's actor id is a point, but not written in its one canonical encoding.
+    #[error("the change's author is not a device key in its canonical encoding")]
+    NonCanonicalKey,
+    /// The change's actor id is a point of small order: a signature under it proves nothing.
+    #[error(
+        "the change's author is a key of small order, which no device makes and which could sign anything"
+    )]
+    SmallOrderKey,
+    /// The signature fails the signature rule against the change's actor, and no known key made it.
     #[error(
         "the signature does not match the author's key (a forged or damaged entry, or one from another group)"
     )]
@@ -93,6 +100,17 @@ pub enum SignatureError {
         /// The device whose key the signature verifies with.
         signer: DeviceId,
     },
+}
+
+impl From<Refusal> for SignatureError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotAPoint => SignatureError::BadKey,
+            Refusal::NonCanonicalKey => SignatureError::NonCanonicalKey,
+            Refusal::SmallOrderKey => SignatureError::SmallOrderKey,
+            Refusal::Mismatch => SignatureError::Mismatch,
+        }
+    }
 }
 
 /// The exact bytes a device signs for a change.
@@ -222,7 +240,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Checks an entry's signature with `verify_strict` against the change's own actor.
+/// Checks an entry's signature by the signature rule ([`signature::verify`]) against the change's
+/// own actor.
 ///
 /// When that fails and `candidates` (known device keys) holds the key that did sign, the error names
 /// it: the change claims one author but was signed by another.
@@ -233,15 +252,13 @@ pub fn validate_signature(
     candidates: &[DeviceId],
 ) -> Result<(), SignatureError> {
     let msg = signing_message(group, &entry.doc.doc_id(group), &parsed.hash);
-    let sig = Signature::from_bytes(&entry.signature);
-    let key = VerifyingKey::from_bytes(&parsed.actor).map_err(|_| SignatureError::BadKey)?;
-    if key.verify_strict(&msg, &sig).is_ok() {
-        return Ok(());
+    match signature::verify(&parsed.actor, &msg, &entry.signature) {
+        Ok(()) => return Ok(()),
+        Err(Refusal::Mismatch) => {}
+        Err(key) => return Err(key.into()),
     }
     for c in candidates.iter().filter(|c| c.0 != parsed.actor) {
-        if let Ok(k) = VerifyingKey::from_bytes(&c.0)
-            && k.verify_strict(&msg, &sig).is_ok()
-        {
+        if signature::verify(&c.0, &msg, &entry.signature).is_ok() {
             return Err(SignatureError::WrongActor {
                 actor: DeviceId(parsed.actor),
                 signer: *c,
@@ -249,4 +266,35 @@ pub fn validate_signature(
         }
     }
     Err(SignatureError::Mismatch)
+}
+
+/// [`validate_signature`] with no candidates, for many entries at once ([`signature::verify_batch`]):
+/// for each entry, in order, exactly the verdict `validate_signature(entry, parsed, group, &[])` gives.
+pub fn validate_signatures(
+    group: &GroupId,
+    entries: &[(&Entry, &ParsedChange)],
+) -> Vec<Result<(), SignatureError>> {
+    let mut out = Vec::with_capacity(entries.len());
+    // A batch's messages are built just before it is checked: little memory, warm caches.
+    for chunk in entries.chunks(signature::BATCH) {
+        let msgs: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|(e, p)| signing_message(group, &e.doc.doc_id(group), &p.hash))
+            .collect();
+        let items: Vec<Item<'_>> = chunk
+            .iter()
+            .zip(&msgs)
+            .map(|((e, p), msg)| Item {
+                key: &p.actor,
+                msg,
+                sig: &e.signature,
+            })
+            .collect();
+        out.extend(
+            signature::verify_batch(&items)
+                .into_iter()
+                .map(|r| r.map_err(SignatureError::from)),
+        );
+    }
+    out
 }

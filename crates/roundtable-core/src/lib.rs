@@ -31,6 +31,7 @@ pub mod record;
 pub mod recount;
 mod rules;
 pub mod sealed;
+pub mod signature;
 
 pub use body::{Body, Counts, Decision, Effect, Rule, StanceKind};
 pub use entry::{DocRef, Entry};

@@ -1,6 +1,6 @@
 //! The signature phase, on its own: [`verify_signatures`] parses every entry and checks its
-//! signature with `verify_strict` on several threads, for the auditor's large bundles, and
-//! [`Record::ingest_verified`] then runs every rule on what passed.
+//! signature by the signature rule on several threads, in batches ([`validate_signatures`]), for the
+//! auditor's large bundles, and [`Record::ingest_verified`] then runs every rule on what passed.
 //!
 //! **Invariant:** a [`Verified`] is made only by [`verify_signatures`], so
 //! [`Record::ingest_verified`] never skips a signature check. An entry that fails is keyed by the
@@ -10,7 +10,7 @@
 use super::Ingested;
 use super::{Record, Rejection};
 use crate::change::ParsedChange;
-use crate::entry::{DocRef, Entry, validate_signature};
+use crate::entry::{DocRef, Entry, validate_signatures};
 use crate::id::{EntryId, GroupId};
 use crate::invalid::Invalid;
 
@@ -53,31 +53,42 @@ impl Verified {
     }
 }
 
-/// Parses every entry and checks its signature with `verify_strict` (the same check as
-/// [`Record::ingest`]), on `threads` threads. Bundle order is kept.
+/// Parses every entry and checks its signature by the signature rule, in batches (each entry gets
+/// the verdict [`Record::ingest`]'s single check gives it), on `threads` threads. Bundle order is kept.
 pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -> Verified {
     let threads = threads.clamp(1, 64);
-    let check = |e: &Entry| -> Result<ParsedChange, Invalid> {
-        let parsed = e.parse()?;
-        validate_signature(e, &parsed, group, &[])?;
-        if e.doc != DocRef::Public {
-            return Err(Invalid::UnsupportedDocument);
-        }
-        Ok(parsed)
+    // Parse, then the signatures, then the document kind: the order of the single check.
+    let check = |c: &[Entry]| -> Vec<Result<ParsedChange, Invalid>> {
+        let parsed: Vec<Result<ParsedChange, Invalid>> =
+            c.iter().map(|e| e.parse().map_err(Invalid::from)).collect();
+        let pairs: Vec<(&Entry, &ParsedChange)> = c
+            .iter()
+            .zip(&parsed)
+            .filter_map(|(e, p)| p.as_ref().ok().map(|p| (e, p)))
+            .collect();
+        let mut sigs = validate_signatures(group, &pairs).into_iter();
+        c.iter()
+            .zip(parsed)
+            .map(|(e, p)| {
+                let p = p?;
+                // One verdict per parsed entry, in order.
+                sigs.next()
+                    .unwrap_or(Err(crate::entry::SignatureError::Mismatch))?;
+                if e.doc != DocRef::Public {
+                    return Err(Invalid::UnsupportedDocument);
+                }
+                Ok(p)
+            })
+            .collect()
     };
     let verdicts: Vec<Result<ParsedChange, Invalid>> = if threads == 1 || entries.len() < 64 {
-        entries.iter().map(check).collect()
+        check(&entries)
     } else {
         let chunk = entries.len().div_ceil(threads);
         std::thread::scope(|sc| {
             let handles: Vec<_> = entries
                 .chunks(chunk)
-                .map(|c| {
-                    (
-                        c.len(),
-                        sc.spawn(move || c.iter().map(check).collect::<Vec<_>>()),
-                    )
-                })
+                .map(|c| (c.len(), sc.spawn(move || check(c))))
                 .collect();
             handles
                 .into_iter()
