@@ -25,8 +25,8 @@
 //! | Change my own name and needs | Members ("Change your name or what helps you") |
 //! | Sync with the person next to me | `/devices`: "Sync now", this device's code as QR and text, live sync ([devices](../../docs/pictures/devices.png)) |
 //! | See whether this device is up to date | the sync line in every page's header ("Up to date with Ben's device, 2 minutes ago") |
-//! | Leave the group | Members → `/members/leave` ("Are you sure?" says what happens) |
-//! | Unlock a passphrase-protected key | `/unlock` (the passphrase in a POST body only) |
+//! | Leave the group | Members → `/members/leave` ("Are you sure?" says what happens) ([leave](../../docs/pictures/leave.png)) |
+//! | Unlock a passphrase-protected key | `/unlock` (the passphrase in a POST body only) ([unlock](../../docs/pictures/unlock.png)) |
 //! | See the audit and participation report | `/audit`, "Check the record" ([audit](../../docs/pictures/audit.png)) |
 //!
 //! **Security:** the server binds 127.0.0.1 only. Every request needs the page's token (kept in the home with the port, so a bookmark survives a

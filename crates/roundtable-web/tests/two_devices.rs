@@ -227,6 +227,15 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
         assert_eq!(seen[0], seen[1], "both devices show the proposal alike");
         ana.assert_axe_clean("the audit page").await;
         picture(&ana, "audit").await;
+        // Leaving asks first and says what happens (Ana does not leave).
+        ana.open("/members/leave").await;
+        ana.assert_shows(&[
+            "Are you sure you want to leave",
+            "Everything you wrote stays in the record",
+        ])
+        .await;
+        ana.assert_axe_clean("the leave page").await;
+        picture(&ana, "leave").await;
         // Ana helps Ben answer: it waits for Ben's yes, on Ben's own page.
         ana.open(&format!("{open_thread}/propose")).await;
         ana.fill("#title", "Tea at every meeting").await;
