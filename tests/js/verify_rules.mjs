@@ -20,7 +20,7 @@
 //     bad_op_counter (format.md section 3), the record's shape rebuilt from the Automerge operations
 //     (format.md section 6, and section 10 for the records of sealed threads), membership (R1, R2), the
 //     governance fold, the tally and the standing outcome (rules.md sections 2 to 4), and the rules
-//     of every record type (rules.md section 5: R3 to R10, S1 to S31, in the order of "The order of the
+//     of every record type (rules.md section 5: R3 to R10, S1 to S32, in the order of "The order of the
 //     checks"), the readers and epochs of sealed threads (format.md section 10).
 //
 // What it does not check: no ciphertext is opened (no rule needs a key, format.md section 10), so
@@ -327,6 +327,7 @@ const RECORDS = {
   "thread.sealed": ["threads", { title: STR, reason: STR, commit: BYTES, wraps: BYTES }, {}],
   "thread.reader.add": ["threads", { thread: ID, member: ID, wraps: BYTES }, {}],
   "thread.rekey": ["threads", { thread: ID, commit: BYTES, wraps: BYTES }, { removes: ID }],
+  "thread.reader.agree": ["threads", { thread: ID, member: ID }, {}],
   "thread.ask": ["threads", { thread: ID, why: STR }, {}],
   "thread.decline": ["threads", { thread: ID, member: ID, reason: STR }, {}],
   message: ["messages", { thread: ID, text: STR }, {}],
@@ -765,23 +766,39 @@ class Judge {
     const t = this.valid.get(tid);
     const readers = new Set(t.rec.rows.map((r) => r.id));
     const epochs = new Map([[tid, new Set(t.rec.rows.map((r) => r.id))]]);
+    // For each member not a reader: the readers whose latest word on letting them in is yes.
+    const agreed = new Map();
     for (const e of this.readerChanges) {
       if (e.rec.thread !== tid || !Judge.inClock(clock, e)) continue;
       // A reader change whose author's removal is concurrent with it (void, rules.md section 2)
       // adds and removes no one; a void rekey still starts its epoch.
       const voided = this.isVoid(e, gov);
-      if (e.rec.type === "thread.reader.add") {
+      if (e.rec.type === "thread.reader.agree") {
         if (voided) continue;
+        if (!agreed.has(e.rec.member)) agreed.set(e.rec.member, new Set());
+        agreed.get(e.rec.member).add(e.actor);
+      } else if (e.rec.type === "thread.decline") {
+        if (voided) continue;
+        agreed.get(e.rec.member)?.delete(e.actor);
+      } else if (e.rec.type === "thread.reader.add") {
+        if (voided) continue;
+        agreed.delete(e.rec.member);
         readers.add(e.rec.member);
         for (const r of e.rec.rows) epochs.get(r.id)?.add(e.rec.member);
       } else {
         const m = e.rec.removes;
-        if (m !== undefined && !voided && readers.has(m) && [...readers].some((r) => r !== m && active(r))) readers.delete(m);
+        if (m !== undefined && !voided && readers.has(m) && [...readers].some((r) => r !== m && active(r))) {
+          readers.delete(m);
+          agreed.delete(m);
+          for (const y of agreed.values()) y.delete(m);
+        }
         epochs.set(e.id, new Set(e.rec.rows.map((r) => r.id)));
       }
     }
     for (const r of [...readers]) if (!active(r)) readers.delete(r);
-    return { readers, epochs };
+    // The readers, other than `by`, still to agree that `m` may read.
+    const waitingFor = (m, by) => [...readers].filter((r) => r !== by && !agreed.get(m)?.has(r));
+    return { readers, epochs, waitingFor };
   }
 
   // ---- judging one entry ----
@@ -988,6 +1005,8 @@ class Judge {
         const named = rec.rows.map((r) => r.id);
         if (!s.readers.has(rec.member)) {
           if (s.readers.size >= MAX_READERS) refuse("too_many_readers", `the thread has ${MAX_READERS} readers already`);
+          const waiting = s.waitingFor(rec.member, e.actor);
+          if (waiting.length > 0) refuse("not_agreed", `every reader must agree first; still waiting for ${waiting.join(", ")}`);
           const all = [...s.epochs.keys()];
           if (named.length !== all.length || !all.every((x) => named.includes(x))) {
             refuse("wrong_wraps", "a new reader must be given every epoch's key, and nothing else");
@@ -1023,6 +1042,13 @@ class Judge {
         }
         return;
       }
+      case "thread.reader.agree": {
+        const s = sealed(rec.thread);
+        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        if (s.readers.has(rec.member)) refuse("already_reader", "that member is a reader already");
+        if (!active(rec.member)) refuse("not_active", "the member to let in is not active");
+        return;
+      }
       case "thread.ask": {
         const s = sealed(rec.thread);
         needText("why", "why");
@@ -1033,8 +1059,12 @@ class Judge {
         const s = sealed(rec.thread);
         if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
         needText("reason", "reason");
-        const asked = this.readerAsks.some((a) => a.rec.thread === rec.thread && a.actor === rec.member && Judge.inClock(clock, a));
-        if (!asked) refuse("not_asked", "that member has not asked to read the thread");
+        const asked =
+          this.readerAsks.some((a) => a.rec.thread === rec.thread && a.actor === rec.member && Judge.inClock(clock, a)) ||
+          this.readerChanges.some(
+            (a) => a.rec.type === "thread.reader.agree" && a.rec.thread === rec.thread && a.rec.member === rec.member && Judge.inClock(clock, a),
+          );
+        if (!asked) refuse("not_asked", "no one has asked to let that member read the thread");
         return;
       }
       case "message.sealed": {
@@ -1066,7 +1096,8 @@ class Judge {
     if (t === "outcome") ins(this.outcomes);
     if (t === "confirm") ins(this.confirms);
     if (t === "profile") ins(this.profiles);
-    if (t === "thread.reader.add" || t === "thread.rekey") ins(this.readerChanges);
+    if (t === "thread.reader.add" || t === "thread.rekey" || t === "thread.reader.agree" || t === "thread.decline")
+      ins(this.readerChanges);
     if (t === "thread.ask") ins(this.readerAsks);
   }
 

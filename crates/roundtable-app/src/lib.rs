@@ -43,7 +43,7 @@ mod write;
 
 pub use error::AppError;
 pub use net::publish_after_sync;
-pub use sealed::limits_note;
+pub use sealed::{LetIn, limits_note};
 pub use transfer::{Imported, audit_group, export_bundle, import_bundle};
 pub use write::Draft;
 

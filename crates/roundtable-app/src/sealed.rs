@@ -42,6 +42,37 @@ fn seal_error(e: SealError, record: &Record) -> AppError {
     }
 }
 
+/// What agreeing to let a member read did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LetIn {
+    /// Every other reader had agreed: the member can now read the whole thread (the entry that
+    /// gave them its keys).
+    Added(EntryId),
+    /// This member's agreement is written; the member can read once these readers agree too.
+    Agreed {
+        /// The agreement.
+        entry: EntryId,
+        /// The readers still to agree.
+        waiting: Vec<MemberId>,
+    },
+    /// This member had agreed already; nothing was written. Still waiting for these readers.
+    AlreadyAgreed {
+        /// The readers still to agree.
+        waiting: Vec<MemberId>,
+    },
+}
+
+impl LetIn {
+    /// The entry written, if any.
+    pub fn entry(&self) -> Option<EntryId> {
+        match self {
+            LetIn::Added(e) | LetIn::Agreed { entry: e, .. } => Some(*e),
+            LetIn::AlreadyAgreed { .. } => None,
+        }
+    }
+}
+
 impl Seat<'_> {
     /// Starts a sealed thread: only `readers` (and this member, always) can read what is written
     /// in it; everyone sees its title, its readers and `reason`.
@@ -71,20 +102,38 @@ impl Seat<'_> {
         self.append(g, body)
     }
 
-    /// Makes `member` a reader of the sealed thread: they can read everything written in it.
-    /// Only a reader can do this.
+    /// Agrees that `member` may read the sealed thread. Someone new reads only once every reader
+    /// agrees (any reader may say no with a reason instead, [`Seat::decline`]): when this member is
+    /// the last to agree, they let `member` in at once, with every key of the thread; before, their
+    /// agreement is written for the others to see. Only a reader can do this.
     pub fn add_reader(
         &self,
         g: &mut Group,
         t: EntryId,
         member: MemberId,
-    ) -> Result<EntryId, AppError> {
-        sealed(&g.record, &t)?;
+    ) -> Result<LetIn, AppError> {
+        let info = sealed(&g.record, &t)?;
+        let me = self.member();
+        if !info.state.readers.contains(&member) {
+            let waiting = info.state.waiting_for(&member, &me);
+            if !waiting.is_empty() {
+                if info
+                    .state
+                    .agreed
+                    .get(&member)
+                    .is_some_and(|y| y.contains(&me))
+                {
+                    return Ok(LetIn::AlreadyAgreed { waiting });
+                }
+                let entry = self.write(g, Body::ReaderAgree { thread: t, member })?;
+                return Ok(LetIn::Agreed { entry, waiting });
+            }
+        }
         let mut keys = self.keyring()?;
         self.prepare(g)?;
         let body = thread::add_reader(&g.record, &mut keys, &t, &member)
             .map_err(|e| seal_error(e, &g.record))?;
-        self.append(g, body)
+        Ok(LetIn::Added(self.append(g, body)?))
     }
 
     /// Stops `member` reading the sealed thread: a new key is made that they do not get, so they
@@ -124,7 +173,8 @@ impl Seat<'_> {
         )
     }
 
-    /// Says no to `member`'s request to read, with a reason they will see.
+    /// Says no to letting `member` read (their request, or another reader's agreement to let them
+    /// in), with a reason everyone sees; it takes back this member's own agreement, if any.
     pub fn decline(
         &self,
         g: &mut Group,

@@ -876,9 +876,10 @@ fn rows() -> Vec<Row> {
         Box::new(|| {
             let mut g = G::new(3, Rule::Consent, 1);
             let t = g.write(0, g.sealed_thread(&[0, 1]));
+            let ids: Vec<_> = (0..3).map(|i| g.id(i)).collect();
             let add = |m: usize| Body::ReaderAdd {
                 thread: t,
-                member: g.id(m),
+                member: ids[m],
                 wraps: vec![EpochWrap {
                     epoch: t,
                     key: enc(m),
@@ -887,7 +888,56 @@ fn rows() -> Vec<Row> {
                 }],
             };
             let bad = g.forge(0, &add(1));
+            g.write(
+                1,
+                Body::ReaderAgree {
+                    thread: t,
+                    member: ids[2],
+                },
+            );
             let good = Some(g.forge(0, &add(2)));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "not_agreed",
+        Box::new(|| {
+            let mut g = G::new(4, Rule::Consent, 1);
+            let t = g.write(0, g.sealed_thread(&[0, 1, 2]));
+            let add = Body::ReaderAdd {
+                thread: t,
+                member: g.id(3),
+                wraps: vec![EpochWrap {
+                    epoch: t,
+                    key: enc(3),
+                    enc: [9; 32],
+                    ct: vec![7; WRAPPED_KEY_LEN],
+                }],
+            };
+            let newcomer = g.id(3);
+            let agree = |g: &mut G, i| {
+                g.write(
+                    i,
+                    Body::ReaderAgree {
+                        thread: t,
+                        member: newcomer,
+                    },
+                )
+            };
+            // Reader 1 agrees, reader 2 agrees and then says no: 2's "no" takes it back.
+            agree(&mut g, 1);
+            agree(&mut g, 2);
+            g.write(
+                2,
+                Body::Decline {
+                    thread: t,
+                    member: g.id(3),
+                    reason: "ask the person it is about first".into(),
+                },
+            );
+            let bad = g.forge(0, &add);
+            agree(&mut g, 2);
+            let good = Some(g.forge(0, &add));
             Case { g, bad, good }
         }),
     ));

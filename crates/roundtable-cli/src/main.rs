@@ -294,7 +294,7 @@ enum ThreadCmd {
         #[arg(long, requires = "sealed")]
         reason: Option<String>,
     },
-    /// Let a member read a sealed thread, from its start.
+    /// Agree that a member may read a sealed thread, from its start (they read once every reader agrees).
     AddReader {
         thread_id: String,
         member_id: String,

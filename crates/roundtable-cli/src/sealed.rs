@@ -1,7 +1,7 @@
 //! Sealed threads on the command line: the `thread` subcommands for sealed threads, and what
 //! `show` may reveal to whom. The entries themselves are built by `roundtable-app`.
 
-use roundtable_app::{Seat, limits_note, member_name};
+use roundtable_app::{LetIn, Seat, limits_note, member_name};
 use roundtable_core::{Body, DeviceKey, EntryId, MemberId, Record};
 use roundtable_seal::{EncSecret, Keyring, thread};
 use roundtable_store::{Group, Home, KeyError};
@@ -83,15 +83,59 @@ pub fn run(ctx: &Ctx, cli: &Cli, action: Action) -> anyhow::Result<Out> {
         }
         Action::AddReader { thread, member } => {
             let (t, m): (EntryId, MemberId) = (parse_id(thread)?, parse_id(member)?);
-            ctx.act(cli, |seat, g| {
-                let id = seat.add_reader(g, t, m)?;
+            return ctx.act(cli, |seat, g| {
+                let done = seat.add_reader(g, t, m)?;
                 let name = member_name(&g.record, &m);
-                let mut w = format!(
-                    "{name} is now a reader, and can read everything written in the thread."
-                );
-                with_limits(&g.record, &id, &mut w);
-                Ok(("entry_id", id, w))
-            })?
+                let names = |w: &[MemberId]| {
+                    w.iter()
+                        .map(|r| member_name(&g.record, r))
+                        .collect::<Vec<_>>()
+                };
+                let people = |w: &[MemberId]| {
+                    w.iter()
+                        .map(|r| json!({"member_id": r.to_string(), "name": member_name(&g.record, r)}))
+                        .collect::<Vec<_>>()
+                };
+                let (reader, waiting, mut w) = match &done {
+                    LetIn::Added(_) => (
+                        true,
+                        vec![],
+                        format!(
+                            "{name} is now a reader, and can read everything written in the thread."
+                        ),
+                    ),
+                    LetIn::Agreed { waiting, .. } => (
+                        false,
+                        people(waiting),
+                        format!(
+                            "You agreed that {name} may read the thread. Every reader must agree first: still waiting for {}.",
+                            names(waiting).join(", ")
+                        ),
+                    ),
+                    LetIn::AlreadyAgreed { waiting } => (
+                        false,
+                        people(waiting),
+                        format!(
+                            "You had agreed already that {name} may read the thread; nothing new was written. Still waiting for {}.",
+                            names(waiting).join(", ")
+                        ),
+                    ),
+                    _ => (false, vec![], String::new()),
+                };
+                let id = done.entry();
+                if let Some(id) = id {
+                    with_limits(&g.record, &id, &mut w);
+                    w.push_str(&format!("\nIts id is {id}"));
+                }
+                Ok(Out {
+                    json: json!({
+                        "entry_id": id.map(|i| i.to_string()),
+                        "reader": reader,
+                        "waiting_for": waiting,
+                    }),
+                    words: w,
+                })
+            });
         }
         Action::RemoveReader { thread, member } => {
             let (t, m): (EntryId, MemberId) = (parse_id(thread)?, parse_id(member)?);
@@ -248,7 +292,8 @@ pub fn thread_json(
     }))
 }
 
-/// Who added or removed which reader, and when a new key was made: public to everyone.
+/// Who agreed to let whom read, who added or removed which reader, and when a new key was made:
+/// public to everyone.
 fn reader_changes(record: &Record, t: &EntryId) -> Vec<Value> {
     let name = |m: &MemberId| member_name(record, m);
     record
@@ -258,6 +303,7 @@ fn reader_changes(record: &Record, t: &EntryId) -> Vec<Value> {
         .filter_map(|(id, a, m)| {
             let (change, member) = match &m.body {
                 Body::ReaderAdd { member, .. } => ("added", Some(*member)),
+                Body::ReaderAgree { member, .. } => ("agreed", Some(*member)),
                 Body::Rekey {
                     removes: Some(r), ..
                 } => ("removed", Some(*r)),
@@ -338,6 +384,15 @@ pub fn words(t: &Value) -> String {
             s(&a["name"]),
             s(&a["why"])
         );
+    }
+    for c in t["reader_changes"].as_array().into_iter().flatten() {
+        if c["change"] == "agreed" {
+            w += &format!(
+                "  {} agreed that {} may read it (every reader must agree)\n",
+                s(&c["by"]["name"]),
+                s(&c["member"]["name"])
+            );
+        }
     }
     for d in t["declines"].as_array().into_iter().flatten() {
         w += &format!(

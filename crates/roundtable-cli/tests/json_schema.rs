@@ -352,7 +352,14 @@ fn show_import_and_export_output_match_their_schemas() {
         "--reason",
         "Ben asked to keep it small",
     ]);
-    a.ok(["thread", "add-reader", &s, &c.member_id]);
+    // Every reader agrees before C reads: A first, then B lets C in.
+    let agreed = a.ok(["thread", "add-reader", &s, &c.member_id]);
+    assert_eq!(agreed["reader"], false, "{agreed}");
+    assert_eq!(agreed["waiting_for"][0]["member_id"], b.member_id.as_str());
+    sync(a, b);
+    let added = b.ok(["thread", "add-reader", &s, &c.member_id]);
+    assert_eq!(added["reader"], true, "{added}");
+    sync(b, a);
     a.ok(["thread", "remove-reader", &s, &c.member_id]);
     for h in [b, c] {
         let v = sync(a, h);

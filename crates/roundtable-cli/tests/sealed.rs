@@ -155,8 +155,21 @@ fn asking_adding_declining_and_removing_readers() {
     );
     assert!(words(c, &["show", &t]).contains("two people for now"));
 
-    // Later Ben agrees: Ana adds Cy, who then reads the whole history.
-    a.ok(["thread", "add-reader", &t, &c.member_id]);
+    // Later Ana agrees that Cy may read; one reader cannot let Cy in alone: Ben is asked.
+    let agreed = a.ok(["thread", "add-reader", &t, &c.member_id]);
+    assert_eq!(agreed["reader"], false, "{agreed}");
+    assert_eq!(agreed["waiting_for"][0]["name"], "Ben", "{agreed}");
+    let again = a.ok(["thread", "add-reader", &t, &c.member_id]);
+    assert_eq!(again["entry_id"], serde_json::Value::Null, "{again}");
+    sync(a, c);
+    assert_eq!(c.ok(["show", &t])["readable"], false);
+    sync(a, b);
+    let w = words(b, &["show", &t]);
+    assert!(w.contains("Ana agreed that Cy may read it"), "{w}");
+    // Ben agrees too, the last reader to: Cy can read, and reads the whole history.
+    let added = b.ok(["thread", "add-reader", &t, &c.member_id]);
+    assert_eq!(added["reader"], true, "{added}");
+    sync(b, a);
     sync(a, c);
     let v = c.ok(["show", &t]);
     assert_eq!(v["readable"], true, "{v}");
@@ -180,7 +193,8 @@ fn asking_adding_declining_and_removing_readers() {
         .iter()
         .map(|c| c["change"].as_str().unwrap())
         .collect();
-    assert_eq!(changes, ["added", "removed"], "{vb}");
+    assert_eq!(changes, ["agreed", "added", "removed"], "{vb}");
+    assert_eq!(vb["reader_changes"][1]["by"]["name"], "Ben", "{vb}");
     let vc = c.ok(["show", &t]);
     assert_eq!(texts(&vc).len(), 3, "{vc}");
     assert_eq!(

@@ -401,6 +401,14 @@ pub enum Body {
         /// The new epoch key, wrapped for each remaining reader.
         wraps: Vec<Wrap>,
     },
+    /// A reader agrees that a member may read the sealed thread. A new reader is let in only once
+    /// every other reader has agreed (the reader who lets them in agrees by doing it).
+    ReaderAgree {
+        /// The sealed thread.
+        thread: EntryId,
+        /// The active member, not a reader yet, who may read.
+        member: MemberId,
+    },
     /// A member asks to read a sealed thread.
     Ask {
         /// The sealed thread.
@@ -489,6 +497,7 @@ impl Body {
             Body::SealedThread { .. } => "thread.sealed",
             Body::ReaderAdd { .. } => "thread.reader.add",
             Body::Rekey { .. } => "thread.rekey",
+            Body::ReaderAgree { .. } => "thread.reader.agree",
             Body::Ask { .. } => "thread.ask",
             Body::Decline { .. } => "thread.decline",
             Body::Sealed { .. } => "message.sealed",
@@ -511,6 +520,7 @@ impl Body {
             | Body::SealedThread { .. }
             | Body::ReaderAdd { .. }
             | Body::Rekey { .. }
+            | Body::ReaderAgree { .. }
             | Body::Ask { .. }
             | Body::Decline { .. } => "threads",
             Body::Message { .. } | Body::Sealed { .. } => "messages",
@@ -688,6 +698,10 @@ impl Body {
                 }
                 f.push(("commit", bytes(commit)));
                 f.push(("wraps", ScalarValue::Bytes(encode_wraps(wraps))));
+            }
+            Body::ReaderAgree { thread, member } => {
+                f.push(("thread", id(thread)));
+                f.push(("member", id(member)));
             }
             Body::Ask { thread, why } => {
                 f.push(("thread", id(thread)));
@@ -1078,6 +1092,10 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
             removes: opt_id("removes")?,
             commit: b32("commit")?,
             wraps: decode_wraps(bytes_of("wraps")?)?,
+        },
+        "thread.reader.agree" => Body::ReaderAgree {
+            thread: parse_id(str_of("thread")?, "thread")?,
+            member: parse_id(str_of("member")?, "member")?,
         },
         "thread.ask" => Body::Ask {
             thread: parse_id(str_of("thread")?, "thread")?,

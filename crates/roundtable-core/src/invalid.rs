@@ -183,9 +183,14 @@ pub enum Invalid {
     /// `wrong_wraps`: the wraps are not exactly the readers (or epochs) the rule asks for (in words).
     #[error("{0}")]
     WrongWraps(String),
-    /// `not_asked`: a decline of a member who has not asked to read the thread.
-    #[error("that member has not asked to read this thread")]
+    /// `not_asked`: a decline of a member who has not asked to read the thread, and whom no reader
+    /// has agreed to let in.
+    #[error("no one has asked to let that member read this thread")]
     NotAsked,
+    /// `not_agreed`: a new reader let in before every other reader agreed (those who have not, in
+    /// the entry's past; a reader's later "no" takes back their agreement).
+    #[error("{}", not_agreed(.0))]
+    NotAgreed(Vec<MemberId>),
     /// `bad_padding`: a sealed message's ciphertext is not one of the bucket sizes plus nonce and tag.
     #[error("the sealed content is not padded to one of the allowed sizes")]
     BadPadding,
@@ -261,6 +266,7 @@ impl Invalid {
             Invalid::TooManyReaders(_) => "too_many_readers",
             Invalid::WrongWraps(_) => "wrong_wraps",
             Invalid::NotAsked => "not_asked",
+            Invalid::NotAgreed(_) => "not_agreed",
             Invalid::BadPadding => "bad_padding",
             Invalid::UnknownEpoch => "unknown_epoch",
             Invalid::NoEpochKey => "no_epoch_key",
@@ -270,6 +276,21 @@ impl Invalid {
             Invalid::UnsupportedDocument => "unsupported_document",
         }
     }
+}
+
+/// "every reader must agree before someone new reads the thread; waiting for 1 reader: …".
+fn not_agreed(waiting: &[MemberId]) -> String {
+    let who: Vec<String> = waiting.iter().map(ToString::to_string).collect();
+    format!(
+        "every reader must agree before someone new can read this thread; still waiting for {} {}: {}",
+        waiting.len(),
+        if waiting.len() == 1 {
+            "reader"
+        } else {
+            "readers"
+        },
+        who.join(", ")
+    )
 }
 
 /// "3 of 5 members have given a view; 1 more is needed".

@@ -38,6 +38,22 @@ pub struct SealedState {
     pub readers: BTreeSet<MemberId>,
     /// Epochs in the order they started.
     pub epochs: Vec<Epoch>,
+    /// Members who are not readers and whom some readers have agreed to let in: for each, the
+    /// readers whose latest word was yes (a `thread.reader.agree`, not followed by their
+    /// `thread.decline`). Cleared when the member is let in or taken out.
+    pub agreed: BTreeMap<MemberId, BTreeSet<MemberId>>,
+}
+
+impl SealedState {
+    /// The readers (other than `by`) who have not agreed yet to let `member` in.
+    pub fn waiting_for(&self, member: &MemberId, by: &MemberId) -> Vec<MemberId> {
+        let yes = self.agreed.get(member);
+        self.readers
+            .iter()
+            .filter(|r| *r != by && !yes.is_some_and(|y| y.contains(*r)))
+            .copied()
+            .collect()
+    }
 }
 
 impl SealedState {
@@ -151,6 +167,7 @@ impl Record {
                 wraps,
                 ..
             } => validate_rekey(p, thread, removes, wraps),
+            Body::ReaderAgree { thread, member } => validate_reader_agree(p, thread, member),
             Body::Ask { thread, why } => validate_ask(p, thread, why),
             Body::Decline {
                 thread,
@@ -259,11 +276,21 @@ impl Record {
             .filter_map(|h| self.in_past(clock, h).map(|m| (m, *h)))
             .collect();
         events.sort_by_key(|(m, h)| (m.max_op, *h));
+        let mut agreed: BTreeMap<MemberId, BTreeSet<MemberId>> = BTreeMap::new();
         for (m, h) in events {
             let void = self.is_void(gov, &h);
             match &m.body {
-                Body::ReaderAdd { .. } if void => {}
+                _ if void && !matches!(m.body, Body::Rekey { .. }) => {}
+                Body::ReaderAgree { member, .. } => {
+                    agreed.entry(*member).or_default().insert(self.actor_of(m));
+                }
+                Body::Decline { member, .. } => {
+                    if let Some(y) = agreed.get_mut(member) {
+                        y.remove(&self.actor_of(m));
+                    }
+                }
                 Body::ReaderAdd { member, wraps, .. } => {
+                    agreed.remove(member);
                     readers.insert(*member);
                     for w in wraps {
                         if let Some(e) = epochs.iter_mut().find(|e| e.id == w.epoch) {
@@ -284,6 +311,10 @@ impl Record {
                         && readers.iter().any(|x| x != r && gov.active(x))
                     {
                         readers.remove(r);
+                        agreed.remove(r);
+                        for y in agreed.values_mut() {
+                            y.remove(r);
+                        }
                     }
                     epochs.push(Epoch {
                         id: h,
@@ -295,7 +326,15 @@ impl Record {
             }
         }
         readers.retain(|r| gov.active(r));
-        Some(SealedState { readers, epochs })
+        agreed.retain(|m, y| {
+            y.retain(|r| readers.contains(r));
+            !readers.contains(m) && !y.is_empty()
+        });
+        Some(SealedState {
+            readers,
+            epochs,
+            agreed,
+        })
     }
 }
 
@@ -688,6 +727,10 @@ pub(crate) fn validate_reader_add(
         if st.readers.len() >= crate::sealed::MAX_READERS {
             return Err(Invalid::TooManyReaders(crate::sealed::MAX_READERS));
         }
+        let waiting = st.waiting_for(member, p.author);
+        if !waiting.is_empty() {
+            return Err(Invalid::NotAgreed(waiting));
+        }
         let mut want: Vec<EntryId> = st.epochs.iter().map(|e| e.id).collect();
         want.sort();
         if ids != want {
@@ -698,6 +741,28 @@ pub(crate) fn validate_reader_add(
     }
     for w in wraps {
         p.r.check_reader_key(p.clock, &|m: &MemberId| p.gov.active(m), member, &w.key)?;
+    }
+
+    Ok(())
+}
+
+/// A reader agrees that an active member who is not a reader may read the thread.
+pub(crate) fn validate_reader_agree(
+    p: &Point,
+    thread: &EntryId,
+    member: &MemberId,
+) -> Result<(), Invalid> {
+    let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
+    must_read(&st, p.author, "agree to let someone read")?;
+    if st.readers.contains(member) {
+        return Err(Invalid::AlreadyReader(
+            "that member is already a reader".into(),
+        ));
+    }
+    if !p.gov.active(member) {
+        return Err(Invalid::NotActive(format!(
+            "a reader must be an active member ({member} is not)"
+        )));
     }
 
     Ok(())
@@ -759,17 +824,19 @@ pub(crate) fn validate_decline(
     let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
     must_read(&st, p.author, "answer a request")?;
     nonempty(reason, "the reason")?;
-    let asked = p
-        .r
-        .ix
-        .thread_events
-        .get(thread)
-        .into_iter()
-        .flatten()
-        .any(|h| {
-            p.r.in_past(p.clock, h)
-                .is_some_and(|m| matches!(m.body, Body::Ask { .. }) && p.r.actor_of(m) == *member)
-        });
+    let asked =
+        p.r.ix
+            .thread_events
+            .get(thread)
+            .into_iter()
+            .flatten()
+            .any(|h| {
+                p.r.in_past(p.clock, h).is_some_and(|m| match &m.body {
+                    Body::Ask { .. } => p.r.actor_of(m) == *member,
+                    Body::ReaderAgree { member: x, .. } => x == member,
+                    _ => false,
+                })
+            });
     if !asked {
         return Err(Invalid::NotAsked);
     }

@@ -587,6 +587,10 @@ fn sealed_body(
                 .filter(|m| !st.readers.contains(m))
                 .collect();
             let member = pick(&outside, p / 3)?;
+            // Every other reader agrees first (S32); the last to agree lets them in.
+            if !st.waiting_for(&member, &me).is_empty() {
+                return Some(Body::ReaderAgree { thread, member });
+            }
             let key = rec.profile_key(&member)?;
             let mut wraps: Vec<EpochWrap> = st
                 .epochs

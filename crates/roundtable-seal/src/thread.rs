@@ -137,6 +137,7 @@ pub fn rekey(rec: &Record, thread: &EntryId, removes: Option<MemberId>) -> Resul
 }
 
 /// Makes `member` a reader: every epoch's key, wrapped for them, so they read the whole history.
+/// The record takes it only once every other reader has agreed (`thread.reader.agree`, rule S32).
 pub fn add_reader(
     rec: &Record,
     keys: &mut Keyring,

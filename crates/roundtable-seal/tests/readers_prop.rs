@@ -165,9 +165,20 @@ impl World {
         if !readers.contains(&me) || readers.contains(&them) {
             return;
         }
+        // Every other reader agrees first (rule S32): until then, `d` writes its agreement.
+        let st = self.devices[d].rec.sealed_state(&self.thread).unwrap();
+        if !st.waiting_for(&them, &me).is_empty() {
+            let agree = Body::ReaderAgree {
+                thread: self.thread,
+                member: them,
+            };
+            self.write(d, agree).expect("a reader's agreement");
+            return;
+        }
         let mut keys = Keyring::new(me, &self.encs[d]);
         if let Ok(body) = thread::add_reader(&self.devices[d].rec, &mut keys, &self.thread, &them) {
-            self.write(d, body);
+            self.write(d, body)
+                .expect("a reader every other reader agreed to");
         }
     }
 
@@ -352,13 +363,17 @@ proptest! {
     }
 }
 
-/// The case of the issue, step by step: Ana adds Cy while Ben makes a new key; once they have
+/// The case of the issue, step by step: Ben agrees, then Ana adds Cy while Ben makes a new key; once they have
 /// synced, Cy holds the new key too, sent by a reader's device, and reads Ben's message. A second
 /// copy of the same key for Cy is refused by the rules.
 #[test]
 fn a_reader_added_during_a_rotation_is_sent_the_missing_key() {
     let mut w = World::new(3, &[0, 1]);
+    // Ben agrees that Cy may read, and Ana's device learns it; then the two moves at once.
+    w.add(1, 2);
+    w.pull(1, 0);
     w.add(0, 2);
+    assert!(w.readers(0).contains(&w.id(2)), "Ana let Cy in");
     w.rotate(1);
     w.say(1, "after the new key");
     let bens = w.written.last().unwrap().id;
@@ -434,11 +449,13 @@ fn the_limits_are_said_in_words_before_they_are_hit() {
     let quiet = SealedState {
         readers: readers(10),
         epochs: vec![epoch(1)],
+        agreed: Default::default(),
     };
     assert_eq!(thread::limits_note(&quiet), None);
     let many = SealedState {
         readers: readers(60),
         epochs: vec![epoch(1)],
+        agreed: Default::default(),
     };
     let note = thread::limits_note(&many).unwrap();
     assert!(
@@ -448,6 +465,7 @@ fn the_limits_are_said_in_words_before_they_are_hit() {
     let keys = SealedState {
         readers: readers(2),
         epochs: (0..=250u8).cycle().take(860).map(epoch).collect(),
+        agreed: Default::default(),
     };
     let note = thread::limits_note(&keys).unwrap();
     assert!(

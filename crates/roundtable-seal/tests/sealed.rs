@@ -177,7 +177,22 @@ impl Group {
         self.write(who, body)
     }
 
+    /// Every other reader agrees (rule S32), then `who` lets `member` read.
     fn add_reader(&mut self, encs: &[EncSecret], who: usize, t: EntryId, member: usize) -> EntryId {
+        let m = self.id(member);
+        for r in self
+            .rec
+            .sealed_state(&t)
+            .unwrap()
+            .waiting_for(&m, &self.id(who))
+        {
+            let r = (0..self.keys.len()).find(|i| self.id(*i) == r).unwrap();
+            let agree = Body::ReaderAgree {
+                thread: t,
+                member: m,
+            };
+            self.write(r, agree);
+        }
         let mut keys = Keyring::new(self.id(who), &encs[who]);
         let body = thread::add_reader(&self.rec, &mut keys, &t, &self.id(member)).unwrap();
         self.write(who, body)
@@ -1023,6 +1038,17 @@ fn the_record_refuses_what_the_sealed_rules_forbid() {
     assert_eq!(wraps.len(), 2);
     let full = wraps.clone();
     wraps.pop();
+    // Not before every other reader agrees; then not without every epoch's key.
+    g.refuse(
+        A,
+        Body::ReaderAdd {
+            thread,
+            member,
+            wraps: full.clone(),
+        },
+        "every reader must agree",
+    );
+    g.write(B, Body::ReaderAgree { thread, member });
     g.refuse(
         A,
         Body::ReaderAdd {
@@ -1100,7 +1126,7 @@ fn the_record_refuses_what_the_sealed_rules_forbid() {
             member: g.id(D),
             reason: "no".into(),
         },
-        "has not asked",
+        "no one has asked",
     );
     let ask = g.write(
         D,
@@ -1178,6 +1204,15 @@ fn every_arrival_order_gives_the_same_record_and_the_same_reading() {
     let t = g.start(A, &[A, B]);
     g.say(&encs, A, t, "a1");
     g.say(&encs, B, t, "b1");
+    // B agrees that C may read, before the copies part (C is let in on this side).
+    let c = g.id(C);
+    g.write(
+        B,
+        Body::ReaderAgree {
+            thread: t,
+            member: c,
+        },
+    );
 
     // Another device copy: B and D write there while A and C write here (concurrently).
     let mut other = g.fork();

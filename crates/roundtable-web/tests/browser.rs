@@ -15,7 +15,7 @@ mod browser_util;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use browser_util::{ARROW_DOWN, Browser, ENTER, Ids, SPACE, screenshot_dir, with_browser};
+use browser_util::{ARROW_DOWN, Browser, ENTER, Ids, SPACE, picture, screenshot_dir, with_browser};
 use fantoccini::Locator;
 
 /// Every test is bounded: a hung browser fails the test instead of hanging CI.
@@ -595,6 +595,34 @@ async fn keyboard_reads_and_writes_a_sealed_thread_as_a_reader() {
             "Mornings are best for me.",
         ])
         .await;
+    })
+    .await;
+}
+
+/// Issue 19, case 6: no one reader lets someone in. Chloe asked to read Ana's sealed thread and Ben
+/// agreed; Ana's page says who agreed and who is still asked, and Ana, the last, lets Chloe in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_lets_a_member_read_once_every_reader_agrees() {
+    with_browser(LIMIT, |b| async move {
+        keyboard_to(&b, "Ana's support plan").await;
+        b.assert_shows(&[
+            "May Chloe read it?",
+            "Chloe asked to read it: “I book the rooms and the breaks”",
+            "Every reader must agree before Chloe can read it. Any reader can say no, with a reason.",
+            "Ben agreed.",
+            "Still waiting for you.",
+            "Ben agreed that Chloe may read it",
+        ])
+        .await;
+        b.assert_axe_clean("a request every reader answers").await;
+        picture(&b, "sealed-consent").await;
+        let yes = "Yes: let Chloe read it now";
+        b.tab_until(yes, |f| f.is_button(yes)).await;
+        b.activate(ENTER).await;
+        b.assert_shows(&["Its readers: Ana, Ben, Chloe", "Ana let Chloe read it"])
+            .await;
+        let main = b.main_text().await;
+        assert!(!main.contains("May Chloe read it?"), "{main}");
     })
     .await;
 }

@@ -1576,7 +1576,9 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
         .unwrap();
     }
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
-    assert!(page.contains("Let Chloe read it"), "{page}");
+    assert!(page.contains("May Chloe read it?"), "{page}");
+    assert!(page.contains("Every reader must agree before Chloe can read it."));
+    assert!(page.contains("Yes, I agree"), "{page}");
     let answer = format!("/threads/{thread}/readers/{}", chloe.device_id());
     // Saying no needs a reason.
     let r = send(
@@ -1589,23 +1591,47 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
     )
     .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let r = send(
-        &f.state,
-        post(&f.state, &answer, &[("csrf", &csrf), ("answer", "add")]),
-    )
-    .await;
+    // Ana agrees; Chloe reads only once Ben, the other reader, agrees too.
+    let agree = || post(&f.state, &answer, &[("csrf", &csrf), ("answer", "add")]);
+    let r = send(&f.state, agree()).await;
     assert_eq!(location(&r), at);
-    let (_, g) = open_group(&f);
-    assert!(
+    let is_reader = |m: &DeviceKey| {
+        let (_, g) = open_group(&f);
         g.record
             .sealed_state(&thread)
             .unwrap()
             .readers
-            .contains(&chloe.device_id())
+            .contains(&m.device_id())
+    };
+    assert!(!is_reader(&chloe), "one reader cannot let Chloe in alone");
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("You agreed."), "{page}");
+    assert!(page.contains("Still waiting for Ben."), "{page}");
+    assert!(!page.contains("Yes, I agree"), "{page}");
+    assert!(page.contains("Ana agreed that Chloe may read it"), "{page}");
+    {
+        let (home, mut g) = open_group(&f);
+        let member = chloe.device_id();
+        home.append(
+            &mut g,
+            &ben,
+            Body::ReaderAgree { thread, member },
+            T0 + 600_000,
+        )
+        .unwrap();
+    }
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("You and Ben agreed."), "{page}");
+    assert!(
+        page.contains("Everyone agreed: let Chloe read it now"),
+        "{page}"
     );
+    let r = send(&f.state, agree()).await;
+    assert_eq!(location(&r), at);
+    assert!(is_reader(&chloe));
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
     assert!(page.contains("<strong>Its readers:</strong> Ana, Ben, Chloe"));
-    assert!(!page.contains("Let Chloe read it"));
+    assert!(!page.contains("May Chloe read it?"));
 
     // A reader takes a reader out, and lets them in again, from the thread's own page.
     assert!(page.contains("Take a reader out"), "{page}");
@@ -1650,6 +1676,32 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
         page.contains("Ana took Ben out of the readers on 1 January 2026 at"),
         "{page}"
     );
+    // Letting Ben read again: Ana agrees, and Chloe (now a reader) is asked; Chloe lets him in.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &readers,
+            &[("csrf", &csrf), ("change", "add"), ("member", &ben_id)],
+        ),
+    )
+    .await;
+    assert_eq!(location(&r), at);
+    assert!(!is_reader(&ben));
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("May Ben read it?"), "{page}");
+    assert!(page.contains("Still waiting for Chloe."), "{page}");
+    {
+        let (home, mut g) = open_group(&f);
+        let member = ben.device_id();
+        home.append(
+            &mut g,
+            &chloe,
+            Body::ReaderAgree { thread, member },
+            T0 + 900_000,
+        )
+        .unwrap();
+    }
     let r = send(
         &f.state,
         post(
@@ -1665,6 +1717,7 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
         page.contains("<strong>Its readers:</strong> Ana, Ben, Chloe"),
         "{page}"
     );
+    assert!(page.contains("Chloe agreed that Ben may read it"), "{page}");
 }
 
 #[tokio::test]

@@ -10,21 +10,7 @@ mod browser_util;
 use std::path::Path;
 use std::time::Duration;
 
-use browser_util::{Browser, with_devices, with_prepared_devices};
-
-/// Where the docs keep the pictures of the new pages.
-fn pictures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/pictures")
-}
-
-/// Screenshots the page at 1024 px into `docs/pictures/NAME.png` (the docs show them).
-async fn picture(b: &Browser, name: &str) {
-    let shot = b.screenshot(name, 1024).await;
-    let dir = pictures();
-    std::fs::create_dir_all(&dir).expect("docs/pictures");
-    std::fs::copy(&shot, dir.join(format!("{name}.png"))).expect("copy the screenshot");
-    b.viewport(1024, 800).await;
-}
+use browser_util::{Browser, picture, with_devices, with_prepared_devices};
 
 async fn sync_with_first_peer(b: &Browser) {
     b.open("/devices").await;

@@ -109,6 +109,7 @@ impl Record {
                 .push(h),
             Body::ReaderAdd { thread, .. }
             | Body::Rekey { thread, .. }
+            | Body::ReaderAgree { thread, .. }
             | Body::Ask { thread, .. }
             | Body::Decline { thread, .. } => {
                 self.ix.thread_events.entry(*thread).or_default().push(h)
@@ -139,6 +140,7 @@ fn references(b: &Body) -> Vec<EntryId> {
         Body::ActionUndo { done } => vec![*done],
         Body::ReaderAdd { thread, .. }
         | Body::Rekey { thread, .. }
+        | Body::ReaderAgree { thread, .. }
         | Body::Ask { thread, .. }
         | Body::Decline { thread, .. }
         | Body::Sealed { thread, .. } => vec![*thread],

@@ -246,8 +246,20 @@ fn describe(
             format!("{who} asked to read “{}”.", title(thread)),
             format!("/threads/{thread}"),
         ),
-        Body::Decline { thread, .. } => (
-            format!("{who} answered a request to read “{}”.", title(thread)),
+        Body::Decline { thread, member, .. } => (
+            format!(
+                "{who} said no to {} reading “{}”, and why.",
+                name_of(names, member),
+                title(thread)
+            ),
+            format!("/threads/{thread}"),
+        ),
+        Body::ReaderAgree { thread, member } => (
+            format!(
+                "{who} agreed that {} may read “{}”. Every reader must agree.",
+                name_of(names, member),
+                title(thread)
+            ),
             format!("/threads/{thread}"),
         ),
         Body::ReaderAdd { thread, member, .. } => (

@@ -152,14 +152,125 @@ pub(crate) struct SealedView {
     asks: Vec<String>,
     /// Whether this member may ask (not a reader, not asked yet).
     can_ask: bool,
-    /// Requests a reader can answer: (member id, name, why).
-    pending: Vec<(String, String, String)>,
+    /// Members a reader is asked about: they asked, or another reader agreed to let them in.
+    pending: Vec<Candidate>,
     /// For a reader: the members who could be let in (id, name).
     others: Vec<(String, String)>,
     /// For a reader: the other readers, who could be taken out (id, name).
     fellow: Vec<(String, String)>,
     /// Who let whom in, and who took whom out, in words, in order (everyone sees this).
     changes: Vec<String>,
+}
+
+/// A member someone would let read the thread, as a reader sees it: every reader must agree.
+pub(crate) struct Candidate {
+    id: String,
+    name: String,
+    /// Why they asked, if they did.
+    why: Option<String>,
+    /// "Ana agreed." or "Ana and Ben agreed."; empty when no one has yet.
+    agreed: String,
+    /// "Still waiting for Ben and you."
+    waiting: String,
+    /// Readers whose latest word is no: "Ben said no: “…”".
+    said_no: Vec<String>,
+    /// This member agreed already.
+    mine: bool,
+    /// This member is the last to agree: agreeing lets them in.
+    last: bool,
+}
+
+/// "Ana", "Ana and Ben", "Ana, Ben and Chloe".
+fn and_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The members a reader is asked about (they asked and no one said no, or some reader agreed),
+/// with who agreed and who is still to, from core's fold of the thread.
+fn candidates(
+    info: &roundtable_core::SealedInfo,
+    names: &std::collections::BTreeMap<DeviceId, String>,
+    me: &MemberId,
+    active: &[DeviceId],
+) -> Vec<Candidate> {
+    let mut ids: Vec<MemberId> = info
+        .asks
+        .iter()
+        .map(|(_, m, _)| *m)
+        .filter(|m| !info.declines.iter().any(|(_, _, d, _)| d == m))
+        .chain(info.state.agreed.keys().copied())
+        .filter(|m| !info.state.readers.contains(m) && active.contains(m))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let you = |r: &MemberId| {
+        if r == me {
+            "you".to_string()
+        } else {
+            name_of(names, r)
+        }
+    };
+    ids.into_iter()
+        .map(|m| {
+            let yes = info.state.agreed.get(&m).cloned().unwrap_or_default();
+            let waiting: Vec<MemberId> = info
+                .state
+                .readers
+                .iter()
+                .filter(|r| !yes.contains(r))
+                .copied()
+                .collect();
+            // "You" first: "You and Ben agreed."
+            let mut agreed: Vec<String> = yes.iter().filter(|r| *r != me).map(you).collect();
+            if yes.contains(me) {
+                agreed.insert(0, "you".into());
+            }
+            let mut said_no: Vec<String> = Vec::new();
+            for (_, by, d, reason) in &info.declines {
+                if *d == m && waiting.contains(by) {
+                    said_no.retain(|s| !s.starts_with(&format!("{} ", you(by))));
+                    said_no.push(format!("{} said no: “{reason}”", you(by)));
+                }
+            }
+            let waiting_words = match waiting.as_slice() {
+                [] => "Every reader has agreed.".to_string(),
+                w => format!(
+                    "Still waiting for {}.",
+                    and_list(&w.iter().map(you).collect::<Vec<_>>())
+                ),
+            };
+            Candidate {
+                id: m.to_string(),
+                name: name_of(names, &m),
+                why: info
+                    .asks
+                    .iter()
+                    .rev()
+                    .find(|(_, a, _)| *a == m)
+                    .map(|(_, _, w)| w.clone()),
+                agreed: match agreed.len() {
+                    0 => String::new(),
+                    _ => format!("{} agreed.", capitalised(&and_list(&agreed))),
+                },
+                waiting: waiting_words,
+                said_no,
+                mine: yes.contains(me),
+                last: waiting.iter().all(|r| r == me),
+            }
+        })
+        .collect()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }
 
 /// The thread's reader changes in words: "Ana let Chloe read it, on 3 December 2026, 14:05 UTC."
@@ -181,6 +292,12 @@ fn reader_changes(
         }
         let Some((by, m)) = r.entry(id) else { continue };
         match &m.body {
+            Body::ReaderAgree { member, .. } if !readers.contains(member) => out.push(format!(
+                "{} agreed that {} may read it {}.",
+                name_of(names, &by),
+                name_of(names, member),
+                when(m.time_ms)
+            )),
             // A ReaderAdd for a reader already is only keys they lacked: not a change.
             Body::ReaderAdd { member, .. } if readers.insert(*member) => out.push(format!(
                 "{} let {} read it {}.",
@@ -358,14 +475,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
         }));
         let asked = info.asks.iter().any(|(_, m, _)| *m == me);
         let pending = if is_reader {
-            info.asks
-                .iter()
-                .filter(|(_, m, _)| {
-                    !info.state.readers.contains(m)
-                        && !info.declines.iter().any(|(_, _, d, _)| d == m)
-                })
-                .map(|(_, m, why)| (m.to_string(), name_of(&names, m), why.clone()))
-                .collect()
+            candidates(&info, &names, &me, &r.active_devices())
         } else {
             Vec::new()
         };
@@ -382,7 +492,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
                 let row = (m.id.to_string(), m.name.clone());
                 if info.state.readers.contains(&m.id) {
                     fellow.push(row);
-                } else {
+                } else if !pending.iter().any(|c| c.id == row.0) {
                     others.push(row);
                 }
             }
@@ -573,9 +683,9 @@ pub(crate) struct ReaderForm {
     change: String,
 }
 
-/// A reader lets another member read the thread, or takes a reader out (the thread then gets a new
-/// key before anyone writes again). One reader may do this, as on the command line; the thread's
-/// page shows everyone who let whom in.
+/// A reader agrees to let another member read the thread (they read once every reader agrees), or
+/// takes a reader out (the thread then gets a new key before anyone writes again). The thread's
+/// page shows everyone who agreed, who let whom in, and who said no.
 pub(crate) async fn change_reader(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -603,7 +713,8 @@ pub(crate) async fn change_reader(
         }
         let seat = seat(home, st)?;
         if remove {
-            return Ok(seat.remove_reader(g, tid, m)?);
+            seat.remove_reader(g, tid, m)?;
+            return Ok(());
         }
         match seat.add_reader(g, tid, m) {
             Err(AppError::NoKeyYet { .. }) => Err(Problem::refused(no_key_yet(
@@ -611,15 +722,15 @@ pub(crate) async fn change_reader(
                 &m,
                 "Ask them to open Roundtable once, then try again.",
             ))),
-            other => Ok(other?),
+            other => other.map(|_| ()).map_err(Problem::from),
         }
     })
     .await?;
     Ok(back_to(&back))
 }
 
-/// A reader answers a request to read: lets the member read everything, or says no with a reason
-/// the member sees.
+/// A reader answers about a member: agrees to let them read (the last reader to agree lets them
+/// in), or says no with a reason everyone sees.
 pub(crate) async fn answer(
     State(state): State<AppState>,
     Path((id, member)): Path<(String, String)>,
@@ -643,7 +754,8 @@ pub(crate) async fn answer(
         }
         let seat = seat(home, st)?;
         if form.answer != "add" {
-            return Ok(seat.decline(g, tid, m, &reason)?);
+            seat.decline(g, tid, m, &reason)?;
+            return Ok(());
         }
         match seat.add_reader(g, tid, m) {
             Err(AppError::NoKeyYet { .. }) => Err(Problem::refused(no_key_yet(
@@ -651,7 +763,7 @@ pub(crate) async fn answer(
                 &m,
                 "Ask them to open Roundtable once, then try again.",
             ))),
-            other => Ok(other?),
+            other => other.map(|_| ()).map_err(Problem::from),
         }
     })
     .await?;

@@ -232,6 +232,19 @@ pub fn fixture() -> Fixture {
     .expect("seal a message");
     home.append(&mut g, &key, body, T0 + 500_000)
         .expect("post the sealed message");
+    // Chloe asks to read Ana's thread, and Ben, its other reader, agrees: Ana is the last asked.
+    let ask = Body::Ask {
+        thread: sealed_mine,
+        why: "I book the rooms and the breaks".into(),
+    };
+    home.append(&mut g, chloe, ask, T0 + 520_000)
+        .expect("Chloe asks to read");
+    let agree = Body::ReaderAgree {
+        thread: sealed_mine,
+        member: chloe.device_id(),
+    };
+    home.append(&mut g, ben, agree, T0 + 540_000)
+        .expect("Ben agrees");
     drop(home); // the web opens the home per request
     Fixture {
         _dir: dir,
@@ -986,6 +999,15 @@ pub fn screenshot_dir() -> PathBuf {
         None => root.join("target"),
     };
     target.join("screenshots")
+}
+
+/// Screenshots the page at 1024 px into `docs/pictures/NAME.png` (the docs show them).
+pub async fn picture(b: &Browser, name: &str) {
+    let shot = b.screenshot(name, 1024).await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/pictures");
+    std::fs::create_dir_all(&dir).expect("docs/pictures");
+    std::fs::copy(&shot, dir.join(format!("{name}.png"))).expect("copy the screenshot");
+    b.viewport(1024, 800).await;
 }
 
 // ---------- several devices, each starting from nothing ----------
