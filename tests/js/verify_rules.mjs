@@ -790,15 +790,18 @@ class Judge {
         if (m !== undefined && !voided && readers.has(m) && [...readers].some((r) => r !== m && active(r))) {
           readers.delete(m);
           agreed.delete(m);
-          for (const y of agreed.values()) y.delete(m);
         }
         epochs.set(e.id, new Set(e.rec.rows.map((r) => r.id)));
       }
     }
     for (const r of [...readers]) if (!active(r)) readers.delete(r);
-    // The readers, other than `by`, still to agree that `m` may read.
-    const waitingFor = (m, by) => [...readers].filter((r) => r !== by && !agreed.get(m)?.has(r));
-    return { readers, epochs, waitingFor };
+    // Those asked before someone new reads: the readers and every active member who was one (holds
+    // some epoch's key).
+    const asked = new Set([...readers]);
+    for (const holders of epochs.values()) for (const h of holders) if (active(h)) asked.add(h);
+    // Those asked, other than `by` and `m`, still to agree that `m` may read.
+    const waitingFor = (m, by) => [...asked].filter((r) => r !== by && r !== m && !agreed.get(m)?.has(r));
+    return { readers, epochs, asked, waitingFor };
   }
 
   // ---- judging one entry ----
@@ -1044,7 +1047,7 @@ class Judge {
       }
       case "thread.reader.agree": {
         const s = sealed(rec.thread);
-        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        if (!s.asked.has(e.actor)) refuse("reader_only", "its author is not, and never was, a reader of the thread");
         if (s.readers.has(rec.member)) refuse("already_reader", "that member is a reader already");
         if (!active(rec.member)) refuse("not_active", "the member to let in is not active");
         return;
@@ -1057,7 +1060,7 @@ class Judge {
       }
       case "thread.decline": {
         const s = sealed(rec.thread);
-        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        if (!s.asked.has(e.actor)) refuse("reader_only", "its author is not, and never was, a reader of the thread");
         needText("reason", "reason");
         const asked =
           this.readerAsks.some((a) => a.rec.thread === rec.thread && a.actor === rec.member && Judge.inClock(clock, a)) ||

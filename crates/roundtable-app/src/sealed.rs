@@ -102,10 +102,11 @@ impl Seat<'_> {
         self.append(g, body)
     }
 
-    /// Agrees that `member` may read the sealed thread. Someone new reads only once every reader
-    /// agrees (any reader may say no with a reason instead, [`Seat::decline`]): when this member is
-    /// the last to agree, they let `member` in at once, with every key of the thread; before, their
-    /// agreement is written for the others to see. Only a reader can do this.
+    /// Agrees that `member` may read the sealed thread. Someone new reads only once every reader,
+    /// and every member who was one, agrees (any of them may say no with a reason instead,
+    /// [`Seat::decline`]): when this member is a reader and the last to agree, they let `member`
+    /// in at once, with every key of the thread; before, their agreement is written for the others
+    /// to see. A former reader's agreement is only ever written: a reader lets them in.
     pub fn add_reader(
         &self,
         g: &mut Group,
@@ -116,7 +117,7 @@ impl Seat<'_> {
         let me = self.member();
         if !info.state.readers.contains(&member) {
             let waiting = info.state.waiting_for(&member, &me);
-            if !waiting.is_empty() {
+            if !waiting.is_empty() || !info.state.readers.contains(&me) {
                 if info
                     .state
                     .agreed

@@ -904,16 +904,6 @@ fn rows() -> Vec<Row> {
         Box::new(|| {
             let mut g = G::new(4, Rule::Consent, 1);
             let t = g.write(0, g.sealed_thread(&[0, 1, 2]));
-            let add = Body::ReaderAdd {
-                thread: t,
-                member: g.id(3),
-                wraps: vec![EpochWrap {
-                    epoch: t,
-                    key: enc(3),
-                    enc: [9; 32],
-                    ct: vec![7; WRAPPED_KEY_LEN],
-                }],
-            };
             let newcomer = g.id(3);
             let agree = |g: &mut G, i| {
                 g.write(
@@ -924,18 +914,43 @@ fn rows() -> Vec<Row> {
                     },
                 )
             };
-            // Reader 1 agrees, reader 2 agrees and then says no: 2's "no" takes it back.
-            agree(&mut g, 1);
+            // Reader 2 agrees and then says no: 2's "no" takes it back. Reader 0 takes reader 1
+            // out, who is still asked: their words were written for the readers they were among.
             agree(&mut g, 2);
             g.write(
                 2,
                 Body::Decline {
                     thread: t,
-                    member: g.id(3),
+                    member: newcomer,
                     reason: "ask the person it is about first".into(),
                 },
             );
+            let rekey = g.write(
+                0,
+                Body::Rekey {
+                    thread: t,
+                    removes: Some(g.id(1)),
+                    commit: [4; 32],
+                    wraps: g.wraps(&[0, 2]),
+                },
+            );
+            let mut wraps: Vec<EpochWrap> = [t, rekey]
+                .into_iter()
+                .map(|epoch| EpochWrap {
+                    epoch,
+                    key: enc(3),
+                    enc: [9; 32],
+                    ct: vec![7; WRAPPED_KEY_LEN],
+                })
+                .collect();
+            wraps.sort_by_key(|w| w.epoch);
+            let add = Body::ReaderAdd {
+                thread: t,
+                member: newcomer,
+                wraps,
+            };
             let bad = g.forge(0, &add);
+            agree(&mut g, 1);
             agree(&mut g, 2);
             let good = Some(g.forge(0, &add));
             Case { g, bad, good }

@@ -91,6 +91,13 @@ pub fn run(ctx: &Ctx, cli: &Cli, action: Action) -> anyhow::Result<Out> {
                         .map(|r| member_name(&g.record, r))
                         .collect::<Vec<_>>()
                 };
+                let still = |w: &[MemberId]| match w {
+                    [] => "Everyone asked has agreed: one of the readers lets them in.".to_string(),
+                    w => format!(
+                        "Every reader (and everyone who was one) must agree first: still waiting for {}.",
+                        names(w).join(", ")
+                    ),
+                };
                 let people = |w: &[MemberId]| {
                     w.iter()
                         .map(|r| json!({"member_id": r.to_string(), "name": member_name(&g.record, r)}))
@@ -108,16 +115,16 @@ pub fn run(ctx: &Ctx, cli: &Cli, action: Action) -> anyhow::Result<Out> {
                         false,
                         people(waiting),
                         format!(
-                            "You agreed that {name} may read the thread. Every reader must agree first: still waiting for {}.",
-                            names(waiting).join(", ")
+                            "You agreed that {name} may read the thread. {}",
+                            still(waiting)
                         ),
                     ),
                     LetIn::AlreadyAgreed { waiting } => (
                         false,
                         people(waiting),
                         format!(
-                            "You had agreed already that {name} may read the thread; nothing new was written. Still waiting for {}.",
-                            names(waiting).join(", ")
+                            "You had agreed already that {name} may read the thread; nothing new was written. {}",
+                            still(waiting)
                         ),
                     ),
                     _ => (false, vec![], String::new()),

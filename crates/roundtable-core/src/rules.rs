@@ -38,21 +38,32 @@ pub struct SealedState {
     pub readers: BTreeSet<MemberId>,
     /// Epochs in the order they started.
     pub epochs: Vec<Epoch>,
-    /// Members who are not readers and whom some readers have agreed to let in: for each, the
-    /// readers whose latest word was yes (a `thread.reader.agree`, not followed by their
-    /// `thread.decline`). Cleared when the member is let in or taken out.
+    /// Whose agreement a new reader needs: the readers, and every active member who was one (who
+    /// holds some epoch's key). A reader taken out is still asked before the words written while
+    /// they read go to someone new.
+    pub asked: BTreeSet<MemberId>,
+    /// Members who are not readers and whom some of `asked` have agreed to let in: for each, those
+    /// whose latest word was yes (a `thread.reader.agree`, not followed by their `thread.decline`).
+    /// Cleared when the member is let in or taken out.
     pub agreed: BTreeMap<MemberId, BTreeSet<MemberId>>,
 }
 
 impl SealedState {
-    /// The readers (other than `by`) who have not agreed yet to let `member` in.
-    pub fn waiting_for(&self, member: &MemberId, by: &MemberId) -> Vec<MemberId> {
+    /// Those asked (other than `member` themselves) who have not agreed yet to let `member` in.
+    pub fn still_to_agree(&self, member: &MemberId) -> Vec<MemberId> {
         let yes = self.agreed.get(member);
-        self.readers
+        self.asked
             .iter()
-            .filter(|r| *r != by && !yes.is_some_and(|y| y.contains(*r)))
+            .filter(|r| *r != member && !yes.is_some_and(|y| y.contains(*r)))
             .copied()
             .collect()
+    }
+
+    /// [`SealedState::still_to_agree`] but for `by`, who would let `member` in.
+    pub fn waiting_for(&self, member: &MemberId, by: &MemberId) -> Vec<MemberId> {
+        let mut w = self.still_to_agree(member);
+        w.retain(|r| r != by);
+        w
     }
 }
 
@@ -312,9 +323,6 @@ impl Record {
                     {
                         readers.remove(r);
                         agreed.remove(r);
-                        for y in agreed.values_mut() {
-                            y.remove(r);
-                        }
                     }
                     epochs.push(Epoch {
                         id: h,
@@ -326,13 +334,21 @@ impl Record {
             }
         }
         readers.retain(|r| gov.active(r));
+        let asked: BTreeSet<MemberId> = epochs
+            .iter()
+            .flat_map(|e| e.wraps.keys())
+            .chain(readers.iter())
+            .filter(|r| gov.active(r))
+            .copied()
+            .collect();
         agreed.retain(|m, y| {
-            y.retain(|r| readers.contains(r));
+            y.retain(|r| asked.contains(r));
             !readers.contains(m) && !y.is_empty()
         });
         Some(SealedState {
             readers,
             epochs,
+            asked,
             agreed,
         })
     }
@@ -374,6 +390,15 @@ fn not_sealed(p: &Point, target: &EntryId) -> Result<(), Invalid> {
 
 fn must_read(st: &SealedState, author: &DeviceId, what: &str) -> Result<(), Invalid> {
     Record::must_read(st, author, what)
+}
+
+/// A reader, or a former reader still in the group: those asked before someone new reads.
+fn must_be_asked(st: &SealedState, author: &DeviceId, what: &str) -> Result<(), Invalid> {
+    if st.asked.contains(author) {
+        Ok(())
+    } else {
+        Err(Invalid::ReaderOnly(what.to_string()))
+    }
 }
 
 /// A member's own words about themselves have a name. (Only its author can write it: it is about
@@ -753,7 +778,7 @@ pub(crate) fn validate_reader_agree(
     member: &MemberId,
 ) -> Result<(), Invalid> {
     let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
-    must_read(&st, p.author, "agree to let someone read")?;
+    must_be_asked(&st, p.author, "agree to let someone read")?;
     if st.readers.contains(member) {
         return Err(Invalid::AlreadyReader(
             "that member is already a reader".into(),
@@ -822,7 +847,7 @@ pub(crate) fn validate_decline(
     reason: &str,
 ) -> Result<(), Invalid> {
     let st = p.r.sealed_referent(p.clock, thread, p.gov)?;
-    must_read(&st, p.author, "answer a request")?;
+    must_be_asked(&st, p.author, "answer a request")?;
     nonempty(reason, "the reason")?;
     let asked =
         p.r.ix

@@ -449,12 +449,14 @@ fn the_limits_are_said_in_words_before_they_are_hit() {
     let quiet = SealedState {
         readers: readers(10),
         epochs: vec![epoch(1)],
+        asked: Default::default(),
         agreed: Default::default(),
     };
     assert_eq!(thread::limits_note(&quiet), None);
     let many = SealedState {
         readers: readers(60),
         epochs: vec![epoch(1)],
+        asked: Default::default(),
         agreed: Default::default(),
     };
     let note = thread::limits_note(&many).unwrap();
@@ -465,6 +467,7 @@ fn the_limits_are_said_in_words_before_they_are_hit() {
     let keys = SealedState {
         readers: readers(2),
         epochs: (0..=250u8).cycle().take(860).map(epoch).collect(),
+        asked: Default::default(),
         agreed: Default::default(),
     };
     let note = thread::limits_note(&keys).unwrap();

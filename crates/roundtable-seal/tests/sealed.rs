@@ -432,6 +432,72 @@ fn a_new_reader_reads_every_epoch_of_the_history() {
     assert!(g.view(&encs, D, t).messages.is_empty());
 }
 
+/// No one reader lets someone in alone, not even by taking the others out first: a reader taken
+/// out is still asked (their words were written for the readers they were among), may say no or
+/// agree, and never lets anyone in themselves.
+#[test]
+fn taking_the_other_readers_out_does_not_let_one_reader_decide_alone() {
+    let (mut g, encs) = group(4);
+    let t = g.start(A, &[A, B]);
+    g.say(&encs, B, t, "about my health");
+    g.rekey(A, t, Some(B));
+    let (b, c) = (g.id(B), g.id(C));
+    let mut ka = Keyring::new(g.id(A), &encs[A]);
+    let add = thread::add_reader(&g.rec, &mut ka, &t, &c).unwrap();
+    g.refuse(A, add.clone(), "every reader must agree");
+    let st = g.rec.sealed_state(&t).unwrap();
+    assert_eq!(st.readers, [g.id(A)].into());
+    assert_eq!(st.waiting_for(&c, &g.id(A)), [b]);
+    // A's yes is shared; B, no longer a reader, says no; then yes. Only a reader lets C in.
+    g.write(
+        A,
+        Body::ReaderAgree {
+            thread: t,
+            member: c,
+        },
+    );
+    let no = Body::Decline {
+        thread: t,
+        member: c,
+        reason: "I was not asked".into(),
+    };
+    g.write(B, no);
+    g.refuse(A, add.clone(), "every reader must agree");
+    g.write(
+        B,
+        Body::ReaderAgree {
+            thread: t,
+            member: c,
+        },
+    );
+    let mut kb = Keyring::new(b, &encs[B]);
+    assert!(
+        thread::add_reader(&g.rec, &mut kb, &t, &c).is_err(),
+        "B is not a reader"
+    );
+    g.write(A, add);
+    assert_eq!(g.view(&encs, C, t).messages[0].text, "about my health");
+    // D, never a reader, can neither agree nor say no.
+    let d = g.id(D);
+    g.refuse(
+        D,
+        Body::ReaderAgree {
+            thread: t,
+            member: d,
+        },
+        "only a reader",
+    );
+    g.refuse(
+        D,
+        Body::Decline {
+            thread: t,
+            member: c,
+            reason: "no".into(),
+        },
+        "only a reader",
+    );
+}
+
 // ----- 3. a removed reader -----
 
 #[test]

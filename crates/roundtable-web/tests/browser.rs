@@ -608,7 +608,7 @@ async fn keyboard_lets_a_member_read_once_every_reader_agrees() {
         b.assert_shows(&[
             "May Chloe read it?",
             "Chloe asked to read it: “I book the rooms and the breaks”",
-            "Every reader must agree before Chloe can read it. Any reader can say no, with a reason.",
+            "Every reader, and everyone who was one, must agree before Chloe can read it. Any of them can say no, with a reason.",
             "Ben agreed.",
             "Still waiting for you.",
             "Ben agreed that Chloe may read it",

@@ -1577,7 +1577,11 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
     }
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
     assert!(page.contains("May Chloe read it?"), "{page}");
-    assert!(page.contains("Every reader must agree before Chloe can read it."));
+    assert!(
+        page.contains(
+            "Every reader, and everyone who was one, must agree before Chloe can read it."
+        )
+    );
     assert!(page.contains("Yes, I agree"), "{page}");
     let answer = format!("/threads/{thread}/readers/{}", chloe.device_id());
     // Saying no needs a reason.

@@ -176,8 +176,9 @@ pub(crate) struct Candidate {
     said_no: Vec<String>,
     /// This member agreed already.
     mine: bool,
-    /// This member is the last to agree: agreeing lets them in.
-    last: bool,
+    /// The words of the yes button, if this member has one: a reader who is the last to agree
+    /// lets them in; anyone else asked who has not agreed says yes.
+    yes: Option<String>,
 }
 
 /// "Ana", "Ana and Ben", "Ana, Ben and Chloe".
@@ -217,13 +218,15 @@ fn candidates(
     ids.into_iter()
         .map(|m| {
             let yes = info.state.agreed.get(&m).cloned().unwrap_or_default();
-            let waiting: Vec<MemberId> = info
-                .state
-                .readers
-                .iter()
-                .filter(|r| !yes.contains(r))
-                .copied()
-                .collect();
+            let waiting = info.state.still_to_agree(&m);
+            let name = name_of(names, &m);
+            let last = waiting.iter().all(|r| r == me);
+            let button = match (info.state.readers.contains(me) && last, yes.contains(me)) {
+                (true, true) => Some(format!("Everyone agreed: let {name} read it now")),
+                (true, false) => Some(format!("Yes: let {name} read it now")),
+                (false, false) => Some("Yes, I agree".to_string()),
+                (false, true) => None,
+            };
             // "You" first: "You and Ben agreed."
             let mut agreed: Vec<String> = yes.iter().filter(|r| *r != me).map(you).collect();
             if yes.contains(me) {
@@ -245,7 +248,7 @@ fn candidates(
             };
             Candidate {
                 id: m.to_string(),
-                name: name_of(names, &m),
+                name,
                 why: info
                     .asks
                     .iter()
@@ -259,7 +262,7 @@ fn candidates(
                 waiting: waiting_words,
                 said_no,
                 mine: yes.contains(me),
-                last: waiting.iter().all(|r| r == me),
+                yes: button,
             }
         })
         .collect()
@@ -474,7 +477,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
             )
         }));
         let asked = info.asks.iter().any(|(_, m, _)| *m == me);
-        let pending = if is_reader {
+        let pending = if info.state.asked.contains(&me) {
             candidates(&info, &names, &me, &r.active_devices())
         } else {
             Vec::new()
