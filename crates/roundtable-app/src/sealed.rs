@@ -186,7 +186,7 @@ impl Seat<'_> {
         sealed(&g.record, &t)?;
         if reason.trim().is_empty() {
             return Err(AppError::Missing {
-                what: "the reason (the member will see it)",
+                what: "the reason (everyone in the group will see it)",
             });
         }
         self.write(

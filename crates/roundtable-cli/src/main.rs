@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use roundtable_app::{AppError, Draft, Seat};
 use roundtable_core::bundle::BundleError;
-use roundtable_core::{Body, DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
+use roundtable_core::{DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
 use roundtable_store::{Group, Home, KeyError, OpenError, StoreError};
 use serde_json::{Value, json};
 
@@ -879,15 +879,13 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             cmd: ActionCmd::Done { action_id },
         } => {
             let action = parse_id(action_id)?;
-            let id = ctx.act(&cli, |seat, g| seat.action_done(g, action))?;
-            // Only the owner's word makes it done; anyone else's is a suggestion (core's action_state).
-            let me = ctx.home.device_id()?;
-            let g = ctx.group(&cli)?;
-            let owner = match g.record.entry(&action).map(|(_, m)| &m.body) {
-                Some(Body::Action { owner, .. }) => Some(*owner),
-                _ => None,
-            };
-            let words = if owner == Some(me) {
+            let (id, counts) = ctx.act(&cli, |seat, g| {
+                let id = seat.action_done(g, action)?;
+                // Only the owner's word makes it done; anyone else's is a suggestion.
+                let state = g.record.action_state(&action).unwrap_or_default();
+                Ok((id, state.done.is_some_and(|d| d.member == seat.member())))
+            })?;
+            let words = if counts {
                 "Marked as done.".to_string()
             } else {
                 "You said it looks done. It counts as done when its owner says so too.".to_string()

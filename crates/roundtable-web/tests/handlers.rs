@@ -1203,6 +1203,18 @@ async fn the_owner_takes_back_a_done_within_a_day_and_nobody_else_can() {
         assert!(e.to_string().contains("only the member who said"), "{e}");
     }
     let before = entry_count(&f);
+    // The "done" must be one of the action the address names.
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            &format!("/actions/{t}/undo"),
+            &[("csrf", &csrf), ("done", &done.to_string())],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(entry_count(&f), before);
     let r = send(
         &f.state,
         post(
@@ -1227,7 +1239,7 @@ async fn the_owner_takes_back_a_done_within_a_day_and_nobody_else_can() {
         ),
     )
     .await;
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(entry_count(&f), before + 1);
 }
 

@@ -215,12 +215,18 @@ pub(crate) struct UndoForm {
 /// Takes back this member's own "done" on action `id` (the form names the entry).
 pub(crate) async fn undo(
     State(state): State<AppState>,
-    Path(_id): Path<String>,
+    Path(id): Path<String>,
     Form(form): Form<UndoForm>,
 ) -> Result<Response, Problem> {
     csrf_ok(&state, &form.csrf)?;
     with_group(&state, move |home, st, g| {
+        let action = parse_id(&id, "action")?;
         let done = parse_id(&form.done, "answer")?;
+        // The form's two ids must agree: a "done" of this action, not of another.
+        match g.record.entry(&done).map(|(_, m)| &m.body) {
+            Some(Body::ActionDone { action: a }) if *a == action => {}
+            _ => return Err(Problem::not_found("such answer to that action")),
+        }
         Ok(seat(home, st)?.action_undo(g, done)?)
     })
     .await?;

@@ -661,28 +661,29 @@ pub(crate) async fn stance(
         )
         .await;
     };
-    if kind.needs_reason() && reason.is_empty() {
-        return proposal_page(
-            state,
-            id,
-            form.stance,
-            reason,
-            "Please say why. A reason is needed when you disagree or block.",
-        )
-        .await;
-    }
     let back = format!("/proposals/{id}");
     // "I am helping Ben": the view is typed for Ben and counts once Ben says yes.
     let on_behalf: Option<MemberId> = match form.on_behalf.trim() {
         "" => None,
         m => Some(m.parse().map_err(|_| Problem::not_found("such member"))?),
     };
-    with_group(&state, move |home, st, g| {
-        let proposal = parse_id(&id, "proposal")?;
-        Ok(seat(home, st)?.stance(g, proposal, kind, &reason, on_behalf)?)
+    let (id2, r2) = (id.clone(), reason.clone());
+    let r = with_group(&state, move |home, st, g| {
+        let proposal = parse_id(&id2, "proposal")?;
+        Ok(seat(home, st)?
+            .stance(g, proposal, kind, &r2, on_behalf)
+            .map(|_| ()))
     })
     .await?;
-    Ok(back_to(&back))
+    match r {
+        Ok(()) => Ok(back_to(&back)),
+        // The application layer asks for the reason; the page keeps the answer chosen.
+        Err(AppError::ReasonNeeded { .. }) => {
+            let words = "Please say why. A reason is needed when you disagree or block.";
+            proposal_page(state, id, form.stance, reason, words).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -831,44 +832,44 @@ pub(crate) async fn propose(
         plain(form.easy_read).trim().to_string(),
         plain(form.text).trim().to_string(),
     );
-    let problem = if title.is_empty() {
-        "Please give the proposal a title."
-    } else if easy_read.is_empty() {
-        "Please write the easy read version: short sentences, everyday words."
-    } else {
-        ""
-    };
+    // The closing day is the page's own question; the text fields are the application layer's.
     let closes = match form.closes.as_str() {
-        "none" => Ok(None),
-        "3" | "7" | "14" | "" => Ok(Some(super::time::date_in_days(
-            form.closes.parse().unwrap_or(7),
-        ))),
-        _ => Err("Please choose when the group should decide."),
+        "none" => None,
+        "3" | "7" | "14" | "" => Some(super::time::date_in_days(form.closes.parse().unwrap_or(7))),
+        _ => {
+            let words = "Please choose when the group should decide.";
+            let typed = [title, easy_read, text, form.closes];
+            return new_proposal_page(state, id, typed, words).await;
+        }
     };
-    let problem = match (&closes, problem) {
-        (Err(p), "") => p,
-        (_, p) => p,
-    };
-    if !problem.is_empty() {
-        return new_proposal_page(state, id, [title, easy_read, text, form.closes], problem).await;
-    }
-    let closes = closes.unwrap_or(None);
-    let pid = with_group(&state, move |home, st, g| {
-        let thread = parse_id(&id, "thread")?;
+    let typed = [title, easy_read, text, form.closes];
+    let (id2, [t2, e2, x2, _]) = (id.clone(), typed.clone());
+    let r = with_group(&state, move |home, st, g| {
         let draft = roundtable_app::Draft {
-            thread,
-            title,
-            text,
-            easy_read,
+            thread: parse_id(&id2, "thread")?,
+            title: t2,
+            easy_read: e2,
+            text: x2,
             rule: None,
             quorum: None,
             effect: None,
             closes,
         };
-        Ok(seat(home, st)?.propose(g, draft)?)
+        Ok(seat(home, st)?.propose(g, draft))
     })
     .await?;
-    Ok(Redirect::to(&format!("/proposals/{pid}")).into_response())
+    match r {
+        Ok(pid) => Ok(Redirect::to(&format!("/proposals/{pid}")).into_response()),
+        Err(AppError::Missing { what }) => {
+            let words = if what.contains("title") {
+                "Please give the proposal a title."
+            } else {
+                "Please write the easy read version: short sentences, everyday words."
+            };
+            new_proposal_page(state, id, typed, words).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -882,7 +883,7 @@ pub(crate) struct TextForm {
 }
 
 /// Writes one entry about entry `id` from a form, then goes back to the page the form was on.
-/// `needs` is the words shown when the form's text is required and empty.
+/// `needs` is the words shown when the application layer finds the form's text missing.
 async fn write_about(
     state: AppState,
     id: String,
@@ -897,17 +898,17 @@ async fn write_about(
 ) -> Result<Response, Problem> {
     csrf_ok(&state, &form.csrf)?;
     let text = plain(form.text).trim().to_string();
-    if let Some(words) = needs
-        && text.is_empty()
-    {
-        return Err(Problem::refused(words));
-    }
-    with_group(&state, move |home, st, g| {
+    let r = with_group(&state, move |home, st, g| {
         let target = parse_id(&id, "entry")?;
-        Ok(act(&seat(home, st)?, g, target, &text)?)
+        Ok(act(&seat(home, st)?, g, target, &text))
     })
     .await?;
-    Ok(back_to(&form.back))
+    match (r, needs) {
+        (Ok(_), _) => Ok(back_to(&form.back)),
+        // The application layer says the text is missing; the page says it in its own words.
+        (Err(AppError::Missing { .. }), Some(words)) => Err(Problem::refused(words)),
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
 /// "I understood this as …" on any open entry.

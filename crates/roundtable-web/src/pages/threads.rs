@@ -741,11 +741,6 @@ pub(crate) async fn answer(
 ) -> PageResult {
     csrf_ok(&state, &form.csrf)?;
     let reason = plain(form.reason).trim().to_string();
-    if form.answer != "add" && reason.is_empty() {
-        return Err(Problem::refused(
-            "Please give a reason when you say no. The member will see it.",
-        ));
-    }
     let back = format!("/threads/{id}");
     with_group(&state, move |home, st, g| {
         let (tid, _, is_sealed) = parse_thread(&g.record, &id)?;
@@ -912,16 +907,19 @@ pub(crate) async fn share(
     if form.action == "change" {
         return write_page(state, id, text, "").await;
     }
-    if text.trim().is_empty() {
-        return write_page(state, id, text, "Please write your message first.").await;
-    }
-    let tid = with_group(&state, move |home, st, g| {
-        let (tid, _, _) = writable(st, &g.record, &id)?;
-        seat(home, st)?.post(g, tid, &text)?;
-        Ok(tid)
+    let (id2, t2) = (id.clone(), text.clone());
+    let r = with_group(&state, move |home, st, g| {
+        let (tid, _, _) = writable(st, &g.record, &id2)?;
+        Ok(seat(home, st)?.post(g, tid, &t2).map(|_| tid))
     })
     .await?;
-    Ok(Redirect::to(&format!("/threads/{tid}")).into_response())
+    match r {
+        Ok(tid) => Ok(Redirect::to(&format!("/threads/{tid}")).into_response()),
+        Err(AppError::Missing { .. }) => {
+            write_page(state, id, text, "Please write your message first.").await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -940,11 +938,6 @@ pub(crate) async fn ask(
 ) -> PageResult {
     csrf_ok(&state, &form.csrf)?;
     let why = plain(form.why).trim().to_string();
-    if why.is_empty() {
-        return Err(Problem::refused(
-            "Please say why you would like to read it, then ask again.",
-        ));
-    }
     let back = format!("/threads/{id}");
     with_group(&state, move |home, st, g| {
         let (tid, _, sealed) = parse_thread(&g.record, &id)?;
