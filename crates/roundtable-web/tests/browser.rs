@@ -599,6 +599,32 @@ async fn keyboard_reads_and_writes_a_sealed_thread_as_a_reader() {
     .await;
 }
 
+/// Issue 19, case 7: only the owner says an action is done, and can take it back for a day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyboard_marks_an_own_action_done_and_takes_it_back() {
+    with_browser(LIMIT, |b| async move {
+        b.open("/actions").await;
+        b.assert_shows(&["Collect the pass forms"]).await;
+        b.tab_until("I have done it", |f| f.is_button("I have done it"))
+            .await;
+        b.activate(ENTER).await;
+        b.assert_shows(&[
+            "We did: Collect the pass forms",
+            "Done: Ana said so today at",
+            "You can take it back for a day.",
+        ])
+        .await;
+        b.assert_axe_clean("a done action that can be taken back")
+            .await;
+        picture(&b, "action-undo").await;
+        let back = "Take it back: it is not done";
+        b.tab_until(back, |f| f.is_button(back)).await;
+        b.activate(ENTER).await;
+        b.assert_shows(&["Nothing is done yet."]).await;
+    })
+    .await;
+}
+
 /// Issue 19, case 6: no one reader lets someone in. Chloe asked to read Ana's sealed thread and Ben
 /// agreed; Ana's page says who agreed and who is still asked, and Ana, the last, lets Chloe in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

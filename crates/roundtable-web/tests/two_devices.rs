@@ -97,6 +97,8 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
         ana.open("/members").await;
         ana.assert_shows(&["Ben", "Read aloud, and short sentences"])
             .await;
+        ana.assert_axe_clean("the Members page").await;
+        picture(&ana, "own-words").await;
         let line = ana
             .js(
                 "return document.querySelector('header .sync-line').textContent;",
@@ -166,7 +168,10 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
         ben.open(&proposal).await;
         ben.check("input[name=stance][value=disagree]").await;
         ben.press("form[action$='/stance'] button").await;
-        ben.assert_shows(&["reason"]).await;
+        ben.assert_shows(&["Please say why. A reason is needed when you disagree or block."])
+            .await;
+        ben.assert_axe_clean("the answer that needs a reason").await;
+        picture(&ben, "answer-needs-reason").await;
         ben.check("input[name=stance][value=disagree]").await;
         ben.fill("#reason", "There is no lift to the room").await;
         ben.press("form[action$='/stance'] button").await;
@@ -276,6 +281,8 @@ async fn two_members_start_join_sync_and_decide_on_the_pages_only() {
             "This message was corrected.",
         ])
         .await;
+        ben.assert_axe_clean("a corrected message").await;
+        picture(&ben, "correct").await;
         sync_with_first_peer(&ben).await;
         ana.open(&tea).await;
         ana.assert_shows(&[
