@@ -93,6 +93,15 @@ pub enum Refused {
 struct Candidate {
     entry: Entry,
     parsed: ParsedChange,
+    /// The body as decoded ahead, in the auditor's parallel phase, with the containers it used.
+    /// Used only when they are the record's own, so the verdict is the serial decode's.
+    body: Option<Predecoded>,
+}
+
+/// A body decoded ahead of the rules walk (see [`Candidate::body`]).
+pub(crate) struct Predecoded {
+    pub(crate) body: Result<Body, crate::body::ShapeError>,
+    pub(crate) containers: std::sync::Arc<crate::body::Containers>,
 }
 
 /// A group's record: the Automerge document of valid entries plus what the rules need to judge new ones.
@@ -104,7 +113,8 @@ pub struct Record {
     pub(crate) ix: Index,
     /// The governance at the heads, computed once per change of the record.
     gov_now: std::sync::OnceLock<Governance>,
-    pending: HashMap<EntryId, Candidate>,
+    /// Boxed: a candidate is large (its change, its decoded body), and the map moves its values as it grows.
+    pending: HashMap<EntryId, Box<Candidate>>,
     /// Sig-valid entries rejected by a rule: anything built on them is rejected too.
     rejected: HashMap<EntryId, Invalid>,
     /// Every sig-valid entry seen at an (actor, seq): fork evidence.
@@ -212,11 +222,20 @@ impl Record {
         batch: Vec<(Entry, Result<ParsedChange, Invalid>)>,
         check_signatures: bool,
     ) -> Ingested {
+        let batch = batch.into_iter().map(|(e, p)| (e, p, None)).collect();
+        self.ingest_predecoded(batch, check_signatures)
+    }
+
+    pub(crate) fn ingest_predecoded(
+        &mut self,
+        batch: Vec<(Entry, Result<ParsedChange, Invalid>, Option<Predecoded>)>,
+        check_signatures: bool,
+    ) -> Ingested {
         let mut out = Ingested::default();
         // Step 1: parse and check signatures.
-        let mut fresh: Vec<Candidate> = Vec::new();
+        let mut fresh: Vec<Box<Candidate>> = Vec::new();
         let mut seen_in_batch = HashSet::new();
-        for (entry, parsed) in batch {
+        for (entry, parsed, body) in batch {
             let parsed = match parsed {
                 Ok(p) => p,
                 Err(e) => {
@@ -263,7 +282,11 @@ impl Record {
                 out.duplicates += 1;
                 continue;
             }
-            fresh.push(Candidate { entry, parsed });
+            fresh.push(Box::new(Candidate {
+                entry,
+                parsed,
+                body,
+            }));
         }
         // Step 2: settle forks over everything known.
         for c in &fresh {
@@ -349,9 +372,13 @@ impl Record {
                 continue;
             };
             self.missing.remove(&h);
+            let Candidate {
+                entry,
+                parsed,
+                body,
+            } = *c;
             // Named by the lowest rejected dependency, so the reason does not depend on arrival order.
-            let bad = c
-                .parsed
+            let bad = parsed
                 .change
                 .deps()
                 .iter()
@@ -360,14 +387,18 @@ impl Record {
                 .min();
             let verdict = match bad {
                 Some(bad) => Err(Invalid::DependsOnRejected(bad)),
-                None => self
-                    .judge(&c.parsed)
-                    .and_then(|meta| self.apply(h, meta, &c.parsed)),
+                None => match self.judge(&parsed, body) {
+                    Ok(meta) => {
+                        self.apply(h, meta, parsed);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                },
             };
             match verdict {
                 Ok(()) => {
                     out.accepted.push(h);
-                    out.entries.insert(h, c.entry);
+                    out.entries.insert(h, entry);
                     for w in self.waiting.remove(&h).unwrap_or_default() {
                         if let Some(n) = self.missing.get_mut(&w) {
                             *n -= 1;
@@ -377,7 +408,7 @@ impl Record {
                         }
                     }
                 }
-                Err(reason) => self.reject(h, c.entry, reason, &mut out, &mut ready),
+                Err(reason) => self.reject(h, entry, reason, &mut out, &mut ready),
             }
         }
         for h in fresh_ids {
@@ -460,7 +491,7 @@ impl Record {
         );
         let parsed = entry.parse().map_err(Invalid::from)?;
         // Our own fresh signature needs no check; the rules do, exactly as for a peer's entry.
-        let meta = self.judge(&parsed)?;
+        let meta = self.judge(&parsed, None)?;
         if let Some(at) = self.positions.get(&(actor, seq)) {
             // This device already signed something else at this position elsewhere (a copied home).
             // A refused write must leave nothing behind: refuse a losing fork here, and let ingest
@@ -480,23 +511,23 @@ impl Record {
                 None => Ok((hash, entry)),
             };
         }
-        self.apply(hash, meta, &parsed)?;
+        self.apply(hash, meta, parsed);
         Ok((hash, entry))
     }
 
     /// Admits a judged entry to the index and queues its change for Automerge.
-    fn apply(&mut self, h: EntryId, meta: Meta, parsed: &ParsedChange) -> Result<(), Invalid> {
-        self.admit(h, meta, parsed);
-        self.doc_queue.push(parsed.change.clone());
-        Ok(())
+    fn apply(&mut self, h: EntryId, meta: Meta, parsed: ParsedChange) {
+        self.admit(h, meta, &parsed);
+        self.doc_queue.push(parsed.change);
     }
 
     pub(crate) fn actor_of(&self, meta: &Meta) -> DeviceId {
         self.ix.actors[meta.actor as usize]
     }
 
-    /// The rules. `parsed` has a valid signature and all its dependencies are valid.
-    fn judge(&self, parsed: &ParsedChange) -> Result<Meta, Invalid> {
+    /// The rules. `parsed` has a valid signature and all its dependencies are valid. `pre` is its
+    /// body decoded ahead; it is used only if decoded with this record's containers.
+    fn judge(&self, parsed: &ParsedChange, pre: Option<Predecoded>) -> Result<Meta, Invalid> {
         let ch = &parsed.change;
         let actor = DeviceId(parsed.actor);
         let deps: Vec<EntryId> = ch.deps().iter().map(|d| EntryId::from(*d)).collect();
@@ -550,7 +581,10 @@ impl Record {
         if ch.start_op().get() <= dep_max || ch.is_empty() {
             return Err(Invalid::OpCounter);
         }
-        let (body, _) = decode_change(ch, &self.ix.containers)?;
+        let body = match pre {
+            Some(p) if *p.containers == self.ix.containers => p.body?,
+            _ => decode_change(ch, &self.ix.containers)?.0,
+        };
         let gov = self.governance_at(&clock);
         match gov.members.get(&actor).map(|m| m.status) {
             Some(Status::Active) => {}

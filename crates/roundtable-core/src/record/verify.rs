@@ -7,8 +7,11 @@
 //! SHA-256 of its encoded bytes (`digest_id`), never by the change hash it claims, so a forged copy
 //! never shares the real entry's id.
 
+use std::sync::Arc;
+
 use super::Ingested;
-use super::{Record, Rejection};
+use super::{Predecoded, Record, Rejection};
+use crate::body::{Body, Containers, ShapeError, decode_change};
 use crate::change::ParsedChange;
 use crate::entry::{DocRef, Entry, validate_signatures};
 use crate::id::{EntryId, GroupId};
@@ -18,8 +21,12 @@ impl Record {
     /// Ingests entries whose signatures [`verify_signatures`] already checked (in parallel); every
     /// rule still runs. Entries that failed the check are reported as rejected.
     pub fn ingest_verified(&mut self, v: Verified) -> Ingested {
-        let batch = v.ok.into_iter().map(|(e, p)| (e, Ok(p))).collect();
-        let mut out = self.ingest_parsed(batch, false);
+        let batch = v
+            .ok
+            .into_iter()
+            .map(|(e, p, body)| (e, Ok(p), body))
+            .collect();
+        let mut out = self.ingest_predecoded(batch, false);
         let mut rejected = v.rejected;
         rejected.append(&mut out.rejected);
         out.rejected = rejected;
@@ -29,7 +36,7 @@ impl Record {
 
 /// Entries whose signatures were checked by [`verify_signatures`]; only that function makes one.
 pub struct Verified {
-    ok: Vec<(Entry, ParsedChange)>,
+    ok: Vec<(Entry, ParsedChange, Option<Predecoded>)>,
     rejected: Vec<Rejection>,
 }
 
@@ -43,7 +50,7 @@ impl Verified {
     pub fn links(&self) -> Vec<(EntryId, Vec<EntryId>)> {
         self.ok
             .iter()
-            .map(|(_, p)| {
+            .map(|(_, p, _)| {
                 (
                     p.hash,
                     p.change.deps().iter().map(|d| EntryId::from(*d)).collect(),
@@ -54,11 +61,32 @@ impl Verified {
 }
 
 /// Parses every entry and checks its signature by the signature rule, in batches (each entry gets
-/// the verdict [`Record::ingest`]'s single check gives it), on `threads` threads. Bundle order is kept.
+/// the verdict [`Record::ingest`]'s single check gives it), on `threads` threads, and decodes each
+/// record's body there too, so the serial rules walk does not. Bundle order is kept.
 pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -> Verified {
     let threads = threads.clamp(1, 64);
+    // The genesis's containers, which every other body is decoded against. Any entry whose change
+    // hashes to the group id has the genesis's very change, whatever its signature; if it is
+    // refused, nothing else is judged and the bodies decoded here go unused.
+    let containers: Option<Arc<Containers>> = entries
+        .iter()
+        .filter_map(|e| e.parse().ok())
+        .find(|p| p.hash == *group)
+        .and_then(|p| decode_change(&p.change, &Containers::new()).ok())
+        .map(|(_, c)| Arc::new(c));
+    let decode = |p: &ParsedChange| -> Option<Predecoded> {
+        let c = containers.as_ref()?;
+        if p.hash == *group {
+            return None;
+        }
+        let body: Result<Body, ShapeError> = decode_change(&p.change, c).map(|(b, _)| b);
+        Some(Predecoded {
+            body,
+            containers: Arc::clone(c),
+        })
+    };
     // Parse, then the signatures, then the document kind: the order of the single check.
-    let check = |c: &[Entry]| -> Vec<Result<ParsedChange, Invalid>> {
+    let check = |c: &[Entry]| -> Vec<Result<(ParsedChange, Option<Predecoded>), Invalid>> {
         let parsed: Vec<Result<ParsedChange, Invalid>> =
             c.iter().map(|e| e.parse().map_err(Invalid::from)).collect();
         let pairs: Vec<(&Entry, &ParsedChange)> = c
@@ -77,11 +105,13 @@ pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -
                 if e.doc != DocRef::Public {
                     return Err(Invalid::UnsupportedDocument);
                 }
-                Ok(p)
+                let body = decode(&p);
+                Ok((p, body))
             })
             .collect()
     };
-    let verdicts: Vec<Result<ParsedChange, Invalid>> = if threads == 1 || entries.len() < 64 {
+    type Verdicts = Vec<Result<(ParsedChange, Option<Predecoded>), Invalid>>;
+    let verdicts: Verdicts = if threads == 1 || entries.len() < 64 {
         check(&entries)
     } else {
         let chunk = entries.len().div_ceil(threads);
@@ -95,7 +125,9 @@ pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -
                 .flat_map(|(n, h)| {
                     // Parsing catches Automerge's panics; should a check still panic, its entries are refused.
                     h.join().unwrap_or_else(|_| {
-                        vec![Err(Invalid::Malformed("the check failed".into())); n]
+                        (0..n)
+                            .map(|_| Err(Invalid::Malformed("the check failed".into())))
+                            .collect()
                     })
                 })
                 .collect()
@@ -107,7 +139,7 @@ pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -
     };
     for (e, verdict) in entries.into_iter().zip(verdicts) {
         match verdict {
-            Ok(p) => v.ok.push((e, p)),
+            Ok((p, body)) => v.ok.push((e, p, body)),
             Err(reason) => v.rejected.push(Rejection {
                 id: digest_id(&e),
                 entry: e,
