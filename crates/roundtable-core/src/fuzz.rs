@@ -125,7 +125,11 @@ pub fn ingest(data: &[u8]) {
     assert_eq!(audited.heads(), fresh.heads(), "the auditor's heads");
     assert_eq!(audited.len(), fresh.len(), "the auditor's verdicts");
     let kinds = |r: &Record| -> Vec<(EntryId, &'static str)> {
-        let mut v: Vec<_> = r.rejected().iter().map(|(id, why)| (*id, why.kind())).collect();
+        let mut v: Vec<_> = r
+            .rejected()
+            .iter()
+            .map(|(id, why)| (*id, why.kind()))
+            .collect();
         v.sort();
         v
     };

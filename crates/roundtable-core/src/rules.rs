@@ -839,7 +839,8 @@ pub(crate) fn validate_ask(p: &Point, thread: &EntryId, why: &str) -> Result<(),
     Ok(())
 }
 
-/// A reader says no to a member who asked, with a reason they will see.
+/// A reader, or a former reader still in the group, says no to letting a member read (their
+/// request, or another's agreement), with a reason everyone sees.
 pub(crate) fn validate_decline(
     p: &Point,
     thread: &EntryId,

@@ -1203,42 +1203,26 @@ async fn the_owner_takes_back_a_done_within_a_day_and_nobody_else_can() {
         assert!(e.to_string().contains("only the member who said"), "{e}");
     }
     let before = entry_count(&f);
+    let undo = |at: String, done: EntryId| {
+        let st = f.state.clone();
+        let csrf = csrf.clone();
+        async move {
+            let form = [("csrf", csrf.as_str()), ("done", &done.to_string())];
+            send(&st, post(&st, &format!("/actions/{at}/undo"), &form)).await
+        }
+    };
     // The "done" must be one of the action the address names.
-    let r = send(
-        &f.state,
-        post(
-            &f.state,
-            &format!("/actions/{t}/undo"),
-            &[("csrf", &csrf), ("done", &done.to_string())],
-        ),
-    )
-    .await;
+    let r = undo(t.clone(), done).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(entry_count(&f), before);
-    let r = send(
-        &f.state,
-        post(
-            &f.state,
-            &format!("/actions/{action}/undo"),
-            &[("csrf", &csrf), ("done", &done.to_string())],
-        ),
-    )
-    .await;
+    let r = undo(action.to_string(), done).await;
     assert_eq!(location(&r), "/actions");
     assert_eq!(entry_count(&f), before + 1);
     let page = text(send(&f.state, get(&f.state, "/actions")).await).await;
     assert!(page.contains("Nothing is done yet."), "{page}");
     assert!(page.contains("I have done it"), "open again: {page}");
     // A wrong entry is refused in words and writes nothing.
-    let r = send(
-        &f.state,
-        post(
-            &f.state,
-            &format!("/actions/{action}/undo"),
-            &[("csrf", &csrf), ("done", &action.to_string())],
-        ),
-    )
-    .await;
+    let r = undo(action.to_string(), action).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(entry_count(&f), before + 1);
 }

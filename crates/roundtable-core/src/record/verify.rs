@@ -21,11 +21,10 @@ impl Record {
     /// Ingests entries whose signatures [`verify_signatures`] already checked (in parallel); every
     /// rule still runs. Entries that failed the check are reported as rejected.
     pub fn ingest_verified(&mut self, v: Verified) -> Ingested {
-        let batch = v
-            .ok
-            .into_iter()
-            .map(|(e, p, body)| (e, Ok(p), body))
-            .collect();
+        let batch =
+            v.ok.into_iter()
+                .map(|(e, p, body)| (e, Ok(p), body))
+                .collect();
         let mut out = self.ingest_predecoded(batch, false);
         let mut rejected = v.rejected;
         rejected.append(&mut out.rejected);
