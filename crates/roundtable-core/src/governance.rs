@@ -118,9 +118,12 @@ impl Standing {
     }
 }
 
+/// How many points' governance a record keeps (a recount asks for two: the proposal's and now).
+const GOV_CACHE: usize = 8;
+
 impl Record {
     /// The group's state at the point `clock`.
-    pub fn governance_at(&self, clock: &Clock) -> Governance {
+    pub fn governance_at(&self, clock: &Clock) -> std::sync::Arc<Governance> {
         let mut events: Vec<(&Meta, EntryId)> = self
             .ix
             .membership
@@ -128,15 +131,28 @@ impl Record {
             .filter_map(|h| self.in_past(clock, h).map(|m| (m, *h)))
             .collect();
         events.sort_by_key(|(m, h)| (m.max_op, *h));
+        let key: Vec<EntryId> = events.iter().map(|(_, h)| *h).collect();
+        if let Ok(cache) = self.gov_cache.lock()
+            && let Some((_, g)) = cache.iter().find(|(k, _)| *k == key)
+        {
+            return std::sync::Arc::clone(g);
+        }
         let mut void = BTreeSet::new();
-        loop {
+        let g = loop {
             let (mut g, more) = self.fold_once(&events, &void);
             if more.is_subset(&void) {
                 g.void = void;
-                return g;
+                break std::sync::Arc::new(g);
             }
             void.extend(more);
+        };
+        if let Ok(mut cache) = self.gov_cache.lock() {
+            if cache.len() >= GOV_CACHE {
+                cache.remove(0);
+            }
+            cache.push((key, std::sync::Arc::clone(&g)));
         }
+        g
     }
 
     /// One pass of the governance fold with `void` entries skipped; returns the state and every

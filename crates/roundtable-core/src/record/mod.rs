@@ -113,6 +113,9 @@ pub struct Record {
     pub(crate) ix: Index,
     /// The governance at the heads, computed once per change of the record.
     gov_now: std::sync::OnceLock<Governance>,
+    /// The governance at the last few points asked, by the membership entries in their past (all
+    /// it depends on, and those entries never change once admitted).
+    pub(crate) gov_cache: std::sync::Mutex<Vec<(Vec<EntryId>, std::sync::Arc<Governance>)>>,
     /// Boxed: a candidate is large (its change, its decoded body), and the map moves its values as it grows.
     pending: HashMap<EntryId, Box<Candidate>>,
     /// Sig-valid entries rejected by a rule: anything built on them is rejected too.
@@ -134,6 +137,7 @@ impl Record {
             doc_queue: Vec::new(),
             ix: Index::default(),
             gov_now: std::sync::OnceLock::new(),
+            gov_cache: std::sync::Mutex::new(Vec::new()),
             pending: HashMap::new(),
             rejected: HashMap::new(),
             positions: HashMap::new(),

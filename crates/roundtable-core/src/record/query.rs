@@ -108,7 +108,7 @@ impl Record {
     /// The governance at the heads.
     pub fn governance(&self) -> &Governance {
         self.gov_now
-            .get_or_init(|| self.governance_at(&self.clock_of(&self.heads())))
+            .get_or_init(|| (*self.governance_at(&self.clock_of(&self.heads()))).clone())
     }
 
     /// Members now (at the heads), with their standing.
@@ -118,7 +118,7 @@ impl Record {
 
     /// Membership as the rules see it at the point `clock`.
     pub fn members_at_clock(&self, clock: &Clock) -> BTreeMap<MemberId, Member> {
-        self.governance_at(clock).members
+        self.governance_at(clock).members.clone()
     }
 
     // ----- entries and what refers to them -----
