@@ -34,6 +34,13 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// Adds the verdicts on the next part of the same bundle, checked by [`verify_signatures`]
+    /// (so a bundle read as a stream is checked part by part); bundle order is kept.
+    pub fn append(&mut self, mut next: Verified) {
+        self.ok.append(&mut next.ok);
+        self.rejected.append(&mut next.rejected);
+    }
+
     /// How many entries passed the check.
     pub fn passed(&self) -> usize {
         self.ok.len()
