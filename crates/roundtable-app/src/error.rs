@@ -219,6 +219,8 @@ impl AppError {
         match self {
             AppError::Seal(SealError::Random(_)) => false,
             AppError::Ticket(_) => false,
+            // The file could not be read: the disk's failure, not a verdict on the bundle.
+            AppError::Bundle(BundleError::Io(..)) => false,
             AppError::Sync(s) => matches!(
                 s,
                 SyncError::Refused(_)

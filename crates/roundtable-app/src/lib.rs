@@ -44,7 +44,7 @@ mod write;
 pub use error::AppError;
 pub use net::publish_after_sync;
 pub use sealed::{LetIn, limits_note};
-pub use transfer::{Imported, audit_group, export_bundle, import_bundle};
+pub use transfer::{Imported, audit_group, export_bundle, import_bundle, import_bundle_from};
 pub use write::Draft;
 
 use roundtable_core::{Body, DeviceKey, EntryId, MemberId, Record};

@@ -1,6 +1,10 @@
 //! Moving the record by file: a bundle out, a bundle in.
 
-use roundtable_core::{GroupId, Ingested, bundle};
+use std::io::Read;
+
+use roundtable_core::bundle::{BundleError, BundleReader};
+use roundtable_core::change::raw_change_hash;
+use roundtable_core::{Entry, GroupId, Ingested, bundle};
 use roundtable_store::{Group, Home};
 
 use crate::AppError;
@@ -22,7 +26,27 @@ pub fn import_bundle(
     bytes: &[u8],
     want: Option<GroupId>,
 ) -> Result<Imported, AppError> {
-    let (group, entries) = bundle::decode(bytes)?;
+    import_bundle_from(home, || Ok(bytes), want)
+}
+
+/// Entries stored per [`Home::ingest`] call, at most: by count, and by change bytes (so a batch of
+/// the largest entries stays small in memory).
+const STREAM_BATCH: usize = roundtable_store::IMPORT_BATCH;
+const STREAM_BATCH_BYTES: usize = 16 << 20;
+
+/// [`import_bundle`] on a bundle read as a stream, holding a batch of entries at a time, never
+/// the whole file. `open` gives the bundle from its start and is called twice: a first read checks
+/// that the file is whole (framing and digest) and finds the group's genesis, storing nothing; the
+/// second stores the entries in batches. Should the file change between the two (the second read
+/// then fails), the batches already stored stay: each of their entries was judged by the rules.
+pub fn import_bundle_from<R: Read>(
+    home: &Home,
+    mut open: impl FnMut() -> std::io::Result<R>,
+    want: Option<GroupId>,
+) -> Result<Imported, AppError> {
+    let io = |e: std::io::Error| AppError::Bundle(BundleError::Io(e.kind(), e.to_string()));
+    let reader = BundleReader::new(open().map_err(io)?)?;
+    let group = reader.group();
     if let Some(wanted) = want
         && wanted != group
     {
@@ -31,11 +55,69 @@ pub fn import_bundle(
             wanted,
         });
     }
-    if entries.is_empty() && !home.holds(&group)? {
+    let held = home.holds(&group)?;
+    // First read: the whole file is checked before anything is stored. A group this device lacks
+    // starts only from its genesis, which goes first (its place in the file is remembered).
+    let mut count = 0u64;
+    let mut genesis: Option<(u64, Entry)> = None;
+    for e in reader {
+        let e = e?;
+        if !held
+            && genesis.is_none()
+            && raw_change_hash(&e.change).is_ok_and(|h| h.0 == group.0)
+            && bundle::genesis_of(&group, std::slice::from_ref(&e)).is_some()
+        {
+            genesis = Some((count, e));
+        }
+        count += 1;
+    }
+    if count == 0 && !held {
         return Err(AppError::EmptyBundle(group));
     }
+    // Second read: the entries, in batches.
+    let mut reader = BundleReader::new(open().map_err(io)?)?;
+    if reader.group() != group {
+        return Err(AppError::Bundle(BundleError::Digest));
+    }
     let mut g = home.open_or_new_group(&group)?;
-    let out = home.ingest(&mut g, entries)?;
+    let skip = genesis.as_ref().map(|(i, _)| *i);
+    let mut batch: Vec<Entry> = genesis.into_iter().map(|(_, e)| e).collect();
+    let mut bytes = 0usize;
+    let mut out = Ingested::default();
+    let mut not_kept = 0usize;
+    let mut index = 0u64;
+    let mut calls = 0usize;
+    loop {
+        let next = reader.next().transpose()?;
+        let last = next.is_none();
+        if let Some(e) = next {
+            if Some(index) != skip {
+                bytes += e.change.len();
+                batch.push(e);
+            }
+            index += 1;
+        }
+        if (last && (!batch.is_empty() || calls == 0))
+            || batch.len() >= STREAM_BATCH
+            || bytes >= STREAM_BATCH_BYTES
+        {
+            calls += 1;
+            let part = home.ingest(&mut g, std::mem::take(&mut batch))?;
+            not_kept += g.evidence_not_kept;
+            out.accepted.extend(part.accepted);
+            out.pending.extend(part.pending);
+            out.rejected.extend(part.rejected);
+            out.duplicates += part.duplicates;
+            bytes = 0;
+        }
+        if last {
+            break;
+        }
+    }
+    g.evidence_not_kept = not_kept;
+    // Pending entries that were accepted later in the same import are no longer pending.
+    out.pending
+        .retain(|(h, _)| !g.record.contains(h) && !g.record.rejected().contains_key(h));
     if out.accepted.is_empty() && !out.rejected.is_empty() {
         return Err(AppError::NothingTaken {
             waiting: out.pending.len(),

@@ -28,7 +28,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use roundtable_core::body::Body;
-use roundtable_core::bundle::{self, BundleError};
+use std::io::Read;
+
+use roundtable_core::bundle::{BundleError, BundleReader};
 use roundtable_core::change::{ChangeError, parse_change, raw_change_hash};
 use roundtable_core::entry::DecodeError;
 use roundtable_core::record::{Rejection, verify_signatures};
@@ -340,13 +342,35 @@ fn refused_kind(r: &Rejection) -> &'static str {
 
 /// Audits a bundle's bytes, checking signatures on `threads` threads.
 pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
-    let salvaged = bundle::decode_lenient(bytes)?;
-    let group = salvaged.group;
-    let n = salvaged.entries.len();
-    let failures: Vec<Failure> = salvaged
-        .problems
+    audit_from(bytes, threads)
+}
+
+/// Entries read before their signatures are checked, part by part, while the file is read.
+const VERIFY_PART: usize = 16 * 1024;
+
+/// Audits a bundle read as a stream (a file: never all of it in memory), checking signatures on
+/// `threads` threads part by part as it is read; the same report as [`audit`] on its bytes. A
+/// failing input ([`BundleError::Io`]) or one over [`roundtable_core::bundle::MAX_BUNDLE_BYTES`] is
+/// [`AuditError::Unreadable`].
+pub fn audit_from(input: impl Read, threads: usize) -> Result<Report, AuditError> {
+    let mut reader = BundleReader::lenient(input)?;
+    let group = reader.group();
+    let declared = reader.entry_count();
+    let mut verified = verify_signatures(&group, Vec::new(), threads);
+    let mut part = Vec::with_capacity(VERIFY_PART);
+    let mut n = 0usize;
+    for e in reader.by_ref() {
+        part.push(e?);
+        n += 1;
+        if part.len() == VERIFY_PART {
+            verified.verify_more(&group, std::mem::take(&mut part), threads);
+        }
+    }
+    verified.verify_more(&group, part, threads);
+    let failures: Vec<Failure> = reader
+        .problems()
         .iter()
-        .map(|e| failure(e, n, salvaged.count))
+        .map(|e| failure(e, n, declared))
         .collect();
     let mut problems = Vec::new();
     if !failures.is_empty() {
@@ -364,10 +388,12 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
             ),
         });
     }
-    let verified = verify_signatures(&group, salvaged.entries, threads);
     let links = verified.links();
-    let mut record = Record::new(group);
-    let out = record.ingest_verified(verified);
+    // The report reads only the index: no Automerge document, so no second copy of every change.
+    let mut record = Record::without_document(group);
+    let mut out = record.ingest_verified(verified);
+    // The accepted entries' bytes are for a store; the auditor has none.
+    out.entries = HashMap::new();
     if out.rebuild {
         // Cannot happen on a fresh record (nothing is applied before forks are settled); say so if it does.
         problems.push(Problem {
@@ -520,7 +546,7 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
     }
     let damaged = (!failures.is_empty()).then(|| Damage {
         failures,
-        declared_entries: salvaged.count,
+        declared_entries: declared,
         salvaged: Salvage {
             entries: n,
             valid_entries: record.len(),

@@ -2,7 +2,9 @@
 //! then a summary. Both sides of a ratio run in this process on the same data, interleaved, and each
 //! side's figure is the median of at least five repetitions. `--quick` divides the sizes by ten.
 //!
-//! Ratios: R1, R1d, R2, R3, R4, R5, R6, R8, R9 (see docs/performance.md).
+//! Ratios: R1, R1d, R2, R3, R4, R5, R6, R8, R9 (see docs/performance.md). Then A1M, the audit at
+//! scale (`A1M secs=S threads=2 rss_mb=M met=... entries=N`): 1,000,000 entries, 100,000 with
+//! `--quick`, `--audit-entries N` for another size; `--r2-entries N` sets R2's size.
 
 use std::time::{Duration, Instant};
 
@@ -529,9 +531,11 @@ fn r6(n: usize) -> anyhow::Result<Ratio> {
 /// R2: auditing a bundle (read it, check every signature by the signature rule, apply every rule,
 /// recount) against the raw batch check of that rule (`signature::verify_batch`, the one the audit
 /// runs) over the same signatures on one thread; and the audit's speed-up on 2 threads.
-fn r2(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
-    use roundtable_core::entry::signing_message;
-    use roundtable_core::signature::{Item, verify_batch};
+/// The audit's input: a group of four members and `n` entries (messages in one thread, by turns),
+/// as `(group, entries)`. R2 and A1M audit its bundle.
+fn audit_input(
+    n: usize,
+) -> anyhow::Result<(roundtable_core::GroupId, Vec<roundtable_core::Entry>)> {
     let keys: Vec<DeviceKey> = (1..=4u8)
         .map(|i| DeviceKey::from_secret(&[i; 32]))
         .collect();
@@ -553,6 +557,7 @@ fn r2(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
     })?;
     let (thread, e) = rec.author(&keys[0], Body::Thread { title: "t".into() }, 9)?;
     all.push(e);
+    let bar = progress(n as u64, "building the audit's entries");
     while all.len() < n {
         let i = all.len();
         all.push(
@@ -566,8 +571,30 @@ fn r2(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
             )?
             .1,
         );
+        if i % 1024 == 0 {
+            bar.set_position(i as u64);
+        }
     }
-    let gid = rec.group();
+    bar.finish_and_clear();
+    Ok((rec.group(), all))
+}
+
+/// A progress bar on stderr (drawn only when stderr is a terminal), for the long builds.
+fn progress(len: u64, what: &'static str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {pos}/{len}, {elapsed} (about {eta} left)",
+    ) {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_message(what);
+    b
+}
+
+fn r2(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
+    use roundtable_core::entry::signing_message;
+    use roundtable_core::signature::{Item, verify_batch};
+    let (gid, all) = audit_input(n)?;
     let bytes = roundtable_core::bundle::encode(&gid, &all);
     let mut signed = Vec::with_capacity(n);
     for e in &all {
@@ -575,7 +602,7 @@ fn r2(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
         let msg = signing_message(&gid, &e.doc.doc_id(&gid), &p.hash);
         signed.push((p.actor, msg, e.signature));
     }
-    drop((rec, all));
+    drop(all);
     let raw = || -> anyhow::Result<Duration> {
         let items: Vec<Item<'_>> = signed
             .iter()
@@ -815,10 +842,90 @@ fn r9(n: usize) -> anyhow::Result<Ratio> {
     })
 }
 
+/// The result of the audit at scale: `A1M secs=S threads=2 rss_mb=M met=...` (goal: secs <= 8 and
+/// rss_mb <= 1536).
+struct AuditAtScale {
+    n: usize,
+    secs: f64,
+    rss_mb: f64,
+}
+
+/// A1M: the audit of an `n`-entry bundle file (the CLI's path: the file read as a stream, signatures
+/// on 2 threads, every rule, the report), run in a fresh child process so that its peak resident
+/// memory (`VmHWM`) is the audit's alone, with the process's own few MiB.
+fn a1m(n: usize) -> anyhow::Result<AuditAtScale> {
+    let tmp = tempfile::tempdir()?;
+    let path = tmp.path().join("audit.bundle");
+    {
+        let (gid, all) = audit_input(n)?;
+        std::fs::write(&path, roundtable_core::bundle::encode(&gid, &all))?;
+    }
+    let me = std::env::current_exe()?;
+    let spin = indicatif::ProgressBar::new_spinner();
+    spin.set_message(format!("auditing {n} entries in a child process"));
+    spin.enable_steady_tick(Duration::from_millis(200));
+    let out = std::process::Command::new(&me)
+        .arg("--a1m-child")
+        .arg(&path)
+        .output()?;
+    spin.finish_and_clear();
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)?;
+    let mut f = text.split_whitespace();
+    let secs: f64 = f.next().unwrap_or_default().parse()?;
+    let hwm_kb: f64 = f.next().unwrap_or_default().parse()?;
+    let entries: usize = f.next().unwrap_or_default().parse()?;
+    anyhow::ensure!(entries == n, "the audit read {entries} entries of {n}");
+    Ok(AuditAtScale {
+        n,
+        secs,
+        rss_mb: hwm_kb / 1024.0,
+    })
+}
+
+/// The child side of A1M: audits the file on 2 threads; prints the seconds, the peak resident memory
+/// in KiB (`VmHWM` of this fresh process) and the entries read.
+fn a1m_child(args: &[String]) -> anyhow::Result<()> {
+    let path = args.get(2).map(String::as_str).unwrap_or_default();
+    let t = Instant::now();
+    let file = std::fs::File::open(path)?;
+    let r = roundtable_audit::audit_from(file, 2)?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(r.verified, "{:?}", r.problems.first());
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/self/status"))?;
+    println!("{secs:.3} {hwm} {}", r.entries);
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--r9-child") {
         return r9_child(&args);
+    }
+    if args.get(1).map(String::as_str) == Some("--a1m-child") {
+        return a1m_child(&args);
+    }
+    // `--write-audit-bundle N FILE`: writes A1M's input of N entries to FILE and stops (for
+    // measuring `roundtable import` and `audit` on a large file, docs/performance.md).
+    if args.get(1).map(String::as_str) == Some("--write-audit-bundle") {
+        let n: usize = args
+            .get(2)
+            .map(String::as_str)
+            .unwrap_or_default()
+            .parse()?;
+        let path = args.get(3).ok_or_else(|| anyhow::anyhow!("FILE"))?;
+        let (gid, all) = audit_input(n)?;
+        std::fs::write(path, roundtable_core::bundle::encode(&gid, &all))?;
+        return Ok(());
     }
     let quick = args.iter().any(|a| a == "--quick");
     // `--only R2` runs just the ratios whose names start with that (for profiling one of them).
@@ -841,10 +948,10 @@ fn main() -> anyhow::Result<()> {
         ratios.push(r1d(1_000 / scale)?);
     }
     if want("R2") {
-        // `--audit-entries N` audits a bundle of N entries instead (the 1M figure in docs/performance.md).
+        // `--r2-entries N` measures R2 on N entries instead (the 1M figures in docs/performance.md).
         let n = args
             .iter()
-            .position(|a| a == "--audit-entries")
+            .position(|a| a == "--r2-entries")
             .and_then(|i| args.get(i + 1)?.parse().ok())
             .unwrap_or(100_000 / scale);
         let (r2, r2t) = r2(n)?;
@@ -875,6 +982,27 @@ fn main() -> anyhow::Result<()> {
             r.met()
         );
         eprintln!("  {}", r.detail);
+    }
+    // A1M, the audit at scale: 1,000,000 entries (100,000 with `--quick`, nothing else scaled;
+    // `--audit-entries N` for another size). Its own line; the size is the last field.
+    if want("A1M") {
+        let n = args
+            .iter()
+            .position(|a| a == "--audit-entries")
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .unwrap_or(if quick { 100_000 } else { 1_000_000 });
+        let a = a1m(n)?;
+        println!(
+            "A1M secs={:.2} threads=2 rss_mb={:.0} met={} entries={}",
+            a.secs,
+            a.rss_mb,
+            a.secs <= 8.0 && a.rss_mb <= 1536.0,
+            a.n
+        );
+        eprintln!(
+            "  {} entries: the audit of the bundle file (read as a stream, 2 threads) took {:.2} s, peak resident memory {:.0} MiB (VmHWM of a fresh process)",
+            a.n, a.secs, a.rss_mb
+        );
     }
     let met = ratios.iter().filter(|r| r.met()).count();
     println!(

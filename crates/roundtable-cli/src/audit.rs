@@ -13,7 +13,7 @@ use crate::Out;
 /// Runs the audit; exit 0 verified, 1 problems found, 2 a file that is not a whole bundle (the report
 /// of its readable part is still printed when there is one) or no input at all.
 pub fn run(bundle: &Path, report: Option<&Path>, threads: Option<usize>, json: bool) -> ExitCode {
-    match audit(bundle, report, threads) {
+    match audit(bundle, report, threads, !json) {
         Ok(r) => {
             let text = if json {
                 match serde_json::to_string(&r) {
@@ -48,20 +48,33 @@ pub fn run(bundle: &Path, report: Option<&Path>, threads: Option<usize>, json: b
         }
         Err(e) => {
             eprintln!("roundtable: {e:#}");
-            ExitCode::from(2)
+            // A file over the largest bundle is refused, as a check that failed.
+            if e.chain().any(|c| c.is::<crate::Refusal>()) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }
 
-fn audit(bundle: &Path, report: Option<&Path>, threads: Option<usize>) -> anyhow::Result<Report> {
-    let bytes =
-        std::fs::read(bundle).with_context(|| format!("could not read {}", bundle.display()))?;
+fn audit(
+    bundle: &Path,
+    report: Option<&Path>,
+    threads: Option<usize>,
+    progress: bool,
+) -> anyhow::Result<Report> {
+    let file = crate::open_bundle(bundle)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let threads = threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let r = roundtable_audit::audit(&bytes, threads).map_err(|e| match e {
+    let bar = crate::progress::Progress::new(size, progress);
+    let r = roundtable_audit::audit_from(bar.reader(file), threads);
+    bar.done();
+    let r = r.map_err(|e| match e {
         AuditError::Unreadable(b) => anyhow::anyhow!("{} cannot be audited: {b}", bundle.display()),
         other => anyhow::Error::new(other),
     })?;

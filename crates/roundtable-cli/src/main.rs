@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 mod audit;
 mod net;
+mod progress;
 mod sealed;
 mod show;
 
@@ -1173,11 +1174,30 @@ The proposal's id is {proposal}",
     })
 }
 
+/// Opens a bundle file to read as a stream, after refusing (exit 1) one larger than the largest
+/// bundle, before a byte of it is read.
+pub(crate) fn open_bundle(path: &Path) -> anyhow::Result<std::fs::File> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("could not read {}", path.display()))?;
+    let size = file
+        .metadata()
+        .with_context(|| format!("could not read {}", path.display()))?
+        .len();
+    if size > roundtable_core::bundle::MAX_BUNDLE_BYTES {
+        return Err(refuse(format!(
+            "{} is {size} bytes, more than the largest bundle this program reads ({} bytes, 2 GiB); it was not read. It is not a whole bundle, or the record must be carried in smaller files",
+            path.display(),
+            roundtable_core::bundle::MAX_BUNDLE_BYTES
+        )));
+    }
+    Ok(file)
+}
+
 fn import(ctx: &Ctx, cli: &Cli, file: &Path) -> anyhow::Result<Out> {
-    let bytes =
-        std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
     let want = cli.group.as_deref().map(parse_id::<GroupId>).transpose()?;
-    let taken = roundtable_app::import_bundle(&ctx.home, &bytes, want);
+    // Checked once here; each read of the file below is a stream, never the whole file at once.
+    drop(open_bundle(file)?);
+    let taken = roundtable_app::import_bundle_from(&ctx.home, || std::fs::File::open(file), want);
     let rejected = match &taken {
         Ok(t) => (&t.ingested.rejected[..], t.group.evidence_not_kept),
         Err(AppError::NothingTaken {

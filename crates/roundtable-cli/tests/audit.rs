@@ -366,3 +366,33 @@ fn export_automerge_loads_with_the_same_heads() {
     assert_eq!(v["entries"], exported["entries"]);
     assert_eq!(v["group_name"], "Riverside board");
 }
+
+/// A file over the largest bundle (2 GiB, docs/format.md section 5) is refused by `audit` and
+/// `import` before it is read: exit 1, in words, nothing stored. The file is sparse: nothing is
+/// written to the disk.
+#[test]
+fn a_file_over_the_largest_bundle_is_refused_before_it_is_read() {
+    let dir = scratch();
+    let big = dir.path().join("big.bundle");
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(roundtable_core::bundle::MAX_BUNDLE_BYTES + 1)
+        .expect("a sparse file");
+    drop(f);
+    let fail = TestCommand::bare()
+        .args([OsStr::new("audit"), big.as_os_str()])
+        .fails(1);
+    assert!(
+        fail.stderr.contains("largest bundle"),
+        "audit said: {}",
+        fail.stderr
+    );
+    let home = Home::init("Ana");
+    let before = home.state();
+    let fail = home.cmd([OsStr::new("import"), big.as_os_str()]).fails(1);
+    assert!(
+        fail.stderr.contains("largest bundle") && fail.stderr.contains("not read"),
+        "import said: {}",
+        fail.stderr
+    );
+    assert_eq!(home.state(), before, "nothing was stored");
+}

@@ -6,19 +6,31 @@
 //! ```
 //! The digest catches a damaged or cut-short file before anything is stored; each entry still carries
 //! its own signature, so a bundle needs no trust in whoever carried it.
+//!
+//! A file is read as a stream ([`BundleReader`]), holding one entry at a time; [`decode`] and
+//! [`decode_lenient`], for bytes already in memory, are that same reader over a slice.
 
 use sha2::{Digest, Sha256};
 
 use crate::entry::{DecodeError, Entry};
 use crate::id::GroupId;
 
+mod stream;
+pub use stream::BundleReader;
+
+/// The largest bundle file read (2 GiB, `docs/format.md` section 5): far above any board's
+/// record (a million entries are about 450 MB), and a bound on what an auditor's laptop is asked to
+/// hold. A larger input is refused before it is read past this size.
+pub const MAX_BUNDLE_BYTES: u64 = 2 << 30;
+
 /// The first 8 bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"RTBUNDLE";
 /// The format version this program writes and reads (`docs/format.md` section 5).
 pub const VERSION: u8 = 1;
-const HEADER: usize = 8 + 1 + 32 + 8;
+/// Bytes of the header: magic, version, group id, count.
+pub(crate) const HEADER: usize = 8 + 1 + 32 + 8;
 /// The smallest encoded entry (public document, empty change), used to bound `count` before allocating.
-const MIN_ENTRY: usize = 1 + 64 + 4;
+pub(crate) const MIN_ENTRY: usize = 1 + 64 + 4;
 
 /// Why a bundle could not be read. Nothing from it has been stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +64,15 @@ pub enum BundleError {
     /// Bytes between the last entry (by the header's count) and the digest.
     #[error("the bundle has {0} unexpected bytes after its last entry")]
     Trailing(usize),
+    /// The input is larger than [`MAX_BUNDLE_BYTES`] (the given bound); it was not read further.
+    #[error(
+        "the file is larger than {} bytes, the largest bundle this program reads; it is not a whole bundle, or the group's record must be carried in more than one file",
+        .0
+    )]
+    TooBig(u64),
+    /// Reading the input failed (the kind and the system's words).
+    #[error("the bundle could not be read ({1}); check the file and the disk, then try again")]
+    Io(std::io::ErrorKind, String),
 }
 
 /// The valid genesis of `group` among `entries`, if there is one: an entry whose id is the group id,
@@ -84,8 +105,9 @@ pub fn encode(group: &GroupId, entries: &[Entry]) -> Vec<u8> {
     out
 }
 
-/// Checks the magic and version and reads the header: the group id and the entry count.
-fn header(bytes: &[u8]) -> Result<(GroupId, u64), BundleError> {
+/// Checks the magic and version and reads the header: the group id and the entry count. `bytes` is
+/// the file's start (all of it when it is shorter than a header).
+pub(crate) fn header(bytes: &[u8]) -> Result<(GroupId, u64), BundleError> {
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err(BundleError::NotABundle);
     }
@@ -105,32 +127,13 @@ fn header(bytes: &[u8]) -> Result<(GroupId, u64), BundleError> {
     Ok((GroupId::from_bytes(group), u64::from_le_bytes(count_bytes)))
 }
 
-/// Reads a bundle: its group id and entries, after checking its framing and digest.
+/// Reads a bundle: its group id and entries, after checking its framing and digest. The first
+/// error, in this order: the header, a file shorter than a header and a digest, the digest, the
+/// count, an entry, trailing bytes.
 pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
-    let (group, count) = header(bytes)?;
-    if bytes.len() < HEADER + 32 {
-        return Err(BundleError::Truncated);
-    }
-    let (body, digest) = bytes.split_at(bytes.len() - 32);
-    let want: [u8; 32] = Sha256::digest(body).into();
-    if want != digest {
-        return Err(BundleError::Digest);
-    }
-    let mut rest = &body[HEADER..];
-    if count > (rest.len() / MIN_ENTRY) as u64 {
-        return Err(BundleError::Count(count));
-    }
-    let mut entries = Vec::with_capacity(count as usize);
-    for index in 0..count {
-        let (e, used) =
-            Entry::decode_prefix(rest).map_err(|error| BundleError::Entry { index, error })?;
-        entries.push(e);
-        rest = &rest[used..];
-    }
-    if !rest.is_empty() {
-        return Err(BundleError::Trailing(rest.len()));
-    }
-    Ok((group, entries))
+    let mut r = BundleReader::new(bytes)?;
+    let entries = r.by_ref().collect::<Result<Vec<_>, _>>()?;
+    Ok((r.group(), entries))
 }
 
 /// What a lenient read of a bundle found: everything readable, and every problem with the framing.
@@ -149,51 +152,12 @@ pub struct Salvaged {
 /// Reads as much of a bundle as can be read, for an auditor who must report every problem rather
 /// than stop at the first. Fails only when the header itself is unreadable.
 pub fn decode_lenient(bytes: &[u8]) -> Result<Salvaged, BundleError> {
-    let (group, count) = header(bytes)?;
-    let mut problems = Vec::new();
-    let digest_ok = bytes.len() >= HEADER + 32 && {
-        let (body, digest) = bytes.split_at(bytes.len() - 32);
-        <[u8; 32]>::from(Sha256::digest(body)) == digest
-    };
-    if !digest_ok {
-        problems.push(BundleError::Digest);
-    }
-    // With a good digest the last 32 bytes are the digest; otherwise any of them may be entry bytes.
-    let end = if digest_ok {
-        bytes.len() - 32
-    } else {
-        bytes.len()
-    };
-    let mut rest = &bytes[HEADER..end];
-    if count > (rest.len() / MIN_ENTRY) as u64 {
-        problems.push(BundleError::Count(count));
-    }
-    let mut entries = Vec::new();
-    for index in 0..count {
-        if rest.is_empty() {
-            problems.push(BundleError::Truncated);
-            break;
-        }
-        match Entry::decode_prefix(rest) {
-            Ok((e, used)) => {
-                entries.push(e);
-                rest = &rest[used..];
-            }
-            Err(error) => {
-                problems.push(BundleError::Entry { index, error });
-                rest = &[];
-                break;
-            }
-        }
-    }
-    // With a bad digest, 32 bytes left over are that digest, not trailing bytes.
-    if !rest.is_empty() && (digest_ok || rest.len() != 32) {
-        problems.push(BundleError::Trailing(rest.len()));
-    }
+    let mut r = BundleReader::lenient(bytes)?;
+    let entries = r.by_ref().collect::<Result<Vec<_>, _>>()?;
     Ok(Salvaged {
-        group,
-        count,
+        group: r.group(),
+        count: r.entry_count(),
         entries,
-        problems,
+        problems: r.into_problems(),
     })
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::body::{Body, Rule};
+use crate::bundle::BundleError;
 use crate::entry::{DocRef, Entry};
 use crate::id::{EntryId, GroupId};
 use crate::identity::DeviceKey;
@@ -27,6 +28,7 @@ pub fn entry(data: &[u8]) {
 /// tried as it is and with a correct digest appended, so the fuzzer also reaches the framing behind it.
 pub fn bundle(data: &[u8]) {
     use sha2::{Digest, Sha256};
+    bundle_stream(data);
     let mut sealed = data.to_vec();
     sealed.extend_from_slice(&Sha256::digest(data));
     for bytes in [data, &sealed] {
@@ -45,6 +47,161 @@ pub fn bundle(data: &[u8]) {
             assert!(s.problems.is_empty(), "a good bundle has no problems");
             assert_eq!((s.group, s.entries), (g, entries));
         }
+    }
+}
+
+/// The streaming reader on arbitrary bytes: it gives exactly what the reference in-memory decoders
+/// ([`reference`]) give (the same entries, the same error or problems), however the input arrives.
+/// The input is tried as it is and with a correct digest appended, and each is fed whole, one byte
+/// per read, and in reads of sizes taken from the input.
+pub fn bundle_stream(data: &[u8]) {
+    use sha2::{Digest, Sha256};
+    let mut sealed = data.to_vec();
+    sealed.extend_from_slice(&Sha256::digest(data));
+    let step = 1 + data.first().copied().unwrap_or(0) as usize * 37;
+    for bytes in [data, &sealed] {
+        let strict = reference::decode(bytes);
+        let lenient = reference::decode_lenient(bytes);
+        for chunk in [usize::MAX, 1, step] {
+            assert_eq!(
+                stream_strict(Chunked::new(bytes, chunk)),
+                strict,
+                "the stream and the reference agree (strict, reads of {chunk})"
+            );
+            assert_eq!(
+                stream_lenient(Chunked::new(bytes, chunk)),
+                lenient,
+                "the stream and the reference agree (lenient, reads of {chunk})"
+            );
+        }
+        assert_eq!(crate::bundle::decode(bytes), strict, "decode is the stream");
+    }
+}
+
+/// All of a strict stream: the group and entries, or its one error.
+pub fn stream_strict(input: impl std::io::Read) -> Result<(GroupId, Vec<Entry>), BundleError> {
+    let mut r = crate::bundle::BundleReader::new(input)?;
+    let entries = r.by_ref().collect::<Result<Vec<_>, _>>()?;
+    Ok((r.group(), entries))
+}
+
+/// All of a lenient stream: group, count, entries and problems.
+#[allow(clippy::type_complexity)]
+pub fn stream_lenient(
+    input: impl std::io::Read,
+) -> Result<(GroupId, u64, Vec<Entry>, Vec<BundleError>), BundleError> {
+    let mut r = crate::bundle::BundleReader::lenient(input)?;
+    let entries = r.by_ref().collect::<Result<Vec<_>, _>>()?;
+    Ok((r.group(), r.entry_count(), entries, r.into_problems()))
+}
+
+/// A reader that hands out at most `chunk` bytes per read, as a pipe or a slow disk may.
+pub struct Chunked<'a> {
+    bytes: &'a [u8],
+    chunk: usize,
+}
+
+impl<'a> Chunked<'a> {
+    /// Reads `bytes`, at most `chunk` (at least 1) per call.
+    pub fn new(bytes: &'a [u8], chunk: usize) -> Self {
+        Chunked {
+            bytes,
+            chunk: chunk.max(1),
+        }
+    }
+}
+
+impl std::io::Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.chunk).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+/// The in-memory bundle decoders as they were before the streaming reader, kept as its oracle:
+/// the whole file in a slice, the digest checked first. Only tests and fuzzers call them.
+pub mod reference {
+    use sha2::{Digest, Sha256};
+
+    use crate::bundle::{BundleError, HEADER, MIN_ENTRY, header};
+    use crate::entry::Entry;
+    use crate::id::GroupId;
+
+    /// The strict decoder: the group and entries, or the first error.
+    pub fn decode(bytes: &[u8]) -> Result<(GroupId, Vec<Entry>), BundleError> {
+        let (group, count) = header(bytes)?;
+        if bytes.len() < HEADER + 32 {
+            return Err(BundleError::Truncated);
+        }
+        let (body, digest) = bytes.split_at(bytes.len() - 32);
+        let want: [u8; 32] = Sha256::digest(body).into();
+        if want != digest {
+            return Err(BundleError::Digest);
+        }
+        let mut rest = &body[HEADER..];
+        if count > (rest.len() / MIN_ENTRY) as u64 {
+            return Err(BundleError::Count(count));
+        }
+        let mut entries = Vec::new();
+        for index in 0..count {
+            let (e, used) =
+                Entry::decode_prefix(rest).map_err(|error| BundleError::Entry { index, error })?;
+            entries.push(e);
+            rest = &rest[used..];
+        }
+        if !rest.is_empty() {
+            return Err(BundleError::Trailing(rest.len()));
+        }
+        Ok((group, entries))
+    }
+
+    /// The lenient decoder: group, count, entries and problems.
+    #[allow(clippy::type_complexity)]
+    pub fn decode_lenient(
+        bytes: &[u8],
+    ) -> Result<(GroupId, u64, Vec<Entry>, Vec<BundleError>), BundleError> {
+        let (group, count) = header(bytes)?;
+        let mut problems = Vec::new();
+        let digest_ok = bytes.len() >= HEADER + 32 && {
+            let (body, digest) = bytes.split_at(bytes.len() - 32);
+            <[u8; 32]>::from(Sha256::digest(body)) == digest
+        };
+        if !digest_ok {
+            problems.push(BundleError::Digest);
+        }
+        let end = if digest_ok {
+            bytes.len() - 32
+        } else {
+            bytes.len()
+        };
+        let mut rest = &bytes[HEADER..end];
+        if count > (rest.len() / MIN_ENTRY) as u64 {
+            problems.push(BundleError::Count(count));
+        }
+        let mut entries = Vec::new();
+        for index in 0..count {
+            if rest.is_empty() {
+                problems.push(BundleError::Truncated);
+                break;
+            }
+            match Entry::decode_prefix(rest) {
+                Ok((e, used)) => {
+                    entries.push(e);
+                    rest = &rest[used..];
+                }
+                Err(error) => {
+                    problems.push(BundleError::Entry { index, error });
+                    rest = &[];
+                    break;
+                }
+            }
+        }
+        if !rest.is_empty() && (digest_ok || rest.len() != 32) {
+            problems.push(BundleError::Trailing(rest.len()));
+        }
+        Ok((group, count, entries, problems))
     }
 }
 

@@ -39,3 +39,8 @@ fn bundle_header_corpus() {
 fn ingest_corpus() {
     replay("ingest", roundtable_core::fuzz::ingest);
 }
+
+#[test]
+fn bundle_stream_corpus() {
+    replay("bundle_stream", roundtable_core::fuzz::bundle_stream);
+}

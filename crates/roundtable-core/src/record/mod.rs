@@ -110,6 +110,9 @@ pub struct Record {
     doc: Doc,
     /// Valid changes not yet given to Automerge (see [`Doc`]).
     doc_queue: Vec<automerge::Change>,
+    /// False for a record that keeps no Automerge document ([`Record::without_document`]): its
+    /// changes are never queued, and [`Record::doc`] refuses.
+    keep_doc: bool,
     pub(crate) ix: Index,
     /// The governance at the heads, computed once per change of the record.
     gov_now: std::sync::OnceLock<Governance>,
@@ -129,12 +132,23 @@ pub struct Record {
 }
 
 impl Record {
+    /// An empty record that judges and indexes exactly as [`Record::new`]'s but keeps no Automerge
+    /// document (the auditor's: the report reads only the index), so it holds no copy of the
+    /// changes. [`Record::doc`] and snapshots refuse.
+    pub fn without_document(group: GroupId) -> Self {
+        Record {
+            keep_doc: false,
+            ..Record::new(group)
+        }
+    }
+
     /// An empty record for a group whose id is known (from a bundle, a ticket or the genesis).
     pub fn new(group: GroupId) -> Self {
         Record {
             group,
             doc: Doc::Loaded(Box::new(Automerge::new())),
             doc_queue: Vec::new(),
+            keep_doc: true,
             ix: Index::default(),
             gov_now: std::sync::OnceLock::new(),
             gov_cache: std::sync::Mutex::new(Vec::new()),
@@ -522,7 +536,9 @@ impl Record {
     /// Admits a judged entry to the index and queues its change for Automerge.
     fn apply(&mut self, h: EntryId, meta: Meta, parsed: ParsedChange) {
         self.admit(h, meta, &parsed);
-        self.doc_queue.push(parsed.change);
+        if self.keep_doc {
+            self.doc_queue.push(parsed.change);
+        }
     }
 
     pub(crate) fn actor_of(&self, meta: &Meta) -> DeviceId {

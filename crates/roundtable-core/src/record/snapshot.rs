@@ -24,6 +24,12 @@ impl Record {
 
     /// Gives Automerge every queued change in one call.
     pub(super) fn flush_doc(&mut self) -> Result<(), SnapshotError> {
+        if !self.keep_doc {
+            return Err(SnapshotError::Decode(
+                "this record was built without its document; open it again to read the document"
+                    .into(),
+            ));
+        }
         if let Doc::Saved(bytes) = &self.doc {
             let d = Automerge::load(bytes).map_err(|e| SnapshotError::Decode(e.to_string()))?;
             self.doc = Doc::Loaded(Box::new(d));

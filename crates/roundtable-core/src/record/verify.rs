@@ -37,9 +37,21 @@ impl Record {
 pub struct Verified {
     ok: Vec<(Entry, ParsedChange, Option<Predecoded>)>,
     rejected: Vec<Rejection>,
+    /// The genesis's containers, once a part held the genesis: later parts' bodies are decoded
+    /// against them.
+    containers: Option<Arc<Containers>>,
 }
 
 impl Verified {
+    /// Checks the next part of the same bundle as [`verify_signatures`] does and adds its verdicts
+    /// (so a bundle read as a stream is checked part by part); bundle order is kept.
+    pub fn verify_more(&mut self, group: &GroupId, entries: Vec<Entry>, threads: usize) {
+        let mut next = check_part(group, entries, threads, self.containers.clone());
+        self.ok.append(&mut next.ok);
+        self.rejected.append(&mut next.rejected);
+        self.containers = self.containers.take().or(next.containers);
+    }
+
     /// How many entries passed the check.
     pub fn passed(&self) -> usize {
         self.ok.len()
@@ -63,16 +75,27 @@ impl Verified {
 /// the verdict [`Record::ingest`]'s single check gives it), on `threads` threads, and decodes each
 /// record's body there too, so the serial rules walk does not. Bundle order is kept.
 pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -> Verified {
+    check_part(group, entries, threads, None)
+}
+
+fn check_part(
+    group: &GroupId,
+    entries: Vec<Entry>,
+    threads: usize,
+    known: Option<Arc<Containers>>,
+) -> Verified {
     let threads = threads.clamp(1, 64);
     // The genesis's containers, which every other body is decoded against. Any entry whose change
     // hashes to the group id has the genesis's very change, whatever its signature; if it is
     // refused, nothing else is judged and the bodies decoded here go unused.
-    let containers: Option<Arc<Containers>> = entries
-        .iter()
-        .filter_map(|e| e.parse().ok())
-        .find(|p| p.hash == *group)
-        .and_then(|p| decode_change(&p.change, &Containers::new()).ok())
-        .map(|(_, c)| Arc::new(c));
+    let containers: Option<Arc<Containers>> = known.or_else(|| {
+        entries
+            .iter()
+            .filter_map(|e| e.parse().ok())
+            .find(|p| p.hash == *group)
+            .and_then(|p| decode_change(&p.change, &Containers::new()).ok())
+            .map(|(_, c)| Arc::new(c))
+    });
     let decode = |p: &ParsedChange| -> Option<Predecoded> {
         let c = containers.as_ref()?;
         if p.hash == *group {
@@ -135,6 +158,7 @@ pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -
     let mut v = Verified {
         ok: Vec::with_capacity(entries.len()),
         rejected: Vec::new(),
+        containers: containers.clone(),
     };
     for (e, verdict) in entries.into_iter().zip(verdicts) {
         match verdict {
