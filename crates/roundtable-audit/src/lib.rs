@@ -391,9 +391,8 @@ pub fn audit_from(input: impl Read, threads: usize) -> Result<Report, AuditError
     let links = verified.links();
     // The report reads only the index: no Automerge document, so no second copy of every change.
     let mut record = Record::without_document(group);
-    let mut out = record.ingest_verified(verified);
-    // The accepted entries' bytes are for a store; the auditor has none.
-    out.entries = HashMap::new();
+    // It hands back no accepted entry's bytes: they are for a store, and the auditor has none.
+    let out = record.ingest_verified(verified);
     if out.rebuild {
         // Cannot happen on a fresh record (nothing is applied before forks are settled); say so if it does.
         problems.push(Problem {

@@ -134,7 +134,8 @@ pub struct Record {
 impl Record {
     /// An empty record that judges and indexes exactly as [`Record::new`]'s but keeps no Automerge
     /// document (the auditor's: the report reads only the index), so it holds no copy of the
-    /// changes. [`Record::doc`] and snapshots refuse.
+    /// changes, and hands back no accepted entry's bytes ([`Ingested::entries`] stays empty: there
+    /// is no store to put them in). [`Record::doc`] and snapshots refuse.
     pub fn without_document(group: GroupId) -> Self {
         Record {
             keep_doc: false,
@@ -416,7 +417,9 @@ impl Record {
             match verdict {
                 Ok(()) => {
                     out.accepted.push(h);
-                    out.entries.insert(h, entry);
+                    if self.keep_doc {
+                        out.entries.insert(h, entry);
+                    }
                     for w in self.waiting.remove(&h).unwrap_or_default() {
                         if let Some(n) = self.missing.get_mut(&w) {
                             *n -= 1;
