@@ -82,6 +82,16 @@ pub enum AppError {
         /// The group asked for.
         wanted: GroupId,
     },
+    /// The group's record is larger as one bundle than a bundle may be, so no device could read it.
+    #[error(
+        "the group's record would be {bytes} bytes as one file, more than the {max} a bundle may          hold, so no device could read it; nothing was written"
+    )]
+    TooBigToExport {
+        /// The bundle's size.
+        bytes: u64,
+        /// The largest bundle (`roundtable_core::bundle::MAX_BUNDLE_BYTES`).
+        max: u64,
+    },
     /// A file with no entries for a group this device does not hold.
     #[error(
         "the file holds no entries, and this device does not hold its group {0}; nothing was imported"
@@ -188,6 +198,7 @@ impl AppError {
             AppError::NoSuchGroup(_) => "no_such_group",
             AppError::WrongGroup { .. } => "wrong_group",
             AppError::EmptyBundle(_) => "empty_bundle",
+            AppError::TooBigToExport { .. } => "too_big_to_export",
             AppError::NothingTaken { .. } => "nothing_taken",
             AppError::Bundle(_) => "bundle_damaged",
             AppError::Seal(SealError::Random(_)) => "random",

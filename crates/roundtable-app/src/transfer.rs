@@ -138,7 +138,17 @@ pub fn import_bundle_from<R: Read>(
 /// bytes that were never signed for this group stay on this device.
 pub fn export_bundle(home: &Home, group: &GroupId) -> Result<(Vec<u8>, usize), AppError> {
     let entries = home.export_entries(group)?;
-    Ok((bundle::encode(group, &entries), entries.len()))
+    let bytes = bundle::encode(group, &entries);
+    fits(bytes.len(), bundle::MAX_BUNDLE_BYTES)?;
+    Ok((bytes, entries.len()))
+}
+
+/// A bundle is written only if every device can read it back: no larger than `max`.
+fn fits(len: usize, max: u64) -> Result<(), AppError> {
+    match len as u64 {
+        bytes if bytes > max => Err(AppError::TooBigToExport { bytes, max }),
+        _ => Ok(()),
+    }
 }
 
 /// The auditor's report on this device's copy of the group's record: the same program and the same
@@ -150,4 +160,18 @@ pub fn audit_group(
 ) -> Result<roundtable_audit::Report, AppError> {
     let (bytes, _) = export_bundle(home, group)?;
     Ok(roundtable_audit::audit(&bytes, threads)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_larger_than_any_device_reads_is_not_written() {
+        assert!(fits(100, 100).is_ok());
+        let e = fits(101, 100).unwrap_err();
+        assert_eq!(e.kind(), "too_big_to_export");
+        assert!(e.to_string().contains("101 bytes"), "{e}");
+        assert!(e.is_refusal());
+    }
 }
