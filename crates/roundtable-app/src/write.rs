@@ -220,6 +220,23 @@ impl Seat<'_> {
         self.write(g, Body::ActionUndo { done })
     }
 
+    /// [`Seat::action_undo`], when `done` is an `action.done` of `action` (a form naming both
+    /// must name one thing); otherwise not found, and nothing is written.
+    pub fn action_undo_of(
+        &self,
+        g: &mut Group,
+        action: EntryId,
+        done: EntryId,
+    ) -> Result<EntryId, AppError> {
+        match g.record.entry(&done).map(|(_, m)| &m.body) {
+            Some(Body::ActionDone { action: a }) if *a == action => self.action_undo(g, done),
+            _ => Err(AppError::NotFound {
+                what: "answer to that action",
+                id: done,
+            }),
+        }
+    }
+
     /// Leaves the group. What this member wrote stays in the record.
     pub fn leave(&self, g: &mut Group) -> Result<EntryId, AppError> {
         self.write(g, Body::MemberLeave)

@@ -1604,22 +1604,18 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
             .contains(&m.device_id())
     };
     assert!(!is_reader(&chloe), "one reader cannot let Chloe in alone");
+    // Another reader's device writes its yes (as it would after a sync).
+    let agree_as = |by: &DeviceKey, member: roundtable_core::DeviceId, at: i64| {
+        let (home, mut g) = open_group(&f);
+        home.append(&mut g, by, Body::ReaderAgree { thread, member }, at)
+            .unwrap();
+    };
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
     assert!(page.contains("You agreed."), "{page}");
     assert!(page.contains("Still waiting for Ben."), "{page}");
     assert!(!page.contains("Yes, I agree"), "{page}");
     assert!(page.contains("Ana agreed that Chloe may read it"), "{page}");
-    {
-        let (home, mut g) = open_group(&f);
-        let member = chloe.device_id();
-        home.append(
-            &mut g,
-            &ben,
-            Body::ReaderAgree { thread, member },
-            T0 + 600_000,
-        )
-        .unwrap();
-    }
+    agree_as(&ben, chloe.device_id(), T0 + 600_000);
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
     assert!(page.contains("You and Ben agreed."), "{page}");
     assert!(
@@ -1652,15 +1648,23 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
         let r = send(&f.state, post(&f.state, &readers, &bad)).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let r = send(
-        &f.state,
-        post(
-            &f.state,
-            &readers,
-            &[("csrf", &csrf), ("change", "remove"), ("member", &ben_id)],
-        ),
-    )
-    .await;
+    let change = |what: &'static str| {
+        let (st, csrf, readers, ben_id) = (
+            f.state.clone(),
+            csrf.clone(),
+            readers.clone(),
+            ben_id.clone(),
+        );
+        async move {
+            let form = [
+                ("csrf", csrf.as_str()),
+                ("change", what),
+                ("member", &ben_id),
+            ];
+            send(&st, post(&st, &readers, &form)).await
+        }
+    };
+    let r = change("remove").await;
     assert_eq!(location(&r), at);
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
     assert!(
@@ -1677,40 +1681,14 @@ async fn a_sealed_thread_is_started_here_and_a_reader_answers_a_request_to_read(
         "{page}"
     );
     // Letting Ben read again: Ana agrees, and Chloe (now a reader) is asked; Chloe lets him in.
-    let r = send(
-        &f.state,
-        post(
-            &f.state,
-            &readers,
-            &[("csrf", &csrf), ("change", "add"), ("member", &ben_id)],
-        ),
-    )
-    .await;
+    let r = change("add").await;
     assert_eq!(location(&r), at);
     assert!(!is_reader(&ben));
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
     assert!(page.contains("May Ben read it?"), "{page}");
     assert!(page.contains("Still waiting for Chloe."), "{page}");
-    {
-        let (home, mut g) = open_group(&f);
-        let member = ben.device_id();
-        home.append(
-            &mut g,
-            &chloe,
-            Body::ReaderAgree { thread, member },
-            T0 + 900_000,
-        )
-        .unwrap();
-    }
-    let r = send(
-        &f.state,
-        post(
-            &f.state,
-            &readers,
-            &[("csrf", &csrf), ("change", "add"), ("member", &ben_id)],
-        ),
-    )
-    .await;
+    agree_as(&chloe, ben.device_id(), T0 + 900_000);
+    let r = change("add").await;
     assert_eq!(location(&r), at);
     let page = text(send(&f.state, get(&f.state, &at)).await).await;
     assert!(

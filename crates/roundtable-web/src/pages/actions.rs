@@ -222,12 +222,7 @@ pub(crate) async fn undo(
     with_group(&state, move |home, st, g| {
         let action = parse_id(&id, "action")?;
         let done = parse_id(&form.done, "answer")?;
-        // The form's two ids must agree: a "done" of this action, not of another.
-        match g.record.entry(&done).map(|(_, m)| &m.body) {
-            Some(Body::ActionDone { action: a }) if *a == action => {}
-            _ => return Err(Problem::not_found("such answer to that action")),
-        }
-        Ok(seat(home, st)?.action_undo(g, done)?)
+        Ok(seat(home, st)?.action_undo_of(g, action, done)?)
     })
     .await?;
     Ok(back_to("/actions"))
