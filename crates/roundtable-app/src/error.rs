@@ -139,6 +139,12 @@ pub enum AppError {
     /// The invitation's time is over (checked before anything is dialed or made).
     #[error("this invitation has expired; ask a member for a new one")]
     InvitationExpired,
+    /// No member's device of the group answered on the local network in the time given.
+    #[error(
+        "no member's device of this group was found on the local network in time; check that \
+         one is serving nearby on the same network, or sync with its ticket"
+    )]
+    NobodyNearby,
     /// A sync or a join did not complete: the other device refused, could not be reached in
     /// time, or broke the protocol; or the network or the home failed. Nothing already stored is
     /// lost.
@@ -208,6 +214,7 @@ impl AppError {
             AppError::IsAnInvitation => "is_an_invitation",
             AppError::NotAnInvitation => "not_an_invitation",
             AppError::InvitationExpired => "invitation_expired",
+            AppError::NobodyNearby => "nobody_nearby",
             AppError::Audit(_) => "audit",
             AppError::Sync(s) => match s {
                 SyncError::Refused(_) => "sync_refused",

@@ -26,7 +26,7 @@ use roundtable_core::{DeviceId, DeviceKey, EntryId, GroupId, MemberId};
 use roundtable_seal::EncSecret;
 use roundtable_store::{Home, OpenError};
 use roundtable_sync::frame::Join;
-use roundtable_sync::net::{bind, dial_addr, local_addrs};
+use roundtable_sync::net::{bind, dial_addr, local_addrs, via_relay};
 use roundtable_sync::{ALPN, JOIN_ALPN, Node, Ticket};
 
 pub use roundtable_sync::net::NetConfig;
@@ -120,7 +120,7 @@ pub async fn sync_once(
     let ep = bind(key, net, vec![ALPN.to_vec()]).await?;
     let node = Node::new(dir.to_path_buf(), clone_key(key));
     let addr = match dial_addr(&t.device, &t.addrs) {
-        Ok(a) => a,
+        Ok(a) => via_relay(a, net),
         Err(e) => {
             ep.close().await;
             return Err(e.into());
@@ -434,14 +434,19 @@ impl Joining {
     /// `joined: false`.
     pub async fn finish(self, net: &NetConfig, timeout: Duration) -> Result<Joined, AppError> {
         let ep = bind(&self.key, net, vec![ALPN.to_vec()]).await?;
-        let r = self.run(&ep, timeout).await;
+        let r = self.run(&ep, net, timeout).await;
         ep.close().await;
         r
     }
 
-    async fn run(&self, ep: &Endpoint, timeout: Duration) -> Result<Joined, AppError> {
+    async fn run(
+        &self,
+        ep: &Endpoint,
+        net: &NetConfig,
+        timeout: Duration,
+    ) -> Result<Joined, AppError> {
         let t = &self.ticket;
-        let addr = dial_addr(&t.device, &t.addrs)?;
+        let addr = via_relay(dial_addr(&t.device, &t.addrs)?, net);
         let j = Join {
             group: t.group,
             secret: self.secret,
@@ -566,4 +571,149 @@ pub fn peers(home: &Home) -> Result<Vec<Peer>, AppError> {
             last_sync_ms,
         })
         .collect())
+}
+
+/// One device found nearby and synced with by [`sync_nearby`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct NearbySync {
+    /// The device.
+    pub device: DeviceId,
+    /// Its member's name in the group, when this device knows it.
+    pub name: Option<String>,
+    /// What the sync exchanged.
+    pub stats: SyncStats,
+}
+
+/// What [`sync_nearby`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct NearbyReport {
+    /// The group synced.
+    pub group: GroupId,
+    /// Every member's device found on the local network and synced with, in the order synced.
+    pub synced: Vec<NearbySync>,
+    /// Members' devices found but not synced with (refused, unreachable), with why.
+    pub failed: Vec<(DeviceId, AppError)>,
+    /// Whether this device then published its encryption key, and synced again to pass it on.
+    pub published: bool,
+    /// Why this device could not publish its encryption key yet, when it could not.
+    pub key_note: Option<AppError>,
+}
+
+/// Syncs `group` once with every active member's device found on the local network by mDNS
+/// within `timeout` (this device listens and does not advertise itself). Ends as soon as every
+/// other active member's device has been synced with, else at `timeout`; a sync still under way
+/// then is dropped. Returns [`AppError::NobodyNearby`] when no member's device was found, and the
+/// first failure when devices were found but none could be synced with.
+pub async fn sync_nearby(
+    dir: &Path,
+    key: &DeviceKey,
+    passphrase: Option<&str>,
+    group: GroupId,
+    net: &NetConfig,
+    timeout: Duration,
+) -> Result<NearbyReport, AppError> {
+    let me = key.device_id();
+    let d = dir.to_path_buf();
+    let members = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+        let home = Home::open(&d)?;
+        Ok(home.open_group(&group)?.record.members())
+    })
+    .await
+    .map_err(task_failed)??;
+    let names: BTreeMap<DeviceId, String> =
+        members.iter().map(|m| (m.id, m.name.clone())).collect();
+    let others: std::collections::BTreeSet<DeviceId> = members
+        .iter()
+        .filter(|m| m.status == roundtable_core::Status::Active && m.id != me)
+        .map(|m| m.id)
+        .collect();
+    let ep = bind(key, net, vec![ALPN.to_vec()]).await?;
+    let node = Node::new(dir.to_path_buf(), clone_key(key));
+    if let Err(e) = node.load_groups().await {
+        ep.close().await;
+        return Err(e.into());
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let lookout = {
+        let ep = ep.clone();
+        tokio::spawn(async move {
+            roundtable_sync::lan::listen(ep, move |d, a| {
+                let _ = tx.send((d, a));
+            })
+            .await
+        })
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut tried = std::collections::BTreeSet::new();
+    let mut running = tokio::task::JoinSet::new();
+    let mut synced: Vec<(NearbySync, iroh::EndpointAddr)> = Vec::new();
+    let mut failed = Vec::new();
+    let mut looking = true;
+    loop {
+        if others
+            .iter()
+            .all(|d| synced.iter().any(|(s, _)| s.device == *d))
+        {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            found = rx.recv(), if looking => {
+                let Some((peer, addr)) = found else {
+                    looking = false;
+                    continue;
+                };
+                if peer == me || !node.is_member(&group, &peer) || !tried.insert(peer) {
+                    continue;
+                }
+                let (ep, node) = (ep.clone(), node.clone());
+                running.spawn(async move {
+                    let r = node.sync_with(&ep, addr.clone(), group, false).await;
+                    (peer, addr, r)
+                });
+            }
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                match done {
+                    Ok((peer, addr, Ok(stats))) => synced.push((
+                        NearbySync { device: peer, name: names.get(&peer).cloned(), stats },
+                        addr,
+                    )),
+                    Ok((peer, _, Err(e))) => failed.push((peer, AppError::from(e))),
+                    Err(e) => return Err(task_failed(e)),
+                }
+            }
+        }
+    }
+    lookout.abort();
+    running.abort_all();
+    let (mut published, mut key_note) = (false, None);
+    if !synced.is_empty() {
+        match publish_in_background(dir, key, passphrase, group).await {
+            Ok(wrote) => published = wrote,
+            Err(e) => key_note = Some(e),
+        }
+        if published {
+            for (s, addr) in &synced {
+                let again = node.sync_with(&ep, addr.clone(), group, false);
+                let _ = tokio::time::timeout(timeout, again).await;
+                let _ = s;
+            }
+        }
+    }
+    ep.close().await;
+    if synced.is_empty() {
+        return Err(match failed.into_iter().next() {
+            Some((_, e)) => e,
+            None => AppError::NobodyNearby,
+        });
+    }
+    Ok(NearbyReport {
+        group,
+        synced: synced.into_iter().map(|(s, _)| s).collect(),
+        failed,
+        published,
+        key_note,
+    })
 }

@@ -23,7 +23,7 @@ use iroh::protocol::Router;
 use iroh::{Endpoint, EndpointAddr};
 use roundtable_core::{DeviceId, DeviceKey, GroupId};
 use roundtable_store::Home;
-use roundtable_sync::net::{bind, dial_addr, local_addrs};
+use roundtable_sync::net::{bind, dial_addr, local_addrs, via_relay};
 use roundtable_sync::{ALPN, JOIN_ALPN, Node, SyncError, Ticket};
 
 use crate::AppError;
@@ -66,6 +66,8 @@ pub struct Serving {
     dir: PathBuf,
     key: DeviceKey,
     passphrase: Option<String>,
+    /// Where the relay is, when one was named: added to every address dialed.
+    net: NetConfig,
     shared: Arc<Shared>,
     _tasks: Vec<Background>,
 }
@@ -138,6 +140,7 @@ impl Serving {
             dir: dir.to_path_buf(),
             key: DeviceKey::from_secret(&key.secret_bytes()),
             passphrase: passphrase.map(str::to_string),
+            net: net.clone(),
             shared,
             _tasks: tasks,
         })
@@ -268,6 +271,7 @@ impl Serving {
     ) -> Result<SyncReport, AppError> {
         // A group joined since serving started must be known to the node first.
         self.node.load_groups().await?;
+        let addr = via_relay(addr, &self.net);
         let sync = self.node.sync_with(&self.ep, addr.clone(), group, false);
         let stats = tokio::time::timeout(timeout, sync)
             .await

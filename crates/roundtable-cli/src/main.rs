@@ -190,12 +190,20 @@ enum Cmd {
         #[arg(long, requires = "web")]
         web_port: Option<u16>,
     },
-    /// Sync once with a serving device.
+    /// Sync once with a serving device (its ticket), or with every member's device nearby.
     Sync {
-        ticket: String,
-        /// Give up after this many seconds.
+        #[arg(required_unless_present = "nearby")]
+        ticket: Option<String>,
+        /// No ticket: sync once with every member's device found on the local network (mDNS).
+        #[arg(long, conflicts_with = "ticket")]
+        nearby: bool,
+        /// Give up after this many seconds (with --nearby: stop looking then).
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// A self-hosted iroh relay, for members on different networks (the one the other
+        /// device serves with).
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
     },
     /// Make a one-time invitation for a new member's device.
     Invite {
@@ -226,6 +234,9 @@ enum Cmd {
         /// Do not look for other devices on the local network.
         #[arg(long)]
         no_mdns: bool,
+        /// A self-hosted iroh relay, for members on different networks.
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
     },
 }
 
@@ -607,9 +618,10 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
         port,
         listen,
         no_mdns,
+        relay,
     } = &cli.cmd
     {
-        return net::web(&dir, passphrase(&cli)?, *port, listen, !no_mdns);
+        return net::web(&dir, passphrase(&cli)?, *port, listen, relay, !no_mdns);
     }
     let home = Home::open(&dir)?;
     let ctx = Ctx { home };
@@ -639,10 +651,38 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             })
         }
 
-        Cmd::Sync { ticket, timeout } => {
+        Cmd::Sync {
+            ticket,
+            nearby,
+            timeout,
+            relay,
+        } => {
             let key = ctx.key(&cli)?;
-            drop(ctx);
-            net::sync(&dir, key, passphrase(&cli)?.as_deref(), ticket, *timeout)
+            match ticket {
+                Some(ticket) if !nearby => {
+                    drop(ctx);
+                    net::sync(
+                        &dir,
+                        key,
+                        passphrase(&cli)?.as_deref(),
+                        ticket,
+                        *timeout,
+                        relay,
+                    )
+                }
+                _ => {
+                    let group = ctx.group_id(&cli)?;
+                    drop(ctx);
+                    net::sync_nearby(
+                        &dir,
+                        key,
+                        passphrase(&cli)?.as_deref(),
+                        group,
+                        *timeout,
+                        relay,
+                    )
+                }
+            }
         }
         Cmd::Invite { expires } => {
             let key = ctx.key(&cli)?;

@@ -14,7 +14,7 @@ use roundtable_app::AppError;
 use roundtable_app::net::{self as app, NetConfig};
 use roundtable_core::{DeviceKey, GroupId};
 use roundtable_store::Home;
-use roundtable_sync::net::{bind, dial_addr, local_addrs};
+use roundtable_sync::net::{bind, dial_addr, local_addrs, via_relay};
 use roundtable_sync::{ALPN, JOIN_ALPN, Node, Ticket};
 use serde_json::json;
 
@@ -208,12 +208,13 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
         spawn_poller(node.clone());
         for t in a.connect {
             let t = Ticket::decode(t)?;
-            let (node, ep) = (node.clone(), ep.clone());
+            let (node, ep, cfg) = (node.clone(), ep.clone(), cfg.clone());
             tokio::spawn(async move {
                 loop {
                     let Ok(addr) = dial_addr(&t.device, &t.addrs) else {
                         return;
                     };
+                    let addr = via_relay(addr, &cfg);
                     if let Err(e) = node.sync_with(&ep, addr, t.group, true).await {
                         eprintln!(
                             "roundtable: live sync with {} stopped: {e}; trying again",
@@ -242,7 +243,9 @@ pub fn sync(
     pass: Option<&str>,
     ticket: &str,
     timeout: u64,
+    relay: &Option<String>,
 ) -> anyhow::Result<Out> {
+    let cfg = net_config(&[], relay)?;
     let rt = runtime()?;
     let report = rt
         .block_on(app::sync_once(
@@ -250,7 +253,7 @@ pub fn sync(
             &key,
             pass,
             ticket,
-            &NetConfig::default(),
+            &cfg,
             Duration::from_secs(timeout),
         ))
         .map_err(net_error)?;
@@ -263,6 +266,67 @@ pub fn sync(
             "Synced: {} new entries received, {} sent, {} rejected (kept aside with the reason).",
             stats.received, stats.sent, stats.rejected
         ),
+    })
+}
+
+/// `sync --nearby`: one sync with every member's device of the group found on the local network.
+pub fn sync_nearby(
+    dir: &Path,
+    key: DeviceKey,
+    pass: Option<&str>,
+    group: GroupId,
+    timeout: u64,
+    relay: &Option<String>,
+) -> anyhow::Result<Out> {
+    let cfg = net_config(&[], relay)?;
+    let rt = runtime()?;
+    let report = rt
+        .block_on(app::sync_nearby(
+            dir,
+            &key,
+            pass,
+            group,
+            &cfg,
+            Duration::from_secs(timeout),
+        ))
+        .map_err(|e| match e {
+            AppError::NobodyNearby => refuse(format!(
+                "{e} (looked for {timeout} seconds; `roundtable serve` must run on the other \
+                 device, on the same network; or use `roundtable sync TICKET`)"
+            )),
+            e => net_error(e),
+        })?;
+    key_note(report.key_note);
+    for (d, e) in &report.failed {
+        eprintln!("roundtable: note: could not sync with {d} (found nearby): {e}");
+    }
+    let synced: Vec<_> = report
+        .synced
+        .iter()
+        .map(|s| {
+            json!({ "device_id": s.device.to_string(), "name": s.name.clone().unwrap_or_default(),
+                    "received": s.stats.received, "sent": s.stats.sent, "rejected": s.stats.rejected,
+                    "bytes_sent": s.stats.bytes_sent, "bytes_received": s.stats.bytes_received })
+        })
+        .collect();
+    let words = report
+        .synced
+        .iter()
+        .map(|s| {
+            format!(
+                "Synced with {} ({}): {} new entries received, {} sent, {} rejected.",
+                s.name.as_deref().unwrap_or("a device"),
+                s.device,
+                s.stats.received,
+                s.stats.sent,
+                s.stats.rejected
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Out {
+        json: json!({ "synced": synced }),
+        words,
     })
 }
 
@@ -391,6 +455,7 @@ pub fn web(
     pass: Option<String>,
     port: u16,
     listen: &[SocketAddr],
+    relay: &Option<String>,
     mdns: bool,
 ) -> anyhow::Result<Out> {
     let rt = runtime()?;
@@ -401,7 +466,7 @@ pub fn web(
             port,
             // The page serves sync too, so that `roundtable web` alone is enough.
             sync: Some(roundtable_web::SyncConfig {
-                net: net_config(listen, &None)?,
+                net: net_config(listen, relay)?,
                 mdns,
             }),
         };

@@ -66,8 +66,26 @@ pub async fn discover(
     ep: Endpoint,
     found: impl Fn(DeviceId, iroh::EndpointAddr) + Send + 'static,
 ) -> Result<(), SyncError> {
+    look(ep, true, found).await
+}
+
+/// Like [`discover`], but without advertising this device: for a device that only dials the
+/// devices it sees (a one-off `sync` with the devices nearby) and answers no one.
+pub async fn listen(
+    ep: Endpoint,
+    found: impl Fn(DeviceId, iroh::EndpointAddr) + Send + 'static,
+) -> Result<(), SyncError> {
+    look(ep, false, found).await
+}
+
+async fn look(
+    ep: Endpoint,
+    advertise: bool,
+    found: impl Fn(DeviceId, iroh::EndpointAddr) + Send + 'static,
+) -> Result<(), SyncError> {
     let mdns = MdnsAddressLookup::builder()
         .service_name(SERVICE)
+        .advertise(advertise)
         .build(ep.id())
         .map_err(|e| SyncError::Network(format!("local network discovery could not start: {e}")))?;
     ep.address_lookup()

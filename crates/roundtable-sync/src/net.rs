@@ -78,3 +78,13 @@ pub fn dial_addr(device: &DeviceId, addrs: &[SocketAddr]) -> Result<EndpointAddr
     }
     Ok(a)
 }
+
+/// `addr` with the self-hosted relay of `cfg` added, when there is one: a ticket names only a
+/// device's direct addresses, and members on different networks reach each other through the
+/// relay they all use (`--relay URL` on every device), where the other device is connected.
+pub fn via_relay(addr: EndpointAddr, cfg: &NetConfig) -> EndpointAddr {
+    match &cfg.relay {
+        Some(url) => addr.with_relay_url(url.clone()),
+        None => addr,
+    }
+}
