@@ -150,7 +150,10 @@ fn ip(args: &[&str]) {
 
 impl Netns {
     fn new() -> Netns {
-        let tag = std::process::id() % 100_000;
+        // Unique per test too: tests of this file run at the same time.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let tag = format!("{}x{n}", std::process::id() % 100_000);
         let names = [format!("rta{tag}"), format!("rtb{tag}")];
         let links = [format!("va{tag}"), format!("vb{tag}")];
         let ns = Netns {
@@ -203,6 +206,61 @@ fn devices_in_one_room_find_each_other_by_mdns() {
     rt(&a, &["post", &thread, "Found you without a ticket"]);
     let took = converge(&a, &b, Duration::from_secs(30));
     eprintln!("mDNS discovery and live sync: {took:?}");
+}
+
+#[test]
+fn sync_nearby_syncs_once_with_the_members_devices_found_by_mdns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, thread) = two_members(tmp.path());
+    rt(&a, &["post", &thread, "Found in the room, no ticket"]);
+    let ns = Netns::new();
+    let in_b = ["ip", "netns", "exec", ns.names[1].as_str()];
+    // Nobody serving nearby: exit 1, saying so, within the time given.
+    let start = Instant::now();
+    let (code, out, err) = rt_status_in(&in_b, &b, &["sync", "--nearby", "--timeout", "3"]);
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(err.contains("no member's device"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(15));
+    assert_ne!(rt(&a, &["heads"]), rt(&b, &["heads"]));
+    // A serves in the other namespace on the same link: B finds it by mDNS and syncs once.
+    let (sa, va) = serve(&["ip", "netns", "exec", &ns.names[0]], &a, &[]);
+    let _guard = Killed(vec![sa]);
+    let start = Instant::now();
+    let (code, out, err) = rt_status_in(&in_b, &b, &["sync", "--nearby", "--timeout", "20"]);
+    assert_eq!(code, 0, "{err}");
+    eprintln!("sync --nearby: {out} in {:?}", start.elapsed());
+    let synced = out["synced"].as_array().expect("synced is a list");
+    assert_eq!(synced.len(), 1, "{out}");
+    assert_eq!(synced[0]["device_id"], va["device_id"], "{out}");
+    assert_eq!(synced[0]["name"], "Ana", "{out}");
+    assert!(synced[0]["received"].as_u64().unwrap_or(0) >= 1, "{out}");
+    for k in ["sent", "rejected", "bytes_sent", "bytes_received"] {
+        assert!(synced[0][k].is_u64(), "{k} in {out}");
+    }
+    // It is every other member's device, so it did not wait out the timeout.
+    assert!(start.elapsed() < Duration::from_secs(18));
+    assert_eq!(rt(&a, &["heads"]), rt(&b, &["heads"]));
+    // A ticket and --nearby together make no sense.
+    let (code, _, err) = rt_status(&b, &["sync", &s(&va, "ticket"), "--nearby"]);
+    assert_eq!(code, 2, "{err}");
+}
+
+fn rt_status_in(prefix: &[&str], home: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(prefix[0])
+        .args(&prefix[1..])
+        .arg(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run roundtable");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
 }
 
 fn rt_status(home: &Path, args: &[&str]) -> (i32, Value, String) {
