@@ -695,10 +695,9 @@ pub async fn sync_nearby(
             Err(e) => key_note = Some(e),
         }
         if published {
-            for (s, addr) in &synced {
+            for (_, addr) in &synced {
                 let again = node.sync_with(&ep, addr.clone(), group, false);
                 let _ = tokio::time::timeout(timeout, again).await;
-                let _ = s;
             }
         }
     }
