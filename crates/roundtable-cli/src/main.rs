@@ -222,7 +222,8 @@ enum Cmd {
     },
     /// Devices this one has synced with.
     Peers,
-    /// Open the group in your web browser: a page on this device only. Prints {"url": ...} first.
+    /// Open the group in your web browser: a page on this device (with --lan also on phones and
+    /// tablets let in). Prints {"url": ...} first.
     Web {
         /// Port on 127.0.0.1 (default: any free port).
         #[arg(long, default_value_t = 0)]
@@ -237,6 +238,14 @@ enum Cmd {
         /// A self-hosted iroh relay, for members on different networks.
         #[arg(long, value_name = "URL")]
         relay: Option<String>,
+        /// Also open the page to phones and tablets on the local network, over HTTPS, each let
+        /// in with a one-time code from the Devices page. Needs a device set up (init) first.
+        #[arg(long)]
+        lan: bool,
+        /// Where the page listens on the local network, e.g. 192.168.1.5:8443 (default: every
+        /// IPv4 address of this computer, the port of the last launch or any).
+        #[arg(long, value_name = "ADDR", requires = "lan")]
+        lan_listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -619,9 +628,20 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
         listen,
         no_mdns,
         relay,
+        lan,
+        lan_listen,
     } = &cli.cmd
     {
-        return net::web(&dir, passphrase(&cli)?, *port, listen, relay, !no_mdns);
+        return net::web(net::WebArgs {
+            dir: &dir,
+            pass: passphrase(&cli)?,
+            port: *port,
+            listen,
+            relay,
+            mdns: !no_mdns,
+            lan: *lan,
+            lan_listen: *lan_listen,
+        });
     }
     let home = Home::open(&dir)?;
     let ctx = Ctx { home };

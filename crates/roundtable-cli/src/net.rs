@@ -178,6 +178,7 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
                 port,
                 // `serve` serves sync itself.
                 sync: None,
+                lan: None,
             };
             let (_addr, url, server) = roundtable_web::serve_with(cfg, true)
                 .await
@@ -449,42 +450,84 @@ pub fn peers(home: &Home) -> anyhow::Result<Out> {
     })
 }
 
-/// `web`: the members' web page on 127.0.0.1. Prints `{"url"}` as its first line, serves until stopped.
-pub fn web(
-    dir: &Path,
-    pass: Option<String>,
-    port: u16,
-    listen: &[SocketAddr],
-    relay: &Option<String>,
-    mdns: bool,
-) -> anyhow::Result<Out> {
+/// What `web` is started with.
+pub struct WebArgs<'a> {
+    pub dir: &'a Path,
+    pub pass: Option<String>,
+    pub port: u16,
+    pub listen: &'a [SocketAddr],
+    pub relay: &'a Option<String>,
+    pub mdns: bool,
+    /// `--lan`: also serve the page over TLS to phones and tablets let in on the local network.
+    pub lan: bool,
+    /// `--lan-listen ADDR`: where the LAN listener binds (default: every IPv4 interface).
+    pub lan_listen: Option<SocketAddr>,
+}
+
+/// `web`: the members' web page on 127.0.0.1 (and with `--lan` on the local network, over TLS).
+/// Prints `{"url"}` (with `--lan` also `"lan_urls"` and `"fingerprint"`) as its first line, serves
+/// until stopped.
+pub fn web(a: WebArgs<'_>) -> anyhow::Result<Out> {
     let rt = runtime()?;
     rt.block_on(async {
         let cfg = roundtable_web::WebConfig {
-            home_dir: dir.to_path_buf(),
-            passphrase: pass,
-            port,
+            home_dir: a.dir.to_path_buf(),
+            passphrase: a.pass,
+            port: a.port,
             // The page serves sync too, so that `roundtable web` alone is enough.
             sync: Some(roundtable_web::SyncConfig {
-                net: net_config(listen, relay)?,
-                mdns,
+                net: net_config(a.listen, a.relay)?,
+                mdns: a.mdns,
+            }),
+            lan: a.lan.then(|| roundtable_web::lan::LanConfig {
+                listen: a.lan_listen,
+                clock: None,
             }),
         };
         // A store refusal (a wrong passphrase, a home open to others) keeps its type: exit 1.
-        let (_addr, url, server) = match roundtable_web::serve(cfg).await {
+        let launched = match roundtable_web::launch(cfg).await {
             Ok(s) => s,
             Err(roundtable_web::WebError::Store(e)) => {
                 return Err(anyhow::Error::new(e).context("could not start the web page"));
             }
+            Err(roundtable_web::WebError::Lan(e @ roundtable_web::lan::LanError::NoHome(_))) => {
+                return Err(anyhow::Error::new(e).context(
+                    "could not open the web page to the local network (run `roundtable init`, \
+                     or `roundtable web` without --lan to set this device up on its page)",
+                ));
+            }
             Err(e) => return Err(anyhow::Error::new(e).context("could not start the web page")),
         };
-        // The first line is the contract: one JSON object, whatever --json says.
-        crate::write_stdout(&json!({ "url": url }).to_string())
-            .context("could not write to standard output")?;
+        let url = launched.url.clone();
+        // The first line is the contract: one JSON object, whatever --json says. Without --lan
+        // it has "url" only; "lan_urls" and "fingerprint" are absent, never null.
+        let mut first = json!({ "url": url });
+        if let Some(l) = &launched.lan {
+            first["lan_urls"] = json!(l.urls);
+            first["fingerprint"] = json!(l.fingerprint);
+        }
+        crate::write_stdout(&first.to_string()).context("could not write to standard output")?;
         eprintln!("roundtable: open this link in your web browser: {url}");
-        eprintln!("roundtable: it works only on this device; Ctrl+C stops it");
+        match &launched.lan {
+            None => eprintln!("roundtable: it works only on this device; Ctrl+C stops it"),
+            Some(l) => {
+                for u in &l.urls {
+                    eprintln!("roundtable: on a phone or tablet on this network, open {u}");
+                }
+                eprintln!(
+                    "roundtable: then type the numbers that \"Let a phone or tablet in\" shows on \
+                     this computer's Devices page; Ctrl+C stops it"
+                );
+                if l.new_certificate {
+                    eprintln!(
+                        "roundtable: this computer made a new certificate for its network address"
+                    );
+                }
+                eprintln!("roundtable: its SHA-256 fingerprint is {}", l.fingerprint);
+            }
+        }
         tokio::select! {
-            r = server => r.context("the web page stopped")?,
+            r = launched.server => r.context("the web page stopped")?,
             _ = wait_for_stop() => {}
         }
         Ok(Out {

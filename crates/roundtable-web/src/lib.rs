@@ -28,8 +28,11 @@
 //! | Leave the group | Members → `/members/leave` ("Are you sure?" says what happens) ([leave](../../docs/pictures/leave.png)) |
 //! | Unlock a passphrase-protected key | `/unlock` (the passphrase in a POST body only) ([unlock](../../docs/pictures/unlock.png)) |
 //! | See the audit and participation report | `/audit`, "Check the record" ([audit](../../docs/pictures/audit.png)) |
+//! | Use Roundtable on my phone or tablet | `/devices` on the computer: "Let a phone or tablet in" shows 6 numbers; the tablet opens `https://IP:PORT/pair` and types them ([pair](../../docs/pictures/pair.png)); with `roundtable web --lan` only |
 //!
-//! **Security:** the server binds 127.0.0.1 only. Every request needs the page's token (kept in the home with the port, so a bookmark survives a
+//! **Security:** the server binds 127.0.0.1 only, and with [`WebConfig::lan`] a second listener on the
+//! local network that speaks TLS only and opens nothing before a browser is let in with a one-time
+//! code ([`lan`]: its own guard, cookie and CSRF token, never the ones below). Every request needs the page's token (kept in the home with the port, so a bookmark survives a
 //! restart, until "Sign out every other browser" on the Devices page replaces it; first as
 //! `?t=TOKEN` in the printed URL, then from an HttpOnly, SameSite=Strict cookie); a `Host` header other
 //! than `127.0.0.1:PORT` or `localhost:PORT` is refused (DNS rebinding); every POST carries a CSRF token
@@ -44,6 +47,7 @@
 #![deny(missing_docs)]
 
 pub mod jargon;
+pub mod lan;
 mod pages;
 
 pub use pages::time::show_times_in_utc;
@@ -78,6 +82,9 @@ pub struct WebConfig {
     /// Whether the page also serves sync (as `roundtable web` does), and how. `None`: the page only
     /// shows the record (tests, or `serve --web`, which serves sync itself).
     pub sync: Option<SyncConfig>,
+    /// Whether the page is also served, over TLS, to phones and tablets let in on the local network
+    /// ([`lan`]). `None`: 127.0.0.1 only.
+    pub lan: Option<lan::LanConfig>,
 }
 
 /// How the page serves sync once this device's key is unlocked.
@@ -108,6 +115,9 @@ pub enum WebError {
     /// Sync could not start serving (the network endpoint could not open).
     #[error("could not serve sync: {0}")]
     Sync(#[from] roundtable_app::AppError),
+    /// The page could not be served on the local network.
+    #[error("could not serve the page on the local network: {0}")]
+    Lan(#[from] lan::LanError),
 }
 
 impl From<OpenError> for WebError {
@@ -126,6 +136,17 @@ impl From<KeyError> for WebError {
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    /// Which listener this request came in on.
+    side: Side,
+}
+
+/// The listener a request came in on: each has its own guard, credential and CSRF token.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Side {
+    /// 127.0.0.1, with the launch token.
+    Local,
+    /// The LAN address over TLS, with a paired browser's cookie.
+    Lan,
 }
 
 /// This device's keys, once unlocked (at launch, on the passphrase page, or by the welcome page
@@ -161,12 +182,16 @@ struct Inner {
     seen: Mutex<HashMap<GroupId, BTreeMap<DeviceId, u64>>>,
     /// Serialises the welcome and passphrase forms, so two tabs cannot set up two keys.
     setup: tokio::sync::Mutex<()>,
+    /// The page on the local network, when served (`roundtable web --lan`).
+    lan: Option<lan::Lan>,
 }
 
 /// The home setting that keeps the page's token across launches.
 const TOKEN_SETTING: &str = "web-token";
 /// The home setting that keeps the page's port across launches (so a bookmark works).
 const PORT_SETTING: &str = "web-port";
+/// The home setting that keeps the LAN listener's port across launches (a phone's bookmark).
+const LAN_PORT_SETTING: &str = "web-lan-port";
 
 fn random_token() -> Result<String, WebError> {
     let mut raw = [0u8; 32];
@@ -243,7 +268,35 @@ impl AppState {
                 group: Mutex::new(None),
                 seen: Mutex::new(HashMap::new()),
                 setup: tokio::sync::Mutex::new(()),
+                lan: None,
             }),
+            side: Side::Local,
+        }
+    }
+
+    /// Gives the state its LAN side. Call before cloning.
+    fn with_lan(mut self, lan: lan::Lan) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.lan = Some(lan);
+        }
+        self
+    }
+
+    /// The LAN side, when the page is served on the local network.
+    pub(crate) fn lan(&self) -> Option<&lan::Lan> {
+        self.inner.lan.as_ref()
+    }
+
+    /// Whether this request came in on the LAN listener.
+    pub(crate) fn on_lan(&self) -> bool {
+        self.side == Side::Lan
+    }
+
+    /// The same state, for requests of the LAN listener.
+    fn lan_side(&self) -> AppState {
+        AppState {
+            inner: self.inner.clone(),
+            side: Side::Lan,
         }
     }
 
@@ -340,8 +393,12 @@ impl AppState {
             .unwrap_or_default()
     }
 
-    /// The CSRF token every form carries (derived from the launch token).
+    /// The CSRF token every form carries: on 127.0.0.1 derived from the launch token, on the
+    /// local network the LAN side's own.
     pub fn csrf_token(&self) -> String {
+        if self.side == Side::Lan {
+            return self.lan().map(|l| l.csrf.clone()).unwrap_or_default();
+        }
         self.inner
             .tokens
             .read()
@@ -380,6 +437,35 @@ impl AppState {
 
 /// Every page and the guard in front of them. Drive it with `tower::ServiceExt::oneshot` in tests.
 pub fn router(state: AppState) -> Router {
+    let st = AppState {
+        inner: state.inner,
+        side: Side::Local,
+    };
+    routes()
+        .route("/devices/pair", post(pages::devices::pair_code))
+        .route("/devices/unpair", post(pages::devices::unpair))
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            security::guard,
+        ))
+        .with_state(st)
+}
+
+/// The LAN listener's pages: the same pages and `/pair`, behind the LAN guard (never the
+/// loopback one), with the LAN side's CSRF token.
+fn lan_router(state: &AppState) -> Router {
+    let st = state.lan_side();
+    routes()
+        .route("/pair", get(pages::pair::form).post(pages::pair::pair))
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            security::lan_guard,
+        ))
+        .with_state(st)
+}
+
+/// The pages both listeners serve (each adds its own guard).
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home::home))
         .route(
@@ -460,11 +546,40 @@ pub fn router(state: AppState) -> Router {
         .route("/static/roundtable.js", get(pages::js))
         .route("/static/pictures/{name}", get(pages::picture))
         .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            security::guard,
-        ))
-        .with_state(state)
+}
+
+/// The page on the local network, as launched.
+#[derive(Debug, Clone)]
+pub struct LanServed {
+    /// The address the LAN listener is bound to.
+    pub addr: SocketAddr,
+    /// `https://IP:PORT/pair` for each address served: what a phone or tablet opens.
+    pub urls: Vec<String>,
+    /// Hex SHA-256 of the certificate's DER (what the browser shows as its SHA-256 fingerprint).
+    pub fingerprint: String,
+    /// Whether the certificate was made at this launch (first launch, or a new network address).
+    pub new_certificate: bool,
+}
+
+/// A launched page: where it listens, and the future that serves it.
+pub struct Launched {
+    /// The loopback address.
+    pub addr: SocketAddr,
+    /// The link to open on this computer, with the launch token.
+    pub url: String,
+    /// The page on the local network, when asked for.
+    pub lan: Option<LanServed>,
+    /// Serves both listeners until dropped, or until one fails.
+    pub server: std::pin::Pin<Box<dyn Future<Output = Result<(), WebError>> + Send + 'static>>,
+}
+
+impl std::fmt::Debug for Launched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launched")
+            .field("addr", &self.addr)
+            .field("lan", &self.lan)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Binds 127.0.0.1:`cfg.port` (never another address) and returns the bound address, the URL with
@@ -479,7 +594,14 @@ pub async fn serve(
     ),
     WebError,
 > {
-    serve_with(cfg, false).await
+    let l = launch_with(cfg, false).await?;
+    Ok((l.addr, l.url, l.server))
+}
+
+/// Like [`serve`], and also on the local network when `cfg.lan` says so: binds both listeners,
+/// makes or reuses the certificate, and returns what to print.
+pub async fn launch(cfg: WebConfig) -> Result<Launched, WebError> {
+    launch_with(cfg, false).await
 }
 
 /// [`serve`], saying whether sync runs alongside (`roundtable serve --web`), which the status shows.
@@ -494,6 +616,76 @@ pub async fn serve_with(
     ),
     WebError,
 > {
+    let l = launch_with(cfg, syncing).await?;
+    Ok((l.addr, l.url, l.server))
+}
+
+/// What the LAN side needs before the state is made: its listener, certificate and addresses.
+struct LanBound {
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    ips: Vec<Ipv4Addr>,
+    fingerprint: String,
+    new_certificate: bool,
+    browsers: lan::pairing::Browsers,
+    clock: lan::Clock,
+}
+
+/// Binds the LAN listener and readies its certificate; refused without a home (a phone must never
+/// reach the welcome page that sets this computer up).
+async fn bind_lan(cfg: &WebConfig, lcfg: &lan::LanConfig) -> Result<LanBound, WebError> {
+    let dir = cfg.home_dir.clone();
+    let (kept_port, browsers) = tokio::task::spawn_blocking(move || {
+        let home = match Home::open(&dir) {
+            Err(OpenError::NoHome(p)) => return Err(WebError::Lan(lan::LanError::NoHome(p))),
+            Err(e) => return Err(e.into()),
+            Ok(h) => h,
+        };
+        let port = home
+            .setting(LAN_PORT_SETTING)
+            .ok()
+            .flatten()
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse::<u16>().ok());
+        Ok((port, lan::pairing::Browsers::load(&home)))
+    })
+    .await
+    .map_err(|e| WebError::Task(e.to_string()))??;
+    let (binds, ips) = lan::plan(lcfg.listen, kept_port)?;
+    let listener = lan::bind(&binds).await?;
+    let port = listener.local_addr()?.port();
+    let (dir, ips2) = (cfg.home_dir.clone(), ips.clone());
+    let kept = tokio::task::spawn_blocking(move || {
+        if let Ok(home) = Home::open(&dir) {
+            let _ = home.set_setting(LAN_PORT_SETTING, port.to_string().as_bytes());
+        }
+        lan::cert::load_or_make(&dir, &ips2)
+    })
+    .await
+    .map_err(|e| WebError::Task(e.to_string()))??;
+    let fingerprint = lan::fingerprint(&kept.cert);
+    let new_certificate = kept.made_now;
+    let tls = lan::tls::server_config(kept.cert, kept.key)?;
+    let clock: lan::Clock = match &lcfg.clock {
+        Some(c) => c.clone(),
+        None => Arc::new(now_ms),
+    };
+    Ok(LanBound {
+        listener,
+        tls,
+        ips,
+        fingerprint,
+        new_certificate,
+        browsers,
+        clock,
+    })
+}
+
+async fn launch_with(cfg: WebConfig, syncing: bool) -> Result<Launched, WebError> {
+    let lan_bound = match &cfg.lan {
+        Some(l) => Some(bind_lan(&cfg, l).await?),
+        None => None,
+    };
     // Port 0 means "the port of the last launch if it is free, else any": a bookmark keeps working.
     let last = if cfg.port == 0 {
         let dir = cfg.home_dir.clone();
@@ -526,16 +718,64 @@ pub async fn serve_with(
         })
         .await;
     }
-    let state = tokio::task::spawn_blocking(move || AppState::new(&cfg, port))
+    let mut state = tokio::task::spawn_blocking(move || AppState::new(&cfg, port))
         .await
         .map_err(|e| WebError::Task(e.to_string()))??
         .with_syncing(syncing);
+    let mut lan_parts = None;
+    let mut served = None;
+    if let Some(b) = lan_bound {
+        let lan_addr = b.listener.local_addr()?;
+        let hosts: Vec<String> = b
+            .ips
+            .iter()
+            .map(|ip| format!("{ip}:{}", lan_addr.port()))
+            .collect();
+        let urls: Vec<String> = hosts.iter().map(|h| format!("https://{h}/pair")).collect();
+        served = Some(LanServed {
+            addr: lan_addr,
+            urls: urls.clone(),
+            fingerprint: b.fingerprint.clone(),
+            new_certificate: b.new_certificate,
+        });
+        state = state.with_lan(lan::Lan {
+            pairing: lan::pairing::Pairing::new(b.clock),
+            browsers: b.browsers,
+            csrf: random_token()?,
+            hosts,
+            urls,
+            fingerprint: b.fingerprint,
+        });
+        lan_parts = Some((b.listener, b.tls));
+    }
     state.start_serving().await?;
     let url = state.url();
+    let lan_app = lan_parts
+        .map(|(l, tls)| {
+            Ok::<_, WebError>((lan::tls::TlsListener::new(l, tls)?, lan_router(&state)))
+        })
+        .transpose()?;
     let app = router(state);
-    let fut = async move {
-        axum::serve(listener, app).await?;
-        Ok(())
+    let server = async move {
+        let local = async {
+            axum::serve(listener, app).await?;
+            Ok::<(), WebError>(())
+        };
+        match lan_app {
+            None => local.await,
+            Some((tls_listener, lan_app)) => {
+                let on_lan = async {
+                    axum::serve(tls_listener, lan_app).await?;
+                    Ok::<(), WebError>(())
+                };
+                tokio::try_join!(local, on_lan).map(|_| ())
+            }
+        }
     };
-    Ok((addr, url, fut))
+    Ok(Launched {
+        addr,
+        url,
+        lan: served,
+        server: Box::pin(server),
+    })
 }

@@ -137,3 +137,91 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
          Copy that whole link into your browser.",
     ))
 }
+
+// ---------- the LAN listener ----------
+
+/// The paired browser's cookie. `__Host-`: the browser keeps it only with `Secure`, `Path=/` and
+/// no `Domain`, so no other site or plain-HTTP page can set or read it.
+pub(crate) const LAN_COOKIE: &str = "__Host-roundtable-lan";
+
+/// The cookie that keeps a paired phone or tablet in: its secret, a year, this site only, never
+/// over plain HTTP, never readable by scripts.
+pub(crate) fn lan_cookie(secret: &str) -> String {
+    format!("{LAN_COOKIE}={secret}; Secure; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000")
+}
+
+fn cookie_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether the request carries a paired browser's cookie that is still let in.
+pub(crate) fn lan_paired(state: &AppState, headers: &HeaderMap) -> bool {
+    match (state.lan(), cookie_named(headers, LAN_COOKIE)) {
+        (Some(lan), Some(v)) => lan.browsers.knows(v),
+        _ => false,
+    }
+}
+
+/// Pages that change how this computer is reached or opened: only on the computer itself.
+fn local_only(path: &str) -> bool {
+    matches!(
+        path,
+        "/welcome" | "/unlock" | "/devices/sign-out" | "/devices/pair" | "/devices/unpair"
+    )
+}
+
+/// The guard of the LAN listener. It never reads the launch token or its cookie: only a paired
+/// browser's cookie opens a page. `Host` must name the LAN address and port served, and every
+/// POST must come from that same origin.
+pub(crate) async fn lan_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let Some(host) = host.filter(|h| state.lan().is_some_and(|l| l.host_ok(h))) else {
+        return secure(refusal(
+            StatusCode::FORBIDDEN,
+            "This address is not allowed",
+            "Roundtable answers on this network only at the address it printed when it started.",
+        ));
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
+        if origin != Some(format!("https://{host}").as_str()) {
+            return secure(refusal(
+                StatusCode::FORBIDDEN,
+                "This form came from another website",
+                "Nothing was saved. Please use the form on the Roundtable page.",
+            ));
+        }
+    }
+    let path = req.uri().path();
+    if path == "/pair" || path.starts_with("/static/") {
+        return secure(next.run(req).await);
+    }
+    if local_only(path) {
+        return secure(refusal(
+            StatusCode::FORBIDDEN,
+            "Only on the computer itself",
+            "This is done on the computer Roundtable runs on, not from a phone or tablet.",
+        ));
+    }
+    if !lan_paired(&state, headers) {
+        // Not let in (never, or signed out): the code form, whatever page was asked for.
+        return secure(crate::pages::pair::not_in(&state));
+    }
+    if state.me().is_none() {
+        return secure(refusal(
+            StatusCode::FORBIDDEN,
+            "Roundtable is locked on the computer",
+            "Please open Roundtable on the computer first (give its passphrase there), then reload this page.",
+        ));
+    }
+    let r = next.run(req).await;
+    secure(crate::pages::devices::with_sync_line(&state, r).await)
+}

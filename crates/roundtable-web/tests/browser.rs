@@ -15,7 +15,9 @@ mod browser_util;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use browser_util::{ARROW_DOWN, Browser, ENTER, Ids, SPACE, picture, screenshot_dir, with_browser};
+use browser_util::{
+    ARROW_DOWN, Browser, ENTER, Ids, SPACE, picture, screenshot_dir, with_browser, with_lan_browser,
+};
 use fantoccini::Locator;
 
 /// Every test is bounded: a hung browser fails the test instead of hanging CI.
@@ -621,6 +623,60 @@ async fn keyboard_marks_an_own_action_done_and_takes_it_back() {
         b.tab_until(back, |f| f.is_button(back)).await;
         b.activate(ENTER).await;
         b.assert_shows(&["Nothing is done yet."]).await;
+    })
+    .await;
+}
+
+/// Issue 19, case 5, on a tablet: `web --lan` (here on 127.0.0.13, loopback only). The computer's
+/// Devices page shows 6 numbers; the tablet's browser opens the LAN `/pair` page over HTTPS, types
+/// them, and lands on the member's home page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablet_is_let_in_with_the_numbers_from_the_devices_page() {
+    with_lan_browser(LIMIT, "127.0.0.13:0", |b, lan| async move {
+        b.open("/devices").await;
+        b.assert_shows(&["Phones and tablets", &lan.urls[0]]).await;
+        b.press("form[action='/devices/pair'] button[type=submit]")
+            .await;
+        b.assert_shows(&["Type these 6 numbers on the phone or tablet:"])
+            .await;
+        let code = b
+            .js(
+                "return document.getElementById('pair-code').textContent.trim();",
+                vec![],
+            )
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            code.len() == 6 && code.bytes().all(|c| c.is_ascii_digit()),
+            "{code:?}"
+        );
+        b.c.goto(&lan.urls[0])
+            .await
+            .expect("open the LAN pair page");
+        assert_eq!(b.path().await, "/pair");
+        assert_eq!(b.h1().await, "Let this phone or tablet in");
+        b.assert_shows(&["Type the 6 numbers shown on the computer's screen"])
+            .await;
+        b.assert_axe_clean("the pair page").await;
+        picture(&b, "pair").await;
+        b.fill("#code", &code).await;
+        b.press("form[action='/pair'] button[type=submit]").await;
+        let here = b.c.current_url().await.expect("the current address");
+        assert_eq!(
+            here.host_str(),
+            Some(lan.addr.ip().to_string().as_str()),
+            "still on the LAN address: {here}"
+        );
+        assert_eq!(here.path(), "/", "the member's home page: {here}");
+        assert_eq!(b.h1().await, "Riverside Partnership Board");
+        // Signed in now: another page opens too.
+        let threads = format!("https://{}/threads", lan.addr);
+        b.c.goto(&threads)
+            .await
+            .expect("open the threads on the LAN");
+        assert!(b.h1().await.starts_with("Threads"));
     })
     .await;
 }

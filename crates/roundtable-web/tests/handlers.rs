@@ -84,6 +84,7 @@ fn fixture() -> Fixture {
         passphrase: None,
         port: PORT,
         sync: None,
+        lan: None,
     };
     roundtable_web::show_times_in_utc();
     let state = AppState::new(&cfg, PORT).unwrap().with_clock(fixed_clock);
@@ -587,6 +588,7 @@ async fn serve_binds_loopback_only_and_prints_a_token_url() {
         passphrase: None,
         port: 0,
         sync: None,
+        lan: None,
     };
     let (addr, url, fut) = roundtable_web::serve(cfg).await.unwrap();
     assert!(addr.ip().is_loopback());
@@ -1419,6 +1421,7 @@ async fn home_shows_what_is_new_since_the_last_visit_and_whether_it_is_shared() 
             passphrase: None,
             port: PORT,
             sync: None,
+            lan: None,
         },
         PORT,
     )
@@ -1972,6 +1975,7 @@ fn state_for(home_dir: &std::path::Path, passphrase: Option<&str>) -> AppState {
             passphrase: passphrase.map(str::to_string),
             port: PORT,
             sync: None,
+            lan: None,
         },
         PORT,
     )
@@ -2165,6 +2169,7 @@ async fn a_locked_device_asks_for_its_passphrase_on_the_page() {
             passphrase: Some("wrong wrong wrong".into()),
             port: PORT,
             sync: None,
+            lan: None,
         },
         PORT,
     );

@@ -21,6 +21,7 @@ use super::setup::{JoinedPage, net_config};
 use super::time::ago;
 use super::{Nav, PageResult, Problem, csrf_ok, group_name, name_of, names, page, when};
 use crate::AppState;
+use crate::lan::pairing::NewCode;
 
 /// How long one "Sync now" may take.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +60,27 @@ pub(crate) struct PeerRow {
     when: String,
 }
 
+/// The page on the local network, as the computer's Devices page shows it.
+pub(crate) struct LanView {
+    links: Vec<Code>,
+    /// The certificate's SHA-256, in pairs of hex digits as browsers show it.
+    fingerprint: String,
+    browsers: Vec<BrowserRow>,
+    /// The code just made, when the member pressed "Let a phone or tablet in".
+    code: Option<PairCodeView>,
+}
+
+pub(crate) struct PairCodeView {
+    digits: String,
+    until: String,
+}
+
+pub(crate) struct BrowserRow {
+    id: String,
+    label: String,
+    when: String,
+}
+
 #[derive(Template)]
 #[template(path = "devices.html")]
 struct DevicesPage {
@@ -73,6 +95,10 @@ struct DevicesPage {
     serving: bool,
     live: bool,
     peers: Vec<PeerRow>,
+    /// Whether this page is shown on a phone or tablet over the local network.
+    on_lan: bool,
+    /// Phones and tablets: shown on the computer only, when the page is served on the network.
+    lan: Option<LanView>,
 }
 
 /// `text` as an inline SVG QR code with a text alternative (an inline `<svg>` needs no `data:`
@@ -214,6 +240,49 @@ pub(crate) async fn devices(State(state): State<AppState>) -> PageResult {
 }
 
 async fn devices_page(state: AppState, message: String) -> PageResult {
+    devices_page_with(state, message, None).await
+}
+
+/// The LAN part of the computer's Devices page.
+fn lan_view(state: &AppState, code: Option<NewCode>) -> Option<LanView> {
+    let lan = state.lan().filter(|_| !state.on_lan())?;
+    let now = lan.pairing.now();
+    let fingerprint = lan
+        .fingerprint
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(LanView {
+        links: lan
+            .urls
+            .iter()
+            .map(|u| Code {
+                qr: qr_svg(u, &format!("A QR code of the address {u}")),
+                ticket: u.clone(),
+            })
+            .collect(),
+        fingerprint,
+        browsers: lan
+            .browsers
+            .list()
+            .into_iter()
+            .map(|p| BrowserRow {
+                id: p.hash,
+                label: p.label,
+                when: ago(now, p.paired_ms),
+            })
+            .collect(),
+        code: code.map(|c| PairCodeView {
+            digits: c.digits,
+            until: when(c.until_ms),
+        }),
+    })
+}
+
+async fn devices_page_with(state: AppState, message: String, code: Option<NewCode>) -> PageResult {
     let serving = state.serving();
     let now = (state.inner.clock)();
     let nearby = serving.as_ref().map(|s| s.nearby()).unwrap_or_default();
@@ -270,7 +339,48 @@ async fn devices_page(state: AppState, message: String) -> PageResult {
         serving: serving.is_some(),
         live: serving.as_ref().is_some_and(|s| s.live()),
         peers,
+        on_lan: state.on_lan(),
+        lan: lan_view(&state, code),
     })
+}
+
+/// "Let a phone or tablet in": a new one-time code, shown on this page only (never in a URL).
+pub(crate) async fn pair_code(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    csrf_ok(&state, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let Some(lan) = state.lan() else {
+        return Err(Problem::refused(
+            "Roundtable is not open to the local network now. Start it with \"roundtable web \
+             --lan\" to let a phone or tablet in.",
+        ));
+    };
+    let code = lan
+        .pairing
+        .new_code()
+        .map_err(|e| Problem::refused(format!("No numbers were made: {e}.")))?;
+    devices_page_with(state, String::new(), Some(code)).await
+}
+
+/// "Sign this one out": the browser's cookie opens nothing from now on.
+pub(crate) async fn unpair(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    csrf_ok(&state, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let Some(lan) = state.lan() else {
+        return Err(Problem::refused(
+            "Roundtable is not open to the local network now: nothing was changed.",
+        ));
+    };
+    let id = form.get("browser").map(String::as_str).unwrap_or("");
+    let message = match lan.browsers.remove(id).await {
+        Ok(true) => "That phone or tablet is signed out. It needs new numbers to come back in.",
+        Ok(false) => "That phone or tablet was signed out already.",
+        Err(e) => return Err(Problem::refused(format!("Nothing was changed: {e}."))),
+    };
+    devices_page(state, message.into()).await
 }
 
 /// A device's name for the page: its member's name, else what is known of it.

@@ -9,6 +9,7 @@ pub(crate) mod audit;
 pub(crate) mod devices;
 pub(crate) mod home;
 pub(crate) mod own_words;
+pub(crate) mod pair;
 pub(crate) mod proposals;
 pub(crate) mod setup;
 pub(crate) mod threads;
@@ -356,7 +357,9 @@ pub(crate) fn keyring(st: &AppState) -> Option<Keyring<'_>> {
 }
 
 pub(crate) fn csrf_ok(state: &AppState, csrf: &str) -> Result<(), Problem> {
-    if same(csrf, &state.csrf_token()) {
+    // An empty token (none could be read) never matches, not even an empty field.
+    let expected = state.csrf_token();
+    if !expected.is_empty() && same(csrf, &expected) {
         Ok(())
     } else {
         Err(Problem {

@@ -386,7 +386,12 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 fn chrome_capabilities(profile: &Path) -> Capabilities {
-    let args = [
+    chrome_capabilities_with(profile, &[])
+}
+
+/// The capabilities, with `extra` arguments (the LAN test's address and certificate).
+fn chrome_capabilities_with(profile: &Path, extra: &[String]) -> Capabilities {
+    let mut args = vec![
         "--headless=new".to_string(),
         "--no-sandbox".into(),
         "--disable-gpu".into(),
@@ -407,6 +412,7 @@ fn chrome_capabilities(profile: &Path) -> Capabilities {
         "--window-size=1280,900".into(),
         format!("--user-data-dir={}", profile.display()),
     ];
+    args.extend_from_slice(extra);
     let caps = json!({
         "browserName": "chrome",
         "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
@@ -442,31 +448,75 @@ where
     F: FnOnce(Browser) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    with_browser_lan(limit, None, |b, _| body(b)).await
+}
+
+/// [`with_browser`], with the page also served on the local network at `lan` (a loopback address
+/// such as `127.0.0.13:0`: no traffic leaves this machine). Chromium accepts the page's
+/// self-signed certificate for that address only (`--ignore-certificate-errors-spki-list` with
+/// the certificate's key), as a member does after checking the fingerprint.
+pub async fn with_lan_browser<F, Fut>(limit: Duration, lan: &'static str, body: F)
+where
+    F: FnOnce(Browser, roundtable_web::LanServed) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    with_browser_lan(limit, Some(lan), |b, l| {
+        body(b, l.expect("the LAN side was asked for"))
+    })
+    .await
+}
+
+async fn with_browser_lan<F, Fut>(limit: Duration, lan: Option<&'static str>, body: F)
+where
+    F: FnOnce(Browser, Option<roundtable_web::LanServed>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let trail = Trail::default();
     let steps = trail.clone();
     let outcome = tokio::time::timeout(limit, async move {
         let fixture = tokio::task::spawn_blocking(fixture)
             .await
             .expect("build the fixture");
-        let (addr, url, serving) = roundtable_web::serve(WebConfig {
+        let launched = roundtable_web::launch(WebConfig {
             home_dir: fixture.home_dir.clone(),
             passphrase: None,
             port: 0,
             sync: None,
+            lan: lan.map(|l| roundtable_web::lan::LanConfig {
+                listen: Some(l.parse().expect("a LAN address")),
+                clock: None,
+            }),
         })
         .await
         .expect("start the web server");
+        let (addr, url, served) = (launched.addr, launched.url, launched.lan);
+        let serving = launched.server;
         let _server = AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = serving.await {
                 panic!("the web server stopped: {e}");
             }
         }));
+        let mut extra = Vec::new();
+        if let Some(l) = &served {
+            let ip = l.addr.ip();
+            extra.push(format!(
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE {ip}"
+            ));
+            extra.push(format!("--proxy-bypass-list={ip}"));
+            extra.push(format!(
+                "--ignore-certificate-errors-spki-list={}",
+                spki_hash(&fixture.home_dir)
+            ));
+        }
         let profile = tempfile::tempdir().expect("a temporary browser profile");
         let mut driver = Driver::spawn(profile.path());
         driver.wait_ready().await;
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = ClientBuilder::new(connector)
-            .capabilities(chrome_capabilities(&profile.path().join("chromium")))
+            .capabilities(chrome_capabilities_with(
+                &profile.path().join("chromium"),
+                &extra,
+            ))
             .connect(&driver.url())
             .await
             .unwrap_or_else(|e| {
@@ -488,7 +538,7 @@ where
             "/",
             "the launch link should set the cookie and land on the home page"
         );
-        let mut task = AbortOnDrop(tokio::spawn(body(b)));
+        let mut task = AbortOnDrop(tokio::spawn(body(b, served)));
         let result = (&mut task.0).await;
         // End the session (Chromium quits); the driver guard then ends chromedriver's group.
         let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
@@ -1057,6 +1107,7 @@ pub async fn with_prepared_devices<F, Fut>(
                     },
                     mdns: false,
                 }),
+                lan: None,
             })
             .await
             .expect("start a web page");
@@ -1218,4 +1269,41 @@ impl Browser {
             axe.violations
         );
     }
+}
+
+// ---------- the LAN certificate ----------
+
+/// Base64 of the SHA-256 of the kept certificate's public key (SubjectPublicKeyInfo): what
+/// Chromium's `--ignore-certificate-errors-spki-list` names, so it trusts that one certificate.
+fn spki_hash(home_dir: &Path) -> String {
+    use rcgen::PublicKeyData;
+    use sha2::Digest;
+    let pem = std::fs::read_to_string(home_dir.join(roundtable_web::lan::CERT_FILE))
+        .expect("the kept certificate");
+    let at = pem
+        .find("-----BEGIN PRIVATE KEY-----")
+        .expect("the key in the file");
+    let key = rcgen::KeyPair::from_pem(&pem[at..]).expect("the certificate's key");
+    base64(&sha2::Sha256::digest(key.subject_public_key_info()))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
