@@ -133,6 +133,9 @@ pub struct AppState {
 pub(crate) struct Me {
     pub(crate) key: DeviceKey,
     pub(crate) device: DeviceId,
+    /// The member this device is (its own key, or on a linked device the member it belongs to):
+    /// what the pages mean by "you".
+    pub(crate) member: DeviceId,
     /// This device's encryption secret, for reading and writing sealed threads.
     pub(crate) enc: Option<EncSecret>,
     /// Kept for the sync that publishes this device's encryption key (never shown, never in a URL).
@@ -262,9 +265,13 @@ impl AppState {
         passphrase: Option<String>,
     ) {
         let device = key.device_id();
+        let member = roundtable_store::Home::open(&self.inner.home_dir)
+            .map(|h| roundtable_app::home_member(&h, &key))
+            .unwrap_or(device);
         let _ = self.inner.me.set(Me {
             key,
             device,
+            member,
             enc,
             passphrase,
         });
@@ -447,6 +454,8 @@ pub fn router(state: AppState) -> Router {
         .route("/devices", get(pages::devices::devices))
         .route("/devices/sync", post(pages::devices::sync_now))
         .route("/devices/live", post(pages::devices::live))
+        .route("/devices/link", post(pages::devices::link))
+        .route("/devices/stop", post(pages::devices::stop))
         .route("/devices/sign-out", post(pages::devices::sign_out))
         .route("/audit", get(pages::audit::audit))
         .route(

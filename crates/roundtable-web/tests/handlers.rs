@@ -2280,6 +2280,7 @@ async fn an_expired_invitation_or_a_sync_code_makes_nothing() {
         device: other.device_id(),
         addrs: vec!["127.0.0.1:9".parse().unwrap()],
         invite: Some(([1; 32], T0)),
+        link: None,
     }
     .encode();
     let sync_code = roundtable_sync::Ticket {
@@ -2287,6 +2288,7 @@ async fn an_expired_invitation_or_a_sync_code_makes_nothing() {
         device: other.device_id(),
         addrs: vec!["127.0.0.1:9".parse().unwrap()],
         invite: None,
+        link: None,
     }
     .encode();
     for (code, words) in [

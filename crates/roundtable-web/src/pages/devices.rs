@@ -73,6 +73,18 @@ struct DevicesPage {
     serving: bool,
     live: bool,
     peers: Vec<PeerRow>,
+    /// This member's own devices (their first one first).
+    mine: Vec<MyDevice>,
+    /// A one-time link just made for another device of this member.
+    link: Option<Code>,
+}
+
+/// One of the reader's own devices on the Devices page.
+pub(crate) struct MyDevice {
+    id: String,
+    name: String,
+    this: bool,
+    stopped: bool,
 }
 
 /// `text` as an inline SVG QR code with a text alternative (an inline `<svg>` needs no `data:`
@@ -214,11 +226,15 @@ pub(crate) async fn devices(State(state): State<AppState>) -> PageResult {
 }
 
 async fn devices_page(state: AppState, message: String) -> PageResult {
+    devices_page_with(state, message, None).await
+}
+
+async fn devices_page_with(state: AppState, message: String, link: Option<Code>) -> PageResult {
     let serving = state.serving();
     let now = (state.inner.clock)();
     let nearby = serving.as_ref().map(|s| s.nearby()).unwrap_or_default();
     let gid_ticket = serving.clone();
-    let (status, peers, nearby, ticket) = super::with_group(&state, move |home, st, g| {
+    let (status, peers, nearby, ticket, mine) = super::with_group(&state, move |home, st, g| {
         let names = names(&g.record);
         let me = super::my_id(st)?;
         let peers = roundtable_app::net::peers(home)?
@@ -246,7 +262,17 @@ async fn devices_page(state: AppState, message: String) -> PageResult {
                 ticket: t,
             }
         });
-        Ok((sync_line(home, st, now), peers, nearby, ticket))
+        let mine = super::seat(home, st)?
+            .devices(g)
+            .into_iter()
+            .map(|d| MyDevice {
+                id: d.id.to_string(),
+                name: d.name.unwrap_or_else(|| "Your first device".into()),
+                this: d.this,
+                stopped: d.stopped,
+            })
+            .collect::<Vec<_>>();
+        Ok((sync_line(home, st, now), peers, nearby, ticket, mine))
     })
     .await?;
     let mdns = state.inner.sync.as_ref().is_some_and(|s| s.mdns);
@@ -270,7 +296,72 @@ async fn devices_page(state: AppState, message: String) -> PageResult {
         serving: serving.is_some(),
         live: serving.as_ref().is_some_and(|s| s.live()),
         peers,
+        mine,
+        link,
     })
+}
+
+/// "Add another device of mine": a one-time link for the member's new device, answered by this
+/// process for 10 minutes or until it is used.
+pub(crate) async fn link(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    csrf_ok(&state, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let gid = super::with_group(&state, |_, _, g| Ok(g.id())).await?;
+    let me = state.me().ok_or_else(Problem::locked)?;
+    let l = roundtable_app::link_device(
+        &state.inner.home_dir,
+        &me.key,
+        me.passphrase.as_deref(),
+        gid,
+        10,
+        &net_config(&state),
+    )
+    .await?;
+    let ticket = l.ticket.clone();
+    if let Some(host) = l.host {
+        tokio::spawn(async move {
+            match host.start(|_| {}).await {
+                Ok(h) => {
+                    let _ = h.until_used().await;
+                }
+                Err(e) => eprintln!("roundtable: could not answer the device link: {e}"),
+            }
+        });
+    }
+    devices_page_with(
+        state,
+        "Here is a link for your new device. It works once, for 10 minutes.".into(),
+        Some(Code {
+            qr: qr_svg(&ticket, "A QR code of the link for your new device"),
+            ticket,
+        }),
+    )
+    .await
+}
+
+/// "Stop this device": one of the member's own devices, lost or broken.
+pub(crate) async fn stop(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    csrf_ok(&state, &field("csrf"))?;
+    let Ok(device) = field("device").parse::<DeviceId>() else {
+        return Err(Problem::refused(
+            "Please choose one of your devices to stop. Nothing was changed.",
+        ));
+    };
+    super::with_group(&state, move |home, st, g| {
+        Ok(super::seat(home, st)?.revoke_device(g, device)?)
+    })
+    .await?;
+    devices_page(
+        state,
+        "That device is stopped. What it writes from now on is refused everywhere, and it cannot sync any more.".into(),
+    )
+    .await
 }
 
 /// A device's name for the page: its member's name, else what is known of it.
