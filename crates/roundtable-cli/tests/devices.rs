@@ -96,9 +96,8 @@ fn board(dir: &Path) -> (PathBuf, PathBuf, String) {
 
 fn messages(home: &Path, thread: &str) -> Vec<Value> {
     let v = rt(home, &["show", thread]);
-    v["messages"]
+    v["threads"][0]["entries"]
         .as_array()
-        .or_else(|| v["entries"].as_array())
         .cloned()
         .unwrap_or_else(|| panic!("no messages in {v}"))
 }
@@ -167,8 +166,8 @@ fn a_member_links_a_phone_writes_from_it_and_stops_it() {
     let list = rt(&a, &["device", "list"]);
     assert_eq!(list["devices"][1]["stopped"], true, "{list}");
     // Refused at the sync from now on.
-    let (code, _, err) = run(&phone, &["sync", &ticket_a, "--timeout", "10"]);
-    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = run(&phone, &["sync", &ticket_a, "--timeout", "10"]);
+    assert_eq!(code, 1, "{out} {err}");
     // Ben learns of the stop; the laptop goes on.
     rt(&b, &["sync", &ticket_a, "--timeout", "10"]);
     rt(&a, &["post", &thread, "Still here on the laptop"]);

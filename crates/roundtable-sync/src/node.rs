@@ -637,10 +637,9 @@ impl Node {
     /// Serves one incoming sync connection.
     async fn serve_conn(&self, conn: Connection) -> Result<(), SyncError> {
         let peer = DeviceId(*conn.remote_id().as_bytes());
-        if !self.allowed_any(&peer) {
-            // A member added by a command in another process may not be known yet: look once more.
-            let _ = self.poll_local().await;
-        }
+        // Another process may have just added a member or stopped a device: judge the peer on
+        // what the home holds now, not on what this process last looked at.
+        let _ = self.poll_local().await;
         if !self.allowed_any(&peer) {
             // Refused before any payload is read.
             conn.close(
