@@ -202,12 +202,11 @@ pub async fn join_device(
         .await
         .map_err(task_failed)??;
         let node = Node::new(dir.to_path_buf(), clone_key(&key));
-        let stats = match tokio::time::timeout(timeout, node.sync_with(&ep, addr, t.group, false))
-            .await
-        {
-            Ok(r) => Some(r?),
-            Err(_) => None,
-        };
+        let stats =
+            match tokio::time::timeout(timeout, node.sync_with(&ep, addr, t.group, false)).await {
+                Ok(r) => Some(r?),
+                Err(_) => None,
+            };
         Ok::<_, AppError>((linked.entry, stats))
     }
     .await;

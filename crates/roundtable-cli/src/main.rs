@@ -727,7 +727,15 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             let group = ctx.group_id(&cli)?;
             drop(ctx);
             let net = net::LinkNet { listen, relay };
-            net::device_link(&dir, key, passphrase(&cli)?, group, *expires, &net, cli.json)
+            net::device_link(
+                &dir,
+                key,
+                passphrase(&cli)?,
+                group,
+                *expires,
+                &net,
+                cli.json,
+            )
         }
         Cmd::Device {
             cmd: DeviceCmd::List,
@@ -743,7 +751,9 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             Ok(entry_out(
                 "entry_id",
                 id,
-                format!("Stopped device {device}: what it writes from now on is refused, and it cannot sync."),
+                format!(
+                    "Stopped device {device}: what it writes from now on is refused, and it cannot sync."
+                ),
             ))
         }
         Cmd::Serve {

@@ -110,7 +110,14 @@ fn a_member_links_a_phone_writes_from_it_and_stops_it() {
 
     let (mut link, first) = spawn(
         &a,
-        &["device", "link", "--listen", "127.0.0.1:0", "--expires", "5"],
+        &[
+            "device",
+            "link",
+            "--listen",
+            "127.0.0.1:0",
+            "--expires",
+            "5",
+        ],
     );
     let mut guard = Killed(vec![]);
     let ticket = s(&first, "ticket");
@@ -120,7 +127,10 @@ fn a_member_links_a_phone_writes_from_it_and_stops_it() {
     assert!(err.contains("device join"), "{err}");
 
     let phone = tmp.path().join("phone");
-    let joined = rt(&phone, &["device", "join", &ticket, "--name", "Ana's phone"]);
+    let joined = rt(
+        &phone,
+        &["device", "join", &ticket, "--name", "Ana's phone"],
+    );
     assert_eq!(s(&joined, "member_id"), ana, "{joined}");
     let phone_id = s(&joined, "device_id");
     assert_ne!(phone_id, ana);
@@ -132,7 +142,10 @@ fn a_member_links_a_phone_writes_from_it_and_stops_it() {
     assert_ne!(code, 0, "{err}");
 
     let id = rt(&phone, &["id"]);
-    assert_eq!((s(&id, "member_id"), s(&id, "device_id")), (ana.clone(), phone_id.clone()));
+    assert_eq!(
+        (s(&id, "member_id"), s(&id, "device_id")),
+        (ana.clone(), phone_id.clone())
+    );
     let list = rt(&phone, &["device", "list"]);
     let devices = list["devices"].as_array().expect("devices").clone();
     assert_eq!(devices.len(), 2, "{list}");
@@ -142,7 +155,11 @@ fn a_member_links_a_phone_writes_from_it_and_stops_it() {
     assert_eq!(devices[1]["this_device"], true);
     // Still two members: a device is not a seat.
     let members = rt(&phone, &["member", "list"]);
-    assert_eq!(members["members"].as_array().map(Vec::len), Some(2), "{members}");
+    assert_eq!(
+        members["members"].as_array().map(Vec::len),
+        Some(2),
+        "{members}"
+    );
 
     // The phone writes; the laptop serves; Ben sees it as Ana's.
     let (sa, va) = spawn(&a, &["serve", "--listen", "127.0.0.1:0", "--no-mdns"]);
@@ -193,16 +210,29 @@ fn device_join_refuses_an_invitation_a_home_and_a_damaged_ticket() {
     let _guard = Killed(vec![sa]);
     // An invitation for a new member is not a device link: no seat can be taken with it.
     let invite = s(&rt(&a, &["invite", "--expires", "5"]), "ticket");
-    let (code, _, err) = run(&tmp.path().join("p"), &["device", "join", &invite, "--name", "p"]);
+    let (code, _, err) = run(
+        &tmp.path().join("p"),
+        &["device", "join", &invite, "--name", "p"],
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not a device link"), "{err}");
     assert!(!tmp.path().join("p").join("device.key").exists());
-    let (code, _, err) = run(&tmp.path().join("q"), &["device", "join", &s(&va, "ticket"), "--name", "q"]);
+    let (code, _, err) = run(
+        &tmp.path().join("q"),
+        &["device", "join", &s(&va, "ticket"), "--name", "q"],
+    );
     assert_eq!(code, 1, "{err}");
     // A folder that already holds a home.
     let (mut link, first) = spawn(
         &a,
-        &["device", "link", "--listen", "127.0.0.1:0", "--expires", "1"],
+        &[
+            "device",
+            "link",
+            "--listen",
+            "127.0.0.1:0",
+            "--expires",
+            "1",
+        ],
     );
     let ticket = s(&first, "ticket");
     let (code, _, err) = run(&a, &["device", "join", &ticket, "--name", "again"]);
@@ -210,6 +240,9 @@ fn device_join_refuses_an_invitation_a_home_and_a_damaged_ticket() {
     assert!(err.contains("already has a home"), "{err}");
     let _ = link.kill();
     let _ = link.wait();
-    let (code, _, err) = run(&tmp.path().join("r"), &["device", "join", "rtdamaged", "--name", "r"]);
+    let (code, _, err) = run(
+        &tmp.path().join("r"),
+        &["device", "join", "rtdamaged", "--name", "r"],
+    );
     assert_eq!(code, 2, "{err}");
 }

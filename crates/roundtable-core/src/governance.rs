@@ -110,7 +110,8 @@ impl Governance {
 
     /// Whether `device` may write and sync here: a device of an active member, not stopped.
     pub fn device_active(&self, device: &DeviceId) -> bool {
-        self.member_of(device).is_some_and(|m| self.active(&m)) && !self.revoked.contains_key(device)
+        self.member_of(device).is_some_and(|m| self.active(&m))
+            && !self.revoked.contains_key(device)
     }
 
     /// A member's devices here, their first key first, each with whether it is stopped.
@@ -278,7 +279,9 @@ impl Record {
                     }
                     g.own_words.insert(author);
                 }
-                Body::DeviceAdd { device: d, name, .. } => {
+                Body::DeviceAdd {
+                    device: d, name, ..
+                } => {
                     // Of two links of one device made apart, the first in linear order stands.
                     if !g.device_known(d) {
                         g.linked.insert(
@@ -292,9 +295,7 @@ impl Record {
                     }
                 }
                 Body::DeviceRevoke { device: d } => {
-                    if *d != device
-                        && g.member_of(d) == Some(author)
-                        && !g.revoked.contains_key(d)
+                    if *d != device && g.member_of(d) == Some(author) && !g.revoked.contains_key(d)
                     {
                         g.revoked.insert(*d, *h);
                     }

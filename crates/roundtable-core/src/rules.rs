@@ -509,9 +509,14 @@ pub(crate) fn validate_proposal(
         }
         Some(Effect::Auditor { device, name }) => {
             nonempty(name, "the auditor's name")?;
-            if p.gov.members.contains_key(device) || p.gov.linked.contains_key(device) {
+            if p.gov.members.contains_key(device) {
                 return Err(Invalid::MemberAndAuditor(
                     "a member's device cannot also be an auditor's".into(),
+                ));
+            }
+            if p.gov.linked.contains_key(device) {
+                return Err(Invalid::DeviceTaken(
+                    "it is a member's own device; a device can be one seat's only".into(),
                 ));
             }
             if p.gov.auditors.contains_key(device) {
@@ -915,7 +920,9 @@ pub(crate) fn validate_device_revoke(p: &Point, device: &DeviceId) -> Result<(),
         ));
     }
     if p.gov.revoked.contains_key(device) {
-        return Err(Invalid::NotYourDevice("that device is already stopped".into()));
+        return Err(Invalid::NotYourDevice(
+            "that device is already stopped".into(),
+        ));
     }
     if device == p.device {
         return Err(Invalid::NotYourDevice(

@@ -522,7 +522,11 @@ impl Home {
 
     /// Replaces this device's encryption secret with its member's (from the member's other
     /// device, when this one is linked to them), protected by `passphrase` like the device key.
-    pub fn set_enc_secret(&self, secret: &[u8; 32], passphrase: Option<&str>) -> Result<(), KeyError> {
+    pub fn set_enc_secret(
+        &self,
+        secret: &[u8; 32],
+        passphrase: Option<&str>,
+    ) -> Result<(), KeyError> {
         // Same protection as the device key: writing it first checks the passphrase.
         self.device_key(passphrase)?;
         keyfile::write_enc(&self.dir.join(Self::ENC_KEY), secret, passphrase)

@@ -746,7 +746,10 @@ impl Node {
         stats: &mut SyncStats,
     ) -> Result<(), SyncError> {
         let verdict = match &self.inner.enc {
-            None => Err("this device is not linking a device now; run `roundtable device link` on it".to_string()),
+            None => Err(
+                "this device is not linking a device now; run `roundtable device link` on it"
+                    .to_string(),
+            ),
             Some(enc) => {
                 let enc = enc.clone();
                 let hash = secret_hash(&link.secret);
@@ -818,7 +821,11 @@ impl Node {
     }
 
     /// Records a device link for `group` valid for `minutes`; returns its secret and expiry.
-    pub async fn add_link(&self, group: GroupId, minutes: u64) -> Result<([u8; 32], i64), SyncError> {
+    pub async fn add_link(
+        &self,
+        group: GroupId,
+        minutes: u64,
+    ) -> Result<([u8; 32], i64), SyncError> {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret)
             .map_err(|e| SyncError::Task(format!("random generator failed: {e}")))?;

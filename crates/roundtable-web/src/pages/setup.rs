@@ -90,8 +90,8 @@ pub(crate) async fn welcome(State(state): State<AppState>) -> Response {
         needs: String::new(),
         group: String::new(),
         invitation: String::new(),
-            link: String::new(),
-            device_name: String::new(),
+        link: String::new(),
+        device_name: String::new(),
     })
     .into_response()
 }
