@@ -18,10 +18,18 @@
 //   - then the rules: forks first, among every entry read; then in causal order depends_on_rejected
 //     (pending entries are missing_dependency), not_in_group, bad_sequence,
 //     bad_op_counter (format.md section 3), the record's shape rebuilt from the Automerge operations
-//     (format.md section 6, and section 10 for the records of sealed threads), membership (R1, R2), the
-//     governance fold, the tally and the standing outcome (rules.md sections 2 to 4), and the rules
-//     of every record type (rules.md section 5: R3 to R10, S1 to S32, in the order of "The order of the
-//     checks"), the readers and epochs of sealed threads (format.md section 10).
+//     (format.md section 6, and section 10 for the records of sealed threads), membership (R1, R2,
+//     and D1: the entry's device stopped in its past), the governance fold with a member's devices, the
+//     tally and the standing outcome (rules.md sections 2, 2a, 3 and 4), and the rules of every record
+//     type (rules.md section 5: R3 to R10, S1 to S32, in the order of "The order of the checks"; D2 to
+//     D4 of section 2a, the link proof by the signature rule), the readers and epochs of sealed threads
+//     (format.md section 10).
+//
+// An entry's device is its change's actor; its author is that device's member (rules.md section 2a:
+// the device itself when it is a member's id, else the member a `device.add` linked it to, in the
+// governance of the entry's past). Sequence numbers, vector clocks and forks are per device; every
+// rule that speaks of the author (membership, one stance per member, confirm, correct, undo, readers,
+// profiles, the fold) reads the member.
 //
 // What it does not check: no ciphertext is opened (no rule needs a key, format.md section 10), so
 // nothing of "what a reader checks"; the auditor's notes and flags (out_of_order, duplicate,
@@ -55,6 +63,7 @@ const MIN_ENTRY = 1 + 64 + 4;
 const MAX_CHANGE_BYTES = 262144;
 const CHANGE_MAGIC = Buffer.from([0x85, 0x6f, 0x4a, 0x83]);
 const ENTRY_TAG = Buffer.from("roundtable/entry/v1", "ascii");
+const DEVICE_TAG = Buffer.from("roundtable/device/v1", "ascii");
 const MAX_OPS = 32;
 const MAX_TEXT = 16384;
 const MAX_BYTES = 131112;
@@ -322,6 +331,8 @@ const RECORDS = {
   "member.remove": ["members", { member: ID, decision: ID }, {}],
   "auditor.add": ["members", { device: ID, name: STR }, {}],
   "member.about": ["members", { name: STR, needs: STR }, {}],
+  "device.add": ["members", { device: ID, name: STR, proof: BYTES }, {}],
+  "device.revoke": ["members", { device: ID }, {}],
   profile: ["members", { enc_key: BYTES }, {}],
   thread: ["threads", { title: STR }, {}],
   "thread.sealed": ["threads", { title: STR, reason: STR, commit: BYTES, wraps: BYTES }, {}],
@@ -487,6 +498,7 @@ function recordShape(ch, containers) {
     rec.effect = given.length ? given[0][0] : null;
   }
   if (type === "profile" && rec.enc_key.length !== 32) throw shapeError("enc_key is not 32 bytes");
+  if (type === "device.add" && rec.proof.length !== 64) throw shapeError("proof is not 64 bytes");
   if ((type === "thread.sealed" || type === "thread.rekey") && rec.commit.length !== 32) throw shapeError("commit is not 32 bytes");
   if (type === "thread.sealed" || type === "thread.rekey") rec.rows = wrapRows(rec.wraps, MAX_READERS, "wraps");
   if (type === "thread.reader.add") rec.rows = wrapRows(rec.wraps, MAX_EPOCHS, "wraps");
@@ -593,7 +605,14 @@ class Judge {
     return x.id !== y.id && !this.before(x, y) && !this.before(y, x);
   }
 
-  // ---- rules.md section 2: the governance fold ----
+  // ---- rules.md sections 2 and 2a: the governance fold ----
+
+  // member_of(d, G) (rules.md section 2a): d itself when it is a member's id (their first device),
+  // the member it was linked to, or null.
+  static memberOf(gov, d) {
+    if (gov.members.has(d)) return d;
+    return gov.linked.get(d)?.member ?? null;
+  }
 
   governance(clock) {
     const events = this.gov.filter((e) => Judge.inClock(clock, e));
@@ -618,12 +637,15 @@ class Judge {
     }
     const standing = new Set();
     for (const outs of byProposal.values()) standing.add(this.standingOf(outs).stands.id);
-    const state = { members: new Map(), auditors: new Set(), policy: null, changedBy: new Map() };
+    // linked: device -> { member, name, by }; stopped: device -> the device.revoke that stopped it.
+    const state = {
+      members: new Map(), auditors: new Set(), policy: null, changedBy: new Map(), linked: new Map(), stopped: new Map(),
+    };
     const found = new Set();
     const applied = [];
     const active = (m) => state.members.get(m)?.status === "active";
     for (const e of events) {
-      const a = e.actor;
+      const a = e.author; // the member (rules.md section 2a); e.actor is the device
       if (e.rec.type === "group") {
         state.members.set(a, { status: "active", name: e.rec.creator_name, needs: e.rec.creator_needs });
         state.policy = { rule: e.rec.rule, quorum: e.rec.quorum };
@@ -631,7 +653,9 @@ class Judge {
         continue;
       }
       if (voided.has(e.id)) continue;
-      if (!active(a)) {
+      // Valid, so its author was active and its device not stopped in its past: what changed that is
+      // concurrent with it.
+      if (!active(a) || state.stopped.has(e.actor)) {
         found.add(e.id);
         continue;
       }
@@ -642,10 +666,21 @@ class Judge {
         const m = state.members.get(a);
         m.name = e.rec.name;
         m.needs = e.rec.needs;
+      } else if (e.rec.type === "device.add") {
+        // Of two links of one device made apart, the first in linear order stands.
+        const d = e.rec.device;
+        if (!state.members.has(d) && !state.linked.has(d) && !state.auditors.has(d)) {
+          state.linked.set(d, { member: a, name: e.rec.name, by: e });
+        }
+      } else if (e.rec.type === "device.revoke") {
+        const d = e.rec.device;
+        if (d !== e.actor && Judge.memberOf(state, d) === a && !state.stopped.has(d)) state.stopped.set(d, e);
       } else if (e.rec.type === "outcome" && standing.has(e.id) && e.rec.decision === "passed") {
         const p = this.valid.get(e.rec.proposal).rec;
+        // A device linked to a member is theirs for good (rules.md section 2a, D2): never a member or
+        // an auditor of its own.
         if (p.effect === "adds") {
-          if (!active(p.adds)) {
+          if (!active(p.adds) && !state.linked.has(p.adds)) {
             state.members.set(p.adds, { status: "active", name: p.adds_name, needs: p.adds_needs });
             state.changedBy.set(p.adds, e);
           }
@@ -655,7 +690,7 @@ class Judge {
             state.changedBy.set(p.removes, e);
           }
         } else if (p.effect === "auditor") {
-          if (!state.members.has(p.auditor)) state.auditors.add(p.auditor);
+          if (!state.members.has(p.auditor) && !state.linked.has(p.auditor)) state.auditors.add(p.auditor);
         } else if (p.effect === "sets_rule") {
           state.policy = { rule: p.sets_rule, quorum: p.sets_quorum };
         }
@@ -665,6 +700,12 @@ class Judge {
       applied.push([e, a]);
     }
     for (const [e, a] of applied) {
+      // Its device stopped by an entry concurrent with it (rules.md section 2a).
+      const stop = state.stopped.get(e.actor);
+      if (stop !== undefined && stop !== e && this.concurrent(e, stop)) {
+        found.add(e.id);
+        continue;
+      }
       const by = state.changedBy.get(a);
       if (!active(a) && by !== e && this.concurrent(e, by)) found.add(e.id);
     }
@@ -685,13 +726,23 @@ class Judge {
     return { stands: sorted[0], frontier };
   }
 
-  // A valid entry X is void at a point (rules.md section 2).
+  // A valid entry X is void at a point (rules.md sections 2 and 2a): in the fold's void, or its
+  // device stopped by an entry concurrent with it, or its author not active by an entry concurrent
+  // with it.
   isVoid(x, gov) {
     if (gov.void.has(x.id)) return true;
-    const m = gov.members.get(x.actor);
+    if (this.stoppedConcurrently(x, gov)) return true;
+    const m = gov.members.get(x.author);
     if (m?.status === "active") return false;
-    const by = gov.changedBy.get(x.actor);
+    const by = gov.changedBy.get(x.author);
     return by !== undefined && this.concurrent(x, by);
+  }
+
+  // X's device is stopped at a point by an entry concurrent with X (rules.md section 2a): what a lost
+  // device wrote apart counts for nothing.
+  stoppedConcurrently(x, gov) {
+    const stop = gov.stopped.get(x.actor);
+    return stop !== undefined && stop.id !== x.id && this.concurrent(x, stop);
   }
 
   // The standing outcome of proposal `p` at `clock`, or null.
@@ -714,10 +765,14 @@ class Judge {
     const latest = new Map();
     for (const s of this.stances) {
       if (s.rec.proposal !== pid || !Judge.inClock(clock, s)) continue;
-      let voter = s.actor;
+      // A stance written on a device stopped concurrently with it counts for nothing (rules.md section
+      // 2a; one removed concurrently is dropped below). One stance per member, whichever of their
+      // devices wrote it.
+      if (this.stoppedConcurrently(s, g)) continue;
+      let voter = s.author;
       if (s.rec.for !== undefined) {
         const confirmed = this.confirms.some(
-          (c) => c.rec.target === s.id && c.actor === s.rec.for && Judge.inClock(clock, c),
+          (c) => c.rec.target === s.id && c.author === s.rec.for && Judge.inClock(clock, c) && !this.stoppedConcurrently(c, g),
         );
         if (!confirmed) continue;
         voter = s.rec.for;
@@ -757,7 +812,7 @@ class Judge {
 
   publishedKey(member, clock) {
     let best = null;
-    for (const e of this.profiles) if (e.actor === member && Judge.inClock(clock, e)) best = e; // linear order
+    for (const e of this.profiles) if (e.author === member && Judge.inClock(clock, e)) best = e; // linear order
     return best ? hex(best.rec.enc_key) : null;
   }
 
@@ -776,10 +831,10 @@ class Judge {
       if (e.rec.type === "thread.reader.agree") {
         if (voided) continue;
         if (!agreed.has(e.rec.member)) agreed.set(e.rec.member, new Set());
-        agreed.get(e.rec.member).add(e.actor);
+        agreed.get(e.rec.member).add(e.author);
       } else if (e.rec.type === "thread.decline") {
         if (voided) continue;
-        agreed.get(e.rec.member)?.delete(e.actor);
+        agreed.get(e.rec.member)?.delete(e.author);
       } else if (e.rec.type === "thread.reader.add") {
         if (voided) continue;
         agreed.delete(e.rec.member);
@@ -820,13 +875,14 @@ class Judge {
       const { body, containers } = genesisShape(e.ch);
       this.containers = containers;
       e.clock = new Map([[e.actor, e.seq]]);
+      e.author = e.actor;
       return body;
     }
     if (!this.containers) refuse("not_in_group", "it builds on nothing of the group");
     const clock = this.clockOf(e.deps);
     // E7
     const want = (clock.get(e.actor) ?? 0) + 1;
-    if (e.seq !== want) refuse("bad_sequence", `its seq is ${e.seq}, but its author's next in its past is ${want}`);
+    if (e.seq !== want) refuse("bad_sequence", `its seq is ${e.seq}, but its device's next in its past is ${want}`);
     // E8
     const depMax = Math.max(...e.deps.map((d) => this.valid.get(d).maxOp));
     if (e.ops.length === 0) refuse("bad_op_counter", "the change has no operation");
@@ -834,11 +890,15 @@ class Judge {
     // E9
     const rec = recordShape(e.ch, this.containers);
     e.rec = rec;
-    // E10: R1, R2
+    // E10: R1, D1 (rules.md section 2a), R2. The author is the device's member in its past.
     const gov = this.governance(clock);
-    const me = gov.members.get(e.actor);
+    const author = Judge.memberOf(gov, e.actor);
+    if (author === null) refuse("not_member", "its author was not a member of the group when they wrote it");
+    if (gov.stopped.has(e.actor)) refuse("device_revoked", "it was written on a device its member had stopped");
+    const me = gov.members.get(author);
     if (!me) refuse("not_member", "its author was not a member of the group when they wrote it");
     if (me.status !== "active") refuse("after_removal", `its author had already ${me.status === "left" ? "left" : "been removed"}`);
+    e.author = author;
     this.checkRecord(e, rec, clock, gov, refuse);
     e.clock = new Map(clock);
     e.clock.set(e.actor, e.seq);
@@ -886,6 +946,27 @@ class Judge {
       case "member.about":
         needText("name", "name");
         return;
+      // rules.md section 2a: D2, D3 (after the name, S1).
+      case "device.add": {
+        needText("name", "name");
+        const d = rec.device;
+        if (gov.members.has(d) || gov.linked.has(d) || gov.auditors.has(d)) {
+          refuse("device_taken", "that device is a member's, an auditor's, or already linked");
+        }
+        // The new device's own signature of the link, by the signature rule (format.md sections 4, 6).
+        const msg = Buffer.concat([DEVICE_TAG, Buffer.from(this.group, "hex"), Buffer.from(e.author, "hex"), Buffer.from(d, "hex")]);
+        const why = signatureRefusal(Buffer.from(d, "hex"), msg, Buffer.from(rec.proof));
+        if (why) refuse("bad_device_proof", `the proof is not the new device's signature of the link message (${why})`);
+        return;
+      }
+      // D4.
+      case "device.revoke": {
+        const d = rec.device;
+        if (Judge.memberOf(gov, d) !== e.author) refuse("not_your_device", "a member can stop only their own devices");
+        if (gov.stopped.has(d)) refuse("not_your_device", "that device is already stopped");
+        if (d === e.actor) refuse("not_your_device", "a device cannot stop itself");
+        return;
+      }
       case "profile":
         if (rec.enc_key.every((b) => b === 0)) refuse("bad_encryption_key", "the encryption key is all zeros");
         return;
@@ -909,13 +990,16 @@ class Judge {
           needText("adds_name", "newcomer's name");
           if (active(rec.adds)) refuse("already_member", "that member is active already");
           if (gov.auditors.has(rec.adds)) refuse("member_and_auditor", "that device is an auditor's");
+          if (gov.linked.has(rec.adds)) refuse("device_taken", "that device is linked to a member: a device is one member's only");
           if (!isPoint(Buffer.from(rec.adds, "hex"))) refuse("not_a_key", "the member to add is not an ed25519 public key");
         } else if (rec.effect === "removes") {
-          if (rec.removes === e.actor) refuse("remove_self", "one does not propose one's own removal: leave instead");
+          if (rec.removes === e.author) refuse("remove_self", "one does not propose one's own removal: leave instead");
           if (!active(rec.removes)) refuse("not_active", "the member to remove is not active");
         } else if (rec.effect === "auditor") {
           needText("auditor_name", "auditor's name");
           if (gov.members.has(rec.auditor)) refuse("member_and_auditor", "that device is or was a member's");
+          // rules.md section 2a, D2: a proposal to add a linked device as an auditor.
+          if (gov.linked.has(rec.auditor)) refuse("device_taken", "that device is linked to a member: a device is one member's only");
           if (gov.auditors.has(rec.auditor)) refuse("already_auditor", "that device is an auditor already");
           if (!isPoint(Buffer.from(rec.auditor, "hex"))) refuse("not_a_key", "the auditor's device is not an ed25519 public key");
         } else if (rec.effect === "sets_rule") {
@@ -956,9 +1040,9 @@ class Judge {
         const t = this.referent(rec.target, clock, null, "entry", refuse);
         if (t.rec.type === "understand") {
           const orig = this.referent(t.rec.target, clock, null, "entry", refuse);
-          if (orig.actor !== e.actor) refuse("bad_confirm", "only the author of what was understood confirms it");
+          if (orig.author !== e.author) refuse("bad_confirm", "only the author of what was understood confirms it");
         } else if (t.rec.type === "stance" && t.rec.for !== undefined) {
-          if (t.rec.for !== e.actor) refuse("bad_confirm", "only the member a stance was typed for confirms it");
+          if (t.rec.for !== e.author) refuse("bad_confirm", "only the member a stance was typed for confirms it");
         } else {
           refuse("bad_confirm", `a ${t.rec.type} cannot be confirmed`);
         }
@@ -969,7 +1053,7 @@ class Judge {
         const t = this.referent(rec.target, clock, null, "entry", refuse);
         if (t.rec.type === "message.sealed") refuse("would_unseal", "correcting a sealed message in the open would unseal it");
         const orig = t.rec.type === "understand" ? this.valid.get(t.rec.target) : undefined;
-        const own = t.actor === e.actor || (orig !== undefined && Judge.inClock(clock, orig) && orig.actor === e.actor);
+        const own = t.author === e.author || (orig !== undefined && Judge.inClock(clock, orig) && orig.author === e.author);
         if (!own) refuse("correct_not_own", "one corrects only one's own words, or an understanding of them");
         return;
       }
@@ -987,7 +1071,7 @@ class Judge {
         return;
       case "action.undo": {
         const d = this.referent(rec.done, clock, ["action.done"], "action.done", refuse);
-        if (d.actor !== e.actor) refuse("undo_not_own", "only who said an action is done can take it back");
+        if (d.author !== e.author) refuse("undo_not_own", "only who said an action is done can take it back");
         // The changes' own times, in ms since the epoch (format.md section 3).
         if (Number(e.ch.time) - Number(d.ch.time) > 86400000) refuse("undo_too_late", "more than a day after the done it takes back");
         return;
@@ -995,7 +1079,7 @@ class Judge {
       case "thread.sealed": {
         needText("title", "title");
         needText("reason", "reason");
-        if (!rec.rows.some((r) => r.id === e.actor)) refuse("starter_not_reader", "its author is not among its readers");
+        if (!rec.rows.some((r) => r.id === e.author)) refuse("starter_not_reader", "its author is not among its readers");
         for (const r of rec.rows) {
           if (!active(r.id)) refuse("not_active", `the reader ${r.id} is not an active member`);
           keyOf(r.id, r.recipient);
@@ -1004,11 +1088,11 @@ class Judge {
       }
       case "thread.reader.add": {
         const s = sealed(rec.thread);
-        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        if (!s.readers.has(e.author)) refuse("reader_only", "its author is not a reader of the thread");
         const named = rec.rows.map((r) => r.id);
         if (!s.readers.has(rec.member)) {
           if (s.readers.size >= MAX_READERS) refuse("too_many_readers", `the thread has ${MAX_READERS} readers already`);
-          const waiting = s.waitingFor(rec.member, e.actor);
+          const waiting = s.waitingFor(rec.member, e.author);
           if (waiting.length > 0) refuse("not_agreed", `every reader must agree first; still waiting for ${waiting.join(", ")}`);
           const all = [...s.epochs.keys()];
           if (named.length !== all.length || !all.every((x) => named.includes(x))) {
@@ -1027,7 +1111,7 @@ class Judge {
       }
       case "thread.rekey": {
         const s = sealed(rec.thread);
-        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        if (!s.readers.has(e.author)) refuse("reader_only", "its author is not a reader of the thread");
         const remaining = new Set(s.readers);
         if (rec.removes !== undefined) {
           if (!s.readers.has(rec.removes)) refuse("not_a_reader", "it removes someone who is not a reader");
@@ -1047,7 +1131,7 @@ class Judge {
       }
       case "thread.reader.agree": {
         const s = sealed(rec.thread);
-        if (!s.asked.has(e.actor)) refuse("reader_only", "its author is not, and never was, a reader of the thread");
+        if (!s.asked.has(e.author)) refuse("reader_only", "its author is not, and never was, a reader of the thread");
         if (s.readers.has(rec.member)) refuse("already_reader", "that member is a reader already");
         if (!active(rec.member)) refuse("not_active", "the member to let in is not active");
         return;
@@ -1055,15 +1139,15 @@ class Judge {
       case "thread.ask": {
         const s = sealed(rec.thread);
         needText("why", "why");
-        if (s.readers.has(e.actor)) refuse("already_reader", "its author is a reader already");
+        if (s.readers.has(e.author)) refuse("already_reader", "its author is a reader already");
         return;
       }
       case "thread.decline": {
         const s = sealed(rec.thread);
-        if (!s.asked.has(e.actor)) refuse("reader_only", "its author is not, and never was, a reader of the thread");
+        if (!s.asked.has(e.author)) refuse("reader_only", "its author is not, and never was, a reader of the thread");
         needText("reason", "reason");
         const asked =
-          this.readerAsks.some((a) => a.rec.thread === rec.thread && a.actor === rec.member && Judge.inClock(clock, a)) ||
+          this.readerAsks.some((a) => a.rec.thread === rec.thread && a.author === rec.member && Judge.inClock(clock, a)) ||
           this.readerChanges.some(
             (a) => a.rec.type === "thread.reader.agree" && a.rec.thread === rec.thread && a.rec.member === rec.member && Judge.inClock(clock, a),
           );
@@ -1073,10 +1157,10 @@ class Judge {
       case "message.sealed": {
         const s = sealed(rec.thread);
         if (!BUCKETS.includes(rec.ct.length - 40)) refuse("bad_padding", `a ciphertext of ${rec.ct.length} bytes is not 40 + a bucket`);
-        if (!s.readers.has(e.actor)) refuse("reader_only", "its author is not a reader of the thread");
+        if (!s.readers.has(e.author)) refuse("reader_only", "its author is not a reader of the thread");
         const holders = s.epochs.get(rec.epoch);
         if (!holders) refuse("unknown_epoch", "the epoch it names is not one of the thread's in its past");
-        if (!holders.has(e.actor)) refuse("no_epoch_key", "its author was not given that epoch's key");
+        if (!holders.has(e.author)) refuse("no_epoch_key", "its author was not given that epoch's key");
         for (const h of holders) if (!s.readers.has(h)) refuse("stale_epoch", `${h} holds that epoch's key but is no longer a reader`);
         return;
       }
@@ -1093,7 +1177,7 @@ class Judge {
     };
     const t = e.rec.type;
     const p = t === "outcome" ? this.valid.get(e.rec.proposal).rec : null;
-    if (t === "group" || t === "member.leave" || t === "member.about" || (t === "outcome" && p.effect))
+    if (t === "group" || t === "member.leave" || t === "member.about" || t === "device.add" || t === "device.revoke" || (t === "outcome" && p.effect))
       ins(this.gov);
     if (t === "stance") ins(this.stances);
     if (t === "outcome") ins(this.outcomes);

@@ -139,6 +139,25 @@ pub enum AppError {
     /// The invitation's time is over (checked before anything is dialed or made).
     #[error("this invitation has expired; ask a member for a new one")]
     InvitationExpired,
+    /// A device link ticket was given where an invitation or a device to sync with was meant,
+    /// or another ticket where a device link was meant.
+    #[error(
+        "this ticket is a link for another device of a member: use it with `roundtable device \
+         join` on the new device"
+    )]
+    IsADeviceLink,
+    /// Another ticket was given where a device link was meant.
+    #[error(
+        "this ticket is not a device link: on your other device run `roundtable device link` and \
+         use the ticket it shows"
+    )]
+    NotADeviceLink,
+    /// `device join` needs a folder with no home yet: a device is linked to one member once.
+    #[error(
+        "this device already has a home at {0}: a linked device starts with a new one (choose \
+         another folder with --home)"
+    )]
+    HomeExists(std::path::PathBuf),
     /// No member's device of the group answered on the local network in the time given.
     #[error(
         "no member's device of this group was found on the local network in time; check that \
@@ -215,6 +234,9 @@ impl AppError {
             AppError::NotAnInvitation => "not_an_invitation",
             AppError::InvitationExpired => "invitation_expired",
             AppError::NobodyNearby => "nobody_nearby",
+            AppError::IsADeviceLink => "is_a_device_link",
+            AppError::NotADeviceLink => "not_a_device_link",
+            AppError::HomeExists(_) => "home_exists",
             AppError::Audit(_) => "audit",
             AppError::Sync(s) => match s {
                 SyncError::Refused(_) => "sync_refused",

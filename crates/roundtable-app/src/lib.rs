@@ -34,6 +34,7 @@
 //! group decides ([`Seat::ask_group`]); the rules in core refuse anything else on every device.
 #![deny(missing_docs)]
 
+pub mod device;
 mod error;
 pub mod net;
 mod sealed;
@@ -41,6 +42,7 @@ pub mod serve;
 mod transfer;
 mod write;
 
+pub use device::{DeviceInfo, DeviceJoined, devices, home_member, join_device, link_device};
 pub use error::AppError;
 pub use net::publish_after_sync;
 pub use sealed::{LetIn, limits_note};
@@ -59,6 +61,8 @@ pub struct Seat<'a> {
     key: &'a DeviceKey,
     enc: Option<&'a EncSecret>,
     clock: fn() -> i64,
+    /// The member this device signs for: its own key, or on a linked device the member's id.
+    member: MemberId,
 }
 
 /// Milliseconds since 1970 by this computer's clock (0 if it is set before 1970).
@@ -91,11 +95,13 @@ impl<'a> Seat<'a> {
     /// A seat for the member whose device key is `key`. Without `enc`, sealed threads can be
     /// neither read nor written, and this device's encryption key is not published.
     pub fn new(home: &'a Home, key: &'a DeviceKey, enc: Option<&'a EncSecret>) -> Seat<'a> {
+        let member = device::home_member(home, key);
         Seat {
             home,
             key,
             enc,
             clock: now_ms,
+            member,
         }
     }
 
@@ -110,8 +116,13 @@ impl<'a> Seat<'a> {
         self.home
     }
 
-    /// The member this device signs for.
+    /// The member this device signs for (on a member's first device, its own key).
     pub fn member(&self) -> MemberId {
+        self.member
+    }
+
+    /// This device's own key.
+    pub fn device(&self) -> roundtable_core::DeviceId {
         self.key.device_id()
     }
 
@@ -147,16 +158,21 @@ impl<'a> Seat<'a> {
             return Ok(false);
         };
         let me = self.member();
-        if !g.record.active_devices().contains(&me) {
+        if !g.record.governance().device_active(&self.device()) {
             return Ok(false);
         }
         let public = enc.public()?;
         let mut wrote = false;
-        if g.record.profile_key(&me) != Some(public) {
+        // A linked device holds its member's key, published by their first device; it never
+        // replaces the member's key nor their words.
+        let linked = me != self.device();
+        if !linked && g.record.profile_key(&me) != Some(public) {
             self.append(g, Body::Profile { enc_key: public })?;
             wrote = true;
         }
-        wrote |= self.own_words_once(g)?;
+        if !linked {
+            wrote |= self.own_words_once(g)?;
+        }
         let mut keys = Keyring::new(me, enc);
         for body in roundtable_seal::thread::all_missing_keys(&g.record, &mut keys)? {
             // Another reader's device may have sent it first; the rules then refuse this one.

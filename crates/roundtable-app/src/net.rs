@@ -42,11 +42,11 @@ pub const SERVE_FILE: &str = "serve.json";
 /// timeout is shorter).
 pub const JOIN_HANDSHAKE: Duration = Duration::from_secs(30);
 
-fn clone_key(key: &DeviceKey) -> DeviceKey {
+pub(crate) fn clone_key(key: &DeviceKey) -> DeviceKey {
     DeviceKey::from_secret(&key.secret_bytes())
 }
 
-fn task_failed(e: tokio::task::JoinError) -> AppError {
+pub(crate) fn task_failed(e: tokio::task::JoinError) -> AppError {
     AppError::Sync(SyncError::Task(e.to_string()))
 }
 
@@ -114,6 +114,9 @@ pub async fn sync_once(
     timeout: Duration,
 ) -> Result<SyncReport, AppError> {
     let t = Ticket::decode(ticket)?;
+    if t.link.is_some() {
+        return Err(AppError::IsADeviceLink);
+    }
     if t.invite.is_some() {
         return Err(AppError::IsAnInvitation);
     }
@@ -216,11 +219,11 @@ impl std::fmt::Debug for Invitation {
 /// The endpoint an [`Invitation`] names when no serving device runs on the home: bound, not yet
 /// answering.
 pub struct InvitationHost {
-    ep: Endpoint,
-    node: Node,
-    dir: PathBuf,
-    hash: [u8; 32],
-    minutes: u64,
+    pub(crate) ep: Endpoint,
+    pub(crate) node: Node,
+    pub(crate) dir: PathBuf,
+    pub(crate) hash: [u8; 32],
+    pub(crate) minutes: u64,
 }
 
 /// Makes a one-time invitation to `group`, working for `minutes` (at most 30 days). When a
@@ -260,6 +263,7 @@ pub async fn invite(
         device,
         addrs,
         invite: Some((secret, expires)),
+        link: None,
     }
     .encode();
     let host = ep.map(|ep| InvitationHost {
@@ -385,6 +389,9 @@ impl Joining {
         needs: &str,
     ) -> Result<Joining, AppError> {
         let t = Ticket::decode(ticket)?;
+        if t.link.is_some() {
+            return Err(AppError::IsADeviceLink);
+        }
         let Some((secret, expires)) = t.invite else {
             return Err(AppError::NotAnInvitation);
         };

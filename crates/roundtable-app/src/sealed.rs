@@ -209,7 +209,8 @@ impl Seat<'_> {
     ) -> Result<EntryId, AppError> {
         let mut keys = self.keyring()?;
         self.prepare(g)?;
-        let me = self.member();
+        // The sealed chain is per device; the reader is the member.
+        let me = self.device();
         let body = match thread::message(&g.record, &mut keys, &t, &me, text, self.now()) {
             Err(SealError::NeedsRekey) => {
                 let rk =

@@ -163,6 +163,7 @@ impl Serving {
             device: self.device(),
             addrs: self.addrs(),
             invite: None,
+            link: None,
         }
         .encode()
     }
@@ -253,6 +254,9 @@ impl Serving {
         timeout: Duration,
     ) -> Result<SyncReport, AppError> {
         let t = Ticket::decode(ticket.trim())?;
+        if t.link.is_some() {
+            return Err(AppError::IsADeviceLink);
+        }
         if t.invite.is_some() {
             return Err(AppError::IsAnInvitation);
         }

@@ -74,6 +74,7 @@ async fn a_second_home_joins_through_an_invitation_and_syncs() {
             device: key.device_id(),
             addrs: addrs.clone(),
             invite: None,
+            link: None,
         }
         .encode();
         let report = net::sync_once(

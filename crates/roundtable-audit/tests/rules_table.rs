@@ -100,11 +100,41 @@ impl G {
     }
 
     fn write(&mut self, i: usize, body: Body) -> EntryId {
+        // The members' keys are fixed (`key`): the same key as `self.keys[i]`.
+        self.write_as(&key(i), body)
+    }
+
+    /// Writes `body` on device `k` (a member's first key or a device linked to one).
+    fn write_as(&mut self, k: &DeviceKey, body: Body) -> EntryId {
         self.t += 1;
         let (id, e) = self
             .rec
-            .author(&self.keys[i], body.clone(), self.t)
+            .author(k, body.clone(), self.t)
             .unwrap_or_else(|e| panic!("{body:?} was refused: {e}"));
+        self.log.push(e);
+        id
+    }
+
+    /// A `device.add` of `device` to member `i`, with the new device's own proof.
+    fn link_body(&self, i: usize, device: &DeviceKey, name: &str) -> Body {
+        Body::DeviceAdd {
+            device: device.device_id(),
+            name: name.into(),
+            proof: device.link_proof(&self.rec.group(), &self.id(i)).to_vec(),
+        }
+    }
+
+    /// Member `i` links `device` to themselves, from their first device.
+    fn link(&mut self, i: usize, device: &DeviceKey, name: &str) -> EntryId {
+        let body = self.link_body(i, device, name);
+        self.write(i, body)
+    }
+
+    /// Applies an entry made elsewhere (a forged one, signed apart) and keeps it in the log.
+    fn apply(&mut self, e: Entry) -> EntryId {
+        let id = id_of(&e);
+        let out = self.rec.ingest(vec![e.clone()]);
+        assert_eq!(out.accepted, vec![id], "{out:?}");
         self.log.push(e);
         id
     }
@@ -1113,6 +1143,69 @@ fn rows() -> Vec<Row> {
             Case { g, bad, good }
         }),
     ));
+    // A member's devices (rules.md section 2a): M0's phone and tablet (keys 20 and 21) linked to M0.
+    let devices = || {
+        let mut g = G::new(2, Rule::Consent, 1);
+        let (phone, tablet) = (key(20), key(21));
+        g.link(0, &phone, "M0's phone");
+        g.link(0, &tablet, "M0's tablet");
+        (g, phone, tablet)
+    };
+    v.push((
+        "device_revoked",
+        Box::new(move || {
+            let (mut g, phone, tablet) = devices();
+            g.write(
+                0,
+                Body::DeviceRevoke {
+                    device: phone.device_id(),
+                },
+            );
+            // The stopped phone writes nothing more; M0's tablet goes on, as M0.
+            let bad = g.forge_as(&phone, &message(g.thread, "from the lost phone"));
+            let good = Some(g.forge_as(&tablet, &message(g.thread, "from the tablet")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "device_taken",
+        Box::new(|| {
+            let g = G::new(2, Rule::Consent, 1);
+            // M1's own key, with M1's own signature of the link: still a member's, not M0's device.
+            let bad = g.forge(0, &g.link_body(0, &g.keys[1], "M1"));
+            let good = Some(g.forge(0, &g.link_body(0, &key(20), "M0's phone")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "bad_device_proof",
+        Box::new(move || {
+            let (g, _, tablet) = devices();
+            // The tablet (M0's) links a new device: the proof names the member, M0, not the tablet.
+            let new = key(22);
+            let for_tablet = Body::DeviceAdd {
+                device: new.device_id(),
+                name: "laptop".into(),
+                proof: new.link_proof(&g.rec.group(), &tablet.device_id()).to_vec(),
+            };
+            let bad = g.forge_as(&tablet, &for_tablet);
+            let good = Some(g.forge_as(&tablet, &g.link_body(0, &new, "laptop")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "not_your_device",
+        Box::new(move || {
+            let (g, phone, tablet) = devices();
+            let stop = Body::DeviceRevoke {
+                device: phone.device_id(),
+            };
+            // M1 cannot stop M0's phone; M0's tablet can.
+            let bad = g.forge(1, &stop);
+            let good = Some(g.forge_as(&tablet, &stop));
+            Case { g, bad, good }
+        }),
+    ));
     v.push((
         "bad_sequence",
         Box::new(|| {
@@ -1226,4 +1319,235 @@ fn the_rules_verifier_refuses_a_damaged_bundle_in_one_line_with_exit_code_2() {
     // The whole bundle itself reads, and every entry is valid.
     let (code, lines) = run_verifier("node", &script, "whole", &whole);
     assert_eq!((code, lines.len()), (0, g.log.len()), "{lines:?}");
+}
+
+/// Runs `check` on every case and fails with every verifier disagreement at once.
+fn check_all(cases: Vec<(&str, Case)>) {
+    let mut failures = Vec::new();
+    for (kind, case) in cases {
+        failures.extend(check(kind, case));
+    }
+    assert!(
+        failures.is_empty(),
+        "the independent verifiers disagree on {} bundles:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A member's two devices (rules.md section 2a): `G::new(3)` with M0's phone (key 20) linked.
+fn with_phone() -> (G, DeviceKey) {
+    let mut g = G::new(3, Rule::Consent, 1);
+    let phone = key(20);
+    g.link(0, &phone, "M0's phone");
+    (g, phone)
+}
+
+/// A linked device's entries are its member's: one stance per member whichever device wrote it, a
+/// confirm of the member's own words, a sealed message of a reader, a correction of what the member
+/// wrote on another device. Each twin is the linked device's entry, accepted by every verifier.
+#[test]
+fn a_linked_devices_entries_are_its_members() {
+    let mut cases: Vec<(&str, Case)> = Vec::new();
+    // M0 agrees on the first device, then blocks on the phone: M0's latest is the block, one seat.
+    let (mut g, phone) = with_phone();
+    let p = g.proposal(None);
+    g.stance(0, p, StanceKind::Agree);
+    g.write_as(&phone, stance(p, StanceKind::Block, "on second thought"));
+    g.stance(1, p, StanceKind::Agree);
+    let close = g.outcome(p);
+    let Body::Outcome { counts, .. } = &close else {
+        unreachable!()
+    };
+    assert_eq!(
+        (counts.agree, counts.block, counts.total()),
+        (1, 1, 2),
+        "one stance per member: {counts:?}"
+    );
+    let bad = g.forge(
+        1,
+        &Body::Outcome {
+            proposal: p,
+            outcome: "done".into(),
+            decision: Decision::NotPassed,
+            counts: Counts {
+                agree: 2,
+                block: 1,
+                ..Counts::default()
+            },
+        },
+    );
+    let good = Some(g.forge(1, &close));
+    cases.push(("outcome_mismatch", Case { g, bad, good }));
+
+    // M1 restates what M0 wrote on the first device: M0's phone confirms it, M2 cannot.
+    let (mut g, phone) = with_phone();
+    let m = g.write(0, message(g.thread, "my point"));
+    let u = g.write(
+        1,
+        Body::Understand {
+            target: m,
+            text: "you mean this".into(),
+        },
+    );
+    let bad = g.forge(2, &Body::Confirm { target: u });
+    let good = Some(g.forge_as(&phone, &Body::Confirm { target: u }));
+    cases.push(("bad_confirm", Case { g, bad, good }));
+
+    // M0's phone corrects what M0 wrote on the first device; M1 cannot.
+    let (mut g, phone) = with_phone();
+    let m = g.write(0, message(g.thread, "my point"));
+    let fix = Body::Correct {
+        target: m,
+        text: "what I meant".into(),
+    };
+    let bad = g.forge(1, &fix);
+    let good = Some(g.forge_as(&phone, &fix));
+    cases.push(("correct_not_own", Case { g, bad, good }));
+
+    // M0 (a reader) writes in the sealed thread from the phone; M2 (no reader) cannot.
+    let (mut g, phone) = with_phone();
+    let t = g.write(0, g.sealed_thread(&[0, 1]));
+    let sealed = Body::Sealed {
+        thread: t,
+        epoch: t,
+        ct: vec![1; BUCKETS[0] + NONCE_LEN + TAG_LEN],
+    };
+    let bad = g.forge(2, &sealed);
+    let good = Some(g.forge_as(&phone, &sealed));
+    cases.push(("reader_only", Case { g, bad, good }));
+
+    // M0's phone cannot propose M0's removal (it is M0); it may propose M1's.
+    let (g, phone) = with_phone();
+    let rm = |m| governance::group_proposal(&g.rec, Effect::Remove { member: m }, "N").unwrap();
+    let bad = g.forge_as(&phone, &rm(g.id(0)));
+    let good = Some(g.forge_as(&phone, &rm(g.id(1))));
+    cases.push(("remove_self", Case { g, bad, good }));
+    check_all(cases);
+}
+
+/// `device_taken`, `not_your_device` and `device_revoked` in their other forms (rules.md section 2a,
+/// D1, D2, D4).
+#[test]
+fn a_device_is_one_members_and_only_they_stop_it() {
+    let mut cases: Vec<(&str, Case)> = Vec::new();
+    // Linked to M0, the phone is nobody else's: M1 cannot link it, even with its proof for M1.
+    let (g, phone) = with_phone();
+    let bad = g.forge(1, &g.link_body(1, &phone, "M1's phone"));
+    let good = Some(g.forge(1, &g.link_body(1, &key(23), "M1's phone")));
+    cases.push(("device_taken", Case { g, bad, good }));
+
+    // Nor can the group add it as a member of its own.
+    let (g, phone) = with_phone();
+    let add = |m| {
+        governance::group_proposal(
+            &g.rec,
+            Effect::Add {
+                member: m,
+                name: "N".into(),
+                needs: String::new(),
+            },
+            "N",
+        )
+        .unwrap()
+    };
+    let bad = g.forge(1, &add(phone.device_id()));
+    let good = Some(g.forge(1, &add(key(23).device_id())));
+    cases.push(("device_taken", Case { g, bad, good }));
+
+    // A device never stops itself; another of the member's devices does.
+    let (mut g, phone) = with_phone();
+    let tablet = key(21);
+    g.link(0, &tablet, "M0's tablet");
+    let stop = Body::DeviceRevoke {
+        device: phone.device_id(),
+    };
+    let bad = g.forge_as(&phone, &stop);
+    let good = Some(g.forge_as(&tablet, &stop));
+    cases.push(("not_your_device", Case { g, bad, good }));
+
+    // Not twice; the tablet may stop M0's first device (the laptop was stolen).
+    let (mut g, phone) = with_phone();
+    g.write(
+        0,
+        Body::DeviceRevoke {
+            device: phone.device_id(),
+        },
+    );
+    let tablet = key(21);
+    g.link(0, &tablet, "M0's tablet");
+    let bad = g.forge(
+        0,
+        &Body::DeviceRevoke {
+            device: phone.device_id(),
+        },
+    );
+    let good = Some(g.forge_as(&tablet, &Body::DeviceRevoke { device: g.id(0) }));
+    cases.push(("not_your_device", Case { g, bad, good }));
+
+    // Once the first device is stopped, it writes nothing more; M0 is still a member, on the phone.
+    let (mut g, phone) = with_phone();
+    g.write_as(&phone, Body::DeviceRevoke { device: g.id(0) });
+    let bad = g.forge(0, &message(g.thread, "the thief"));
+    let good = Some(g.forge_as(&phone, &message(g.thread, "M0 again")));
+    cases.push(("device_revoked", Case { g, bad, good }));
+    check_all(cases);
+}
+
+/// What a device wrote apart, concurrently with its stop, is valid but void (rules.md section 2a):
+/// the phone's block, written offline before M0 stopped the phone, counts for nothing in the tally.
+#[test]
+fn a_stance_written_concurrently_with_its_devices_stop_counts_for_nothing() {
+    let (mut g, phone) = with_phone();
+    let p = g.proposal(None);
+    // The phone blocks offline, on the heads before the stop; the stop does not see it.
+    let block = g.forge_as(&phone, &stance(p, StanceKind::Block, "from the old copy"));
+    g.write(
+        0,
+        Body::DeviceRevoke {
+            device: phone.device_id(),
+        },
+    );
+    g.apply(block);
+    g.stance(1, p, StanceKind::Agree);
+    g.stance(2, p, StanceKind::Agree);
+    let close = |counts, decision| Body::Outcome {
+        proposal: p,
+        outcome: "done".into(),
+        decision,
+        counts,
+    };
+    let counted = Counts {
+        agree: 2,
+        block: 1,
+        ..Counts::default()
+    };
+    let bad = g.forge(1, &close(counted, Decision::NotPassed));
+    let not_counted = Counts {
+        agree: 2,
+        ..Counts::default()
+    };
+    let good = Some(g.forge(1, &close(not_counted, Decision::Passed)));
+    check_all(vec![("outcome_mismatch", Case { g, bad, good })]);
+}
+
+/// rules.md section 2a, D2: a proposal to add a device linked to a member as an auditor is refused
+/// `device_taken`, as one to add it as a member is.
+#[test]
+fn a_linked_device_cannot_be_proposed_as_an_auditor() {
+    let (g, phone) = with_phone();
+    let auditor = |device| {
+        governance::group_proposal(
+            &g.rec,
+            Effect::Auditor {
+                device,
+                name: "Inspector".into(),
+            },
+            "Inspector",
+        )
+        .unwrap()
+    };
+    let bad = g.forge(1, &auditor(phone.device_id()));
+    let good = Some(g.forge(1, &auditor(key(8).device_id())));
+    check_all(vec![("device_taken", Case { g, bad, good })]);
 }

@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 use roundtable_app::{AppError, Draft, Seat};
 use roundtable_core::bundle::BundleError;
-use roundtable_core::{DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
+use roundtable_core::{DeviceId, DeviceKey, Effect, EntryId, GroupId, MemberId, Rule, StanceKind};
 use roundtable_store::{Group, Home, KeyError, OpenError, StoreError};
 use serde_json::{Value, json};
 
@@ -64,6 +64,11 @@ enum Cmd {
     Member {
         #[command(subcommand)]
         cmd: MemberCmd,
+    },
+    /// Your devices: link another one (a phone, a laptop), list them, stop a lost one.
+    Device {
+        #[command(subcommand)]
+        cmd: DeviceCmd,
     },
     /// Start a thread.
     Thread {
@@ -298,6 +303,36 @@ enum MemberCmd {
         decision: Option<String>,
     },
     List,
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// On a device you use now: make a one-time link for another device of yours, and wait for it.
+    Link {
+        /// How long the link works, in minutes (at most 60).
+        #[arg(long, default_value_t = 10)]
+        expires: u64,
+        /// Address to answer on (repeatable; default: every interface, any free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<std::net::SocketAddr>,
+        /// A self-hosted iroh relay, when the new device is on another network.
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
+    },
+    /// On the new device: take the link your other device shows (makes this device's home).
+    Join {
+        ticket: String,
+        /// What you call this device ("Ben's phone").
+        #[arg(long)]
+        name: String,
+        /// A self-hosted iroh relay (the one your other device links with).
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
+    },
+    /// Your devices in the group.
+    List,
+    /// Stop one of your devices (a lost or broken one), from another of yours.
+    Revoke { device_id: String },
 }
 
 #[derive(Subcommand)]
@@ -603,11 +638,49 @@ fn entry_out(key: &str, id: EntryId, words: String) -> Out {
     }
 }
 
+/// `device list`: this member's devices, the first one first.
+fn device_list(list: &[roundtable_app::DeviceInfo], member: &DeviceId) -> anyhow::Result<Out> {
+    let json: Vec<_> = list
+        .iter()
+        .map(|d| {
+            json!({
+                "device_id": d.id.to_string(),
+                "name": d.name.clone().unwrap_or_else(|| "first device".into()),
+                "stopped": d.stopped,
+                "this_device": d.this,
+            })
+        })
+        .collect();
+    let words = list
+        .iter()
+        .map(|d| {
+            format!(
+                "{}  {}{}{}",
+                d.id,
+                d.name.as_deref().unwrap_or("first device"),
+                if d.this { " (this device)" } else { "" },
+                if d.stopped { " (stopped)" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(Out {
+        json: json!({ "member_id": member.to_string(), "devices": json }),
+        words: format!("Your devices:\n{words}"),
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<Out> {
     let dir = home_dir(&cli)?;
     // A new key's passphrase is checked before anything else is done.
-    if matches!(cli.cmd, Cmd::Init { .. } | Cmd::Join { .. })
-        && let Some(p) = passphrase(&cli)?
+    if matches!(
+        cli.cmd,
+        Cmd::Init { .. }
+            | Cmd::Join { .. }
+            | Cmd::Device {
+                cmd: DeviceCmd::Join { .. }
+            }
+    ) && let Some(p) = passphrase(&cli)?
     {
         roundtable_store::keyfile::check_new_passphrase(&p)?;
     }
@@ -621,6 +694,16 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
     } = &cli.cmd
     {
         return net::join(&dir, passphrase(&cli)?.as_deref(), ticket, name, needs);
+    }
+    if let Cmd::Device {
+        cmd: DeviceCmd::Join {
+            ticket,
+            name,
+            relay,
+        },
+    } = &cli.cmd
+    {
+        return net::device_join(&dir, passphrase(&cli)?.as_deref(), ticket, name, relay);
     }
     // The page works on a device not set up yet (its welcome page) or locked (its passphrase page).
     if let Cmd::Web {
@@ -646,7 +729,53 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
     let home = Home::open(&dir)?;
     let ctx = Ctx { home };
     match &cli.cmd {
-        Cmd::Init { .. } | Cmd::Join { .. } | Cmd::Web { .. } => unreachable!("handled above"),
+        Cmd::Init { .. }
+        | Cmd::Join { .. }
+        | Cmd::Web { .. }
+        | Cmd::Device {
+            cmd: DeviceCmd::Join { .. },
+        } => unreachable!("handled above"),
+        Cmd::Device {
+            cmd:
+                DeviceCmd::Link {
+                    expires,
+                    listen,
+                    relay,
+                },
+        } => {
+            let key = ctx.key(&cli)?;
+            let group = ctx.group_id(&cli)?;
+            drop(ctx);
+            let net = net::LinkNet { listen, relay };
+            net::device_link(
+                &dir,
+                key,
+                passphrase(&cli)?,
+                group,
+                *expires,
+                &net,
+                cli.json,
+            )
+        }
+        Cmd::Device {
+            cmd: DeviceCmd::List,
+        } => {
+            let (list, member) = ctx.act(&cli, |seat, g| Ok((seat.devices(g), seat.member())))?;
+            device_list(&list, &member)
+        }
+        Cmd::Device {
+            cmd: DeviceCmd::Revoke { device_id },
+        } => {
+            let device: DeviceId = parse_id(device_id)?;
+            let id = ctx.act(&cli, |seat, g| seat.revoke_device(g, device))?;
+            Ok(entry_out(
+                "entry_id",
+                id,
+                format!(
+                    "Stopped device {device}: what it writes from now on is refused, and it cannot sync."
+                ),
+            ))
+        }
         Cmd::Serve {
             listen,
             no_mdns,
@@ -714,9 +843,10 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
         Cmd::Id => {
             let key = ctx.key(&cli)?;
             let id = key.device_id();
+            let member = roundtable_app::home_member(&ctx.home, &key);
             Ok(Out {
-                json: json!({ "member_id": id.to_string(), "device_id": id.to_string() }),
-                words: format!("Your member id: {id}\nThis device's id: {id}"),
+                json: json!({ "member_id": member.to_string(), "device_id": id.to_string() }),
+                words: format!("Your member id: {member}\nThis device's id: {id}"),
             })
         }
         Cmd::Group {

@@ -40,6 +40,9 @@ fn net_error(e: AppError) -> anyhow::Error {
         AppError::NotAnInvitation => {
             refuse("this ticket is not an invitation: use `roundtable sync TICKET`")
         }
+        AppError::IsADeviceLink => refuse(
+            "this is a link for another device of yours: on that device use `roundtable device join TICKET --name NAME`",
+        ),
         e => anyhow::Error::new(e),
     }
 }
@@ -163,6 +166,7 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
             device,
             addrs: addrs.clone(),
             invite: None,
+            link: None,
         }
         .encode();
         let mut line = json!({
@@ -378,6 +382,102 @@ pub fn invite(
             json: serde_json::Value::Null,
             words: String::new(),
         })
+    })
+}
+
+/// Where `device link` answers.
+pub struct LinkNet<'a> {
+    pub listen: &'a [SocketAddr],
+    pub relay: &'a Option<String>,
+}
+
+/// `device link`: prints a one-time link for another device of this member, then answers it
+/// until it is used (and the new device has synced) or expires.
+pub fn device_link(
+    dir: &Path,
+    key: DeviceKey,
+    pass: Option<String>,
+    group: GroupId,
+    minutes: u64,
+    net: &LinkNet<'_>,
+    json_mode: bool,
+) -> anyhow::Result<Out> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let cfg = net_config(net.listen, net.relay)?;
+        let link = roundtable_app::link_device(dir, &key, pass.as_deref(), group, minutes, &cfg)
+            .await
+            .map_err(net_error)?;
+        let ticket = &link.ticket;
+        let minutes = link.minutes;
+        let words = format!(
+            "On your new device, run `roundtable device join TICKET --name NAME` with this link. It works once, for {minutes} minutes. Keep it to yourself: it makes a device yours.\n{ticket}\n{}",
+            qr(ticket)
+        );
+        crate::print_out(
+            &Out {
+                json: json!({ "ticket": ticket, "expires_ms": link.expires_ms }),
+                words,
+            },
+            json_mode,
+        )
+        .context("could not write to standard output")?;
+        let Some(host) = link.host else {
+            return Err(anyhow!("the link has no device to answer it"));
+        };
+        let hosted = host
+            .start(|e| eprintln!("roundtable: could not read new local entries: {e}"))
+            .await
+            .map_err(net_error)?;
+        eprintln!("roundtable: waiting for your new device (Ctrl+C to stop)");
+        if !hosted.until_used().await.map_err(net_error)? {
+            return Err(refuse("the link was not used in time; make a new one with `roundtable device link`"));
+        }
+        Ok(Out {
+            json: serde_json::Value::Null,
+            words: String::new(),
+        })
+    })
+}
+
+/// `device join TICKET --name NAME`: on a member's new device, takes the link and syncs the group.
+pub fn device_join(
+    dir: &Path,
+    pass: Option<&str>,
+    ticket: &str,
+    name: &str,
+    relay: &Option<String>,
+) -> anyhow::Result<Out> {
+    let rt = runtime()?;
+    let cfg = net_config(&[], relay)?;
+    let j = rt
+        .block_on(roundtable_app::join_device(
+            dir,
+            pass,
+            ticket,
+            name,
+            &cfg,
+            JOIN_TIMEOUT,
+        ))
+        .map_err(net_error)?;
+    if pass.is_none() {
+        eprintln!(
+            "roundtable: warning: your device key is stored without a passphrase (readable only by you)."
+        );
+    }
+    let received = j.stats.as_ref().map(|s| s.received).unwrap_or(0);
+    Ok(Out {
+        json: json!({
+            "member_id": j.member.to_string(),
+            "device_id": j.device.to_string(),
+            "group_id": j.group.to_string(),
+            "entry_id": j.entry.to_string(),
+            "synced": j.stats.is_some(),
+        }),
+        words: format!(
+            "This device is now yours ({name}), and holds the group's record ({received} entries received).\nYour member id: {}\nThis device's id: {}",
+            j.member, j.device
+        ),
     })
 }
 

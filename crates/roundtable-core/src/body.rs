@@ -442,6 +442,24 @@ pub enum Body {
         /// Its name.
         name: String,
     },
+    /// A member links another device of theirs: its later entries are the member's. Written by one
+    /// of the member's active devices; `proof` is the new device's own signature that it asked to be
+    /// this member's ([`crate::entry::device_link_message`]), so no one can claim a key they do not hold.
+    DeviceAdd {
+        /// The new device's id (an ed25519 public key); never a member's, an auditor's or a device
+        /// already linked.
+        device: DeviceId,
+        /// What the member calls it ("Ben's phone"); never empty.
+        name: String,
+        /// The new device's signature of the link message (64 bytes).
+        proof: Vec<u8>,
+    },
+    /// A member stops one of their devices: its entries written after this are refused. Written by
+    /// another of the member's active devices.
+    DeviceRevoke {
+        /// The device stopped; one of the author's member's, not the one writing.
+        device: DeviceId,
+    },
     /// A member says, in their own words, what they are called and what helps them take part.
     /// Only the member themselves writes it; the latest in the causal order counts.
     About {
@@ -503,6 +521,8 @@ impl Body {
             Body::Sealed { .. } => "message.sealed",
             Body::AuditorAdd { .. } => "auditor.add",
             Body::About { .. } => "member.about",
+            Body::DeviceAdd { .. } => "device.add",
+            Body::DeviceRevoke { .. } => "device.revoke",
         }
     }
 
@@ -515,7 +535,9 @@ impl Body {
             | Body::MemberRemove { .. }
             | Body::Profile { .. }
             | Body::AuditorAdd { .. }
-            | Body::About { .. } => "members",
+            | Body::About { .. }
+            | Body::DeviceAdd { .. }
+            | Body::DeviceRevoke { .. } => "members",
             Body::Thread { .. }
             | Body::SealedThread { .. }
             | Body::ReaderAdd { .. }
@@ -729,6 +751,16 @@ impl Body {
                 f.push(("name", s(name)));
                 f.push(("needs", s(needs)));
             }
+            Body::DeviceAdd {
+                device,
+                name,
+                proof,
+            } => {
+                f.push(("device", id(device)));
+                f.push(("name", s(name)));
+                f.push(("proof", ScalarValue::Bytes(proof.clone())));
+            }
+            Body::DeviceRevoke { device } => f.push(("device", id(device))),
         }
         f
     }
@@ -946,6 +978,13 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
     let b32 = |k: &'static str| -> Result<[u8; 32], ShapeError> {
         bytes_of(k)?.try_into().map_err(|_| ShapeError::Field(k))
     };
+    let b64 = |k: &'static str| -> Result<Vec<u8>, ShapeError> {
+        let b = bytes_of(k)?;
+        if b.len() != 64 {
+            return Err(ShapeError::Field(k));
+        }
+        Ok(b.to_vec())
+    };
     fn parse_id<T: std::str::FromStr>(s: String, k: &'static str) -> Result<T, ShapeError> {
         s.parse().map_err(|_| ShapeError::Field(k))
     }
@@ -1113,6 +1152,14 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
         "member.about" => Body::About {
             name: str_of("name")?,
             needs: str_of("needs")?,
+        },
+        "device.add" => Body::DeviceAdd {
+            device: parse_id(str_of("device")?, "device")?,
+            name: str_of("name")?,
+            proof: b64("proof")?,
+        },
+        "device.revoke" => Body::DeviceRevoke {
+            device: parse_id(str_of("device")?, "device")?,
         },
         "message.sealed" => Body::Sealed {
             thread: parse_id(str_of("thread")?, "thread")?,

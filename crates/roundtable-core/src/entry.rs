@@ -123,6 +123,31 @@ pub fn signing_message(group: &GroupId, doc_id: &[u8; 32], change_hash: &EntryId
     m
 }
 
+/// The domain of a new device's proof that it asked to be a member's ([`Body::DeviceAdd`]).
+///
+/// [`Body::DeviceAdd`]: crate::Body::DeviceAdd
+pub const DEVICE_TAG: &[u8] = b"roundtable/device/v1";
+
+/// The exact bytes a new device signs to ask to be `member`'s device in `group`:
+/// `"roundtable/device/v1" || group_id:32 || member_id:32 || device_id:32`. Never a prefix of an
+/// entry's signed message (the tags differ), so no proof is an entry signature or the reverse.
+pub fn device_link_message(group: &GroupId, member: &DeviceId, device: &DeviceId) -> Vec<u8> {
+    let mut m = Vec::with_capacity(DEVICE_TAG.len() + 96);
+    m.extend_from_slice(DEVICE_TAG);
+    m.extend_from_slice(&group.0);
+    m.extend_from_slice(&member.0);
+    m.extend_from_slice(&device.0);
+    m
+}
+
+impl DeviceKey {
+    /// This device's proof that it asks to be `member`'s device in `group`: what the member's
+    /// existing device puts in the `device.add` it writes.
+    pub fn link_proof(&self, group: &GroupId, member: &DeviceId) -> [u8; 64] {
+        self.sign(&device_link_message(group, member, &self.device_id()))
+    }
+}
+
 impl Entry {
     /// Signs raw change bytes. `group` is the group id; for a genesis change it is the change's own hash.
     pub fn sign(

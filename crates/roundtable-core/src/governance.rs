@@ -77,13 +77,65 @@ pub struct Governance {
     pub policy: Option<(Rule, u64)>,
     /// Members who have said their name and needs in their own words (a `member.about`).
     pub own_words: BTreeSet<MemberId>,
+    /// Devices members linked to themselves (`device.add`), beyond each member's first key (their
+    /// member id, always their device). A device is linked once, to one member, for good.
+    pub linked: BTreeMap<DeviceId, Device>,
+    /// Devices their member stopped (`device.revoke`), with the entry that stopped each.
+    pub revoked: BTreeMap<DeviceId, EntryId>,
     /// The entry that last changed each member's standing.
     changed_by: BTreeMap<MemberId, EntryId>,
     /// Governance entries that are valid but void (their author was removed concurrently).
     void: BTreeSet<EntryId>,
 }
 
+/// A device a member linked to themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Whose device it is.
+    pub member: MemberId,
+    /// What the member calls it.
+    pub name: String,
+    /// The `device.add` that linked it.
+    pub added_by: EntryId,
+}
+
 impl Governance {
+    /// The member a device belongs to: its member's first key, or a device linked to them.
+    pub fn member_of(&self, device: &DeviceId) -> Option<MemberId> {
+        match self.linked.get(device) {
+            Some(d) => Some(d.member),
+            None => self.members.contains_key(device).then_some(*device),
+        }
+    }
+
+    /// Whether `device` may write and sync here: a device of an active member, not stopped.
+    pub fn device_active(&self, device: &DeviceId) -> bool {
+        self.member_of(device).is_some_and(|m| self.active(&m))
+            && !self.revoked.contains_key(device)
+    }
+
+    /// A member's devices here, their first key first, each with whether it is stopped.
+    pub fn devices_of(&self, member: &MemberId) -> Vec<(DeviceId, bool)> {
+        let mut v = Vec::new();
+        if self.members.contains_key(member) {
+            v.push((*member, self.revoked.contains_key(member)));
+        }
+        for (d, x) in &self.linked {
+            if x.member == *member {
+                v.push((*d, self.revoked.contains_key(d)));
+            }
+        }
+        v
+    }
+
+    /// Whether `device` is anyone's in this group: a member's first key, a linked device or an
+    /// auditor's.
+    pub fn device_known(&self, device: &DeviceId) -> bool {
+        self.members.contains_key(device)
+            || self.linked.contains_key(device)
+            || self.auditors.contains_key(device)
+    }
+
     /// Whether `m` is an active member here.
     pub fn active(&self, m: &MemberId) -> bool {
         self.members
@@ -182,6 +234,7 @@ impl Record {
         let mut applied = Vec::new();
         for (m, h) in events {
             let author = self.actor_of(m);
+            let device = self.device_of(m);
             if let Body::Genesis {
                 rule,
                 quorum,
@@ -206,8 +259,9 @@ impl Record {
             if void.contains(h) {
                 continue;
             }
-            if !g.active(&author) {
-                // Valid, so the author was active in its past: their removal is concurrent with it.
+            if !g.active(&author) || g.revoked.contains_key(&device) {
+                // Valid, so the author and device were active in its past: the removal or the
+                // device's stop is concurrent with it.
                 found.insert(*h);
                 continue;
             }
@@ -225,6 +279,27 @@ impl Record {
                     }
                     g.own_words.insert(author);
                 }
+                Body::DeviceAdd {
+                    device: d, name, ..
+                } => {
+                    // Of two links of one device made apart, the first in linear order stands.
+                    if !g.device_known(d) {
+                        g.linked.insert(
+                            *d,
+                            Device {
+                                member: author,
+                                name: name.clone(),
+                                added_by: *h,
+                            },
+                        );
+                    }
+                }
+                Body::DeviceRevoke { device: d } => {
+                    if *d != device && g.member_of(d) == Some(author) && !g.revoked.contains_key(d)
+                    {
+                        g.revoked.insert(*d, *h);
+                    }
+                }
                 Body::Outcome { proposal, .. } if standing.contains(h) => {
                     let Some(Body::Proposal {
                         effect: Some(effect),
@@ -237,20 +312,26 @@ impl Record {
                 }
                 _ => continue,
             }
-            applied.push((*h, author));
+            applied.push((*h, author, device));
         }
-        for (h, author) in applied {
-            if self.void_in(&g, &h, &author) {
+        for (h, author, device) in applied {
+            if self.void_in(&g, &h, &author, &device) {
                 found.insert(h);
             }
         }
         (g, found)
     }
 
-    /// Whether the valid entry `h` by `author` is void in `g`: its author is not active there, and
-    /// what changed that is concurrent with `h`.
-    fn void_in(&self, g: &Governance, h: &EntryId, author: &MemberId) -> bool {
+    /// Whether the valid entry `h` by `author` on `device` is void in `g`: its device is stopped
+    /// there, or its author is not active there, by an entry concurrent with `h`.
+    fn void_in(&self, g: &Governance, h: &EntryId, author: &MemberId, device: &DeviceId) -> bool {
         if g.void.contains(h) {
+            return true;
+        }
+        if let Some(by) = g.revoked.get(device)
+            && by != h
+            && self.concurrent(h, by)
+        {
             return true;
         }
         if g.active(author) {
@@ -275,7 +356,7 @@ impl Record {
     /// Whether a valid entry has no effect in `g` (see the module's third invariant).
     pub fn is_void(&self, g: &Governance, h: &EntryId) -> bool {
         match self.ix.entries.get(h) {
-            Some(m) => self.void_in(g, h, &self.actor_of(m)),
+            Some(m) => self.void_in(g, h, &self.actor_of(m), &self.device_of(m)),
             None => false,
         }
     }
@@ -350,7 +431,8 @@ fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {
             name,
             needs,
         } => {
-            if !g.active(member) {
+            // A device linked to a member cannot become a member of its own.
+            if !g.active(member) && !g.linked.contains_key(member) {
                 g.members.insert(
                     *member,
                     Member {
@@ -372,7 +454,7 @@ fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {
             }
         }
         Effect::Auditor { device, name } => {
-            if !g.members.contains_key(device) {
+            if !g.members.contains_key(device) && !g.linked.contains_key(device) {
                 g.auditors.insert(*device, name.clone());
             }
         }

@@ -216,6 +216,25 @@ pub enum Invalid {
         "this version reads entries of the public record only (sealed threads travel inside it); a newer version may have written this one"
     )]
     UnsupportedDocument,
+    /// `device_revoked`: its device had been stopped by its member (a `device.revoke`) in its past.
+    #[error(
+        "it was written on a device its member had stopped (a lost or replaced device); its member's other devices still work"
+    )]
+    DeviceRevoked,
+    /// `device_taken`: a `device.add` (or a proposal) for a device that already is a member's, a
+    /// linked device or an auditor's.
+    #[error("that device already belongs to someone in this group: {0}")]
+    DeviceTaken(String),
+    /// `bad_device_proof`: a `device.add` whose proof is not the new device's own signature of
+    /// the link message.
+    #[error(
+        "the new device did not sign this link (its proof does not verify); link it again from the new device"
+    )]
+    BadDeviceProof,
+    /// `not_your_device`: a `device.revoke` of a device that is not an active device of its
+    /// author's member, or of the device writing it.
+    #[error("{0}")]
+    NotYourDevice(String),
 }
 
 impl Invalid {
@@ -274,6 +293,10 @@ impl Invalid {
             Invalid::KeyNotPublished(_) => "key_not_published",
             Invalid::WrongKey(_) => "wrong_key",
             Invalid::UnsupportedDocument => "unsupported_document",
+            Invalid::DeviceRevoked => "device_revoked",
+            Invalid::DeviceTaken(_) => "device_taken",
+            Invalid::BadDeviceProof => "bad_device_proof",
+            Invalid::NotYourDevice(_) => "not_your_device",
         }
     }
 }

@@ -35,7 +35,7 @@ pub mod signature;
 
 pub use body::{Body, Counts, Decision, Effect, Rule, StanceKind};
 pub use entry::{DocRef, Entry};
-pub use governance::{Governance, Standing};
+pub use governance::{Device, Governance, Standing};
 pub use id::{DeviceId, EntryId, GroupId, MemberId, ParseIdError};
 pub use identity::DeviceKey;
 pub use record::{

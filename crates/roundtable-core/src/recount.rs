@@ -102,6 +102,12 @@ impl Record {
             else {
                 continue;
             };
+            // Written on a device its member stopped, concurrently with the stop: void.
+            if let Some(by) = g.revoked.get(&self.device_of(m))
+                && self.concurrent(h, by)
+            {
+                continue;
+            }
             let key = (m.max_op, *h);
             let voter = match on_behalf {
                 None => self.actor_of(m),

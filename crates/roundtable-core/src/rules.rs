@@ -99,7 +99,8 @@ impl Record {
     pub(crate) fn check_rules(
         &self,
         body: &Body,
-        author: &DeviceId,
+        author: &MemberId,
+        device: &DeviceId,
         time_ms: i64,
         clock: &Clock,
         gov: &Governance,
@@ -107,6 +108,7 @@ impl Record {
         let p = &Point {
             r: self,
             author,
+            device,
             time_ms,
             clock,
             gov,
@@ -186,6 +188,12 @@ impl Record {
                 reason,
             } => validate_decline(p, thread, member, reason),
             Body::Sealed { thread, epoch, ct } => validate_sealed(p, thread, epoch, ct),
+            Body::DeviceAdd {
+                device,
+                name,
+                proof,
+            } => validate_device_add(p, device, name, proof),
+            Body::DeviceRevoke { device } => validate_device_revoke(p, device),
         }
     }
 
@@ -357,7 +365,10 @@ impl Record {
 /// An entry's author and causal past: what every rule reads.
 pub(crate) struct Point<'a> {
     pub(crate) r: &'a Record,
-    pub(crate) author: &'a DeviceId,
+    /// The member the entry is by (its device's member).
+    pub(crate) author: &'a MemberId,
+    /// The device that wrote it.
+    pub(crate) device: &'a DeviceId,
     /// The time the entry judged claims (its change's timestamp), ms since the epoch.
     pub(crate) time_ms: i64,
     pub(crate) clock: &'a Clock,
@@ -477,6 +488,11 @@ pub(crate) fn validate_proposal(
                     "that device is an auditor's: an auditor cannot also be a member".into(),
                 ));
             }
+            if p.gov.linked.contains_key(member) {
+                return Err(Invalid::DeviceTaken(
+                    "it is a member's own device; a device can be one member's only".into(),
+                ));
+            }
             if ed25519_dalek::VerifyingKey::from_bytes(&member.0).is_err() {
                 return Err(Invalid::NotAKey("the member id".into()));
             }
@@ -496,6 +512,11 @@ pub(crate) fn validate_proposal(
             if p.gov.members.contains_key(device) {
                 return Err(Invalid::MemberAndAuditor(
                     "a member's device cannot also be an auditor's".into(),
+                ));
+            }
+            if p.gov.linked.contains_key(device) {
+                return Err(Invalid::DeviceTaken(
+                    "it is a member's own device; a device can be one seat's only".into(),
                 ));
             }
             if p.gov.auditors.contains_key(device) {
@@ -865,6 +886,48 @@ pub(crate) fn validate_decline(
             });
     if !asked {
         return Err(Invalid::NotAsked);
+    }
+
+    Ok(())
+}
+
+/// A member links a device of theirs: the device is nobody's yet, and it signed the link itself.
+pub(crate) fn validate_device_add(
+    p: &Point,
+    device: &DeviceId,
+    name: &str,
+    proof: &[u8],
+) -> Result<(), Invalid> {
+    nonempty(name, "the device's name")?;
+    if p.gov.device_known(device) {
+        return Err(Invalid::DeviceTaken(
+            "a member's, an auditor's, or a device already linked (a device is linked once, to one member)".into(),
+        ));
+    }
+    // The proof is checked by the entry signature's rule (strict, canonical, no small-order key).
+    let msg = crate::entry::device_link_message(&p.r.group(), p.author, device);
+    let proof: &[u8; 64] = proof.try_into().map_err(|_| Invalid::BadDeviceProof)?;
+    crate::signature::verify(&device.0, &msg, proof).map_err(|_| Invalid::BadDeviceProof)?;
+
+    Ok(())
+}
+
+/// A member stops a device of their own, from another of their active devices.
+pub(crate) fn validate_device_revoke(p: &Point, device: &DeviceId) -> Result<(), Invalid> {
+    if p.gov.member_of(device) != Some(*p.author) {
+        return Err(Invalid::NotYourDevice(
+            "a member can stop only their own devices".into(),
+        ));
+    }
+    if p.gov.revoked.contains_key(device) {
+        return Err(Invalid::NotYourDevice(
+            "that device is already stopped".into(),
+        ));
+    }
+    if device == p.device {
+        return Err(Invalid::NotYourDevice(
+            "a device cannot stop itself: stop it from another of your devices (or ask the group to link a new one)".into(),
+        ));
     }
 
     Ok(())

@@ -200,8 +200,8 @@ fn stance_body(
 fn seq_of(rec: &Record, dev: &DeviceId) -> u64 {
     rec.causal_order()
         .iter()
+        .filter(|h| rec.entry_device(h).as_ref() == Some(dev))
         .filter_map(|h| rec.entry(h))
-        .filter(|(a, _)| a == dev)
         .map(|(_, m)| m.seq)
         .max()
         .unwrap_or(0)
@@ -1573,4 +1573,184 @@ mod fuzz {
             prop_assert_eq!(out.rejected.len(), 2);
         }
     }
+}
+
+// ----- a member's devices -----
+
+fn link_body(w: &World, member: &DeviceKey, device: &DeviceKey, name: &str) -> Body {
+    Body::DeviceAdd {
+        device: device.device_id(),
+        name: name.into(),
+        proof: device.link_proof(&w.group, &member.device_id()).to_vec(),
+    }
+}
+
+#[test]
+fn a_linked_device_writes_as_its_member_with_one_stance_per_member() {
+    let (ana, ben, phone) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    let link = w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    let g = w.rec.governance();
+    assert_eq!(g.member_of(&phone.device_id()), Some(ana.device_id()));
+    assert!(g.device_active(&phone.device_id()));
+    assert_eq!(g.linked[&phone.device_id()].added_by, link);
+    assert!(w.rec.sync_devices().contains(&phone.device_id()));
+    assert_eq!(w.rec.active_members().len(), 2);
+
+    let thread = w.thread(&phone);
+    assert_eq!(w.rec.entry(&thread).map(|(a, _)| a), Some(ana.device_id()));
+    // Ana says "agree" on her laptop, then "block" on her phone: one member, one stance, the later.
+    let p = w.proposal(&ben, thread, None);
+    w.stance(&ana, p, StanceKind::Agree);
+    w.stance(&phone, p, StanceKind::Block);
+    let (counts, _) = w.rec.recount_now(&p);
+    assert_eq!((counts.agree, counts.block), (0, 1), "{counts:?}");
+    // Ana's phone may edit what Ana wrote on her laptop: it is hers.
+    let msg = w.write(
+        &ana,
+        Body::Message {
+            thread,
+            text: "on the laptop".into(),
+        },
+    );
+    let _ = msg;
+    // Every other device agrees.
+    let r = w.replica();
+    assert_eq!(r.entry(&thread).map(|(a, _)| a), Some(ana.device_id()));
+    assert_eq!(r.recount_now(&p).0.block, 1);
+}
+
+#[test]
+fn a_device_link_needs_the_new_devices_own_signature_and_a_free_device() {
+    let (ana, ben, phone, other) = (key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    // Signed by another key than the device named: Ana cannot claim a key she does not hold.
+    let forged = Body::DeviceAdd {
+        device: phone.device_id(),
+        name: "phone".into(),
+        proof: other.link_proof(&w.group, &ana.device_id()).to_vec(),
+    };
+    w.refuse(&ana, &forged, "bad_device_proof");
+    // The phone's proof for Ben does not make it Ana's.
+    let for_ben = Body::DeviceAdd {
+        device: phone.device_id(),
+        name: "phone".into(),
+        proof: phone.link_proof(&w.group, &ben.device_id()).to_vec(),
+    };
+    w.refuse(&ana, &for_ben, "bad_device_proof");
+    // Ben's own key (a member) cannot be linked to Ana, even with its signature.
+    let take_ben = link_body(&w, &ana, &ben, "Ben");
+    w.refuse(&ana, &take_ben, "device_taken");
+    let nameless = link_body(&w, &ana, &phone, " ");
+    w.refuse(&ana, &nameless, "empty_text");
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    // Once linked, it is nobody else's, nor Ana's twice.
+    let again = link_body(&w, &ben, &phone, "Ben's phone");
+    w.refuse(&ben, &again, "device_taken");
+    // And it cannot be proposed as a new member.
+    let as_member = governance::group_proposal(
+        &w.rec,
+        Effect::Add {
+            member: phone.device_id(),
+            name: "Phone".into(),
+            needs: String::new(),
+        },
+        "Phone",
+    )
+    .unwrap();
+    w.refuse(&ben, &as_member, "device_taken");
+    // A non-member's key cannot link anything.
+    let outsider = key();
+    let theirs = link_body(&w, &outsider, &other, "x");
+    w.refuse(&outsider, &theirs, "not_member");
+}
+
+#[test]
+fn a_stopped_device_is_refused_and_only_its_member_stops_it_from_another_device() {
+    let (ana, ben, phone) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    let thread = w.thread(&phone);
+    let stop = Body::DeviceRevoke {
+        device: phone.device_id(),
+    };
+    // Not by another member, not by the device itself.
+    w.refuse(&ben, &stop, "not_your_device");
+    w.refuse(&phone, &stop, "not_your_device");
+    w.write(&ana, stop.clone());
+    let g = w.rec.governance();
+    assert!(!g.device_active(&phone.device_id()));
+    assert!(g.active(&ana.device_id()), "Ana stays a member");
+    assert!(!w.rec.sync_devices().contains(&phone.device_id()));
+    assert!(w.rec.sync_devices().contains(&ana.device_id()));
+    // What the phone writes from now on is refused everywhere.
+    let later = Body::Message {
+        thread,
+        text: "from the lost phone".into(),
+    };
+    w.refuse(&phone, &later, "device_revoked");
+    assert_eq!(
+        refused_kind(w.rec.author(&phone, later.clone(), 99)),
+        "device_revoked"
+    );
+    // Not twice.
+    w.refuse(&ana, &stop, "not_your_device");
+    // Ana's laptop goes on.
+    w.write(
+        &ana,
+        Body::Message {
+            thread,
+            text: "still here".into(),
+        },
+    );
+    // A linked device may stop the member's first device (the laptop was stolen).
+    let (cai, tablet) = (key(), key());
+    let mut w = World::new(&[&cai, &ben]);
+    w.write(&cai, link_body(&w, &cai, &tablet, "tablet"));
+    w.write(
+        &tablet,
+        Body::DeviceRevoke {
+            device: cai.device_id(),
+        },
+    );
+    let thread = w.thread(&tablet);
+    w.refuse(
+        &cai,
+        &Body::Message {
+            thread,
+            text: "thief".into(),
+        },
+        "device_revoked",
+    );
+    assert!(w.rec.governance().active(&cai.device_id()));
+}
+
+#[test]
+fn what_a_device_wrote_concurrently_with_its_stop_has_no_effect() {
+    let (ana, ben, cai, phone) = (key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    let thread = w.thread(&ben);
+    let p = w.proposal(&ben, thread, None);
+    // The phone's copy, taken before the stop, blocks offline.
+    let mut phone_rec = w.replica();
+    let (block, e) = phone_rec
+        .author(&phone, stance_body(p, StanceKind::Block, "no", None), 50)
+        .unwrap();
+    w.write(
+        &ana,
+        Body::DeviceRevoke {
+            device: phone.device_id(),
+        },
+    );
+    // The block arrives later: valid (its past had no stop), kept, but void.
+    let out = w.rec.ingest(vec![e.clone()]);
+    assert_eq!(out.accepted, vec![block], "{out:?}");
+    w.log.push(e);
+    assert!(w.rec.void_now(&block));
+    assert_eq!(w.rec.recount_now(&p).0.block, 0);
+    // The same on a device that learns them in the other order.
+    let r = w.replica();
+    assert!(r.void_now(&block));
+    assert_eq!(r.recount_now(&p).0.block, 0);
 }

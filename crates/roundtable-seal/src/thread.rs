@@ -257,8 +257,9 @@ pub fn limits_note(state: &SealedState) -> Option<String> {
     (!notes.is_empty()).then(|| notes.join(" "))
 }
 
-/// A sealed message by `author` (this device) for the thread's current epoch. Fails with
-/// [`SealError::NeedsRekey`] when a reader has gone since the key was made: write [`rekey`] first.
+/// A sealed message written on the device `author` (its member must be a reader) for the thread's
+/// current epoch. Fails with [`SealError::NeedsRekey`] when a reader has gone since the key was
+/// made: write [`rekey`] first.
 pub fn message(
     rec: &Record,
     keys: &mut Keyring,
@@ -276,7 +277,8 @@ pub fn message(
     let state = rec
         .sealed_state(thread)
         .ok_or(SealError::NotSealed(*thread))?;
-    if !state.readers.contains(author) {
+    let member = rec.governance().member_of(author).unwrap_or(*author);
+    if !state.readers.contains(&member) {
         return Err(SealError::NotReader);
     }
     let epoch = state.writable_epoch().ok_or(SealError::NeedsRekey)?.clone();
@@ -401,7 +403,8 @@ fn open_one(
     thread: &EntryId,
     id: &EntryId,
 ) -> Result<Option<(String, ChangeHash, u64, automerge::Change)>, SealError> {
-    let Some((author, meta)) = rec.entry(id) else {
+    // The chain, the AAD and the inner change's actor are the writing device's.
+    let (Some((_, meta)), Some(author)) = (rec.entry(id), rec.entry_device(id)) else {
         return Err(SealError::Damaged);
     };
     let Body::Sealed { epoch, ct, .. } = &meta.body else {
@@ -464,7 +467,7 @@ pub fn open(rec: &Record, keys: &mut Keyring, thread: &EntryId) -> Result<Thread
     let mut chains: HashMap<DeviceId, (u64, Tip)> = HashMap::new();
     let mut changes = Vec::new();
     for id in &info.entries {
-        let Some((author, meta)) = rec.entry(id) else {
+        let (Some((_, meta)), Some(author)) = (rec.entry(id), rec.entry_device(id)) else {
             continue;
         };
         let chain = chains.entry(author).or_insert((0, Tip::Start));

@@ -320,6 +320,9 @@ db_err!(
     redb::SetDurabilityError
 );
 
+/// The last byte of a device link's row in `INVITES` (an invitation's row has none).
+const LINK_ROW: u8 = 2;
+
 /// Why an invitation was not accepted, in words for the person joining.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -515,6 +518,18 @@ impl Home {
         getrandom::fill(secret.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
         keyfile::write_enc(&self.dir.join(Self::ENC_KEY), &secret, passphrase)?;
         Ok(secret)
+    }
+
+    /// Replaces this device's encryption secret with its member's (from the member's other
+    /// device, when this one is linked to them), protected by `passphrase` like the device key.
+    pub fn set_enc_secret(
+        &self,
+        secret: &[u8; 32],
+        passphrase: Option<&str>,
+    ) -> Result<(), KeyError> {
+        // Same protection as the device key: writing it first checks the passphrase.
+        self.device_key(passphrase)?;
+        keyfile::write_enc(&self.dir.join(Self::ENC_KEY), secret, passphrase)
     }
 
     /// Unlocks the device's encryption secret (X25519, for sealed threads), protected like the
@@ -1038,9 +1053,35 @@ impl Home {
         group: &GroupId,
         expires_ms: i64,
     ) -> Result<(), StoreError> {
+        self.add_secret(secret_hash, group, expires_ms, false)
+    }
+
+    /// Records a one-time device link (a member's new device): only the secret's hash is kept.
+    ///
+    /// **Invariant:** a link secret is never accepted as an invitation, nor an invitation's as a
+    /// link (the rows differ in length): a newcomer's ticket cannot take an existing member's seat.
+    pub fn add_link(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.add_secret(secret_hash, group, expires_ms, true)
+    }
+
+    fn add_secret(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        expires_ms: i64,
+        link: bool,
+    ) -> Result<(), StoreError> {
         let mut v = group.0.to_vec();
         v.extend_from_slice(&expires_ms.to_le_bytes());
         v.push(0);
+        if link {
+            v.push(LINK_ROW);
+        }
         let tx = self.db.begin_write()?;
         tx.open_table(INVITES)?
             .insert(secret_hash.as_slice(), v.as_slice())?;
@@ -1055,6 +1096,26 @@ impl Home {
         group: &GroupId,
         now_ms: i64,
     ) -> Result<(), InviteRefusal> {
+        self.use_secret(secret_hash, group, now_ms, 41)
+    }
+
+    /// Uses a device link ([`Home::add_link`]) once, like [`Home::use_invite`].
+    pub fn use_link(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        now_ms: i64,
+    ) -> Result<(), InviteRefusal> {
+        self.use_secret(secret_hash, group, now_ms, 42)
+    }
+
+    fn use_secret(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        now_ms: i64,
+        row_len: usize,
+    ) -> Result<(), InviteRefusal> {
         let run = || -> Result<Result<(), InviteRefusal>, StoreError> {
             let tx = self.db.begin_write()?;
             let verdict = {
@@ -1062,7 +1123,7 @@ impl Home {
                 let row = t.get(secret_hash.as_slice())?.map(|v| v.value().to_vec());
                 match row {
                     None => Err(InviteRefusal::Unknown),
-                    Some(v) if v.len() != 41 => Err(InviteRefusal::Unknown),
+                    Some(v) if v.len() != row_len => Err(InviteRefusal::Unknown),
                     Some(v) => {
                         let expires = i64::from_le_bytes(v[32..40].try_into().unwrap_or([0; 8]));
                         if v[..32] != group.0 {

@@ -8,6 +8,8 @@
 //! Refuse   := 4 reason:utf8                     (at most MAX_REASON bytes)
 //! Join     := 5 group:32 secret:32 name_len:u16le name needs_len:u16le needs
 //! Welcome  := 6 entry:32                        (the id of the entry that added the joiner)
+//! Link     := 7 group:32 secret:32 proof:64 name_len:u16le name   (a member's new device asks)
+//! Linked   := 8 entry:32 enc_secret:32          (the device.add's id; the member's sealed key)
 //! ```
 //! **Invariant:** every count and length is checked against the bytes actually present before
 //! anything is allocated, so a peer cannot make a device allocate more than one frame's worth.
@@ -29,6 +31,8 @@ const DONE: u8 = 3;
 const REFUSE: u8 = 4;
 const JOIN: u8 = 5;
 const WELCOME: u8 = 6;
+const LINK: u8 = 7;
+const LINKED: u8 = 8;
 
 /// What a device has: for each author, the highest sequence number and its entry id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,46 @@ pub struct Join {
     pub needs: String,
 }
 
+/// A member's new device proves a device link ticket (on `roundtable/join/1`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The group the link is for.
+    pub group: GroupId,
+    /// The link's one-time secret, from the ticket.
+    pub secret: [u8; 32],
+    /// The new device's signature of the link (`DeviceKey::link_proof`).
+    pub proof: [u8; 64],
+    /// What the member calls the new device; at most [`MAX_JOIN_TEXT`] bytes.
+    pub name: String,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("group", &self.group)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The member's existing device linked the new one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Linked {
+    /// The `device.add` entry that links the new device.
+    pub entry: EntryId,
+    /// The member's encryption secret (sealed threads are wrapped to the member, not the device).
+    pub enc_secret: [u8; 32],
+}
+
+impl std::fmt::Debug for Linked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret never goes into a debug print.
+        f.debug_struct("Linked")
+            .field("entry", &self.entry)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One message of `roundtable/sync/1` or `roundtable/join/1` (layouts in the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -74,6 +118,10 @@ pub enum Frame {
     Join(Join),
     /// The invitation was accepted: the id of the entry that added the joiner.
     Welcome(EntryId),
+    /// A member's new device proves a device link.
+    Link(Link),
+    /// The device link was accepted.
+    Linked(Linked),
 }
 
 /// Why bytes from a peer are not a frame. The connection is closed; nothing was stored from it.
@@ -205,6 +253,20 @@ impl Frame {
                 b.push(WELCOME);
                 b.extend_from_slice(&id.0);
             }
+            Frame::Link(l) => {
+                b.push(LINK);
+                b.extend_from_slice(&l.group.0);
+                b.extend_from_slice(&l.secret);
+                b.extend_from_slice(&l.proof);
+                let t = &l.name.as_bytes()[..l.name.len().min(MAX_JOIN_TEXT)];
+                b.extend_from_slice(&(t.len() as u16).to_le_bytes());
+                b.extend_from_slice(t);
+            }
+            Frame::Linked(l) => {
+                b.push(LINKED);
+                b.extend_from_slice(&l.entry.0);
+                b.extend_from_slice(&l.enc_secret);
+            }
         }
         let len = (b.len() - 4) as u32;
         b[..4].copy_from_slice(&len.to_le_bytes());
@@ -279,6 +341,29 @@ impl Frame {
                 })
             }
             WELCOME => Frame::Welcome(EntryId(r.id("entry")?)),
+            LINK => {
+                let group = GroupId::from_bytes(r.id("group")?);
+                let secret = r.id("secret")?;
+                let proof: [u8; 64] = r
+                    .take(64, "proof")?
+                    .try_into()
+                    .map_err(|_| FrameError::Malformed("proof"))?;
+                let n = r.u16("name")? as usize;
+                let name = r.text(n, "name")?;
+                if name.len() > MAX_JOIN_TEXT {
+                    return Err(FrameError::Malformed("link name too long"));
+                }
+                Frame::Link(Link {
+                    group,
+                    secret,
+                    proof,
+                    name,
+                })
+            }
+            LINKED => Frame::Linked(Linked {
+                entry: EntryId(r.id("entry")?),
+                enc_secret: r.id("secret")?,
+            }),
             t => return Err(FrameError::Type(t)),
         };
         if !r.b.is_empty() {

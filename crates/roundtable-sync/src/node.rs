@@ -91,6 +91,9 @@ struct Inner {
     groups: Mutex<HashMap<GroupId, Group>>,
     live: broadcast::Sender<(GroupId, Vec<EntryId>)>,
     idle: Duration,
+    /// The member's encryption secret, only on a node that answers a device link
+    /// ([`Node::linking`]): the member's new device gets it, and no other peer ever does.
+    enc: Option<zeroize::Zeroizing<[u8; 32]>>,
 }
 
 /// A device's sync service. Cheap to clone.
@@ -219,6 +222,23 @@ impl Node {
                 groups: Mutex::new(HashMap::new()),
                 live,
                 idle: Duration::from_secs(20),
+                enc: None,
+            }),
+        }
+    }
+
+    /// A node that also answers device links ([`Home::add_link`]) for the member whose device
+    /// key is `key`, handing the new device the member's encryption secret `enc`.
+    pub fn linking(dir: PathBuf, key: DeviceKey, enc: zeroize::Zeroizing<[u8; 32]>) -> Node {
+        let (live, _) = broadcast::channel(1024);
+        Node {
+            inner: Arc::new(Inner {
+                dir,
+                key,
+                groups: Mutex::new(HashMap::new()),
+                live,
+                idle: Duration::from_secs(20),
+                enc: Some(enc),
             }),
         }
     }
@@ -617,10 +637,9 @@ impl Node {
     /// Serves one incoming sync connection.
     async fn serve_conn(&self, conn: Connection) -> Result<(), SyncError> {
         let peer = DeviceId(*conn.remote_id().as_bytes());
-        if !self.allowed_any(&peer) {
-            // A member added by a command in another process may not be known yet: look once more.
-            let _ = self.poll_local().await;
-        }
+        // Another process may have just added a member or stopped a device: judge the peer on
+        // what the home holds now, not on what this process last looked at.
+        let _ = self.poll_local().await;
         if !self.allowed_any(&peer) {
             // Refused before any payload is read.
             conn.close(
@@ -675,6 +694,9 @@ impl Node {
         let mut stats = SyncStats::default();
         let join: Join = match read_frame(&mut recv, self.inner.idle, &mut stats).await? {
             Some(Frame::Join(j)) => j,
+            Some(Frame::Link(l)) => {
+                return self.serve_link(conn, peer, l, send, &mut stats).await;
+            }
             _ => return Err(SyncError::Protocol("expected Join".into())),
         };
         let hash = secret_hash(&join.secret);
@@ -710,6 +732,108 @@ impl Node {
         // Let the joiner read the answer before the connection goes.
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
         Ok(())
+    }
+
+    /// Serves one device link: checks the secret, links the peer's device to this device's
+    /// member with a `device.add` (the rules check the peer's proof), says Linked with the
+    /// member's encryption secret. Only a [`Node::linking`] node answers; others refuse.
+    async fn serve_link(
+        &self,
+        conn: Connection,
+        peer: DeviceId,
+        link: frame::Link,
+        mut send: SendStream,
+        stats: &mut SyncStats,
+    ) -> Result<(), SyncError> {
+        let verdict = match &self.inner.enc {
+            None => Err(
+                "this device is not linking a device now; run `roundtable device link` on it"
+                    .to_string(),
+            ),
+            Some(enc) => {
+                let enc = enc.clone();
+                let hash = secret_hash(&link.secret);
+                let group = link.group;
+                self.store(move |home, groups, key| {
+                    if let Err(r) = home.use_link(&hash, &group, now_ms()) {
+                        return Ok(Err(r.to_string()));
+                    }
+                    let g = load(home, groups, &group)?;
+                    let body = roundtable_core::Body::DeviceAdd {
+                        device: peer,
+                        name: link.name.clone(),
+                        proof: link.proof.to_vec(),
+                    };
+                    match home.append(g, key, body, now_ms()) {
+                        Ok(id) => Ok(Ok((id, enc))),
+                        Err(StoreError::Refused(r)) => Ok(Err(r.to_string())),
+                        Err(e) => Err(e.into()),
+                    }
+                })
+                .await?
+            }
+        };
+        match verdict {
+            Ok((entry, enc)) => {
+                let _ = self.inner.live.send((link.group, vec![entry]));
+                let f = Frame::Linked(frame::Linked {
+                    entry,
+                    enc_secret: *enc,
+                });
+                write_frame(&mut send, &f, stats).await?;
+            }
+            Err(reason) => write_frame(&mut send, &Frame::Refuse(reason), stats).await?,
+        }
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+        Ok(())
+    }
+
+    /// Proves a device link to the member's existing device; returns what it answered.
+    pub async fn link(
+        ep: &Endpoint,
+        addr: EndpointAddr,
+        link: frame::Link,
+    ) -> Result<frame::Linked, SyncError> {
+        let conn = ep
+            .connect(addr, JOIN_ALPN)
+            .await
+            .map_err(|e| SyncError::Network(format!("could not connect: {e}")))?;
+        let r = async {
+            let (mut send, recv) = conn
+                .open_bi()
+                .await
+                .map_err(|e| SyncError::Network(e.to_string()))?;
+            let mut recv = Reader::new(recv);
+            let mut stats = SyncStats::default();
+            write_frame(&mut send, &Frame::Link(link), &mut stats).await?;
+            let _ = send.finish();
+            match read_frame(&mut recv, Duration::from_secs(20), &mut stats).await? {
+                Some(Frame::Linked(l)) => Ok(l),
+                Some(Frame::Refuse(r)) => Err(SyncError::Refused(r)),
+                _ => Err(SyncError::Protocol("expected Linked".into())),
+            }
+        }
+        .await
+        .map_err(|e| explain(&conn, e));
+        conn.close(VarInt::from_u32(0), b"done");
+        r
+    }
+
+    /// Records a device link for `group` valid for `minutes`; returns its secret and expiry.
+    pub async fn add_link(
+        &self,
+        group: GroupId,
+        minutes: u64,
+    ) -> Result<([u8; 32], i64), SyncError> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|e| SyncError::Task(format!("random generator failed: {e}")))?;
+        let hash = secret_hash(&secret);
+        let expires = now_ms().saturating_add((minutes.min(60 * 24) * 60_000) as i64);
+        self.store(move |home, _, _| Ok(home.add_link(&hash, &group, expires)?))
+            .await?;
+        Ok((secret, expires))
     }
 
     /// Proves an invitation to the inviting device; returns the id of the proposal that asks the

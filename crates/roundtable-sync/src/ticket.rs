@@ -5,11 +5,12 @@
 //!           version:u8=1 kind:u8 group:32 device:32 naddrs:u8 addr*naddrs [secret:32 expires_ms:i64le]
 //! addr   := 4 ip:4 port:u16le | 6 ip:16 port:u16le
 //! kind   := 0 serve (sync with this device) | 1 invite (join the group through this device)
+//!         | 2 device link (a member's new device: the secret, then member:32)
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
 
-use roundtable_core::{DeviceId, GroupId};
+use roundtable_core::{DeviceId, GroupId, MemberId};
 
 const PREFIX: &str = "rt";
 const MAX_ADDRS: usize = 16;
@@ -23,8 +24,11 @@ pub struct Ticket {
     pub device: DeviceId,
     /// Its direct addresses; at most 16 are written.
     pub addrs: Vec<SocketAddr>,
-    /// For an invitation: the one-time secret and when it expires (ms since the epoch).
+    /// For an invitation or a device link: the one-time secret and when it expires (ms since
+    /// the epoch).
     pub invite: Option<([u8; 32], i64)>,
+    /// For a device link (with `invite`): the member the new device is linked to.
+    pub link: Option<MemberId>,
 }
 
 /// Why a text is not a ticket.
@@ -45,7 +49,12 @@ pub enum TicketError {
 impl Ticket {
     /// The ticket's text: `rt` and lowercase base32 without padding (layout in the module doc).
     pub fn encode(&self) -> String {
-        let mut b = vec![1u8, u8::from(self.invite.is_some())];
+        let kind = match (&self.invite, &self.link) {
+            (None, _) => 0,
+            (Some(_), None) => 1,
+            (Some(_), Some(_)) => 2,
+        };
+        let mut b = vec![1u8, kind];
         b.extend_from_slice(&self.group.0);
         b.extend_from_slice(&self.device.0);
         let addrs = &self.addrs[..self.addrs.len().min(MAX_ADDRS)];
@@ -66,6 +75,9 @@ impl Ticket {
         if let Some((secret, expires)) = &self.invite {
             b.extend_from_slice(secret);
             b.extend_from_slice(&expires.to_le_bytes());
+            if let Some(m) = &self.link {
+                b.extend_from_slice(&m.0);
+            }
         }
         format!(
             "{PREFIX}{}",
@@ -126,7 +138,7 @@ impl Ticket {
         }
         let invite = match kind {
             0 => None,
-            1 => {
+            1 | 2 => {
                 let secret = id32(take(32, "secret")?)?;
                 let expires = i64::from_le_bytes(
                     take(8, "expiry")?
@@ -137,6 +149,10 @@ impl Ticket {
             }
             _ => return Err(TicketError::Damaged("kind")),
         };
+        let link = match kind {
+            2 => Some(DeviceId(id32(take(32, "member")?)?)),
+            _ => None,
+        };
         if !r.is_empty() {
             return Err(TicketError::Damaged("extra bytes"));
         }
@@ -145,6 +161,7 @@ impl Ticket {
             device,
             addrs,
             invite,
+            link,
         })
     }
 }

@@ -154,6 +154,9 @@ pub(crate) enum Side {
 pub(crate) struct Me {
     pub(crate) key: DeviceKey,
     pub(crate) device: DeviceId,
+    /// The member this device is (its own key, or on a linked device the member it belongs to):
+    /// what the pages mean by "you".
+    pub(crate) member: DeviceId,
     /// This device's encryption secret, for reading and writing sealed threads.
     pub(crate) enc: Option<EncSecret>,
     /// Kept for the sync that publishes this device's encryption key (never shown, never in a URL).
@@ -315,9 +318,13 @@ impl AppState {
         passphrase: Option<String>,
     ) {
         let device = key.device_id();
+        let member = roundtable_store::Home::open(&self.inner.home_dir)
+            .map(|h| roundtable_app::home_member(&h, &key))
+            .unwrap_or(device);
         let _ = self.inner.me.set(Me {
             key,
             device,
+            member,
             enc,
             passphrase,
         });
@@ -444,6 +451,9 @@ pub fn router(state: AppState) -> Router {
     routes()
         .route("/devices/pair", post(pages::devices::pair_code))
         .route("/devices/unpair", post(pages::devices::unpair))
+        // A member's devices are linked and stopped from the computer only (see `link`).
+        .route("/devices/link", post(pages::devices::link))
+        .route("/devices/stop", post(pages::devices::stop))
         .layer(axum::middleware::from_fn_with_state(
             st.clone(),
             security::guard,

@@ -2285,6 +2285,7 @@ async fn an_expired_invitation_or_a_sync_code_makes_nothing() {
         device: other.device_id(),
         addrs: vec!["127.0.0.1:9".parse().unwrap()],
         invite: Some(([1; 32], T0)),
+        link: None,
     }
     .encode();
     let sync_code = roundtable_sync::Ticket {
@@ -2292,6 +2293,7 @@ async fn an_expired_invitation_or_a_sync_code_makes_nothing() {
         device: other.device_id(),
         addrs: vec!["127.0.0.1:9".parse().unwrap()],
         invite: None,
+        link: None,
     }
     .encode();
     for (code, words) in [
@@ -2812,4 +2814,178 @@ proptest::proptest! {
             Ok(())
         })?;
     }
+}
+
+/// "Add another device of mine" on Ana's page makes a one-time link; a new device's welcome page
+/// takes it ("This is another device of mine") over real iroh endpoints on loopback, and becomes
+/// Ana's, not a new seat; Ana's page then lists it and stops it, and a stopped device offers no
+/// second stop. A link cannot be used twice, and bad forms change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_links_another_device_on_the_page_and_stops_it() {
+    use roundtable_web::SyncConfig;
+    let loopback = || roundtable_app::net::NetConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        relay: None,
+    };
+    let f = fixture();
+    let ana = AppState::new(
+        &WebConfig {
+            home_dir: f.home_dir.clone(),
+            passphrase: None,
+            port: PORT,
+            sync: Some(SyncConfig {
+                net: loopback(),
+                mdns: false,
+            }),
+        },
+        PORT,
+    )
+    .unwrap();
+    let csrf = ana.csrf_token().to_string();
+    let page = text(send(&ana, get(&ana, "/devices")).await).await;
+    assert!(page.contains("Add another device of mine"), "{page}");
+    assert!(page.contains("(this device)"), "{page}");
+    let members_before = text(send(&ana, get(&ana, "/members")).await).await;
+
+    let r = send(&ana, post(&ana, "/devices/link", &[("csrf", &csrf)])).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = text(r).await;
+    assert!(page.contains("It works once, for 10 minutes"), "{page}");
+    let ticket = page
+        .split("<textarea id=\"link-code\" readonly rows=\"3\" spellcheck=\"false\">")
+        .nth(1)
+        .and_then(|s| s.split("</textarea>").next())
+        .expect("the link on the page")
+        .trim()
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let phone_dir = dir.path().join("phone");
+    let phone = AppState::new(
+        &WebConfig {
+            home_dir: phone_dir.clone(),
+            passphrase: None,
+            port: PORT,
+            sync: Some(SyncConfig {
+                net: loopback(),
+                mdns: false,
+            }),
+        },
+        PORT,
+    )
+    .unwrap();
+    let pcsrf = phone.csrf_token().to_string();
+    // Without a name for the device, nothing is made.
+    let r = send(
+        &phone,
+        post(
+            &phone,
+            "/welcome",
+            &[("csrf", &pcsrf), ("choice", "link"), ("link", &ticket)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!phone_dir.join("device.key").exists());
+    let r = send(
+        &phone,
+        post(
+            &phone,
+            "/welcome",
+            &[
+                ("csrf", &pcsrf),
+                ("choice", "link"),
+                ("link", &ticket),
+                ("device_name", "Ana's phone"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
+    let page = text(send(&phone, get(&phone, "/devices")).await).await;
+    assert!(
+        page.contains("Ana&#39;s phone (this device)")
+            || page.contains("Ana's phone (this device)"),
+        "{page}"
+    );
+    // The phone is Ana's: the members page there lists the same three people.
+    let members = text(send(&phone, get(&phone, "/members")).await).await;
+    for name in ["Ana", "Ben", "Chloe"] {
+        assert!(
+            members.contains(name) && members_before.contains(name),
+            "{name}"
+        );
+    }
+
+    // A second device with the same link is not let in, and leaves no home behind.
+    let other_dir = dir.path().join("other");
+    let other = state_for(&other_dir, None);
+    let ocsrf = other.csrf_token().to_string();
+    let r = send(
+        &other,
+        post(
+            &other,
+            "/welcome",
+            &[
+                ("csrf", &ocsrf),
+                ("choice", "link"),
+                ("link", &ticket),
+                ("device_name", "stolen"),
+            ],
+        ),
+    )
+    .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(!other_dir.join("device.key").exists());
+
+    // Ana's laptop stops the phone; a bad choice changes nothing.
+    let page = text(send(&ana, get(&ana, "/devices")).await).await;
+    assert!(
+        page.contains("Ana&#39;s phone") || page.contains("Ana's phone"),
+        "{page}"
+    );
+    let phone_id = {
+        let home = Home::open(&phone_dir).unwrap();
+        home.device_key(None).unwrap().device_id().to_string()
+    };
+    // Ana's laptop publishes its sealing key on its own time: count the stops only.
+    let stops = |f: &Fixture| {
+        let home = Home::open(&f.home_dir).unwrap();
+        let (gid, _) = home.groups().unwrap()[0].clone();
+        let g = home.open_group(&gid).unwrap();
+        g.record
+            .causal_order()
+            .iter()
+            .filter(|e| {
+                matches!(g.record.entry(e), Some((_, m)) if matches!(m.body, Body::DeviceRevoke { .. }))
+            })
+            .count()
+    };
+    for bad in ["", "zz", &"0".repeat(64), &f.home_dir.display().to_string()] {
+        let r = send(
+            &ana,
+            post(&ana, "/devices/stop", &[("csrf", &csrf), ("device", bad)]),
+        )
+        .await;
+        assert!(r.status().is_client_error(), "{bad}: {}", r.status());
+        assert_eq!(stops(&f), 0, "{bad}");
+    }
+    let r = send(
+        &ana,
+        post(
+            &ana,
+            "/devices/stop",
+            &[("csrf", &csrf), ("device", &phone_id)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = text(r).await;
+    assert!(page.contains("That device is stopped"), "{page}");
+    assert!(page.contains(": stopped"), "{page}");
+    assert!(
+        !page.contains(&format!("value=\"{phone_id}\"")),
+        "no second stop: {page}"
+    );
+    assert_eq!(stops(&f), 1);
 }

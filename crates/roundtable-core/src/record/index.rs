@@ -28,6 +28,9 @@ pub struct Meta {
     pub(crate) clock: Clock,
     /// What the entry says.
     pub body: Body,
+    /// The member the entry is by, when its device is not the member's own first key (a linked
+    /// device, `device.add`). Fixed when the entry is judged, from its causal past.
+    pub(crate) member: Option<Box<DeviceId>>,
 }
 
 /// The part of the engine that a snapshot saves.
@@ -39,7 +42,8 @@ pub(crate) struct Index {
     pub(super) heads: BTreeSet<EntryId>,
     pub(super) containers: BTreeMap<String, (u64, DeviceId)>,
     pub(crate) genesis: Option<EntryId>,
-    /// Governance entries: the genesis, leaves and the outcomes of proposals with an effect. Few,
+    /// Governance entries: the genesis, leaves, own words, device links and revocations, and the
+    /// outcomes of proposals with an effect. Few,
     /// folded to find the group's state at a point.
     pub(crate) membership: Vec<EntryId>,
     /// Entries that refer to an entry (messages of a thread, stances of a proposal, ...).
@@ -80,7 +84,11 @@ impl Record {
         }
         self.ix.heads.insert(h);
         let governs = match &meta.body {
-            Body::Genesis { .. } | Body::MemberLeave | Body::About { .. } => true,
+            Body::Genesis { .. }
+            | Body::MemberLeave
+            | Body::About { .. }
+            | Body::DeviceAdd { .. }
+            | Body::DeviceRevoke { .. } => true,
             Body::Outcome { proposal, .. } => matches!(
                 self.ix.entries.get(proposal).map(|p| &p.body),
                 Some(Body::Proposal {
@@ -151,6 +159,8 @@ fn references(b: &Body) -> Vec<EntryId> {
         | Body::Profile { .. }
         | Body::SealedThread { .. }
         | Body::AuditorAdd { .. }
-        | Body::About { .. } => vec![],
+        | Body::About { .. }
+        | Body::DeviceAdd { .. }
+        | Body::DeviceRevoke { .. } => vec![],
     }
 }

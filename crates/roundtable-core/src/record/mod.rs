@@ -544,7 +544,16 @@ impl Record {
         }
     }
 
+    /// The member an entry is by: its device's member (see [`Meta`]'s `member`).
     pub(crate) fn actor_of(&self, meta: &Meta) -> DeviceId {
+        match &meta.member {
+            Some(m) => **m,
+            None => self.ix.actors[meta.actor as usize],
+        }
+    }
+
+    /// The device that wrote an entry (its change's actor).
+    pub(crate) fn device_of(&self, meta: &Meta) -> DeviceId {
         self.ix.actors[meta.actor as usize]
     }
 
@@ -574,6 +583,7 @@ impl Record {
                 time_ms: ch.timestamp(),
                 clock,
                 body,
+                member: None,
             };
             let _ = containers; // recorded by `admit`
             return Ok(meta);
@@ -609,12 +619,16 @@ impl Record {
             _ => decode_change(ch, &self.ix.containers)?.0,
         };
         let gov = self.governance_at(&clock);
-        match gov.members.get(&actor).map(|m| m.status) {
+        let member = gov.member_of(&actor).ok_or(Invalid::NotMember)?;
+        if gov.revoked.contains_key(&actor) {
+            return Err(Invalid::DeviceRevoked);
+        }
+        match gov.members.get(&member).map(|m| m.status) {
             Some(Status::Active) => {}
             Some(_) => return Err(Invalid::AfterRemoval),
             None => return Err(Invalid::NotMember),
         }
-        self.check_rules(&body, &actor, ch.timestamp(), &clock, &gov)?;
+        self.check_rules(&body, &member, &actor, ch.timestamp(), &clock, &gov)?;
         clock.set(actor_ix, ch.seq());
         Ok(Meta {
             actor: actor_ix,
@@ -623,6 +637,7 @@ impl Record {
             time_ms: ch.timestamp(),
             clock,
             body,
+            member: (member != actor).then(|| Box::new(member)),
         })
     }
 }

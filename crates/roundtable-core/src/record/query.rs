@@ -123,9 +123,15 @@ impl Record {
 
     // ----- entries and what refers to them -----
 
-    /// A valid entry: its author, body and meta.
-    pub fn entry(&self, id: &EntryId) -> Option<(DeviceId, &Meta)> {
+    /// A valid entry: its author (the member), body and meta.
+    pub fn entry(&self, id: &EntryId) -> Option<(MemberId, &Meta)> {
         self.ix.entries.get(id).map(|m| (self.actor_of(m), m))
+    }
+
+    /// The device that wrote a valid entry (its change's actor): the member's own id on their
+    /// first device, else a device linked to them. Sequence numbers and sealed chains are per device.
+    pub fn entry_device(&self, id: &EntryId) -> Option<DeviceId> {
+        self.ix.entries.get(id).map(|m| self.device_of(m))
     }
 
     /// Entries that refer to `id`, in causal order (op counter, then id).
@@ -392,8 +398,20 @@ impl Record {
         v
     }
 
-    /// Active members' device ids now (the devices whose entries count).
+    /// Active members' devices now, not stopped (the devices that may write and sync): each
+    /// member's first key and the devices they linked.
     pub fn active_devices(&self) -> Vec<DeviceId> {
+        let g = self.governance();
+        g.members
+            .keys()
+            .chain(g.linked.keys())
+            .filter(|d| g.device_active(d))
+            .copied()
+            .collect()
+    }
+
+    /// Active members now (their member ids: one per member, however many devices they have).
+    pub fn active_members(&self) -> Vec<MemberId> {
         self.members()
             .into_iter()
             .filter(|m| m.status == Status::Active)

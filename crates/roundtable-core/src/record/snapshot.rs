@@ -12,6 +12,11 @@ use automerge::Automerge;
 use super::{Index, Record};
 use crate::id::{DeviceId, EntryId, GroupId};
 
+/// The first bytes of a saved index: its layout's version (postcard is not self-describing, so an
+/// index of another layout must never be read as this one). Bump it whenever [`Index`] or
+/// [`super::Meta`] changes.
+const INDEX_MAGIC: &[u8; 4] = b"RTX2";
+
 impl Record {
     /// The Automerge document of valid entries, brought up to date.
     pub fn doc(&mut self) -> Result<&Automerge, SnapshotError> {
@@ -47,8 +52,10 @@ impl Record {
 
     /// The state a snapshot saves: Automerge's saved document and the engine's index.
     pub fn snapshot(&mut self) -> Result<(Vec<u8>, Vec<u8>), SnapshotError> {
-        let index =
-            postcard::to_stdvec(&self.ix).map_err(|e| SnapshotError::Encode(e.to_string()))?;
+        let mut index = INDEX_MAGIC.to_vec();
+        index.extend(
+            postcard::to_stdvec(&self.ix).map_err(|e| SnapshotError::Encode(e.to_string()))?,
+        );
         let doc = self.doc()?.save();
         Ok((doc, index))
     }
@@ -60,6 +67,10 @@ impl Record {
     /// is expected to have checked the snapshot's integrity.
     pub fn restore(group: GroupId, doc: &[u8], index: &[u8]) -> Result<Record, SnapshotError> {
         let doc = Doc::Saved(doc.to_vec());
+        // An index of another layout (an older version's) is refused, and the caller rebuilds.
+        let index = index
+            .strip_prefix(INDEX_MAGIC.as_slice())
+            .ok_or_else(|| SnapshotError::Decode("an index saved by another version".into()))?;
         let ix: Index =
             postcard::from_bytes(index).map_err(|e| SnapshotError::Decode(e.to_string()))?;
         let mut positions: HashMap<(DeviceId, u64), BTreeSet<EntryId>> = HashMap::new();

@@ -99,6 +99,18 @@ struct DevicesPage {
     on_lan: bool,
     /// Phones and tablets: shown on the computer only, when the page is served on the network.
     lan: Option<LanView>,
+    /// This member's own devices (their first one first).
+    mine: Vec<MyDevice>,
+    /// A one-time link just made for another device of this member.
+    link: Option<Code>,
+}
+
+/// One of the reader's own devices on the Devices page.
+pub(crate) struct MyDevice {
+    id: String,
+    name: String,
+    this: bool,
+    stopped: bool,
 }
 
 /// `text` as an inline SVG QR code with a text alternative (an inline `<svg>` needs no `data:`
@@ -240,7 +252,7 @@ pub(crate) async fn devices(State(state): State<AppState>) -> PageResult {
 }
 
 async fn devices_page(state: AppState, message: String) -> PageResult {
-    devices_page_with(state, message, None).await
+    devices_page_with(state, message, None, None).await
 }
 
 /// The LAN part of the computer's Devices page.
@@ -282,12 +294,17 @@ fn lan_view(state: &AppState, code: Option<NewCode>) -> Option<LanView> {
     })
 }
 
-async fn devices_page_with(state: AppState, message: String, code: Option<NewCode>) -> PageResult {
+async fn devices_page_with(
+    state: AppState,
+    message: String,
+    code: Option<NewCode>,
+    link: Option<Code>,
+) -> PageResult {
     let serving = state.serving();
     let now = (state.inner.clock)();
     let nearby = serving.as_ref().map(|s| s.nearby()).unwrap_or_default();
     let gid_ticket = serving.clone();
-    let (status, peers, nearby, ticket) = super::with_group(&state, move |home, st, g| {
+    let (status, peers, nearby, ticket, mine) = super::with_group(&state, move |home, st, g| {
         let names = names(&g.record);
         let me = super::my_id(st)?;
         let peers = roundtable_app::net::peers(home)?
@@ -315,7 +332,17 @@ async fn devices_page_with(state: AppState, message: String, code: Option<NewCod
                 ticket: t,
             }
         });
-        Ok((sync_line(home, st, now), peers, nearby, ticket))
+        let mine = super::seat(home, st)?
+            .devices(g)
+            .into_iter()
+            .map(|d| MyDevice {
+                id: d.id.to_string(),
+                name: d.name.unwrap_or_else(|| "Your first device".into()),
+                this: d.this,
+                stopped: d.stopped,
+            })
+            .collect::<Vec<_>>();
+        Ok((sync_line(home, st, now), peers, nearby, ticket, mine))
     })
     .await?;
     let mdns = state.inner.sync.as_ref().is_some_and(|s| s.mdns);
@@ -341,6 +368,8 @@ async fn devices_page_with(state: AppState, message: String, code: Option<NewCod
         peers,
         on_lan: state.on_lan(),
         lan: lan_view(&state, code),
+        mine,
+        link,
     })
 }
 
@@ -360,7 +389,7 @@ pub(crate) async fn pair_code(
         .pairing
         .new_code()
         .map_err(|e| Problem::refused(format!("No numbers were made: {e}.")))?;
-    devices_page_with(state, String::new(), Some(code)).await
+    devices_page_with(state, String::new(), Some(code), None).await
 }
 
 /// "Sign this one out": the browser's cookie opens nothing from now on.
@@ -381,6 +410,71 @@ pub(crate) async fn unpair(
         Err(e) => return Err(Problem::refused(format!("Nothing was changed: {e}."))),
     };
     devices_page(state, message.into()).await
+}
+
+/// "Add another device of mine": a one-time link for the member's new device, answered by this
+/// process for 10 minutes or until it is used. Made on the computer only: a phone or tablet let in
+/// to the page is a browser of this device, not one of the member's devices.
+pub(crate) async fn link(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    csrf_ok(&state, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let gid = super::with_group(&state, |_, _, g| Ok(g.id())).await?;
+    let me = state.me().ok_or_else(Problem::locked)?;
+    let l = roundtable_app::link_device(
+        &state.inner.home_dir,
+        &me.key,
+        me.passphrase.as_deref(),
+        gid,
+        10,
+        &net_config(&state),
+    )
+    .await?;
+    let ticket = l.ticket.clone();
+    if let Some(host) = l.host {
+        tokio::spawn(async move {
+            match host.start(|_| {}).await {
+                Ok(h) => {
+                    let _ = h.until_used().await;
+                }
+                Err(e) => eprintln!("roundtable: could not answer the device link: {e}"),
+            }
+        });
+    }
+    devices_page_with(
+        state,
+        "Here is a link for your new device. It works once, for 10 minutes.".into(),
+        None,
+        Some(Code {
+            qr: qr_svg(&ticket, "A QR code of the link for your new device"),
+            ticket,
+        }),
+    )
+    .await
+}
+
+/// "Stop this device": one of the member's own devices, lost or broken.
+pub(crate) async fn stop(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    csrf_ok(&state, &field("csrf"))?;
+    let Ok(device) = field("device").parse::<DeviceId>() else {
+        return Err(Problem::refused(
+            "Please choose one of your devices to stop. Nothing was changed.",
+        ));
+    };
+    super::with_group(&state, move |home, st, g| {
+        Ok(super::seat(home, st)?.revoke_device(g, device)?)
+    })
+    .await?;
+    devices_page(
+        state,
+        "That device is stopped. What it writes from now on is refused everywhere, and it cannot sync any more.".into(),
+    )
+    .await
 }
 
 /// A device's name for the page: its member's name, else what is known of it.

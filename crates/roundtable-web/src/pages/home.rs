@@ -233,6 +233,14 @@ fn describe(
             };
             (words, format!("/proposals/{proposal}"))
         }
+        Body::DeviceAdd { name, .. } => (
+            format!("{who} started using another device: {name}."),
+            "/devices".into(),
+        ),
+        Body::DeviceRevoke { .. } => (
+            format!("{who} stopped one of their devices."),
+            "/devices".into(),
+        ),
         Body::Understand { .. } => (format!("{who} said what they understood."), String::new()),
         Body::Confirm { .. } => (format!("{who} confirmed an understanding."), String::new()),
         Body::Correct { .. } => (format!("{who} corrected something."), String::new()),

@@ -347,13 +347,13 @@ pub(crate) fn seat<'a>(home: &'a Home, st: &'a AppState) -> Result<Seat<'a>, Pro
 
 /// This device's id (the member it speaks for), once its key is unlocked.
 pub(crate) fn my_id(st: &AppState) -> Result<DeviceId, Problem> {
-    st.me().map(|m| m.device).ok_or_else(Problem::locked)
+    st.me().map(|m| m.member).ok_or_else(Problem::locked)
 }
 
 /// This device's keys for sealed threads, when it holds them.
 pub(crate) fn keyring(st: &AppState) -> Option<Keyring<'_>> {
     let me = st.me()?;
-    me.enc.as_ref().map(|e| Keyring::new(me.device, e))
+    me.enc.as_ref().map(|e| Keyring::new(me.member, e))
 }
 
 pub(crate) fn csrf_ok(state: &AppState, csrf: &str) -> Result<(), Problem> {
@@ -442,7 +442,7 @@ pub(crate) async fn members(
             .into_iter()
             .map(|m| MemberRow {
                 id: m.id.to_string(),
-                me: st.me().is_some_and(|me| me.device == m.id),
+                me: st.me().is_some_and(|me| me.member == m.id),
                 name: m.name,
                 needs: m.needs,
                 status: match m.status {

@@ -489,7 +489,7 @@ fn proposal_view(st: &AppState, r: &Record, id: &str) -> Result<ProposalView, Pr
     let helping = r
         .members()
         .into_iter()
-        .filter(|m| m.id != me && r.active_devices().contains(&m.id))
+        .filter(|m| m.id != me && r.active_members().contains(&m.id))
         .map(|m| (m.id.to_string(), m.name))
         .collect();
     let outcome = r.outcome(&pid).and_then(|(oid, d)| {

@@ -34,6 +34,9 @@ struct WelcomePage {
     needs: String,
     group: String,
     invitation: String,
+    /// A link from the member's other device ("This is another device of mine").
+    link: String,
+    device_name: String,
 }
 
 #[derive(Template)]
@@ -87,6 +90,8 @@ pub(crate) async fn welcome(State(state): State<AppState>) -> Response {
         needs: String::new(),
         group: String::new(),
         invitation: String::new(),
+        link: String::new(),
+        device_name: String::new(),
     })
     .into_response()
 }
@@ -137,6 +142,8 @@ pub(crate) async fn set_up(
     let needs = plain(field("needs")).trim().to_string();
     let group = field("group").trim().to_string();
     let invitation = field("invitation").trim().to_string();
+    let link = field("link").trim().to_string();
+    let device_name = field("device_name").trim().to_string();
     let pass = field("passphrase");
     let pass = (!pass.is_empty()).then_some(pass);
     let again = |problem: String| {
@@ -150,9 +157,47 @@ pub(crate) async fn set_up(
                 needs: needs.clone(),
                 group: group.clone(),
                 invitation: invitation.clone(),
+                link: link.clone(),
+                device_name: device_name.clone(),
             }),
         )
     };
+    if field("choice") == "link" {
+        if let Some(p) = &pass
+            && p.chars().count() < 12
+        {
+            return again(
+                "The passphrase is too short: use at least 12 letters, numbers or spaces, or \
+                 leave it empty. Nothing was made."
+                    .into(),
+            );
+        }
+        if link.is_empty() || device_name.is_empty() {
+            return again(
+                "Please paste the link from your other device, and say what you call this one."
+                    .into(),
+            );
+        }
+        return match roundtable_app::join_device(
+            &state.inner.home_dir,
+            pass.as_deref(),
+            &link,
+            &device_name,
+            &net_config(&state),
+            JOIN_TIMEOUT,
+        )
+        .await
+        {
+            Ok(_) => {
+                open_keys(&state, pass).await?;
+                Ok(Redirect::to("/devices").into_response())
+            }
+            // Until the other device says yes, nothing is kept here (`join_device`): the
+            // member may try again.
+            Err(e) if !has_home(&state) => again(join_words(&e)),
+            Err(e) => Ok(not_reached(&e)),
+        };
+    }
     if name.is_empty() {
         return again("Please write your name, so the group knows who you are.".into());
     }

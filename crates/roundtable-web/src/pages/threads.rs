@@ -478,7 +478,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
         }));
         let asked = info.asks.iter().any(|(_, m, _)| *m == me);
         let pending = if info.state.asked.contains(&me) {
-            candidates(&info, &names, &me, &r.active_devices())
+            candidates(&info, &names, &me, &r.active_members())
         } else {
             Vec::new()
         };
@@ -487,7 +487,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
             for m in r
                 .members()
                 .into_iter()
-                .filter(|m| r.active_devices().contains(&m.id))
+                .filter(|m| r.active_members().contains(&m.id))
             {
                 if m.id == me {
                     continue;
@@ -511,7 +511,7 @@ fn thread_view(st: &AppState, r: &Record, id: &str) -> Result<ThreadView, Proble
             readable,
             count: info.entries.len(),
             asks,
-            can_ask: !is_reader && !asked && r.active_devices().contains(&me),
+            can_ask: !is_reader && !asked && r.active_members().contains(&me),
             pending,
         })
     } else {
@@ -560,7 +560,7 @@ pub(crate) async fn thread(State(state): State<AppState>, Path(id): Path<String>
 }
 
 fn other_members(st: &AppState, r: &Record, chosen: &[String]) -> Vec<(String, String, bool)> {
-    let me = st.me().map(|m| m.device.to_string()).unwrap_or_default();
+    let me = st.me().map(|m| m.member.to_string()).unwrap_or_default();
     active_members(r)
         .into_iter()
         .filter(|(id, _)| *id != me)
@@ -783,7 +783,7 @@ fn writable(st: &AppState, r: &Record, id: &str) -> Result<(EntryId, String, boo
     if sealed
         && !r
             .sealed_state(&tid)
-            .is_some_and(|s| st.me().is_some_and(|me| s.readers.contains(&me.device)))
+            .is_some_and(|s| st.me().is_some_and(|me| s.readers.contains(&me.member)))
     {
         return Err(Problem {
             status: StatusCode::FORBIDDEN,

@@ -1,0 +1,308 @@
+//! A member's devices: linking a new one ([`link_device`], [`join_device`]), listing them
+//! ([`devices`]) and stopping one ([`Seat::revoke_device`]).
+//!
+//! A member is their first device key (their member id) and the devices they link to it. The
+//! existing device signs a `device.add` naming the new device's key and carrying the new key's
+//! own signature of the link, so one member cannot claim a key someone else holds. Entries from
+//! any of a member's devices count as that member's; the rules in core refuse a stopped device's
+//! later entries and the sync refuses the device itself.
+//!
+//! **Invariant:** a device link is one member's act on their own seat only: it never changes who
+//! is in the group, and a link ticket is never accepted as an invitation (nor the reverse).
+//!
+//! Sealed threads are wrapped to the member's encryption key, so the new device receives it over
+//! the link's connection (authenticated and encrypted end to end by iroh). Stopping a device does
+//! not yet rotate the keys of the sealed threads its member reads: until then a stopped device
+//! that kept its copy can read what was sealed before, and nothing after it is refused at the sync.
+
+use std::path::Path;
+use std::time::Duration;
+
+use roundtable_core::{Body, DeviceId, DeviceKey, EntryId, GroupId, MemberId, Record};
+use roundtable_store::{Group, Home, OpenError};
+use roundtable_sync::frame::Link;
+use roundtable_sync::net::{bind, dial_addr, local_addrs, via_relay};
+use roundtable_sync::{ALPN, JOIN_ALPN, Node, Ticket};
+
+use crate::net::{Invitation, InvitationHost, NetConfig, SyncStats, clone_key, task_failed};
+use crate::{AppError, Seat};
+
+/// The setting that names the member a linked device belongs to (absent on a member's first
+/// device, whose key is the member id).
+pub const MEMBER_SETTING: &str = "member";
+
+/// The member whose device `key` is on this home: the member it was linked to
+/// ([`join_device`] writes it once), else the key itself (a member's first device).
+pub fn home_member(home: &Home, key: &DeviceKey) -> MemberId {
+    // Unreadable or absent means this is the member's first device.
+    home.setting(MEMBER_SETTING)
+        .ok()
+        .flatten()
+        .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+        .map(DeviceId)
+        .unwrap_or_else(|| key.device_id())
+}
+
+/// Longest a device link works: a link is made with both devices at hand.
+pub const MAX_LINK_MINUTES: u64 = 60;
+
+/// Makes a one-time link for another device of this member in `group`, working for `minutes`
+/// (at most [`MAX_LINK_MINUTES`]). An endpoint is bound here from `net` and named in the ticket;
+/// [`Invitation::host`] is always `Some` and must be started for the new device to be answered.
+/// `passphrase` unlocks the member's encryption key, which the new device receives.
+pub async fn link_device(
+    dir: &Path,
+    key: &DeviceKey,
+    passphrase: Option<&str>,
+    group: GroupId,
+    minutes: u64,
+    net: &NetConfig,
+) -> Result<Invitation, AppError> {
+    let minutes = minutes.clamp(1, MAX_LINK_MINUTES);
+    let (d, pass, device) = (
+        dir.to_path_buf(),
+        passphrase.map(str::to_string),
+        key.device_id(),
+    );
+    let (enc, member) = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+        let home = Home::open(&d)?;
+        let g = home.open_group(&group)?;
+        if !g.record.governance().device_active(&device) {
+            return Err(AppError::Refused(roundtable_core::Invalid::NotMember));
+        }
+        let member = g.record.governance().member_of(&device).unwrap_or(device);
+        Ok((home.enc_secret(pass.as_deref())?, member))
+    })
+    .await
+    .map_err(task_failed)??;
+    let ep = bind(key, net, vec![ALPN.to_vec(), JOIN_ALPN.to_vec()]).await?;
+    let node = Node::linking(dir.to_path_buf(), clone_key(key), enc);
+    let (secret, expires) = match node.add_link(group, minutes).await {
+        Ok(s) => s,
+        Err(e) => {
+            ep.close().await;
+            return Err(e.into());
+        }
+    };
+    let ticket = Ticket {
+        group,
+        device,
+        addrs: local_addrs(&ep),
+        invite: Some((secret, expires)),
+        link: Some(member),
+    }
+    .encode();
+    Ok(Invitation {
+        ticket,
+        group,
+        expires_ms: expires,
+        minutes,
+        host: Some(InvitationHost {
+            ep,
+            node,
+            dir: dir.to_path_buf(),
+            hash: roundtable_sync::node::secret_hash(&secret),
+            minutes,
+        }),
+    })
+}
+
+/// What [`join_device`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct DeviceJoined {
+    /// The member this device now belongs to.
+    pub member: MemberId,
+    /// This device's own new key.
+    pub device: DeviceId,
+    /// The group.
+    pub group: GroupId,
+    /// The `device.add` the member's other device wrote.
+    pub entry: EntryId,
+    /// What the sync of the record exchanged, when it completed in time.
+    pub stats: Option<SyncStats>,
+}
+
+/// A member's new device takes a link `ticket` made by [`link_device`] on their other device:
+/// makes a new home in `dir` (protected by `passphrase` when given) with a new device key, proves
+/// the link, keeps the member's encryption key it receives, and syncs the group's record within
+/// `timeout`. `name` is what the member calls this device. Refuses a folder that holds a home.
+pub async fn join_device(
+    dir: &Path,
+    passphrase: Option<&str>,
+    ticket: &str,
+    name: &str,
+    net: &NetConfig,
+    timeout: Duration,
+) -> Result<DeviceJoined, AppError> {
+    let t = Ticket::decode(ticket)?;
+    let (Some((secret, expires)), Some(member)) = (t.invite, t.link) else {
+        return Err(AppError::NotADeviceLink);
+    };
+    if name.trim().is_empty() {
+        return Err(AppError::Missing {
+            what: "a name for this device",
+        });
+    }
+    if crate::now_ms() > expires {
+        return Err(AppError::InvitationExpired);
+    }
+    let (d, pass, n) = (
+        dir.to_path_buf(),
+        passphrase.map(str::to_string),
+        name.trim().to_string(),
+    );
+    let existed = dir.exists();
+    let key = tokio::task::spawn_blocking(move || -> Result<DeviceKey, AppError> {
+        match Home::open(&d) {
+            Ok(_) => return Err(AppError::HomeExists(d)),
+            Err(OpenError::NoHome(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (home, key) = Home::init(&d, &n, pass.as_deref())?;
+        home.set_setting(MEMBER_SETTING, &member.0)?;
+        Ok(key)
+    })
+    .await
+    .map_err(task_failed)??;
+    let mut home = Unlinked {
+        dir,
+        existed,
+        key,
+        kept: false,
+    };
+    let key = clone_key(&home.key);
+    let device = key.device_id();
+    let ep = bind(&key, net, vec![ALPN.to_vec()]).await?;
+    let r = async {
+        let addr = via_relay(dial_addr(&t.device, &t.addrs)?, net);
+        let link = Link {
+            group: t.group,
+            secret,
+            proof: key.link_proof(&t.group, &member),
+            name: name.trim().to_string(),
+        };
+        let linked = tokio::time::timeout(
+            timeout.min(crate::net::JOIN_HANDSHAKE),
+            Node::link(&ep, addr.clone(), link),
+        )
+        .await
+        .map_err(|_| roundtable_sync::SyncError::Timeout)??;
+        // Linked: from here on the home is this member's device, kept whatever happens next.
+        home.keep();
+        let (d, pass, enc) = (
+            dir.to_path_buf(),
+            passphrase.map(str::to_string),
+            zeroize::Zeroizing::new(linked.enc_secret),
+        );
+        tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+            Home::open(&d)?.set_enc_secret(&enc, pass.as_deref())?;
+            Ok(())
+        })
+        .await
+        .map_err(task_failed)??;
+        let node = Node::new(dir.to_path_buf(), clone_key(&key));
+        let stats =
+            match tokio::time::timeout(timeout, node.sync_with(&ep, addr, t.group, false)).await {
+                Ok(r) => Some(r?),
+                Err(_) => None,
+            };
+        Ok::<_, AppError>((linked.entry, stats))
+    }
+    .await;
+    ep.close().await;
+    let (entry, stats) = r?;
+    // The member's own name and needs, as the record has them, for this device's settings.
+    let d = dir.to_path_buf();
+    let group = t.group;
+    tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+        let home = Home::open(&d)?;
+        let g = home.open_group(&group)?;
+        if let Some(m) = g.record.governance().members.get(&member) {
+            home.set_setting("name", m.name.as_bytes())?;
+            home.set_setting("needs", m.needs.as_bytes())?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(task_failed)??;
+    Ok(DeviceJoined {
+        member,
+        device,
+        group: t.group,
+        entry,
+        stats,
+    })
+}
+
+/// The home [`join_device`] made, removed again unless the link was accepted ([`Unlinked::keep`]):
+/// a refused or unanswered link leaves nothing behind, so the member can simply try again.
+struct Unlinked<'a> {
+    dir: &'a Path,
+    existed: bool,
+    key: DeviceKey,
+    kept: bool,
+}
+
+impl Unlinked<'_> {
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Unlinked<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        // Only what `Home::init` made in a folder that held no home.
+        if self.existed {
+            for f in ["device.key", "encryption.key", "roundtable.redb"] {
+                let _ = std::fs::remove_file(self.dir.join(f));
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(self.dir);
+        }
+    }
+}
+
+/// One of a member's devices ([`devices`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeviceInfo {
+    /// The device's key.
+    pub id: DeviceId,
+    /// What the member called it when linking it; `None` for the member's first device.
+    pub name: Option<String>,
+    /// Whether it has been stopped (`device.revoke`).
+    pub stopped: bool,
+    /// Whether it is the device asking.
+    pub this: bool,
+}
+
+/// The devices of `member` in the record, their first device first.
+pub fn devices(record: &Record, member: &MemberId, this: &DeviceId) -> Vec<DeviceInfo> {
+    let g = record.governance();
+    g.devices_of(member)
+        .into_iter()
+        .map(|(id, stopped)| DeviceInfo {
+            id,
+            name: g.linked.get(&id).map(|d| d.name.clone()),
+            stopped,
+            this: id == *this,
+        })
+        .collect()
+}
+
+impl Seat<'_> {
+    /// This seat's devices in the group ([`devices`]).
+    pub fn devices(&self, g: &Group) -> Vec<DeviceInfo> {
+        devices(&g.record, &self.member(), &self.device())
+    }
+
+    /// Stops one of this member's own devices (not the one asking): the rules refuse its later
+    /// entries everywhere, and its sync is refused.
+    pub fn revoke_device(&self, g: &mut Group, device: DeviceId) -> Result<EntryId, AppError> {
+        self.write(g, Body::DeviceRevoke { device })
+    }
+}

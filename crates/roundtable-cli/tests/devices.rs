@@ -1,0 +1,248 @@
+//! A member's devices through the real binary, over iroh on loopback: `device link` on Ana's
+//! laptop, `device join` on her new phone, the phone writing as Ana, `device list`, and
+//! `device revoke` from the laptop: the stopped phone is refused at the sync and by the rules.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roundtable");
+
+fn run(home: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("run roundtable");
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn rt(home: &Path, args: &[&str]) -> Value {
+    let (code, v, err) = run(home, args);
+    assert_eq!(code, 0, "roundtable {args:?} failed: {err}");
+    v
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("no {k} in {v}"))
+        .to_string()
+}
+
+struct Killed(Vec<Child>);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts `roundtable ARGS` and reads its first stdout line as JSON.
+fn spawn(home: &Path, args: &[&str]) -> (Child, Value) {
+    let mut child = Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start roundtable");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("a first line");
+    let v: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("the first line is JSON ({e}): {line:?}"));
+    (child, v)
+}
+
+fn wait(child: &mut Child, limit: Duration) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st.code().unwrap_or(-1);
+        }
+        assert!(start.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Ana (who started the group) and Ben, both members, with one thread.
+fn board(dir: &Path) -> (PathBuf, PathBuf, String) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    rt(&a, &["init", "--name", "Ana", "--needs", "large print"]);
+    let bid = s(&rt(&b, &["init", "--name", "Ben"]), "member_id");
+    rt(&a, &["group", "create", "Board"]);
+    rt(&a, &["member", "add", &bid, "--name", "Ben"]);
+    let thread = s(&rt(&a, &["thread", "new", "Meeting"]), "thread_id");
+    let bundle = dir.join("a.bundle");
+    rt(&a, &["export", "--bundle", bundle.to_str().unwrap()]);
+    rt(&b, &["import", bundle.to_str().unwrap()]);
+    (a, b, thread)
+}
+
+fn messages(home: &Path, thread: &str) -> Vec<Value> {
+    let v = rt(home, &["show", thread]);
+    v["threads"][0]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("no messages in {v}"))
+}
+
+#[test]
+fn a_member_links_a_phone_writes_from_it_and_stops_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, thread) = board(tmp.path());
+    let ana = s(&rt(&a, &["id"]), "member_id");
+
+    let (mut link, first) = spawn(
+        &a,
+        &[
+            "device",
+            "link",
+            "--listen",
+            "127.0.0.1:0",
+            "--expires",
+            "5",
+        ],
+    );
+    let mut guard = Killed(vec![]);
+    let ticket = s(&first, "ticket");
+    // A link is not an invitation, nor a ticket to sync with.
+    let (code, _, err) = run(&tmp.path().join("x"), &["join", &ticket, "--name", "X"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("device join"), "{err}");
+
+    let phone = tmp.path().join("phone");
+    let joined = rt(
+        &phone,
+        &["device", "join", &ticket, "--name", "Ana's phone"],
+    );
+    assert_eq!(s(&joined, "member_id"), ana, "{joined}");
+    let phone_id = s(&joined, "device_id");
+    assert_ne!(phone_id, ana);
+    assert_eq!(joined["synced"], true, "{joined}");
+    assert_eq!(wait(&mut link, Duration::from_secs(30)), 0);
+    // Used once: a second device with the same link is refused by nobody answering it any more,
+    // and the phone's own home refuses a second join.
+    let (code, _, err) = run(&phone, &["device", "join", &ticket, "--name", "again"]);
+    assert_ne!(code, 0, "{err}");
+
+    let id = rt(&phone, &["id"]);
+    assert_eq!(
+        (s(&id, "member_id"), s(&id, "device_id")),
+        (ana.clone(), phone_id.clone())
+    );
+    let list = rt(&phone, &["device", "list"]);
+    let devices = list["devices"].as_array().expect("devices").clone();
+    assert_eq!(devices.len(), 2, "{list}");
+    assert_eq!(devices[0]["device_id"], ana.as_str());
+    assert_eq!(devices[1]["device_id"], phone_id.as_str());
+    assert_eq!(devices[1]["name"], "Ana's phone");
+    assert_eq!(devices[1]["this_device"], true);
+    // Still two members: a device is not a seat.
+    let members = rt(&phone, &["member", "list"]);
+    assert_eq!(
+        members["members"].as_array().map(Vec::len),
+        Some(2),
+        "{members}"
+    );
+
+    // The phone writes; the laptop serves; Ben sees it as Ana's.
+    let (sa, va) = spawn(&a, &["serve", "--listen", "127.0.0.1:0", "--no-mdns"]);
+    guard.0.push(sa);
+    let ticket_a = s(&va, "ticket");
+    rt(&phone, &["post", &thread, "Written on my phone"]);
+    rt(&phone, &["sync", &ticket_a, "--timeout", "10"]);
+    rt(&b, &["sync", &ticket_a, "--timeout", "10"]);
+    let msgs = messages(&b, &thread);
+    let m = msgs
+        .iter()
+        .find(|m| m["text"] == "Written on my phone")
+        .unwrap_or_else(|| panic!("Ben lacks the phone's message: {msgs:?}"));
+    assert_eq!(m["author"]["member_id"], ana.as_str(), "{m}");
+    assert_eq!(m["author"]["name"], "Ana", "{m}");
+
+    // The laptop stops the phone (the phone cannot stop itself).
+    let (code, _, err) = run(&phone, &["device", "revoke", &phone_id]);
+    assert_eq!(code, 1, "{err}");
+    rt(&a, &["device", "revoke", &phone_id]);
+    let list = rt(&a, &["device", "list"]);
+    assert_eq!(list["devices"][1]["stopped"], true, "{list}");
+    // Refused at the sync from now on.
+    let (code, out, err) = run(&phone, &["sync", &ticket_a, "--timeout", "10"]);
+    assert_eq!(code, 1, "{out} {err}");
+    // Ben learns of the stop; the laptop goes on.
+    rt(&b, &["sync", &ticket_a, "--timeout", "10"]);
+    rt(&a, &["post", &thread, "Still here on the laptop"]);
+    // The whole history verifies for an auditor.
+    let bundle = tmp.path().join("all.bundle");
+    rt(&b, &["export", "--bundle", bundle.to_str().unwrap()]);
+    let out = Command::new(BIN)
+        .args(["audit", bundle.to_str().unwrap()])
+        .output()
+        .expect("audit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn device_join_refuses_an_invitation_a_home_and_a_damaged_ticket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, _b, _) = board(tmp.path());
+    let (sa, va) = spawn(&a, &["serve", "--listen", "127.0.0.1:0", "--no-mdns"]);
+    let _guard = Killed(vec![sa]);
+    // An invitation for a new member is not a device link: no seat can be taken with it.
+    let invite = s(&rt(&a, &["invite", "--expires", "5"]), "ticket");
+    let (code, _, err) = run(
+        &tmp.path().join("p"),
+        &["device", "join", &invite, "--name", "p"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a device link"), "{err}");
+    assert!(!tmp.path().join("p").join("device.key").exists());
+    let (code, _, err) = run(
+        &tmp.path().join("q"),
+        &["device", "join", &s(&va, "ticket"), "--name", "q"],
+    );
+    assert_eq!(code, 1, "{err}");
+    // A folder that already holds a home.
+    let (mut link, first) = spawn(
+        &a,
+        &[
+            "device",
+            "link",
+            "--listen",
+            "127.0.0.1:0",
+            "--expires",
+            "1",
+        ],
+    );
+    let ticket = s(&first, "ticket");
+    let (code, _, err) = run(&a, &["device", "join", &ticket, "--name", "again"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already has a home"), "{err}");
+    let _ = link.kill();
+    let _ = link.wait();
+    let (code, _, err) = run(
+        &tmp.path().join("r"),
+        &["device", "join", "rtdamaged", "--name", "r"],
+    );
+    assert_eq!(code, 2, "{err}");
+}
