@@ -142,20 +142,20 @@ pub enum AppError {
     /// A device link ticket was given where an invitation or a device to sync with was meant,
     /// or another ticket where a device link was meant.
     #[error(
-        "this ticket is a link for another device of a member: use it with `roundtable device \
-         join` on the new device"
+        "this ticket is a link for another device of a member: use it on the new device, to make \
+         that device the member's"
     )]
     IsADeviceLink,
     /// Another ticket was given where a device link was meant.
     #[error(
-        "this ticket is not a device link: on your other device run `roundtable device link` and \
-         use the ticket it shows"
+        "this ticket is not a device link: make one on your other device (\"Add another device of \
+         mine\") and use the link it shows"
     )]
     NotADeviceLink,
     /// `device join` needs a folder with no home yet: a device is linked to one member once.
     #[error(
         "this device already has a home at {0}: a linked device starts with a new one (choose \
-         another folder with --home)"
+         another folder)"
     )]
     HomeExists(std::path::PathBuf),
     /// No member's device of the group answered on the local network in the time given.

@@ -43,6 +43,15 @@ fn net_error(e: AppError) -> anyhow::Error {
         AppError::IsADeviceLink => refuse(
             "this is a link for another device of yours: on that device use `roundtable device join TICKET --name NAME`",
         ),
+        AppError::NotADeviceLink => refuse(
+            "this ticket is not a device link: on your other device run `roundtable device link` \
+             and use the ticket it shows",
+        ),
+        AppError::HomeExists(dir) => refuse(format!(
+            "this device already has a home at {}: a linked device starts with a new one (choose \
+             another folder with --home)",
+            dir.display()
+        )),
         e => anyhow::Error::new(e),
     }
 }
