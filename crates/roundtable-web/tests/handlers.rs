@@ -2837,6 +2837,7 @@ async fn a_member_links_another_device_on_the_page_and_stops_it() {
                 net: loopback(),
                 mdns: false,
             }),
+            lan: None,
         },
         PORT,
     )
@@ -2870,6 +2871,7 @@ async fn a_member_links_another_device_on_the_page_and_stops_it() {
                 net: loopback(),
                 mdns: false,
             }),
+            lan: None,
         },
         PORT,
     )
