@@ -160,6 +160,23 @@ pub enum Effect {
         /// How members call the auditor; never empty.
         name: String,
     },
+    /// Recovery by the group: links a new device to a member who lost theirs and stops every
+    /// other device of that member. Besides the group's rule it needs two thirds of the other
+    /// members to agree and no block from anyone, the member recovered included (from a device
+    /// they still hold, their stop on a hijack).
+    Recover {
+        /// The active member whose seat the new device takes over.
+        member: MemberId,
+        /// The new device's id (an ed25519 public key); never a member's, an auditor's or a
+        /// device already linked.
+        device: DeviceId,
+        /// What the member calls it ("Ben's new phone"); never empty.
+        name: String,
+        /// The new device's own signature of [`crate::entry::device_link_message`] for `member`:
+        /// nobody can bind a key they do not hold.
+        #[serde(with = "sig_bytes")]
+        proof: [u8; 64],
+    },
     /// Changes the group's own rule and quorum.
     Policy {
         /// The rule every later proposal must ask at least.
@@ -170,11 +187,13 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// A short stable name: `member.add`, `member.remove`, `auditor.add` or `policy`.
+    /// A short stable name: `member.add`, `member.remove`, `member.recover`, `auditor.add` or
+    /// `policy`.
     pub fn kind(&self) -> &'static str {
         match self {
             Effect::Add { .. } => "member.add",
             Effect::Remove { .. } => "member.remove",
+            Effect::Recover { .. } => "member.recover",
             Effect::Auditor { .. } => "auditor.add",
             Effect::Policy { .. } => "policy",
         }
@@ -183,9 +202,48 @@ impl Effect {
     /// The member a membership effect is about.
     pub fn member(&self) -> Option<MemberId> {
         match self {
-            Effect::Add { member, .. } | Effect::Remove { member } => Some(*member),
+            Effect::Add { member, .. }
+            | Effect::Remove { member }
+            | Effect::Recover { member, .. } => Some(*member),
             _ => None,
         }
+    }
+}
+
+/// Serde for a 64-byte signature as a byte string (serde derives arrays only up to 32). Reading
+/// takes a byte string or a sequence, and refuses any other length: no panic on foreign bytes.
+mod sig_bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(sig: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(sig)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        struct Sig;
+        impl<'de> Visitor<'de> for Sig {
+            type Value = [u8; 64];
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("64 bytes")
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<[u8; 64], E> {
+                v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 64], A::Error> {
+                let mut out = [0u8; 64];
+                for (i, b) in out.iter_mut().enumerate() {
+                    *b = seq
+                        .next_element()?
+                        .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+                }
+                if seq.next_element::<u8>()?.is_some() {
+                    return Err(A::Error::invalid_length(65, &self));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(Sig)
     }
 }
 
@@ -627,6 +685,17 @@ impl Body {
                         f.push(("adds_name", s(name)));
                         f.push(("adds_needs", s(needs)));
                     }
+                    Some(Effect::Recover {
+                        member,
+                        device,
+                        name,
+                        proof,
+                    }) => {
+                        f.push(("recovers", id(member)));
+                        f.push(("recovers_device", id(device)));
+                        f.push(("recovers_name", s(name)));
+                        f.push(("recovers_proof", ScalarValue::Bytes(proof.to_vec())));
+                    }
                     Some(Effect::Auditor { device, name }) => {
                         f.push(("auditor", id(device)));
                         f.push(("auditor_name", s(name)));
@@ -1036,11 +1105,18 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
                 let adds = opt_id("adds")?;
                 let removes = opt_id("removes")?;
                 let auditor = opt_id("auditor")?;
+                let recovers = opt_id("recovers")?;
                 let sets = opt("sets_rule").is_some();
-                let n = [adds.is_some(), removes.is_some(), auditor.is_some(), sets]
-                    .iter()
-                    .filter(|x| **x)
-                    .count();
+                let n = [
+                    adds.is_some(),
+                    removes.is_some(),
+                    auditor.is_some(),
+                    recovers.is_some(),
+                    sets,
+                ]
+                .iter()
+                .filter(|x| **x)
+                .count();
                 if n > 1 {
                     return Err(shape("a proposal may make at most one change to the group"));
                 }
@@ -1052,6 +1128,16 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
                     })
                 } else if let Some(member) = removes {
                     Some(Effect::Remove { member })
+                } else if let Some(member) = recovers {
+                    let proof: [u8; 64] = bytes_of("recovers_proof")?
+                        .try_into()
+                        .map_err(|_| ShapeError::Field("recovers_proof"))?;
+                    Some(Effect::Recover {
+                        member,
+                        device: parse_id(str_of("recovers_device")?, "recovers_device")?,
+                        name: str_of("recovers_name")?,
+                        proof,
+                    })
                 } else if let Some(device) = auditor {
                     Some(Effect::Auditor {
                         device,
