@@ -1265,3 +1265,92 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
     }
     Ok(body)
 }
+
+#[cfg(test)]
+mod recover_shape_tests {
+    use super::*;
+
+    fn recovery() -> Body {
+        proposal(Some(Effect::Recover {
+            member: DeviceId([2; 32]),
+            device: DeviceId([3; 32]),
+            name: "Ana's new phone".into(),
+            proof: [7; 64],
+        }))
+    }
+
+    fn proposal(effect: Option<Effect>) -> Body {
+        Body::Proposal {
+            thread: EntryId([1; 32]),
+            title: "Ana gets a new device".into(),
+            text: String::new(),
+            easy_read: "Should Ana's new device take her seat?".into(),
+            rule: Rule::Consent,
+            quorum: 2,
+            effect,
+            closes: None,
+        }
+    }
+
+    fn fields_of(b: &Body) -> BTreeMap<String, ScalarValue> {
+        b.fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    #[test]
+    fn a_recovery_reads_back_and_a_malformed_one_is_a_typed_shape_error() {
+        let b = recovery();
+        let f = fields_of(&b);
+        assert_eq!(body_from_fields(&f), Ok(b.clone()));
+        // The proof is exactly 64 bytes.
+        for len in [0, 63, 65] {
+            let mut g = f.clone();
+            g.insert("recovers_proof".into(), ScalarValue::Bytes(vec![7; len]));
+            assert_eq!(
+                body_from_fields(&g),
+                Err(ShapeError::Field("recovers_proof"))
+            );
+        }
+        // Every field of the group is needed, and typed.
+        for k in ["recovers_device", "recovers_name", "recovers_proof"] {
+            let mut g = f.clone();
+            g.remove(k);
+            assert_eq!(body_from_fields(&g), Err(ShapeError::Field(k)), "{k}");
+        }
+        let mut g = f.clone();
+        g.insert("recovers_device".into(), ScalarValue::Str("not hex".into()));
+        assert_eq!(
+            body_from_fields(&g),
+            Err(ShapeError::Field("recovers_device"))
+        );
+        // Alone, a stray field of the group is not an effect; with another effect, two effects.
+        let mut g = fields_of(&proposal(None));
+        g.insert("recovers_name".into(), ScalarValue::Str("x".into()));
+        assert!(matches!(body_from_fields(&g), Err(ShapeError::Shape(_))));
+        let mut g = f.clone();
+        g.insert(
+            "removes".into(),
+            ScalarValue::Str(DeviceId([4; 32]).to_string().into()),
+        );
+        assert!(matches!(body_from_fields(&g), Err(ShapeError::Shape(_))));
+    }
+
+    #[test]
+    fn a_recovery_round_trips_through_serde() {
+        let Body::Proposal {
+            effect: Some(e), ..
+        } = recovery()
+        else {
+            unreachable!("a recovery proposal");
+        };
+        let bytes = postcard::to_allocvec(&e).expect("serializes");
+        assert_eq!(postcard::from_bytes::<Effect>(&bytes).ok(), Some(e.clone()));
+        let json = serde_json::to_string(&e).expect("serializes");
+        assert_eq!(serde_json::from_str::<Effect>(&json).ok(), Some(e));
+        // A proof of another length is refused, not cut or padded.
+        let short = json.replacen("7,", "", 1);
+        assert!(serde_json::from_str::<Effect>(&short).is_err());
+    }
+}
