@@ -1984,3 +1984,51 @@ fn a_recovery_needs_the_new_devices_proof_a_free_device_and_an_active_member() {
     w.write(&ben, prop(&w, recover_effect(&w, &ana, &fresh, "new")));
     w.write(&phone, prop(&w, recover_effect(&w, &ana, &other, "other")));
 }
+
+#[test]
+fn a_recovery_closed_on_an_old_device_stands_and_a_link_made_apart_on_one_is_void() {
+    let (ana, ben, cai, phone, fresh, tab) = (key(), key(), key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    // The laptop's copy, taken before the recovery: it links a tablet offline.
+    let mut laptop_rec = w.replica();
+    let (link, link_entry) = laptop_rec
+        .author(&ana, link_body(&w, &ana, &tab, "tablet"), 50)
+        .unwrap();
+    let body =
+        governance::group_proposal(&w.rec, recover_effect(&w, &ana, &fresh, "new"), "Ana").unwrap();
+    let p = w.write(&ben, body);
+    w.stance(&ben, p, StanceKind::Agree);
+    w.stance(&cai, p, StanceKind::Agree);
+    w.stance(&phone, p, StanceKind::Agree);
+    // Ana's old phone itself closes it: the close stops the phone, and still stands.
+    let (close, decision) = w.close(&phone, p);
+    assert_eq!(decision, Decision::Passed);
+    assert!(!w.rec.void_now(&close));
+    let g = w.rec.governance();
+    assert_eq!(g.member_of(&fresh.device_id()), Some(ana.device_id()));
+    assert_eq!(g.revoked.get(&phone.device_id()), Some(&close));
+    w.refuse(
+        &phone,
+        &Body::Thread {
+            title: "after".into(),
+        },
+        "device_revoked",
+    );
+    // The tablet's link, written on the laptop concurrently with the close, is valid but void: the
+    // tablet is nobody's, and every device agrees, whatever it learned first.
+    let out = w.rec.ingest(vec![link_entry.clone()]);
+    assert_eq!(out.accepted, vec![link], "{out:?}");
+    w.log.push(link_entry);
+    assert!(w.rec.void_now(&link));
+    let g = w.rec.governance();
+    assert_eq!(g.member_of(&tab.device_id()), None);
+    assert_eq!(g.member_of(&fresh.device_id()), Some(ana.device_id()));
+    let mut reversed = w.log.clone();
+    reversed.reverse();
+    let (r, out) = Record::from_entries(w.group, reversed);
+    assert!(out.rejected.is_empty(), "{out:?}");
+    let h = r.governance();
+    assert_eq!(h.linked, g.linked);
+    assert_eq!(h.revoked, g.revoked);
+}
