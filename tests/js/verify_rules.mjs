@@ -22,7 +22,7 @@
 //     and D1: the entry's device stopped in its past), the governance fold with a member's devices, the
 //     tally and the standing outcome (rules.md sections 2, 2a, 3 and 4), and the rules of every record
 //     type (rules.md section 5: R3 to R10, S1 to S32, in the order of "The order of the checks"; D2 to
-//     D4 of section 2a, the link proof by the signature rule), the readers and epochs of sealed threads
+//     D5 of section 2a, the link proof by the signature rule, a recovery's too), the readers and epochs of sealed threads
 //     (format.md section 10).
 //
 // An entry's device is its change's actor; its author is that device's member (rules.md section 2a:
@@ -348,6 +348,7 @@ const RECORDS = {
     { thread: ID, title: STR, text: STR, easy_read: STR, rule: STR, quorum: UINT },
     {
       removes: ID, adds: ID, adds_name: STR, adds_needs: STR, auditor: ID, auditor_name: STR,
+      recovers: ID, recovers_device: ID, recovers_name: STR, recovers_proof: BYTES,
       sets_rule: STR, sets_quorum: UINT, closes: STR,
     },
   ],
@@ -364,7 +365,13 @@ const RECORDS = {
   "action.done": ["actions", { action: ID }, {}],
   "action.undo": ["actions", { done: ID }, {}],
 };
-const EFFECTS = [["removes"], ["adds", "adds_name", "adds_needs"], ["auditor", "auditor_name"], ["sets_rule", "sets_quorum"]];
+const EFFECTS = [
+  ["removes"],
+  ["adds", "adds_name", "adds_needs"],
+  ["auditor", "auditor_name"],
+  ["recovers", "recovers_device", "recovers_name", "recovers_proof"],
+  ["sets_rule", "sets_quorum"],
+];
 const ENUMS = {
   rule: ["consent", "majority"],
   sets_rule: ["consent", "majority"],
@@ -499,6 +506,7 @@ function recordShape(ch, containers) {
   }
   if (type === "profile" && rec.enc_key.length !== 32) throw shapeError("enc_key is not 32 bytes");
   if (type === "device.add" && rec.proof.length !== 64) throw shapeError("proof is not 64 bytes");
+  if (rec.effect === "recovers" && rec.recovers_proof.length !== 64) throw shapeError("recovers_proof is not 64 bytes");
   if ((type === "thread.sealed" || type === "thread.rekey") && rec.commit.length !== 32) throw shapeError("commit is not 32 bytes");
   if (type === "thread.sealed" || type === "thread.rekey") rec.rows = wrapRows(rec.wraps, MAX_READERS, "wraps");
   if (type === "thread.reader.add") rec.rows = wrapRows(rec.wraps, MAX_EPOCHS, "wraps");
@@ -637,7 +645,8 @@ class Judge {
     }
     const standing = new Set();
     for (const outs of byProposal.values()) standing.add(this.standingOf(outs).stands.id);
-    // linked: device -> { member, name, by }; stopped: device -> the device.revoke that stopped it.
+    // linked: device -> { member, name, by }; stopped: device -> the device.revoke, or the close of a
+    // recovery (D5), that stopped it.
     const state = {
       members: new Map(), auditors: new Set(), policy: null, changedBy: new Map(), linked: new Map(), stopped: new Map(),
     };
@@ -688,6 +697,16 @@ class Judge {
           if (active(p.removes)) {
             state.members.get(p.removes).status = "removed";
             state.changedBy.set(p.removes, e);
+          }
+        } else if (p.effect === "recovers") {
+          // rules.md section 2a, D5: the new device becomes the member's and every other device of
+          // theirs is stopped by this close, as by a device.revoke; nothing if the device was taken.
+          const m = p.recovers;
+          const d = p.recovers_device;
+          if (active(m) && !state.members.has(d) && !state.linked.has(d) && !state.auditors.has(d)) {
+            const mine = [m, ...[...state.linked.entries()].filter(([, x]) => x.member === m).map(([x]) => x)];
+            for (const x of mine) if (!state.stopped.has(x)) state.stopped.set(x, e);
+            state.linked.set(d, { member: m, name: p.recovers_name, by: e });
           }
         } else if (p.effect === "auditor") {
           if (!state.members.has(p.auditor) && !state.linked.has(p.auditor)) state.auditors.add(p.auditor);
@@ -804,6 +823,13 @@ class Judge {
         c.disagree++;
       }
       passed = decide(c, p.rec.rule) && blocks === 0 && 3 * agree >= 2 * others.length;
+    } else if (p.rec.effect === "recovers") {
+      // rules.md section 3: two thirds of the others agree, and nobody blocks (the member recovered
+      // included), under either rule.
+      const m = p.rec.recovers;
+      const others = members0.filter((x) => x !== m);
+      const agree = others.filter((x) => latest.get(x) === "agree").length;
+      passed = passed && counts.block === 0 && 3 * agree >= 2 * others.length;
     }
     return { counts, decision: passed ? "passed" : "not_passed", needed, given, n };
   }
@@ -1002,6 +1028,19 @@ class Judge {
           if (gov.linked.has(rec.auditor)) refuse("device_taken", "that device is linked to a member: a device is one member's only");
           if (gov.auditors.has(rec.auditor)) refuse("already_auditor", "that device is an auditor already");
           if (!isPoint(Buffer.from(rec.auditor, "hex"))) refuse("not_a_key", "the auditor's device is not an ed25519 public key");
+        } else if (rec.effect === "recovers") {
+          // rules.md section 2a, D5, in its order.
+          needText("recovers_name", "new device's name");
+          const m = rec.recovers;
+          const d = rec.recovers_device;
+          if (!active(m)) refuse("not_active", "the member to recover is not active");
+          if (gov.members.has(d) || gov.linked.has(d)) refuse("device_taken", "that device is a member's id or already linked: a device is one seat's only");
+          if (gov.auditors.has(d)) refuse("member_and_auditor", "that device is an auditor's");
+          if (!isPoint(Buffer.from(d, "hex"))) refuse("not_a_key", "the new device is not an ed25519 public key");
+          // The message of D3, for the member recovered (not the proposal's author).
+          const msg = Buffer.concat([DEVICE_TAG, Buffer.from(this.group, "hex"), Buffer.from(m, "hex"), Buffer.from(d, "hex")]);
+          const why = signatureRefusal(Buffer.from(d, "hex"), msg, Buffer.from(rec.recovers_proof));
+          if (why) refuse("bad_device_proof", `the proof is not the new device's signature of the link message (${why})`);
         } else if (rec.effect === "sets_rule") {
           if (rec.sets_quorum === 0) refuse("zero_quorum", "a quorum of 0");
         }

@@ -1551,3 +1551,139 @@ fn a_linked_device_cannot_be_proposed_as_an_auditor() {
     let good = Some(g.forge(1, &auditor(key(8).device_id())));
     check_all(vec![("device_taken", Case { g, bad, good })]);
 }
+
+/// rules.md section 2a, D5: the group recovers M0's seat with a new device (key 24). The proposal's
+/// refusals, in their order; a recovery blocked by M0's phone does not pass; once one passes, M0's
+/// phone and first device are stopped (what they write after is refused, what the phone wrote
+/// concurrently is void) and the new device writes as M0.
+#[test]
+fn a_group_recovers_a_members_seat() {
+    let fresh = || key(24);
+    let recover = |g: &G, member: usize, device: &DeviceKey, signer: &DeviceKey, name: &str| {
+        let effect = Effect::Recover {
+            member: g.id(member),
+            device: device.device_id(),
+            name: name.into(),
+            proof: signer.link_proof(&g.rec.group(), &g.id(member)),
+        };
+        governance::group_proposal(&g.rec, effect, "M0").unwrap()
+    };
+    let mut cases: Vec<(&str, Case)> = Vec::new();
+
+    // Signed by another key than the new device: nobody binds a key they do not hold.
+    let (g, _) = with_phone();
+    let bad = g.forge(1, &recover(&g, 0, &fresh(), &key(25), "M0's new phone"));
+    let good = Some(g.forge(1, &recover(&g, 0, &fresh(), &fresh(), "M0's new phone")));
+    cases.push(("bad_device_proof", Case { g, bad, good }));
+
+    // A device linked to M0 already, or a member's id: taken.
+    let (g, phone) = with_phone();
+    let bad = g.forge(1, &recover(&g, 0, &phone, &phone, "again"));
+    let good = Some(g.forge(1, &recover(&g, 0, &fresh(), &fresh(), "again")));
+    cases.push(("device_taken", Case { g, bad, good }));
+    let (g, _) = with_phone();
+    let m2 = key(2);
+    let bad = g.forge(1, &recover(&g, 0, &m2, &m2, "M2's key"));
+    let good = Some(g.forge(1, &recover(&g, 0, &fresh(), &fresh(), "new")));
+    cases.push(("device_taken", Case { g, bad, good }));
+
+    // An auditor's device: an auditor is never a member's device.
+    let (mut g, _) = with_phone();
+    let inspector = key(8);
+    let p = g.proposal(Some(Effect::Auditor {
+        device: inspector.device_id(),
+        name: "Inspector".into(),
+    }));
+    for i in 0..3 {
+        g.stance(i, p, StanceKind::Agree);
+    }
+    g.write(0, g.outcome(p));
+    let bad = g.forge(1, &recover(&g, 0, &inspector, &inspector, "new"));
+    let good = Some(g.forge(1, &recover(&g, 0, &fresh(), &fresh(), "new")));
+    cases.push(("member_and_auditor", Case { g, bad, good }));
+
+    // Someone who never was a member, with their own proof.
+    let (g, _) = with_phone();
+    let stranger = key(7);
+    let for_stranger = Effect::Recover {
+        member: stranger.device_id(),
+        device: fresh().device_id(),
+        name: "new".into(),
+        proof: fresh().link_proof(&g.rec.group(), &stranger.device_id()),
+    };
+    let bad = g.forge(
+        1,
+        &governance::group_proposal(&g.rec, for_stranger, "X").unwrap(),
+    );
+    let good = Some(g.forge(1, &recover(&g, 0, &fresh(), &fresh(), "new")));
+    cases.push(("not_active", Case { g, bad, good }));
+
+    // M0's phone is only offline: its block stops the recovery, even with M1 and M2 agreeing.
+    let (mut g, phone) = with_phone();
+    let p = g.write(1, recover(&g, 0, &fresh(), &fresh(), "M0's new phone"));
+    g.stance(1, p, StanceKind::Agree);
+    g.stance(2, p, StanceKind::Agree);
+    g.write_as(
+        &phone,
+        stance(p, StanceKind::Block, "I still have my phone"),
+    );
+    let (counts, decision) = g.rec.recount_now(&p);
+    assert_eq!(decision, Decision::NotPassed);
+    let close = |decision| Body::Outcome {
+        proposal: p,
+        outcome: "done".into(),
+        decision,
+        counts,
+    };
+    let bad = g.forge(1, &close(Decision::Passed));
+    let good = Some(g.forge(1, &close(Decision::NotPassed)));
+    cases.push(("outcome_mismatch", Case { g, bad, good }));
+
+    // A recovery that passes: the phone's offline block on another proposal, concurrent with the
+    // close, counts for nothing; the phone and M0's first device write nothing more; the new device
+    // writes as M0.
+    let passed = || {
+        let (mut g, phone) = with_phone();
+        let open = g.proposal(None);
+        let offline = g.forge_as(
+            &phone,
+            &stance(open, StanceKind::Block, "from the old copy"),
+        );
+        let p = g.write(1, recover(&g, 0, &fresh(), &fresh(), "M0's new phone"));
+        g.stance(1, p, StanceKind::Agree);
+        g.stance(2, p, StanceKind::Agree);
+        g.write(1, g.outcome(p));
+        g.apply(offline);
+        (g, phone, open)
+    };
+    let (g, phone, _) = passed();
+    let bad = g.forge_as(&phone, &message(g.thread, "from the lost phone"));
+    let good = Some(g.forge_as(&fresh(), &message(g.thread, "M0, back")));
+    cases.push(("device_revoked", Case { g, bad, good }));
+    let (g, _, _) = passed();
+    let bad = g.forge(0, &message(g.thread, "the first device"));
+    let good = Some(g.forge_as(&fresh(), &message(g.thread, "M0, back")));
+    cases.push(("device_revoked", Case { g, bad, good }));
+    let (mut g, _, open) = passed();
+    g.stance(1, open, StanceKind::Agree);
+    g.stance(2, open, StanceKind::Agree);
+    let close = |counts, decision| Body::Outcome {
+        proposal: open,
+        outcome: "done".into(),
+        decision,
+        counts,
+    };
+    let counted = Counts {
+        agree: 2,
+        block: 1,
+        ..Counts::default()
+    };
+    let bad = g.forge(1, &close(counted, Decision::NotPassed));
+    let not_counted = Counts {
+        agree: 2,
+        ..Counts::default()
+    };
+    let good = Some(g.forge(1, &close(not_counted, Decision::Passed)));
+    cases.push(("outcome_mismatch", Case { g, bad, good }));
+    check_all(cases);
+}

@@ -202,6 +202,16 @@ impl View<'_> {
                     Effect::Remove { member } => {
                         json!({"member_id": member.to_string(), "name": self.name(member)})
                     }
+                    // Minimal view until the CLI shows recoveries (issue 16 item 2).
+                    Effect::Recover {
+                        member,
+                        device,
+                        name,
+                        ..
+                    } => json!({
+                        "member_id": member.to_string(), "name": self.name(member),
+                        "device_id": device.to_string(), "device_name": name,
+                    }),
                     Effect::Auditor { device, name } => {
                         json!({"device_id": device.to_string(), "name": name})
                     }

@@ -160,6 +160,23 @@ pub enum Effect {
         /// How members call the auditor; never empty.
         name: String,
     },
+    /// Recovery by the group: links a new device to a member who lost theirs and stops every
+    /// other device of that member. Besides the group's rule it needs two thirds of the other
+    /// members to agree and no block from anyone, the member recovered included (from a device
+    /// they still hold, their stop on a hijack).
+    Recover {
+        /// The active member whose seat the new device takes over.
+        member: MemberId,
+        /// The new device's id (an ed25519 public key); never a member's, an auditor's or a
+        /// device already linked.
+        device: DeviceId,
+        /// What the member calls it ("Ben's new phone"); never empty.
+        name: String,
+        /// The new device's own signature of [`crate::entry::device_link_message`] for `member`:
+        /// nobody can bind a key they do not hold.
+        #[serde(with = "sig_bytes")]
+        proof: [u8; 64],
+    },
     /// Changes the group's own rule and quorum.
     Policy {
         /// The rule every later proposal must ask at least.
@@ -170,11 +187,13 @@ pub enum Effect {
 }
 
 impl Effect {
-    /// A short stable name: `member.add`, `member.remove`, `auditor.add` or `policy`.
+    /// A short stable name: `member.add`, `member.remove`, `member.recover`, `auditor.add` or
+    /// `policy`.
     pub fn kind(&self) -> &'static str {
         match self {
             Effect::Add { .. } => "member.add",
             Effect::Remove { .. } => "member.remove",
+            Effect::Recover { .. } => "member.recover",
             Effect::Auditor { .. } => "auditor.add",
             Effect::Policy { .. } => "policy",
         }
@@ -183,9 +202,48 @@ impl Effect {
     /// The member a membership effect is about.
     pub fn member(&self) -> Option<MemberId> {
         match self {
-            Effect::Add { member, .. } | Effect::Remove { member } => Some(*member),
+            Effect::Add { member, .. }
+            | Effect::Remove { member }
+            | Effect::Recover { member, .. } => Some(*member),
             _ => None,
         }
+    }
+}
+
+/// Serde for a 64-byte signature as a byte string (serde derives arrays only up to 32). Reading
+/// takes a byte string or a sequence, and refuses any other length: no panic on foreign bytes.
+mod sig_bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(sig: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(sig)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        struct Sig;
+        impl<'de> Visitor<'de> for Sig {
+            type Value = [u8; 64];
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("64 bytes")
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<[u8; 64], E> {
+                v.try_into().map_err(|_| E::invalid_length(v.len(), &self))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 64], A::Error> {
+                let mut out = [0u8; 64];
+                for (i, b) in out.iter_mut().enumerate() {
+                    *b = seq
+                        .next_element()?
+                        .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+                }
+                if seq.next_element::<u8>()?.is_some() {
+                    return Err(A::Error::invalid_length(65, &self));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_bytes(Sig)
     }
 }
 
@@ -627,6 +685,17 @@ impl Body {
                         f.push(("adds_name", s(name)));
                         f.push(("adds_needs", s(needs)));
                     }
+                    Some(Effect::Recover {
+                        member,
+                        device,
+                        name,
+                        proof,
+                    }) => {
+                        f.push(("recovers", id(member)));
+                        f.push(("recovers_device", id(device)));
+                        f.push(("recovers_name", s(name)));
+                        f.push(("recovers_proof", ScalarValue::Bytes(proof.to_vec())));
+                    }
                     Some(Effect::Auditor { device, name }) => {
                         f.push(("auditor", id(device)));
                         f.push(("auditor_name", s(name)));
@@ -1036,11 +1105,18 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
                 let adds = opt_id("adds")?;
                 let removes = opt_id("removes")?;
                 let auditor = opt_id("auditor")?;
+                let recovers = opt_id("recovers")?;
                 let sets = opt("sets_rule").is_some();
-                let n = [adds.is_some(), removes.is_some(), auditor.is_some(), sets]
-                    .iter()
-                    .filter(|x| **x)
-                    .count();
+                let n = [
+                    adds.is_some(),
+                    removes.is_some(),
+                    auditor.is_some(),
+                    recovers.is_some(),
+                    sets,
+                ]
+                .iter()
+                .filter(|x| **x)
+                .count();
                 if n > 1 {
                     return Err(shape("a proposal may make at most one change to the group"));
                 }
@@ -1052,6 +1128,16 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
                     })
                 } else if let Some(member) = removes {
                     Some(Effect::Remove { member })
+                } else if let Some(member) = recovers {
+                    let proof: [u8; 64] = bytes_of("recovers_proof")?
+                        .try_into()
+                        .map_err(|_| ShapeError::Field("recovers_proof"))?;
+                    Some(Effect::Recover {
+                        member,
+                        device: parse_id(str_of("recovers_device")?, "recovers_device")?,
+                        name: str_of("recovers_name")?,
+                        proof,
+                    })
                 } else if let Some(device) = auditor {
                     Some(Effect::Auditor {
                         device,
@@ -1178,4 +1264,93 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
         return Err(shape("the record's fields are not in their canonical form"));
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod recover_shape_tests {
+    use super::*;
+
+    fn recovery() -> Body {
+        proposal(Some(Effect::Recover {
+            member: DeviceId([2; 32]),
+            device: DeviceId([3; 32]),
+            name: "Ana's new phone".into(),
+            proof: [7; 64],
+        }))
+    }
+
+    fn proposal(effect: Option<Effect>) -> Body {
+        Body::Proposal {
+            thread: EntryId([1; 32]),
+            title: "Ana gets a new device".into(),
+            text: String::new(),
+            easy_read: "Should Ana's new device take her seat?".into(),
+            rule: Rule::Consent,
+            quorum: 2,
+            effect,
+            closes: None,
+        }
+    }
+
+    fn fields_of(b: &Body) -> BTreeMap<String, ScalarValue> {
+        b.fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    #[test]
+    fn a_recovery_reads_back_and_a_malformed_one_is_a_typed_shape_error() {
+        let b = recovery();
+        let f = fields_of(&b);
+        assert_eq!(body_from_fields(&f), Ok(b.clone()));
+        // The proof is exactly 64 bytes.
+        for len in [0, 63, 65] {
+            let mut g = f.clone();
+            g.insert("recovers_proof".into(), ScalarValue::Bytes(vec![7; len]));
+            assert_eq!(
+                body_from_fields(&g),
+                Err(ShapeError::Field("recovers_proof"))
+            );
+        }
+        // Every field of the group is needed, and typed.
+        for k in ["recovers_device", "recovers_name", "recovers_proof"] {
+            let mut g = f.clone();
+            g.remove(k);
+            assert_eq!(body_from_fields(&g), Err(ShapeError::Field(k)), "{k}");
+        }
+        let mut g = f.clone();
+        g.insert("recovers_device".into(), ScalarValue::Str("not hex".into()));
+        assert_eq!(
+            body_from_fields(&g),
+            Err(ShapeError::Field("recovers_device"))
+        );
+        // Alone, a stray field of the group is not an effect; with another effect, two effects.
+        let mut g = fields_of(&proposal(None));
+        g.insert("recovers_name".into(), ScalarValue::Str("x".into()));
+        assert!(matches!(body_from_fields(&g), Err(ShapeError::Shape(_))));
+        let mut g = f.clone();
+        g.insert(
+            "removes".into(),
+            ScalarValue::Str(DeviceId([4; 32]).to_string().into()),
+        );
+        assert!(matches!(body_from_fields(&g), Err(ShapeError::Shape(_))));
+    }
+
+    #[test]
+    fn a_recovery_round_trips_through_serde() {
+        let Body::Proposal {
+            effect: Some(e), ..
+        } = recovery()
+        else {
+            unreachable!("a recovery proposal");
+        };
+        let bytes = postcard::to_allocvec(&e).expect("serializes");
+        assert_eq!(postcard::from_bytes::<Effect>(&bytes).ok(), Some(e.clone()));
+        let json = serde_json::to_string(&e).expect("serializes");
+        assert_eq!(serde_json::from_str::<Effect>(&json).ok(), Some(e));
+        // A proof of another length is refused, not cut or padded.
+        let short = json.replacen("7,", "", 1);
+        assert!(serde_json::from_str::<Effect>(&short).is_err());
+    }
 }

@@ -453,6 +453,33 @@ fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {
                 g.changed_by.insert(*member, at);
             }
         }
+        Effect::Recover {
+            member,
+            device,
+            name,
+            ..
+        } => {
+            // Only for an active member and a device still nobody's (a link or an add made apart
+            // may have taken it first in linear order): else it changes nothing, and the member's
+            // devices go on.
+            if g.active(member) && !g.device_known(device) {
+                // Every device of the member is stopped by this close: later entries of them are
+                // refused (D1), those concurrent with it void, exactly as after a device.revoke.
+                for (d, stopped) in g.devices_of(member) {
+                    if !stopped {
+                        g.revoked.insert(d, at);
+                    }
+                }
+                g.linked.insert(
+                    *device,
+                    Device {
+                        member: *member,
+                        name: name.clone(),
+                        added_by: at,
+                    },
+                );
+            }
+        }
         Effect::Auditor { device, name } => {
             if !g.members.contains_key(device) && !g.linked.contains_key(device) {
                 g.auditors.insert(*device, name.clone());
@@ -485,6 +512,14 @@ pub fn group_proposal(record: &Record, effect: Effect, name: &str) -> Option<Bod
             format!(
                 "Should {name} stop being a member? They would not take part any more. \
                  Two in three of the other members must agree, and only {name} may block it."
+            ),
+        ),
+        Effect::Recover { .. } => (
+            format!("{name} gets a new device"),
+            format!(
+                "Should {name}'s new device take {name}'s seat? Every device {name} had before \
+                 would stop. Two in three of the other members must agree, and anyone may \
+                 block it, {name} too from a device they still have."
             ),
         ),
         Effect::Auditor { .. } => (

@@ -172,6 +172,26 @@ impl Record {
                 Decision::NotPassed
             };
         }
+        if let Some(Effect::Recover { member, .. }) = effect {
+            // Two thirds of the others agree, and nobody blocks: the member recovered least of
+            // all (a block from a device they still hold stops a hijack of their seat).
+            let others = at_proposal
+                .members
+                .values()
+                .filter(|m| m.status == Status::Active && m.id != *member)
+                .count() as u64;
+            let agree = latest
+                .iter()
+                .filter(|(v, (_, s))| *v != member && *s == StanceKind::Agree)
+                .filter(|(v, _)| at_proposal.active(v))
+                .count() as u64;
+            let pass = decision == Decision::Passed && counts.block == 0 && agree * 3 >= 2 * others;
+            decision = if pass {
+                Decision::Passed
+            } else {
+                Decision::NotPassed
+            };
+        }
         let unconfirmed = asked
             .into_iter()
             .filter(|(v, (k, _))| g.active(v) && latest.get(v).is_none_or(|(lk, _)| lk < k))

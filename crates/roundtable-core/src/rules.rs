@@ -526,6 +526,38 @@ pub(crate) fn validate_proposal(
                 return Err(Invalid::NotAKey("the auditor's id".into()));
             }
         }
+        Some(Effect::Recover {
+            member,
+            device,
+            name,
+            proof,
+        }) => {
+            // rules.md D5: the new device is nobody's yet and signed the link to `member` itself.
+            nonempty(name, "the device's name")?;
+            if !p.gov.active(member) {
+                return Err(Invalid::NotActive(
+                    "the member this proposal would recover is not an active member".into(),
+                ));
+            }
+            if p.gov.members.contains_key(device) || p.gov.linked.contains_key(device) {
+                return Err(Invalid::DeviceTaken(
+                    "it is a member's id or a device already linked; a device can be one seat's only".into(),
+                ));
+            }
+            if p.gov.auditors.contains_key(device) {
+                return Err(Invalid::MemberAndAuditor(
+                    "that device is an auditor's: an auditor cannot also be a member's device"
+                        .into(),
+                ));
+            }
+            if ed25519_dalek::VerifyingKey::from_bytes(&device.0).is_err() {
+                return Err(Invalid::NotAKey("the new device's id".into()));
+            }
+            // The same message and check as a `device.add`'s proof, for the member recovered.
+            let msg = crate::entry::device_link_message(&p.r.group(), member, device);
+            crate::signature::verify(&device.0, &msg, proof)
+                .map_err(|_| Invalid::BadDeviceProof)?;
+        }
         Some(Effect::Policy { quorum: 0, .. }) => {
             return Err(Invalid::ZeroQuorum);
         }

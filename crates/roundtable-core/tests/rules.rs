@@ -1754,3 +1754,281 @@ fn what_a_device_wrote_concurrently_with_its_stop_has_no_effect() {
     assert!(r.void_now(&block));
     assert_eq!(r.recount_now(&p).0.block, 0);
 }
+
+// ----- recovery by the group (rules.md section 2a, D5) -----
+
+/// A proposal that `member`'s seat goes to `device`, with the new device's own proof.
+fn recover_effect(w: &World, member: &DeviceKey, device: &DeviceKey, name: &str) -> Effect {
+    Effect::Recover {
+        member: member.device_id(),
+        device: device.device_id(),
+        name: name.into(),
+        proof: device.link_proof(&w.group, &member.device_id()),
+    }
+}
+
+#[test]
+fn a_recovery_that_passes_stops_the_old_devices_and_the_new_one_writes_as_the_member() {
+    let (ana, ben, cai, phone, fresh) = (key(), key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    let thread = w.thread(&ben);
+    let open = w.proposal(&ben, thread, None);
+    // The phone's copy, taken before the recovery, blocks offline: concurrent with the close.
+    let mut phone_rec = w.replica();
+    let (offline, offline_entry) = phone_rec
+        .author(&phone, stance_body(open, StanceKind::Block, "no", None), 50)
+        .unwrap();
+    // Ana lost both devices: Ben proposes her new one, Ben and Cai agree (two thirds of the others).
+    let body = governance::group_proposal(
+        &w.rec,
+        recover_effect(&w, &ana, &fresh, "Ana's new phone"),
+        "Ana",
+    )
+    .unwrap();
+    let p = w.write(&ben, body);
+    w.stance(&ben, p, StanceKind::Agree);
+    w.stance(&cai, p, StanceKind::Agree);
+    let (close, decision) = w.close(&ben, p);
+    assert_eq!(decision, Decision::Passed);
+
+    let g = w.rec.governance();
+    assert_eq!(g.member_of(&fresh.device_id()), Some(ana.device_id()));
+    assert!(g.device_active(&fresh.device_id()));
+    assert_eq!(g.linked[&fresh.device_id()].added_by, close);
+    assert_eq!(g.revoked.get(&phone.device_id()), Some(&close));
+    assert_eq!(g.revoked.get(&ana.device_id()), Some(&close));
+    assert!(!g.device_active(&phone.device_id()) && !g.device_active(&ana.device_id()));
+    assert!(
+        g.active(&ana.device_id()),
+        "Ana stays a member, on her new device"
+    );
+    assert_eq!(w.rec.active_members().len(), 3);
+    assert!(w.rec.sync_devices().contains(&fresh.device_id()));
+    assert!(!w.rec.sync_devices().contains(&phone.device_id()));
+
+    // What the old devices write from now on is refused everywhere.
+    let later = Body::Message {
+        thread,
+        text: "from the lost phone".into(),
+    };
+    w.refuse(&phone, &later, "device_revoked");
+    w.refuse(&ana, &later, "device_revoked");
+    assert_eq!(
+        refused_kind(w.rec.author(&phone, later.clone(), 99)),
+        "device_revoked"
+    );
+    // What the phone wrote offline, concurrently with the close, is kept but void.
+    let out = w.rec.ingest(vec![offline_entry.clone()]);
+    assert_eq!(out.accepted, vec![offline], "{out:?}");
+    w.log.push(offline_entry);
+    assert!(w.rec.void_now(&offline));
+    assert_eq!(w.rec.recount_now(&open).0.block, 0);
+
+    // The new device writes as Ana: her message, her one stance.
+    let msg = w.write(
+        &fresh,
+        Body::Message {
+            thread,
+            text: "back again".into(),
+        },
+    );
+    assert_eq!(w.rec.entry(&msg).map(|(a, _)| a), Some(ana.device_id()));
+    w.stance(&fresh, open, StanceKind::Disagree);
+    let t = w.rec.tally_now(&open).unwrap();
+    assert_eq!((t.counts.disagree, t.counts.block, t.given), (1, 0, 1));
+    assert!(t.views.contains_key(&ana.device_id()));
+    // Every other device agrees.
+    let r = w.replica();
+    assert!(r.void_now(&offline));
+    assert_eq!(r.entry(&msg).map(|(a, _)| a), Some(ana.device_id()));
+    assert_eq!(r.recount_now(&open).0, t.counts);
+    assert_eq!(r.governance().revoked.get(&phone.device_id()), Some(&close));
+}
+
+#[test]
+fn a_recovery_blocked_from_the_members_old_device_does_not_pass() {
+    let (ana, ben, cai, phone, thief) = (key(), key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    // Majority: a block would only weigh as a disagree there; a recovery takes none, whoever blocks.
+    let (_, _, d) = w.decide(
+        &ana,
+        Effect::Policy {
+            rule: Rule::Majority,
+            quorum: 1,
+        },
+    );
+    assert_eq!(d, Decision::Passed);
+    let body =
+        governance::group_proposal(&w.rec, recover_effect(&w, &ana, &thief, "new"), "Ana").unwrap();
+    let p = w.write(&ben, body);
+    w.stance(&ben, p, StanceKind::Agree);
+    w.stance(&cai, p, StanceKind::Agree);
+    // Ana's phone is only offline, not lost: she stops the hijack.
+    w.stance(&phone, p, StanceKind::Block);
+    let (counts, decision) = w.rec.recount_now(&p);
+    assert_eq!((counts.agree, counts.block), (2, 1));
+    assert_eq!(decision, Decision::NotPassed);
+    // A close claiming it passed is refused; the honest one is kept and changes nothing.
+    let lie = Body::Outcome {
+        proposal: p,
+        outcome: "closed".into(),
+        decision: Decision::Passed,
+        counts,
+    };
+    w.refuse(&ben, &lie, "outcome_mismatch");
+    w.close(&ben, p);
+    let g = w.rec.governance();
+    assert_eq!(g.member_of(&thief.device_id()), None);
+    assert!(g.device_active(&phone.device_id()) && g.device_active(&ana.device_id()));
+
+    // Without the block, one agree of the two others is not two thirds, though a majority of the
+    // views (Ana's phone abstains); with Cai's it is.
+    let body =
+        governance::group_proposal(&w.rec, recover_effect(&w, &ana, &thief, "new"), "Ana").unwrap();
+    let p = w.write(&ben, body);
+    w.stance(&ben, p, StanceKind::Agree);
+    w.stance(&phone, p, StanceKind::Abstain);
+    assert_eq!(w.rec.recount_now(&p).1, Decision::NotPassed);
+    w.stance(&cai, p, StanceKind::Agree);
+    assert_eq!(w.rec.recount_now(&p).1, Decision::Passed);
+}
+
+#[test]
+fn a_recovery_needs_the_new_devices_proof_a_free_device_and_an_active_member() {
+    let (ana, ben, cai, phone, fresh, other) = (key(), key(), key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    let inspector = key();
+    w.decide(
+        &ben,
+        Effect::Auditor {
+            device: inspector.device_id(),
+            name: "Inspector".into(),
+        },
+    );
+    let prop = |w: &World, e: Effect| governance::group_proposal(&w.rec, e, "Ana").unwrap();
+    let with =
+        |member: &DeviceKey, device: DeviceId, name: &str, proof: [u8; 64]| Effect::Recover {
+            member: member.device_id(),
+            device,
+            name: name.into(),
+            proof,
+        };
+    // Signed by another key than the device named: nobody binds a key they do not hold.
+    let forged = with(
+        &ana,
+        fresh.device_id(),
+        "new",
+        other.link_proof(&w.group, &ana.device_id()),
+    );
+    w.refuse(&ben, &prop(&w, forged), "bad_device_proof");
+    // The fresh device's proof for Cai does not give it Ana's seat.
+    let for_cai = with(
+        &ana,
+        fresh.device_id(),
+        "new",
+        fresh.link_proof(&w.group, &cai.device_id()),
+    );
+    w.refuse(&ben, &prop(&w, for_cai), "bad_device_proof");
+    // A member's id, a linked device, an auditor's device: taken.
+    let cai_key = with(
+        &ana,
+        cai.device_id(),
+        "new",
+        cai.link_proof(&w.group, &ana.device_id()),
+    );
+    w.refuse(&ben, &prop(&w, cai_key), "device_taken");
+    let linked = with(
+        &ana,
+        phone.device_id(),
+        "new",
+        phone.link_proof(&w.group, &ana.device_id()),
+    );
+    w.refuse(&ben, &prop(&w, linked), "device_taken");
+    let audit = with(
+        &ana,
+        inspector.device_id(),
+        "new",
+        inspector.link_proof(&w.group, &ana.device_id()),
+    );
+    w.refuse(&ben, &prop(&w, audit), "member_and_auditor");
+    // Not a key at all (checked before the proof).
+    let not_key = (0u8..=255)
+        .map(|b| DeviceId([b; 32]))
+        .find(|d| ed25519_dalek::VerifyingKey::from_bytes(&d.0).is_err())
+        .expect("some 32-byte string is not a point");
+    w.refuse(
+        &ben,
+        &prop(&w, with(&ana, not_key, "new", [0; 64])),
+        "not_a_key",
+    );
+    // A nameless device.
+    let nameless = recover_effect(&w, &ana, &fresh, " ");
+    w.refuse(&ben, &prop(&w, nameless), "empty_text");
+    // Someone who is not a member, or no longer one.
+    let outsider = key();
+    w.refuse(
+        &ben,
+        &prop(&w, recover_effect(&w, &outsider, &fresh, "new")),
+        "not_active",
+    );
+    w.write(&cai, Body::MemberLeave);
+    w.refuse(
+        &ben,
+        &prop(&w, recover_effect(&w, &cai, &fresh, "new")),
+        "not_active",
+    );
+    // The twin: any active member may propose it, Ana's own phone too.
+    w.write(&ben, prop(&w, recover_effect(&w, &ana, &fresh, "new")));
+    w.write(&phone, prop(&w, recover_effect(&w, &ana, &other, "other")));
+}
+
+#[test]
+fn a_recovery_closed_on_an_old_device_stands_and_a_link_made_apart_on_one_is_void() {
+    let (ana, ben, cai, phone, fresh, tab) = (key(), key(), key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    // The laptop's copy, taken before the recovery: it links a tablet offline.
+    let mut laptop_rec = w.replica();
+    let (link, link_entry) = laptop_rec
+        .author(&ana, link_body(&w, &ana, &tab, "tablet"), 50)
+        .unwrap();
+    let body =
+        governance::group_proposal(&w.rec, recover_effect(&w, &ana, &fresh, "new"), "Ana").unwrap();
+    let p = w.write(&ben, body);
+    w.stance(&ben, p, StanceKind::Agree);
+    w.stance(&cai, p, StanceKind::Agree);
+    w.stance(&phone, p, StanceKind::Agree);
+    // Ana's old phone itself closes it: the close stops the phone, and still stands.
+    let (close, decision) = w.close(&phone, p);
+    assert_eq!(decision, Decision::Passed);
+    assert!(!w.rec.void_now(&close));
+    let g = w.rec.governance();
+    assert_eq!(g.member_of(&fresh.device_id()), Some(ana.device_id()));
+    assert_eq!(g.revoked.get(&phone.device_id()), Some(&close));
+    w.refuse(
+        &phone,
+        &Body::Thread {
+            title: "after".into(),
+        },
+        "device_revoked",
+    );
+    // The tablet's link, written on the laptop concurrently with the close, is valid but void: the
+    // tablet is nobody's, and every device agrees, whatever it learned first.
+    let out = w.rec.ingest(vec![link_entry.clone()]);
+    assert_eq!(out.accepted, vec![link], "{out:?}");
+    w.log.push(link_entry);
+    assert!(w.rec.void_now(&link));
+    let g = w.rec.governance();
+    assert_eq!(g.member_of(&tab.device_id()), None);
+    assert_eq!(g.member_of(&fresh.device_id()), Some(ana.device_id()));
+    let mut reversed = w.log.clone();
+    reversed.reverse();
+    let (r, out) = Record::from_entries(w.group, reversed);
+    assert!(out.rejected.is_empty(), "{out:?}");
+    let h = r.governance();
+    assert_eq!(h.linked, g.linked);
+    assert_eq!(h.revoked, g.revoked);
+}

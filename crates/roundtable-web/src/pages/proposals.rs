@@ -235,6 +235,17 @@ fn effect_view(effect: &Effect, names: &BTreeMap<MemberId, String>, members: u64
             ),
             needs: String::new(),
         },
+        // Minimal view until the web shows recoveries (issue 16 item 2).
+        Effect::Recover { member, name, .. } => {
+            let who = name_of(names, member);
+            EffectView {
+                picture: "members",
+                words: format!(
+                    "If the group says yes, {who}'s new device ({name}) takes {who}'s seat, and every device {who} had before stops."
+                ),
+                needs: String::new(),
+            }
+        }
         Effect::Policy { rule, quorum } => EffectView {
             picture: "group",
             words: format!(
