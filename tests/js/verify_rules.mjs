@@ -750,11 +750,18 @@ class Judge {
   // with it.
   isVoid(x, gov) {
     if (gov.void.has(x.id)) return true;
+    if (this.nobodys(x, gov)) return true;
     if (this.stoppedConcurrently(x, gov)) return true;
     const m = gov.members.get(x.author);
     if (m?.status === "active") return false;
     const by = gov.changedBy.get(x.author);
     return by !== undefined && this.concurrent(x, by);
+  }
+
+  // X was written on a linked device whose link is not in force at a point (void, made on a device
+  // stopped concurrently): it speaks for nobody (rules.md section 2a, D4).
+  nobodys(x, gov) {
+    return x.actor !== x.author && Judge.memberOf(gov, x.actor) !== x.author;
   }
 
   // X's device is stopped at a point by an entry concurrent with X (rules.md section 2a): what a lost
@@ -787,7 +794,7 @@ class Judge {
       // A stance written on a device stopped concurrently with it counts for nothing (rules.md section
       // 2a; one removed concurrently is dropped below). One stance per member, whichever of their
       // devices wrote it.
-      if (this.stoppedConcurrently(s, g)) continue;
+      if (this.stoppedConcurrently(s, g) || this.nobodys(s, g)) continue;
       let voter = s.author;
       if (s.rec.for !== undefined) {
         const confirmed = this.confirms.some(

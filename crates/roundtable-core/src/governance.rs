@@ -328,6 +328,11 @@ impl Record {
         if g.void.contains(h) {
             return true;
         }
+        // A linked device whose link is not in force here (void: made on a device stopped
+        // concurrently) speaks for nobody, whoever it claimed to be.
+        if device != author && g.member_of(device) != Some(*author) {
+            return true;
+        }
         if let Some(by) = g.revoked.get(device)
             && by != h
             && self.concurrent(h, by)

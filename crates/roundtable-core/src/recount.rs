@@ -102,10 +102,15 @@ impl Record {
             else {
                 continue;
             };
-            // Written on a device its member stopped, concurrently with the stop: void.
-            if let Some(by) = g.revoked.get(&self.device_of(m))
+            // Written on a device its member stopped, concurrently with the stop, or on a device
+            // whose link is not in force: void.
+            let device = self.device_of(m);
+            if let Some(by) = g.revoked.get(&device)
                 && self.concurrent(h, by)
             {
+                continue;
+            }
+            if device != self.actor_of(m) && g.member_of(&device) != Some(self.actor_of(m)) {
                 continue;
             }
             let key = (m.max_op, *h);

@@ -2032,3 +2032,65 @@ fn a_recovery_closed_on_an_old_device_stands_and_a_link_made_apart_on_one_is_voi
     assert_eq!(h.linked, g.linked);
     assert_eq!(h.revoked, g.revoked);
 }
+
+/// rules.md §2a D4: a stolen laptop, stopped by Ana's phone, links a tablet offline, concurrently
+/// with the stop. The link is void, so the tablet is nobody's: what it writes (a block on an open
+/// proposal, a message) is void too, and the recount does not give Ana its block, on every device
+/// whatever it learned first.
+#[test]
+fn a_device_linked_on_a_stopped_device_concurrently_speaks_for_nobody() {
+    let (ana, ben, phone, tab) = (key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    let t = w.thread(&ben);
+    let p = w.proposal(&ben, t, None);
+    // The laptop's copy, taken now: stolen, it links a tablet that blocks the proposal.
+    let mut laptop = w.replica();
+    let (link, link_entry) = laptop
+        .author(&ana, link_body(&w, &ana, &tab, "tablet"), 50)
+        .unwrap();
+    let (block, block_entry) = laptop
+        .author(&tab, stance_body(p, StanceKind::Block, "no", None), 51)
+        .unwrap();
+    let (msg, msg_entry) = laptop
+        .author(
+            &tab,
+            Body::Message {
+                thread: t,
+                text: "I am Ana".into(),
+            },
+            52,
+        )
+        .unwrap();
+    // Meanwhile Ana's phone stops the laptop; Ana (on her phone) and Ben agree.
+    w.write(
+        &phone,
+        Body::DeviceRevoke {
+            device: ana.device_id(),
+        },
+    );
+    w.stance(&phone, p, StanceKind::Agree);
+    w.stance(&ben, p, StanceKind::Agree);
+    let out = w.rec.ingest(vec![
+        link_entry.clone(),
+        block_entry.clone(),
+        msg_entry.clone(),
+    ]);
+    assert!(out.rejected.is_empty(), "{out:?}");
+    for e in [link_entry, block_entry, msg_entry] {
+        w.log.push(e);
+    }
+    for (what, id) in [("link", link), ("block", block), ("message", msg)] {
+        assert!(w.rec.void_now(&id), "the tablet's {what} is void");
+    }
+    assert_eq!(w.rec.governance().member_of(&tab.device_id()), None);
+    let (counts, decision) = w.rec.recount_now(&p);
+    assert_eq!((counts.agree, counts.block), (2, 0), "{counts:?}");
+    assert_eq!(decision, Decision::Passed);
+    let mut reversed = w.log.clone();
+    reversed.reverse();
+    let (r, out) = Record::from_entries(w.group, reversed);
+    assert!(out.rejected.is_empty(), "{out:?}");
+    assert_eq!(r.recount_now(&p), (counts, decision));
+    assert!(r.void_now(&block));
+}
