@@ -795,42 +795,20 @@ impl Node {
         addr: EndpointAddr,
         link: frame::Link,
     ) -> Result<frame::Linked, SyncError> {
-        let conn = ep
-            .connect(addr, JOIN_ALPN)
-            .await
-            .map_err(|e| SyncError::Network(format!("could not connect: {e}")))?;
-        let r = async {
-            let (mut send, recv) = conn
-                .open_bi()
-                .await
-                .map_err(|e| SyncError::Network(e.to_string()))?;
-            let mut recv = Reader::new(recv);
-            let mut stats = SyncStats::default();
-            write_frame(&mut send, &Frame::Link(link), &mut stats).await?;
-            let _ = send.finish();
-            match read_frame(&mut recv, Duration::from_secs(20), &mut stats).await? {
-                Some(Frame::Linked(l)) => Ok(l),
-                Some(Frame::Refuse(r)) => Err(SyncError::Refused(r)),
-                _ => Err(SyncError::Protocol("expected Linked".into())),
-            }
+        match ask(ep, addr, Frame::Link(link)).await? {
+            Frame::Linked(l) => Ok(l),
+            _ => Err(SyncError::Protocol("expected Linked".into())),
         }
-        .await
-        .map_err(|e| explain(&conn, e));
-        conn.close(VarInt::from_u32(0), b"done");
-        r
     }
 
-    /// Records a device link for `group` valid for `minutes`; returns its secret and expiry.
+    /// Records a device link for `group` valid for `minutes` (at most a day); returns its secret
+    /// and expiry.
     pub async fn add_link(
         &self,
         group: GroupId,
         minutes: u64,
     ) -> Result<([u8; 32], i64), SyncError> {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|e| SyncError::Task(format!("random generator failed: {e}")))?;
-        let hash = secret_hash(&secret);
-        let expires = now_ms().saturating_add((minutes.min(60 * 24) * 60_000) as i64);
+        let (secret, hash, expires) = one_time_secret(minutes.min(60 * 24))?;
         self.store(move |home, _, _| Ok(home.add_link(&hash, &group, expires)?))
             .await?;
         Ok((secret, expires))
@@ -839,38 +817,16 @@ impl Node {
     /// Proves an invitation to the inviting device; returns the id of the proposal that asks the
     /// group to add this device's member.
     pub async fn join(ep: &Endpoint, addr: EndpointAddr, join: Join) -> Result<EntryId, SyncError> {
-        let conn = ep
-            .connect(addr, JOIN_ALPN)
-            .await
-            .map_err(|e| SyncError::Network(format!("could not connect: {e}")))?;
-        let r = async {
-            let (mut send, recv) = conn
-                .open_bi()
-                .await
-                .map_err(|e| SyncError::Network(e.to_string()))?;
-            let mut recv = Reader::new(recv);
-            let mut stats = SyncStats::default();
-            write_frame(&mut send, &Frame::Join(join), &mut stats).await?;
-            let _ = send.finish();
-            match read_frame(&mut recv, Duration::from_secs(20), &mut stats).await? {
-                Some(Frame::Welcome(id)) => Ok(id),
-                Some(Frame::Refuse(r)) => Err(SyncError::Refused(r)),
-                _ => Err(SyncError::Protocol("expected Welcome".into())),
-            }
+        match ask(ep, addr, Frame::Join(join)).await? {
+            Frame::Welcome(id) => Ok(id),
+            _ => Err(SyncError::Protocol("expected Welcome".into())),
         }
-        .await
-        .map_err(|e| explain(&conn, e));
-        conn.close(VarInt::from_u32(0), b"done");
-        r
     }
 
-    /// Records an invitation for `group` valid for `minutes`; returns its secret and expiry.
+    /// Records an invitation for `group` valid for `minutes` (at most 30 days); returns its secret
+    /// and expiry.
     pub async fn invite(&self, group: GroupId, minutes: u64) -> Result<([u8; 32], i64), SyncError> {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|e| SyncError::Task(format!("random generator failed: {e}")))?;
-        let hash = secret_hash(&secret);
-        let expires = now_ms().saturating_add((minutes.min(60 * 24 * 30) * 60_000) as i64);
+        let (secret, hash, expires) = one_time_secret(minutes.min(60 * 24 * 30))?;
         self.store(move |home, _, _| Ok(home.add_invite(&hash, &group, expires)?))
             .await?;
         Ok((secret, expires))
@@ -885,6 +841,46 @@ impl Node {
     pub fn join_handler(&self) -> JoinHandler {
         JoinHandler(self.clone())
     }
+}
+
+/// One request on [`JOIN_ALPN`] (an invitation or a device link) and its one answer; a Refuse is
+/// the other device's refusal.
+async fn ask(ep: &Endpoint, addr: EndpointAddr, request: Frame) -> Result<Frame, SyncError> {
+    let conn = ep
+        .connect(addr, JOIN_ALPN)
+        .await
+        .map_err(|e| SyncError::Network(format!("could not connect: {e}")))?;
+    let r = async {
+        let (mut send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let mut recv = Reader::new(recv);
+        let mut stats = SyncStats::default();
+        write_frame(&mut send, &request, &mut stats).await?;
+        let _ = send.finish();
+        match read_frame(&mut recv, Duration::from_secs(20), &mut stats).await? {
+            Some(Frame::Refuse(r)) => Err(SyncError::Refused(r)),
+            Some(f) => Ok(f),
+            None => Err(SyncError::Protocol(
+                "the other device closed the stream without an answer".into(),
+            )),
+        }
+    }
+    .await
+    .map_err(|e| explain(&conn, e));
+    conn.close(VarInt::from_u32(0), b"done");
+    r
+}
+
+/// A fresh one-time secret, the hash the home keeps of it, and when it runs out, `minutes` from now.
+fn one_time_secret(minutes: u64) -> Result<([u8; 32], [u8; 32], i64), SyncError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| SyncError::Task(format!("random generator failed: {e}")))?;
+    let hash = secret_hash(&secret);
+    let expires = now_ms().saturating_add((minutes * 60_000) as i64);
+    Ok((secret, hash, expires))
 }
 
 impl From<InviteRefusal> for SyncError {

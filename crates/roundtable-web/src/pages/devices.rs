@@ -219,14 +219,7 @@ pub(crate) async fn invite(
     if let Some(host) = inv.host {
         // No serving device on this home: this process answers the invitation until it is used
         // or expires.
-        tokio::spawn(async move {
-            match host.start(|_| {}).await {
-                Ok(h) => {
-                    let _ = h.until_used().await;
-                }
-                Err(e) => eprintln!("roundtable: could not answer the invitation: {e}"),
-            }
-        });
+        answer(host, "the invitation");
     }
     let minutes_words = match minutes {
         60 => "one hour",
@@ -433,14 +426,7 @@ pub(crate) async fn link(
     .await?;
     let ticket = l.ticket.clone();
     if let Some(host) = l.host {
-        tokio::spawn(async move {
-            match host.start(|_| {}).await {
-                Ok(h) => {
-                    let _ = h.until_used().await;
-                }
-                Err(e) => eprintln!("roundtable: could not answer the device link: {e}"),
-            }
-        });
+        answer(host, "the device link");
     }
     devices_page_with(
         state,
@@ -475,6 +461,18 @@ pub(crate) async fn stop(
         "That device is stopped. What it writes from now on is refused everywhere, and it cannot sync any more.".into(),
     )
     .await
+}
+
+/// Answers an invitation or a device link from this process until it is used or runs out.
+fn answer(host: roundtable_app::net::InvitationHost, what: &'static str) {
+    tokio::spawn(async move {
+        match host.start(|_| {}).await {
+            Ok(h) => {
+                let _ = h.until_used().await;
+            }
+            Err(e) => eprintln!("roundtable: could not answer {what}: {e}"),
+        }
+    });
 }
 
 /// A device's name for the page: its member's name, else what is known of it.
