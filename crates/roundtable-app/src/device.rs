@@ -22,7 +22,7 @@ use roundtable_core::{Body, DeviceId, DeviceKey, EntryId, GroupId, MemberId, Rec
 use roundtable_store::{Group, Home, OpenError};
 use roundtable_sync::frame::Link;
 use roundtable_sync::net::{bind, dial_addr, local_addrs, via_relay};
-use roundtable_sync::{ALPN, JOIN_ALPN, Node, Ticket};
+use roundtable_sync::{ALPN, JOIN_ALPN, Linking, Node, Ticket};
 
 use crate::net::{Invitation, InvitationHost, NetConfig, SyncStats, clone_key, task_failed};
 use crate::{AppError, Seat};
@@ -107,6 +107,74 @@ pub async fn link_device(
     })
 }
 
+/// Makes a one-time **recovery link** for `member`, another member of `group` who lost every
+/// device: their new device takes it with [`join_device`], and this device then proposes to the
+/// group that it is `member`'s (`member.recover`, with this member's agree). Nothing passes until
+/// the group agrees under its rule (two thirds of the other members, and no block, not even from
+/// one of `member`'s old devices); no secret is sent. Works for `minutes` (at most
+/// [`MAX_LINK_MINUTES`]); [`Invitation::host`] must be started, as for [`link_device`].
+pub async fn recover_link(
+    dir: &Path,
+    key: &DeviceKey,
+    group: GroupId,
+    member: MemberId,
+    minutes: u64,
+    net: &NetConfig,
+) -> Result<Invitation, AppError> {
+    let minutes = minutes.clamp(1, MAX_LINK_MINUTES);
+    let (d, device) = (dir.to_path_buf(), key.device_id());
+    tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+        let home = Home::open(&d)?;
+        let g = home.open_group(&group)?;
+        let gov = g.record.governance();
+        if !gov.device_active(&device) {
+            return Err(AppError::Refused(roundtable_core::Invalid::NotMember));
+        }
+        if gov.member_of(&device) == Some(member) {
+            return Err(AppError::OwnSeat);
+        }
+        if !gov.active(&member) {
+            return Err(AppError::Refused(roundtable_core::Invalid::NotActive(
+                "the member to help back is not an active member of this group".into(),
+            )));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(task_failed)??;
+    let ep = bind(key, net, vec![ALPN.to_vec(), JOIN_ALPN.to_vec()]).await?;
+    // Not a linking node: it holds no secret to send, whatever the new device asks.
+    let node = Node::new(dir.to_path_buf(), clone_key(key));
+    let (secret, expires) = match node.add_recovery(group, member, minutes).await {
+        Ok(s) => s,
+        Err(e) => {
+            ep.close().await;
+            return Err(e.into());
+        }
+    };
+    let ticket = Ticket {
+        group,
+        device,
+        addrs: local_addrs(&ep),
+        invite: Some((secret, expires)),
+        link: Some(member),
+    }
+    .encode();
+    Ok(Invitation {
+        ticket,
+        group,
+        expires_ms: expires,
+        minutes,
+        host: Some(InvitationHost {
+            ep,
+            node,
+            dir: dir.to_path_buf(),
+            hash: roundtable_sync::node::secret_hash(&secret),
+            minutes,
+        }),
+    })
+}
+
 /// What [`join_device`] did.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -117,8 +185,11 @@ pub struct DeviceJoined {
     pub device: DeviceId,
     /// The group.
     pub group: GroupId,
-    /// The `device.add` the member's other device wrote.
+    /// The `device.add` the member's other device wrote; for a recovery link, the proposal.
     pub entry: EntryId,
+    /// Whether the group has yet to agree that this is the member's device (a recovery link,
+    /// [`recover_link`]): until it passes this device cannot sync, and nothing was synced.
+    pub waiting: bool,
     /// What the sync of the record exchanged, when it completed in time.
     pub stats: Option<SyncStats>,
 }
@@ -182,12 +253,25 @@ pub async fn join_device(
             proof: key.link_proof(&t.group, &member),
             name: name.trim().to_string(),
         };
-        let linked = tokio::time::timeout(
+        let answer = tokio::time::timeout(
             timeout.min(crate::net::JOIN_HANDSHAKE),
             Node::link(&ep, addr.clone(), link),
         )
         .await
         .map_err(|_| roundtable_sync::SyncError::Timeout)??;
+        let linked = match answer {
+            Linking::Linked(l) => l,
+            Linking::Proposed(p) => {
+                // The group is asked: this home, with its own new encryption key, waits for it.
+                home.keep();
+                return Ok::<_, AppError>((p, None, true));
+            }
+            _ => {
+                return Err(AppError::Sync(roundtable_sync::SyncError::Protocol(
+                    "the other device answered the link in a way this version does not know".into(),
+                )));
+            }
+        };
         // Linked: from here on the home is this member's device, kept whatever happens next.
         home.keep();
         let (d, pass, enc) = (
@@ -207,15 +291,19 @@ pub async fn join_device(
                 Ok(r) => Some(r?),
                 Err(_) => None,
             };
-        Ok::<_, AppError>((linked.entry, stats))
+        Ok::<_, AppError>((linked.entry, stats, false))
     }
     .await;
     ep.close().await;
-    let (entry, stats) = r?;
+    let (entry, stats, waiting) = r?;
     // The member's own name and needs, as the record has them, for this device's settings.
     let d = dir.to_path_buf();
     let group = t.group;
     tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+        if waiting {
+            // Nothing is synced until the group agrees.
+            return Ok(());
+        }
         let home = Home::open(&d)?;
         let g = home.open_group(&group)?;
         if let Some(m) = g.record.governance().members.get(&member) {
@@ -231,6 +319,7 @@ pub async fn join_device(
         device,
         group: t.group,
         entry,
+        waiting,
         stats,
     })
 }

@@ -158,6 +158,13 @@ pub enum AppError {
          another folder)"
     )]
     HomeExists(std::path::PathBuf),
+    /// A recovery link was asked for this device's own member: a member adds a device of their
+    /// own with a device link, and the group's help is for a member who lost every device.
+    #[error(
+        "this is your own seat: to add a device of yours, make a device link on this device \
+         instead; the group's help is for a member who lost every device"
+    )]
+    OwnSeat,
     /// No member's device of the group answered on the local network in the time given.
     #[error(
         "no member's device of this group was found on the local network in time; check that \
@@ -237,6 +244,7 @@ impl AppError {
             AppError::IsADeviceLink => "is_a_device_link",
             AppError::NotADeviceLink => "not_a_device_link",
             AppError::HomeExists(_) => "home_exists",
+            AppError::OwnSeat => "own_seat",
             AppError::Audit(_) => "audit",
             AppError::Sync(s) => match s {
                 SyncError::Refused(_) => "sync_refused",

@@ -42,7 +42,9 @@ pub mod serve;
 mod transfer;
 mod write;
 
-pub use device::{DeviceInfo, DeviceJoined, devices, home_member, join_device, link_device};
+pub use device::{
+    DeviceInfo, DeviceJoined, devices, home_member, join_device, link_device, recover_link,
+};
 pub use error::AppError;
 pub use net::publish_after_sync;
 pub use sealed::{LetIn, limits_note};
@@ -164,9 +166,16 @@ impl<'a> Seat<'a> {
         let public = enc.public()?;
         let mut wrote = false;
         // A linked device holds its member's key, published by their first device; it never
-        // replaces the member's key nor their words.
+        // replaces the member's key nor their words, unless it is the member's only device left
+        // (the group recovered the member onto it, and the old key is lost with the old devices).
         let linked = me != self.device();
-        if !linked && g.record.profile_key(&me) != Some(public) {
+        let only = g
+            .record
+            .governance()
+            .devices_of(&me)
+            .iter()
+            .all(|(d, stopped)| *d == self.device() || *stopped);
+        if (!linked || only) && g.record.profile_key(&me) != Some(public) {
             self.append(g, Body::Profile { enc_key: public })?;
             wrote = true;
         }

@@ -296,6 +296,20 @@ enum MemberCmd {
         #[arg(long, group = "about")]
         needs: Option<String>,
     },
+    /// Help a member who lost every device back onto a new one: a one-time link for their new
+    /// device (`device join` there); the group is then asked to agree that it is theirs.
+    Recover {
+        member_id: String,
+        /// How long the link works, in minutes (at most 60).
+        #[arg(long, default_value_t = 10)]
+        expires: u64,
+        /// Address to answer on (repeatable; default: every interface, any free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<std::net::SocketAddr>,
+        /// A self-hosted iroh relay, when the new device is on another network.
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
+    },
     /// Propose that a member is removed; with --decision, close that proposal instead.
     Remove {
         member_id: String,
@@ -756,6 +770,22 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 &net,
                 cli.json,
             )
+        }
+        Cmd::Member {
+            cmd:
+                MemberCmd::Recover {
+                    member_id,
+                    expires,
+                    listen,
+                    relay,
+                },
+        } => {
+            let member: DeviceId = parse_id(member_id)?;
+            let key = ctx.key(&cli)?;
+            let group = ctx.group_id(&cli)?;
+            drop(ctx);
+            let net = net::LinkNet { listen, relay };
+            net::member_recover(&dir, key, group, member, *expires, &net, cli.json)
         }
         Cmd::Device {
             cmd: DeviceCmd::List,
@@ -1228,6 +1258,8 @@ fn thread_cmd(ctx: &Ctx, cli: &Cli, cmd: &ThreadCmd) -> anyhow::Result<Out> {
 
 fn member(ctx: &Ctx, cli: &Cli, cmd: &MemberCmd) -> anyhow::Result<Out> {
     match cmd {
+        // It answers over the network with the home closed, so `run` takes it before this.
+        MemberCmd::Recover { .. } => Err(anyhow!("member recover is run on its own")),
         MemberCmd::Add {
             member_id,
             name,

@@ -449,6 +449,62 @@ pub fn device_link(
     })
 }
 
+/// `member recover MEMBER_ID`: prints a one-time recovery link for that member's new device,
+/// then answers it by proposing to the group that the device is theirs.
+pub fn member_recover(
+    dir: &Path,
+    key: DeviceKey,
+    group: GroupId,
+    member: roundtable_core::MemberId,
+    minutes: u64,
+    net: &LinkNet<'_>,
+    json_mode: bool,
+) -> anyhow::Result<Out> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let cfg = net_config(net.listen, net.relay)?;
+        let link = roundtable_app::recover_link(dir, &key, group, member, minutes, &cfg)
+            .await
+            .map_err(|e| match e {
+                AppError::OwnSeat => refuse(
+                    "this is your own seat: to add a device of yours use `roundtable device link`",
+                ),
+                e => net_error(e),
+            })?;
+        let ticket = &link.ticket;
+        let minutes = link.minutes;
+        let words = format!(
+            "On their new device, they run `roundtable device join TICKET --name NAME` with this link. It works once, for {minutes} minutes. Then the group is asked to agree that the device is theirs.\n{ticket}\n{}",
+            qr(ticket)
+        );
+        crate::print_out(
+            &Out {
+                json: json!({ "ticket": ticket, "expires_ms": link.expires_ms }),
+                words,
+            },
+            json_mode,
+        )
+        .context("could not write to standard output")?;
+        let Some(host) = link.host else {
+            return Err(anyhow!("the link has no device to answer it"));
+        };
+        let hosted = host
+            .start(|e| eprintln!("roundtable: could not read new local entries: {e}"))
+            .await
+            .map_err(net_error)?;
+        eprintln!("roundtable: waiting for the new device (Ctrl+C to stop)");
+        if !hosted.until_used().await.map_err(net_error)? {
+            return Err(refuse(
+                "the link was not used in time; make a new one with `roundtable member recover`",
+            ));
+        }
+        Ok(Out {
+            json: serde_json::Value::Null,
+            words: String::new(),
+        })
+    })
+}
+
 /// `device join TICKET --name NAME`: on a member's new device, takes the link and syncs the group.
 pub fn device_join(
     dir: &Path,
@@ -475,6 +531,22 @@ pub fn device_join(
         );
     }
     let received = j.stats.as_ref().map(|s| s.received).unwrap_or(0);
+    if j.waiting {
+        return Ok(Out {
+            json: json!({
+                "member_id": j.member.to_string(),
+                "device_id": j.device.to_string(),
+                "group_id": j.group.to_string(),
+                "entry_id": j.entry.to_string(),
+                "proposal_id": j.entry.to_string(),
+                "synced": false,
+            }),
+            words: format!(
+                "The group is asked to agree that this device ({name}) is yours. When it agrees, sync with a member's device (`roundtable sync TICKET`) to get the group's record.\nYour member id: {}\nThis device's id: {}\nThe proposal: {}",
+                j.member, j.device, j.entry
+            ),
+        });
+    }
     Ok(Out {
         json: json!({
             "member_id": j.member.to_string(),

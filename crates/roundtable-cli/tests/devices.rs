@@ -246,3 +246,130 @@ fn device_join_refuses_an_invitation_a_home_and_a_damaged_ticket() {
     );
     assert_eq!(code, 2, "{err}");
 }
+
+fn carry(from: &Path, to: &Path, file: &Path) {
+    rt(from, &["export", "--bundle", file.to_str().unwrap()]);
+    rt(to, &["import", file.to_str().unwrap()]);
+}
+
+/// Issue 16, item 2: Ben lost every device. Ana makes a recovery link; Ben's new device takes it
+/// and the group is asked; until it agrees the new device cannot sync. Cai agrees and closes; the
+/// new device then syncs, writes as Ben, and Ben's old device is refused. The auditor verifies it.
+#[test]
+fn the_group_brings_a_member_back_on_a_new_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    let bundle = tmp.path().join("carry.bundle");
+    rt(&a, &["init", "--name", "Ana"]);
+    let bid = s(&rt(&b, &["init", "--name", "Ben"]), "member_id");
+    let cid = s(&rt(&c, &["init", "--name", "Cai"]), "member_id");
+    rt(&a, &["group", "create", "Board"]);
+    rt(&a, &["member", "add", &bid, "--name", "Ben"]);
+    let p = s(
+        &rt(&a, &["member", "add", &cid, "--name", "Cai"]),
+        "proposal_id",
+    );
+    carry(&a, &b, &bundle);
+    rt(&b, &["stance", &p, "agree"]);
+    rt(&b, &["close", &p, "--outcome", "Cai joins"]);
+    carry(&b, &a, &bundle);
+    carry(&a, &c, &bundle);
+    let thread = s(&rt(&a, &["thread", "new", "Meeting"]), "thread_id");
+
+    // Your own seat takes a device link, not the group's help.
+    let (code, _, err) = run(
+        &a,
+        &["member", "recover", &s(&rt(&a, &["id"]), "member_id")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("device link"), "{err}");
+
+    let (mut host, first) = spawn(
+        &a,
+        &[
+            "member",
+            "recover",
+            &bid,
+            "--listen",
+            "127.0.0.1:0",
+            "--expires",
+            "5",
+        ],
+    );
+    let mut guard = Killed(vec![]);
+    let newb = tmp.path().join("ben-new");
+    let joined = rt(
+        &newb,
+        &[
+            "device",
+            "join",
+            &s(&first, "ticket"),
+            "--name",
+            "Ben's new phone",
+        ],
+    );
+    assert_eq!(wait(&mut host, Duration::from_secs(30)), 0);
+    assert_eq!(s(&joined, "member_id"), bid, "{joined}");
+    assert_eq!(joined["synced"], false, "{joined}");
+    let pid = s(&joined, "proposal_id");
+    let new_id = s(&joined, "device_id");
+
+    let (sa, va) = spawn(&a, &["serve", "--listen", "127.0.0.1:0", "--no-mdns"]);
+    guard.0.push(sa);
+    let ticket_a = s(&va, "ticket");
+    // Asked, not decided: the new device is nobody's yet.
+    let (code, _, err) = run(&newb, &["sync", &ticket_a, "--timeout", "10"]);
+    assert_eq!(code, 1, "{err}");
+    // Ana's agree alone does not decide it.
+    let (code, _, err) = run(&a, &["close", &pid, "--outcome", "Ben is back"]);
+    assert_eq!(code, 1, "{err}");
+    rt(&c, &["sync", &ticket_a, "--timeout", "10"]);
+    rt(&c, &["stance", &pid, "agree"]);
+    rt(&c, &["close", &pid, "--outcome", "Ben is back"]);
+    rt(&c, &["sync", &ticket_a, "--timeout", "10"]);
+
+    rt(&newb, &["sync", &ticket_a, "--timeout", "10"]);
+    let id = rt(&newb, &["id"]);
+    assert_eq!(
+        (s(&id, "member_id"), s(&id, "device_id")),
+        (bid.clone(), new_id.clone())
+    );
+    rt(&newb, &["post", &thread, "Back on my new phone"]);
+    rt(&newb, &["sync", &ticket_a, "--timeout", "10"]);
+    let msgs = messages(&a, &thread);
+    let m = msgs
+        .iter()
+        .find(|m| m["text"] == "Back on my new phone")
+        .unwrap_or_else(|| panic!("Ana lacks the new phone's message: {msgs:?}"));
+    assert_eq!(m["author"]["member_id"], bid.as_str(), "{m}");
+    let list = rt(&newb, &["device", "list"]);
+    let devices = list["devices"].as_array().expect("devices").clone();
+    assert_eq!(devices.len(), 2, "{list}");
+    assert_eq!(devices[0]["stopped"], true, "the old device: {list}");
+    assert_eq!(devices[1]["device_id"], new_id.as_str(), "{list}");
+    // Ben's old device is stopped by the group's decision: refused at the sync.
+    let (code, _, err) = run(&b, &["sync", &ticket_a, "--timeout", "10"]);
+    assert_eq!(code, 1, "{err}");
+    // Still three members: a recovery is not a new seat.
+    let members = rt(&a, &["member", "list"]);
+    assert_eq!(
+        members["members"].as_array().map(Vec::len),
+        Some(3),
+        "{members}"
+    );
+    let all = tmp.path().join("all.bundle");
+    rt(&a, &["export", "--bundle", all.to_str().unwrap()]);
+    let out = Command::new(BIN)
+        .args(["audit", all.to_str().unwrap()])
+        .output()
+        .expect("audit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -322,6 +322,9 @@ db_err!(
 
 /// The last byte of a device link's row in `INVITES` (an invitation's row has none).
 const LINK_ROW: u8 = 2;
+/// The tag byte of a recovery link's row in `INVITES`, followed by the member recovered (so its
+/// row is 74 bytes: it never works as an invitation (41) or a member's own device link (42)).
+const RECOVER_ROW: u8 = 3;
 
 /// Why an invitation was not accepted, in words for the person joining.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1069,6 +1072,21 @@ impl Home {
         self.add_secret(secret_hash, group, expires_ms, true)
     }
 
+    /// Records a recovery link: a one-time secret for a new device of `member`, who lost theirs,
+    /// with which this device proposes to the group that the new device is `member`'s
+    /// (`member.recover`). Used like a device link ([`Home::use_recovery`]).
+    pub fn add_recovery(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        member: &roundtable_core::MemberId,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tail = vec![RECOVER_ROW];
+        tail.extend_from_slice(&member.0);
+        self.add_row(secret_hash, group, expires_ms, &tail)
+    }
+
     fn add_secret(
         &self,
         secret_hash: &[u8; 32],
@@ -1076,12 +1094,22 @@ impl Home {
         expires_ms: i64,
         link: bool,
     ) -> Result<(), StoreError> {
+        let tail: &[u8] = if link { &[LINK_ROW] } else { &[] };
+        self.add_row(secret_hash, group, expires_ms, tail)
+    }
+
+    /// A row of `INVITES`: group, expiry, used flag, then `tail` (its kind).
+    fn add_row(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        expires_ms: i64,
+        tail: &[u8],
+    ) -> Result<(), StoreError> {
         let mut v = group.0.to_vec();
         v.extend_from_slice(&expires_ms.to_le_bytes());
         v.push(0);
-        if link {
-            v.push(LINK_ROW);
-        }
+        v.extend_from_slice(tail);
         let tx = self.db.begin_write()?;
         tx.open_table(INVITES)?
             .insert(secret_hash.as_slice(), v.as_slice())?;
@@ -1096,7 +1124,7 @@ impl Home {
         group: &GroupId,
         now_ms: i64,
     ) -> Result<(), InviteRefusal> {
-        self.use_secret(secret_hash, group, now_ms, 41)
+        self.use_secret(secret_hash, group, now_ms, 41).map(|_| ())
     }
 
     /// Uses a device link ([`Home::add_link`]) once, like [`Home::use_invite`].
@@ -1106,7 +1134,26 @@ impl Home {
         group: &GroupId,
         now_ms: i64,
     ) -> Result<(), InviteRefusal> {
-        self.use_secret(secret_hash, group, now_ms, 42)
+        self.use_secret(secret_hash, group, now_ms, 42).map(|_| ())
+    }
+
+    /// Uses a recovery link ([`Home::add_recovery`]) once; returns the member it is for.
+    pub fn use_recovery(
+        &self,
+        secret_hash: &[u8; 32],
+        group: &GroupId,
+        now_ms: i64,
+    ) -> Result<roundtable_core::MemberId, InviteRefusal> {
+        let row = self.use_secret(secret_hash, group, now_ms, 74)?;
+        match row.get(41) {
+            Some(&RECOVER_ROW) => {}
+            _ => return Err(InviteRefusal::Unknown),
+        }
+        let member: [u8; 32] = row
+            .get(42..74)
+            .and_then(|m| m.try_into().ok())
+            .ok_or(InviteRefusal::Unknown)?;
+        Ok(roundtable_core::DeviceId(member))
     }
 
     fn use_secret(
@@ -1115,8 +1162,8 @@ impl Home {
         group: &GroupId,
         now_ms: i64,
         row_len: usize,
-    ) -> Result<(), InviteRefusal> {
-        let run = || -> Result<Result<(), InviteRefusal>, StoreError> {
+    ) -> Result<Vec<u8>, InviteRefusal> {
+        let run = || -> Result<Result<Vec<u8>, InviteRefusal>, StoreError> {
             let tx = self.db.begin_write()?;
             let verdict = {
                 let mut t = tx.open_table(INVITES)?;
@@ -1136,7 +1183,7 @@ impl Home {
                             let mut used = v.clone();
                             used[40] = 1;
                             t.insert(secret_hash.as_slice(), used.as_slice())?;
-                            Ok(())
+                            Ok(v)
                         }
                     }
                 }

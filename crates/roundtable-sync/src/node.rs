@@ -12,7 +12,7 @@ use std::time::Duration;
 use iroh::endpoint::{Connection, RecvStream, SendStream, VarInt};
 use iroh::protocol::{AcceptError, ProtocolHandler};
 use iroh::{Endpoint, EndpointAddr};
-use roundtable_core::{DeviceId, DeviceKey, Entry, EntryId, GroupId};
+use roundtable_core::{DeviceId, DeviceKey, Entry, EntryId, GroupId, MemberId};
 use roundtable_store::{Group, Home, InviteRefusal, KeyError, OpenError, StoreError};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
@@ -734,9 +734,12 @@ impl Node {
         Ok(())
     }
 
-    /// Serves one device link: checks the secret, links the peer's device to this device's
-    /// member with a `device.add` (the rules check the peer's proof), says Linked with the
-    /// member's encryption secret. Only a [`Node::linking`] node answers; others refuse.
+    /// Serves one device link: checks the secret, then either links the peer's device to this
+    /// device's member with a `device.add` (the rules check the peer's proof) and says Linked with
+    /// the member's encryption secret (only a [`Node::linking`] node does), or, for a recovery link
+    /// ([`Node::add_recovery`]), proposes to the group that the peer is the new device of the member
+    /// the link names (`member.recover`, with this member's agree) and says Welcome with the
+    /// proposal's id. **Invariant:** a recovery never sends any secret.
     async fn serve_link(
         &self,
         conn: Connection,
@@ -745,42 +748,76 @@ impl Node {
         mut send: SendStream,
         stats: &mut SyncStats,
     ) -> Result<(), SyncError> {
-        let verdict = match &self.inner.enc {
-            None => Err(
-                "this device is not linking a device now; run `roundtable device link` on it"
-                    .to_string(),
-            ),
-            Some(enc) => {
-                let enc = enc.clone();
-                let hash = secret_hash(&link.secret);
-                let group = link.group;
-                self.store(move |home, groups, key| {
-                    if let Err(r) = home.use_link(&hash, &group, now_ms()) {
-                        return Ok(Err(r.to_string()));
+        let enc = self.inner.enc.clone();
+        let hash = secret_hash(&link.secret);
+        let group = link.group;
+        let verdict = self
+            .store(move |home, groups, key| {
+                let own = match &enc {
+                    Some(_) => home.use_link(&hash, &group, now_ms()),
+                    None => Err(InviteRefusal::Unknown),
+                };
+                match own {
+                    Ok(()) => {
+                        let g = load(home, groups, &group)?;
+                        let body = roundtable_core::Body::DeviceAdd {
+                            device: peer,
+                            name: link.name.clone(),
+                            proof: link.proof.to_vec(),
+                        };
+                        match (home.append(g, key, body, now_ms()), enc) {
+                            (Ok(id), Some(enc)) => Ok(Ok(LinkAnswer::Linked(frame::Linked {
+                                entry: id,
+                                enc_secret: *enc,
+                            }))),
+                            (Ok(_), None) | (Err(StoreError::Refused(_)), _) => {
+                                Ok(Err("the link was refused by the group's rules".to_string()))
+                            }
+                            (Err(e), _) => Err(e.into()),
+                        }
                     }
-                    let g = load(home, groups, &group)?;
-                    let body = roundtable_core::Body::DeviceAdd {
-                        device: peer,
-                        name: link.name.clone(),
-                        proof: link.proof.to_vec(),
-                    };
-                    match home.append(g, key, body, now_ms()) {
-                        Ok(id) => Ok(Ok((id, enc))),
-                        Err(StoreError::Refused(r)) => Ok(Err(r.to_string())),
-                        Err(e) => Err(e.into()),
+                    Err(InviteRefusal::Unknown) => {
+                        let member = match home.use_recovery(&hash, &group, now_ms()) {
+                            Ok(m) => m,
+                            Err(InviteRefusal::Unknown) if enc.is_none() => {
+                                return Ok(Err(
+                                    "this device is not answering a device link now".to_string()
+                                ));
+                            }
+                            Err(r) => return Ok(Err(r.to_string())),
+                        };
+                        let g = load(home, groups, &group)?;
+                        let name = g
+                            .record
+                            .governance()
+                            .members
+                            .get(&member)
+                            .map(|m| m.name.clone())
+                            .unwrap_or_default();
+                        let effect = roundtable_core::Effect::Recover {
+                            member,
+                            device: peer,
+                            name: link.name.clone(),
+                            proof: link.proof,
+                        };
+                        match home.propose_change(g, key, effect, &name, now_ms()) {
+                            Ok(p) => Ok(Ok(LinkAnswer::Proposed(p.proposal, p.written))),
+                            Err(StoreError::Refused(r)) => Ok(Err(r.to_string())),
+                            Err(e) => Err(e.into()),
+                        }
                     }
-                })
-                .await?
-            }
-        };
+                    Err(r) => Ok(Err(r.to_string())),
+                }
+            })
+            .await?;
         match verdict {
-            Ok((entry, enc)) => {
-                let _ = self.inner.live.send((link.group, vec![entry]));
-                let f = Frame::Linked(frame::Linked {
-                    entry,
-                    enc_secret: *enc,
-                });
-                write_frame(&mut send, &f, stats).await?;
+            Ok(LinkAnswer::Linked(l)) => {
+                let _ = self.inner.live.send((link.group, vec![l.entry]));
+                write_frame(&mut send, &Frame::Linked(l), stats).await?;
+            }
+            Ok(LinkAnswer::Proposed(p, written)) => {
+                let _ = self.inner.live.send((link.group, written));
+                write_frame(&mut send, &Frame::Welcome(p), stats).await?;
             }
             Err(reason) => write_frame(&mut send, &Frame::Refuse(reason), stats).await?,
         }
@@ -789,16 +826,32 @@ impl Node {
         Ok(())
     }
 
-    /// Proves a device link to the member's existing device; returns what it answered.
+    /// Proves a device link to the device that made it; returns what it answered: linked (by
+    /// the member's own device), or a recovery proposed to the group (by another member's).
     pub async fn link(
         ep: &Endpoint,
         addr: EndpointAddr,
         link: frame::Link,
-    ) -> Result<frame::Linked, SyncError> {
+    ) -> Result<Linking, SyncError> {
         match ask(ep, addr, Frame::Link(link)).await? {
-            Frame::Linked(l) => Ok(l),
-            _ => Err(SyncError::Protocol("expected Linked".into())),
+            Frame::Linked(l) => Ok(Linking::Linked(l)),
+            Frame::Welcome(p) => Ok(Linking::Proposed(p)),
+            _ => Err(SyncError::Protocol("expected Linked or Welcome".into())),
         }
+    }
+
+    /// Records a recovery link for a new device of `member` in `group`, valid for `minutes` (at
+    /// most a day); returns its secret and expiry.
+    pub async fn add_recovery(
+        &self,
+        group: GroupId,
+        member: MemberId,
+        minutes: u64,
+    ) -> Result<([u8; 32], i64), SyncError> {
+        let (secret, hash, expires) = one_time_secret(minutes.min(60 * 24))?;
+        self.store(move |home, _, _| Ok(home.add_recovery(&hash, &group, &member, expires)?))
+            .await?;
+        Ok((secret, expires))
     }
 
     /// Records a device link for `group` valid for `minutes` (at most a day); returns its secret
@@ -841,6 +894,23 @@ impl Node {
     pub fn join_handler(&self) -> JoinHandler {
         JoinHandler(self.clone())
     }
+}
+
+/// What a device link's maker answered ([`Node::link`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Linking {
+    /// The member's own device linked this one and sent the member's encryption secret.
+    Linked(frame::Linked),
+    /// Another member's device proposed to the group that this is the member's new device
+    /// (`member.recover`); the proposal's id.
+    Proposed(EntryId),
+}
+
+/// What [`Node::serve_link`] decided inside the store.
+enum LinkAnswer {
+    Linked(frame::Linked),
+    Proposed(EntryId, Vec<EntryId>),
 }
 
 /// One request on [`JOIN_ALPN`] (an invitation or a device link) and its one answer; a Refuse is
