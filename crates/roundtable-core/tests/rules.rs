@@ -980,9 +980,16 @@ fn refused_write_at_a_used_position_leaves_nothing_behind() {
     };
 
     // Ben's twin, restored from the snapshot, writes two entries; Ben's device writes one that wins.
-    let mut twin = Record::restore(group, &doc, &index).unwrap();
-    let (e2, e2_entry) = twin.author(&ben, msg("twin"), 1).unwrap();
-    let (b2, b2_entry) = twin.author(&ben, msg("twin again"), 2).unwrap();
+    // b2 is not among the smallest ids, so that a later write soon wins the position from it
+    // (with a tiny b2, step 2's loop would almost never find a smaller id).
+    let (e2, e2_entry, b2, b2_entry) = (2i64..)
+        .find_map(|t| {
+            let mut twin = Record::restore(group, &doc, &index).unwrap();
+            let (e2, e2_entry) = twin.author(&ben, msg("twin"), 1).unwrap();
+            let (b2, b2_entry) = twin.author(&ben, msg("twin again"), t).unwrap();
+            (b2.0[0] >= 0x40).then_some((e2, e2_entry, b2, b2_entry))
+        })
+        .unwrap();
     let (e1, e1_entry) = (0i64..)
         .find_map(|t| {
             let mut r = Record::restore(group, &doc, &index).unwrap();
