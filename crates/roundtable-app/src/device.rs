@@ -77,34 +77,8 @@ pub async fn link_device(
     .map_err(task_failed)??;
     let ep = bind(key, net, vec![ALPN.to_vec(), JOIN_ALPN.to_vec()]).await?;
     let node = Node::linking(dir.to_path_buf(), clone_key(key), enc);
-    let (secret, expires) = match node.add_link(group, minutes).await {
-        Ok(s) => s,
-        Err(e) => {
-            ep.close().await;
-            return Err(e.into());
-        }
-    };
-    let ticket = Ticket {
-        group,
-        device,
-        addrs: local_addrs(&ep),
-        invite: Some((secret, expires)),
-        link: Some(member),
-    }
-    .encode();
-    Ok(Invitation {
-        ticket,
-        group,
-        expires_ms: expires,
-        minutes,
-        host: Some(InvitationHost {
-            ep,
-            node,
-            dir: dir.to_path_buf(),
-            hash: roundtable_sync::node::secret_hash(&secret),
-            minutes,
-        }),
-    })
+    let made = node.add_link(group, minutes).await;
+    host_link(dir, ep, node, made, group, device, member, minutes).await
 }
 
 /// Makes a one-time **recovery link** for `member`, another member of `group` who lost every
@@ -145,7 +119,24 @@ pub async fn recover_link(
     let ep = bind(key, net, vec![ALPN.to_vec(), JOIN_ALPN.to_vec()]).await?;
     // Not a linking node: it holds no secret to send, whatever the new device asks.
     let node = Node::new(dir.to_path_buf(), clone_key(key));
-    let (secret, expires) = match node.add_recovery(group, member, minutes).await {
+    let made = node.add_recovery(group, member, minutes).await;
+    host_link(dir, ep, node, made, group, device, member, minutes).await
+}
+
+/// The ticket of a link for a device of `member` (made on `device`, answered by `node` on `ep`),
+/// with its host; `made` is the link's secret and expiry as the home recorded them.
+#[allow(clippy::too_many_arguments)]
+async fn host_link(
+    dir: &Path,
+    ep: iroh::Endpoint,
+    node: Node,
+    made: Result<([u8; 32], i64), roundtable_sync::SyncError>,
+    group: GroupId,
+    device: DeviceId,
+    member: MemberId,
+    minutes: u64,
+) -> Result<Invitation, AppError> {
+    let (secret, expires) = match made {
         Ok(s) => s,
         Err(e) => {
             ep.close().await;

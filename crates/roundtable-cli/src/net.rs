@@ -417,35 +417,54 @@ pub fn device_link(
         let link = roundtable_app::link_device(dir, &key, pass.as_deref(), group, minutes, &cfg)
             .await
             .map_err(net_error)?;
-        let ticket = &link.ticket;
         let minutes = link.minutes;
-        let words = format!(
-            "On your new device, run `roundtable device join TICKET --name NAME` with this link. It works once, for {minutes} minutes. Keep it to yourself: it makes a device yours.\n{ticket}\n{}",
-            qr(ticket)
-        );
-        crate::print_out(
-            &Out {
-                json: json!({ "ticket": ticket, "expires_ms": link.expires_ms }),
-                words,
-            },
+        answer_link(
+            link,
+            format!(
+                "On your new device, run `roundtable device join TICKET --name NAME` with this link. It works once, for {minutes} minutes. Keep it to yourself: it makes a device yours."
+            ),
+            "your new device",
+            "roundtable device link",
             json_mode,
         )
-        .context("could not write to standard output")?;
-        let Some(host) = link.host else {
-            return Err(anyhow!("the link has no device to answer it"));
-        };
-        let hosted = host
-            .start(|e| eprintln!("roundtable: could not read new local entries: {e}"))
-            .await
-            .map_err(net_error)?;
-        eprintln!("roundtable: waiting for your new device (Ctrl+C to stop)");
-        if !hosted.until_used().await.map_err(net_error)? {
-            return Err(refuse("the link was not used in time; make a new one with `roundtable device link`"));
-        }
-        Ok(Out {
-            json: serde_json::Value::Null,
-            words: String::new(),
-        })
+        .await
+    })
+}
+
+/// Prints a device or recovery link (`words`, the ticket and its QR code; or JSON), then answers
+/// it until it is used; exit 1 if it runs out unused.
+async fn answer_link(
+    link: app::Invitation,
+    words: String,
+    who: &str,
+    again: &str,
+    json_mode: bool,
+) -> anyhow::Result<Out> {
+    let ticket = &link.ticket;
+    crate::print_out(
+        &Out {
+            json: json!({ "ticket": ticket, "expires_ms": link.expires_ms }),
+            words: format!("{words}\n{ticket}\n{}", qr(ticket)),
+        },
+        json_mode,
+    )
+    .context("could not write to standard output")?;
+    let Some(host) = link.host else {
+        return Err(anyhow!("the link has no device to answer it"));
+    };
+    let hosted = host
+        .start(|e| eprintln!("roundtable: could not read new local entries: {e}"))
+        .await
+        .map_err(net_error)?;
+    eprintln!("roundtable: waiting for {who} (Ctrl+C to stop)");
+    if !hosted.until_used().await.map_err(net_error)? {
+        return Err(refuse(format!(
+            "the link was not used in time; make a new one with `{again}`"
+        )));
+    }
+    Ok(Out {
+        json: serde_json::Value::Null,
+        words: String::new(),
     })
 }
 
@@ -471,37 +490,17 @@ pub fn member_recover(
                 ),
                 e => net_error(e),
             })?;
-        let ticket = &link.ticket;
         let minutes = link.minutes;
-        let words = format!(
-            "On their new device, they run `roundtable device join TICKET --name NAME` with this link. It works once, for {minutes} minutes. Then the group is asked to agree that the device is theirs.\n{ticket}\n{}",
-            qr(ticket)
-        );
-        crate::print_out(
-            &Out {
-                json: json!({ "ticket": ticket, "expires_ms": link.expires_ms }),
-                words,
-            },
+        answer_link(
+            link,
+            format!(
+                "On their new device, they run `roundtable device join TICKET --name NAME` with this link. It works once, for {minutes} minutes. Then the group is asked to agree that the device is theirs."
+            ),
+            "the new device",
+            "roundtable member recover",
             json_mode,
         )
-        .context("could not write to standard output")?;
-        let Some(host) = link.host else {
-            return Err(anyhow!("the link has no device to answer it"));
-        };
-        let hosted = host
-            .start(|e| eprintln!("roundtable: could not read new local entries: {e}"))
-            .await
-            .map_err(net_error)?;
-        eprintln!("roundtable: waiting for the new device (Ctrl+C to stop)");
-        if !hosted.until_used().await.map_err(net_error)? {
-            return Err(refuse(
-                "the link was not used in time; make a new one with `roundtable member recover`",
-            ));
-        }
-        Ok(Out {
-            json: serde_json::Value::Null,
-            words: String::new(),
-        })
+        .await
     })
 }
 
