@@ -214,22 +214,16 @@ fn explain(conn: &Connection, e: SyncError) -> SyncError {
 impl Node {
     /// A node for the home at `dir`, acting as the device whose key is `key`.
     pub fn new(dir: PathBuf, key: DeviceKey) -> Node {
-        let (live, _) = broadcast::channel(1024);
-        Node {
-            inner: Arc::new(Inner {
-                dir,
-                key,
-                groups: Mutex::new(HashMap::new()),
-                live,
-                idle: Duration::from_secs(20),
-                enc: None,
-            }),
-        }
+        Node::with_enc(dir, key, None)
     }
 
     /// A node that also answers device links ([`Home::add_link`]) for the member whose device
     /// key is `key`, handing the new device the member's encryption secret `enc`.
     pub fn linking(dir: PathBuf, key: DeviceKey, enc: zeroize::Zeroizing<[u8; 32]>) -> Node {
+        Node::with_enc(dir, key, Some(enc))
+    }
+
+    fn with_enc(dir: PathBuf, key: DeviceKey, enc: Option<zeroize::Zeroizing<[u8; 32]>>) -> Node {
         let (live, _) = broadcast::channel(1024);
         Node {
             inner: Arc::new(Inner {
@@ -238,7 +232,7 @@ impl Node {
                 groups: Mutex::new(HashMap::new()),
                 live,
                 idle: Duration::from_secs(20),
-                enc: Some(enc),
+                enc,
             }),
         }
     }
@@ -753,27 +747,26 @@ impl Node {
         let group = link.group;
         let verdict = self
             .store(move |home, groups, key| {
+                // Only a linking node holds a secret to send, so only it looks for a device link.
                 let own = match &enc {
-                    Some(_) => home.use_link(&hash, &group, now_ms()),
+                    Some(enc) => home.use_link(&hash, &group, now_ms()).map(|()| enc.clone()),
                     None => Err(InviteRefusal::Unknown),
                 };
                 match own {
-                    Ok(()) => {
+                    Ok(enc) => {
                         let g = load(home, groups, &group)?;
                         let body = roundtable_core::Body::DeviceAdd {
                             device: peer,
                             name: link.name.clone(),
                             proof: link.proof.to_vec(),
                         };
-                        match (home.append(g, key, body, now_ms()), enc) {
-                            (Ok(id), Some(enc)) => Ok(Ok(LinkAnswer::Linked(frame::Linked {
+                        match home.append(g, key, body, now_ms()) {
+                            Ok(id) => Ok(Ok(LinkAnswer::Linked(frame::Linked {
                                 entry: id,
                                 enc_secret: *enc,
                             }))),
-                            (Ok(_), None) | (Err(StoreError::Refused(_)), _) => {
-                                Ok(Err("the link was refused by the group's rules".to_string()))
-                            }
-                            (Err(e), _) => Err(e.into()),
+                            Err(StoreError::Refused(r)) => Ok(Err(r.to_string())),
+                            Err(e) => Err(e.into()),
                         }
                     }
                     Err(InviteRefusal::Unknown) => {
