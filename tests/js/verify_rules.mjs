@@ -853,7 +853,10 @@ class Judge {
     const active = (m) => gov.members.get(m)?.status === "active";
     const t = this.valid.get(tid);
     const readers = new Set(t.rec.rows.map((r) => r.id));
-    const epochs = new Map([[tid, new Set(t.rec.rows.map((r) => r.id))]]);
+    // Each epoch: who holds its key, at which encryption key, and whether it is stale (its key went
+    // to a key a reader no longer publishes).
+    const epochOf = (rows) => ({ holders: new Map(rows.map((r) => [r.id, r.recipient])), stale: false });
+    const epochs = new Map([[tid, epochOf(t.rec.rows)]]);
     // For each member not a reader: the readers whose latest word on letting them in is yes.
     const agreed = new Map();
     for (const e of this.readerChanges) {
@@ -872,21 +875,30 @@ class Judge {
         if (voided) continue;
         agreed.delete(e.rec.member);
         readers.add(e.rec.member);
-        for (const r of e.rec.rows) epochs.get(r.id)?.add(e.rec.member);
+        for (const r of e.rec.rows) {
+          const ep = epochs.get(r.id);
+          if (!ep) continue;
+          const old = ep.holders.get(e.rec.member);
+          if (old !== undefined && old !== r.recipient) ep.stale = true;
+          ep.holders.set(e.rec.member, r.recipient);
+        }
       } else {
         const m = e.rec.removes;
         if (m !== undefined && !voided && readers.has(m) && [...readers].some((r) => r !== m && active(r))) {
           readers.delete(m);
           agreed.delete(m);
         }
-        epochs.set(e.id, new Set(e.rec.rows.map((r) => r.id)));
+        epochs.set(e.id, epochOf(e.rec.rows));
       }
     }
     for (const r of [...readers]) if (!active(r)) readers.delete(r);
+    for (const ep of epochs.values()) {
+      for (const [m, k] of ep.holders) if (readers.has(m) && this.publishedKey(m, clock) !== k) ep.stale = true;
+    }
     // Those asked before someone new reads: the readers and every active member who was one (holds
     // some epoch's key).
     const asked = new Set([...readers]);
-    for (const holders of epochs.values()) for (const h of holders) if (active(h)) asked.add(h);
+    for (const ep of epochs.values()) for (const h of ep.holders.keys()) if (active(h)) asked.add(h);
     // Those asked, other than `by` and `m`, still to agree that `m` may read.
     const waitingFor = (m, by) => [...asked].filter((r) => r !== by && r !== m && !agreed.get(m)?.has(r));
     return { readers, epochs, asked, waitingFor };
@@ -1145,7 +1157,9 @@ class Judge {
             refuse("wrong_wraps", "a new reader must be given every epoch's key, and nothing else");
           }
         } else {
-          const lacking = [...s.epochs.entries()].filter(([, h]) => !h.has(rec.member)).map(([id]) => id);
+          // Lacking: no key, or one sealed to an encryption key the reader no longer publishes.
+          const now = this.publishedKey(rec.member, clock);
+          const lacking = [...s.epochs.entries()].filter(([, ep]) => ep.holders.get(rec.member) !== now).map(([id]) => id);
           if (lacking.length === 0) refuse("already_reader", "that member is a reader already");
           if (!named.every((x) => lacking.includes(x))) refuse("wrong_wraps", "the wraps name an epoch the reader holds, or none of the thread's");
         }
@@ -1204,10 +1218,11 @@ class Judge {
         const s = sealed(rec.thread);
         if (!BUCKETS.includes(rec.ct.length - 40)) refuse("bad_padding", `a ciphertext of ${rec.ct.length} bytes is not 40 + a bucket`);
         if (!s.readers.has(e.author)) refuse("reader_only", "its author is not a reader of the thread");
-        const holders = s.epochs.get(rec.epoch);
-        if (!holders) refuse("unknown_epoch", "the epoch it names is not one of the thread's in its past");
-        if (!holders.has(e.author)) refuse("no_epoch_key", "its author was not given that epoch's key");
-        for (const h of holders) if (!s.readers.has(h)) refuse("stale_epoch", `${h} holds that epoch's key but is no longer a reader`);
+        const ep = s.epochs.get(rec.epoch);
+        if (!ep) refuse("unknown_epoch", "the epoch it names is not one of the thread's in its past");
+        if (!ep.holders.has(e.author)) refuse("no_epoch_key", "its author was not given that epoch's key");
+        for (const h of ep.holders.keys()) if (!s.readers.has(h)) refuse("stale_epoch", `${h} holds that epoch's key but is no longer a reader`);
+        if (ep.stale) refuse("stale_epoch", "that epoch's key went to an encryption key a reader no longer publishes");
         return;
       }
       default:

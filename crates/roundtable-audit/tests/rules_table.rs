@@ -1687,3 +1687,74 @@ fn a_group_recovers_a_members_seat() {
     cases.push(("outcome_mismatch", Case { g, bad, good }));
     check_all(cases);
 }
+
+/// A reader who publishes a new encryption key (the group recovered them onto a new device) makes
+/// every epoch whose key went to the old one stale (format.md section 10, step 7): no message may use
+/// it, even after the reader is sent its key again for the new one; a new epoch may.
+#[test]
+fn a_readers_new_key_makes_the_old_epochs_stale() {
+    let new_key = [0x77; 32];
+    let setup = || {
+        let mut g = G::new(3, Rule::Consent, 1);
+        let t = g.write(0, g.sealed_thread(&[0, 1]));
+        g.write(1, Body::Profile { enc_key: new_key });
+        (g, t)
+    };
+    let sealed = |thread, epoch| Body::Sealed {
+        thread,
+        epoch,
+        ct: vec![1; BUCKETS[0] + NONCE_LEN + TAG_LEN],
+    };
+    let send_again = |g: &G, thread, key| Body::ReaderAdd {
+        thread,
+        member: g.id(1),
+        wraps: vec![EpochWrap {
+            epoch: thread,
+            key,
+            enc: [9; 32],
+            ct: vec![7; WRAPPED_KEY_LEN],
+        }],
+    };
+    let mut cases: Vec<(&str, Case)> = Vec::new();
+
+    // The old epoch is stale; the reader lacks its key for the new one, and may be sent it.
+    let (g, t) = setup();
+    let bad = g.forge(0, &sealed(t, t));
+    let good = Some(g.forge(0, &send_again(&g, t, new_key)));
+    cases.push(("stale_epoch", Case { g, bad, good }));
+
+    // Sent for the new key, the old epoch stays stale; once sent, it is not lacking any more.
+    let (mut g, t) = setup();
+    g.write(0, send_again(&g, t, new_key));
+    let bad = g.forge(0, &sealed(t, t));
+    let rekey = Body::Rekey {
+        thread: t,
+        removes: None,
+        commit: [6; 32],
+        wraps: {
+            let mut w = vec![
+                g.wrap(0),
+                Wrap {
+                    key: new_key,
+                    ..g.wrap(1)
+                },
+            ];
+            w.sort_by_key(|w| w.member);
+            w
+        },
+    };
+    let good = Some(g.forge(0, &rekey));
+    cases.push(("stale_epoch", Case { g, bad, good }));
+    let (mut g, t) = setup();
+    g.write(0, send_again(&g, t, new_key));
+    let bad = g.forge(0, &send_again(&g, t, new_key));
+    let good = Some(g.forge(0, &rekey));
+    cases.push(("already_reader", Case { g, bad, good }));
+
+    // A wrap for the key the reader no longer publishes is the wrong key.
+    let (g, t) = setup();
+    let bad = g.forge(0, &send_again(&g, t, enc(1)));
+    let good = Some(g.forge(0, &send_again(&g, t, new_key)));
+    cases.push(("wrong_key", Case { g, bad, good }));
+    check_all(cases);
+}

@@ -1122,7 +1122,7 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
                 return Err(refuse(format!("there is no thread {t} in this group")));
             }
             let stored = ctx.home.entries(&g.id())?;
-            let (me, secret) = sealed::show_keys(&ctx, &cli)?;
+            let (me, secret) = sealed::show_keys(&ctx, &cli, &g.record)?;
             Ok(show::show(&g.record, only, *all, &stored, me, secret))
         }
         Cmd::Heads => {

@@ -330,8 +330,17 @@ fn reader_changes(record: &Record, t: &EntryId) -> Vec<Value> {
 /// it, its encryption secret for `show`. Without a passphrase for a protected key there is no
 /// secret: sealed threads show what everyone sees, and their readers are told to give it. A wrong
 /// passphrase is an error (exit 1), never a quiet "not a reader".
-pub fn show_keys(ctx: &Ctx, cli: &Cli) -> anyhow::Result<(Option<MemberId>, Option<EncSecret>)> {
-    let me = ctx.home.device_id().ok();
+/// The member is this device's (a linked device reads as its member), in `record`.
+pub fn show_keys(
+    ctx: &Ctx,
+    cli: &Cli,
+    record: &roundtable_core::Record,
+) -> anyhow::Result<(Option<MemberId>, Option<EncSecret>)> {
+    let me = ctx
+        .home
+        .device_id()
+        .ok()
+        .map(|d| record.governance().member_of(&d).unwrap_or(d));
     let pass = passphrase(cli)?;
     match enc_secret(&ctx.home, pass.as_deref()) {
         Ok(secret) => Ok((me, Some(secret))),

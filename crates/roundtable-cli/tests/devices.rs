@@ -279,6 +279,24 @@ fn the_group_brings_a_member_back_on_a_new_device() {
     carry(&b, &a, &bundle);
     carry(&a, &c, &bundle);
     let thread = s(&rt(&a, &["thread", "new", "Meeting"]), "thread_id");
+    let sealed = s(
+        &rt(
+            &a,
+            &[
+                "thread",
+                "new",
+                "Ben's support",
+                "--sealed",
+                "--reader",
+                &bid,
+                "--reason",
+                "It is about Ben's health",
+            ],
+        ),
+        "thread_id",
+    );
+    rt(&a, &["post", &sealed, "A quiet room is booked for Ben"]);
+    carry(&a, &c, &bundle);
 
     // Your own seat takes a device link, not the group's help.
     let (code, _, err) = run(
@@ -346,6 +364,33 @@ fn the_group_brings_a_member_back_on_a_new_device() {
         .find(|m| m["text"] == "Back on my new phone")
         .unwrap_or_else(|| panic!("Ana lacks the new phone's message: {msgs:?}"));
     assert_eq!(m["author"]["member_id"], bid.as_str(), "{m}");
+    // The sealed thread: the new device publishes a new key, which Ana's device sends the thread's
+    // keys to, and her next message uses a new key, which the lost phone's key does not open.
+    rt(&a, &["post", &sealed, "Welcome back, Ben"]);
+    rt(&newb, &["sync", &ticket_a, "--timeout", "10"]);
+    let v = rt(&newb, &["show", &sealed]);
+    assert_eq!(v["readable"], true, "{v}");
+    let texts: Vec<&str> = v["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["A quiet room is booked for Ben", "Welcome back, Ben"],
+        "{v}"
+    );
+    rt(&newb, &["post", &sealed, "Thank you, I can read it all"]);
+    rt(&newb, &["sync", &ticket_a, "--timeout", "10"]);
+    let v = rt(&a, &["show", &sealed]);
+    let last = v["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(last["text"], "Thank you, I can read it all", "{v}");
+    assert_eq!(last["author"]["member_id"], bid.as_str(), "{v}");
+    assert_eq!(last["author"]["name"], "Ben", "{v}");
     let list = rt(&newb, &["device", "list"]);
     let devices = list["devices"].as_array().expect("devices").clone();
     assert_eq!(devices.len(), 2, "{list}");

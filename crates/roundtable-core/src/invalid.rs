@@ -200,8 +200,11 @@ pub enum Invalid {
     /// `no_epoch_key`: a sealed message in an epoch whose key was not wrapped for its author.
     #[error("its author was not given that epoch's key")]
     NoEpochKey,
-    /// `stale_epoch`: a sealed message in an epoch whose key someone who is no longer a reader holds.
-    #[error("it uses a key that someone who is no longer a reader holds; a new key is needed")]
+    /// `stale_epoch`: a sealed message in an epoch whose key someone who is no longer a reader
+    /// holds, or that was sealed to an encryption key a reader no longer publishes.
+    #[error(
+        "it uses a key that someone who is no longer a reader, or a lost device, may hold; a new key is needed"
+    )]
     StaleEpoch,
     /// `key_not_published`: a wrap for a member with no published encryption key in its past.
     #[error(

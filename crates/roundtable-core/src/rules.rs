@@ -29,6 +29,10 @@ pub struct Epoch {
     pub commit: [u8; 32],
     /// Who holds its key, with the wrap each can open.
     pub wraps: BTreeMap<MemberId, HeldWrap>,
+    /// Its key went to an encryption key a reader no longer publishes (their device was lost and
+    /// the group recovered them onto a new one): whoever holds that old key may hold this one,
+    /// so nothing new is written with it. Readable still; a new message needs a new epoch.
+    pub stale: bool,
 }
 
 /// A sealed thread as the rules see it at some point of the record.
@@ -68,13 +72,14 @@ impl SealedState {
 }
 
 impl SealedState {
-    /// The epoch a new message must use: the latest whose key is held by exactly the readers.
-    /// `None` means a new epoch (a rekey) must be written first.
+    /// The epoch a new message must use: the latest whose key is held by exactly the readers, and
+    /// only ever sealed to the keys they publish now. `None` means a new epoch (a rekey) must be
+    /// written first.
     pub fn writable_epoch(&self) -> Option<&Epoch> {
         self.epochs
             .iter()
             .rev()
-            .find(|e| e.wraps.keys().copied().collect::<BTreeSet<_>>() == self.readers)
+            .find(|e| !e.stale && e.wraps.keys().copied().collect::<BTreeSet<_>>() == self.readers)
     }
 }
 
@@ -285,6 +290,7 @@ impl Record {
             id: *thread,
             commit: *commit,
             wraps: to_map(wraps),
+            stale: false,
         }];
         let mut events: Vec<(&Meta, EntryId)> = self
             .ix
@@ -313,7 +319,8 @@ impl Record {
                     readers.insert(*member);
                     for w in wraps {
                         if let Some(e) = epochs.iter_mut().find(|e| e.id == w.epoch) {
-                            e.wraps.insert(*member, (w.key, w.enc, w.ct.clone()));
+                            let old = e.wraps.insert(*member, (w.key, w.enc, w.ct.clone()));
+                            e.stale |= old.is_some_and(|o| o.0 != w.key);
                         }
                     }
                 }
@@ -336,12 +343,19 @@ impl Record {
                         id: h,
                         commit: *commit,
                         wraps: to_map(wraps),
+                        stale: false,
                     });
                 }
                 _ => {}
             }
         }
         readers.retain(|r| gov.active(r));
+        for e in &mut epochs {
+            e.stale |= e
+                .wraps
+                .iter()
+                .any(|(m, w)| readers.contains(m) && self.profile_key_at(clock, m) != Some(w.0));
+        }
         let asked: BTreeSet<MemberId> = epochs
             .iter()
             .flat_map(|e| e.wraps.keys())
@@ -783,12 +797,14 @@ pub(crate) fn validate_reader_add(
     must_read(&st, p.author, "add a reader")?;
     let ids: Vec<EntryId> = wraps.iter().map(|w| w.epoch).collect();
     if st.readers.contains(member) {
-        // A reader who lacks keys (added at the same moment as a new key was made) is given
-        // exactly the keys they lack, by any reader: format.md section 10.
+        // A reader who lacks keys (added at the same moment as a new key was made, or whose
+        // encryption key changed when the group recovered them) is given exactly the keys they
+        // lack for the key they publish now, by any reader: format.md section 10.
+        let now = p.r.profile_key_at(p.clock, member);
         let lacking: BTreeSet<EntryId> = st
             .epochs
             .iter()
-            .filter(|e| !e.wraps.contains_key(member))
+            .filter(|e| e.wraps.get(member).map(|w| w.0) != now)
             .map(|e| e.id)
             .collect();
         if lacking.is_empty() {
@@ -985,7 +1001,7 @@ pub(crate) fn validate_sealed(
     if !e.wraps.contains_key(p.author) {
         return Err(Invalid::NoEpochKey);
     }
-    if e.wraps.keys().any(|m| !st.readers.contains(m)) {
+    if e.stale || e.wraps.keys().any(|m| !st.readers.contains(m)) {
         return Err(Invalid::StaleEpoch);
     }
 

@@ -198,7 +198,7 @@ pub fn missing_keys(
             .state
             .epochs
             .iter()
-            .filter(|e| !e.wraps.contains_key(member))
+            .filter(|e| e.wraps.get(member).map(|w| w.0) != Some(pk))
         {
             // An epoch this device cannot open (not given it, or damaged) is someone else's to send.
             let Ok(Some(key)) = keys.key(rec, e) else {
@@ -373,7 +373,7 @@ impl std::fmt::Display for Unreadable {
 pub struct SealedMessage {
     /// The sealed entry's id in the public record.
     pub id: EntryId,
-    /// Who wrote it (the outer entry's signer).
+    /// Who wrote it: the member whose device signed the outer entry.
     pub author: MemberId,
     /// The author's timestamp, in milliseconds since the Unix epoch (informational).
     pub time_ms: i64,
@@ -520,7 +520,7 @@ pub fn open(rec: &Record, keys: &mut Keyring, thread: &EntryId) -> Result<Thread
                 changes.push(change);
                 view.messages.push(SealedMessage {
                     id: *id,
-                    author,
+                    author: rec.governance().member_of(&author).unwrap_or(author),
                     time_ms: meta.time_ms,
                     text,
                 });

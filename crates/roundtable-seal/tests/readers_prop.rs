@@ -444,6 +444,7 @@ fn the_limits_are_said_in_words_before_they_are_hit() {
         id: EntryId([i; 32]),
         commit: [0; 32],
         wraps: Default::default(),
+        stale: false,
     };
     let readers = |n: u8| (0..n).map(|i| DeviceId([i; 32])).collect::<BTreeSet<_>>();
     let quiet = SealedState {

@@ -577,7 +577,7 @@ fn a_removed_reader_decrypts_nothing_written_after_removal() {
             epoch: old_epoch,
             ct: forged,
         },
-        "it uses a key that someone who is no longer a reader holds",
+        "it uses a key that someone who is no longer a reader",
     );
     // The current epoch still takes A's messages.
     g.say(&encs, A, t, "the current key works");
@@ -639,6 +639,68 @@ fn a_reader_who_leaves_the_group_forces_a_new_key() {
     assert_eq!(texts(&va), ["goodbye soon", "after the new key"]);
     let vb = g.view(&encs, B, t);
     assert_eq!(texts(&vb), ["goodbye soon"]);
+}
+
+/// A reader whose encryption key changed (the group recovered them onto a new device, which
+/// publishes its own key) is sent every epoch's key again, for the new key; and since the lost device
+/// may hold the old key, no new message may use an epoch whose key went to it.
+#[test]
+fn a_reader_with_a_new_key_is_sent_every_key_again_and_the_old_epochs_are_not_written() {
+    let (mut g, mut encs) = group(3);
+    let t = g.start(A, &[A, B]);
+    g.say(&encs, A, t, "before the loss");
+    let before = g.sealed_body(&encs, A, t, "written with the old key");
+    // Ben's new device: a new encryption key, published in Ben's name.
+    let lost = std::mem::replace(&mut encs[B], EncSecret::generate().unwrap());
+    g.write(
+        B,
+        Body::Profile {
+            enc_key: encs[B].public().unwrap(),
+        },
+    );
+    let st = g.rec.sealed_state(&t).unwrap();
+    assert!(
+        st.epochs.iter().all(|e| e.stale),
+        "the old key may be on the lost device"
+    );
+    assert!(st.writable_epoch().is_none());
+    // Not even a message prepared before the new key was published may use that epoch now.
+    g.refuse(A, before, "lost device");
+    let mut ka = Keyring::new(g.id(A), &encs[A]);
+    assert!(matches!(
+        thread::message(&g.rec, &mut ka, &t, &g.id(A), "hello", 1),
+        Err(SealError::NeedsRekey)
+    ));
+    // Ben cannot read with the new key yet; Ana's device sends every epoch's key again.
+    assert!(texts(&g.view(&encs, B, t)).is_empty());
+    let mut ka = Keyring::new(g.id(A), &encs[A]);
+    let sent = thread::missing_keys(&g.rec, &mut ka, &t).unwrap();
+    assert_eq!(sent.len(), 1, "one reader lacks keys: {sent:?}");
+    let again = sent[0].clone();
+    g.write(A, sent[0].clone());
+    assert_eq!(texts(&g.view(&encs, B, t)), ["before the loss"]);
+    // Sent once: nothing lacks now, and a second copy is refused.
+    let mut ka = Keyring::new(g.id(A), &encs[A]);
+    assert!(
+        thread::missing_keys(&g.rec, &mut ka, &t)
+            .unwrap()
+            .is_empty()
+    );
+    g.refuse(A, again, "already a reader");
+    // The epoch stays stale; a new key lets both write, and the lost key opens none of it.
+    assert!(g.rec.sealed_state(&t).unwrap().writable_epoch().is_none());
+    g.rekey(A, t, None);
+    g.say(&encs, B, t, "back with my new phone");
+    assert_eq!(
+        texts(&g.view(&encs, A, t)),
+        ["before the loss", "back with my new phone"]
+    );
+    let st = g.rec.sealed_state(&t).unwrap();
+    let new = st.writable_epoch().expect("the new key is writable");
+    let (to, enc, ct) = &new.wraps[&g.id(B)];
+    assert_eq!(*to, encs[B].public().unwrap());
+    let info = wrap_info(&g.group_id(), &g.id(B), &new.commit);
+    assert!(roundtable_seal::wrap::unwrap(&lost, enc, &info, ct).is_err());
 }
 
 // ----- 4. tampering, moving, replaying -----
