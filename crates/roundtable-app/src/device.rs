@@ -31,6 +31,27 @@ use crate::{AppError, Seat};
 /// device, whose key is the member id).
 pub const MEMBER_SETTING: &str = "member";
 
+/// The setting that keeps, on a new device waiting for the group's decision on a recovery, the
+/// code of the device that asked the group for it (a plain sync code: no secret).
+pub const RECOVERY_PEER_SETTING: &str = "recovery.peer";
+
+/// The sync code of the device that asked the group to recover this device's member, while this
+/// home waits for the decision (it holds no copy of that group yet); `None` otherwise. Syncing with
+/// it ([`crate::net::sync_once`]) brings the group once it has agreed, and is refused until then.
+pub fn waiting_recovery(home: &Home) -> Result<Option<String>, AppError> {
+    let Some(code) = home.setting(RECOVERY_PEER_SETTING)? else {
+        return Ok(None);
+    };
+    let Ok(code) = String::from_utf8(code) else {
+        return Ok(None);
+    };
+    let Ok(t) = Ticket::decode(&code) else {
+        return Ok(None);
+    };
+    let held = home.groups()?.iter().any(|(g, _)| *g == t.group);
+    Ok((!held).then_some(code))
+}
+
 /// The member whose device `key` is on this home: the member it was linked to
 /// ([`join_device`] writes it once), else the key itself (a member's first device).
 pub fn home_member(home: &Home, key: &DeviceKey) -> MemberId {
@@ -253,7 +274,23 @@ pub async fn join_device(
         let linked = match answer {
             Linking::Linked(l) => l,
             Linking::Proposed(p) => {
-                // The group is asked: this home, with its own new encryption key, waits for it.
+                // The group is asked: this home, with its own new encryption key, waits for it,
+                // and keeps where to ask again.
+                let code = Ticket {
+                    group: t.group,
+                    device: t.device,
+                    addrs: t.addrs.clone(),
+                    invite: None,
+                    link: None,
+                }
+                .encode();
+                let d = dir.to_path_buf();
+                tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+                    Home::open(&d)?.set_setting(RECOVERY_PEER_SETTING, code.as_bytes())?;
+                    Ok(())
+                })
+                .await
+                .map_err(task_failed)??;
                 home.keep();
                 return Ok::<_, AppError>((p, None, true));
             }

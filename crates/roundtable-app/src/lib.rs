@@ -44,6 +44,7 @@ mod write;
 
 pub use device::{
     DeviceInfo, DeviceJoined, devices, home_member, join_device, link_device, recover_link,
+    waiting_recovery,
 };
 pub use error::AppError;
 pub use net::publish_after_sync;

@@ -487,6 +487,7 @@ fn routes() -> Router<AppState> {
             get(pages::setup::unlock_page).post(pages::setup::unlock),
         )
         .route("/groups/join", post(pages::setup::join_another))
+        .route("/groups/recovered", post(pages::setup::recovered))
         .route("/groups/new", post(pages::home::new_group))
         .route("/seen", post(pages::home::mark_seen))
         .route(
@@ -536,6 +537,7 @@ fn routes() -> Router<AppState> {
         .route("/members/policy", post(pages::propose_policy))
         .route("/members/auditor", post(pages::propose_auditor))
         .route("/members/{id}/remove", post(pages::propose_removal))
+        .route("/members/{id}/recover", post(pages::devices::recover))
         .route(
             "/invite",
             get(pages::devices::invite_form).post(pages::devices::invite),

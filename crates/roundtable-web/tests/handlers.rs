@@ -2991,3 +2991,199 @@ async fn a_member_links_another_device_on_the_page_and_stops_it() {
     );
     assert_eq!(stops(&f), 1);
 }
+
+/// "Help Ben back onto a new device" on Ana's Members page makes a one-time recovery link; Ben's
+/// new device takes it on the welcome page ("This is another device of mine") over real iroh
+/// endpoints on loopback and is told the group is asked. Until the group agrees, its "See if the
+/// group has agreed" is refused in words; once Chloe agrees too and the proposal is closed, the same
+/// button brings the group, and the new device writes as Ben.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_brings_ben_back_on_a_new_device_from_the_pages() {
+    use roundtable_core::{Effect, StanceKind};
+    use roundtable_web::SyncConfig;
+    let loopback = || roundtable_app::net::NetConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        relay: None,
+    };
+    let web = |home_dir: &std::path::Path| {
+        AppState::new(
+            &WebConfig {
+                home_dir: home_dir.to_path_buf(),
+                passphrase: None,
+                port: PORT,
+                sync: Some(SyncConfig {
+                    net: loopback(),
+                    mdns: false,
+                }),
+                lan: None,
+            },
+            PORT,
+        )
+        .unwrap()
+    };
+    let f = fixture();
+    let ana = web(&f.home_dir);
+    let csrf = ana.csrf_token().to_string();
+    let (ben, chloe) = (
+        DeviceKey::from_secret(&[1; 32]),
+        DeviceKey::from_secret(&[2; 32]),
+    );
+    let page = text(send(&ana, get(&ana, "/members")).await).await;
+    assert!(page.contains("Help Ben back onto a new device"), "{page}");
+    assert!(
+        !page.contains("Help Ana back"),
+        "not for your own seat: {page}"
+    );
+    // Not for a stranger.
+    let r = send(
+        &ana,
+        post(
+            &ana,
+            &format!("/members/{}/recover", "7".repeat(64)),
+            &[("csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert!(r.status().is_client_error(), "{}", r.status());
+
+    let r = send(
+        &ana,
+        post(
+            &ana,
+            &format!("/members/{}/recover", ben.device_id()),
+            &[("csrf", &csrf)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = text(r).await;
+    assert!(page.contains("A new device for Ben"), "{page}");
+    assert!(
+        page.contains("two in three of the other members must agree"),
+        "{page}"
+    );
+    let ticket = page
+        .split("<textarea id=\"recover-code\" readonly rows=\"4\" spellcheck=\"false\">")
+        .nth(1)
+        .and_then(|s| s.split("</textarea>").next())
+        .expect("the link on the page")
+        .trim()
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let new_dir = dir.path().join("ben-new");
+    let newb = web(&new_dir);
+    let ncsrf = newb.csrf_token().to_string();
+    let r = send(
+        &newb,
+        post(
+            &newb,
+            "/welcome",
+            &[
+                ("csrf", &ncsrf),
+                ("choice", "link"),
+                ("link", &ticket),
+                ("device_name", "Ben's new phone"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = text(r).await;
+    assert!(page.contains("The group is asked"), "{page}");
+    // No group on this device yet: its home page is the Groups page.
+    let r = send(&newb, get(&newb, "/")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/groups");
+    let groups = text(send(&newb, get(&newb, "/groups")).await).await;
+    assert!(groups.contains("See if the group has agreed"), "{groups}");
+
+    // The proposal is Ana's, with her agree; Ana's device serves sync on loopback.
+    let (gid, p) = {
+        let home = Home::open(&f.home_dir).unwrap();
+        let (gid, _) = home.groups().unwrap()[0].clone();
+        let g = home.open_group(&gid).unwrap();
+        let p = g
+            .record
+            .causal_order()
+            .into_iter()
+            .find(|e| {
+                matches!(g.record.entry(e), Some((_, m)) if matches!(&m.body,
+                    Body::Proposal { effect: Some(Effect::Recover { member, .. }), .. } if *member == ben.device_id()))
+            })
+            .copied()
+            .expect("the recovery proposal");
+        (gid, p)
+    };
+    let key = Home::open(&f.home_dir).unwrap().device_key(None).unwrap();
+    let serving =
+        roundtable_app::serve::Serving::start(&f.home_dir, &key, None, &loopback(), false)
+            .await
+            .unwrap();
+    let code = serving.ticket(gid);
+    let ask = |newb: &AppState| {
+        post(
+            newb,
+            "/groups/recovered",
+            &[("csrf", &ncsrf), ("ticket", &code)],
+        )
+    };
+    let r = send(&newb, ask(&newb)).await;
+    let page = text(r).await;
+    assert!(page.contains("has not agreed yet"), "{page}");
+    assert!(Home::open(&new_dir).unwrap().groups().unwrap().is_empty());
+
+    {
+        let home = Home::open(&f.home_dir).unwrap();
+        let mut g = home.open_group(&gid).unwrap();
+        let t = fixed_clock();
+        home.append(
+            &mut g,
+            &chloe,
+            Body::Stance {
+                proposal: p,
+                stance: StanceKind::Agree,
+                reason: String::new(),
+                on_behalf: None,
+            },
+            t,
+        )
+        .unwrap();
+        let tally = g.record.tally_now(&p).unwrap();
+        home.append(
+            &mut g,
+            &key,
+            Body::Outcome {
+                proposal: p,
+                outcome: "Ben is back".into(),
+                decision: tally.decision,
+                counts: tally.counts,
+            },
+            t + 1,
+        )
+        .unwrap();
+        assert!(
+            g.record.governance().device_active(
+                &Home::open(&new_dir)
+                    .unwrap()
+                    .device_key(None)
+                    .unwrap()
+                    .device_id()
+            )
+        );
+    }
+    let r = send(&newb, ask(&newb)).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
+    let home_page = text(send(&newb, get(&newb, "/")).await).await;
+    assert!(
+        home_page.contains("Riverside Partnership Board"),
+        "{home_page}"
+    );
+    let members = text(send(&newb, get(&newb, "/members")).await).await;
+    assert!(members.contains("Ben</strong> (you)"), "{members}");
+    // Ben's old key writes nothing more.
+    let home = Home::open(&new_dir).unwrap();
+    let g = home.open_group(&gid).unwrap();
+    assert!(!g.record.governance().device_active(&ben.device_id()));
+    drop(serving);
+}

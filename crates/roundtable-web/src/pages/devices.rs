@@ -440,6 +440,57 @@ pub(crate) async fn link(
     .await
 }
 
+#[derive(Template)]
+#[template(path = "recover.html")]
+struct RecoverPage {
+    nav: Nav,
+    name: String,
+    until: String,
+    ticket: String,
+    qr: String,
+}
+
+/// "Help Ben back onto a new device": a one-time recovery link for another member who lost every
+/// device, answered by this process for 10 minutes or until it is used. Their new device's answer
+/// becomes the group's proposal (`member.recover`, with this member's agree); no secret is sent, so
+/// a paired browser may make one too.
+pub(crate) async fn recover(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    csrf_ok(&state, form.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let member: DeviceId = id.parse().map_err(|_| Problem::not_found("such member"))?;
+    let (gid, name) = super::with_group(&state, move |_, _, g| {
+        Ok((g.id(), name_of(&names(&g.record), &member)))
+    })
+    .await?;
+    let me = state.me().ok_or_else(Problem::locked)?;
+    let l = roundtable_app::recover_link(
+        &state.inner.home_dir,
+        &me.key,
+        gid,
+        member,
+        10,
+        &net_config(&state),
+    )
+    .await?;
+    let ticket = l.ticket.clone();
+    if let Some(host) = l.host {
+        answer(host, "the recovery link");
+    }
+    page(RecoverPage {
+        nav: Nav::Members,
+        until: when(l.expires_ms),
+        qr: qr_svg(
+            &ticket,
+            &format!("A QR code of the link for {name}'s new device"),
+        ),
+        ticket,
+        name,
+    })
+}
+
 /// "Stop this device": one of the member's own devices, lost or broken.
 pub(crate) async fn stop(
     State(state): State<AppState>,
@@ -569,7 +620,7 @@ pub(crate) async fn sync_now(
 }
 
 /// Why a sync failed, in words.
-fn sync_words(e: &AppError) -> String {
+pub(crate) fn sync_words(e: &AppError) -> String {
     use roundtable_app::net::SyncError;
     match e {
         AppError::Ticket(_) => "This is not a code Roundtable can read. Please copy the whole \

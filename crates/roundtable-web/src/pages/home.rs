@@ -66,6 +66,8 @@ struct GroupsPage {
     nav: Nav,
     groups: Vec<GroupRow>,
     csrf: String,
+    /// This new device waits for the group's decision on giving its member's seat back.
+    waiting: bool,
 }
 
 /// The confirmation step before a group is removed from this device.
@@ -463,6 +465,7 @@ pub(crate) async fn groups(State(state): State<AppState>) -> PageResult {
             nav: Nav::Home,
             groups,
             csrf: st.csrf_token().to_string(),
+            waiting: roundtable_app::waiting_recovery(home)?.is_some(),
         })
     })
     .await?;

@@ -188,6 +188,26 @@ pub(crate) async fn set_up(
         )
         .await
         {
+            Ok(j) if j.waiting => {
+                open_keys(&state, pass).await?;
+                let p = JoinedPage {
+                    nav: Nav::Home,
+                    title: "The group is asked".into(),
+                    picture: "members",
+                    lines: vec![
+                        "This device has asked the group to give you your seat back on it. \
+                         Nobody decides this alone: two in three of the other members must agree, \
+                         and nobody may block it."
+                            .into(),
+                        "When the group has agreed, come back to this page and choose \
+                         \"See if the group has agreed\"."
+                            .into(),
+                    ],
+                    next: "/groups",
+                    next_words: "Go on",
+                };
+                Ok(axum::response::Html(p.render()?).into_response())
+            }
             Ok(_) => {
                 open_keys(&state, pass).await?;
                 Ok(Redirect::to("/devices").into_response())
@@ -466,6 +486,64 @@ pub(crate) async fn unlock(
 }
 
 /// The Groups page's "Join another group": the same join, for this device's member.
+/// "See if the group has agreed": a new device waiting for the group's decision on a recovery
+/// syncs with the device that asked for it (or with the member's device whose code is pasted).
+/// Refused until the group has agreed; then this device holds the group.
+pub(crate) async fn recovered(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> PageResult {
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    csrf_ok(&state, &field("csrf"))?;
+    let pasted = field("ticket").trim().to_string();
+    let st = state.clone();
+    let saved = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
+        roundtable_app::waiting_recovery(&Home::open(&st.inner.home_dir)?)
+    })
+    .await
+    .map_err(|e| Problem::refused(format!("A background task failed: {e}.")))??;
+    let ticket = match (pasted.is_empty(), saved) {
+        (false, _) => pasted,
+        (true, Some(t)) => t,
+        (true, None) => {
+            return Err(Problem::refused(
+                "Please paste the code of a member's device (on its Devices page). Nothing was changed.",
+            ));
+        }
+    };
+    let me = state.me().ok_or_else(Problem::locked)?;
+    match roundtable_app::net::sync_once(
+        &state.inner.home_dir,
+        &me.key,
+        me.passphrase.as_deref(),
+        &ticket,
+        &net_config(&state),
+        Duration::from_secs(30),
+    )
+    .await
+    {
+        Ok(_) => Ok(Redirect::to("/").into_response()),
+        Err(e) => {
+            let why = if e.is_refusal() {
+                "The other device says the group has not agreed yet. Please ask the others to \
+                 give their view, and try again later."
+                    .to_string()
+            } else {
+                super::devices::sync_words(&e)
+            };
+            let p = JoinedPage {
+                nav: Nav::Home,
+                title: "Not yet".into(),
+                picture: "not-shared",
+                lines: vec![why, "Nothing on this device was lost or changed.".into()],
+                next: "/groups",
+                next_words: "Go back",
+            };
+            Ok(axum::response::Html(p.render()?).into_response())
+        }
+    }
+}
+
 pub(crate) async fn join_another(
     State(state): State<AppState>,
     Form(form): Form<HashMap<String, String>>,
