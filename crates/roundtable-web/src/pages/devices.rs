@@ -103,6 +103,16 @@ struct DevicesPage {
     mine: Vec<MyDevice>,
     /// A one-time link just made for another device of this member.
     link: Option<Code>,
+    /// The group's keepers now (always-on devices that hold the record, never write).
+    keepers: Vec<KeeperRow>,
+}
+
+/// One of the group's keepers on the Devices page.
+pub(crate) struct KeeperRow {
+    id: String,
+    name: String,
+    /// "last synced with this device 5 minutes ago", or "not synced with this device yet".
+    when: String,
 }
 
 /// One of the reader's own devices on the Devices page.
@@ -297,7 +307,7 @@ async fn devices_page_with(
     let now = (state.inner.clock)();
     let nearby = serving.as_ref().map(|s| s.nearby()).unwrap_or_default();
     let gid_ticket = serving.clone();
-    let (status, peers, nearby, ticket, mine) = super::with_group(&state, move |home, st, g| {
+    let (status, peers, nearby, ticket, mine, keepers) = super::with_group(&state, move |home, st, g| {
         let names = names(&g.record);
         let me = super::my_id(st)?;
         let peers = roundtable_app::net::peers(home)?
@@ -335,7 +345,21 @@ async fn devices_page_with(
                 stopped: d.stopped,
             })
             .collect::<Vec<_>>();
-        Ok((sync_line(home, st, now), peers, nearby, ticket, mine))
+        let seen: HashMap<DeviceId, i64> = home.peers().unwrap_or_default().into_iter().collect();
+        let keepers = g
+            .record
+            .keepers()
+            .into_iter()
+            .map(|(d, name)| KeeperRow {
+                id: d.to_string(),
+                name,
+                when: match seen.get(&d) {
+                    Some(t) => format!("last synced with this device {}", ago(now, *t)),
+                    None => "not synced with this device yet".into(),
+                },
+            })
+            .collect::<Vec<_>>();
+        Ok((sync_line(home, st, now), peers, nearby, ticket, mine, keepers))
     })
     .await?;
     let mdns = state.inner.sync.as_ref().is_some_and(|s| s.mdns);
@@ -363,6 +387,7 @@ async fn devices_page_with(
         lan: lan_view(&state, code),
         mine,
         link,
+        keepers,
     })
 }
 
