@@ -3,7 +3,7 @@
 //! syncs with it and goes away; Ben's device syncs with the keeper only and gets everything Ana
 //! wrote, her sealed message too, which the keeper holds as ciphertext only. `/health` counts what
 //! it holds; an entry forged with the keeper's own key is refused by a member and the auditor; the
-//! whole record verifies.
+//! whole record verifies; once the group stops the keeper, members' devices refuse it at the sync.
 
 mod util;
 
@@ -263,4 +263,17 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
     // The whole record, as the keeper passed it on, verifies.
     let ok = util::TestCommand::bare().arg("audit").arg(&b.export()).ok();
     assert_eq!(ok["verified"], true, "{ok}");
+
+    // The group stops the keeper (say it was lost): from then on members' devices refuse it at
+    // the handshake, before anything is sent, even though its own copy does not know yet.
+    let stop = id_at(&a.ok(["keeper", "remove", &k.member_id]), "proposal_id");
+    let closed = decide(a, &[b], &stop);
+    assert_eq!(closed["decision"], "passed", "{closed}");
+    b.import(&a.export());
+    let (_stopped, first) = keep(k.dir(), &[]);
+    let ticket = first["tickets"][0]["ticket"].as_str().expect("a ticket").to_string();
+    let before = b.heads();
+    let refused = b.fails(1, ["sync", &ticket, "--timeout", "20"]);
+    assert!(refused.contains("not a member"), "{refused}");
+    assert_eq!(b.heads(), before);
 }
