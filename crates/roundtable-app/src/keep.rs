@@ -334,7 +334,10 @@ async fn answer_health(mut conn: tokio::net::TcpStream, s: &KeepStats) -> std::i
         }
         Ok::<(), std::io::Error>(())
     };
-    if tokio::time::timeout(Duration::from_secs(5), read).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     let line = String::from_utf8_lossy(&buf[..n]);
@@ -343,7 +346,10 @@ async fn answer_health(mut conn: tokio::net::TcpStream, s: &KeepStats) -> std::i
     let (status, body) = if ok {
         ("200 OK", s.to_json().to_string())
     } else {
-        ("404 Not Found", r#"{"ok":false,"error":"not found"}"#.to_string())
+        (
+            "404 Not Found",
+            r#"{"ok":false,"error":"not found"}"#.to_string(),
+        )
     };
     let resp = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

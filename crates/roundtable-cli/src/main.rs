@@ -1257,7 +1257,9 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             let effect = Effect::KeeperRemove { device };
             change(&ctx, &cli, effect, &name, |passed| {
                 if passed {
-                    format!("{name} is no longer a keeper: it cannot sync with the group's devices.")
+                    format!(
+                        "{name} is no longer a keeper: it cannot sync with the group's devices."
+                    )
                 } else {
                     format!(
                         "You asked the group to stop {name} keeping the record. When enough members agree and someone closes the proposal, it stops."

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use roundtable_core::body::{ChangeFrame, build_change, decode_change};
 use roundtable_core::{Body, DocRef, Entry, EntryId, Record};
 use serde_json::Value;
-use util::{BIN, Home, Served, decide, id_at, partnership, read_bundle, serve_loopback, write_bundle};
+use util::{
+    BIN, Home, Served, decide, id_at, partnership, read_bundle, serve_loopback, write_bundle,
+};
 
 const SEALED_WORDS: &str = "Ben's appointment is at the Elm Street clinic";
 const OPEN_WORDS: &str = "The meeting moves to Thursday";
@@ -26,17 +28,15 @@ const OPEN_WORDS: &str = "The meeting moves to Thursday";
 /// Returns the process (killed when dropped) and its first line.
 fn keep(home: &Path, peers: &[&str]) -> (Served, Value) {
     let mut cmd = Command::new(BIN);
-    cmd.arg("--home")
-        .arg(home)
-        .args([
-            "keep",
-            "--listen",
-            "127.0.0.1:0",
-            "--health",
-            "127.0.0.1:0",
-            "--interval",
-            "1",
-        ]);
+    cmd.arg("--home").arg(home).args([
+        "keep",
+        "--listen",
+        "127.0.0.1:0",
+        "--health",
+        "127.0.0.1:0",
+        "--interval",
+        "1",
+    ]);
     for p in peers {
         cmd.args(["--peer", p]);
     }
@@ -124,7 +124,12 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 }
 
 /// A change signed by `key` on every head of `entries`: what a keeper that skips the rules writes.
-fn forge(entries: &[Entry], group: roundtable_core::GroupId, key: &roundtable_core::DeviceKey, body: &Body) -> Entry {
+fn forge(
+    entries: &[Entry],
+    group: roundtable_core::GroupId,
+    key: &roundtable_core::DeviceKey,
+    body: &Body,
+) -> Entry {
     let (rec, out) = Record::from_entries(group, entries.to_vec());
     assert!(out.rejected.is_empty(), "{out:?}");
     let deps = rec.heads();
@@ -146,7 +151,13 @@ fn forge(entries: &[Entry], group: roundtable_core::GroupId, key: &roundtable_co
     };
     let change = build_change(body, &frame, &containers).expect("builds");
     let hash = EntryId::from(change.hash());
-    Entry::sign(key, &group, DocRef::Public, change.raw_bytes().to_vec(), &hash)
+    Entry::sign(
+        key,
+        &group,
+        DocRef::Public,
+        change.raw_bytes().to_vec(),
+        &hash,
+    )
 }
 
 #[test]
@@ -158,13 +169,19 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
     // The group names the keeper: Ana asks (1 view of 2 needed), Ben agrees, Ana closes.
     let asked = a.ok(["keeper", "add", &k.member_id, "--name", "Council PC"]);
     let p = id_at(&asked, "proposal_id");
-    assert!(asked.get("outcome_id").is_none(), "nobody decides alone: {asked}");
+    assert!(
+        asked.get("outcome_id").is_none(),
+        "nobody decides alone: {asked}"
+    );
     let closed = decide(a, &[b], &p);
     assert_eq!(closed["decision"], "passed", "{closed}");
     b.import(&a.export());
     // Named once: a second proposal for it is refused with the rule's reason.
     let again = a.fails(1, ["keeper", "add", &k.member_id, "--name", "PC"]);
-    assert!(again.contains("already one of the group's keepers"), "{again}");
+    assert!(
+        again.contains("already one of the group's keepers"),
+        "{again}"
+    );
     // A keeper's key can never join as a member.
     let member = a.fails(1, ["member", "add", &k.member_id, "--name", "K"]);
     assert!(member.contains("keeper"), "{member}");
@@ -214,10 +231,20 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
     assert_eq!(got["rejected"], 0, "{got}");
     let ben_open = texts(b, &open);
     assert!(ben_open.iter().any(|t| t == OPEN_WORDS), "{ben_open:?}");
-    assert!(ben_open.iter().any(|t| t == "Bring the papers"), "{ben_open:?}");
+    assert!(
+        ben_open.iter().any(|t| t == "Bring the papers"),
+        "{ben_open:?}"
+    );
     let ben_sealed = texts(b, &sealed);
-    assert!(ben_sealed.iter().any(|t| t == SEALED_WORDS), "Ben reads it: {ben_sealed:?}");
-    assert_eq!(b.heads(), a.heads(), "the same record on both members' devices");
+    assert!(
+        ben_sealed.iter().any(|t| t == SEALED_WORDS),
+        "Ben reads it: {ben_sealed:?}"
+    );
+    assert_eq!(
+        b.heads(),
+        a.heads(),
+        "the same record on both members' devices"
+    );
 
     // A device that is no member's, auditor's or keeper's is refused by the keeper.
     let stranger = Home::init("Stranger");
@@ -227,9 +254,18 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
     // The keeper's store holds the sealed words as ciphertext only (and the open words as written).
     drop(keeper);
     let bytes = all_bytes(k.dir());
-    assert!(contains(&bytes, OPEN_WORDS), "the check can see words in the keeper's store");
-    assert!(!contains(&bytes, SEALED_WORDS), "the keeper's store holds no sealed plaintext");
-    assert!(!contains(&bytes, "Elm Street"), "no part of the sealed plaintext either");
+    assert!(
+        contains(&bytes, OPEN_WORDS),
+        "the check can see words in the keeper's store"
+    );
+    assert!(
+        !contains(&bytes, SEALED_WORDS),
+        "the keeper's store holds no sealed plaintext"
+    );
+    assert!(
+        !contains(&bytes, "Elm Street"),
+        "no part of the sealed plaintext either"
+    );
 
     // An entry forged with the keeper's own key: refused by a member's device and by the auditor.
     let key = roundtable_store::Home::open(k.dir())
@@ -271,7 +307,10 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
     assert_eq!(closed["decision"], "passed", "{closed}");
     b.import(&a.export());
     let (_stopped, first) = keep(k.dir(), &[]);
-    let ticket = first["tickets"][0]["ticket"].as_str().expect("a ticket").to_string();
+    let ticket = first["tickets"][0]["ticket"]
+        .as_str()
+        .expect("a ticket")
+        .to_string();
     let before = b.heads();
     let refused = b.fails(1, ["sync", &ticket, "--timeout", "20"]);
     assert!(refused.contains("not a member"), "{refused}");

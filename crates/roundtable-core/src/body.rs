@@ -183,7 +183,8 @@ pub enum Effect {
         rule: Rule,
         /// The views every later proposal needs at least; never 0.
         quorum: u64,
-    },    /// Names a keeper: an always-on device that stores and forwards every entry of the group
+    },
+    /// Names a keeper: an always-on device that stores and forwards every entry of the group
     /// (sealed ones as ciphertext only). It can never write: every entry it signs is refused, and
     /// it is never a reader.
     Keeper {

@@ -469,7 +469,9 @@ fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {
             needs,
         } => {
             // A device linked to a member, or a keeper, cannot become a member of its own.
-            if !g.active(member) && !g.linked.contains_key(member) && !g.keepers.contains_key(member)
+            if !g.active(member)
+                && !g.linked.contains_key(member)
+                && !g.keepers.contains_key(member)
             {
                 g.members.insert(
                     *member,

@@ -2114,8 +2114,9 @@ fn a_keeper_is_named_by_the_group_syncs_and_can_never_write() {
     let (ana, ben, cai, keeper) = (key(), key(), key(), key());
     let mut w = World::new(&[&ana, &ben, &cai]);
     // One member cannot name a keeper alone: Ana's agree is 1 of 3 views.
-    let body = governance::group_proposal(&w.rec, keeper_effect(&keeper, "Council PC"), "Council PC")
-        .unwrap();
+    let body =
+        governance::group_proposal(&w.rec, keeper_effect(&keeper, "Council PC"), "Council PC")
+            .unwrap();
     let p = w.write(&ana, body);
     w.stance(&ana, p, StanceKind::Agree);
     let (counts, decision) = w.rec.recount_now(&p);
@@ -2189,7 +2190,11 @@ fn a_keepers_key_is_no_one_elses_and_no_one_elses_key_is_a_keepers() {
         needs: String::new(),
     };
     w.refuse(&ana, &prop(&w, as_member), "device_taken");
-    w.refuse(&ana, &link_body(&w, &ana, &keeper, "my keeper"), "device_taken");
+    w.refuse(
+        &ana,
+        &link_body(&w, &ana, &keeper, "my keeper"),
+        "device_taken",
+    );
     let as_auditor = Effect::Auditor {
         device: keeper.device_id(),
         name: "Keeper".into(),
@@ -2309,5 +2314,8 @@ fn a_keeper_named_concurrently_with_the_same_key_joining_is_one_seat_only() {
     let g = merged.governance();
     let member = g.active(&k.device_id());
     let keeper = g.keeper_active(&k.device_id());
-    assert!(member ^ keeper, "one seat only: member {member}, keeper {keeper}");
+    assert!(
+        member ^ keeper,
+        "one seat only: member {member}, keeper {keeper}"
+    );
 }
