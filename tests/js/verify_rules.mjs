@@ -349,6 +349,7 @@ const RECORDS = {
     {
       removes: ID, adds: ID, adds_name: STR, adds_needs: STR, auditor: ID, auditor_name: STR,
       recovers: ID, recovers_device: ID, recovers_name: STR, recovers_proof: BYTES,
+      keeper: ID, keeper_name: STR, unkeeps: ID,
       sets_rule: STR, sets_quorum: UINT, closes: STR,
     },
   ],
@@ -370,6 +371,8 @@ const EFFECTS = [
   ["adds", "adds_name", "adds_needs"],
   ["auditor", "auditor_name"],
   ["recovers", "recovers_device", "recovers_name", "recovers_proof"],
+  ["keeper", "keeper_name"],
+  ["unkeeps"],
   ["sets_rule", "sets_quorum"],
 ];
 const ENUMS = {
@@ -649,6 +652,8 @@ class Judge {
     // recovery (D5), that stopped it.
     const state = {
       members: new Map(), auditors: new Set(), policy: null, changedBy: new Map(), linked: new Map(), stopped: new Map(),
+      // rules.md section 2b: keeper device -> { name, stopped }; a keeper's id is a keeper's for good.
+      keepers: new Map(),
     };
     const found = new Set();
     const applied = [];
@@ -678,7 +683,7 @@ class Judge {
       } else if (e.rec.type === "device.add") {
         // Of two links of one device made apart, the first in linear order stands.
         const d = e.rec.device;
-        if (!state.members.has(d) && !state.linked.has(d) && !state.auditors.has(d)) {
+        if (!state.members.has(d) && !state.linked.has(d) && !state.auditors.has(d) && !state.keepers.has(d)) {
           state.linked.set(d, { member: a, name: e.rec.name, by: e });
         }
       } else if (e.rec.type === "device.revoke") {
@@ -689,7 +694,7 @@ class Judge {
         // A device linked to a member is theirs for good (rules.md section 2a, D2): never a member or
         // an auditor of its own.
         if (p.effect === "adds") {
-          if (!active(p.adds) && !state.linked.has(p.adds)) {
+          if (!active(p.adds) && !state.linked.has(p.adds) && !state.keepers.has(p.adds)) {
             state.members.set(p.adds, { status: "active", name: p.adds_name, needs: p.adds_needs });
             state.changedBy.set(p.adds, e);
           }
@@ -703,13 +708,22 @@ class Judge {
           // theirs is stopped by this close, as by a device.revoke; nothing if the device was taken.
           const m = p.recovers;
           const d = p.recovers_device;
-          if (active(m) && !state.members.has(d) && !state.linked.has(d) && !state.auditors.has(d)) {
+          if (active(m) && !state.members.has(d) && !state.linked.has(d) && !state.auditors.has(d) && !state.keepers.has(d)) {
             const mine = [m, ...[...state.linked.entries()].filter(([, x]) => x.member === m).map(([x]) => x)];
             for (const x of mine) if (!state.stopped.has(x)) state.stopped.set(x, e);
             state.linked.set(d, { member: m, name: p.recovers_name, by: e });
           }
         } else if (p.effect === "auditor") {
-          if (!state.members.has(p.auditor) && !state.linked.has(p.auditor)) state.auditors.add(p.auditor);
+          if (!state.members.has(p.auditor) && !state.linked.has(p.auditor) && !state.keepers.has(p.auditor)) state.auditors.add(p.auditor);
+        } else if (p.effect === "keeper") {
+          const d = p.keeper;
+          const k = state.keepers.get(d);
+          if (!state.members.has(d) && !state.linked.has(d) && !state.auditors.has(d) && !(k && !k.stopped)) {
+            state.keepers.set(d, { name: p.keeper_name, stopped: false });
+          }
+        } else if (p.effect === "unkeeps") {
+          const k = state.keepers.get(p.unkeeps);
+          if (k && !k.stopped) k.stopped = true;
         } else if (p.effect === "sets_rule") {
           state.policy = { rule: p.sets_rule, quorum: p.sets_quorum };
         }
@@ -937,6 +951,8 @@ class Judge {
     e.rec = rec;
     // E10: R1, D1 (rules.md section 2a), R2. The author is the device's member in its past.
     const gov = this.governance(clock);
+    // K1 (rules.md section 2b): a keeper never writes.
+    if (gov.keepers.has(e.actor)) refuse("keeper_cannot_write", "it was signed by a keeper's device: a keeper can never write");
     const author = Judge.memberOf(gov, e.actor);
     if (author === null) refuse("not_member", "its author was not a member of the group when they wrote it");
     if (gov.stopped.has(e.actor)) refuse("device_revoked", "it was written on a device its member had stopped");
@@ -995,8 +1011,8 @@ class Judge {
       case "device.add": {
         needText("name", "name");
         const d = rec.device;
-        if (gov.members.has(d) || gov.linked.has(d) || gov.auditors.has(d)) {
-          refuse("device_taken", "that device is a member's, an auditor's, or already linked");
+        if (gov.members.has(d) || gov.linked.has(d) || gov.auditors.has(d) || gov.keepers.has(d)) {
+          refuse("device_taken", "that device is a member's, an auditor's, a keeper's, or already linked");
         }
         // The new device's own signature of the link, by the signature rule (format.md sections 4, 6).
         const msg = Buffer.concat([DEVICE_TAG, Buffer.from(this.group, "hex"), Buffer.from(e.author, "hex"), Buffer.from(d, "hex")]);
@@ -1036,6 +1052,7 @@ class Judge {
           if (active(rec.adds)) refuse("already_member", "that member is active already");
           if (gov.auditors.has(rec.adds)) refuse("member_and_auditor", "that device is an auditor's");
           if (gov.linked.has(rec.adds)) refuse("device_taken", "that device is linked to a member: a device is one member's only");
+          if (gov.keepers.has(rec.adds)) refuse("device_taken", "that device is a keeper's: a keeper is never a member");
           if (!isPoint(Buffer.from(rec.adds, "hex"))) refuse("not_a_key", "the member to add is not an ed25519 public key");
         } else if (rec.effect === "removes") {
           if (rec.removes === e.author) refuse("remove_self", "one does not propose one's own removal: leave instead");
@@ -1044,7 +1061,7 @@ class Judge {
           needText("auditor_name", "auditor's name");
           if (gov.members.has(rec.auditor)) refuse("member_and_auditor", "that device is or was a member's");
           // rules.md section 2a, D2: a proposal to add a linked device as an auditor.
-          if (gov.linked.has(rec.auditor)) refuse("device_taken", "that device is linked to a member: a device is one member's only");
+          if (gov.linked.has(rec.auditor) || gov.keepers.has(rec.auditor)) refuse("device_taken", "that device is linked to a member or a keeper's: a device is one seat's only");
           if (gov.auditors.has(rec.auditor)) refuse("already_auditor", "that device is an auditor already");
           if (!isPoint(Buffer.from(rec.auditor, "hex"))) refuse("not_a_key", "the auditor's device is not an ed25519 public key");
         } else if (rec.effect === "recovers") {
@@ -1053,13 +1070,23 @@ class Judge {
           const m = rec.recovers;
           const d = rec.recovers_device;
           if (!active(m)) refuse("not_active", "the member to recover is not active");
-          if (gov.members.has(d) || gov.linked.has(d)) refuse("device_taken", "that device is a member's id or already linked: a device is one seat's only");
+          if (gov.members.has(d) || gov.linked.has(d) || gov.keepers.has(d)) refuse("device_taken", "that device is a member's id, already linked or a keeper's: a device is one seat's only");
           if (gov.auditors.has(d)) refuse("member_and_auditor", "that device is an auditor's");
           if (!isPoint(Buffer.from(d, "hex"))) refuse("not_a_key", "the new device is not an ed25519 public key");
           // The message of D3, for the member recovered (not the proposal's author).
           const msg = Buffer.concat([DEVICE_TAG, Buffer.from(this.group, "hex"), Buffer.from(m, "hex"), Buffer.from(d, "hex")]);
           const why = signatureRefusal(Buffer.from(d, "hex"), msg, Buffer.from(rec.recovers_proof));
           if (why) refuse("bad_device_proof", `the proof is not the new device's signature of the link message (${why})`);
+        } else if (rec.effect === "keeper") {
+          // rules.md section 2b, K2, in its order.
+          needText("keeper_name", "keeper's name");
+          const d = rec.keeper;
+          if (gov.members.has(d) || gov.linked.has(d) || gov.auditors.has(d)) refuse("device_taken", "that device is a member's, a member's device or an auditor's");
+          if (gov.keepers.get(d)?.stopped === false) refuse("already_keeper", "that device is a keeper already");
+          if (!isPoint(Buffer.from(d, "hex"))) refuse("not_a_key", "the keeper's device is not an ed25519 public key");
+        } else if (rec.effect === "unkeeps") {
+          // K3.
+          if (gov.keepers.get(rec.unkeeps)?.stopped !== false) refuse("not_a_keeper", "that device is not an active keeper");
         } else if (rec.effect === "sets_rule") {
           if (rec.sets_quorum === 0) refuse("zero_quorum", "a quorum of 0");
         }

@@ -115,6 +115,24 @@ pub enum AppError {
         /// Entries this device already held.
         already: usize,
     },
+    /// A keeper's health endpoint must answer on this computer only.
+    #[error(
+        "the health address {0} is not on this computer: give a loopback address (127.0.0.1 or ::1)"
+    )]
+    HealthNotLoopback(std::net::SocketAddr),
+    /// The health endpoint could not listen there.
+    #[error("the health endpoint cannot listen on {0}: {1}")]
+    HealthUnavailable(std::net::SocketAddr, String),
+    /// A keeper with no group and no member's device to get one from.
+    #[error(
+        "this device holds no group yet and knows no member's device: give it a member's ticket to get the group's record from"
+    )]
+    NothingToKeep,
+    /// A keeper runs with a key of its own: this one is a member's or an auditor's in that group.
+    #[error(
+        "this device's key is a member's or an auditor's in group {0}; a keeper needs a home and key of its own, which the group names a keeper"
+    )]
+    NotAKeeperKey(GroupId),
     /// A bundle that is not whole or not a bundle.
     #[error("{0}; nothing was changed")]
     Bundle(#[from] BundleError),
@@ -245,6 +263,10 @@ impl AppError {
             AppError::NotADeviceLink => "not_a_device_link",
             AppError::HomeExists(_) => "home_exists",
             AppError::OwnSeat => "own_seat",
+            AppError::HealthNotLoopback(_) => "health_not_loopback",
+            AppError::HealthUnavailable(..) => "health_unavailable",
+            AppError::NothingToKeep => "nothing_to_keep",
+            AppError::NotAKeeperKey(_) => "not_a_keeper_key",
             AppError::Audit(_) => "audit",
             AppError::Sync(s) => match s {
                 SyncError::Refused(_) => "sync_refused",
@@ -267,6 +289,7 @@ impl AppError {
         match self {
             AppError::Seal(SealError::Random(_)) => false,
             AppError::Ticket(_) => false,
+            AppError::HealthUnavailable(..) => false,
             // The file could not be read: the disk's failure, not a verdict on the bundle.
             AppError::Bundle(BundleError::Io(..)) => false,
             AppError::Sync(s) => matches!(

@@ -36,6 +36,7 @@
 
 pub mod device;
 mod error;
+pub mod keep;
 pub mod net;
 mod sealed;
 pub mod serve;

@@ -234,7 +234,7 @@ impl Serving {
         let addr = match seen {
             Some(a) => a,
             None => {
-                let addrs = remembered(&self.dir, device).await;
+                let addrs = remembered_addrs(&self.dir, device).await;
                 if addrs.is_empty() {
                     return Err(AppError::Sync(SyncError::BadAddress(
                         "this device does not know where that device is now; use its ticket".into(),
@@ -262,7 +262,7 @@ impl Serving {
         }
         let addr = dial_addr(&t.device, &t.addrs)?;
         let r = self.sync_at(t.group, t.device, addr, timeout).await?;
-        remember(&self.dir, t.device, &t.addrs).await;
+        remember_addrs(&self.dir, t.device, &t.addrs).await;
         Ok(r)
     }
 
@@ -330,7 +330,8 @@ fn link(ep: &Endpoint, node: &Node, shared: &Arc<Shared>, peer: DeviceId, addr: 
     }
 }
 
-async fn remembered(dir: &Path, device: DeviceId) -> Vec<SocketAddr> {
+/// Where `device` answered last, as this home remembers it (empty: nowhere known).
+pub(crate) async fn remembered_addrs(dir: &Path, device: DeviceId) -> Vec<SocketAddr> {
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let home = Home::open(&dir).ok()?;
@@ -351,7 +352,8 @@ async fn remembered(dir: &Path, device: DeviceId) -> Vec<SocketAddr> {
     .unwrap_or_default()
 }
 
-async fn remember(dir: &Path, device: DeviceId, addrs: &[SocketAddr]) {
+/// Remembers where `device` answered, for the next sync with it.
+pub(crate) async fn remember_addrs(dir: &Path, device: DeviceId, addrs: &[SocketAddr]) {
     let dir = dir.to_path_buf();
     let text = addrs
         .iter()
@@ -371,6 +373,6 @@ async fn remember(dir: &Path, device: DeviceId, addrs: &[SocketAddr]) {
 /// ignored: this is only a convenience.
 pub async fn remember_ticket(dir: &Path, ticket: &str) {
     if let Ok(t) = Ticket::decode(ticket.trim()) {
-        remember(dir, t.device, &t.addrs).await;
+        remember_addrs(dir, t.device, &t.addrs).await;
     }
 }

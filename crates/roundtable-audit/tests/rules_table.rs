@@ -1143,6 +1143,37 @@ fn rows() -> Vec<Row> {
             Case { g, bad, good }
         }),
     ));
+    // Keepers (rules.md section 2b): key 30 named the group's keeper.
+    v.push((
+        "keeper_cannot_write",
+        Box::new(|| {
+            let g = with_keeper();
+            let bad = g.forge_as(&key(30), &message(g.thread, "from the keeper"));
+            let good = Some(g.forge(1, &message(g.thread, "from a member")));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "already_keeper",
+        Box::new(|| {
+            let g = with_keeper();
+            let bad = g.forge(0, &keeper_proposal(&g, key(30).device_id()));
+            let good = Some(g.forge(0, &keeper_proposal(&g, key(31).device_id())));
+            Case { g, bad, good }
+        }),
+    ));
+    v.push((
+        "not_a_keeper",
+        Box::new(|| {
+            let g = with_keeper();
+            let stop = |device| {
+                governance::group_proposal(&g.rec, Effect::KeeperRemove { device }, "PC").unwrap()
+            };
+            let bad = g.forge(0, &stop(key(31).device_id()));
+            let good = Some(g.forge(0, &stop(key(30).device_id())));
+            Case { g, bad, good }
+        }),
+    ));
     // A member's devices (rules.md section 2a): M0's phone and tablet (keys 20 and 21) linked to M0.
     let devices = || {
         let mut g = G::new(2, Rule::Consent, 1);
@@ -1336,6 +1367,81 @@ fn check_all(cases: Vec<(&str, Case)>) {
 }
 
 /// A member's two devices (rules.md section 2a): `G::new(3)` with M0's phone (key 20) linked.
+/// A group of two whose keeper is key 30 (named by both members' agree).
+fn with_keeper() -> G {
+    let mut g = G::new(2, Rule::Consent, 1);
+    let p = g.proposal(Some(Effect::Keeper {
+        device: key(30).device_id(),
+        name: "Council PC".into(),
+    }));
+    for i in 0..2 {
+        g.stance(i, p, StanceKind::Agree);
+    }
+    g.write(0, g.outcome(p));
+    g
+}
+
+fn keeper_proposal(g: &G, device: roundtable_core::DeviceId) -> Body {
+    governance::group_proposal(
+        &g.rec,
+        Effect::Keeper {
+            device,
+            name: "Council PC".into(),
+        },
+        "Council PC",
+    )
+    .unwrap()
+}
+
+/// rules.md sections 2a and 2b, D2: a key is one seat's only. A keeper's key cannot be added as a
+/// member, linked, let in as an auditor, nor recover a seat; a member's id, a linked device or an
+/// auditor's cannot be named a keeper. Every verifier names it `device_taken`.
+#[test]
+fn a_keepers_key_is_one_seat_only() {
+    let mut cases: Vec<(&str, Case)> = Vec::new();
+    let keeper = key(30);
+    let add = |g: &G, member| {
+        governance::group_proposal(
+            &g.rec,
+            Effect::Add {
+                member,
+                name: "K".into(),
+                needs: String::new(),
+            },
+            "K",
+        )
+        .unwrap()
+    };
+    let g = with_keeper();
+    let bad = g.forge(0, &add(&g, keeper.device_id()));
+    let good = Some(g.forge(0, &add(&g, key(31).device_id())));
+    cases.push(("device_taken", Case { g, bad, good }));
+    let g = with_keeper();
+    let bad = g.forge(0, &g.link_body(0, &keeper, "my box"));
+    let good = Some(g.forge(0, &g.link_body(0, &key(31), "my box")));
+    cases.push(("device_taken", Case { g, bad, good }));
+    let g = with_keeper();
+    let auditor = |g: &G, device| {
+        governance::group_proposal(
+            &g.rec,
+            Effect::Auditor {
+                device,
+                name: "Inspector".into(),
+            },
+            "Inspector",
+        )
+        .unwrap()
+    };
+    let bad = g.forge(0, &auditor(&g, keeper.device_id()));
+    let good = Some(g.forge(0, &auditor(&g, key(31).device_id())));
+    cases.push(("device_taken", Case { g, bad, good }));
+    let g = with_keeper();
+    let bad = g.forge(0, &keeper_proposal(&g, g.id(1)));
+    let good = Some(g.forge(0, &keeper_proposal(&g, key(31).device_id())));
+    cases.push(("device_taken", Case { g, bad, good }));
+    check_all(cases);
+}
+
 fn with_phone() -> (G, DeviceKey) {
     let mut g = G::new(3, Rule::Consent, 1);
     let phone = key(20);

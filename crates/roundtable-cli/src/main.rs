@@ -172,6 +172,33 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditorCmd,
     },
+    /// Name an always-on device as a keeper of the group's record (the group decides).
+    Keeper {
+        #[command(subcommand)]
+        cmd: KeeperCmd,
+    },
+    /// Run this device as a keeper: serve the group's record and pull from members' devices,
+    /// until stopped. Prints {"device_id", "addrs", "tickets", "health"} first.
+    Keep {
+        /// Address to listen on (repeatable), e.g. 127.0.0.1:0. Default: every interface, a random port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Vec<std::net::SocketAddr>,
+        /// A self-hosted iroh relay, for members on different networks.
+        #[arg(long, value_name = "URL")]
+        relay: Option<String>,
+        /// A member's serving device to pull from every round (its ticket; repeatable).
+        #[arg(long, value_name = "TICKET")]
+        peer: Vec<String>,
+        /// Answer GET /health on this loopback address, e.g. 127.0.0.1:8099.
+        #[arg(long, value_name = "ADDR")]
+        health: Option<std::net::SocketAddr>,
+        /// Seconds between rounds of pulling from the devices it knows.
+        #[arg(long, default_value_t = 30)]
+        interval: u64,
+        /// Stop after this many rounds (default: run until stopped).
+        #[arg(long)]
+        rounds: Option<u64>,
+    },
     /// Check and store the entries of a bundle file.
     Import { file: PathBuf },
     /// Keep this device reachable so others can sync with it; prints a ticket first.
@@ -398,6 +425,19 @@ enum AuditorCmd {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Subcommand)]
+enum KeeperCmd {
+    /// Ask the group to name this device (an always-on computer) a keeper: it stores and passes on
+    /// every entry, sealed ones as ciphertext only, and can never write.
+    Add {
+        device_id: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Ask the group to stop a keeper: it can no longer sync with the group's devices.
+    Remove { device_id: String },
 }
 
 #[derive(Subcommand)]
@@ -830,6 +870,27 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             })
         }
 
+        Cmd::Keep {
+            listen,
+            relay,
+            peer,
+            health,
+            interval,
+            rounds,
+        } => {
+            let key = ctx.key(&cli)?;
+            drop(ctx);
+            net::keep(net::KeepArgs {
+                dir: &dir,
+                key,
+                listen,
+                relay,
+                peers: peer,
+                health: *health,
+                interval: std::time::Duration::from_secs((*interval).max(1)),
+                rounds: *rounds,
+            })
+        }
         Cmd::Sync {
             ticket,
             nearby,
@@ -1160,6 +1221,52 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             "say where to export: --bundle FILE or --automerge DIR"
         )),
         Cmd::Audit { .. } => unreachable!("handled in main"),
+        Cmd::Keeper {
+            cmd: KeeperCmd::Add { device_id, name },
+        } => {
+            let device: DeviceId = parse_id(device_id)?;
+            let effect = Effect::Keeper {
+                device,
+                name: name.clone(),
+            };
+            change(&ctx, &cli, effect, name, |passed| {
+                if passed {
+                    format!(
+                        "{name} is now a keeper of this group's record: it stores and passes on every entry, sealed ones as ciphertext only. It can never write."
+                    )
+                } else {
+                    format!(
+                        "You asked the group to name {name} a keeper. When enough members agree and someone closes the proposal, {name} can keep the record (never write)."
+                    )
+                }
+            })
+        }
+        Cmd::Keeper {
+            cmd: KeeperCmd::Remove { device_id },
+        } => {
+            let device: DeviceId = parse_id(device_id)?;
+            let g = ctx.group(&cli)?;
+            let name = g
+                .record
+                .governance()
+                .keepers
+                .get(&device)
+                .map(|k| k.name.clone())
+                .unwrap_or_else(|| format!("keeper {device}"));
+            drop(g);
+            let effect = Effect::KeeperRemove { device };
+            change(&ctx, &cli, effect, &name, |passed| {
+                if passed {
+                    format!(
+                        "{name} is no longer a keeper: it cannot sync with the group's devices."
+                    )
+                } else {
+                    format!(
+                        "You asked the group to stop {name} keeping the record. When enough members agree and someone closes the proposal, it stops."
+                    )
+                }
+            })
+        }
         Cmd::Auditor {
             cmd: AuditorCmd::Add { device_id, name },
         } => {

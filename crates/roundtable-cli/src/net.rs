@@ -716,3 +716,86 @@ pub fn web(a: WebArgs<'_>) -> anyhow::Result<Out> {
         })
     })
 }
+
+pub struct KeepArgs<'a> {
+    pub dir: &'a Path,
+    pub key: DeviceKey,
+    pub listen: &'a [SocketAddr],
+    pub relay: &'a Option<String>,
+    pub peers: &'a [String],
+    pub health: Option<SocketAddr>,
+    pub interval: Duration,
+    /// Stop after this many rounds; None: until stopped.
+    pub rounds: Option<u64>,
+}
+
+/// The metrics line of one round, in words.
+fn keep_line(s: &roundtable_app::keep::KeepStats) -> String {
+    let last = match s.last_sync_ms {
+        None => "never".to_string(),
+        Some(t) => {
+            let ago = (roundtable_app::now_ms() - t).max(0) / 1000;
+            format!("{ago} s ago")
+        }
+    };
+    format!(
+        "roundtable: keeper: {} entries held, {} peers seen, last sync {last} (round {}: {} devices synced, {} did not answer)",
+        s.entries, s.peers_seen, s.rounds, s.synced, s.failed
+    )
+}
+
+/// `keep`: runs a keeper. First line: `{"device_id", "addrs", "tickets", "health"}` (after the
+/// first round, so a fresh keeper names the groups it just received); then one metrics line on
+/// stderr per round, until stopped (or `rounds` are done).
+pub fn keep(a: KeepArgs<'_>) -> anyhow::Result<Out> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let cfg = net_config(a.listen, a.relay)?;
+        let kc = roundtable_app::keep::KeepConfig::new(cfg, a.peers.to_vec(), a.health);
+        let keeper = roundtable_app::keep::Keeping::start(a.dir, &a.key, kc)
+            .await
+            .map_err(|e| match e {
+                AppError::NothingToKeep => refuse(format!(
+                    "{e} (use `roundtable keep --peer TICKET`, with the ticket `roundtable serve` prints on a member's device)"
+                )),
+                AppError::HealthNotLoopback(_) => refuse(format!("{e} (--health)")),
+                e => net_error(e),
+            })?;
+        let mut stats = keeper.round().await.map_err(net_error)?;
+        let tickets: Vec<_> = keeper
+            .groups()
+            .into_iter()
+            .map(|g| json!({ "group_id": g.to_string(), "ticket": keeper.ticket(g) }))
+            .collect();
+        let line = json!({
+            "device_id": keeper.device().to_string(),
+            "addrs": keeper.addrs().iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "tickets": tickets,
+            "health": keeper.health_addr().map(|h| format!("http://{h}/health")),
+        });
+        crate::write_stdout(&line.to_string()).context("could not write to standard output")?;
+        eprintln!("{}", keep_line(&stats));
+        eprintln!("roundtable: keeping; stop with Ctrl+C");
+        let stop = wait_for_stop();
+        tokio::pin!(stop);
+        while a.rounds.is_none_or(|n| stats.rounds < n) {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(a.interval) => {}
+            }
+            match keeper.round().await {
+                Ok(s) => {
+                    stats = s;
+                    eprintln!("{}", keep_line(&stats));
+                }
+                Err(e @ AppError::NotAKeeperKey(_)) => return Err(net_error(e)),
+                Err(e) => eprintln!("roundtable: keeper: this round failed: {e}; trying again"),
+            }
+        }
+        keeper.stop().await;
+        Ok(Out {
+            json: serde_json::Value::Null,
+            words: String::new(),
+        })
+    })
+}

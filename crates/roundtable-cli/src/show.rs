@@ -215,6 +215,12 @@ impl View<'_> {
                     Effect::Auditor { device, name } => {
                         json!({"device_id": device.to_string(), "name": name})
                     }
+                    Effect::Keeper { device, name } => {
+                        json!({"device_id": device.to_string(), "name": name})
+                    }
+                    Effect::KeeperRemove { device } => {
+                        json!({"device_id": device.to_string(), "name": self.record.governance().keepers.get(device).map(|k| k.name.clone())})
+                    }
                     Effect::Policy { rule, quorum } => {
                         json!({"rule": rule.as_str(), "quorum": quorum})
                     }

@@ -184,17 +184,35 @@ pub enum Effect {
         /// The views every later proposal needs at least; never 0.
         quorum: u64,
     },
+    /// Names a keeper: an always-on device that stores and forwards every entry of the group
+    /// (sealed ones as ciphertext only). It can never write: every entry it signs is refused, and
+    /// it is never a reader.
+    Keeper {
+        /// The keeper's device id (an ed25519 public key); never a member's, a linked device's or
+        /// an auditor's.
+        device: DeviceId,
+        /// What members call it ("Council PC"); never empty.
+        name: String,
+    },
+    /// Stops a keeper: it may no longer sync with the group's devices. Its id stays a keeper's
+    /// for good (it never becomes anyone else's).
+    KeeperRemove {
+        /// The keeper stopped; an active keeper.
+        device: DeviceId,
+    },
 }
 
 impl Effect {
-    /// A short stable name: `member.add`, `member.remove`, `member.recover`, `auditor.add` or
-    /// `policy`.
+    /// A short stable name: `member.add`, `member.remove`, `member.recover`, `auditor.add`,
+    /// `keeper.add`, `keeper.remove` or `policy`.
     pub fn kind(&self) -> &'static str {
         match self {
             Effect::Add { .. } => "member.add",
             Effect::Remove { .. } => "member.remove",
             Effect::Recover { .. } => "member.recover",
             Effect::Auditor { .. } => "auditor.add",
+            Effect::Keeper { .. } => "keeper.add",
+            Effect::KeeperRemove { .. } => "keeper.remove",
             Effect::Policy { .. } => "policy",
         }
     }
@@ -700,6 +718,13 @@ impl Body {
                         f.push(("auditor", id(device)));
                         f.push(("auditor_name", s(name)));
                     }
+                    Some(Effect::Keeper { device, name }) => {
+                        f.push(("keeper", id(device)));
+                        f.push(("keeper_name", s(name)));
+                    }
+                    Some(Effect::KeeperRemove { device }) => {
+                        f.push(("unkeeps", id(device)));
+                    }
                     Some(Effect::Policy { rule, quorum }) => {
                         f.push(("sets_rule", s(rule.as_str())));
                         f.push(("sets_quorum", ScalarValue::Uint(*quorum)));
@@ -1106,12 +1131,16 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
                 let removes = opt_id("removes")?;
                 let auditor = opt_id("auditor")?;
                 let recovers = opt_id("recovers")?;
+                let keeper = opt_id("keeper")?;
+                let unkeeps = opt_id("unkeeps")?;
                 let sets = opt("sets_rule").is_some();
                 let n = [
                     adds.is_some(),
                     removes.is_some(),
                     auditor.is_some(),
                     recovers.is_some(),
+                    keeper.is_some(),
+                    unkeeps.is_some(),
                     sets,
                 ]
                 .iter()
@@ -1143,6 +1172,13 @@ fn body_from_fields(f: &BTreeMap<String, ScalarValue>) -> Result<Body, ShapeErro
                         device,
                         name: str_of("auditor_name")?,
                     })
+                } else if let Some(device) = keeper {
+                    Some(Effect::Keeper {
+                        device,
+                        name: str_of("keeper_name")?,
+                    })
+                } else if let Some(device) = unkeeps {
+                    Some(Effect::KeeperRemove { device })
                 } else if sets {
                     Some(Effect::Policy {
                         rule: Rule::parse(&str_of("sets_rule")?)

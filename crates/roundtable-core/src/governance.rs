@@ -2,7 +2,8 @@
 //! proposal is counted is in [`crate::recount`]). Everything here is a pure function of a causal
 //! past (a [`Clock`]).
 //!
-//! **Invariant (no one acts for the group alone):** the members, the auditors and the policy change
+//! **Invariant (no one acts for the group alone):** the members, the auditors, the keepers and the
+//! policy change
 //! only through the *standing* outcome of a passed proposal with an [`Effect`], a member's own
 //! leaving, or the genesis. No single entry of one member can add, re-add or remove anyone, let an
 //! auditor in, or change the rule: a close is valid only when the stances in its past reach the
@@ -73,6 +74,9 @@ pub struct Governance {
     pub members: BTreeMap<MemberId, Member>,
     /// Auditors' devices, with their names.
     pub auditors: BTreeMap<DeviceId, String>,
+    /// Keepers' devices (always-on devices that store and forward the record but never write),
+    /// stopped ones included: a keeper's id is a keeper's for good.
+    pub keepers: BTreeMap<DeviceId, Keeper>,
     /// The group's rule and minimum quorum, as the genesis or the last policy decision set them.
     pub policy: Option<(Rule, u64)>,
     /// Members who have said their name and needs in their own words (a `member.about`).
@@ -99,7 +103,34 @@ pub struct Device {
     pub added_by: EntryId,
 }
 
+/// A keeper the group named (`keeper.add`): it may sync the record, never write in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keeper {
+    /// What members call it.
+    pub name: String,
+    /// The outcome that named it (last, when it was named again after a stop).
+    pub added_by: EntryId,
+    /// The outcome that stopped it (`keeper.remove`), while it is stopped.
+    pub removed_by: Option<EntryId>,
+}
+
 impl Governance {
+    /// Whether `device` is a keeper the group has not stopped: it may sync, never write.
+    pub fn keeper_active(&self, device: &DeviceId) -> bool {
+        self.keepers
+            .get(device)
+            .is_some_and(|k| k.removed_by.is_none())
+    }
+
+    /// The keepers not stopped, with their names.
+    pub fn active_keepers(&self) -> Vec<(DeviceId, String)> {
+        self.keepers
+            .iter()
+            .filter(|(_, k)| k.removed_by.is_none())
+            .map(|(d, k)| (*d, k.name.clone()))
+            .collect()
+    }
+
     /// The member a device belongs to: its member's first key, or a device linked to them.
     pub fn member_of(&self, device: &DeviceId) -> Option<MemberId> {
         match self.linked.get(device) {
@@ -128,12 +159,13 @@ impl Governance {
         v
     }
 
-    /// Whether `device` is anyone's in this group: a member's first key, a linked device or an
-    /// auditor's.
+    /// Whether `device` is anyone's in this group: a member's first key, a linked device, an
+    /// auditor's or a keeper's (stopped keepers included).
     pub fn device_known(&self, device: &DeviceId) -> bool {
         self.members.contains_key(device)
             || self.linked.contains_key(device)
             || self.auditors.contains_key(device)
+            || self.keepers.contains_key(device)
     }
 
     /// Whether `m` is an active member here.
@@ -436,8 +468,11 @@ fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {
             name,
             needs,
         } => {
-            // A device linked to a member cannot become a member of its own.
-            if !g.active(member) && !g.linked.contains_key(member) {
+            // A device linked to a member, or a keeper, cannot become a member of its own.
+            if !g.active(member)
+                && !g.linked.contains_key(member)
+                && !g.keepers.contains_key(member)
+            {
                 g.members.insert(
                     *member,
                     Member {
@@ -486,8 +521,36 @@ fn apply_effect(g: &mut Governance, effect: &Effect, at: EntryId) {
             }
         }
         Effect::Auditor { device, name } => {
-            if !g.members.contains_key(device) && !g.linked.contains_key(device) {
+            if !g.members.contains_key(device)
+                && !g.linked.contains_key(device)
+                && !g.keepers.contains_key(device)
+            {
                 g.auditors.insert(*device, name.clone());
+            }
+        }
+        Effect::Keeper { device, name } => {
+            // Only a device that is no one else's: a key belongs to one seat, for good. A stopped
+            // keeper named again goes on.
+            if !g.members.contains_key(device)
+                && !g.linked.contains_key(device)
+                && !g.auditors.contains_key(device)
+                && !g.keeper_active(device)
+            {
+                g.keepers.insert(
+                    *device,
+                    Keeper {
+                        name: name.clone(),
+                        added_by: at,
+                        removed_by: None,
+                    },
+                );
+            }
+        }
+        Effect::KeeperRemove { device } => {
+            if let Some(k) = g.keepers.get_mut(device)
+                && k.removed_by.is_none()
+            {
+                k.removed_by = Some(at);
             }
         }
         Effect::Policy { rule, quorum } => g.policy = Some((*rule, *quorum)),
@@ -532,6 +595,20 @@ pub fn group_proposal(record: &Record, effect: Effect, name: &str) -> Option<Bod
             format!(
                 "Should {name} be able to check our record? They could read everything except \
                  sealed threads, and could never write in it."
+            ),
+        ),
+        Effect::Keeper { .. } => (
+            format!("{name} keeps our record"),
+            format!(
+                "Should {name} keep a copy of our record? A keeper is an always-on computer that \
+                 holds the group's record so members who are online at different times still get \
+                 each other's news. It cannot write, and it cannot read sealed threads."
+            ),
+        ),
+        Effect::KeeperRemove { .. } => (
+            format!("{name} stops keeping our record"),
+            format!(
+                "Should {name} stop keeping our record? It would not get anything new from us."
             ),
         ),
         Effect::Policy { rule, quorum } => (

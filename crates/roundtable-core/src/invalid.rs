@@ -234,6 +234,18 @@ pub enum Invalid {
         "the new device did not sign this link (its proof does not verify); link it again from the new device"
     )]
     BadDeviceProof,
+    /// `keeper_cannot_write`: an entry signed by a keeper's device (a keeper stores and forwards
+    /// the record; it never writes in it).
+    #[error(
+        "it was signed by a keeper's device: a keeper stores and passes on the group's record, but it can never write in it"
+    )]
+    KeeperCannotWrite,
+    /// `already_keeper`: a proposal to name a keeper that is one already (and not stopped).
+    #[error("that device is already one of the group's keepers")]
+    AlreadyKeeper,
+    /// `not_a_keeper`: a proposal to stop a keeper that is not an active keeper.
+    #[error("that device is not one of the group's keepers now")]
+    NotAKeeper,
     /// `not_your_device`: a `device.revoke` of a device that is not an active device of its
     /// author's member, or of the device writing it.
     #[error("{0}")]
@@ -300,6 +312,9 @@ impl Invalid {
             Invalid::DeviceTaken(_) => "device_taken",
             Invalid::BadDeviceProof => "bad_device_proof",
             Invalid::NotYourDevice(_) => "not_your_device",
+            Invalid::KeeperCannotWrite => "keeper_cannot_write",
+            Invalid::AlreadyKeeper => "already_keeper",
+            Invalid::NotAKeeper => "not_a_keeper",
         }
     }
 }

@@ -507,6 +507,11 @@ pub(crate) fn validate_proposal(
                     "it is a member's own device; a device can be one member's only".into(),
                 ));
             }
+            if p.gov.keepers.contains_key(member) {
+                return Err(Invalid::DeviceTaken(
+                    "it is a keeper's device; a keeper can never be a member".into(),
+                ));
+            }
             if ed25519_dalek::VerifyingKey::from_bytes(&member.0).is_err() {
                 return Err(Invalid::NotAKey("the member id".into()));
             }
@@ -528,9 +533,10 @@ pub(crate) fn validate_proposal(
                     "a member's device cannot also be an auditor's".into(),
                 ));
             }
-            if p.gov.linked.contains_key(device) {
+            if p.gov.linked.contains_key(device) || p.gov.keepers.contains_key(device) {
                 return Err(Invalid::DeviceTaken(
-                    "it is a member's own device; a device can be one seat's only".into(),
+                    "it is a member's own device or a keeper's; a device can be one seat's only"
+                        .into(),
                 ));
             }
             if p.gov.auditors.contains_key(device) {
@@ -553,9 +559,12 @@ pub(crate) fn validate_proposal(
                     "the member this proposal would recover is not an active member".into(),
                 ));
             }
-            if p.gov.members.contains_key(device) || p.gov.linked.contains_key(device) {
+            if p.gov.members.contains_key(device)
+                || p.gov.linked.contains_key(device)
+                || p.gov.keepers.contains_key(device)
+            {
                 return Err(Invalid::DeviceTaken(
-                    "it is a member's id or a device already linked; a device can be one seat's only".into(),
+                    "it is a member's id, a device already linked or a keeper's; a device can be one seat's only".into(),
                 ));
             }
             if p.gov.auditors.contains_key(device) {
@@ -571,6 +580,29 @@ pub(crate) fn validate_proposal(
             let msg = crate::entry::device_link_message(&p.r.group(), member, device);
             crate::signature::verify(&device.0, &msg, proof)
                 .map_err(|_| Invalid::BadDeviceProof)?;
+        }
+        Some(Effect::Keeper { device, name }) => {
+            // A keeper's key is nobody else's, and the group names it once at a time.
+            nonempty(name, "the keeper's name")?;
+            if p.gov.members.contains_key(device)
+                || p.gov.linked.contains_key(device)
+                || p.gov.auditors.contains_key(device)
+            {
+                return Err(Invalid::DeviceTaken(
+                    "it is a member's id, a member's device or an auditor's; a keeper's device can be no one else's".into(),
+                ));
+            }
+            if p.gov.keeper_active(device) {
+                return Err(Invalid::AlreadyKeeper);
+            }
+            if ed25519_dalek::VerifyingKey::from_bytes(&device.0).is_err() {
+                return Err(Invalid::NotAKey("the keeper's id".into()));
+            }
+        }
+        Some(Effect::KeeperRemove { device }) => {
+            if !p.gov.keeper_active(device) {
+                return Err(Invalid::NotAKeeper);
+            }
         }
         Some(Effect::Policy { quorum: 0, .. }) => {
             return Err(Invalid::ZeroQuorum);
@@ -949,7 +981,7 @@ pub(crate) fn validate_device_add(
     nonempty(name, "the device's name")?;
     if p.gov.device_known(device) {
         return Err(Invalid::DeviceTaken(
-            "a member's, an auditor's, or a device already linked (a device is linked once, to one member)".into(),
+            "a member's, an auditor's, a keeper's, or a device already linked (a device is linked once, to one member)".into(),
         ));
     }
     // The proof is checked by the entry signature's rule (strict, canonical, no small-order key).

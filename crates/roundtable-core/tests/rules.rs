@@ -2101,3 +2101,221 @@ fn a_device_linked_on_a_stopped_device_concurrently_speaks_for_nobody() {
     assert_eq!(r.recount_now(&p), (counts, decision));
     assert!(r.void_now(&block));
 }
+
+fn keeper_effect(k: &DeviceKey, name: &str) -> Effect {
+    Effect::Keeper {
+        device: k.device_id(),
+        name: name.into(),
+    }
+}
+
+#[test]
+fn a_keeper_is_named_by_the_group_syncs_and_can_never_write() {
+    let (ana, ben, cai, keeper) = (key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben, &cai]);
+    // One member cannot name a keeper alone: Ana's agree is 1 of 3 views.
+    let body =
+        governance::group_proposal(&w.rec, keeper_effect(&keeper, "Council PC"), "Council PC")
+            .unwrap();
+    let p = w.write(&ana, body);
+    w.stance(&ana, p, StanceKind::Agree);
+    let (counts, decision) = w.rec.recount_now(&p);
+    let premature = Body::Outcome {
+        proposal: p,
+        outcome: "closed".into(),
+        decision,
+        counts,
+    };
+    w.refuse(&ana, &premature, "not_quorate");
+    assert!(w.rec.keepers().is_empty());
+    assert!(!w.rec.sync_devices().contains(&keeper.device_id()));
+    w.stance(&ben, p, StanceKind::Agree);
+    w.stance(&cai, p, StanceKind::Agree);
+    assert_eq!(w.close(&ana, p).1, Decision::Passed);
+    assert_eq!(
+        w.rec.keepers(),
+        vec![(keeper.device_id(), "Council PC".to_string())]
+    );
+    // It may sync (both ways), but it is no member and no writer: it is never counted, never a reader.
+    assert!(w.rec.sync_devices().contains(&keeper.device_id()));
+    assert!(!w.rec.active_devices().contains(&keeper.device_id()));
+    assert_eq!(w.rec.active_members().len(), 3);
+    let thread = w.thread(&ana);
+    for body in [
+        Body::Thread {
+            title: "From the keeper".into(),
+        },
+        Body::Message {
+            thread,
+            text: "I write".into(),
+        },
+        Body::MemberLeave,
+        Body::Profile { enc_key: [9; 32] },
+    ] {
+        w.refuse(&keeper, &body, "keeper_cannot_write");
+    }
+    // Through the engine's own write path too.
+    let t = w.tick();
+    assert_eq!(
+        refused_kind(w.rec.author(&keeper, Body::MemberLeave, t)),
+        "keeper_cannot_write"
+    );
+    // Named twice: refused while it is a keeper.
+    let again = governance::group_proposal(&w.rec, keeper_effect(&keeper, "PC"), "PC").unwrap();
+    w.refuse(&ben, &again, "already_keeper");
+}
+
+#[test]
+fn a_keepers_key_is_no_one_elses_and_no_one_elses_key_is_a_keepers() {
+    let (ana, ben, keeper, phone, inspector, fresh) = (key(), key(), key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    w.write(&ana, link_body(&w, &ana, &phone, "Ana's phone"));
+    w.decide(
+        &ben,
+        Effect::Auditor {
+            device: inspector.device_id(),
+            name: "Inspector".into(),
+        },
+    );
+    w.decide(&ana, keeper_effect(&keeper, "Council PC"));
+    let prop = |w: &World, e: Effect| governance::group_proposal(&w.rec, e, "x").unwrap();
+    // A member's id, a linked device or an auditor's cannot be named a keeper.
+    for taken in [&ben, &phone, &inspector] {
+        w.refuse(&ana, &prop(&w, keeper_effect(taken, "PC")), "device_taken");
+    }
+    // A keeper's key cannot join as a member, be linked, be an auditor, or take a seat back.
+    let as_member = Effect::Add {
+        member: keeper.device_id(),
+        name: "Keeper".into(),
+        needs: String::new(),
+    };
+    w.refuse(&ana, &prop(&w, as_member), "device_taken");
+    w.refuse(
+        &ana,
+        &link_body(&w, &ana, &keeper, "my keeper"),
+        "device_taken",
+    );
+    let as_auditor = Effect::Auditor {
+        device: keeper.device_id(),
+        name: "Keeper".into(),
+    };
+    w.refuse(&ana, &prop(&w, as_auditor), "device_taken");
+    let recover = recover_effect(&w, &ana, &keeper, "new");
+    w.refuse(&ben, &prop(&w, recover), "device_taken");
+    // A nameless keeper, or one that is not a key.
+    w.refuse(&ana, &prop(&w, keeper_effect(&fresh, " ")), "empty_text");
+    let not_key = (0u8..=255)
+        .map(|b| DeviceId([b; 32]))
+        .find(|d| ed25519_dalek::VerifyingKey::from_bytes(&d.0).is_err())
+        .expect("some 32-byte string is not a point");
+    let bad = Effect::Keeper {
+        device: not_key,
+        name: "PC".into(),
+    };
+    w.refuse(&ana, &prop(&w, bad), "not_a_key");
+    // Stopping a device that is not a keeper.
+    let stop_other = Effect::KeeperRemove {
+        device: fresh.device_id(),
+    };
+    w.refuse(&ana, &prop(&w, stop_other), "not_a_keeper");
+}
+
+#[test]
+fn a_stopped_keeper_may_not_sync_and_still_never_writes() {
+    let (ana, ben, keeper) = (key(), key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    w.decide(&ana, keeper_effect(&keeper, "Council PC"));
+    assert!(w.rec.sync_devices().contains(&keeper.device_id()));
+    let (_, _, d) = w.decide(
+        &ben,
+        Effect::KeeperRemove {
+            device: keeper.device_id(),
+        },
+    );
+    assert_eq!(d, Decision::Passed);
+    assert!(w.rec.keepers().is_empty());
+    assert!(!w.rec.sync_devices().contains(&keeper.device_id()));
+    w.refuse(&keeper, &Body::MemberLeave, "keeper_cannot_write");
+    // Its key stays a keeper's: it cannot come back as a member.
+    let as_member = governance::group_proposal(
+        &w.rec,
+        Effect::Add {
+            member: keeper.device_id(),
+            name: "Keeper".into(),
+            needs: String::new(),
+        },
+        "Keeper",
+    )
+    .unwrap();
+    w.refuse(&ana, &as_member, "device_taken");
+    // Stopping it twice is refused; the group may name it again.
+    let twice = governance::group_proposal(
+        &w.rec,
+        Effect::KeeperRemove {
+            device: keeper.device_id(),
+        },
+        "Council PC",
+    )
+    .unwrap();
+    w.refuse(&ana, &twice, "not_a_keeper");
+    w.decide(&ana, keeper_effect(&keeper, "Council PC"));
+    assert!(w.rec.sync_devices().contains(&keeper.device_id()));
+}
+
+#[test]
+fn a_keeper_named_concurrently_with_the_same_key_joining_is_one_seat_only() {
+    // Two proposals made apart: "K joins" and "K keeps our record". Both pass on their own side;
+    // merged, the first in linear order takes the key and the other changes nothing.
+    // Each side is written on other devices of the same members (one device writes on one side).
+    let (ana, ben, k, ana_phone, ben_phone) = (key(), key(), key(), key(), key());
+    let mut w = World::new(&[&ana, &ben]);
+    w.write(&ana, link_body(&w, &ana, &ana_phone, "Ana's phone"));
+    w.write(&ben, link_body(&w, &ben, &ben_phone, "Ben's phone"));
+    let mut other = w.replica();
+    w.decide(&ana, keeper_effect(&k, "PC"));
+    let add = governance::group_proposal(
+        &other,
+        Effect::Add {
+            member: k.device_id(),
+            name: "K".into(),
+            needs: String::new(),
+        },
+        "K",
+    )
+    .unwrap();
+    let mut log = Vec::new();
+    let mut t = 1000;
+    let mut write = |rec: &mut Record, key: &DeviceKey, body: Body| {
+        t += 1;
+        let (id, e) = rec.author(key, body, t).unwrap();
+        log.push(e);
+        id
+    };
+    let p = write(&mut other, &ben_phone, add);
+    for v in [&ana_phone, &ben_phone] {
+        write(&mut other, v, stance_body(p, StanceKind::Agree, "", None));
+    }
+    let (counts, decision) = other.recount_now(&p);
+    assert_eq!(decision, Decision::Passed);
+    write(
+        &mut other,
+        &ben_phone,
+        Body::Outcome {
+            proposal: p,
+            outcome: "K joins".into(),
+            decision,
+            counts,
+        },
+    );
+    let mut all = w.log.clone();
+    all.extend(log);
+    let (merged, out) = Record::from_entries(w.group, all);
+    assert!(out.rejected.is_empty() && out.pending.is_empty(), "{out:?}");
+    let g = merged.governance();
+    let member = g.active(&k.device_id());
+    let keeper = g.keeper_active(&k.device_id());
+    assert!(
+        member ^ keeper,
+        "one seat only: member {member}, keeper {keeper}"
+    );
+}

@@ -28,7 +28,7 @@ pub mod node;
 pub mod reconcile;
 pub mod ticket;
 
-pub use node::{Linking, Node, SyncError, SyncStats};
+pub use node::{DeviceSeat, Linking, Node, SyncError, SyncStats};
 pub use ticket::{Ticket, TicketError};
 
 /// The ALPN of the sync protocol.

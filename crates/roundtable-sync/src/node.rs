@@ -211,6 +211,22 @@ fn explain(conn: &Connection, e: SyncError) -> SyncError {
     }
 }
 
+/// What a device is in one group, as [`Node::seat_of`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceSeat {
+    /// One of the group's keepers now.
+    Keeper,
+    /// A keeper the group stopped.
+    StoppedKeeper,
+    /// A member's device (their first key or a linked one).
+    Member,
+    /// An auditor's device.
+    Auditor,
+    /// Nobody's in this group (yet).
+    None,
+}
+
 impl Node {
     /// A node for the home at `dir`, acting as the device whose key is `key`.
     pub fn new(dir: PathBuf, key: DeviceKey) -> Node {
@@ -313,6 +329,51 @@ impl Node {
     pub fn groups(&self) -> Vec<GroupId> {
         match self.inner.groups.lock() {
             Ok(g) => g.keys().copied().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// How many valid entries the groups loaded so far hold (what a keeper reports it holds).
+    pub fn entries_held(&self) -> usize {
+        match self.inner.groups.lock() {
+            Ok(g) => g.values().map(|g| g.record.len()).sum(),
+            Err(_) => 0,
+        }
+    }
+
+    /// The devices allowed to sync `group` here (active members' devices, auditors, keepers).
+    pub fn sync_devices(&self, group: &GroupId) -> Vec<DeviceId> {
+        match self.inner.groups.lock() {
+            Ok(g) => g
+                .get(group)
+                .map(|g| g.record.sync_devices())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// What `device` is in each group loaded here (a keeper, a stopped keeper, a member's device,
+    /// an auditor's, nobody's): what a keeper's home checks of its own key.
+    pub fn seat_of(&self, device: &DeviceId) -> Vec<(GroupId, DeviceSeat)> {
+        match self.inner.groups.lock() {
+            Ok(g) => g
+                .iter()
+                .map(|(id, g)| {
+                    let gov = g.record.governance();
+                    let seat = if gov.keeper_active(device) {
+                        DeviceSeat::Keeper
+                    } else if gov.keepers.contains_key(device) {
+                        DeviceSeat::StoppedKeeper
+                    } else if gov.member_of(device).is_some() {
+                        DeviceSeat::Member
+                    } else if gov.auditors.contains_key(device) {
+                        DeviceSeat::Auditor
+                    } else {
+                        DeviceSeat::None
+                    };
+                    (*id, seat)
+                })
+                .collect(),
             Err(_) => Vec::new(),
         }
     }

@@ -619,6 +619,10 @@ impl Record {
             _ => decode_change(ch, &self.ix.containers)?.0,
         };
         let gov = self.governance_at(&clock);
+        // A keeper stores and forwards; it never writes (its id is never a member's).
+        if gov.keepers.contains_key(&actor) {
+            return Err(Invalid::KeeperCannotWrite);
+        }
         let member = gov.member_of(&actor).ok_or(Invalid::NotMember)?;
         if gov.revoked.contains_key(&actor) {
             return Err(Invalid::DeviceRevoked);

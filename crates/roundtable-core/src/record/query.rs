@@ -391,10 +391,17 @@ impl Record {
             .collect()
     }
 
-    /// Devices allowed to sync this group now: active members' and auditors'.
+    /// Keepers now (not stopped), with their names: they may sync the record (pull and push,
+    /// sealed entries as ciphertext) but never write in it.
+    pub fn keepers(&self) -> Vec<(DeviceId, String)> {
+        self.governance().active_keepers()
+    }
+
+    /// Devices allowed to sync this group now: active members', auditors' and keepers'.
     pub fn sync_devices(&self) -> Vec<DeviceId> {
         let mut v = self.active_devices();
         v.extend(self.auditors().into_iter().map(|(d, _)| d));
+        v.extend(self.keepers().into_iter().map(|(d, _)| d));
         v
     }
 

@@ -103,6 +103,15 @@ struct DevicesPage {
     mine: Vec<MyDevice>,
     /// A one-time link just made for another device of this member.
     link: Option<Code>,
+    /// The group's keepers now (always-on devices that hold the record, never write).
+    keepers: Vec<KeeperRow>,
+}
+
+/// One of the group's keepers on the Devices page.
+pub(crate) struct KeeperRow {
+    name: String,
+    /// "last synced with this device 5 minutes ago", or "not synced with this device yet".
+    when: String,
 }
 
 /// One of the reader's own devices on the Devices page.
@@ -297,47 +306,69 @@ async fn devices_page_with(
     let now = (state.inner.clock)();
     let nearby = serving.as_ref().map(|s| s.nearby()).unwrap_or_default();
     let gid_ticket = serving.clone();
-    let (status, peers, nearby, ticket, mine) = super::with_group(&state, move |home, st, g| {
-        let names = names(&g.record);
-        let me = super::my_id(st)?;
-        let peers = roundtable_app::net::peers(home)?
-            .into_iter()
-            .filter(|p| p.device != me)
-            .map(|p| PeerRow {
-                id: p.device.to_string(),
-                name: device_name(&names, &p.device, p.name.as_deref()),
-                when: ago(now, p.last_sync_ms),
-            })
-            .collect::<Vec<_>>();
-        let nearby = nearby
-            .into_iter()
-            .filter(|n| n.device != me)
-            .map(|n| DeviceRow {
-                id: n.device.to_string(),
-                name: device_name(&names, &n.device, None),
-                seen: ago(now, n.seen_ms),
-            })
-            .collect();
-        let ticket = gid_ticket.map(|s| {
-            let t = s.ticket(g.id());
-            Code {
-                qr: qr_svg(&t, "A QR code of this device's code"),
-                ticket: t,
-            }
-        });
-        let mine = super::seat(home, st)?
-            .devices(g)
-            .into_iter()
-            .map(|d| MyDevice {
-                id: d.id.to_string(),
-                name: d.name.unwrap_or_else(|| "Your first device".into()),
-                this: d.this,
-                stopped: d.stopped,
-            })
-            .collect::<Vec<_>>();
-        Ok((sync_line(home, st, now), peers, nearby, ticket, mine))
-    })
-    .await?;
+    let (status, peers, nearby, ticket, mine, keepers) =
+        super::with_group(&state, move |home, st, g| {
+            let names = names(&g.record);
+            let me = super::my_id(st)?;
+            let peers = roundtable_app::net::peers(home)?
+                .into_iter()
+                .filter(|p| p.device != me)
+                .map(|p| PeerRow {
+                    id: p.device.to_string(),
+                    name: device_name(&names, &p.device, p.name.as_deref()),
+                    when: ago(now, p.last_sync_ms),
+                })
+                .collect::<Vec<_>>();
+            let nearby = nearby
+                .into_iter()
+                .filter(|n| n.device != me)
+                .map(|n| DeviceRow {
+                    id: n.device.to_string(),
+                    name: device_name(&names, &n.device, None),
+                    seen: ago(now, n.seen_ms),
+                })
+                .collect();
+            let ticket = gid_ticket.map(|s| {
+                let t = s.ticket(g.id());
+                Code {
+                    qr: qr_svg(&t, "A QR code of this device's code"),
+                    ticket: t,
+                }
+            });
+            let mine = super::seat(home, st)?
+                .devices(g)
+                .into_iter()
+                .map(|d| MyDevice {
+                    id: d.id.to_string(),
+                    name: d.name.unwrap_or_else(|| "Your first device".into()),
+                    this: d.this,
+                    stopped: d.stopped,
+                })
+                .collect::<Vec<_>>();
+            let seen: HashMap<DeviceId, i64> =
+                home.peers().unwrap_or_default().into_iter().collect();
+            let keepers = g
+                .record
+                .keepers()
+                .into_iter()
+                .map(|(d, name)| KeeperRow {
+                    name,
+                    when: match seen.get(&d) {
+                        Some(t) => format!("last synced with this device {}", ago(now, *t)),
+                        None => "not synced with this device yet".into(),
+                    },
+                })
+                .collect::<Vec<_>>();
+            Ok((
+                sync_line(home, st, now),
+                peers,
+                nearby,
+                ticket,
+                mine,
+                keepers,
+            ))
+        })
+        .await?;
     let mdns = state.inner.sync.as_ref().is_some_and(|s| s.mdns);
     page(DevicesPage {
         nav: Nav::Devices,
@@ -363,6 +394,7 @@ async fn devices_page_with(
         lan: lan_view(&state, code),
         mine,
         link,
+        keepers,
     })
 }
 

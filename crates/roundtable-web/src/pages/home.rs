@@ -228,6 +228,12 @@ fn describe(
                 Some(Effect::Auditor { name, .. }) if passed => {
                     format!("{name} can now check the record, as the group decided.")
                 }
+                Some(Effect::Keeper { name, .. }) if passed => {
+                    format!("{name} now keeps the group's record, as the group decided.")
+                }
+                Some(Effect::KeeperRemove { .. }) if passed => {
+                    "A keeper stopped keeping the group's record, as the group decided.".to_string()
+                }
                 Some(Effect::Policy { .. }) if passed => {
                     "The group changed how it decides.".to_string()
                 }

@@ -658,6 +658,36 @@ pub(crate) async fn propose_auditor(
     Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
 }
 
+/// Asks the group to name a keeper: an always-on device that holds the record, never writes, never
+/// reads sealed words. The same application call as the command line's `keeper add`.
+pub(crate) async fn propose_keeper(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::Form(form): axum::Form<AuditorForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let name = plain(form.name).trim().to_string();
+    if name.is_empty() {
+        return Err(Problem::refused(
+            "Please write what to call the keeper. Nothing was changed.",
+        ));
+    }
+    let device: DeviceId = form.device_id.trim().parse().map_err(|_| {
+        Problem::refused(
+            "That device id is not right: it is 64 letters and numbers, shown on the keeper \
+             computer when Roundtable is set up there. Nothing was changed.",
+        )
+    })?;
+    let effect = roundtable_core::Effect::Keeper {
+        device,
+        name: name.clone(),
+    };
+    let p = with_group(&state, move |home, st, g| {
+        propose(home, st, g, effect, &name)
+    })
+    .await?;
+    Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
+}
+
 #[derive(serde::Deserialize)]
 pub(crate) struct CsrfForm {
     #[serde(default)]

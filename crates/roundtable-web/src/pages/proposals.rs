@@ -235,6 +235,18 @@ fn effect_view(effect: &Effect, names: &BTreeMap<MemberId, String>, members: u64
             ),
             needs: String::new(),
         },
+        Effect::Keeper { name, .. } => EffectView {
+            picture: "group",
+            words: format!(
+                "If the group says yes, {name} becomes a keeper. A keeper is an always-on computer that holds the group's record so members who are online at different times still get each other's news. It cannot write, and it cannot read sealed threads."
+            ),
+            needs: String::new(),
+        },
+        Effect::KeeperRemove { .. } => EffectView {
+            picture: "group",
+            words: "If the group says yes, this keeper stops: it gets nothing new from the group's devices any more.".to_string(),
+            needs: String::new(),
+        },
         // Minimal view until the web shows recoveries (issue 16 item 2).
         Effect::Recover { member, name, .. } => {
             let who = name_of(names, member);
