@@ -244,25 +244,35 @@ impl Drop for Killed {
 }
 
 fn serve(prefix: &[&str], home: &Path, extra: &[&str]) -> (Child, Value) {
+    let mut args = vec!["serve"];
+    args.extend_from_slice(extra);
+    spawn(prefix, home, &args)
+}
+
+/// Starts `roundtable --home HOME --json ARGS` (inside a namespace when `prefix` is
+/// `ip netns exec NS`; on the host when it is empty) and reads its first stdout line as JSON.
+fn spawn(prefix: &[&str], home: &Path, args: &[&str]) -> (Child, Value) {
     use std::io::BufRead;
-    let mut child = Command::new(prefix[0])
-        .args(&prefix[1..])
-        .arg(BIN)
+    let mut cmd = Command::new(prefix.first().copied().unwrap_or(BIN));
+    if !prefix.is_empty() {
+        cmd.args(&prefix[1..]).arg(BIN);
+    }
+    let mut child = cmd
         .arg("--home")
         .arg(home)
-        .arg("serve")
-        .args(extra)
+        .arg("--json")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start serve");
+        .expect("start roundtable");
     let mut line = String::new();
     let stdout = child.stdout.take().expect("stdout");
     std::io::BufReader::new(stdout)
         .read_line(&mut line)
-        .expect("serve prints its first line");
+        .expect("a first line");
     let v: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("serve's first line is JSON ({e}): {line:?}"));
+        .unwrap_or_else(|e| panic!("the first line of {args:?} is JSON ({e}): {line:?}"));
     (child, v)
 }
 
@@ -322,4 +332,433 @@ fn members_on_networks_with_no_path_between_them_sync_through_a_self_hosted_rela
         "{shown}"
     );
     drop(relay);
+}
+
+/// `GET /health` of a keeper whose loopback is inside namespace `netns`, from a thread of this
+/// test that has moved into it.
+fn health_in(netns: &str, url: &str) -> Value {
+    use std::io::{Read, Write};
+    let (path, url) = (format!("/run/netns/{netns}"), url.to_string());
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path).expect("open the namespace");
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        let addr = url
+            .strip_prefix("http://")
+            .and_then(|u| u.strip_suffix("/health"))
+            .unwrap_or_else(|| panic!("not a health URL: {url}"))
+            .to_string();
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect to /health");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read /health");
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        let body = resp.split("\r\n\r\n").nth(1).expect("a body").to_string();
+        serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    })
+    .join()
+    .expect("the health thread")
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st.code().unwrap_or(-1);
+        }
+        assert!(start.elapsed() < limit, "still running after {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn carry(from: &Path, to: &Path, file: &Path) {
+    rt(from, &["export", "--bundle", file.to_str().unwrap()]);
+    rt(to, &["import", file.to_str().unwrap()]);
+}
+
+/// A member's new device, linked on the host over loopback: `device link` on `existing`, `device
+/// join` on `new`. Returns the new device's id.
+fn link_phone(existing: &Path, new: &Path, name: &str) -> String {
+    let (mut host, first) = spawn(
+        &[],
+        existing,
+        &[
+            "device",
+            "link",
+            "--listen",
+            "127.0.0.1:0",
+            "--expires",
+            "5",
+        ],
+    );
+    let joined = rt(
+        new,
+        &["device", "join", &s(&first, "ticket"), "--name", name],
+    );
+    assert_eq!(wait_exit(&mut host, Duration::from_secs(30)), 0);
+    assert_eq!(joined["synced"], true, "{joined}");
+    s(&joined, "device_id")
+}
+
+fn texts_of(home: &Path, prefix: &[&str], thread: &str) -> Vec<String> {
+    let (code, v, err) = rt_status(prefix, home, &["show", thread]);
+    assert_eq!(code, 0, "{err}");
+    v["messages"]
+        .as_array()
+        .or_else(|| v["threads"][0]["entries"].as_array())
+        .unwrap_or_else(|| panic!("no messages in {v}"))
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read a home") {
+        let p = e.expect("entry").path();
+        if p.is_file() {
+            out.extend(std::fs::read(&p).expect("read a file of a home"));
+        }
+    }
+    out
+}
+
+fn holds(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+const SEALED_WORDS: &str = "Cai's carer can come on Tuesdays only";
+
+/// Issue 16's test: three members (Ana, Ben, Cai) with five devices (Ana and Cai each have a
+/// phone) and a keeper, on networks that do not reach each other. Ana's and Cai's devices are on
+/// network A, Ben's on network B; the keeper and the board's own relay sit between them. Ben syncs
+/// only through the relay and the keeper. Ana and Ben are never online together; Ana's phone is
+/// stopped and what it writes afterwards is refused everywhere; Cai loses both devices and the
+/// group brings Cai back on a new one. Every device still in use ends with the same record, the
+/// keeper's store holds no sealed words, and the auditor verifies the whole history.
+#[test]
+fn three_members_five_devices_and_a_keeper_across_networks_end_with_one_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = |n: &str| tmp.path().join(n);
+    let (a, ap, b, c, cp, k, cn) = (
+        home("ana"),
+        home("ana-phone"),
+        home("ben"),
+        home("cai"),
+        home("cai-phone"),
+        home("keeper"),
+        home("cai-new"),
+    );
+    let bundle = home("carry.bundle");
+
+    // On one table first: the group, two phones, a keeper named by the group, a sealed thread.
+    rt(&a, &["init", "--name", "Ana"]);
+    let bid = s(&rt(&b, &["init", "--name", "Ben"]), "member_id");
+    let cid = s(&rt(&c, &["init", "--name", "Cai"]), "member_id");
+    let kid = s(&rt(&k, &["init", "--name", "Council PC"]), "device_id");
+    rt(&a, &["group", "create", "Board"]);
+    rt(&a, &["member", "add", &bid, "--name", "Ben"]);
+    let p = s(
+        &rt(&a, &["member", "add", &cid, "--name", "Cai"]),
+        "proposal_id",
+    );
+    carry(&a, &b, &bundle);
+    rt(&b, &["stance", &p, "agree"]);
+    rt(&b, &["close", &p, "--outcome", "Cai joins"]);
+    carry(&b, &a, &bundle);
+    carry(&a, &c, &bundle);
+    let ap_id = link_phone(&a, &ap, "Ana's phone");
+    link_phone(&c, &cp, "Cai's phone");
+    carry(&a, &b, &bundle);
+    carry(&c, &b, &bundle);
+    let p = s(
+        &rt(&b, &["keeper", "add", &kid, "--name", "Council PC"]),
+        "proposal_id",
+    );
+    carry(&b, &a, &bundle);
+    rt(&a, &["stance", &p, "agree"]);
+    rt(
+        &a,
+        &["close", &p, "--outcome", "The council PC keeps our record"],
+    );
+    carry(&a, &b, &bundle);
+    carry(&a, &c, &bundle);
+    let thread = s(&rt(&a, &["thread", "new", "Meetings"]), "thread_id");
+    let sealed = s(
+        &rt(
+            &c,
+            &[
+                "thread",
+                "new",
+                "Cai's support",
+                "--sealed",
+                "--reader",
+                &bid,
+                "--reason",
+                "It is about Cai's care",
+            ],
+        ),
+        "thread_id",
+    );
+    rt(&c, &["post", &sealed, SEALED_WORDS]);
+    carry(&c, &a, &bundle);
+    carry(&a, &ap, &bundle);
+
+    let nets = Three::new();
+    let relay = Relay::start(&nets.relay);
+    let in_a = ["ip", "netns", "exec", nets.a.as_str()];
+    let in_b = ["ip", "netns", "exec", nets.b.as_str()];
+    let in_r = ["ip", "netns", "exec", nets.relay.as_str()];
+    let ok = |prefix: &[&str], home: &Path, args: &[&str]| {
+        let (code, v, err) = rt_status(prefix, home, args);
+        assert_eq!(code, 0, "roundtable {args:?} failed: {err}");
+        v
+    };
+    let net = |ip: &str| {
+        vec![
+            "--listen".to_string(),
+            format!("{ip}:0"),
+            "--relay".to_string(),
+            relay.url.clone(),
+        ]
+    };
+    let args = |fixed: &[&str], more: &[String]| {
+        let mut v: Vec<String> = fixed.iter().map(|x| x.to_string()).collect();
+        v.extend_from_slice(more);
+        v
+    };
+    let mut guard = Killed(vec![]);
+
+    // Ana serves on network A; the keeper, between the networks, pulls from her every second.
+    let (sa, va) = serve(&in_a, &a, &refs(&args(&["--no-mdns"], &net(A_IP))));
+    let ticket_a = s(&va, "ticket");
+    guard.0.push(sa);
+    let keep_args = args(
+        &[
+            "keep",
+            "--interval",
+            "1",
+            "--health",
+            "127.0.0.1:0",
+            "--peer",
+            &ticket_a,
+        ],
+        &net(RELAY_IP),
+    );
+    let (kp, first) = spawn(&in_r, &k, &refs(&keep_args));
+    guard.0.push(kp);
+    let ticket_k = first["tickets"][0]["ticket"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the keeper holds the group after its first round: {first}"))
+        .to_string();
+    let health = first["health"].as_str().expect("a health URL").to_string();
+
+    // Ana writes and goes away; the keeper has what she wrote.
+    ok(&in_a, &a, &["post", &thread, "Ana: the hall is booked"]);
+    let start = Instant::now();
+    let held = loop {
+        let h = health_in(&nets.relay, &health);
+        let want = ok(&in_a, &a, &["heads"]);
+        if ok(&in_r, &k, &["heads"]) == want {
+            break h;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the keeper did not pull: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(held["ok"], true, "{held}");
+    assert!(held["peers_seen"].as_u64().unwrap_or(0) >= 1, "{held}");
+    let mut sa = guard.0.remove(0);
+    let _ = sa.kill();
+    let _ = sa.wait();
+
+    // Ben, on network B, has no path to Ana: he syncs with the keeper, and gets her words (and the
+    // sealed thread he reads) while she is offline.
+    let got = ok(
+        &in_b,
+        &b,
+        &["sync", &ticket_k, "--relay", &relay.url, "--timeout", "30"],
+    );
+    assert_eq!(got["rejected"], 0, "{got}");
+    assert!(texts_of(&b, &in_b, &thread).contains(&"Ana: the hall is booked".to_string()));
+    assert!(texts_of(&b, &in_b, &sealed).contains(&SEALED_WORDS.to_string()));
+    ok(&in_b, &b, &["post", &thread, "Ben: I will bring the tea"]);
+    ok(
+        &in_b,
+        &b,
+        &["sync", &ticket_k, "--relay", &relay.url, "--timeout", "30"],
+    );
+
+    // Ana stops her phone from her laptop, back on network A, and syncs with the keeper. The phone,
+    // offline, does not know, and writes: at the same moment as the stop, so it is kept but counts
+    // for nothing, and the phone cannot pass it on (refused at the sync); it travels only in a file.
+    ok(&in_a, &a, &["device", "revoke", &ap_id]);
+    ok(&in_a, &a, &["sync", &ticket_k, "--timeout", "30"]);
+    assert!(texts_of(&a, &in_a, &thread).contains(&"Ben: I will bring the tea".to_string()));
+    ok(&in_a, &ap, &["post", &thread, "Written on the lost phone"]);
+    let (code, _, err) = rt_status(&in_a, &ap, &["sync", &ticket_k, "--timeout", "20"]);
+    assert_eq!(code, 1, "the stopped phone is refused: {err}");
+    let phone_bundle = home("phone.bundle");
+    ok(
+        &in_a,
+        &ap,
+        &["export", "--bundle", phone_bundle.to_str().unwrap()],
+    );
+    ok(
+        &in_b,
+        &b,
+        &["sync", &ticket_k, "--relay", &relay.url, "--timeout", "30"],
+    );
+    ok(&in_b, &b, &["import", phone_bundle.to_str().unwrap()]);
+    // Once the phone has the stop in its past, whatever it writes is refused.
+    let ana_bundle = home("ana.bundle");
+    ok(
+        &in_a,
+        &a,
+        &["export", "--bundle", ana_bundle.to_str().unwrap()],
+    );
+    ok(&in_a, &ap, &["import", ana_bundle.to_str().unwrap()]);
+    let (code, _, err) = rt_status(&in_a, &ap, &["post", &thread, "After the stop"]);
+    assert_eq!(code, 1, "a stopped device's later entry is refused: {err}");
+
+    // Cai loses both devices. Ana makes a recovery link; Cai's new device takes it; Ben agrees
+    // through the keeper; Ana closes; the new device syncs with the keeper and writes as Cai.
+    let (mut host, link) = spawn(
+        &in_a,
+        &a,
+        &refs(&args(
+            &["member", "recover", &cid, "--expires", "5"],
+            &net(A_IP),
+        )),
+    );
+    let joined = ok(
+        &in_a,
+        &cn,
+        &[
+            "device",
+            "join",
+            &s(&link, "ticket"),
+            "--name",
+            "Cai's new phone",
+        ],
+    );
+    assert_eq!(wait_exit(&mut host, Duration::from_secs(30)), 0);
+    let pid = s(&joined, "proposal_id");
+    ok(&in_a, &a, &["sync", &ticket_k, "--timeout", "30"]);
+    ok(
+        &in_b,
+        &b,
+        &["sync", &ticket_k, "--relay", &relay.url, "--timeout", "30"],
+    );
+    ok(&in_b, &b, &["stance", &pid, "agree"]);
+    ok(
+        &in_b,
+        &b,
+        &["sync", &ticket_k, "--relay", &relay.url, "--timeout", "30"],
+    );
+    ok(&in_a, &a, &["sync", &ticket_k, "--timeout", "30"]);
+    ok(&in_a, &a, &["close", &pid, "--outcome", "Cai is back"]);
+    ok(&in_a, &a, &["sync", &ticket_k, "--timeout", "30"]);
+    ok(&in_a, &cn, &["sync", &ticket_k, "--timeout", "30"]);
+    let id = ok(&in_a, &cn, &["id"]);
+    assert_eq!(s(&id, "member_id"), cid, "{id}");
+    ok(&in_a, &cn, &["post", &thread, "Cai: back on my new phone"]);
+    ok(&in_a, &cn, &["sync", &ticket_k, "--timeout", "30"]);
+    // Cai's old devices are refused.
+    for old in [&c, &cp] {
+        let (code, _, err) = rt_status(&in_a, old, &["sync", &ticket_k, "--timeout", "20"]);
+        assert_eq!(code, 1, "an old device of Cai is refused: {err}");
+    }
+
+    // Ben, last, through the relay straight to Ana this time (she serves again), and everyone
+    // with the keeper, until nothing new is written (a device that learns of Cai's new key hands
+    // Cai the sealed thread's keys, which is one more entry to pass on).
+    let (sa, va) = serve(&in_a, &a, &refs(&args(&["--no-mdns"], &net(A_IP))));
+    guard.0.push(sa);
+    let ticket_a = s(&va, "ticket");
+    let mut rounds = 0;
+    loop {
+        ok(
+            &in_b,
+            &b,
+            &["sync", &ticket_k, "--relay", &relay.url, "--timeout", "30"],
+        );
+        ok(
+            &in_b,
+            &b,
+            &["sync", &ticket_a, "--relay", &relay.url, "--timeout", "30"],
+        );
+        ok(&in_a, &cn, &["sync", &ticket_k, "--timeout", "30"]);
+        ok(&in_a, &a, &["sync", &ticket_k, "--timeout", "30"]);
+        let heads = ok(&in_a, &a, &["heads"]);
+        let same = [(&in_b, &b), (&in_a, &cn), (&in_r, &k)]
+            .iter()
+            .all(|(prefix, home)| ok(prefix.as_slice(), home, &["heads"]) == heads);
+        if same {
+            break;
+        }
+        rounds += 1;
+        assert!(
+            rounds < 4,
+            "the devices still differ after {rounds} rounds of syncs"
+        );
+    }
+    assert!(
+        texts_of(&cn, &in_a, &sealed).contains(&SEALED_WORDS.to_string()),
+        "Cai's new device reads the sealed thread"
+    );
+
+    // One record on every device still in use (checked above); in it, everyone's words.
+    let words = texts_of(&b, &in_b, &thread);
+    for w in [
+        "Ana: the hall is booked",
+        "Ben: I will bring the tea",
+        "Cai: back on my new phone",
+    ] {
+        assert!(words.contains(&w.to_string()), "{w}: {words:?}");
+    }
+    let (_, shown, _) = rt_status(&in_b, &b, &["show", &thread]);
+    let lost = shown["threads"][0]["entries"]
+        .as_array()
+        .and_then(|e| e.iter().find(|m| m["text"] == "Written on the lost phone"))
+        .unwrap_or_else(|| panic!("the phone's entry is kept and shown: {shown}"));
+    assert!(
+        lost["marks"].to_string().contains("no_effect"),
+        "written at the same moment as its stop, it counts for nothing: {lost}"
+    );
+    assert!(!words.contains(&"After the stop".to_string()), "{words:?}");
+    drop(guard);
+    drop(relay);
+
+    // The keeper holds the sealed thread as ciphertext only; the whole history verifies.
+    let bytes = all_bytes(&k);
+    assert!(
+        holds(&bytes, "Ana: the hall is booked"),
+        "the check can see open words"
+    );
+    assert!(
+        !holds(&bytes, SEALED_WORDS),
+        "the keeper's store holds no sealed words"
+    );
+    let all = home("all.bundle");
+    rt(&a, &["export", "--bundle", all.to_str().unwrap()]);
+    let out = Command::new(BIN)
+        .args(["audit", all.to_str().unwrap()])
+        .output()
+        .expect("audit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
