@@ -297,7 +297,7 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
     assert_eq!(kinds, vec!["keeper_cannot_write"], "{report}");
 
     // The whole record, as the keeper passed it on, verifies.
-    let ok = util::TestCommand::bare().arg("audit").arg(&b.export()).ok();
+    let ok = util::TestCommand::bare().arg("audit").arg(b.export()).ok();
     assert_eq!(ok["verified"], true, "{ok}");
 
     // The group stops the keeper (say it was lost): from then on members' devices refuse it at

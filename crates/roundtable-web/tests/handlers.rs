@@ -3106,7 +3106,7 @@ async fn the_group_brings_ben_back_on_a_new_device_from_the_pages() {
         let p = g
             .record
             .causal_order()
-            .into_iter()
+            .iter()
             .find(|e| {
                 matches!(g.record.entry(e), Some((_, m)) if matches!(&m.body,
                     Body::Proposal { effect: Some(Effect::Recover { member, .. }), .. } if *member == ben.device_id()))
