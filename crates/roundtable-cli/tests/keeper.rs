@@ -245,6 +245,7 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
         a.heads(),
         "the same record on both members' devices"
     );
+    let ben_bundle = b.export();
 
     // A device that is no member's, auditor's or keeper's is refused by the keeper.
     let stranger = Home::init("Stranger");
@@ -296,8 +297,9 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
         .collect();
     assert_eq!(kinds, vec!["keeper_cannot_write"], "{report}");
 
-    // The whole record, as the keeper passed it on, verifies.
-    let ok = util::TestCommand::bare().arg("audit").arg(b.export()).ok();
+    // The whole record, as the keeper passed it on to Ben, verifies. (Ben's later exports keep the
+    // forged entry as evidence of the refusal.)
+    let ok = util::TestCommand::bare().arg("audit").arg(&ben_bundle).ok();
     assert_eq!(ok["verified"], true, "{ok}");
 
     // The group stops the keeper (say it was lost): from then on members' devices refuse it at
