@@ -91,7 +91,10 @@ struct Three {
 
 impl Three {
     fn new() -> Three {
-        let tag = std::process::id() % 100_000;
+        // Unique per test in this process too: the tests of this file run at the same time.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = (std::process::id() % 10_000) * 10 + n % 10;
         let t = Three {
             relay: format!("rtr{tag}"),
             a: format!("rtra{tag}"),
