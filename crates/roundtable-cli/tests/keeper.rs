@@ -8,7 +8,7 @@
 mod util;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Write};
+use std::io::BufRead;
 use std::num::NonZeroU64;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -63,27 +63,11 @@ fn keep(home: &Path, peers: &[&str]) -> (Served, Value) {
     (Served(child), v)
 }
 
-/// `GET /health` on the keeper, as JSON.
-fn health(url: &str) -> Value {
-    let addr = url
-        .strip_prefix("http://")
-        .and_then(|u| u.strip_suffix("/health"))
-        .unwrap_or_else(|| panic!("not a health URL: {url}"));
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to /health");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).expect("read /health");
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-    let body = resp.split("\r\n\r\n").nth(1).expect("a body");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
 /// Polls `/health` until it holds `entries`, for at most 20 s.
 fn health_until(url: &str, entries: u64) -> Value {
     let start = Instant::now();
     loop {
-        let h = health(url);
+        let h = util::health(url);
         if h["entries"] == entries {
             return h;
         }
@@ -96,31 +80,7 @@ fn health_until(url: &str, entries: u64) -> Value {
 }
 
 fn texts(home: &Home, thread: &str) -> Vec<String> {
-    let v = home.ok(["show", thread]);
-    // A sealed thread's messages (for a reader), or an open thread's entries.
-    v["messages"]
-        .as_array()
-        .or_else(|| v["threads"][0]["entries"].as_array())
-        .unwrap_or_else(|| panic!("no messages in {v}"))
-        .iter()
-        .filter_map(|m| m["text"].as_str().map(str::to_string))
-        .collect()
-}
-
-/// Every byte of every file in a home.
-fn all_bytes(dir: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("read the keeper's home") {
-        let p = e.expect("entry").path();
-        if p.is_file() {
-            out.extend(std::fs::read(&p).expect("read a file of the keeper's home"));
-        }
-    }
-    out
-}
-
-fn contains(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    util::thread_texts(&home.ok(["show", thread]))
 }
 
 /// A change signed by `key` on every head of `entries`: what a keeper that skips the rules writes.
@@ -254,17 +214,17 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
 
     // The keeper's store holds the sealed words as ciphertext only (and the open words as written).
     drop(keeper);
-    let bytes = all_bytes(k.dir());
+    let bytes = util::all_bytes(k.dir());
     assert!(
-        contains(&bytes, OPEN_WORDS),
+        util::holds(&bytes, OPEN_WORDS),
         "the check can see words in the keeper's store"
     );
     assert!(
-        !contains(&bytes, SEALED_WORDS),
+        !util::holds(&bytes, SEALED_WORDS),
         "the keeper's store holds no sealed plaintext"
     );
     assert!(
-        !contains(&bytes, "Elm Street"),
+        !util::holds(&bytes, "Elm Street"),
         "no part of the sealed plaintext either"
     );
 

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod util;
+
 const BIN: &str = env!("CARGO_BIN_EXE_roundtable");
 
 fn rt(home: &Path, args: &[&str]) -> Value {
@@ -340,7 +342,6 @@ fn members_on_networks_with_no_path_between_them_sync_through_a_self_hosted_rela
 /// `GET /health` of a keeper whose loopback is inside namespace `netns`, from a thread of this
 /// test that has moved into it.
 fn health_in(netns: &str, url: &str) -> Value {
-    use std::io::{Read, Write};
     let (path, url) = (format!("/run/netns/{netns}"), url.to_string());
     std::thread::spawn(move || {
         let ns = std::fs::File::open(&path).expect("open the namespace");
@@ -349,19 +350,7 @@ fn health_in(netns: &str, url: &str) -> Value {
             Some(rustix::thread::LinkNameSpaceType::Network),
         )
         .expect("setns");
-        let addr = url
-            .strip_prefix("http://")
-            .and_then(|u| u.strip_suffix("/health"))
-            .unwrap_or_else(|| panic!("not a health URL: {url}"))
-            .to_string();
-        let mut s = std::net::TcpStream::connect(&addr).expect("connect to /health");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).expect("read /health");
-        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
-        let body = resp.split("\r\n\r\n").nth(1).expect("a body").to_string();
-        serde_json::from_str::<Value>(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+        util::health(&url)
     })
     .join()
     .expect("the health thread")
@@ -410,28 +399,7 @@ fn link_phone(existing: &Path, new: &Path, name: &str) -> String {
 fn texts_of(home: &Path, prefix: &[&str], thread: &str) -> Vec<String> {
     let (code, v, err) = rt_status(prefix, home, &["show", thread]);
     assert_eq!(code, 0, "{err}");
-    v["messages"]
-        .as_array()
-        .or_else(|| v["threads"][0]["entries"].as_array())
-        .unwrap_or_else(|| panic!("no messages in {v}"))
-        .iter()
-        .filter_map(|m| m["text"].as_str().map(str::to_string))
-        .collect()
-}
-
-fn all_bytes(dir: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("read a home") {
-        let p = e.expect("entry").path();
-        if p.is_file() {
-            out.extend(std::fs::read(&p).expect("read a file of a home"));
-        }
-    }
-    out
-}
-
-fn holds(hay: &[u8], needle: &str) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    util::thread_texts(&v)
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
@@ -744,13 +712,13 @@ fn three_members_five_devices_and_a_keeper_across_networks_end_with_one_record()
     drop(relay);
 
     // The keeper holds the sealed thread as ciphertext only; the whole history verifies.
-    let bytes = all_bytes(&k);
+    let bytes = util::all_bytes(&k);
     assert!(
-        holds(&bytes, "Ana: the hall is booked"),
+        util::holds(&bytes, "Ana: the hall is booked"),
         "the check can see open words"
     );
     assert!(
-        !holds(&bytes, SEALED_WORDS),
+        !util::holds(&bytes, SEALED_WORDS),
         "the keeper's store holds no sealed words"
     );
     let all = home("all.bundle");

@@ -576,3 +576,50 @@ pub fn serve_loopback(home: &Path) -> (Served, String) {
     let ticket = v["ticket"].as_str().expect("ticket").to_string();
     (Served(child), ticket)
 }
+
+/// The words of a thread in `show THREAD`'s output: a sealed thread's messages (for a reader), or
+/// an open thread's entries.
+pub fn thread_texts(show: &Value) -> Vec<String> {
+    show["messages"]
+        .as_array()
+        .or_else(|| show["threads"][0]["entries"].as_array())
+        .unwrap_or_else(|| panic!("no messages in {show}"))
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// `GET /health` on a keeper (`url` as `keep` prints it), as JSON.
+pub fn health(url: &str) -> Value {
+    use std::io::{Read, Write};
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|u| u.strip_suffix("/health"))
+        .unwrap_or_else(|| panic!("not a health URL: {url}"));
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to /health");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(s, "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read /health");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let body = resp.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// Every byte of every file in a home (to look for words that must not be there).
+pub fn all_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read a home") {
+        let p = e.expect("entry").path();
+        if p.is_file() {
+            out.extend(std::fs::read(&p).expect("read a file of a home"));
+        }
+    }
+    out
+}
+
+/// Whether `needle`'s bytes occur in `hay`.
+pub fn holds(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
