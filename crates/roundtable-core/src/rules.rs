@@ -585,11 +585,10 @@ pub(crate) fn validate_proposal(
                 return Err(Invalid::NotAKey("the keeper's id".into()));
             }
         }
-        Some(Effect::KeeperRemove { device }) => {
-            if !p.gov.keeper_active(device) {
-                return Err(Invalid::NotAKeeper);
-            }
+        Some(Effect::KeeperRemove { device }) if !p.gov.keeper_active(device) => {
+            return Err(Invalid::NotAKeeper);
         }
+        Some(Effect::KeeperRemove { .. }) => {}
         Some(Effect::Policy { quorum: 0, .. }) => {
             return Err(Invalid::ZeroQuorum);
         }
