@@ -2412,6 +2412,56 @@ async fn policy_and_auditor_are_asked_of_the_group_on_the_page() {
     assert!(page.contains("Dee the auditor"), "{page}");
 }
 
+/// A keeper is asked of the group on the Devices page, in plain words: bad forms write nothing; a
+/// good one becomes a proposal (the same application call as `keeper add`), never a change.
+#[tokio::test]
+async fn a_keeper_is_asked_of_the_group_on_the_devices_page() {
+    let f = fixture();
+    let csrf = f.state.csrf_token().to_string();
+    let page = text(send(&f.state, get(&f.state, "/devices")).await).await;
+    assert!(page.contains(r#"action="/devices/keeper""#), "{page}");
+    assert!(page.contains("A keeper is an always-on computer"), "{page}");
+    assert!(page.contains("The group has no keeper yet."), "{page}");
+    let before = entry_count(&f);
+    let hex = "b".repeat(64);
+    for form in [
+        vec![("device_id", "nope"), ("name", "Council PC")],
+        vec![("device_id", hex.as_str()), ("name", " ")],
+    ] {
+        let mut full = vec![("csrf", csrf.as_str())];
+        full.extend(form.iter().copied());
+        let r = send(&f.state, post(&f.state, "/devices/keeper", &full)).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{form:?}");
+        assert!(text(r).await.contains("Nothing was changed"));
+        assert_eq!(entry_count(&f), before);
+    }
+    let keeper = DeviceKey::from_secret(&[11; 32]).device_id().to_string();
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/devices/keeper",
+            &[
+                ("csrf", &csrf),
+                ("device_id", &keeper),
+                ("name", "Council PC"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    assert!(at.starts_with("/proposals/"), "{at}");
+    let (_, g) = open_group(&f);
+    assert!(g.record.keepers().is_empty(), "asked, not decided");
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(page.contains("Council PC becomes a keeper"), "{page}");
+    assert!(
+        page.contains("It cannot write, and it cannot read sealed threads"),
+        "{page}"
+    );
+}
+
 /// "I am helping Ben": a view typed for Ben is shown as Ana's, for Ben, and does not count until
 /// Ben says yes on his own page; the counts are core's recount.
 #[tokio::test]
