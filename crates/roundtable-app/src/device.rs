@@ -276,14 +276,7 @@ pub async fn join_device(
             Linking::Proposed(p) => {
                 // The group is asked: this home, with its own new encryption key, waits for it,
                 // and keeps where to ask again.
-                let code = Ticket {
-                    group: t.group,
-                    device: t.device,
-                    addrs: t.addrs.clone(),
-                    invite: None,
-                    link: None,
-                }
-                .encode();
+                let code = Ticket::sync(t.group, t.device, t.addrs.clone()).encode();
                 let d = dir.to_path_buf();
                 tokio::task::spawn_blocking(move || -> Result<(), AppError> {
                     Home::open(&d)?.set_setting(RECOVERY_PEER_SETTING, code.as_bytes())?;

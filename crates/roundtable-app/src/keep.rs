@@ -206,14 +206,7 @@ impl Keeping {
 
     /// This keeper's ticket for `group`: what a member's device syncs with.
     pub fn ticket(&self, group: GroupId) -> String {
-        Ticket {
-            group,
-            device: self.device(),
-            addrs: self.addrs(),
-            invite: None,
-            link: None,
-        }
-        .encode()
+        Ticket::sync(group, self.device(), self.addrs()).encode()
     }
 
     /// One round: syncs once with every device it knows (the tickets given, then every device

@@ -158,14 +158,7 @@ impl Serving {
 
     /// This device's ticket for `group`: what another member's device needs to sync with it.
     pub fn ticket(&self, group: GroupId) -> String {
-        Ticket {
-            group,
-            device: self.device(),
-            addrs: self.addrs(),
-            invite: None,
-            link: None,
-        }
-        .encode()
+        Ticket::sync(group, self.device(), self.addrs()).encode()
     }
 
     /// Picks up groups this home holds since serving started (a group made or joined since).

@@ -47,6 +47,17 @@ pub enum TicketError {
 }
 
 impl Ticket {
+    /// A plain sync ticket (no invitation, no link): what another device syncs `group` with.
+    pub fn sync(group: GroupId, device: DeviceId, addrs: Vec<SocketAddr>) -> Ticket {
+        Ticket {
+            group,
+            device,
+            addrs,
+            invite: None,
+            link: None,
+        }
+    }
+
     /// The ticket's text: `rt` and lowercase base32 without padding (layout in the module doc).
     pub fn encode(&self) -> String {
         let kind = match (&self.invite, &self.link) {
