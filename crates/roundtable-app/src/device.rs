@@ -11,14 +11,16 @@
 //! is in the group, and a link ticket is never accepted as an invitation (nor the reverse).
 //!
 //! Sealed threads are wrapped to the member's encryption key, so the new device receives it over
-//! the link's connection (authenticated and encrypted end to end by iroh). Stopping a device does
-//! not yet rotate the keys of the sealed threads its member reads: until then a stopped device
-//! that kept its copy can read what was sealed before, and nothing after it is refused at the sync.
+//! the link's connection (authenticated and encrypted end to end by iroh). Stopping a device
+//! ([`stop_device`]) changes the member's encryption key, so a stopped device that kept its copy
+//! can read only what was sealed before the stop; the member's other devices are given the new
+//! key by the device that changed it, over the same kind of connection.
 
 use std::path::Path;
 use std::time::Duration;
 
 use roundtable_core::{Body, DeviceId, DeviceKey, EntryId, GroupId, MemberId, Record};
+use roundtable_seal::EncSecret;
 use roundtable_store::{Group, Home, OpenError};
 use roundtable_sync::frame::Link;
 use roundtable_sync::net::{bind, dial_addr, local_addrs, via_relay};
@@ -404,14 +406,98 @@ pub fn devices(record: &Record, member: &MemberId, this: &DeviceId) -> Vec<Devic
         .collect()
 }
 
+/// What [`stop_device`] did.
+#[non_exhaustive]
+pub struct Stopped {
+    /// The `device.revoke` in the group asked about.
+    pub entry: EntryId,
+    /// The other groups held here where the device was stopped too.
+    pub also: Vec<GroupId>,
+    /// The member's new encryption key (holding the one it replaced), already kept on this home:
+    /// a front end that keeps the keys in memory uses this one from now on.
+    pub enc: EncSecret,
+    /// The groups where the new key is published.
+    pub published: Vec<GroupId>,
+}
+
+impl std::fmt::Debug for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("Stopped")
+            .field("entry", &self.entry)
+            .field("also", &self.also)
+            .field("published", &self.published)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops `device`, one of this member's own devices (not the one asking), in `group` and in
+/// every other group held here where it is still an active device of this member; then changes
+/// the member's encryption key: a new one is kept on this home (the old one as the one it
+/// replaced) and published in every group this device is active in, and every sealed thread's
+/// key this member reads is wrapped again for it. Epochs wrapped to the old key are then stale
+/// (format.md section 10), so what is sealed from now on is sealed to keys the stopped device
+/// never had; the member's other devices are given the new key when they next sync with this one
+/// ([`crate::net::catch_up_key`]). `passphrase` unlocks and protects the keys.
+///
+/// **Invariant:** a device stopped in one group is stopped in all: the member's key is one for
+/// every group, so a device that could still sync one group could be given the new key.
+pub fn stop_device(
+    home: &Home,
+    key: &DeviceKey,
+    passphrase: Option<&str>,
+    group: GroupId,
+    device: DeviceId,
+) -> Result<Stopped, AppError> {
+    let enc = crate::enc_keys(home, passphrase)?;
+    let seat = Seat::new(home, key, Some(&enc));
+    let me = seat.member();
+    let mut g = home.open_group(&group)?;
+    let entry = seat.revoke_device(&mut g, device)?;
+    let mut also = Vec::new();
+    let groups: Vec<GroupId> = home.groups()?.into_iter().map(|(id, _)| id).collect();
+    for id in groups.iter().filter(|id| **id != group) {
+        let mut other = home.open_group(id)?;
+        let gov = other.record.governance();
+        if gov.member_of(&device) == Some(me)
+            && gov.device_active(&device)
+            && gov.device_active(&key.device_id())
+        {
+            seat.revoke_device(&mut other, device)?;
+            also.push(*id);
+        }
+    }
+    home.rotate_enc_secret(passphrase)?;
+    let enc = crate::enc_keys(home, passphrase)?;
+    let seat = Seat::new(home, key, Some(&enc));
+    let mut published = Vec::new();
+    for id in &groups {
+        let mut g = home.open_group(id)?;
+        if !g.record.governance().device_active(&key.device_id()) {
+            continue;
+        }
+        seat.prepare(&mut g)?;
+        if g.record.profile_key(&me) == Some(enc.public()?) {
+            published.push(*id);
+        }
+    }
+    Ok(Stopped {
+        entry,
+        also,
+        enc,
+        published,
+    })
+}
+
 impl Seat<'_> {
     /// This seat's devices in the group ([`devices`]).
     pub fn devices(&self, g: &Group) -> Vec<DeviceInfo> {
         devices(&g.record, &self.member(), &self.device())
     }
 
-    /// Stops one of this member's own devices (not the one asking): the rules refuse its later
-    /// entries everywhere, and its sync is refused.
+    /// Stops one of this member's own devices (not the one asking) in this group: the rules
+    /// refuse its later entries everywhere, and its sync is refused. A front end calls
+    /// [`stop_device`], which also stops it in every group and changes the member's key.
     pub fn revoke_device(&self, g: &mut Group, device: DeviceId) -> Result<EntryId, AppError> {
         self.write(g, Body::DeviceRevoke { device })
     }

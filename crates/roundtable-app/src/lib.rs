@@ -44,8 +44,8 @@ mod transfer;
 mod write;
 
 pub use device::{
-    DeviceInfo, DeviceJoined, devices, home_member, join_device, link_device, recover_link,
-    waiting_recovery,
+    DeviceInfo, DeviceJoined, Stopped, devices, home_member, join_device, link_device,
+    recover_link, stop_device, waiting_recovery,
 };
 pub use error::AppError;
 pub use net::publish_after_sync;
@@ -63,7 +63,8 @@ use roundtable_store::{Group, Home};
 pub struct Seat<'a> {
     home: &'a Home,
     key: &'a DeviceKey,
-    enc: Option<&'a EncSecret>,
+    /// A copy, so a front end may swap its keys (after a key change) while seats exist.
+    enc: Option<EncSecret>,
     clock: fn() -> i64,
     /// The member this device signs for: its own key, or on a linked device the member's id.
     member: MemberId,
@@ -81,8 +82,17 @@ pub fn now_ms() -> i64 {
 /// store's `PassphraseNeeded` or `WrongPassphrase`, changing nothing.
 pub fn unlock(home: &Home, passphrase: Option<&str>) -> Result<(DeviceKey, EncSecret), AppError> {
     let key = home.device_key(passphrase)?;
+    Ok((key, enc_keys(home, passphrase)?))
+}
+
+/// This device's key for sealed threads, with the one it replaced when the member changed it
+/// ([`device::stop_device`], [`net::catch_up_key`]), so epochs not yet wrapped again still open.
+pub fn enc_keys(home: &Home, passphrase: Option<&str>) -> Result<EncSecret, AppError> {
     let enc = EncSecret::from_bytes(&*home.enc_secret(passphrase)?);
-    Ok((key, enc))
+    Ok(match home.prev_enc_secret(passphrase)? {
+        Some(old) => enc.with_previous(&old),
+        None => enc,
+    })
 }
 
 /// A member's name in the record, or the start of their id when the record does not know them.
@@ -98,12 +108,12 @@ pub fn member_name(record: &Record, m: &MemberId) -> String {
 impl<'a> Seat<'a> {
     /// A seat for the member whose device key is `key`. Without `enc`, sealed threads can be
     /// neither read nor written, and this device's encryption key is not published.
-    pub fn new(home: &'a Home, key: &'a DeviceKey, enc: Option<&'a EncSecret>) -> Seat<'a> {
+    pub fn new(home: &'a Home, key: &'a DeviceKey, enc: Option<&EncSecret>) -> Seat<'a> {
         let member = device::home_member(home, key);
         Seat {
             home,
             key,
-            enc,
+            enc: enc.cloned(),
             clock: now_ms,
             member,
         }
@@ -134,8 +144,8 @@ impl<'a> Seat<'a> {
         (self.clock)()
     }
 
-    fn keyring(&self) -> Result<Keyring<'a>, AppError> {
-        let enc = self.enc.ok_or(AppError::SealedLocked)?;
+    fn keyring(&self) -> Result<Keyring, AppError> {
+        let enc = self.enc.as_ref().ok_or(AppError::SealedLocked)?;
         Ok(Keyring::new(self.member(), enc))
     }
 
@@ -158,7 +168,7 @@ impl<'a> Seat<'a> {
     /// at the same moment as a new key was made). Runs before every write, and after an import, a
     /// sync or a join. Returns whether it wrote anything. Without an unlocked key it does nothing.
     pub fn prepare(&self, g: &mut Group) -> Result<bool, AppError> {
-        let Some(enc) = self.enc else {
+        let Some(enc) = &self.enc else {
             return Ok(false);
         };
         let me = self.member();
@@ -167,17 +177,8 @@ impl<'a> Seat<'a> {
         }
         let public = enc.public()?;
         let mut wrote = false;
-        // A linked device holds its member's key, published by their first device; it never
-        // replaces the member's key nor their words, unless it is the member's only device left
-        // (the group recovered the member onto it, and the old key is lost with the old devices).
         let linked = me != self.device();
-        let only = g
-            .record
-            .governance()
-            .devices_of(&me)
-            .iter()
-            .all(|(d, stopped)| *d == self.device() || *stopped);
-        if (!linked || only) && g.record.profile_key(&me) != Some(public) {
+        if key_is_newer(&g.record, me, self.device(), enc)? {
             self.append(g, Body::Profile { enc_key: public })?;
             wrote = true;
         }
@@ -252,6 +253,37 @@ impl<'a> Seat<'a> {
         self.prepare(g)?;
         self.append(g, body)
     }
+}
+
+/// Whether this device's key for sealed threads is newer than the one the record publishes for
+/// `me`, so that this device must publish it: when the record has none, when this device holds the
+/// published key as the one it replaced (it changed the key: [`device::stop_device`]), or when it
+/// is the member's only device left (the group recovered the member onto it, and the old key is
+/// lost with the old devices). **Invariant:** otherwise another of the member's devices changed the
+/// key and this one waits to be given it ([`net::catch_up_key`]): publishing an older key would
+/// give it back to a stopped device.
+pub(crate) fn key_is_newer(
+    rec: &Record,
+    me: MemberId,
+    device: roundtable_core::DeviceId,
+    enc: &EncSecret,
+) -> Result<bool, AppError> {
+    let Some(published) = rec.profile_key(&me) else {
+        return Ok(true);
+    };
+    if published == enc.public()? {
+        return Ok(false);
+    }
+    if let Some(old) = enc.previous()
+        && old.public()? == published
+    {
+        return Ok(true);
+    }
+    Ok(rec
+        .governance()
+        .devices_of(&me)
+        .iter()
+        .all(|(d, stopped)| *d == device || *stopped))
 }
 
 /// Sets up this device for a member: a new home with a new device key (protected by

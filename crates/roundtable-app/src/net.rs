@@ -61,7 +61,7 @@ pub fn publish_after_sync(
 ) -> Result<bool, AppError> {
     let home = Home::open(dir)?;
     let mut g = home.open_group(group)?;
-    let enc = EncSecret::from_bytes(&*home.enc_secret(passphrase)?);
+    let enc = crate::enc_keys(&home, passphrase)?;
     Seat::new(&home, key, Some(&enc)).prepare(&mut g)
 }
 
@@ -82,6 +82,89 @@ pub(crate) async fn publish_in_background(
         .map_err(task_failed)?
 }
 
+/// After a sync with `peer` (at `addr`) reached it: when `peer` is another active device of this
+/// device's member and the record publishes a newer key for the member than this device holds
+/// (the member changed it on another device, [`crate::device::stop_device`]), asks `peer` for it
+/// and keeps it, the old one as the one it replaced. Returns whether this device now holds a new
+/// key. A key that is not the one the record publishes is not kept.
+pub async fn catch_up_key(
+    ep: &Endpoint,
+    dir: &Path,
+    key: &DeviceKey,
+    passphrase: Option<&str>,
+    group: GroupId,
+    peer: DeviceId,
+    addr: iroh::EndpointAddr,
+) -> Result<bool, AppError> {
+    let (d, k, pass) = (
+        dir.to_path_buf(),
+        clone_key(key),
+        passphrase.map(str::to_string),
+    );
+    let wanted = tokio::task::spawn_blocking(move || -> Result<Option<[u8; 32]>, AppError> {
+        let home = Home::open(&d)?;
+        let g = home.open_group(&group)?;
+        let me = crate::home_member(&home, &k);
+        let gov = g.record.governance();
+        let mine = |dev: &DeviceId| gov.member_of(dev) == Some(me) && gov.device_active(dev);
+        if !mine(&k.device_id()) || !mine(&peer) {
+            return Ok(None);
+        }
+        let Some(published) = g.record.profile_key(&me) else {
+            return Ok(None);
+        };
+        let enc = crate::enc_keys(&home, pass.as_deref())?;
+        if published == enc.public()? || crate::key_is_newer(&g.record, me, k.device_id(), &enc)? {
+            return Ok(None);
+        }
+        Ok(Some(published))
+    })
+    .await
+    .map_err(task_failed)??;
+    let Some(published) = wanted else {
+        return Ok(false);
+    };
+    let secret = Node::ask_key(ep, addr, group).await?;
+    if EncSecret::from_bytes(&secret).public()? != published {
+        // The other device does not hold the new key either.
+        return Ok(false);
+    }
+    let (d, pass) = (dir.to_path_buf(), passphrase.map(str::to_string));
+    tokio::task::spawn_blocking(move || -> Result<(), AppError> {
+        Home::open(&d)?.replace_enc_secret(&secret, pass.as_deref())?;
+        Ok(())
+    })
+    .await
+    .map_err(task_failed)??;
+    Ok(true)
+}
+
+/// What a device does after a sync with `peer` reached it: takes the member's new key from
+/// `peer` when it is behind ([`catch_up_key`]), then publishes and hands out keys
+/// ([`publish_after_sync`]). Returns (published, key caught up, why either could not be done).
+pub(crate) async fn after_sync(
+    ep: &Endpoint,
+    dir: &Path,
+    key: &DeviceKey,
+    passphrase: Option<&str>,
+    group: GroupId,
+    peer: DeviceId,
+    addr: iroh::EndpointAddr,
+) -> (bool, bool, Option<AppError>) {
+    let mut note = None;
+    let caught_up = match catch_up_key(ep, dir, key, passphrase, group, peer, addr).await {
+        Ok(c) => c,
+        Err(e) => {
+            note = Some(e);
+            false
+        }
+    };
+    match publish_in_background(dir, key, passphrase, group).await {
+        Ok(wrote) => (wrote, caught_up, note),
+        Err(e) => (false, caught_up, note.or(Some(e))),
+    }
+}
+
 /// What one sync did.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -98,6 +181,9 @@ pub struct SyncReport {
     /// Why this device could not publish its encryption key yet, when it could not (a locked key,
     /// a busy home). The sync itself succeeded; the next one tries again.
     pub key_note: Option<AppError>,
+    /// Whether the other device, another of this member's, gave this one the member's new key
+    /// ([`catch_up_key`]): a front end that keeps the keys in memory unlocks them again.
+    pub key_changed: bool,
 }
 
 /// Syncs the whole record of the ticket's group with the serving device it names, once, within
@@ -130,12 +216,10 @@ pub async fn sync_once(
         }
     };
     let r = tokio::time::timeout(timeout, node.sync_with(&ep, addr.clone(), t.group, false)).await;
-    let (mut published, mut key_note) = (false, None);
+    let (mut published, mut key_changed, mut key_note) = (false, false, None);
     if matches!(r, Ok(Ok(_))) {
-        match publish_in_background(dir, key, passphrase, t.group).await {
-            Ok(wrote) => published = wrote,
-            Err(e) => key_note = Some(e),
-        }
+        (published, key_changed, key_note) =
+            after_sync(&ep, dir, key, passphrase, t.group, t.device, addr.clone()).await;
         if published {
             let _ = tokio::time::timeout(timeout, node.sync_with(&ep, addr, t.group, false)).await;
         }
@@ -151,6 +235,7 @@ pub async fn sync_once(
         stats,
         published,
         key_note,
+        key_changed,
     })
 }
 
@@ -606,6 +691,9 @@ pub struct NearbyReport {
     pub published: bool,
     /// Why this device could not publish its encryption key yet, when it could not.
     pub key_note: Option<AppError>,
+    /// Whether one of the devices found, another of this member's, gave this one the member's
+    /// new key ([`catch_up_key`]).
+    pub key_changed: bool,
 }
 
 /// Syncs `group` once with every active member's device found on the local network by mDNS
@@ -695,8 +783,18 @@ pub async fn sync_nearby(
     }
     lookout.abort();
     running.abort_all();
-    let (mut published, mut key_note) = (false, None);
+    let (mut published, mut key_note, mut key_changed) = (false, None, false);
     if !synced.is_empty() {
+        for (s, addr) in &synced {
+            match catch_up_key(&ep, dir, key, passphrase, group, s.device, addr.clone()).await {
+                Ok(true) => {
+                    key_changed = true;
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => key_note = key_note.or(Some(e)),
+            }
+        }
         match publish_in_background(dir, key, passphrase, group).await {
             Ok(wrote) => published = wrote,
             Err(e) => key_note = Some(e),
@@ -721,5 +819,6 @@ pub async fn sync_nearby(
         failed,
         published,
         key_note,
+        key_changed,
     })
 }

@@ -27,7 +27,7 @@ use roundtable_sync::net::{bind, dial_addr, local_addrs, via_relay};
 use roundtable_sync::{ALPN, JOIN_ALPN, Node, SyncError, Ticket};
 
 use crate::AppError;
-use crate::net::{NetConfig, SyncReport, announce_serve, publish_in_background, withdraw_serve};
+use crate::net::{NetConfig, SyncReport, after_sync, announce_serve, withdraw_serve};
 
 /// The home setting that remembers where a device answered last (`peer-addrs/DEVICE_ID`).
 const ADDRS_SETTING: &str = "peer-addrs/";
@@ -85,9 +85,10 @@ impl Serving {
         mdns: bool,
     ) -> Result<Serving, AppError> {
         let ep = bind(key, net, vec![ALPN.to_vec(), JOIN_ALPN.to_vec()]).await?;
-        let node = Node::new(
+        let node = Node::giving_keys(
             dir.to_path_buf(),
             DeviceKey::from_secret(&key.secret_bytes()),
+            passphrase.map(str::to_string),
         );
         if let Err(e) = node.load_groups().await {
             ep.close().await;
@@ -273,11 +274,16 @@ impl Serving {
         let stats = tokio::time::timeout(timeout, sync)
             .await
             .map_err(|_| SyncError::Timeout)??;
-        let (mut published, mut key_note) = (false, None);
-        match publish_in_background(&self.dir, &self.key, self.passphrase.as_deref(), group).await {
-            Ok(wrote) => published = wrote,
-            Err(e) => key_note = Some(e),
-        }
+        let (published, key_changed, key_note) = after_sync(
+            &self.ep,
+            &self.dir,
+            &self.key,
+            self.passphrase.as_deref(),
+            group,
+            device,
+            addr.clone(),
+        )
+        .await;
         if published {
             let again = self.node.sync_with(&self.ep, addr, group, false);
             let _ = tokio::time::timeout(timeout, again).await;
@@ -288,6 +294,7 @@ impl Serving {
             stats,
             published,
             key_note,
+            key_changed,
         })
     }
 

@@ -837,14 +837,29 @@ fn run(cli: Cli) -> anyhow::Result<Out> {
             cmd: DeviceCmd::Revoke { device_id },
         } => {
             let device: DeviceId = parse_id(device_id)?;
-            let id = ctx.act(&cli, |seat, g| seat.revoke_device(g, device))?;
-            Ok(entry_out(
+            let pass = passphrase(&cli)?;
+            let key = ctx.key(&cli)?;
+            let group = ctx.group_id(&cli)?;
+            let stopped =
+                roundtable_app::stop_device(&ctx.home, &key, pass.as_deref(), group, device)?;
+            let mut out = entry_out(
                 "entry_id",
-                id,
+                stopped.entry,
                 format!(
-                    "Stopped device {device}: what it writes from now on is refused, and it cannot sync."
+                    "Stopped device {device}: what it writes from now on is refused, and it cannot sync.\n\
+                     Your key for sealed threads is changed, so it cannot read what is sealed from now on; \
+                     your other devices get the new key when they next sync with this one."
                 ),
-            ))
+            );
+            out.json["key_changed"] = json!(true);
+            out.json["also_stopped_in"] = json!(
+                stopped
+                    .also
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect::<Vec<_>>()
+            );
+            Ok(out)
         }
         Cmd::Serve {
             listen,

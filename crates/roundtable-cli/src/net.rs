@@ -163,7 +163,7 @@ pub fn serve(a: ServeArgs<'_>) -> anyhow::Result<Out> {
             .await
             .map_err(AppError::from)?;
         spawn_profile_publisher(a.dir.to_path_buf(), &a.key, a.pass.clone(), a.group);
-        let node = Node::new(a.dir.to_path_buf(), a.key);
+        let node = Node::giving_keys(a.dir.to_path_buf(), a.key, a.pass.clone());
         node.load_groups().await.map_err(AppError::from)?;
         let router = Router::builder(ep.clone())
             .accept(ALPN, node.sync_handler())

@@ -418,3 +418,122 @@ fn the_group_brings_a_member_back_on_a_new_device() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Links a new device of the member at `home` into `dir`, named `name`; returns its device id.
+fn link_new(home: &Path, dir: &Path, name: &str) -> String {
+    let (mut link, first) = spawn(
+        home,
+        &[
+            "device",
+            "link",
+            "--listen",
+            "127.0.0.1:0",
+            "--expires",
+            "5",
+        ],
+    );
+    let joined = rt(
+        dir,
+        &["device", "join", &s(&first, "ticket"), "--name", name],
+    );
+    assert_eq!(wait(&mut link, Duration::from_secs(30)), 0);
+    s(&joined, "device_id")
+}
+
+fn sealed_texts(home: &Path, thread: &str) -> Vec<String> {
+    let v = rt(home, &["show", thread]);
+    v["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages list: {v}"))
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn stopping_a_phone_changes_the_members_key_and_her_tablet_is_given_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, _) = board(tmp.path());
+    let ben = s(&rt(&b, &["id"]), "member_id");
+    let (phone, tablet) = (tmp.path().join("phone"), tmp.path().join("tablet"));
+    let phone_id = link_new(&a, &phone, "Ana's phone");
+    link_new(&a, &tablet, "Ana's tablet");
+
+    let (sa, va) = spawn(&a, &["serve", "--listen", "127.0.0.1:0", "--no-mdns"]);
+    let _guard = Killed(vec![sa]);
+    let ticket = s(&va, "ticket");
+    let sync = |h: &Path| rt(h, &["sync", &ticket, "--timeout", "10"]);
+    // Ben's key reaches Ana, so she can seal a thread for the two of them.
+    sync(&b);
+    let t = s(
+        &rt(
+            &a,
+            &[
+                "thread",
+                "new",
+                "Ben's support",
+                "--sealed",
+                "--reader",
+                &ben,
+                "--reason",
+                "It is about Ben's health",
+            ],
+        ),
+        "thread_id",
+    );
+    rt(&a, &["post", &t, "Before the stop"]);
+    for h in [&phone, &tablet, &b] {
+        sync(h);
+    }
+    assert_eq!(sealed_texts(&phone, &t), ["Before the stop"]);
+
+    // The phone is lost: Ana stops it from her laptop, and her key is changed.
+    let stopped = rt(&a, &["device", "revoke", &phone_id]);
+    assert_eq!(stopped["key_changed"], true, "{stopped}");
+    sync(&b);
+    rt(&b, &["post", &t, "After the stop"]);
+    sync(&b);
+    assert_eq!(
+        sealed_texts(&a, &t),
+        ["Before the stop", "After the stop"],
+        "the laptop reads both"
+    );
+
+    // The tablet is behind until it syncs with the laptop, which gives it the new key.
+    sync(&tablet);
+    assert_eq!(
+        sealed_texts(&tablet, &t),
+        ["Before the stop", "After the stop"]
+    );
+    rt(&tablet, &["post", &t, "Written on the tablet"]);
+    sync(&tablet);
+    sync(&b);
+    assert_eq!(
+        sealed_texts(&b, &t),
+        ["Before the stop", "After the stop", "Written on the tablet"]
+    );
+
+    // The phone cannot sync; given every entry in a file, it still cannot read what came after.
+    let (code, out, err) = run(&phone, &["sync", &ticket, "--timeout", "10"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let bundle = tmp.path().join("all.bundle");
+    rt(&b, &["export", "--bundle", bundle.to_str().unwrap()]);
+    rt(&phone, &["import", bundle.to_str().unwrap()]);
+    let v = rt(&phone, &["show", &t]);
+    assert_eq!(
+        v["sealed_entries"].as_array().map(Vec::len),
+        Some(3),
+        "the phone holds every sealed message: {v}"
+    );
+    // Not even the old one now: its epoch's key went to Ana's new key in the record.
+    assert_eq!(sealed_texts(&phone, &t), Vec::<String>::new());
+    let out = Command::new(BIN)
+        .args(["audit", bundle.to_str().unwrap()])
+        .output()
+        .expect("audit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -26,21 +26,22 @@ use crate::wrap::EncSecret;
 use crate::{SealError, aead, pad, wrap};
 
 /// The epoch keys this device has opened, and where its own chain of sealed messages ends.
-pub struct Keyring<'s> {
+pub struct Keyring {
     me: MemberId,
-    secret: &'s EncSecret,
+    secret: EncSecret,
     keys: HashMap<EntryId, Zeroizing<[u8; 32]>>,
     /// Per thread: (my sealed messages so far, the last one's inner hash and highest op).
     tips: HashMap<EntryId, (u64, ChangeHash, u64)>,
 }
 
-impl<'s> Keyring<'s> {
-    /// An empty keyring for member `me`, who unwraps epoch keys with `secret`. Keys are opened
-    /// on first use and kept (zeroed on drop) for the keyring's life.
-    pub fn new(me: MemberId, secret: &'s EncSecret) -> Self {
+impl Keyring {
+    /// An empty keyring for member `me`, who unwraps epoch keys with `secret` (or the secret it
+    /// replaced, [`EncSecret::with_previous`]). Keys are opened on first use and kept (zeroed on
+    /// drop) for the keyring's life.
+    pub fn new(me: MemberId, secret: &EncSecret) -> Self {
         Keyring {
             me,
-            secret,
+            secret: secret.clone(),
             keys: HashMap::new(),
             tips: HashMap::new(),
         }
@@ -58,12 +59,17 @@ impl<'s> Keyring<'s> {
         let Some((pk, enc, ct)) = epoch.wraps.get(&self.me) else {
             return Ok(None);
         };
-        if *pk != self.secret.public()? {
-            // Sealed to an encryption key this device no longer has.
-            return Ok(None);
-        }
+        let secret = if *pk == self.secret.public()? {
+            self.secret.clone()
+        } else {
+            match self.secret.previous() {
+                Some(old) if *pk == old.public()? => old,
+                // Sealed to an encryption key this device does not have (any more, or yet).
+                _ => return Ok(None),
+            }
+        };
         let info = wrap_info(&rec.group(), &self.me, &epoch.commit);
-        let key = wrap::unwrap(self.secret, enc, &info, ct)?;
+        let key = wrap::unwrap(&secret, enc, &info, ct)?;
         if key_commitment(&key) != epoch.commit {
             return Err(SealError::Damaged);
         }

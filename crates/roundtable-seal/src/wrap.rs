@@ -15,28 +15,48 @@ use crate::SealError;
 
 type K = X25519HkdfSha256;
 
-/// A device's encryption secret (X25519). Kept at rest like the signing key.
-pub struct EncSecret(Zeroizing<[u8; 32]>);
+/// A member's encryption secret (X25519) as one device holds it, kept at rest like the signing
+/// key; with the secret it replaced, when the member changed it (a stopped device kept the old
+/// one), so that epoch keys still wrapped to the old secret open until they are wrapped again.
+#[derive(Clone)]
+pub struct EncSecret {
+    key: Zeroizing<[u8; 32]>,
+    previous: Option<Zeroizing<[u8; 32]>>,
+}
 
 impl EncSecret {
     /// A new random secret.
     pub fn generate() -> Result<EncSecret, SealError> {
-        Ok(EncSecret(Zeroizing::new(crate::random()?)))
+        Ok(EncSecret::from_bytes(&crate::random()?))
     }
 
     /// The secret from its 32 stored bytes (as `to_bytes` gave them). Any 32 bytes are accepted;
     /// an unusable secret fails later, in [`EncSecret::public`] or an unwrap, with `BadKey`.
     pub fn from_bytes(b: &[u8; 32]) -> EncSecret {
-        EncSecret(Zeroizing::new(*b))
+        EncSecret {
+            key: Zeroizing::new(*b),
+            previous: None,
+        }
+    }
+
+    /// The same secret, also holding `previous`, the secret it replaced (only for opening).
+    pub fn with_previous(mut self, previous: &[u8; 32]) -> EncSecret {
+        self.previous = Some(Zeroizing::new(*previous));
+        self
+    }
+
+    /// The secret this one replaced, when this device holds it.
+    pub fn previous(&self) -> Option<EncSecret> {
+        self.previous.as_deref().map(EncSecret::from_bytes)
     }
 
     /// The 32 secret bytes, to store at rest; zeroed when dropped.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        self.0.clone()
+        self.key.clone()
     }
 
     fn private(&self) -> Result<<K as Kem>::PrivateKey, SealError> {
-        <K as Kem>::PrivateKey::from_bytes(self.0.as_slice()).map_err(|_| SealError::BadKey)
+        <K as Kem>::PrivateKey::from_bytes(self.key.as_slice()).map_err(|_| SealError::BadKey)
     }
 
     /// The public key to publish in the member's profile entry.

@@ -703,6 +703,54 @@ fn a_reader_with_a_new_key_is_sent_every_key_again_and_the_old_epochs_are_not_wr
     assert!(roundtable_seal::wrap::unwrap(&lost, enc, &info, ct).is_err());
 }
 
+/// A reader who changes their own key (they stopped a lost device) keeps the old one as the one
+/// it replaced: with it their device wraps every epoch again for the new key by itself, and reads
+/// on; the old key alone opens nothing written after.
+#[test]
+fn a_reader_who_changes_their_key_wraps_every_epoch_again_with_the_one_it_replaced() {
+    let (mut g, mut encs) = group(3);
+    let t = g.start(A, &[A, B]);
+    g.say(&encs, B, t, "before the stop");
+    let old = encs[B].clone();
+    let new = EncSecret::generate().unwrap();
+    encs[B] = new.clone().with_previous(&old.to_bytes());
+    g.write(
+        B,
+        Body::Profile {
+            enc_key: new.public().unwrap(),
+        },
+    );
+    // The previous key still opens the old epoch; the new one alone does not.
+    assert_eq!(texts(&g.view(&encs, B, t)), ["before the stop"]);
+    let mut only_new = Keyring::new(g.id(B), &new);
+    assert!(
+        thread::open(&g.rec, &mut only_new, &t)
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+    // Ben's own device sends Ben the keys for the new key.
+    let mut kb = Keyring::new(g.id(B), &encs[B]);
+    let sent = thread::missing_keys(&g.rec, &mut kb, &t).unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    g.write(B, sent[0].clone());
+    assert_eq!(
+        texts(&view_of(&g.rec, g.id(B), &new, t)),
+        ["before the stop"],
+        "now the new key alone opens it"
+    );
+    // The next message needs a new epoch, which the old key cannot open.
+    g.rekey(A, t, None);
+    g.say(&encs, A, t, "after the stop");
+    assert_eq!(
+        texts(&g.view(&encs, B, t)),
+        ["before the stop", "after the stop"]
+    );
+    let mut stolen = Keyring::new(g.id(B), &old);
+    let seen = thread::open(&g.rec, &mut stolen, &t).unwrap();
+    assert!(seen.messages.is_empty(), "the old key now opens nothing");
+}
+
 // ----- 4. tampering, moving, replaying -----
 
 #[test]

@@ -535,6 +535,46 @@ impl Home {
         keyfile::write_enc(&self.dir.join(Self::ENC_KEY), secret, passphrase)
     }
 
+    const PREV_ENC_KEY: &'static str = "encryption.prev";
+
+    /// Makes `secret` this device's encryption secret and keeps the one it replaces as the
+    /// previous secret ([`Home::prev_enc_secret`]), both protected by `passphrase` like the device
+    /// key. **Invariant:** the previous secret is saved before the current one is replaced, so a
+    /// crash in between leaves both files holding the old secret (nothing lost, nothing changed).
+    pub fn replace_enc_secret(
+        &self,
+        secret: &[u8; 32],
+        passphrase: Option<&str>,
+    ) -> Result<(), KeyError> {
+        let old = self.enc_secret(passphrase)?;
+        keyfile::write_enc(&self.dir.join(Self::PREV_ENC_KEY), &old, passphrase)?;
+        keyfile::write_enc(&self.dir.join(Self::ENC_KEY), secret, passphrase)
+    }
+
+    /// Replaces this device's encryption secret with a new random one ([`Home::replace_enc_secret`])
+    /// and returns it.
+    pub fn rotate_enc_secret(
+        &self,
+        passphrase: Option<&str>,
+    ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        getrandom::fill(secret.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
+        self.replace_enc_secret(&secret, passphrase)?;
+        Ok(secret)
+    }
+
+    /// The encryption secret this device held before the last [`Home::replace_enc_secret`], if any.
+    pub fn prev_enc_secret(
+        &self,
+        passphrase: Option<&str>,
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, KeyError> {
+        let path = self.dir.join(Self::PREV_ENC_KEY);
+        if !path.exists() {
+            return Ok(None);
+        }
+        keyfile::read_enc(&path, passphrase).map(Some)
+    }
+
     /// Unlocks the device's encryption secret (X25519, for sealed threads), protected like the
     /// device key. A home made before sealed threads existed gets one now.
     pub fn enc_secret(&self, passphrase: Option<&str>) -> Result<Zeroizing<[u8; 32]>, KeyError> {
@@ -567,7 +607,7 @@ impl Home {
                 open.push(format!("the folder is {dir_mode:o}, not 700"));
             }
             let mut keys = Vec::new();
-            for name in [Self::KEY, Self::ENC_KEY] {
+            for name in [Self::KEY, Self::ENC_KEY, Self::PREV_ENC_KEY] {
                 let p = dir.join(name);
                 if !p.exists() {
                     continue;

@@ -835,6 +835,42 @@ fn protected_key_wrong_passphrase_right_passphrase_and_none() {
 }
 
 #[test]
+fn a_changed_encryption_key_keeps_the_one_it_replaced_under_the_same_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ana");
+    let (home, _) = Home::init(&dir, "Ana", Some("correct horse")).unwrap();
+    let pass = Some("correct horse");
+    let first = home.enc_secret(pass).unwrap();
+    assert!(home.prev_enc_secret(pass).unwrap().is_none());
+    // A wrong passphrase changes nothing.
+    assert!(matches!(
+        home.rotate_enc_secret(Some("wrong horse battery")),
+        Err(KeyError::WrongPassphrase)
+    ));
+    assert!(!dir.join("encryption.prev").exists());
+    assert_eq!(*home.enc_secret(pass).unwrap(), *first);
+
+    let second = home.rotate_enc_secret(pass).unwrap();
+    assert_ne!(*second, *first);
+    assert_eq!(*home.enc_secret(pass).unwrap(), *second);
+    assert_eq!(*home.prev_enc_secret(pass).unwrap().unwrap(), *first);
+    assert!(matches!(
+        home.prev_enc_secret(None),
+        Err(KeyError::PassphraseNeeded)
+    ));
+    let text = std::fs::read_to_string(dir.join("encryption.prev")).unwrap();
+    assert!(!text.contains(&hex::encode(*first)), "not in the clear");
+
+    // Only one key back is kept: the one replaced last.
+    let given = [42u8; 32];
+    home.replace_enc_secret(&given, pass).unwrap();
+    assert_eq!(*home.enc_secret(pass).unwrap(), given);
+    assert_eq!(*home.prev_enc_secret(pass).unwrap().unwrap(), *second);
+    drop(home);
+    Home::open(&dir).expect("a home with a replaced key is still private and opens");
+}
+
+#[test]
 fn unprotected_key_file_and_home_are_private() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nested").join("ana");

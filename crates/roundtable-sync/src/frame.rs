@@ -10,6 +10,9 @@
 //! Welcome  := 6 entry:32                        (the id of the entry that added the joiner)
 //! Link     := 7 group:32 secret:32 proof:64 name_len:u16le name   (a member's new device asks)
 //! Linked   := 8 entry:32 enc_secret:32          (the device.add's id; the member's sealed key)
+//! KeyAsk   := 9 group:32                        (a member's device asks another of theirs for
+//!                                                the member's current encryption key)
+//! KeyGiven := 10 enc_secret:32                  (that key)
 //! ```
 //! **Invariant:** every count and length is checked against the bytes actually present before
 //! anything is allocated, so a peer cannot make a device allocate more than one frame's worth.
@@ -33,6 +36,8 @@ const JOIN: u8 = 5;
 const WELCOME: u8 = 6;
 const LINK: u8 = 7;
 const LINKED: u8 = 8;
+const KEY_ASK: u8 = 9;
+const KEY_GIVEN: u8 = 10;
 
 /// What a device has: for each author, the highest sequence number and its entry id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +105,16 @@ impl std::fmt::Debug for Linked {
     }
 }
 
+/// A member's encryption secret, as one of their devices gives it to another (never printed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MemberKey(pub [u8; 32]);
+
+impl std::fmt::Debug for MemberKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemberKey(..)")
+    }
+}
+
 /// One message of `roundtable/sync/1` or `roundtable/join/1` (layouts in the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -122,6 +137,11 @@ pub enum Frame {
     Link(Link),
     /// The device link was accepted.
     Linked(Linked),
+    /// A member's device asks another of the member's devices, one that holds the member's
+    /// current encryption key for this group, for that key.
+    KeyAsk(GroupId),
+    /// The member's current encryption key.
+    KeyGiven(MemberKey),
 }
 
 /// Why bytes from a peer are not a frame. The connection is closed; nothing was stored from it.
@@ -267,6 +287,14 @@ impl Frame {
                 b.extend_from_slice(&l.entry.0);
                 b.extend_from_slice(&l.enc_secret);
             }
+            Frame::KeyAsk(g) => {
+                b.push(KEY_ASK);
+                b.extend_from_slice(&g.0);
+            }
+            Frame::KeyGiven(k) => {
+                b.push(KEY_GIVEN);
+                b.extend_from_slice(&k.0);
+            }
         }
         let len = (b.len() - 4) as u32;
         b[..4].copy_from_slice(&len.to_le_bytes());
@@ -364,6 +392,8 @@ impl Frame {
                 entry: EntryId(r.id("entry")?),
                 enc_secret: r.id("secret")?,
             }),
+            KEY_ASK => Frame::KeyAsk(GroupId::from_bytes(r.id("group")?)),
+            KEY_GIVEN => Frame::KeyGiven(MemberKey(r.id("secret")?)),
             t => return Err(FrameError::Type(t)),
         };
         if !r.b.is_empty() {

@@ -94,6 +94,10 @@ struct Inner {
     /// The member's encryption secret, only on a node that answers a device link
     /// ([`Node::linking`]): the member's new device gets it, and no other peer ever does.
     enc: Option<zeroize::Zeroizing<[u8; 32]>>,
+    /// Set on a node that gives the member's current encryption key to another of the member's
+    /// devices ([`Node::giving_keys`]): the passphrase that unlocks it from the home, read afresh
+    /// for every request so a key changed meanwhile (by any process on the home) is the one given.
+    key_pass: Option<Option<zeroize::Zeroizing<String>>>,
 }
 
 /// A device's sync service. Cheap to clone.
@@ -239,6 +243,17 @@ impl Node {
         Node::with_enc(dir, key, Some(enc))
     }
 
+    /// A node that also gives the member's current encryption key (unlocked from the home with
+    /// `passphrase`) to another active device of the same member that asks for it
+    /// ([`Node::ask_key`]), after the member changed it on this device.
+    pub fn giving_keys(dir: PathBuf, key: DeviceKey, passphrase: Option<String>) -> Node {
+        let mut node = Node::with_enc(dir, key, None);
+        if let Some(inner) = Arc::get_mut(&mut node.inner) {
+            inner.key_pass = Some(passphrase.map(zeroize::Zeroizing::new));
+        }
+        node
+    }
+
     fn with_enc(dir: PathBuf, key: DeviceKey, enc: Option<zeroize::Zeroizing<[u8; 32]>>) -> Node {
         let (live, _) = broadcast::channel(1024);
         Node {
@@ -249,6 +264,7 @@ impl Node {
                 live,
                 idle: Duration::from_secs(20),
                 enc,
+                key_pass: None,
             }),
         }
     }
@@ -752,6 +768,9 @@ impl Node {
             Some(Frame::Link(l)) => {
                 return self.serve_link(conn, peer, l, send, &mut stats).await;
             }
+            Some(Frame::KeyAsk(group)) => {
+                return self.serve_key(conn, peer, group, send, &mut stats).await;
+            }
             _ => return Err(SyncError::Protocol("expected Join".into())),
         };
         let hash = secret_hash(&join.secret);
@@ -878,6 +897,72 @@ impl Node {
         let _ = send.finish();
         let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
         Ok(())
+    }
+
+    /// Gives the member's current encryption key to `peer`, another device of this device's member
+    /// ([`Node::giving_keys`]). **Invariant:** only to a device that is an active device of the
+    /// same member in `group` as this home holds it now, and stopped in no group held here; this
+    /// device must be active in `group` too. Anyone else is refused, and told only that.
+    async fn serve_key(
+        &self,
+        conn: Connection,
+        peer: DeviceId,
+        group: GroupId,
+        mut send: SendStream,
+        stats: &mut SyncStats,
+    ) -> Result<(), SyncError> {
+        let pass = self.inner.key_pass.clone();
+        let verdict = self
+            .store(move |home, groups, key| {
+                let Some(pass) = pass else {
+                    return Ok(Err("this device does not give keys".to_string()));
+                };
+                let me = key.device_id();
+                let stopped_somewhere = groups.values().any(|g| {
+                    let gov = g.record.governance();
+                    gov.member_of(&peer).is_some() && !gov.device_active(&peer)
+                });
+                let g = load(home, groups, &group)?;
+                let gov = g.record.governance();
+                let same =
+                    gov.member_of(&peer).is_some() && gov.member_of(&peer) == gov.member_of(&me);
+                if stopped_somewhere
+                    || !same
+                    || !gov.device_active(&peer)
+                    || !gov.device_active(&me)
+                {
+                    return Ok(Err(
+                        "only another active device of the same member is given this key"
+                            .to_string(),
+                    ));
+                }
+                match home.enc_secret(pass.as_deref().map(|p| p.as_str())) {
+                    Ok(secret) => Ok(Ok(frame::MemberKey(*secret))),
+                    Err(_) => Ok(Err("this device's key is locked now".to_string())),
+                }
+            })
+            .await?;
+        match verdict {
+            Ok(k) => write_frame(&mut send, &Frame::KeyGiven(k), stats).await?,
+            Err(reason) => write_frame(&mut send, &Frame::Refuse(reason), stats).await?,
+        }
+        let _ = send.finish();
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+        Ok(())
+    }
+
+    /// Asks another device of this member, at `addr`, for the member's current encryption key
+    /// for `group` ([`Node::giving_keys`]); the caller checks it against the key the record
+    /// publishes before keeping it.
+    pub async fn ask_key(
+        ep: &Endpoint,
+        addr: EndpointAddr,
+        group: GroupId,
+    ) -> Result<zeroize::Zeroizing<[u8; 32]>, SyncError> {
+        match ask(ep, addr, Frame::KeyAsk(group)).await? {
+            Frame::KeyGiven(k) => Ok(zeroize::Zeroizing::new(k.0)),
+            _ => Err(SyncError::Protocol("expected KeyGiven".into())),
+        }
     }
 
     /// Proves a device link to the device that made it; returns what it answered: linked (by

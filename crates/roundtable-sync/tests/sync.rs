@@ -1466,3 +1466,60 @@ async fn measure_sync_of_diverged_entries() {
     })
     .await;
 }
+
+/// A member's encryption key goes only to another active device of the same member, from a node
+/// that gives keys: not to a stopped device, not to another member's device, and a plain node
+/// gives none at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_key_is_given_only_to_her_other_active_devices() {
+    within("giving a member's key", async {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let mut a = Dev::init(root, "ana");
+        let mut b = Dev::init(root, "bea");
+        let (gid, _) = new_group(&a, &[&b]);
+        let mut phone = Dev::init(root, "phone");
+        let mut tablet = Dev::init(root, "tablet");
+        for d in [&phone, &tablet] {
+            a.write(
+                gid,
+                Body::DeviceAdd {
+                    device: d.id(),
+                    name: d.name.clone(),
+                    proof: d.key.link_proof(&gid, &a.id()).to_vec(),
+                },
+            );
+        }
+        a.write(gid, Body::DeviceRevoke { device: phone.id() });
+        a.node = Node::giving_keys(
+            a.dir.clone(),
+            DeviceKey::from_secret(&a.key.secret_bytes()),
+            None,
+        );
+        for d in [&mut a, &mut b, &mut phone, &mut tablet] {
+            d.start().await;
+        }
+        let given = Node::ask_key(tablet.ep(), a.addr(), gid)
+            .await
+            .expect("Ana's tablet is given her key");
+        let held = a.home().enc_secret(None).expect("Ana's key");
+        assert_eq!(*given, *held);
+        for (d, who) in [(&phone, "her stopped phone"), (&b, "another member")] {
+            match Node::ask_key(d.ep(), a.addr(), gid).await {
+                Err(SyncError::Refused(r)) => {
+                    assert!(r.contains("only another active device"), "{who}: {r}")
+                }
+                other => panic!("{who} must be refused, not {other:?}"),
+            }
+        }
+        // Bea's node gives no keys, whoever asks.
+        match Node::ask_key(tablet.ep(), b.addr(), gid).await {
+            Err(SyncError::Refused(r)) => assert!(r.contains("does not give keys"), "{r}"),
+            other => panic!("a plain node must refuse, not {other:?}"),
+        }
+        for d in [&mut a, &mut b, &mut phone, &mut tablet] {
+            d.stop().await;
+        }
+    })
+    .await;
+}

@@ -157,8 +157,9 @@ pub(crate) struct Me {
     /// The member this device is (its own key, or on a linked device the member it belongs to):
     /// what the pages mean by "you".
     pub(crate) member: DeviceId,
-    /// This device's encryption secret, for reading and writing sealed threads.
-    pub(crate) enc: Option<EncSecret>,
+    /// This device's encryption secret, for reading and writing sealed threads; replaced when
+    /// the member changes it (stopping a device here, or given the new one by another device).
+    pub(crate) enc: std::sync::RwLock<Option<EncSecret>>,
     /// Kept for the sync that publishes this device's encryption key (never shown, never in a URL).
     pub(crate) passphrase: Option<String>,
 }
@@ -325,7 +326,7 @@ impl AppState {
             key,
             device,
             member,
-            enc,
+            enc: std::sync::RwLock::new(enc),
             passphrase,
         });
     }
@@ -333,6 +334,21 @@ impl AppState {
     /// This device's keys, when unlocked.
     pub(crate) fn me(&self) -> Option<&Me> {
         self.inner.me.get()
+    }
+
+    /// This device's key for sealed threads now, when unlocked.
+    pub(crate) fn enc(&self) -> Option<EncSecret> {
+        let me = self.me()?;
+        me.enc.read().ok().and_then(|e| e.clone())
+    }
+
+    /// Keeps `enc` as this device's key for sealed threads from now on (the member changed it).
+    pub(crate) fn set_enc(&self, enc: EncSecret) {
+        if let Some(me) = self.me()
+            && let Ok(mut e) = me.enc.write()
+        {
+            *e = Some(enc);
+        }
     }
 
     /// The sync this page serves, once started.
@@ -370,7 +386,7 @@ impl AppState {
         if let Some(inner) = Arc::get_mut(&mut self.inner)
             && let Some(me) = inner.me.get_mut()
         {
-            me.enc = Some(enc);
+            *me.enc.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(enc);
         }
         self
     }

@@ -536,12 +536,18 @@ pub(crate) async fn stop(
         ));
     };
     super::with_group(&state, move |home, st, g| {
-        Ok(super::seat(home, st)?.revoke_device(g, device)?)
+        let me = st.me().ok_or_else(Problem::locked)?;
+        let stopped =
+            roundtable_app::stop_device(home, &me.key, me.passphrase.as_deref(), g.id(), device)?;
+        st.set_enc(stopped.enc);
+        Ok(())
     })
     .await?;
     devices_page(
         state,
-        "That device is stopped. What it writes from now on is refused everywhere, and it cannot sync any more.".into(),
+        "That device is stopped. What it writes from now on is refused everywhere, and it cannot sync any more. \
+         Your key for sealed threads is changed, so it cannot read what is sealed from now on. \
+         Your other devices get the new key when they next sync with this one.".into(),
     )
     .await
 }
@@ -614,6 +620,16 @@ pub(crate) async fn sync_now(
     };
     match r {
         Ok(rep) => {
+            let changed = rep.key_changed;
+            if changed {
+                // Given the member's new key by their other device: use it from now on.
+                super::with_group(&state, |home, st, _| {
+                    let me = st.me().ok_or_else(Problem::locked)?;
+                    st.set_enc(roundtable_app::enc_keys(home, me.passphrase.as_deref())?);
+                    Ok(())
+                })
+                .await?;
+            }
             let who = super::with_group(&state, move |_, _, g| {
                 Ok(device_name(&names(&g.record), &rep.device, None))
             })
@@ -623,10 +639,15 @@ pub(crate) async fn sync_now(
             devices_page(
                 state,
                 format!(
-                    "Synced with {who}: {} new {} came to this device, {} went to theirs.",
+                    "Synced with {who}: {} new {} came to this device, {} went to theirs.{}",
                     s.received,
                     if s.received == 1 { "entry" } else { "entries" },
-                    s.sent
+                    s.sent,
+                    if changed {
+                        " This device now has your new key for sealed threads."
+                    } else {
+                        ""
+                    }
                 ),
             )
             .await

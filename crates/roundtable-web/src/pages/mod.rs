@@ -342,7 +342,7 @@ pub(crate) fn the_group(home: &Home, st: &AppState) -> Result<Group, Problem> {
 /// command line's do.
 pub(crate) fn seat<'a>(home: &'a Home, st: &'a AppState) -> Result<Seat<'a>, Problem> {
     let me = st.me().ok_or_else(Problem::locked)?;
-    Ok(Seat::new(home, &me.key, me.enc.as_ref()).with_clock(st.inner.clock))
+    Ok(Seat::new(home, &me.key, st.enc().as_ref()).with_clock(st.inner.clock))
 }
 
 /// This device's id (the member it speaks for), once its key is unlocked.
@@ -351,9 +351,9 @@ pub(crate) fn my_id(st: &AppState) -> Result<DeviceId, Problem> {
 }
 
 /// This device's keys for sealed threads, when it holds them.
-pub(crate) fn keyring(st: &AppState) -> Option<Keyring<'_>> {
+pub(crate) fn keyring(st: &AppState) -> Option<Keyring> {
     let me = st.me()?;
-    me.enc.as_ref().map(|e| Keyring::new(me.member, e))
+    st.enc().map(|e| Keyring::new(me.member, &e))
 }
 
 pub(crate) fn csrf_ok(state: &AppState, csrf: &str) -> Result<(), Problem> {
