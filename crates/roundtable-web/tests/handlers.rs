@@ -3040,6 +3040,67 @@ async fn a_member_links_another_device_on_the_page_and_stops_it() {
         "no second stop: {page}"
     );
     assert_eq!(stops(&f), 1);
+    assert!(
+        page.contains("Your key for sealed threads is changed"),
+        "{page}"
+    );
+
+    // The record publishes Ana's new key, which the stopped phone never had; Ben publishes his.
+    let public = |dir: &std::path::Path| {
+        let secret = Home::open(dir).unwrap().enc_secret(None).unwrap();
+        roundtable_seal::EncSecret::from_bytes(&secret)
+            .public()
+            .unwrap()
+    };
+    let (now, phones) = (public(&f.home_dir), public(&phone_dir));
+    assert_ne!(now, phones);
+    {
+        let (home, mut g) = open_group(&f);
+        let me = home.device_key(None).unwrap().device_id();
+        assert_eq!(g.record.profile_key(&me), Some(now));
+        let enc_key = roundtable_seal::EncSecret::generate()
+            .unwrap()
+            .public()
+            .unwrap();
+        let ben = DeviceKey::from_secret(&[1; 32]);
+        home.append(&mut g, &ben, Body::Profile { enc_key }, T0 + 150_000)
+            .unwrap();
+    }
+    // The page holds the new key: what it seals for Ana and Ben from now on it reads.
+    let ben_field = format!("reader-{}", DeviceKey::from_secret(&[1; 32]).device_id());
+    let r = send(
+        &ana,
+        post(
+            &ana,
+            "/threads/new",
+            &[
+                ("csrf", &csrf),
+                ("title", "Ben's support plan"),
+                ("who", "sealed"),
+                ("reason", "It is about Ben's health"),
+                (&ben_field, "on"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
+    let at = location(&r);
+    let r = send(
+        &ana,
+        post(
+            &ana,
+            &format!("{at}/share"),
+            &[
+                ("csrf", &csrf),
+                ("text", "Only for Ana and Ben"),
+                ("action", "share"),
+            ],
+        ),
+    )
+    .await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let page = text(send(&ana, get(&ana, &at)).await).await;
+    assert!(page.contains("Only for Ana and Ben"), "{page}");
 }
 
 /// "Help Ben back onto a new device" on Ana's Members page makes a one-time recovery link; Ben's
