@@ -129,6 +129,16 @@ pub struct AuditorRow {
     pub name: String,
 }
 
+/// A keeper the group named (by a passed proposal) and has not stopped, at the end of the bundle:
+/// a device that holds and passes on the record, and never writes nor reads sealed words.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeeperRow {
+    /// The keeper's device id, in hex.
+    pub device_id: String,
+    /// The name the group gave it.
+    pub name: String,
+}
+
 /// A decision: what was recorded when it closed, and what the stances that counted then give.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionRow {
@@ -258,6 +268,8 @@ pub struct Report {
     pub members: Vec<MemberRow>,
     /// The auditors let in.
     pub auditors: Vec<AuditorRow>,
+    /// The keepers the group named and has not stopped.
+    pub keepers: Vec<KeeperRow>,
     /// Every problem found; any one makes `verified` false.
     pub problems: Vec<Problem>,
     /// What the file does that forges nothing: never a reason for `verified` to be false.
@@ -779,6 +791,14 @@ fn build(
             .auditors()
             .into_iter()
             .map(|(d, n): (DeviceId, String)| AuditorRow {
+                device_id: d.to_string(),
+                name: n,
+            })
+            .collect(),
+        keepers: record
+            .keepers()
+            .into_iter()
+            .map(|(d, n): (DeviceId, String)| KeeperRow {
                 device_id: d.to_string(),
                 name: n,
             })

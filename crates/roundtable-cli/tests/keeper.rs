@@ -261,6 +261,9 @@ fn a_keeper_passes_entries_between_members_who_are_never_online_together() {
     // forged entry as evidence of the refusal.)
     let ok = util::TestCommand::bare().arg("audit").arg(&ben_bundle).ok();
     assert_eq!(ok["verified"], true, "{ok}");
+    // The auditor names the keeper the group decided on.
+    assert_eq!(ok["keepers"][0]["device_id"], k.member_id.as_str(), "{ok}");
+    assert_eq!(ok["keepers"].as_array().map(Vec::len), Some(1), "{ok}");
 
     // The group stops the keeper (say it was lost): from then on members' devices refuse it at
     // the handshake, before anything is sent, even though its own copy does not know yet.

@@ -553,6 +553,7 @@ fn routes() -> Router<AppState> {
         .route("/members/policy", post(pages::propose_policy))
         .route("/members/auditor", post(pages::propose_auditor))
         .route("/devices/keeper", post(pages::propose_keeper))
+        .route("/devices/keeper/remove", post(pages::propose_keeper_remove))
         .route("/members/{id}/remove", post(pages::propose_removal))
         .route("/members/{id}/recover", post(pages::devices::recover))
         .route(

@@ -175,6 +175,17 @@ fn pages(ids: &Ids, port: u16) -> Vec<Case> {
             styled: true,
         },
         Case {
+            name: "recover",
+            // "Help Ben back onto a new device", under its details on the Members page.
+            open: Open::Form {
+                path: "/members".into(),
+                fill: vec![],
+                submit: "form[action$='/recover'] button[type=submit]",
+            },
+            h1: "A new device for",
+            styled: true,
+        },
+        Case {
             name: "devices",
             open: get("/devices"),
             h1: "Devices",
@@ -220,6 +231,12 @@ async fn open_case(b: &Browser, open: &Open) {
         Open::Url(url) => b.c.goto(url).await.expect("open the address"),
         Open::Form { path, fill, submit } => {
             b.open(path).await;
+            // A form folded away under <details> is opened first, as a member would.
+            b.js(
+                "document.querySelectorAll('details').forEach(d => d.open = true);",
+                vec![],
+            )
+            .await;
             for (name, text) in fill {
                 let field =
                     b.c.find(Locator::Css(&format!("[name={name}]")))

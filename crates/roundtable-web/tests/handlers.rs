@@ -2460,6 +2460,77 @@ async fn a_keeper_is_asked_of_the_group_on_the_devices_page() {
         page.contains("It cannot write, and it cannot read sealed threads"),
         "{page}"
     );
+
+    // The group agrees (Ana, Ben and Chloe) and Ana closes it: the keeper is listed, with a way
+    // to ask the group to stop it, which is again only a proposal.
+    let proposal: EntryId = at.trim_start_matches("/proposals/").parse().unwrap();
+    {
+        let (home, mut g) = open_group(&f);
+        let ana = home.device_key(None).unwrap();
+        let (ben, chloe) = (
+            DeviceKey::from_secret(&[1; 32]),
+            DeviceKey::from_secret(&[2; 32]),
+        );
+        for (i, k) in [&ana, &ben, &chloe].into_iter().enumerate() {
+            let stance = Body::Stance {
+                proposal,
+                stance: roundtable_core::StanceKind::Agree,
+                reason: String::new(),
+                on_behalf: None,
+            };
+            home.append(&mut g, k, stance, T0 + 700_000 + i as i64)
+                .unwrap();
+        }
+        let t = g.record.tally_now(&proposal).unwrap();
+        let outcome = Body::Outcome {
+            proposal,
+            outcome: "Council PC keeps our record".into(),
+            decision: t.decision,
+            counts: t.counts,
+        };
+        home.append(&mut g, &ana, outcome, T0 + 800_000).unwrap();
+        assert_eq!(g.record.keepers().len(), 1, "the group decided");
+    }
+    let page = text(send(&f.state, get(&f.state, "/devices")).await).await;
+    assert!(page.contains("Council PC (device "), "{page}");
+    assert!(
+        page.contains("Ask the group to stop Council PC keeping the record"),
+        "{page}"
+    );
+    let before = entry_count(&f);
+    for bad in ["", "nope", hex.as_str()] {
+        let r = send(
+            &f.state,
+            post(
+                &f.state,
+                "/devices/keeper/remove",
+                &[("csrf", &csrf), ("device_id", bad)],
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert!(text(r).await.contains("Nothing was changed"));
+        assert_eq!(entry_count(&f), before, "{bad}");
+    }
+    let r = send(
+        &f.state,
+        post(
+            &f.state,
+            "/devices/keeper/remove",
+            &[("csrf", &csrf), ("device_id", &keeper)],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    let (_, g) = open_group(&f);
+    assert_eq!(g.record.keepers().len(), 1, "asked, not decided");
+    drop(g);
+    let page = text(send(&f.state, get(&f.state, &at)).await).await;
+    assert!(
+        page.contains("Council PC stops keeping our record"),
+        "{page}"
+    );
 }
 
 /// "I am helping Ben": a view typed for Ben is shown as Ana's, for Ben, and does not count until

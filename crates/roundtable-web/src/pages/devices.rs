@@ -109,6 +109,9 @@ struct DevicesPage {
 
 /// One of the group's keepers on the Devices page.
 pub(crate) struct KeeperRow {
+    id: String,
+    /// The start of its device id, to tell it apart on the computer it runs on.
+    short: String,
     name: String,
     /// "last synced with this device 5 minutes ago", or "not synced with this device yet".
     when: String,
@@ -352,6 +355,8 @@ async fn devices_page_with(
                 .keepers()
                 .into_iter()
                 .map(|(d, name)| KeeperRow {
+                    id: d.to_string(),
+                    short: d.to_string()[..8].to_string(),
                     name,
                     when: match seen.get(&d) {
                         Some(t) => format!("last synced with this device {}", ago(now, *t)),

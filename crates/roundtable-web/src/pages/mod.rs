@@ -688,6 +688,33 @@ pub(crate) async fn propose_keeper(
     Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
 }
 
+/// Asks the group to stop one of its keepers keeping the record (a decision of the group, as
+/// adding it was).
+pub(crate) async fn propose_keeper_remove(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::Form(form): axum::Form<AuditorForm>,
+) -> Result<Response, Problem> {
+    csrf_ok(&state, &form.csrf)?;
+    let refused =
+        || Problem::refused("Please choose one of the group's keepers. Nothing was changed.");
+    let device: DeviceId = form.device_id.trim().parse().map_err(|_| refused())?;
+    let p = with_group(&state, move |home, st, g| {
+        let name = match g.record.governance().keepers.get(&device) {
+            Some(k) if g.record.governance().keeper_active(&device) => k.name.clone(),
+            _ => return Err(refused()),
+        };
+        propose(
+            home,
+            st,
+            g,
+            roundtable_core::Effect::KeeperRemove { device },
+            &name,
+        )
+    })
+    .await?;
+    Ok(axum::response::Redirect::to(&format!("/proposals/{p}")).into_response())
+}
+
 #[derive(serde::Deserialize)]
 pub(crate) struct CsrfForm {
     #[serde(default)]
