@@ -94,6 +94,21 @@ fn board(dir: &Path) -> (PathBuf, PathBuf, String) {
     (a, b, thread)
 }
 
+/// Ana's sealed thread "Ben's support", for Ana and `ben`; its id.
+fn bens_support(ana: &Path, ben: &str) -> String {
+    let args = [
+        "thread",
+        "new",
+        "Ben's support",
+        "--sealed",
+        "--reader",
+        ben,
+        "--reason",
+        "It is about Ben's health",
+    ];
+    s(&rt(ana, &args), "thread_id")
+}
+
 fn messages(home: &Path, thread: &str) -> Vec<Value> {
     let v = rt(home, &["show", thread]);
     v["threads"][0]["entries"]
@@ -279,22 +294,7 @@ fn the_group_brings_a_member_back_on_a_new_device() {
     carry(&b, &a, &bundle);
     carry(&a, &c, &bundle);
     let thread = s(&rt(&a, &["thread", "new", "Meeting"]), "thread_id");
-    let sealed = s(
-        &rt(
-            &a,
-            &[
-                "thread",
-                "new",
-                "Ben's support",
-                "--sealed",
-                "--reader",
-                &bid,
-                "--reason",
-                "It is about Ben's health",
-            ],
-        ),
-        "thread_id",
-    );
+    let sealed = bens_support(&a, &bid);
     rt(&a, &["post", &sealed, "A quiet room is booked for Ben"]);
     carry(&a, &c, &bundle);
 
@@ -465,22 +465,7 @@ fn stopping_a_phone_changes_the_members_key_and_her_tablet_is_given_it() {
     let sync = |h: &Path| rt(h, &["sync", &ticket, "--timeout", "10"]);
     // Ben's key reaches Ana, so she can seal a thread for the two of them.
     sync(&b);
-    let t = s(
-        &rt(
-            &a,
-            &[
-                "thread",
-                "new",
-                "Ben's support",
-                "--sealed",
-                "--reader",
-                &ben,
-                "--reason",
-                "It is about Ben's health",
-            ],
-        ),
-        "thread_id",
-    );
+    let t = bens_support(&a, &ben);
     rt(&a, &["post", &t, "Before the stop"]);
     for h in [&phone, &tablet, &b] {
         sync(h);
