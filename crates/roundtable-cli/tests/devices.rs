@@ -109,6 +109,20 @@ fn bens_support(ana: &Path, ben: &str) -> String {
     s(&rt(ana, &args), "thread_id")
 }
 
+/// The auditor verifies the whole history in `bundle`.
+fn audits(bundle: &Path) {
+    let out = Command::new(BIN)
+        .arg("audit")
+        .arg(bundle)
+        .output()
+        .expect("audit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 fn messages(home: &Path, thread: &str) -> Vec<Value> {
     let v = rt(home, &["show", thread]);
     v["threads"][0]["entries"]
@@ -206,15 +220,7 @@ fn a_member_links_a_phone_writes_from_it_and_stops_it() {
     // The whole history verifies for an auditor.
     let bundle = tmp.path().join("all.bundle");
     rt(&b, &["export", "--bundle", bundle.to_str().unwrap()]);
-    let out = Command::new(BIN)
-        .args(["audit", bundle.to_str().unwrap()])
-        .output()
-        .expect("audit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    audits(&bundle);
 }
 
 #[test]
@@ -512,13 +518,5 @@ fn stopping_a_phone_changes_the_members_key_and_her_tablet_is_given_it() {
     );
     // Not even the old one now: its epoch's key went to Ana's new key in the record.
     assert_eq!(sealed_texts(&phone, &t), Vec::<String>::new());
-    let out = Command::new(BIN)
-        .args(["audit", bundle.to_str().unwrap()])
-        .output()
-        .expect("audit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    audits(&bundle);
 }
