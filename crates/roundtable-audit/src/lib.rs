@@ -28,12 +28,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use roundtable_core::body::Body;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 use roundtable_core::bundle::{BundleError, BundleReader};
 use roundtable_core::change::{ChangeError, parse_change, raw_change_hash};
 use roundtable_core::entry::DecodeError;
-use roundtable_core::record::{Rejection, verify_signatures};
+use roundtable_core::record::{Forks, Rejection, Verified, Verifier};
 use roundtable_core::{Counts, Decision, DeviceId, EntryId, GroupId, Invalid, MemberId, Record};
 use serde::Serialize;
 
@@ -354,33 +354,233 @@ fn refused_kind(r: &Rejection) -> &'static str {
 
 /// Audits a bundle's bytes, checking signatures on `threads` threads.
 pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
-    audit_from(bytes, threads)
+    audit_from(std::io::Cursor::new(bytes), threads)
 }
 
 /// Entries read before their signatures are checked, part by part, while the file is read.
 const VERIFY_PART: usize = 16 * 1024;
 
-/// Audits a bundle read as a stream (a file: never all of it in memory), checking signatures on
-/// `threads` threads part by part as it is read; the same report as [`audit`] on its bytes. A
-/// failing input ([`BundleError::Io`]) or one over [`roundtable_core::bundle::MAX_BUNDLE_BYTES`] is
+/// Audits a bundle read as a stream (a file: never all of it in memory), the same report as
+/// [`audit`] on its bytes. Three things run at once: reading the next part, checking a part's
+/// signatures on `threads` threads, and the rules walk over the part before it, so each part's
+/// entries are dropped once judged and only the record's index stays. A failing input
+/// ([`BundleError::Io`]) or one over [`roundtable_core::bundle::MAX_BUNDLE_BYTES`] is
 /// [`AuditError::Unreadable`].
-pub fn audit_from(input: impl Read, threads: usize) -> Result<Report, AuditError> {
+///
+/// A fork whose losing entry comes in an earlier part than the entry it loses to cannot be undone
+/// in a walk that has dropped its entries: the file is then read and judged again from the start
+/// with every fork known ([`Record::expecting_forks`]), which is why the input must seek. Honest
+/// bundles have no fork, so this costs a second reading only of a bundle that has one.
+pub fn audit_from<R: Read + Seek>(input: R, threads: usize) -> Result<Report, AuditError> {
+    audit_in_parts(input, threads, VERIFY_PART)
+}
+
+/// [`audit_from`] with parts of `part` entries: the report is the same for every size (tests
+/// check it with parts of one entry and more, forks across parts included).
+#[doc(hidden)]
+pub fn audit_in_parts<R: Read + Seek>(
+    mut input: R,
+    threads: usize,
+    part: usize,
+) -> Result<Report, AuditError> {
+    let part = part.max(1);
+    let start = input.stream_position().map_err(io_error)?;
+    let first = walk(&mut input, threads, part, None)?;
+    if !first.walker.forked {
+        return Ok(report(first));
+    }
+    let forks = first.walker.record.forks();
+    drop(first);
+    input.seek(SeekFrom::Start(start)).map_err(io_error)?;
+    let mut second = walk(&mut input, threads, part, Some(forks))?;
+    // Cannot happen (every fork is known from the start); say so if it does.
+    second.internal = second.walker.forked;
+    Ok(report(second))
+}
+
+fn io_error(e: std::io::Error) -> AuditError {
+    AuditError::Unreadable(BundleError::Io(e.kind(), e.to_string()))
+}
+
+/// What the rules walk keeps across parts: the record, every refusal, the waiting entries in
+/// bundle order, and what the order notes need.
+struct Walker {
+    record: Record,
+    rejected: Vec<Rejection>,
+    /// Entries left waiting at the end of their part, in bundle order (some are judged later).
+    waiting: Vec<EntryId>,
+    duplicates: usize,
+    /// Entries (their first copy) that build on entries not seen before them, with those entries
+    /// in the order they name them: the order notes, once the whole bundle is known.
+    forward: Vec<(EntryId, Vec<EntryId>)>,
+    /// How many copies of each repeated entry the bundle holds.
+    copies: HashMap<EntryId, usize>,
+    /// Set once a fork could not be settled in the walk; from then on positions are only noted.
+    forked: bool,
+}
+
+impl Walker {
+    fn new(record: Record) -> Self {
+        Walker {
+            record,
+            rejected: Vec::new(),
+            waiting: Vec::new(),
+            duplicates: 0,
+            forward: Vec::new(),
+            copies: HashMap::new(),
+            forked: false,
+        }
+    }
+
+    /// Judges one part (entries in bundle order, after every earlier part).
+    fn take(&mut self, v: Verified) {
+        if self.forked {
+            self.record.note_positions(v.positions());
+            return;
+        }
+        // Order and repetition, among the entries whose signatures hold (a part's entries are
+        // compared with the earlier parts', which the record has seen, and with each other).
+        let mut here: HashSet<EntryId> = HashSet::with_capacity(v.passed());
+        for (id, deps) in v.links() {
+            if here.contains(&id) || self.record.has_seen(&id) {
+                *self.copies.entry(id).or_insert(1) += 1;
+                continue;
+            }
+            here.insert(id);
+            let unseen: Vec<EntryId> = deps
+                .into_iter()
+                .filter(|d| !here.contains(d) && !self.record.has_seen(d))
+                .collect();
+            if !unseen.is_empty() {
+                self.forward.push((id, unseen));
+            }
+        }
+        let positions = v.positions();
+        let out = self.record.ingest_verified(v);
+        if out.rebuild {
+            // Nothing of this part was applied; learn where its entries and the rest stand.
+            self.forked = true;
+            self.record.note_positions(positions);
+            return;
+        }
+        self.duplicates += out.duplicates;
+        self.rejected.extend(out.rejected);
+        self.waiting.extend(out.pending.into_iter().map(|(id, _)| id));
+    }
+}
+
+/// A walk over the whole file.
+struct Walked {
+    walker: Walker,
+    group: GroupId,
+    declared: u64,
+    /// Entries read.
+    n: usize,
+    /// The file's framing failures.
+    problems: Vec<BundleError>,
+    /// The record asked to be rebuilt when it could not need to.
+    internal: bool,
+}
+
+/// Reads the bundle part by part, checks each part's signatures and walks the rules over it, the
+/// three at once. If a fork must be settled against an entry already judged, the walk stops
+/// judging (`walker.forked`) and reads on to learn every fork, to walk again with them.
+fn walk<R: Read>(
+    input: R,
+    threads: usize,
+    part_size: usize,
+    forks: Option<Forks>,
+) -> Result<Walked, AuditError> {
     let mut reader = BundleReader::lenient(input)?;
     let group = reader.group();
     let declared = reader.entry_count();
-    let mut verified = verify_signatures(&group, Vec::new(), threads);
-    let mut part = Vec::with_capacity(VERIFY_PART);
+    let mut record = Record::without_document(group);
+    if let Some(f) = forks {
+        record = record.expecting_forks(f);
+    }
+    let mut verifier = Verifier::new(group, threads);
+    let mut walker = Walker::new(record);
+    let n = if declared <= part_size as u64 {
+        // One part (as the header says; it only decides this): no thread to hand it to.
+        read_parts(&mut reader, &mut verifier, part_size, |v| {
+            walker.take(v);
+            true
+        })?
+    } else {
+        // One part waits while the walker judges the one before it: at most three in memory.
+        let (parts, next) = std::sync::mpsc::sync_channel::<Verified>(1);
+        let (walked, read) = std::thread::scope(|s| {
+            let w = s.spawn(move || {
+                for v in next {
+                    walker.take(v);
+                }
+                walker
+            });
+            let read = read_parts(&mut reader, &mut verifier, part_size, |v| {
+                parts.send(v).is_ok()
+            });
+            drop(parts);
+            (w.join(), read)
+        });
+        // The walk never panics on what a file holds; should it, the panic is the caller's, as
+        // it was before the walk had its own thread.
+        walker = walked.unwrap_or_else(|p| std::panic::resume_unwind(p));
+        read?
+    };
+    Ok(Walked {
+        walker,
+        group,
+        declared,
+        n,
+        problems: reader.into_problems(),
+        internal: false,
+    })
+}
+
+/// Reads entries, checks them `part` at a time and hands each part on (`give` says whether to go
+/// on); returns how many entries were read.
+fn read_parts<R: Read>(
+    reader: &mut BundleReader<R>,
+    verifier: &mut Verifier,
+    part: usize,
+    mut give: impl FnMut(Verified) -> bool,
+) -> Result<usize, BundleError> {
+    let mut entries = Vec::with_capacity(part.min(VERIFY_PART));
     let mut n = 0usize;
     for e in reader.by_ref() {
-        part.push(e?);
+        entries.push(e?);
         n += 1;
-        if part.len() == VERIFY_PART {
-            verified.verify_more(&group, std::mem::take(&mut part), threads);
+        if entries.len() == part {
+            let full = std::mem::replace(&mut entries, Vec::with_capacity(part));
+            if !give(verifier.check(full)) {
+                return Ok(n);
+            }
         }
     }
-    verified.verify_more(&group, part, threads);
-    let failures: Vec<Failure> = reader
-        .problems()
+    give(verifier.check(entries));
+    Ok(n)
+}
+
+/// The report of a walk.
+fn report(walked: Walked) -> Report {
+    let Walked {
+        walker,
+        group,
+        declared,
+        n,
+        problems: framing,
+        internal,
+    } = walked;
+    let Walker {
+        record,
+        rejected,
+        waiting,
+        duplicates,
+        forward,
+        copies,
+        ..
+    } = walker;
+    let failures: Vec<Failure> = framing
         .iter()
         .map(|e| failure(e, n, declared))
         .collect();
@@ -400,22 +600,20 @@ pub fn audit_from(input: impl Read, threads: usize) -> Result<Report, AuditError
             ),
         });
     }
-    let links = verified.links();
-    // The report reads only the index: no Automerge document, so no second copy of every change.
-    let mut record = Record::without_document(group);
-    // It hands back no accepted entry's bytes: they are for a store, and the auditor has none.
-    let out = record.ingest_verified(verified);
-    if out.rebuild {
-        // Cannot happen on a fresh record (nothing is applied before forks are settled); say so if it does.
+    if internal {
         problems.push(Problem {
             kind: "internal".into(),
             entry_id: None,
             detail: "the record asked to be rebuilt; please report this".into(),
         });
     }
+    // In order of id: the walk meets refusals part by part, and the report must not depend on
+    // the parts' size.
+    let mut rejected = rejected;
+    rejected.sort_by_key(|r| r.id);
     // Every refused entry, by the id the report gives it.
     let mut refused: HashMap<EntryId, &'static str> = HashMap::new();
-    for r in &out.rejected {
+    for r in &rejected {
         let kind = refused_kind(r);
         let (id, detail) = match refused_id(r) {
             Some(id) => {
@@ -444,8 +642,13 @@ pub fn audit_from(input: impl Read, threads: usize) -> Result<Report, AuditError
             detail,
         });
     }
-    let pending: HashSet<EntryId> = out.pending.iter().map(|(id, _)| *id).collect();
-    for (id, e) in &out.pending {
+    // Waiting at the end of their part and never judged after.
+    let left: Vec<(EntryId, &roundtable_core::Entry)> = waiting
+        .iter()
+        .filter_map(|id| record.pending_entry(id).map(|e| (*id, e)))
+        .collect();
+    let pending: HashSet<EntryId> = left.iter().map(|(id, _)| *id).collect();
+    for (id, e) in &left {
         let deps: Vec<EntryId> = e
             .parse()
             .map(|p| p.change.deps().iter().map(|d| EntryId::from(*d)).collect())
@@ -487,11 +690,11 @@ pub fn audit_from(input: impl Read, threads: usize) -> Result<Report, AuditError
     }
     // Order and repetition forge nothing; they are notes about the entries that passed the signature
     // check (a refused entry is reported for itself).
-    let rule_rejected: HashSet<EntryId> = out.rejected.iter().map(|r| r.id).collect();
-    let notes = order_notes(&links, &rule_rejected);
+    let rule_rejected: HashSet<EntryId> = rejected.iter().map(|r| r.id).collect();
+    let notes = order_notes(&record, &forward, copies, &rule_rejected);
     // The outcome mismatches are problems; the decision table shows them beside the honest ones.
     let mut decisions = decisions(&record);
-    for r in &out.rejected {
+    for r in &rejected {
         if let (
             Invalid::OutcomeMismatch { .. },
             Some(Body::Outcome {
@@ -565,37 +768,34 @@ pub fn audit_from(input: impl Read, threads: usize) -> Result<Report, AuditError
             verified: problems.len() == 1 && record.genesis().is_some(),
         },
     });
-    let report = build(
+    build(
         &record,
         group,
-        (n, out.duplicates),
+        (n, duplicates),
         problems,
         notes,
         damaged,
         decisions,
-    );
-    Ok(report)
+    )
 }
 
 /// A bundle lists entries in a causal order (nothing before what it builds on), each once; a reader
-/// must not rely on either. `links` are the entries whose signatures hold, in bundle order, with what
-/// each builds on; entries in `skip` (refused by a rule) are reported for themselves.
-fn order_notes(links: &[(EntryId, Vec<EntryId>)], skip: &HashSet<EntryId>) -> Vec<Note> {
-    let mut position: HashMap<EntryId, usize> = HashMap::with_capacity(links.len());
-    let mut copies: BTreeMap<EntryId, usize> = BTreeMap::new();
-    for (i, (id, _)) in links.iter().enumerate() {
-        position.entry(*id).or_insert(i);
-        *copies.entry(*id).or_insert(0) += 1;
-    }
+/// must not rely on either. `forward` are the entries whose signatures hold that name entries not
+/// seen before them (see [`Walker`]), in bundle order; such an entry is out of order when one of
+/// them comes later in the bundle (the record has seen it by the end). Entries in `skip` (refused
+/// by a rule) are reported for themselves.
+fn order_notes(
+    record: &Record,
+    forward: &[(EntryId, Vec<EntryId>)],
+    copies: HashMap<EntryId, usize>,
+    skip: &HashSet<EntryId>,
+) -> Vec<Note> {
     let mut out = Vec::new();
-    for (i, (id, deps)) in links.iter().enumerate() {
-        if skip.contains(id) || position.get(id) != Some(&i) {
+    for (id, unseen) in forward {
+        if skip.contains(id) {
             continue;
         }
-        if let Some(later) = deps
-            .iter()
-            .find(|d| position.get(d).is_some_and(|&j| j > i))
-        {
+        if let Some(later) = unseen.iter().find(|d| record.has_seen(d)) {
             out.push(Note {
                 kind: "out_of_order".into(),
                 entry_id: Some(id.to_string()),
@@ -605,7 +805,8 @@ fn order_notes(links: &[(EntryId, Vec<EntryId>)], skip: &HashSet<EntryId>) -> Ve
             });
         }
     }
-    for (id, n) in copies.into_iter().filter(|(_, n)| *n > 1) {
+    let copies: BTreeMap<EntryId, usize> = copies.into_iter().collect();
+    for (id, n) in copies {
         out.push(Note {
             kind: "duplicate".into(),
             entry_id: Some(id.to_string()),

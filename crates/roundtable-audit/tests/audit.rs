@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU64;
 
-use roundtable_audit::{AuditError, Report, audit, render_html};
+use roundtable_audit::{AuditError, Report, audit, audit_in_parts, render_html};
 use roundtable_core::body::{ChangeFrame, build_change, decode_change};
 use roundtable_core::bundle;
 use roundtable_core::{
@@ -33,8 +33,22 @@ fn key(n: u8) -> DeviceKey {
     DeviceKey::from_secret(&[n; 32])
 }
 
+/// Audits `bytes`, and checks that reading them in parts of any size (one entry, a few: a fork's
+/// two entries in different parts, an entry before what it builds on, a repeated entry in another
+/// part) gives the same report, word for word.
 fn run(bytes: &[u8]) -> Report {
-    audit(bytes, 2).unwrap_or_else(|e| panic!("the bundle should be readable: {e}"))
+    let r = audit(bytes, 2).unwrap_or_else(|e| panic!("the bundle should be readable: {e}"));
+    let whole = serde_json::to_value(&r).unwrap();
+    for part in [1, 2, 5, 16] {
+        let p = audit_in_parts(std::io::Cursor::new(bytes), 2, part)
+            .unwrap_or_else(|e| panic!("in parts of {part}: {e}"));
+        assert_eq!(
+            serde_json::to_value(&p).unwrap(),
+            whole,
+            "the report read in parts of {part} entries differs"
+        );
+    }
+    r
 }
 
 fn kinds(r: &Report) -> BTreeSet<&str> {
@@ -857,10 +871,21 @@ fn a_fork_is_reported_and_both_entries_are_kept_as_evidence() {
         },
     );
     assert_ne!(a, b);
-    x.extra.extend([ea, eb]);
-    let r = run(&x.bundle());
-    assert_kinds(&r, &["fork"]);
+    // The loser first, then the winner: read in parts, the loser is judged before the entry it
+    // loses to is read (the audit then reads the bundle again, with the fork known).
     let (winner, loser) = if a < b { (a, b) } else { (b, a) };
+    let (ew, el) = if a < b { (ea, eb) } else { (eb, ea) };
+    let mut y = Ext::new();
+    y.extra.extend([el.clone(), ew.clone()]);
+    let late = run(&y.bundle());
+    x.extra.extend([ew, el]);
+    let r = run(&x.bundle());
+    assert_eq!(
+        serde_json::to_value(&late).unwrap()["problems"],
+        serde_json::to_value(&r).unwrap()["problems"],
+        "the order of the two does not change the verdict"
+    );
+    assert_kinds(&r, &["fork"]);
     assert_eq!(r.entries, N + 2, "both are in the bundle");
     assert_eq!(r.valid_entries, N + 1, "the lower id is kept");
     assert_eq!(r.problems.len(), 1);

@@ -1,7 +1,7 @@
 //! Progress on stderr for a long `audit`: never on stdout, only when stderr is a terminal, and only
 //! once the run has taken a few seconds (a small bundle shows nothing).
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -22,11 +22,7 @@ impl Progress {
     pub fn new(total: u64, wanted: bool) -> Self {
         let bar = (wanted && std::io::stderr().is_terminal()).then(|| {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes}, {elapsed} (about {eta} left)",
-            ) {
-                b.set_style(style.progress_chars("=> "));
-            }
+            reading_style(&b);
             b.set_message("reading the bundle and checking signatures");
             b
         });
@@ -61,6 +57,32 @@ pub struct Counted<R> {
     start: Instant,
     shown: bool,
     ended: bool,
+}
+
+/// A bar over the bytes read.
+fn reading_style(b: &ProgressBar) {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes}, {elapsed} (about {eta} left)",
+    ) {
+        b.set_style(style.progress_chars("=> "));
+    }
+}
+
+/// The audit reads a bundle with a fork a second time from the start (`roundtable_audit::audit_from`).
+impl<R: Seek> Seek for Counted<R> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let at = self.input.seek(to)?;
+        if let Some(b) = &self.bar {
+            b.set_position(at);
+            if self.ended {
+                self.ended = false;
+                reading_style(b);
+                b.disable_steady_tick();
+                b.set_message("reading the bundle again with every fork known");
+            }
+        }
+        Ok(at)
+    }
 }
 
 impl<R: Read> Read for Counted<R> {

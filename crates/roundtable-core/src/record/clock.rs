@@ -53,6 +53,7 @@ impl Record {
         self.ix
             .entries
             .get(x)
+            .map(|m| &**m)
             .filter(|m| clock.get(m.actor) >= m.seq)
     }
 }

@@ -38,7 +38,8 @@ pub struct Meta {
 pub(crate) struct Index {
     pub(super) actors: Vec<DeviceId>,
     pub(super) actor_ix: HashMap<DeviceId, u32>,
-    pub(crate) entries: HashMap<EntryId, Meta>,
+    /// Boxed: a `Meta` is large (its decoded body), and the map holds about twice as many slots as entries.
+    pub(crate) entries: HashMap<EntryId, Box<Meta>>,
     pub(super) heads: BTreeSet<EntryId>,
     pub(super) containers: BTreeMap<String, (u64, DeviceId)>,
     pub(crate) genesis: Option<EntryId>,
@@ -124,11 +125,8 @@ impl Record {
             }
             _ => {}
         }
-        self.positions
-            .entry((actor, meta.seq))
-            .or_default()
-            .insert(h);
-        self.ix.entries.insert(h, meta);
+        self.positions.insert((actor, meta.seq), h);
+        self.ix.entries.insert(h, Box::new(meta));
         self.ix.order.push(h);
     }
 }

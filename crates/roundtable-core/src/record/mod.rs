@@ -18,7 +18,7 @@
 //! `crate::rules`, the governance fold in [`crate::governance`] and the recount in
 //! [`crate::recount`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU64;
 
 use automerge::Automerge;
@@ -32,6 +32,7 @@ use crate::identity::DeviceKey;
 
 mod clock;
 mod index;
+mod position;
 mod query;
 mod snapshot;
 mod verify;
@@ -42,11 +43,13 @@ pub use crate::rules::{Epoch, HeldWrap, SealedState};
 pub use clock::Clock;
 pub(crate) use index::Index;
 pub use index::Meta;
+use position::Positions;
+pub use position::Forks;
 pub use query::{ActionDoneBy, ActionState, SealedInfo};
 use snapshot::Doc;
 pub use snapshot::SnapshotError;
 use verify::digest_id;
-pub use verify::{Verified, verify_signatures};
+pub use verify::{Verified, Verifier, verify_signatures};
 
 /// An entry that is not (or not yet) part of the record.
 #[derive(Debug, Clone)]
@@ -124,7 +127,7 @@ pub struct Record {
     /// Sig-valid entries rejected by a rule: anything built on them is rejected too.
     rejected: HashMap<EntryId, Invalid>,
     /// Every sig-valid entry seen at an (actor, seq): fork evidence.
-    positions: HashMap<(DeviceId, u64), BTreeSet<EntryId>>,
+    positions: Positions,
     /// Pending entries waiting on a dependency, by that dependency.
     waiting: HashMap<EntryId, Vec<EntryId>>,
     /// How many dependencies each pending entry still waits for.
@@ -155,7 +158,7 @@ impl Record {
             gov_cache: std::sync::Mutex::new(Vec::new()),
             pending: HashMap::new(),
             rejected: HashMap::new(),
-            positions: HashMap::new(),
+            positions: Positions::default(),
             waiting: HashMap::new(),
             missing: HashMap::new(),
         }
@@ -310,9 +313,7 @@ impl Record {
         // Step 2: settle forks over everything known.
         for c in &fresh {
             self.positions
-                .entry((DeviceId(c.parsed.actor), c.parsed.change.seq()))
-                .or_default()
-                .insert(c.parsed.hash);
+                .insert((DeviceId(c.parsed.actor), c.parsed.change.seq()), c.parsed.hash);
         }
         let mut losers: BTreeMap<EntryId, Invalid> = BTreeMap::new();
         for c in &fresh {
@@ -323,7 +324,9 @@ impl Record {
             if all.len() < 2 {
                 continue;
             }
-            let winner = *all.iter().next().expect("len >= 2");
+            let Some(winner) = all.first().copied() else {
+                continue;
+            };
             for l in all.iter().skip(1) {
                 losers.insert(
                     *l,
@@ -339,9 +342,7 @@ impl Record {
             // Undo step 2's bookkeeping; the caller rebuilds from everything.
             for c in &fresh {
                 let pos = (DeviceId(c.parsed.actor), c.parsed.change.seq());
-                if let Some(s) = self.positions.get_mut(&pos) {
-                    s.remove(&c.parsed.hash);
-                }
+                self.positions.remove(&pos, &c.parsed.hash);
             }
             out.rebuild = true;
             return out;

@@ -58,6 +58,19 @@ impl Record {
         self.ix.entries.contains_key(id)
     }
 
+    /// Whether an entry whose signature held has been given to this record: valid, waiting for
+    /// entries it builds on, or refused by a rule.
+    pub fn has_seen(&self, id: &EntryId) -> bool {
+        self.ix.entries.contains_key(id)
+            || self.pending.contains_key(id)
+            || self.rejected.contains_key(id)
+    }
+
+    /// A waiting entry's bytes.
+    pub fn pending_entry(&self, id: &EntryId) -> Option<&Entry> {
+        self.pending.get(id).map(|c| &c.entry)
+    }
+
     /// Entries waiting for entries they build on.
     pub fn pending_ids(&self) -> Vec<EntryId> {
         let mut v: Vec<_> = self.pending.keys().copied().collect();
@@ -125,7 +138,7 @@ impl Record {
 
     /// A valid entry: its author (the member), body and meta.
     pub fn entry(&self, id: &EntryId) -> Option<(MemberId, &Meta)> {
-        self.ix.entries.get(id).map(|m| (self.actor_of(m), m))
+        self.ix.entries.get(id).map(|m| (self.actor_of(m), &**m))
     }
 
     /// The device that wrote a valid entry (its change's actor): the member's own id on their

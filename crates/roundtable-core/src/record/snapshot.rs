@@ -5,12 +5,10 @@
 //! call when the document is read ([`Record::doc`], [`Record::snapshot`]). A restored record keeps
 //! the saved document as bytes until then, so opening reads only the index.
 
-use std::collections::{BTreeSet, HashMap};
-
 use automerge::Automerge;
 
 use super::{Index, Record};
-use crate::id::{DeviceId, EntryId, GroupId};
+use crate::id::GroupId;
 
 /// The first bytes of a saved index: its layout's version (postcard is not self-describing, so an
 /// index of another layout must never be read as this one). Bump it whenever [`Index`] or
@@ -73,13 +71,13 @@ impl Record {
             .ok_or_else(|| SnapshotError::Decode("an index saved by another version".into()))?;
         let ix: Index =
             postcard::from_bytes(index).map_err(|e| SnapshotError::Decode(e.to_string()))?;
-        let mut positions: HashMap<(DeviceId, u64), BTreeSet<EntryId>> = HashMap::new();
+        let mut positions = super::Positions::default();
         for (h, m) in &ix.entries {
             let a = *ix
                 .actors
                 .get(m.actor as usize)
                 .ok_or_else(|| SnapshotError::Decode("actor index".into()))?;
-            positions.entry((a, m.seq)).or_default().insert(*h);
+            positions.insert((a, m.seq), *h);
         }
         let mut r = Record::new(group);
         r.doc = doc;

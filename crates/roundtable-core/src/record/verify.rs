@@ -14,7 +14,7 @@ use super::{Predecoded, Record, Rejection};
 use crate::body::{Body, Containers, ShapeError, decode_change};
 use crate::change::ParsedChange;
 use crate::entry::{DocRef, Entry, validate_signatures};
-use crate::id::{EntryId, GroupId};
+use crate::id::{DeviceId, EntryId, GroupId};
 use crate::invalid::Invalid;
 
 impl Record {
@@ -31,9 +31,18 @@ impl Record {
         out.rejected = rejected;
         out
     }
+
+    /// Notes where entries stand ([`Verified::positions`]), judging nothing: once
+    /// [`Ingested::rebuild`] has stopped a walk over a bundle's parts, the rest of the bundle is read
+    /// this way so that [`Record::forks`] names every fork for the walk again.
+    pub fn note_positions(&mut self, positions: Vec<(DeviceId, u64, EntryId)>) {
+        for (d, seq, h) in positions {
+            self.positions.insert((d, seq), h);
+        }
+    }
 }
 
-/// Entries whose signatures were checked by [`verify_signatures`]; only that function makes one.
+/// Entries whose signatures were checked by a [`Verifier`]; only it makes one.
 pub struct Verified {
     ok: Vec<(Entry, ParsedChange, Option<Predecoded>)>,
     rejected: Vec<Rejection>,
@@ -43,18 +52,17 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// Checks the next part of the same bundle as [`verify_signatures`] does and adds its verdicts
-    /// (so a bundle read as a stream is checked part by part); bundle order is kept.
-    pub fn verify_more(&mut self, group: &GroupId, entries: Vec<Entry>, threads: usize) {
-        let mut next = check_part(group, entries, threads, self.containers.clone());
-        self.ok.append(&mut next.ok);
-        self.rejected.append(&mut next.rejected);
-        self.containers = self.containers.take().or(next.containers);
-    }
-
     /// How many entries passed the check.
     pub fn passed(&self) -> usize {
         self.ok.len()
+    }
+
+    /// For each entry that passed: its device, sequence number and id.
+    pub fn positions(&self) -> Vec<(DeviceId, u64, EntryId)> {
+        self.ok
+            .iter()
+            .map(|(_, p, _)| (DeviceId(p.actor), p.change.seq(), p.hash))
+            .collect()
     }
 
     /// For each entry that passed, in bundle order: its id and the ids it builds on.
@@ -71,11 +79,39 @@ impl Verified {
     }
 }
 
+/// Checks a bundle's entries part by part as it is read, as [`verify_signatures`] checks them all
+/// at once, keeping what later parts need (the genesis's containers, once a part held it).
+pub struct Verifier {
+    group: GroupId,
+    threads: usize,
+    containers: Option<Arc<Containers>>,
+}
+
+impl Verifier {
+    /// A checker for the entries of `group`'s bundle, on `threads` threads.
+    pub fn new(group: GroupId, threads: usize) -> Self {
+        Verifier {
+            group,
+            threads,
+            containers: None,
+        }
+    }
+
+    /// Checks the next part; bundle order is kept within it.
+    pub fn check(&mut self, entries: Vec<Entry>) -> Verified {
+        let v = check_part(&self.group, entries, self.threads, self.containers.clone());
+        if self.containers.is_none() {
+            self.containers = v.containers.clone();
+        }
+        v
+    }
+}
+
 /// Parses every entry and checks its signature by the signature rule, in batches (each entry gets
 /// the verdict [`Record::ingest`]'s single check gives it), on `threads` threads, and decodes each
 /// record's body there too, so the serial rules walk does not. Bundle order is kept.
 pub fn verify_signatures(group: &GroupId, entries: Vec<Entry>, threads: usize) -> Verified {
-    check_part(group, entries, threads, None)
+    Verifier::new(*group, threads).check(entries)
 }
 
 fn check_part(
