@@ -83,10 +83,8 @@ impl Positions {
             AtPosition::One(_) => {}
             AtPosition::Many(s) => {
                 s.remove(h);
-                if s.len() == 1 {
-                    if let Some(last) = s.first().copied() {
-                        *at = AtPosition::One(last);
-                    }
+                if let (1, Some(last)) = (s.len(), s.first().copied()) {
+                    *at = AtPosition::One(last);
                 }
             }
         }
