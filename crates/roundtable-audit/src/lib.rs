@@ -465,7 +465,8 @@ impl Walker {
         }
         self.duplicates += out.duplicates;
         self.rejected.extend(out.rejected);
-        self.waiting.extend(out.pending.into_iter().map(|(id, _)| id));
+        self.waiting
+            .extend(out.pending.into_iter().map(|(id, _)| id));
     }
 }
 
@@ -580,10 +581,7 @@ fn report(walked: Walked) -> Report {
         copies,
         ..
     } = walker;
-    let failures: Vec<Failure> = framing
-        .iter()
-        .map(|e| failure(e, n, declared))
-        .collect();
+    let failures: Vec<Failure> = framing.iter().map(|e| failure(e, n, declared)).collect();
     let mut problems = Vec::new();
     if !failures.is_empty() {
         problems.push(Problem {

@@ -39,7 +39,7 @@ pub(crate) struct Index {
     pub(super) actors: Vec<DeviceId>,
     pub(super) actor_ix: HashMap<DeviceId, u32>,
     /// Boxed: a `Meta` is large (its decoded body), and the map holds about twice as many slots as entries.
-    pub(crate) entries: HashMap<EntryId, Box<Meta>>,
+    pub(crate) entries: super::FastMap<EntryId, Box<Meta>>,
     pub(super) heads: BTreeSet<EntryId>,
     pub(super) containers: BTreeMap<String, (u64, DeviceId)>,
     pub(crate) genesis: Option<EntryId>,
@@ -48,13 +48,13 @@ pub(crate) struct Index {
     /// folded to find the group's state at a point.
     pub(crate) membership: Vec<EntryId>,
     /// Entries that refer to an entry (messages of a thread, stances of a proposal, ...).
-    pub(crate) refs: HashMap<EntryId, Vec<EntryId>>,
+    pub(crate) refs: super::FastMap<EntryId, Vec<EntryId>>,
     /// Valid entries in the order they were applied (a causal order).
     pub(super) order: Vec<EntryId>,
     /// Profile entries (members' encryption keys): few, folded like membership.
     pub(crate) profiles: Vec<EntryId>,
     /// Sealed threads' reader changes, asks and declines, by thread (not their messages).
-    pub(crate) thread_events: HashMap<EntryId, Vec<EntryId>>,
+    pub(crate) thread_events: super::FastMap<EntryId, Vec<EntryId>>,
     /// Sealed messages by thread and author, in the author's order: a writer finds its place here
     /// without walking the whole thread.
     pub(super) sealed_chains: HashMap<EntryId, HashMap<DeviceId, Vec<EntryId>>>,

@@ -43,13 +43,17 @@ pub use crate::rules::{Epoch, HeldWrap, SealedState};
 pub use clock::Clock;
 pub(crate) use index::Index;
 pub use index::Meta;
-use position::Positions;
 pub use position::Forks;
+use position::Positions;
 pub use query::{ActionDoneBy, ActionState, SealedInfo};
 use snapshot::Doc;
 pub use snapshot::SnapshotError;
 use verify::digest_id;
 pub use verify::{Verified, Verifier, verify_signatures};
+
+/// The record's maps: entry ids hash fast with foldhash, seeded at random in each process so that
+/// no one can make entries whose ids share a bucket.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// An entry that is not (or not yet) part of the record.
 #[derive(Debug, Clone)]
@@ -123,15 +127,15 @@ pub struct Record {
     /// it depends on, and those entries never change once admitted).
     pub(crate) gov_cache: std::sync::Mutex<Vec<(Vec<EntryId>, std::sync::Arc<Governance>)>>,
     /// Boxed: a candidate is large (its change, its decoded body), and the map moves its values as it grows.
-    pending: HashMap<EntryId, Box<Candidate>>,
+    pending: FastMap<EntryId, Box<Candidate>>,
     /// Sig-valid entries rejected by a rule: anything built on them is rejected too.
-    rejected: HashMap<EntryId, Invalid>,
+    rejected: FastMap<EntryId, Invalid>,
     /// Every sig-valid entry seen at an (actor, seq): fork evidence.
     positions: Positions,
     /// Pending entries waiting on a dependency, by that dependency.
-    waiting: HashMap<EntryId, Vec<EntryId>>,
+    waiting: FastMap<EntryId, Vec<EntryId>>,
     /// How many dependencies each pending entry still waits for.
-    missing: HashMap<EntryId, usize>,
+    missing: FastMap<EntryId, usize>,
 }
 
 impl Record {
@@ -156,11 +160,11 @@ impl Record {
             ix: Index::default(),
             gov_now: std::sync::OnceLock::new(),
             gov_cache: std::sync::Mutex::new(Vec::new()),
-            pending: HashMap::new(),
-            rejected: HashMap::new(),
+            pending: FastMap::default(),
+            rejected: FastMap::default(),
             positions: Positions::default(),
-            waiting: HashMap::new(),
-            missing: HashMap::new(),
+            waiting: FastMap::default(),
+            missing: FastMap::default(),
         }
     }
 
@@ -256,7 +260,7 @@ impl Record {
         let mut out = Ingested::default();
         // Step 1: parse and check signatures.
         let mut fresh: Vec<Box<Candidate>> = Vec::new();
-        let mut seen_in_batch = HashSet::new();
+        let mut seen_in_batch: HashSet<EntryId, foldhash::fast::RandomState> = HashSet::default();
         for (entry, parsed, body) in batch {
             let parsed = match parsed {
                 Ok(p) => p,
@@ -312,8 +316,10 @@ impl Record {
         }
         // Step 2: settle forks over everything known.
         for c in &fresh {
-            self.positions
-                .insert((DeviceId(c.parsed.actor), c.parsed.change.seq()), c.parsed.hash);
+            self.positions.insert(
+                (DeviceId(c.parsed.actor), c.parsed.change.seq()),
+                c.parsed.hash,
+            );
         }
         let mut losers: BTreeMap<EntryId, Invalid> = BTreeMap::new();
         for c in &fresh {

@@ -3,7 +3,7 @@
 //! Almost every position holds one entry, so one is kept inline (a set per position cost about
 //! 400 bytes an entry, a tenth of a large record's memory); a fork keeps its set.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::Record;
 use crate::id::{DeviceId, EntryId};
@@ -46,7 +46,7 @@ impl AtPosition {
 
 /// Every position seen, with its entries.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Positions(HashMap<Position, AtPosition>);
+pub(crate) struct Positions(super::FastMap<Position, AtPosition>);
 
 impl Positions {
     pub(crate) fn get(&self, pos: &Position) -> Option<&AtPosition> {
@@ -138,4 +138,3 @@ impl Record {
         self
     }
 }
-

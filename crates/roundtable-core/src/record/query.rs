@@ -4,7 +4,7 @@
 //! Views without a point are at the heads (the record as this device holds it now); the `_at`
 //! forms elsewhere take a [`Clock`](super::Clock).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::{Clock, Member, Meta, Record, SealedState, Status};
 use crate::body::{Body, Decision, decode_change};
@@ -79,7 +79,7 @@ impl Record {
     }
 
     /// Ids of entries rejected by a rule, with their reasons.
-    pub fn rejected(&self) -> &HashMap<EntryId, Invalid> {
+    pub fn rejected(&self) -> &super::FastMap<EntryId, Invalid> {
         &self.rejected
     }
 
