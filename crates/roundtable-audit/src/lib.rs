@@ -361,9 +361,9 @@ pub fn audit(bytes: &[u8], threads: usize) -> Result<Report, AuditError> {
 const VERIFY_PART: usize = 16 * 1024;
 
 /// Audits a bundle read as a stream (a file: never all of it in memory), the same report as
-/// [`audit`] on its bytes. Three things run at once: reading the next part, checking a part's
-/// signatures on `threads` threads, and the rules walk over the part before it, so each part's
-/// entries are dropped once judged and only the record's index stays. A failing input
+/// [`audit`] on its bytes. On more than one thread, the rules walk over a part runs on a thread
+/// of its own while the next part's signatures are checked on `threads` threads; either way each
+/// part's entries are dropped once judged and only the record's index stays. A failing input
 /// ([`BundleError::Io`]) or one over [`roundtable_core::bundle::MAX_BUNDLE_BYTES`] is
 /// [`AuditError::Unreadable`].
 ///
@@ -483,8 +483,8 @@ struct Walked {
     internal: bool,
 }
 
-/// Reads the bundle part by part, checks each part's signatures and walks the rules over it, the
-/// three at once. If a fork must be settled against an entry already judged, the walk stops
+/// Reads the bundle part by part, checks each part's signatures and walks the rules over it (on
+/// more than one thread, the walk of a part while the next is checked). If a fork must be settled against an entry already judged, the walk stops
 /// judging (`walker.forked`) and reads on to learn every fork, to walk again with them.
 fn walk<R: Read>(
     input: R,
@@ -501,8 +501,9 @@ fn walk<R: Read>(
     }
     let mut verifier = Verifier::new(group, threads);
     let mut walker = Walker::new(record);
-    let n = if declared <= part_size as u64 {
-        // One part (as the header says; it only decides this): no thread to hand it to.
+    let n = if threads <= 1 || declared <= part_size as u64 {
+        // One thread asked for (the walk then takes turns with the check), or one part (as the
+        // header says; it only decides this): no thread to hand parts to.
         read_parts(&mut reader, &mut verifier, part_size, |v| {
             walker.take(v);
             true
