@@ -484,8 +484,9 @@ struct Walked {
 }
 
 /// Reads the bundle part by part, checks each part's signatures and walks the rules over it (on
-/// more than one thread, the walk of a part while the next is checked). If a fork must be settled against an entry already judged, the walk stops
-/// judging (`walker.forked`) and reads on to learn every fork, to walk again with them.
+/// more than one thread, the walk of a part while the next is checked). If a fork must be settled
+/// against an entry already judged, the walk stops judging (`walker.forked`) and reads on to learn
+/// every fork, to walk again with them.
 fn walk<R: Read>(
     input: R,
     threads: usize,
