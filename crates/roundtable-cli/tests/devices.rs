@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_roundtable");
+mod util;
+use util::{BIN, audits};
 
 fn run(home: &Path, args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(BIN)
@@ -107,20 +108,6 @@ fn bens_support(ana: &Path, ben: &str) -> String {
         "It is about Ben's health",
     ];
     s(&rt(ana, &args), "thread_id")
-}
-
-/// The auditor verifies the whole history in `bundle`.
-fn audits(bundle: &Path) {
-    let out = Command::new(BIN)
-        .arg("audit")
-        .arg(bundle)
-        .output()
-        .expect("audit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 fn messages(home: &Path, thread: &str) -> Vec<Value> {
@@ -414,15 +401,7 @@ fn the_group_brings_a_member_back_on_a_new_device() {
     );
     let all = tmp.path().join("all.bundle");
     rt(&a, &["export", "--bundle", all.to_str().unwrap()]);
-    let out = Command::new(BIN)
-        .args(["audit", all.to_str().unwrap()])
-        .output()
-        .expect("audit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    audits(&all);
 }
 
 /// Links a new device of the member at `home` into `dir`, named `name`; returns its device id.

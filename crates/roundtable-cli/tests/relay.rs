@@ -723,13 +723,5 @@ fn three_members_five_devices_and_a_keeper_across_networks_end_with_one_record()
     );
     let all = home("all.bundle");
     rt(&a, &["export", "--bundle", all.to_str().unwrap()]);
-    let out = Command::new(BIN)
-        .args(["audit", all.to_str().unwrap()])
-        .output()
-        .expect("audit");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    util::audits(&all);
 }

@@ -25,6 +25,20 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The auditor verifies the whole history in `bundle` (`roundtable audit`, exit 0).
+pub fn audits(bundle: &Path) {
+    let out = Command::new(BIN)
+        .arg("audit")
+        .arg(bundle)
+        .output()
+        .expect("audit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// Asserts that `s` is an id as the CLI prints it: 64 lowercase hexadecimal characters.
 #[track_caller]
 pub fn assert_id(s: &str) {
