@@ -344,10 +344,12 @@ pub enum InviteRefusal {
     Store(String),
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// A group's row in the groups table, rewritten only when one of its fields changes (not on every
+/// append). The log's length is not here: it is the log table's last position plus one, so an append
+/// touches two tables (entries, log), each of which redb copies on write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct GroupFacts {
     name: String,
-    log_len: u64,
     /// Bumped when a fork forces the log to be rewritten; another process then reloads the group.
     #[serde(default)]
     generation: u64,
@@ -429,6 +431,59 @@ fn log_key(group: &GroupId, pos: u64) -> [u8; 40] {
     k[..32].copy_from_slice(&group.0);
     k[32..].copy_from_slice(&pos.to_be_bytes());
     k
+}
+
+/// Authors one entry into the record and records it in `out` for the commit.
+fn author_into(
+    record: &mut Record,
+    out: &mut Ingested,
+    key: &DeviceKey,
+    body: Body,
+    time_ms: i64,
+) -> Result<EntryId, StoreError> {
+    let (id, entry) = record.author(key, body, time_ms)?;
+    out.accepted.push(id);
+    out.entries.insert(id, entry);
+    Ok(id)
+}
+
+/// The outcome entry closing `proposal` with the record's recount now, and that tally.
+fn outcome_body(
+    record: &Record,
+    proposal: EntryId,
+    outcome: &str,
+) -> Result<(Body, roundtable_core::Tally), StoreError> {
+    let t = record.tally_now(&proposal).ok_or(StoreError::Refused(
+        roundtable_core::Refused::Invalid(roundtable_core::Invalid::UnknownReferent {
+            what: "proposal".into(),
+            id: proposal,
+        }),
+    ))?;
+    let body = Body::Outcome {
+        proposal,
+        outcome: outcome.to_string(),
+        decision: t.decision,
+        counts: t.counts,
+    };
+    Ok((body, t))
+}
+
+/// The length of a group's log on disk: its last position plus one (0 when it has none).
+fn log_len_on_disk(
+    log: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    group: &GroupId,
+) -> Result<u64, StoreError> {
+    let (lo, hi) = (log_key(group, 0), log_key(group, u64::MAX));
+    match log.range(lo.as_slice()..=hi.as_slice())?.next_back() {
+        None => Ok(0),
+        Some(row) => {
+            let (k, _) = row?;
+            let pos: [u8; 8] = k.value()[32..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("log key".into()))?;
+            Ok(u64::from_be_bytes(pos) + 1)
+        }
+    }
 }
 
 /// `s` as one shell word: unchanged when it holds only safe characters, else in single quotes.
@@ -815,6 +870,7 @@ impl Home {
         let mut record = record.unwrap_or_else(|| Record::new(*id));
         let entries = tx.open_table(ENTRIES)?;
         let log = tx.open_table(LOG)?;
+        let log_len = log_len_on_disk(&log, id)?;
         let mut tail = Vec::new();
         for row in log.range(log_key(id, snap_pos).as_slice()..log_key(id, u64::MAX).as_slice())? {
             let (_, h) = row?;
@@ -844,7 +900,7 @@ impl Home {
         }
         Ok(Group {
             record,
-            log_len: facts.log_len,
+            log_len,
             snap_pos,
             generation: facts.generation,
             seen: (self.instance, self.commits.load(Ordering::SeqCst)),
@@ -957,9 +1013,12 @@ impl Home {
             },
             Err(_) => return Ok(vec![]),
         };
-        if facts.generation != group.generation || facts.log_len < group.log_len {
+        let entries = tx.open_table(ENTRIES)?;
+        let log = tx.open_table(LOG)?;
+        let log_len = log_len_on_disk(&log, &id)?;
+        if facts.generation != group.generation || log_len < group.log_len {
             let before: HashSet<EntryId> = group.record.causal_order().iter().copied().collect();
-            drop(tx);
+            drop((entries, log, tx));
             *group = self.open_group(&id)?;
             return Ok(group
                 .record
@@ -969,14 +1028,12 @@ impl Home {
                 .copied()
                 .collect());
         }
-        if facts.log_len == group.log_len {
+        if log_len == group.log_len {
             return Ok(vec![]);
         }
-        let entries = tx.open_table(ENTRIES)?;
-        let log = tx.open_table(LOG)?;
         let mut tail = Vec::new();
-        for row in log
-            .range(log_key(&id, group.log_len).as_slice()..log_key(&id, facts.log_len).as_slice())?
+        for row in
+            log.range(log_key(&id, group.log_len).as_slice()..log_key(&id, log_len).as_slice())?
         {
             let (_, h) = row?;
             let h: [u8; 32] = h
@@ -986,7 +1043,7 @@ impl Home {
             tail.push(read_entry(&entries, &id, &EntryId(h))?);
         }
         let out = group.record.ingest_own_log(tail);
-        group.log_len = facts.log_len;
+        group.log_len = log_len;
         Ok(out.accepted)
     }
 
@@ -1432,6 +1489,9 @@ impl Home {
             let mut status = tx.open_table(STATUS)?;
             let mut log = tx.open_table(LOG)?;
             let mut groups = tx.open_table(GROUPS)?;
+            // A valid entry has no status row (it is in the log); one that was pending or kept as
+            // evidence loses its row. Homes written before 2026-12-08 also hold `VALID` rows, which
+            // every reader skips.
             for h in &out.accepted {
                 let k = key2(&id, h);
                 if entries.get(k.as_slice())?.is_none() {
@@ -1440,7 +1500,9 @@ impl Home {
                     })?;
                     entries.insert(k.as_slice(), e.encode().as_slice())?;
                 }
-                status.insert(k.as_slice(), [VALID].as_slice())?;
+                if status.get(k.as_slice())?.is_some() {
+                    status.remove(k.as_slice())?;
+                }
                 log.insert(log_key(&id, log_len).as_slice(), h.0.as_slice())?;
                 log_len += 1;
             }
@@ -1471,10 +1533,14 @@ impl Home {
             }
             for r in &out.rejected {
                 let k = key2(&id, &r.id);
+                // A forged copy must never overwrite a valid entry with the same change hash (the
+                // record is never ahead of the disk, and holds this batch's accepted entries).
+                if group.record.contains(&r.id) {
+                    continue;
+                }
                 let before = status
                     .get(k.as_slice())?
                     .map(|v| v.value().first().copied());
-                // A forged copy must never overwrite a valid entry with the same change hash.
                 if before == Some(Some(VALID)) {
                     continue;
                 }
@@ -1500,12 +1566,17 @@ impl Home {
                 .unwrap_or_default();
             let facts = GroupFacts {
                 name,
-                log_len,
                 generation: group.generation,
             };
-            let facts =
-                serde_json::to_vec(&facts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            groups.insert(id.0.as_slice(), facts.as_slice())?;
+            // Unreadable facts are written again; read only, the unchanged row dirties no page.
+            let stored = groups
+                .get(id.0.as_slice())?
+                .and_then(|v| serde_json::from_slice::<GroupFacts>(v.value()).ok());
+            if stored.as_ref() != Some(&facts) {
+                let facts =
+                    serde_json::to_vec(&facts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                groups.insert(id.0.as_slice(), facts.as_slice())?;
+            }
         }
         tx.commit()?;
         group.log_len = log_len;
@@ -1527,22 +1598,14 @@ impl Home {
         time_ms: i64,
     ) -> Result<(EntryId, roundtable_core::Tally), StoreError> {
         self.refresh(group)?;
-        let t = group
-            .record
-            .tally_now(&proposal)
-            .ok_or(StoreError::Refused(roundtable_core::Refused::Invalid(
-                roundtable_core::Invalid::UnknownReferent {
-                    what: "proposal".into(),
-                    id: proposal,
-                },
-            )))?;
-        let body = Body::Outcome {
-            proposal,
-            outcome: outcome.to_string(),
-            decision: t.decision,
-            counts: t.counts,
-        };
-        Ok((self.append(group, key, body, time_ms)?, t))
+        let mut tally = None;
+        let ids = self.write_together(group, |record, out| {
+            let (body, t) = outcome_body(record, proposal, outcome)?;
+            tally = Some(t);
+            author_into(record, out, key, body, time_ms)
+        })?;
+        let tally = tally.ok_or(StoreError::Corrupt("a closed proposal has no tally".into()))?;
+        Ok((ids, tally))
     }
 
     /// Asks the group for a change to itself (a member in or out, an auditor, the policy): writes
@@ -1563,31 +1626,28 @@ impl Home {
                 roundtable_core::Invalid::NotInGroup,
             )),
         )?;
-        let proposal = self.append(group, key, body, time_ms)?;
-        let agree = self.append(
-            group,
-            key,
-            Body::Stance {
+        // The proposal, the proposer's agree and (alone) the outcome commit in one transaction:
+        // one durable write, and never a proposal without its proposer's view.
+        let mut written = vec![];
+        self.write_together(group, |record, out| {
+            let proposal = author_into(record, out, key, body, time_ms)?;
+            written.push(proposal);
+            let agree = Body::Stance {
                 proposal,
                 stance: roundtable_core::StanceKind::Agree,
                 reason: String::new(),
                 on_behalf: None,
-            },
-            time_ms,
-        )?;
-        let alone = group.record.governance().active_count() == 1;
-        let outcome = match alone {
-            true => Some(
-                self.close_proposal(group, key, proposal, "Agreed by the only member", time_ms)?
-                    .0,
-            ),
-            false => None,
-        };
-        let mut written = vec![proposal, agree];
-        written.extend(outcome);
+            };
+            written.push(author_into(record, out, key, agree, time_ms)?);
+            if record.governance().active_count() == 1 {
+                let (body, _) = outcome_body(record, proposal, "Agreed by the only member")?;
+                written.push(author_into(record, out, key, body, time_ms)?);
+            }
+            Ok(proposal)
+        })?;
         Ok(Proposed {
-            proposal,
-            outcome,
+            proposal: written[0],
+            outcome: written.get(2).copied(),
             written,
         })
     }
@@ -1601,14 +1661,33 @@ impl Home {
         time_ms: i64,
     ) -> Result<EntryId, StoreError> {
         self.refresh(group)?;
-        let (id, entry) = group.record.author(key, body, time_ms)?;
-        let mut out = Ingested {
-            accepted: vec![id],
-            ..Default::default()
-        };
-        out.entries.insert(id, entry);
-        self.commit_or_reload(group, &out)?;
-        Ok(id)
+        self.write_together(group, |record, out| {
+            author_into(record, out, key, body, time_ms)
+        })
+    }
+
+    /// Runs `write`, which authors entries into the record and `out`, then commits them in one
+    /// durable transaction. When `write` fails after authoring some, the record goes back to what
+    /// is committed (memory is never ahead of the disk) and nothing is written.
+    fn write_together<T>(
+        &self,
+        group: &mut Group,
+        write: impl FnOnce(&mut Record, &mut Ingested) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut out = Ingested::default();
+        let r = write(&mut group.record, &mut out);
+        match r {
+            Ok(v) => {
+                self.commit_or_reload(group, &out)?;
+                Ok(v)
+            }
+            Err(e) => {
+                if !out.accepted.is_empty() {
+                    self.reload(group);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Saves a snapshot when enough entries were written since the last one, so the next open

@@ -307,6 +307,60 @@ fn reopen_without_snapshot_gives_the_same_record() {
     assert_eq!(view(&g.record), before);
 }
 
+/// Homes written before 2026-12-08 hold a `VALID` status row for every valid entry and the log's
+/// length in the group's row; both are now left unwritten and must be ignored when present.
+#[test]
+fn a_home_with_status_rows_for_valid_entries_and_a_stale_log_length_reads_the_same() {
+    const STATUS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("status");
+    const GROUPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("groups");
+    let tmp = tempfile::tempdir().unwrap();
+    let Pair {
+        ana,
+        ana_key: key,
+        ana_g,
+        gid,
+        thread,
+        ..
+    } = pair(tmp.path());
+    let dir = ana.dir().to_path_buf();
+    let before = view(&ana_g.record);
+    let listed = listing(&ana, &gid);
+    let valid: Vec<EntryId> = ana_g.record.causal_order().to_vec();
+    drop((ana, ana_g));
+    {
+        let db = raw_db(&dir);
+        let tx = db.begin_write().unwrap();
+        {
+            let mut status = tx.open_table(STATUS).unwrap();
+            for id in &valid {
+                let mut k = gid.0.to_vec();
+                k.extend_from_slice(&id.0);
+                status.insert(k.as_slice(), [0u8].as_slice()).unwrap();
+            }
+            // The old row's log length, one short: nothing may trust it.
+            let row = format!(
+                r#"{{"name":"Board","log_len":{},"generation":0}}"#,
+                valid.len() - 1
+            );
+            tx.open_table(GROUPS)
+                .unwrap()
+                .insert(gid.0.as_slice(), row.as_bytes())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let (home, mut g) = reopen(&dir, &gid);
+    assert_eq!(view(&g.record), before);
+    assert_eq!(listing(&home, &gid), listed);
+    assert!(home.evidence_ids(&gid).unwrap().is_empty());
+    let m = message(&home, &mut g, &key, thread, "after the upgrade");
+    drop((home, g));
+    let (home, g) = reopen(&dir, &gid);
+    assert!(g.record.contains(&m));
+    assert_eq!(listing(&home, &gid).len(), listed.len() + 1);
+    assert_eq!(home.groups().unwrap(), vec![(gid, "Board".to_string())]);
+}
+
 #[test]
 fn reopen_after_snapshot_gives_the_same_record() {
     let tmp = tempfile::tempdir().unwrap();
