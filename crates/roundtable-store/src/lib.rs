@@ -1490,7 +1490,7 @@ impl Home {
             let mut log = tx.open_table(LOG)?;
             let mut groups = tx.open_table(GROUPS)?;
             // A valid entry has no status row (it is in the log); one that was pending or kept as
-            // evidence loses its row. Homes written before 2026-12-08 also hold `VALID` rows, which
+            // evidence loses its row. Homes written before 2026-12-07 also hold `VALID` rows, which
             // every reader skips.
             for h in &out.accepted {
                 let k = key2(&id, h);

@@ -307,7 +307,7 @@ fn reopen_without_snapshot_gives_the_same_record() {
     assert_eq!(view(&g.record), before);
 }
 
-/// Homes written before 2026-12-08 hold a `VALID` status row for every valid entry and the log's
+/// Homes written before 2026-12-07 hold a `VALID` status row for every valid entry and the log's
 /// length in the group's row; both are now left unwritten and must be ignored when present.
 #[test]
 fn a_home_with_status_rows_for_valid_entries_and_a_stale_log_length_reads_the_same() {
