@@ -62,25 +62,7 @@ fn text(i: usize) -> String {
 /// R1: signed append without fsync (the engine: build, judge, sign, index) against a raw Automerge
 /// commit of the same fields plus an ed25519 signature over the change.
 fn r1(n: usize) -> anyhow::Result<Ratio> {
-    let ours = || -> anyhow::Result<Duration> {
-        let key = DeviceKey::generate()?;
-        let (mut rec, _) = Record::create(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
-        let (thread, _) = rec.author(&key, Body::Thread { title: "t".into() }, 1)?;
-        let t = Instant::now();
-        for i in 0..n {
-            rec.author(
-                &key,
-                Body::Message {
-                    thread,
-                    text: text(i),
-                },
-                i as i64,
-            )?;
-        }
-        // The engine defers Automerge's apply to one batch; include it so both sides end with a document.
-        rec.doc()?;
-        Ok(t.elapsed())
-    };
+    let ours = || sign_and_judge(n);
     let raw = || -> anyhow::Result<Duration> {
         let key = SigningKey::from_bytes(&[7; 32]);
         let mut doc =
@@ -121,6 +103,27 @@ fn r1(n: usize) -> anyhow::Result<Ratio> {
 
 fn us(d: Duration, n: usize) -> f64 {
     d.as_secs_f64() * 1e6 / n as f64
+}
+
+/// The engine's work for `n` appends with no disk: build, judge and sign each entry in a record.
+fn sign_and_judge(n: usize) -> anyhow::Result<Duration> {
+    let key = DeviceKey::generate()?;
+    let (mut rec, _) = Record::create(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
+    let (thread, _) = rec.author(&key, Body::Thread { title: "t".into() }, 1)?;
+    let t = Instant::now();
+    for i in 0..n {
+        rec.author(
+            &key,
+            Body::Message {
+                thread,
+                text: text(i),
+            },
+            i as i64,
+        )?;
+    }
+    // The engine defers Automerge's apply to one batch; include it so both sides end with a document.
+    rec.doc()?;
+    Ok(t.elapsed())
 }
 
 /// R1d: durable appends (one committed transaction each) against raw redb durable single commits of
@@ -198,22 +201,6 @@ fn r1d(n: usize) -> anyhow::Result<Ratio> {
         }
         Ok(t.elapsed())
     };
-    // The engine's work before the commit: build, judge and sign each entry (R1's side, no disk).
-    let sign_and_judge = || -> anyhow::Result<Duration> {
-        let key = DeviceKey::from_secret(&[9; 32]);
-        let (mut rec, _) = Record::create(&key, "Bench", Rule::Consent, 1, "Ana", "", 0)?;
-        let (thread, _) = rec.author(&key, Body::Thread { title: "t".into() }, 1)?;
-        let t = Instant::now();
-        for i in 0..n {
-            let body = Body::Message {
-                thread,
-                text: text(i),
-            };
-            rec.author(&key, body, i as i64)?;
-        }
-        rec.doc()?;
-        Ok(t.elapsed())
-    };
     let mut sink = vec![(roundtable_core::EntryId::from_bytes([0; 32]), vec![0u8])];
     // What each side asks the disk to write (Linux `/proc/self/io`), one extra run each.
     let w0 = written()?;
@@ -222,7 +209,7 @@ fn r1d(n: usize) -> anyhow::Result<Ratio> {
     raw()?;
     let w2 = written()?;
     let (a, b) = interleaved(|| ours(&mut sink), &mut raw)?;
-    let (rows, work) = interleaved(two_rows, sign_and_judge)?;
+    let (rows, work) = interleaved(two_rows, || sign_and_judge(n))?;
     Ok(Ratio {
         name: "R1d_durable_append_throughput",
         ratio: b.as_secs_f64() / a.as_secs_f64(),
