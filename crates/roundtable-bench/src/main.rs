@@ -59,6 +59,14 @@ fn text(i: usize) -> String {
     format!("Message number {i}: the board agreed to visit the flats together next week.")
 }
 
+/// The bench's message `i` in `thread`.
+fn message(thread: roundtable_core::EntryId, i: usize) -> Body {
+    Body::Message {
+        thread,
+        text: text(i),
+    }
+}
+
 /// R1: signed append without fsync (the engine: build, judge, sign, index) against a raw Automerge
 /// commit of the same fields plus an ed25519 signature over the change.
 fn r1(n: usize) -> anyhow::Result<Ratio> {
@@ -112,14 +120,7 @@ fn sign_and_judge(n: usize) -> anyhow::Result<Duration> {
     let (thread, _) = rec.author(&key, Body::Thread { title: "t".into() }, 1)?;
     let t = Instant::now();
     for i in 0..n {
-        rec.author(
-            &key,
-            Body::Message {
-                thread,
-                text: text(i),
-            },
-            i as i64,
-        )?;
+        rec.author(&key, message(thread, i), i as i64)?;
     }
     // The engine defers Automerge's apply to one batch; include it so both sides end with a document.
     rec.doc()?;
@@ -144,15 +145,7 @@ fn r1d(n: usize) -> anyhow::Result<Ratio> {
             let thread = home.append(&mut g, &key, Body::Thread { title: "t".into() }, 1)?;
             let t = Instant::now();
             for i in 0..n {
-                home.append(
-                    &mut g,
-                    &key,
-                    Body::Message {
-                        thread,
-                        text: text(i),
-                    },
-                    i as i64,
-                )?;
+                home.append(&mut g, &key, message(thread, i), i as i64)?;
             }
             let d = t.elapsed();
             if keep.is_empty() {
@@ -238,17 +231,7 @@ fn r3(n: usize) -> anyhow::Result<Ratio> {
     let (thread, first) = rec.author(&key, Body::Thread { title: "t".into() }, 1)?;
     let mut all = vec![genesis, first];
     for i in 2..n {
-        all.push(
-            rec.author(
-                &key,
-                Body::Message {
-                    thread,
-                    text: text(i),
-                },
-                i as i64,
-            )?
-            .1,
-        );
+        all.push(rec.author(&key, message(thread, i), i as i64)?.1);
     }
     let saved = rec.doc()?.save();
     let gid = rec.group();
@@ -328,24 +311,8 @@ fn r4_r5(n: usize) -> anyhow::Result<(Ratio, Ratio)> {
     )?;
     let shared = ga.record.len();
     for i in 0..n / 2 {
-        ha.append(
-            &mut ga,
-            &ka,
-            Body::Message {
-                thread,
-                text: text(i),
-            },
-            i as i64,
-        )?;
-        hb.append(
-            &mut gb,
-            &kb,
-            Body::Message {
-                thread,
-                text: text(i),
-            },
-            i as i64,
-        )?;
+        ha.append(&mut ga, &ka, message(thread, i), i as i64)?;
+        hb.append(&mut gb, &kb, message(thread, i), i as i64)?;
     }
     let missing_a: Vec<_> = ha
         .entries(&gid)?
@@ -466,10 +433,7 @@ fn r6(n: usize) -> anyhow::Result<Ratio> {
         let thread = home.append(&mut g, &key, Body::Thread { title: "t".into() }, 1)?;
         let t = Instant::now();
         for i in 0..n {
-            let body = Body::Message {
-                thread,
-                text: text(i),
-            };
+            let body = message(thread, i);
             if durable {
                 home.append(&mut g, &key, body, i as i64)?;
             } else {
@@ -592,15 +556,8 @@ fn audit_input(
     while all.len() < n {
         let i = all.len();
         all.push(
-            rec.author(
-                &keys[i % keys.len()],
-                Body::Message {
-                    thread,
-                    text: text(i),
-                },
-                i as i64,
-            )?
-            .1,
+            rec.author(&keys[i % keys.len()], message(thread, i), i as i64)?
+                .1,
         );
         if i % 1024 == 0 {
             bar.set_position(i as u64);
@@ -694,17 +651,7 @@ fn home_of(
     home.ingest(&mut g, vec![genesis, first])?;
     let mut batch = Vec::with_capacity(10_000);
     for i in 2..n {
-        batch.push(
-            rec.author(
-                &key,
-                Body::Message {
-                    thread,
-                    text: text(i),
-                },
-                i as i64,
-            )?
-            .1,
-        );
+        batch.push(rec.author(&key, message(thread, i), i as i64)?.1);
         if batch.len() == 10_000 {
             home.ingest(&mut g, std::mem::take(&mut batch))?;
         }
